@@ -1,0 +1,81 @@
+// The agent's configuration: parsed and validated once, at load, into typed structs.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mailcanary {
+
+using Duration = std::chrono::nanoseconds;
+
+enum class TlsMode { none, starttls, implicit };
+
+enum class TlsVersion { v1_0, v1_1, v1_2, v1_3 };
+
+struct TlsOptions {
+    std::string ca_file;      // empty: the system trust store
+    std::string server_name;  // empty: the target's host (SNI and verification)
+    bool insecure_skip_verify = false;
+    TlsVersion min_version = TlsVersion::v1_2;
+
+    bool operator==(const TlsOptions&) const = default;
+};
+
+struct TargetConfig {
+    std::string name;
+    std::string host;
+    uint16_t port = 25;  // 465 when tls = "implicit" and no port is given
+    TlsMode tls = TlsMode::starttls;
+    std::string helo;
+    Duration interval{};
+    Duration timeout{};
+    std::vector<std::string> probes;  // names from the probe table, e.g. "connect"
+    TlsOptions tls_options;
+
+    bool operator==(const TargetConfig&) const = default;
+};
+
+struct MetricsConfig {
+    std::vector<double> duration_buckets;  // seconds, strictly increasing
+    bool phase_histograms = true;          // false: a last-run gauge per phase instead
+
+    bool operator==(const MetricsConfig&) const = default;
+};
+
+struct AgentConfig {
+    std::vector<std::string> listen_addresses;  // "host:port", "[v6]:port" or ":port"
+    unsigned max_concurrent_probes = 256;
+    MetricsConfig metrics;
+};
+
+struct Config {
+    std::string source_path;  // the file it was loaded from
+    AgentConfig agent;
+    std::vector<TargetConfig> targets;
+};
+
+// One problem found while loading, located in the file.
+struct ConfigError {
+    std::string file;
+    unsigned line = 0;    // 1-based; 0 when the error has no place in the file
+    unsigned column = 0;  // 1-based
+    std::string key;      // dotted path, e.g. "targets[2].timeout"
+    std::string message;
+
+    // "file:line:column: key: message"
+    std::string to_string() const;
+};
+
+struct ConfigResult {
+    std::optional<Config> config;  // set only when errors is empty
+    std::vector<ConfigError> errors;
+};
+
+// Parses and validates; every problem found is reported, not only the first.
+ConfigResult load_config_file(const std::string& path);
+ConfigResult load_config_string(std::string_view text, const std::string& path_for_errors);
+
+}  // namespace mailcanary

@@ -1,0 +1,51 @@
+// The fixed set of reasons a probe run can fail for. Exported as the `reason` label: never add a
+// value without documenting it in docs/metrics.md, never rename one.
+#pragma once
+
+#include <array>
+#include <optional>
+#include <string_view>
+
+namespace mailcanary {
+
+enum class FailureReason {
+    dns,
+    connect_refused,
+    connect_timeout,
+    network,
+    banner_timeout,
+    banner_rejected,
+    ehlo_rejected,
+    starttls_unavailable,
+    starttls_rejected,
+    tls_handshake,
+    tls_cert_untrusted,
+    tls_cert_expired,
+    tls_cert_hostname,
+    timeout,
+    protocol,
+    closed,
+};
+
+inline constexpr std::array kAllFailureReasons = {
+    FailureReason::dns,
+    FailureReason::connect_refused,
+    FailureReason::connect_timeout,
+    FailureReason::network,
+    FailureReason::banner_timeout,
+    FailureReason::banner_rejected,
+    FailureReason::ehlo_rejected,
+    FailureReason::starttls_unavailable,
+    FailureReason::starttls_rejected,
+    FailureReason::tls_handshake,
+    FailureReason::tls_cert_untrusted,
+    FailureReason::tls_cert_expired,
+    FailureReason::tls_cert_hostname,
+    FailureReason::timeout,
+    FailureReason::protocol,
+    FailureReason::closed,
+};
+
+std::string_view to_string(FailureReason reason);
+
+}  // namespace mailcanary
