@@ -1,0 +1,15 @@
+// The connect probe: is the server up and speaking SMTP (and TLS) properly?
+// Banner, EHLO, STARTTLS or implicit TLS as configured, certificate checks, QUIT.
+#include "probes/connect_probe.hpp"
+
+#include "probes/smtp_session.hpp"
+
+namespace mailcanary {
+
+boost::asio::awaitable<Outcome> run_connect_probe(ProbeRun run) {
+    const auto& target = run.target.config;
+    smtp::Dialog dialog({target.tls, target.helo}, run.transcript);
+    co_return co_await smtp::run_dialog(run, dialog);
+}
+
+}  // namespace mailcanary

@@ -1,0 +1,299 @@
+#include "probes/smtp_session.hpp"
+
+#include <openssl/ssl.h>
+
+#include <array>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <optional>
+
+#include "probes/tls_client.hpp"
+
+namespace mailcanary::smtp {
+namespace {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kGoodbyeGrace = std::chrono::milliseconds(300);
+
+// Shared with the watchdog and the stop handler, which may run after the coroutine has moved on.
+struct Connection {
+    explicit Connection(const asio::any_io_executor& executor)
+        : resolver(executor), socket(executor), watchdog(executor) {}
+
+    // Interrupts whatever operation is pending; the driver then sees why in the flags.
+    void interrupt() {
+        error_code ignored;
+        resolver.cancel();
+        socket.cancel(ignored);
+    }
+
+    // (Re)arms the one timer that bounds every operation of the run.
+    void arm_watchdog(Clock::time_point deadline, const std::shared_ptr<Connection>& self) {
+        timed_out = false;
+        watchdog.expires_at(deadline);
+        watchdog.async_wait([weak = std::weak_ptr(self)](error_code ec) {
+            if (ec) return;  // re-armed or cancelled
+            if (auto connection = weak.lock()) {
+                connection->timed_out = true;
+                connection->interrupt();
+            }
+        });
+    }
+
+    tcp::resolver resolver;
+    tcp::socket socket;
+    std::optional<asio::ssl::stream<tcp::socket&>> tls;
+    asio::steady_timer watchdog;
+    bool timed_out = false;
+    std::array<char, 4096> buffer{};
+};
+
+// Accumulates wall time per phase; a phase entered twice (EHLO before and after STARTTLS) adds up.
+class PhaseClock {
+public:
+    explicit PhaseClock(RunMetrics& metrics) : metrics_(metrics) {}
+
+    void enter(Phase phase) {
+        const auto now = Clock::now();
+        if (current_ && *current_ != phase) {
+            metrics_.add_phase(*current_, now - since_);
+            since_ = now;
+        } else if (!current_) {
+            since_ = now;
+        }
+        current_ = phase;
+    }
+
+    void stop() {
+        if (current_) metrics_.add_phase(*current_, Clock::now() - since_);
+        current_.reset();
+    }
+
+private:
+    RunMetrics& metrics_;
+    std::optional<Phase> current_;
+    Clock::time_point since_;
+};
+
+std::string to_string(const tcp::endpoint& endpoint) {
+    const auto address = endpoint.address();
+    const std::string host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+    return host + ":" + std::to_string(endpoint.port());
+}
+
+FailureReason timeout_reason(Phase phase) {
+    switch (phase) {
+        case Phase::resolve: return FailureReason::dns;
+        case Phase::connect: return FailureReason::connect_timeout;
+        case Phase::banner: return FailureReason::banner_timeout;
+        default: return FailureReason::timeout;
+    }
+}
+
+bool is_end_of_stream(const error_code& ec) {
+    return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+}
+
+// Turns a failed operation into the run's outcome.
+Outcome io_failure(const Connection& connection, Phase phase, const error_code& ec) {
+    if (connection.timed_out) {
+        return {timeout_reason(phase), "timed out during " + std::string(to_string(phase))};
+    }
+    if (phase == Phase::connect && ec == asio::error::connection_refused) {
+        return {FailureReason::connect_refused, ec.message()};
+    }
+    return {FailureReason::network, std::string(to_string(phase)) + ": " + ec.message()};
+}
+
+asio::awaitable<std::vector<tcp::endpoint>> resolve(Connection& connection, const TargetConfig& target,
+                                                    error_code& ec) {
+    // An address needs no lookup: skip the resolver and its helper thread.
+    const auto literal = asio::ip::make_address(target.host, ec);
+    if (!ec) co_return std::vector{tcp::endpoint(literal, target.port)};
+    auto results = co_await connection.resolver.async_resolve(
+        target.host, std::to_string(target.port), tcp::resolver::numeric_service,
+        asio::redirect_error(asio::use_awaitable, ec));
+    std::vector<tcp::endpoint> endpoints;
+    for (const auto& entry : results) endpoints.push_back(entry.endpoint());
+    co_return endpoints;
+}
+
+// Tries every address in order, as an MTA would; the last error decides the reason.
+asio::awaitable<void> connect(Connection& connection, const std::vector<tcp::endpoint>& endpoints,
+                              Transcript& transcript, error_code& ec) {
+    for (const auto& endpoint : endpoints) {
+        error_code ignored;
+        connection.socket.close(ignored);
+        co_await connection.socket.async_connect(endpoint, asio::redirect_error(asio::use_awaitable, ec));
+        if (!ec && connection.timed_out) ec = asio::error::timed_out;
+        if (!ec) {
+            // Without it, Nagle and delayed ACKs stall small request/reply exchanges by 40 ms.
+            connection.socket.set_option(tcp::no_delay(true), ignored);
+            transcript.note("connected to " + to_string(endpoint));
+            co_return;
+        }
+        transcript.note("connect to " + to_string(endpoint) + " failed: " + ec.message());
+        if (connection.timed_out) co_return;
+    }
+}
+
+asio::awaitable<void> handshake(Connection& connection, const ProbeRun& run, error_code& ec) {
+    const auto& target = run.target.config;
+    connection.tls.emplace(connection.socket, *run.target.tls_context);
+    SSL* ssl = connection.tls->native_handle();
+    tls::prepare_connection(ssl, target.host, target.tls_options);
+    connection.tls->set_verify_callback(
+        [&metrics = run.metrics, skip = target.tls_options.insecure_skip_verify](
+            bool preverified, asio::ssl::verify_context& context) {
+            const auto not_after = tls::earliest_not_after(context.native_handle());
+            if (not_after && (!metrics.cert_not_after || *not_after < *metrics.cert_not_after)) {
+                metrics.cert_not_after = not_after;
+            }
+            return preverified || skip;
+        });
+    co_await connection.tls->async_handshake(asio::ssl::stream_base::client,
+                                             asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+    run.metrics.tls_version = SSL_get_version(ssl);
+    run.metrics.tls_cipher = SSL_get_cipher_name(ssl);
+    run.transcript.note("TLS established: " + *run.metrics.tls_version + " " +
+                        *run.metrics.tls_cipher);
+}
+
+asio::awaitable<std::size_t> read_some(Connection& connection, error_code& ec) {
+    auto buffer = asio::buffer(connection.buffer);
+    auto token = asio::redirect_error(asio::use_awaitable, ec);
+    co_return co_await (connection.tls ? connection.tls->async_read_some(buffer, token)
+                                       : connection.socket.async_read_some(buffer, token));
+}
+
+asio::awaitable<void> write_all(Connection& connection, std::string_view bytes, error_code& ec) {
+    auto buffer = asio::buffer(bytes);
+    auto token = asio::redirect_error(asio::use_awaitable, ec);
+    if (connection.tls) {
+        co_await asio::async_write(*connection.tls, buffer, token);
+    } else {
+        co_await asio::async_write(connection.socket, buffer, token);
+    }
+}
+
+// On shutdown, a session that is in step says goodbye before it is cut.
+asio::awaitable<void> say_goodbye(const std::shared_ptr<Connection>& connection,
+                                  Transcript& transcript) {
+    connection->arm_watchdog(Clock::now() + kGoodbyeGrace, connection);
+    transcript.client("QUIT");
+    transcript.note("run cancelled: the agent is stopping or the target was removed");
+    error_code ignored;
+    co_await write_all(*connection, "QUIT\r\n", ignored);
+}
+
+}  // namespace
+
+asio::awaitable<Outcome> run_dialog(ProbeRun run, Dialog& dialog) {
+    auto connection = std::make_shared<Connection>(co_await asio::this_coro::executor);
+    connection->arm_watchdog(run.deadline, connection);
+    run.stop.on_request([weak = std::weak_ptr(connection)] {
+        if (auto alive = weak.lock()) alive->interrupt();
+    });
+    struct StopHandlerReset {
+        StopSignal& stop;
+        ~StopHandlerReset() { stop.clear(); }
+    } reset_on_exit{run.stop};
+
+    PhaseClock clock(run.metrics);
+    error_code ec;
+    Outcome outcome;
+    const auto cancelled = [&] { return run.stop.requested(); };
+
+    clock.enter(Phase::resolve);
+    const auto endpoints = co_await resolve(*connection, run.target.config, ec);
+    if (!ec && endpoints.empty()) ec = asio::error::host_not_found;
+    if (cancelled()) co_return Outcome{{}, {}, true};
+    if (ec) {
+        clock.stop();
+        const std::string what = connection->timed_out ? "timed out" : ec.message();
+        run.transcript.note("cannot resolve " + run.target.config.host + ": " + what);
+        co_return Outcome{FailureReason::dns, "resolving " + run.target.config.host + ": " + what};
+    }
+
+    clock.enter(Phase::connect);
+    co_await connect(*connection, endpoints, run.transcript, ec);
+    if (cancelled()) co_return Outcome{{}, {}, true};
+    if (ec) {
+        clock.stop();
+        co_return io_failure(*connection, Phase::connect, ec);
+    }
+
+    Action action = dialog.start();
+    while (action.kind != Action::Kind::done) {
+        clock.enter(action.phase);
+        switch (action.kind) {
+            case Action::Kind::write:
+                co_await write_all(*connection, action.bytes, ec);
+                if (!ec) action = dialog.on_written();
+                break;
+            case Action::Kind::read: {
+                const std::size_t received = co_await read_some(*connection, ec);
+                if (!ec) {
+                    action = dialog.on_bytes({connection->buffer.data(), received});
+                } else if (is_end_of_stream(ec) && !connection->timed_out) {
+                    ec.clear();
+                    action = dialog.on_closed();
+                }
+                break;
+            }
+            case Action::Kind::start_tls:
+                co_await handshake(*connection, run, ec);
+                if (!ec) action = dialog.on_tls_established();
+                break;
+            case Action::Kind::done: break;
+        }
+        const bool interrupted = connection->timed_out || cancelled();
+        if (!ec && interrupted && action.kind != Action::Kind::done) {
+            ec = asio::error::operation_aborted;
+        }
+        if (!ec) continue;
+
+        if (cancelled()) {
+            if (dialog.can_quit() && !connection->timed_out) {
+                co_await say_goodbye(connection, run.transcript);
+            }
+            co_return Outcome{{}, {}, true};
+        }
+        // A failure found by the dialog stands; I/O errors during its polite QUIT don't matter.
+        if (dialog.failure()) break;
+        if (action.kind == Action::Kind::start_tls && !connection->timed_out) {
+            SSL* ssl = connection->tls->native_handle();
+            const FailureReason reason = tls::classify_handshake_failure(ssl);
+            outcome = {reason, reason == FailureReason::tls_handshake
+                                   ? "TLS handshake: " + ec.message()
+                                   : "certificate: " + tls::describe_verify_result(ssl)};
+        } else {
+            outcome = io_failure(*connection, action.phase, ec);
+        }
+        run.transcript.note("failed: " + std::string(to_string(*outcome.failure)) + ": " +
+                            outcome.detail);
+        break;
+    }
+    clock.stop();
+    connection->watchdog.cancel();
+
+    for (const auto& record : dialog.replies()) {
+        run.metrics.replies.emplace_back(record.command, record.code);
+    }
+    if (dialog.failure()) outcome = {dialog.failure(), dialog.failure_detail()};
+    co_return outcome;
+}
+
+}  // namespace mailcanary::smtp

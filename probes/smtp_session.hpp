@@ -1,0 +1,16 @@
+// Runs an SMTP dialog over a real connection: resolve, connect, then the dialog's actions, every
+// operation bounded by the run's deadline; I/O failures are classified into reasons.
+#pragma once
+
+#include <utility>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "probes/probe.hpp"
+#include "probes/smtp_dialog.hpp"
+
+namespace mailcanary::smtp {
+
+boost::asio::awaitable<Outcome> run_dialog(ProbeRun run, Dialog& dialog);
+
+}  // namespace mailcanary::smtp
