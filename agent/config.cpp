@@ -1,0 +1,737 @@
+#include "agent/config.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <span>
+#include <sstream>
+#include <system_error>
+
+#include <toml++/toml.h>
+
+#include "probes/probe.hpp"
+#include "probes/registry.hpp"
+
+namespace mailcanary {
+
+std::string ConfigError::to_string() const {
+    std::string text = file;
+    if (line > 0) text += ":" + std::to_string(line) + ":" + std::to_string(column);
+    text += ": ";
+    if (!key.empty()) text += key + ": ";
+    return text + message;
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::string_view kDefaultListenAddress = ":9725";
+constexpr unsigned kDefaultMaxConcurrentProbes = 512;
+constexpr int64_t kMaxConcurrentProbesLimit = 100'000;
+constexpr std::array kDefaultDurationBuckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                             0.5,   1.0,  2.5,   5.0,  10.0};
+constexpr size_t kMaxDurationBuckets = 50;
+constexpr Duration kDefaultInterval = std::chrono::seconds(30);
+constexpr Duration kDefaultTimeout = std::chrono::seconds(10);
+constexpr std::string_view kDefaultProbe = "connect";
+constexpr uint16_t kSmtpPort = 25;
+constexpr uint16_t kSubmissionsPort = 465;  // SMTP over implicit TLS
+constexpr size_t kMaxSuggestionDistance = 2;
+
+constexpr std::array<std::string_view, 4> kRootKeys{"agent", "metrics", "defaults", "targets"};
+constexpr std::array<std::string_view, 2> kAgentKeys{"listen_addresses", "max_concurrent_probes"};
+constexpr std::array<std::string_view, 2> kMetricsKeys{"duration_buckets", "phase_histograms"};
+constexpr std::array<std::string_view, 5> kDefaultsKeys{"interval", "timeout", "helo", "tls",
+                                                        "probes"};
+constexpr std::array<std::string_view, 9> kTargetKeys{
+    "name", "host", "port", "tls", "helo", "interval", "timeout", "probes", "tls_options"};
+constexpr std::array<std::string_view, 4> kTlsOptionsKeys{"ca_file", "server_name",
+                                                          "insecure_skip_verify", "min_version"};
+
+template <typename Enum>
+struct Choice {
+    std::string_view text;
+    Enum value;
+};
+
+constexpr std::array<Choice<TlsMode>, 3> kTlsModes{{
+    {"none", TlsMode::none},
+    {"starttls", TlsMode::starttls},
+    {"implicit", TlsMode::implicit},
+}};
+
+constexpr std::array<Choice<TlsVersion>, 4> kTlsVersions{{
+    {"1.0", TlsVersion::v1_0},
+    {"1.1", TlsVersion::v1_1},
+    {"1.2", TlsVersion::v1_2},
+    {"1.3", TlsVersion::v1_3},
+}};
+
+// A key as found in a table: absent, present but invalid (already reported), or valid.
+template <typename T>
+struct Setting {
+    const toml::node* node = nullptr;  // null when the key is absent
+    std::optional<T> value;            // empty when absent or invalid
+
+    bool present() const { return node != nullptr; }
+};
+
+// What a target inherits from [defaults]; empty optionals stand for invalid defaults, which are
+// reported once at [defaults] and must not cause follow-up errors in every target.
+struct TargetDefaults {
+    std::optional<Duration> interval = kDefaultInterval;
+    std::optional<Duration> timeout = kDefaultTimeout;
+    std::string helo;
+    TlsMode tls = TlsMode::starttls;
+    std::vector<std::string> probes{std::string(kDefaultProbe)};
+};
+
+// Checks one list element; returns the problem, if any.
+using ElementCheck = std::function<std::optional<std::string>(const std::string&)>;
+
+std::string child_key(std::string_view path, std::string_view key) {
+    return path.empty() ? std::string(key) : std::string(path) + "." + std::string(key);
+}
+
+// Array positions in keys are 1-based: the first target is "targets[1]".
+std::string element_key(std::string_view path, size_t zero_based_index) {
+    return std::string(path) + "[" + std::to_string(zero_based_index + 1) + "]";
+}
+
+std::string in_quotes(std::string_view text) { return "\"" + std::string(text) + "\""; }
+
+std::string type_name(toml::node_type type) {
+    switch (type) {
+        case toml::node_type::string:
+            return "a string";
+        case toml::node_type::integer:
+            return "an integer";
+        case toml::node_type::floating_point:
+            return "a floating-point number";
+        case toml::node_type::boolean:
+            return "a boolean";
+        case toml::node_type::table:
+            return "a table";
+        case toml::node_type::array:
+            return "an array";
+        case toml::node_type::date:
+            return "a date";
+        case toml::node_type::time:
+            return "a time";
+        case toml::node_type::date_time:
+            return "a date-time";
+        case toml::node_type::none:
+            break;
+    }
+    return "nothing";
+}
+
+template <typename T>
+constexpr toml::node_type node_type_for() {
+    if constexpr (std::is_same_v<T, std::string>) return toml::node_type::string;
+    if constexpr (std::is_same_v<T, int64_t>) return toml::node_type::integer;
+    if constexpr (std::is_same_v<T, bool>) return toml::node_type::boolean;
+}
+
+// Optimal string alignment distance: edits, counting a swap of neighbours as one.
+size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+    for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+    for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+        for (size_t j = 1; j <= b.size(); ++j) {
+            const size_t substitution = a[i - 1] == b[j - 1] ? 0 : 1;
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + substitution});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    return d[a.size()][b.size()];
+}
+
+// The candidate within kMaxSuggestionDistance edits of text, if any.
+std::optional<std::string_view> closest_match(std::string_view text,
+                                              std::span<const std::string_view> candidates) {
+    std::optional<std::string_view> closest;
+    size_t closest_distance = kMaxSuggestionDistance + 1;
+    for (std::string_view candidate : candidates) {
+        const size_t distance = edit_distance(text, candidate);
+        if (distance < closest_distance) {
+            closest = candidate;
+            closest_distance = distance;
+        }
+    }
+    return closest;
+}
+
+std::string comma_separated(std::span<const std::string_view> items) {
+    std::string text;
+    for (size_t i = 0; i < items.size(); ++i) text += (i > 0 ? ", " : "") + std::string(items[i]);
+    return text;
+}
+
+std::string unknown_key_message(std::string_view key, std::span<const std::string_view> known) {
+    if (auto suggestion = closest_match(key, known)) {
+        return "unknown key; did you mean " + in_quotes(*suggestion) + "?";
+    }
+    return "unknown key; expected one of: " + comma_separated(known);
+}
+
+template <typename Enum, size_t N>
+std::string choices_text(const std::array<Choice<Enum>, N>& choices) {
+    std::string text;
+    for (size_t i = 0; i < N; ++i) {
+        text += i == 0 ? "" : (i + 1 == N ? " or " : ", ");
+        text += in_quotes(choices[i].text);
+    }
+    return text;
+}
+
+bool is_control(char c) {
+    const auto byte = static_cast<unsigned char>(c);
+    return byte < ' ' || byte == 0x7f;
+}
+
+bool has_control(std::string_view text) {
+    return std::any_of(text.begin(), text.end(), is_control);
+}
+
+bool has_space_or_control(std::string_view text) {
+    return std::any_of(text.begin(), text.end(), [](char c) { return c == ' ' || is_control(c); });
+}
+
+std::optional<std::string> check_port_text(std::string_view port) {
+    const std::string problem = "needs a port 1..65535 after the last ':'";
+    if (port.empty() || port.size() > 5) return problem;
+    unsigned value = 0;
+    for (char c : port) {
+        if (c < '0' || c > '9') return problem;
+        value = value * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (value < 1 || value > 65535) return problem;
+    return std::nullopt;
+}
+
+// "host:port", "[v6addr]:port" or ":port"; the syntax only, nothing is resolved.
+std::optional<std::string> check_listen_address(const std::string& address) {
+    if (address.empty()) return "must not be empty";
+    if (has_space_or_control(address)) return "must not contain spaces or control characters";
+    std::string_view host = address;
+    std::string_view port;
+    if (address.front() == '[') {
+        const size_t close = address.find(']');
+        if (close == std::string::npos || close + 1 >= address.size() ||
+            address[close + 1] != ':') {
+            return "an IPv6 address is written \"[addr]:port\"";
+        }
+        host = std::string_view(address).substr(1, close - 1);
+        port = std::string_view(address).substr(close + 2);
+        if (host.empty()) return "empty IPv6 address between '[' and ']'";
+    } else {
+        const size_t colon = address.rfind(':');
+        if (colon == std::string::npos)
+            return "expected \"host:port\", \"[v6addr]:port\" or \":port\"";
+        host = std::string_view(address).substr(0, colon);
+        port = std::string_view(address).substr(colon + 1);
+        if (host.find_first_of(":[]") != std::string_view::npos) {
+            return "an IPv6 address must be in brackets: \"[addr]:port\"";
+        }
+    }
+    return check_port_text(port);
+}
+
+std::optional<std::string> check_probe_name(const std::string& name) {
+    if (is_known_probe(name)) return std::nullopt;
+    std::vector<std::string_view> known;
+    for (const ProbeEntry& probe : all_probes()) known.push_back(probe.name);
+    std::string message = "unknown probe " + in_quotes(name);
+    if (auto suggestion = closest_match(name, known)) {
+        message += "; did you mean " + in_quotes(*suggestion) + "?";
+    }
+    return message + " (known probes: " + comma_separated(known) + ")";
+}
+
+// The EHLO argument goes into the SMTP dialog verbatim: no room for spaces or line breaks.
+std::optional<std::string> check_helo(const std::string& helo) {
+    if (has_space_or_control(helo)) return "must not contain spaces or control characters";
+    return std::nullopt;
+}
+
+std::string machine_host_name() {
+    std::array<char, 256> buffer{};
+    if (gethostname(buffer.data(), buffer.size() - 1) != 0 || buffer[0] == '\0') return "localhost";
+    return buffer.data();
+}
+
+const toml::table& empty_table() {
+    static const toml::table table;
+    return table;
+}
+
+class ConfigReader {
+  public:
+    ConfigReader(std::string file, fs::path base_directory)
+        : file_(std::move(file)), base_directory_(std::move(base_directory)) {}
+
+    Config read(const toml::table& root) {
+        check_known_keys(root, "", kRootKeys);
+        Config config;
+        config.source_path = file_;
+        config.agent = read_agent(read_section(root, "", "agent"));
+        config.agent.metrics = read_metrics(read_section(root, "", "metrics"));
+        const TargetDefaults defaults = read_defaults(read_section(root, "", "defaults"));
+        config.targets = read_targets(root, defaults);
+        return config;
+    }
+
+    std::vector<ConfigError> take_errors() { return std::move(errors_); }
+
+    void error(const toml::source_region& where, std::string key, std::string message) {
+        errors_.push_back(
+            {file_, where.begin.line, where.begin.column, std::move(key), std::move(message)});
+    }
+
+  private:
+    void check_known_keys(const toml::table& table, std::string_view path,
+                          std::span<const std::string_view> known) {
+        for (const auto& [key, node] : table) {
+            if (std::find(known.begin(), known.end(), key.str()) != known.end()) continue;
+            error(key.source(), child_key(path, key.str()), unknown_key_message(key.str(), known));
+        }
+    }
+
+    // A sub-table; an absent one reads as empty so that every default applies.
+    const toml::table& read_section(const toml::table& parent, std::string_view path,
+                                    std::string_view key) {
+        const toml::node* node = parent.get(key);
+        if (node == nullptr) return empty_table();
+        if (!node->is_table()) {
+            report_type(*node, child_key(path, key), "a table");
+            return empty_table();
+        }
+        return *node->as_table();
+    }
+
+    void report_type(const toml::node& node, const std::string& key, std::string_view expected) {
+        error(node.source(), key,
+              "expected " + std::string(expected) + ", got " + type_name(node.type()));
+    }
+
+    template <typename T>
+    std::optional<T> typed(const toml::node& node, const std::string& key) {
+        if (const auto* value = node.as<T>()) return value->get();
+        report_type(node, key, type_name(node_type_for<T>()));
+        return std::nullopt;
+    }
+
+    template <typename T>
+    Setting<T> read(const toml::table& table, std::string_view path, std::string_view key) {
+        Setting<T> setting{table.get(key), std::nullopt};
+        if (setting.present()) setting.value = typed<T>(*setting.node, child_key(path, key));
+        return setting;
+    }
+
+    // Applies a check to a valid value: a problem is reported and makes the setting invalid.
+    template <typename T, typename Check>
+    Setting<T> checked(Setting<T> setting, std::string_view path, std::string_view key,
+                       Check check) {
+        if (!setting.value) return setting;
+        if (std::optional<std::string> problem = check(*setting.value)) {
+            error(setting.node->source(), child_key(path, key), std::move(*problem));
+            setting.value.reset();
+        }
+        return setting;
+    }
+
+    Setting<std::string> read_non_empty_string(const toml::table& table, std::string_view path,
+                                               std::string_view key) {
+        return checked(read<std::string>(table, path, key), path, key,
+                       [](const std::string& text) -> std::optional<std::string> {
+                           if (text.empty()) return "must not be empty";
+                           return std::nullopt;
+                       });
+    }
+
+    Setting<std::string> read_required_string(const toml::table& table, std::string_view path,
+                                              std::string_view key) {
+        if (!table.contains(key)) {
+            error(table.source(), child_key(path, key), "required key is missing");
+            return {};
+        }
+        return read_non_empty_string(table, path, key);
+    }
+
+    Setting<int64_t> read_integer(const toml::table& table, std::string_view path,
+                                  std::string_view key, int64_t min, int64_t max) {
+        return checked(read<int64_t>(table, path, key), path, key,
+                       [min, max](int64_t value) -> std::optional<std::string> {
+                           if (value >= min && value <= max) return std::nullopt;
+                           return "must be between " + std::to_string(min) + " and " +
+                                  std::to_string(max) + ", got " + std::to_string(value);
+                       });
+    }
+
+    Setting<Duration> read_duration(const toml::table& table, std::string_view path,
+                                    std::string_view key) {
+        Setting<std::string> text = read<std::string>(table, path, key);
+        Setting<Duration> duration{text.node, std::nullopt};
+        if (!text.value) return duration;
+        duration.value = parse_duration(*text.value);
+        if (!duration.value) {
+            error(text.node->source(), child_key(path, key),
+                  "invalid duration " + in_quotes(*text.value) +
+                      "; expected e.g. \"30s\", \"1m30s\" or \"250ms\" (units d, h, m, s, ms)");
+        } else if (duration.value->count() <= 0) {
+            error(text.node->source(), child_key(path, key), "must be greater than 0");
+            duration.value.reset();
+        }
+        return duration;
+    }
+
+    template <typename Enum, size_t N>
+    Setting<Enum> read_choice(const toml::table& table, std::string_view path, std::string_view key,
+                              const std::array<Choice<Enum>, N>& choices, std::string_view what) {
+        Setting<std::string> text = read<std::string>(table, path, key);
+        Setting<Enum> choice{text.node, std::nullopt};
+        if (!text.value) return choice;
+        for (const Choice<Enum>& candidate : choices) {
+            if (candidate.text == *text.value) choice.value = candidate.value;
+        }
+        if (!choice.value) {
+            error(text.node->source(), child_key(path, key),
+                  "unknown " + std::string(what) + " " + in_quotes(*text.value) + "; expected " +
+                      choices_text(choices));
+        }
+        return choice;
+    }
+
+    // A non-empty array of distinct strings, each passing check_element.
+    Setting<std::vector<std::string>> read_string_list(const toml::table& table,
+                                                       std::string_view path, std::string_view key,
+                                                       std::string_view what,
+                                                       const ElementCheck& check_element) {
+        Setting<std::vector<std::string>> list{table.get(key), std::nullopt};
+        if (!list.present()) return list;
+        const std::string list_key = child_key(path, key);
+        const toml::array* array = list.node->as_array();
+        if (array == nullptr) {
+            report_type(*list.node, list_key, "an array of " + std::string(what));
+            return list;
+        }
+        if (array->empty()) {
+            error(list.node->source(), list_key, "must not be empty");
+            return list;
+        }
+        std::vector<std::string> values;
+        bool all_valid = true;
+        for (size_t i = 0; i < array->size(); ++i) {
+            const toml::node& element = *array->get(i);
+            const std::string key_of_element = element_key(list_key, i);
+            std::optional<std::string> value = typed<std::string>(element, key_of_element);
+            std::optional<std::string> problem;
+            if (value) problem = check_element(*value);
+            if (value && !problem &&
+                std::find(values.begin(), values.end(), *value) != values.end()) {
+                problem = "duplicate entry " + in_quotes(*value);
+            }
+            if (problem) error(element.source(), key_of_element, std::move(*problem));
+            all_valid = all_valid && value && !problem;
+            if (value) values.push_back(std::move(*value));
+        }
+        if (all_valid) list.value = std::move(values);
+        return list;
+    }
+
+    Setting<std::vector<std::string>> read_probes(const toml::table& table, std::string_view path) {
+        return read_string_list(table, path, "probes", "probe names", check_probe_name);
+    }
+
+    Setting<std::string> read_helo(const toml::table& table, std::string_view path) {
+        return checked(read<std::string>(table, path, "helo"), path, "helo", check_helo);
+    }
+
+    AgentConfig read_agent(const toml::table& table) {
+        constexpr std::string_view path = "agent";
+        check_known_keys(table, path, kAgentKeys);
+        AgentConfig agent;
+        agent.listen_addresses =
+            read_string_list(table, path, "listen_addresses", "addresses", check_listen_address)
+                .value.value_or(std::vector<std::string>{std::string(kDefaultListenAddress)});
+        const Setting<int64_t> max_probes =
+            read_integer(table, path, "max_concurrent_probes", 1, kMaxConcurrentProbesLimit);
+        agent.max_concurrent_probes = max_probes.value ? static_cast<unsigned>(*max_probes.value)
+                                                       : kDefaultMaxConcurrentProbes;
+        return agent;
+    }
+
+    MetricsConfig read_metrics(const toml::table& table) {
+        constexpr std::string_view path = "metrics";
+        check_known_keys(table, path, kMetricsKeys);
+        MetricsConfig metrics;
+        metrics.duration_buckets =
+            read_buckets(table, path)
+                .value_or(std::vector<double>(kDefaultDurationBuckets.begin(),
+                                              kDefaultDurationBuckets.end()));
+        metrics.phase_histograms = read<bool>(table, path, "phase_histograms").value.value_or(true);
+        return metrics;
+    }
+
+    // Histogram bucket bounds in seconds: 1..50 finite numbers > 0, strictly increasing.
+    std::optional<std::vector<double>> read_buckets(const toml::table& table,
+                                                    std::string_view path) {
+        const toml::node* node = table.get("duration_buckets");
+        if (node == nullptr) return std::nullopt;
+        const std::string key = child_key(path, "duration_buckets");
+        const toml::array* array = node->as_array();
+        if (array == nullptr) {
+            report_type(*node, key, "an array of numbers");
+            return std::nullopt;
+        }
+        if (array->empty() || array->size() > kMaxDurationBuckets) {
+            error(node->source(), key,
+                  "must have 1 to " + std::to_string(kMaxDurationBuckets) + " entries, got " +
+                      std::to_string(array->size()));
+            return std::nullopt;
+        }
+        std::vector<double> bounds;
+        bool all_valid = true;
+        for (size_t i = 0; i < array->size(); ++i) {
+            const toml::node& element = *array->get(i);
+            std::optional<double> bound = bucket_bound(element, element_key(key, i), bounds);
+            all_valid = all_valid && bound;
+            // An invalid bound is left out, so the next one is compared with the last good one.
+            if (bound) bounds.push_back(*bound);
+        }
+        if (!all_valid) return std::nullopt;
+        return bounds;
+    }
+
+    std::optional<double> bucket_bound(const toml::node& element, const std::string& key,
+                                       const std::vector<double>& previous_bounds) {
+        std::optional<double> bound;
+        if (const auto* integer = element.as_integer()) bound = static_cast<double>(integer->get());
+        if (const auto* floating = element.as_floating_point()) bound = floating->get();
+        if (!bound) {
+            report_type(element, key, "a number of seconds");
+            return std::nullopt;
+        }
+        std::string problem;
+        if (!std::isfinite(*bound) || *bound <= 0) {
+            problem = "must be a finite number of seconds greater than 0";
+        } else if (!previous_bounds.empty() && *bound <= previous_bounds.back()) {
+            std::ostringstream previous;
+            previous << previous_bounds.back();
+            problem = "must be greater than the bucket before it (" + previous.str() + ")";
+        }
+        if (problem.empty()) return bound;
+        error(element.source(), key, std::move(problem));
+        return std::nullopt;
+    }
+
+    TargetDefaults read_defaults(const toml::table& table) {
+        constexpr std::string_view path = "defaults";
+        check_known_keys(table, path, kDefaultsKeys);
+        TargetDefaults defaults;
+        const Setting<Duration> interval = read_duration(table, path, "interval");
+        const Setting<Duration> timeout = read_duration(table, path, "timeout");
+        check_timeout_below_interval(interval, timeout, defaults, path, "the built-in default");
+        if (interval.present()) defaults.interval = interval.value;
+        if (timeout.present()) defaults.timeout = timeout.value;
+        const std::string helo = read_helo(table, path).value.value_or("");
+        defaults.helo = helo.empty() ? machine_host_name() : helo;
+        defaults.tls = read_choice(table, path, "tls", kTlsModes, "TLS mode")
+                           .value.value_or(TlsMode::starttls);
+        if (auto probes = read_probes(table, path).value) defaults.probes = std::move(*probes);
+        return defaults;
+    }
+
+    // Checked where interval or timeout is set, so one bad pair in [defaults] is reported once
+    // rather than in every target inheriting it. The error points at the timeout if this table
+    // sets it, else at the interval.
+    void check_timeout_below_interval(const Setting<Duration>& interval,
+                                      const Setting<Duration>& timeout,
+                                      const TargetDefaults& inherited, std::string_view path,
+                                      std::string_view inherited_from) {
+        if (!interval.present() && !timeout.present()) return;
+        const std::optional<Duration> interval_value =
+            interval.present() ? interval.value : inherited.interval;
+        const std::optional<Duration> timeout_value =
+            timeout.present() ? timeout.value : inherited.timeout;
+        if (!interval_value || !timeout_value || *timeout_value < *interval_value) return;
+        const auto describe = [&](const Setting<Duration>& setting, Duration value) {
+            return format_duration(value) +
+                   (setting.present() ? "" : " (" + std::string(inherited_from) + ")");
+        };
+        const Setting<Duration>& blamed = timeout.present() ? timeout : interval;
+        error(blamed.node->source(), child_key(path, timeout.present() ? "timeout" : "interval"),
+              "timeout " + describe(timeout, *timeout_value) + " must be shorter than interval " +
+                  describe(interval, *interval_value));
+    }
+
+    std::vector<TargetConfig> read_targets(const toml::table& root,
+                                           const TargetDefaults& defaults) {
+        const toml::node* node = root.get("targets");
+        if (node == nullptr) return {};  // an agent without targets still serves its own metrics
+        const toml::array* array = node->as_array();
+        if (array == nullptr) {
+            report_type(*node, "targets", "an array of tables ([[targets]])");
+            return {};
+        }
+        std::vector<TargetConfig> targets;
+        std::map<std::string, unsigned, std::less<>> first_line_of_name;
+        for (size_t i = 0; i < array->size(); ++i) {
+            const toml::node& element = *array->get(i);
+            const std::string path = element_key("targets", i);
+            if (!element.is_table()) {
+                report_type(element, path, "a table");
+                continue;
+            }
+            const toml::table& table = *element.as_table();
+            targets.push_back(read_target(table, path, defaults));
+            const toml::node* name = table.get("name");
+            const std::string& name_text = targets.back().name;
+            if (name_text.empty()) continue;  // missing or invalid: already reported
+            const auto [first, inserted] =
+                first_line_of_name.emplace(name_text, name->source().begin.line);
+            if (!inserted) {
+                error(name->source(), child_key(path, "name"),
+                      "duplicate target name " + in_quotes(name_text) + " (first defined at line " +
+                          std::to_string(first->second) + ")");
+            }
+        }
+        return targets;
+    }
+
+    TargetConfig read_target(const toml::table& table, const std::string& path,
+                             const TargetDefaults& defaults) {
+        check_known_keys(table, path, kTargetKeys);
+        TargetConfig target;
+        target.name = checked(read_required_string(table, path, "name"), path, "name",
+                              [](const std::string& name) -> std::optional<std::string> {
+                                  if (has_control(name))
+                                      return "must not contain control characters";
+                                  return std::nullopt;
+                              })
+                          .value.value_or("");
+        target.host = checked(read_required_string(table, path, "host"), path, "host",
+                              [](const std::string& host) -> std::optional<std::string> {
+                                  if (host.find_first_of("[]") != std::string::npos) {
+                                      return "write an IPv6 address without brackets";
+                                  }
+                                  if (has_space_or_control(host)) {
+                                      return "must not contain spaces or control characters";
+                                  }
+                                  return std::nullopt;
+                              })
+                          .value.value_or("");
+        target.tls =
+            read_choice(table, path, "tls", kTlsModes, "TLS mode").value.value_or(defaults.tls);
+        const Setting<int64_t> port = read_integer(table, path, "port", 1, 65535);
+        target.port = port.value ? static_cast<uint16_t>(*port.value)
+                                 : (target.tls == TlsMode::implicit ? kSubmissionsPort : kSmtpPort);
+        const std::string helo = read_helo(table, path).value.value_or("");
+        target.helo = helo.empty() ? defaults.helo : helo;
+        const Setting<Duration> interval = read_duration(table, path, "interval");
+        const Setting<Duration> timeout = read_duration(table, path, "timeout");
+        check_timeout_below_interval(interval, timeout, defaults, path, "from [defaults]");
+        target.interval = interval.value.value_or(defaults.interval.value_or(kDefaultInterval));
+        target.timeout = timeout.value.value_or(defaults.timeout.value_or(kDefaultTimeout));
+        target.probes = read_probes(table, path).value.value_or(defaults.probes);
+        const std::string tls_options_path = child_key(path, "tls_options");
+        target.tls_options =
+            read_tls_options(read_section(table, path, "tls_options"), tls_options_path);
+        return target;
+    }
+
+    TlsOptions read_tls_options(const toml::table& table, std::string_view path) {
+        check_known_keys(table, path, kTlsOptionsKeys);
+        TlsOptions options;
+        options.ca_file = read_ca_file(table, path);
+        options.server_name = read_non_empty_string(table, path, "server_name").value.value_or("");
+        options.insecure_skip_verify =
+            read<bool>(table, path, "insecure_skip_verify").value.value_or(false);
+        options.min_version = read_choice(table, path, "min_version", kTlsVersions, "TLS version")
+                                  .value.value_or(TlsVersion::v1_2);
+        return options;
+    }
+
+    // Resolved against the config file's directory; returns the absolute path, or "" if unset.
+    std::string read_ca_file(const toml::table& table, std::string_view path) {
+        const Setting<std::string> setting = read_non_empty_string(table, path, "ca_file");
+        if (!setting.value) return "";
+        const fs::path resolved = (base_directory_ / *setting.value).lexically_normal();
+        std::error_code ignored;
+        std::string problem;
+        if (!fs::exists(resolved, ignored)) {
+            problem = "CA file " + in_quotes(resolved.string()) + " does not exist";
+        } else if (!fs::is_regular_file(resolved, ignored)) {
+            problem = "CA file " + in_quotes(resolved.string()) + " is not a regular file";
+        } else if (!std::ifstream(resolved).is_open()) {
+            problem = "CA file " + in_quotes(resolved.string()) + " is not readable";
+        }
+        if (problem.empty()) return resolved.string();
+        error(setting.node->source(), child_key(path, "ca_file"), std::move(problem));
+        return "";
+    }
+
+    std::string file_;
+    fs::path base_directory_;  // absolute; relative paths in the file are resolved against it
+    std::vector<ConfigError> errors_;
+};
+
+// The directory holding the config file, absolute (the current directory for a bare name).
+fs::path directory_of(const std::string& config_path) {
+    std::error_code ignored;
+    const fs::path absolute = fs::absolute(config_path.empty() ? "." : config_path, ignored);
+    return config_path.empty() ? absolute : absolute.parent_path();
+}
+
+}  // namespace
+
+ConfigResult load_config_string(std::string_view text, const std::string& path_for_errors) {
+    ConfigReader reader(path_for_errors, directory_of(path_for_errors));
+    ConfigResult result;
+    try {
+        const toml::table root = toml::parse(text, std::string_view(path_for_errors));
+        Config config = reader.read(root);
+        result.errors = reader.take_errors();
+        if (result.errors.empty()) result.config = std::move(config);
+    } catch (const toml::parse_error& parse_error) {
+        reader.error(parse_error.source(), "", std::string(parse_error.description()));
+        result.errors = reader.take_errors();
+    }
+    std::stable_sort(result.errors.begin(), result.errors.end(),
+                     [](const ConfigError& a, const ConfigError& b) {
+                         return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+                     });
+    return result;
+}
+
+ConfigResult load_config_file(const std::string& path) {
+    std::string problem;
+    std::ostringstream contents;
+    std::error_code ignored;
+    if (fs::is_directory(path, ignored)) {
+        problem = "is a directory";
+    } else if (std::ifstream file(path, std::ios::binary); !file.is_open()) {
+        problem = std::strerror(errno);  // set by the failed open
+    } else if (contents << file.rdbuf(); file.bad()) {
+        problem = "read error";
+    }
+    if (problem.empty()) return load_config_string(contents.str(), path);
+    ConfigResult result;
+    result.errors.push_back({path, 0, 0, "", "cannot read config file: " + problem});
+    return result;
+}
+
+}  // namespace mailcanary

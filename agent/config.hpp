@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-namespace mailcanary {
+#include "agent/duration.hpp"
 
-using Duration = std::chrono::nanoseconds;
+namespace mailcanary {
 
 enum class TlsMode { none, starttls, implicit };
 
@@ -47,7 +47,7 @@ struct MetricsConfig {
 
 struct AgentConfig {
     std::vector<std::string> listen_addresses;  // "host:port", "[v6]:port" or ":port"
-    unsigned max_concurrent_probes = 256;
+    unsigned max_concurrent_probes = 512;
     MetricsConfig metrics;
 };
 

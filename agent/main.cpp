@@ -1,0 +1,50 @@
+#include <utility>
+
+#include <boost/asio/io_context.hpp>
+#include <cstdio>
+
+#include "agent/agent.hpp"
+#include "agent/cli.hpp"
+#include "agent/config.hpp"
+#include "agent/log.hpp"
+#include "agent/version.hpp"
+
+int main(int argc, char** argv) {
+    using namespace mailcanary;
+    const auto parsed = parse_cli({argv + 1, static_cast<std::size_t>(argc > 0 ? argc - 1 : 0)});
+    if (!parsed.options) {
+        std::fprintf(stderr, "mailcanary: %s\n", parsed.error.c_str());
+        return 2;
+    }
+    const CliOptions& options = *parsed.options;
+    if (options.show_help) {
+        std::fputs(usage().c_str(), stdout);
+        return 0;
+    }
+    if (options.show_version) {
+        std::printf("mailcanary %s (revision %s)\n", std::string(version()).c_str(),
+                    std::string(revision()).c_str());
+        return 0;
+    }
+    log::configure(options.log_level, options.log_format);
+
+    auto loaded = load_config_file(options.config_file);
+    std::vector<std::shared_ptr<const CompiledTarget>> targets;
+    if (loaded.config) targets = compile_targets(*loaded.config, loaded.errors);
+    if (!loaded.errors.empty()) {
+        for (const auto& error : loaded.errors) std::fprintf(stderr, "%s\n", error.to_string().c_str());
+        std::fprintf(stderr, "mailcanary: %zu error%s in the configuration\n", loaded.errors.size(),
+                     loaded.errors.size() == 1 ? "" : "s");
+        return 1;
+    }
+    if (options.config_check) {
+        std::printf("%s: configuration is valid (%zu targets)\n", options.config_file.c_str(),
+                    loaded.config->targets.size());
+        return 0;
+    }
+    if (options.probe_target) return probe_once(*loaded.config, targets, *options.probe_target);
+
+    boost::asio::io_context io(1);
+    Agent agent(io, options, std::move(*loaded.config), std::move(targets));
+    return agent.run();
+}

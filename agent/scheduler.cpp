@@ -1,0 +1,165 @@
+#include "agent/scheduler.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <exception>
+
+namespace mailcanary {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+TickPlan::Tick TickPlan::fire(Clock::time_point now) {
+    Tick tick{std::max(now - next_, Clock::duration::zero())};
+    next_ += interval_;
+    if (next_ <= now) {
+        tick.missed = static_cast<unsigned>((now - next_) / interval_) + 1;
+        next_ += interval_ * tick.missed;
+    }
+    return tick;
+}
+
+struct Scheduler::Job {
+    Job(const asio::any_io_executor& executor, std::shared_ptr<const CompiledTarget> compiled,
+        const ProbeEntry& entry, std::shared_ptr<ProbeSeries> probe_series)
+        : target(std::move(compiled)),
+          probe(entry),
+          series(std::move(probe_series)),
+          timer(executor) {}
+
+    std::shared_ptr<const CompiledTarget> target;  // replaced on reload; runs keep their own copy
+    const ProbeEntry& probe;
+    std::shared_ptr<ProbeSeries> series;
+    asio::steady_timer timer;
+    bool running = false;
+    bool retired = false;
+    StopSignal* stop = nullptr;  // of the run in flight
+};
+
+Scheduler::Scheduler(asio::any_io_executor executor, Metrics& metrics, ResultStore& results,
+                     Options options, ProbeLookup lookup)
+    : executor_(std::move(executor)),
+      metrics_(metrics),
+      results_(results),
+      options_(options),
+      lookup_(std::move(lookup)),
+      random_(options.seed) {}
+
+Scheduler::~Scheduler() { stop(); }
+
+void Scheduler::apply(const std::vector<std::shared_ptr<const CompiledTarget>>& targets) {
+    std::map<JobKey, std::pair<std::shared_ptr<const CompiledTarget>, const ProbeEntry*>> wanted;
+    for (const auto& target : targets) {
+        for (const auto& probe_name : target->config.probes) {
+            if (const ProbeEntry* entry = lookup_(probe_name)) {
+                wanted[{target->config.name, probe_name}] = {target, entry};
+            }
+        }
+    }
+
+    for (auto it = jobs_.begin(); it != jobs_.end();) {
+        const auto found = wanted.find(it->first);
+        Job& job = *it->second;
+        if (found == wanted.end()) {
+            retire(job);
+            results_.erase_target(it->first.first);
+            it = jobs_.erase(it);
+            continue;
+        }
+        auto& [target, entry] = found->second;
+        if (target->config == job.target->config) {
+            // Same settings: the schedule goes on; what was built from them (trust anchors)
+            // is taken anew, so a rotated CA file counts from the next run.
+            job.target = target;
+        } else {
+            // New settings, new schedule; the counters go on.
+            auto series = job.series;
+            retire(job);
+            start_job(target, *entry, std::move(series));
+        }
+        wanted.erase(found);
+        ++it;
+    }
+    for (auto& [key, value] : wanted) start_job(value.first, *value.second);
+    metrics_.set_targets(targets.size());
+}
+
+void Scheduler::start_job(std::shared_ptr<const CompiledTarget> target, const ProbeEntry& probe,
+                          std::shared_ptr<ProbeSeries> series) {
+    const JobKey key{target->config.name, std::string(probe.name)};
+    if (!series) series = metrics_.series_for(key.first, key.second);
+    auto job = std::make_shared<Job>(executor_, std::move(target), probe, std::move(series));
+    jobs_[key] = job;
+    asio::co_spawn(executor_, job_loop(std::move(job)), asio::detached);
+}
+
+void Scheduler::retire(Job& job) {
+    job.retired = true;
+    job.series.reset();  // its series disappear now, not when a run in flight ends
+    job.timer.cancel();
+    if (job.stop != nullptr) job.stop->request();
+}
+
+void Scheduler::stop() {
+    for (auto& [key, job] : jobs_) retire(*job);
+    jobs_.clear();
+}
+
+asio::awaitable<void> Scheduler::job_loop(std::shared_ptr<Job> job) {
+    const auto interval = job->target->config.interval;
+    // A random first offset spreads the runs of many targets over the interval.
+    std::uniform_int_distribution<Clock::rep> spread(0, interval.count() - 1);
+    TickPlan plan(Clock::now() + Clock::duration(spread(random_)), interval);
+
+    while (!job->retired) {
+        job->timer.expires_at(plan.next());
+        boost::system::error_code ec;
+        co_await job->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        if (job->retired) break;
+
+        const auto tick = plan.fire(Clock::now());
+        metrics_.observe_lateness(tick.lateness);
+        for (unsigned i = 0; i < tick.missed; ++i) job->series->record_skip(SkipReason::stalled);
+        if (job->running) {
+            job->series->record_skip(SkipReason::overlap);
+        } else if (in_flight_ >= options_.max_in_flight) {
+            job->series->record_skip(SkipReason::concurrency);
+        } else {
+            asio::co_spawn(executor_, run_once(job), asio::detached);
+        }
+    }
+}
+
+asio::awaitable<void> Scheduler::run_once(std::shared_ptr<Job> job) {
+    const auto target = job->target;
+    job->running = true;
+    metrics_.set_in_flight(++in_flight_);
+
+    StopSignal stop;
+    job->stop = &stop;
+    RunMetrics run_metrics;
+    RunResult result;
+    const auto started = Clock::now();
+    try {
+        result.outcome = co_await job->probe.run(ProbeRun{*target, started + target->config.timeout,
+                                                          run_metrics, result.transcript, stop});
+    } catch (const std::exception& error) {
+        // A bug must not take the agent down with it; it shows up as a failed run.
+        result.outcome = {FailureReason::protocol, std::string("internal error: ") + error.what()};
+        result.transcript.note(result.outcome.detail);
+    }
+    result.duration = Clock::now() - started;
+    result.finished = std::chrono::system_clock::now();
+    job->stop = nullptr;
+    job->running = false;
+    metrics_.set_in_flight(--in_flight_);
+
+    if (result.outcome.cancelled || job->retired) co_return;
+    job->series->record_run(result.outcome, run_metrics, result.duration, result.finished);
+    if (observer_) observer_(*target, job->probe.name, result);
+    results_.record({target->config.name, std::string(job->probe.name)}, std::move(result));
+}
+
+}  // namespace mailcanary

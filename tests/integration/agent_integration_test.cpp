@@ -1,0 +1,441 @@
+// The agent binary, run as a user runs it, against the real Postfix of tests/stack: its metrics
+// are read over HTTP. The ctest fixture starts the stack; MAILCANARY_STACK_DIR says where.
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+
+extern char** environ;
+
+namespace mailcanary {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+std::string read_file(const fs::path& path) {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+// KEY=VALUE lines written by tests/stack/mailstack.sh.
+std::map<std::string, std::string> stack_env() {
+    const char* dir = std::getenv("MAILCANARY_STACK_DIR");
+    if (dir == nullptr) throw std::runtime_error("MAILCANARY_STACK_DIR is not set");
+    std::map<std::string, std::string> env;
+    std::ifstream in(fs::path(dir) / "stack.env");
+    if (!in) throw std::runtime_error(std::string("no stack.env in ") + dir + ": is the stack started?");
+    for (std::string line; std::getline(in, line);) {
+        const auto equals = line.find('=');
+        if (equals != std::string::npos && line[0] != '#') env[line.substr(0, equals)] = line.substr(equals + 1);
+    }
+    return env;
+}
+
+struct HttpReply {
+    long status = 0;
+    std::string body;
+    std::string content_type;
+};
+
+HttpReply http(const std::string& method, const std::string& url) {
+    HttpReply reply;
+    CURL* curl = curl_easy_init();
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t count, void* out) {
+        static_cast<std::string*>(out)->append(data, size * count);
+        return size * count;
+    });
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
+    if (curl_easy_perform(curl) == CURLE_OK) {
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
+        char* type = nullptr;
+        curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &type);
+        if (type != nullptr) reply.content_type = type;
+    }
+    curl_easy_cleanup(curl);
+    return reply;
+}
+
+// The value of one series in the exposition, or -1 when it is absent.
+double value_of(const std::string& exposition, const std::string& series) {
+    const auto at = exposition.find("\n" + series + " ");
+    if (at == std::string::npos) return -1;
+    return std::stod(exposition.substr(at + series.size() + 2));
+}
+
+struct Run {
+    int exit_code = -1;
+    std::string output;
+};
+
+// Runs the agent to completion (for --config.check and --probe), capturing stdout and stderr.
+Run run_binary(std::vector<std::string> args, const fs::path& output_file) {
+    std::vector<char*> argv{const_cast<char*>(MAILCANARY_BINARY)};
+    for (auto& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, output_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    pid_t pid = 0;
+    Run run;
+    if (posix_spawn(&pid, MAILCANARY_BINARY, &actions, nullptr, argv.data(), environ) == 0) {
+        int status = 0;
+        waitpid(pid, &status, 0);
+        run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    posix_spawn_file_actions_destroy(&actions);
+    run.output = read_file(output_file);
+    return run;
+}
+
+// The agent as a long-running process with its own config file and log.
+class AgentProcess {
+public:
+    AgentProcess(const fs::path& dir, const std::string& config) : dir_(dir) {
+        fs::create_directories(dir_);
+        write_config(config);
+        const fs::path log = dir_ / "agent.log";
+        std::vector<std::string> args{MAILCANARY_BINARY, "--config.file=" + (dir_ / "agent.toml").string(),
+                                      "--web.listen-address=127.0.0.1:0", "--log.level=debug"};
+        std::vector<char*> argv;
+        for (auto& arg : args) argv.push_back(arg.data());
+        argv.push_back(nullptr);
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+        if (posix_spawn(&pid_, MAILCANARY_BINARY, &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;
+        posix_spawn_file_actions_destroy(&actions);
+        // The log says where it listens (port 0 picked a free one).
+        const auto deadline = Clock::now() + 10s;
+        while (port_.empty() && Clock::now() < deadline && pid_ > 0) {
+            const std::string text = read_file(log);
+            const auto at = text.find("address=127.0.0.1:");
+            if (at != std::string::npos) {
+                const auto start = at + std::string("address=127.0.0.1:").size();
+                port_ = text.substr(start, text.find_first_not_of("0123456789", start) - start);
+            } else {
+                std::this_thread::sleep_for(20ms);
+            }
+        }
+    }
+
+    ~AgentProcess() {
+        if (pid_ > 0 && !exited_) {
+            kill(pid_, SIGKILL);
+            waitpid(pid_, nullptr, 0);
+        }
+    }
+
+    bool started() const { return !port_.empty(); }
+    std::string url(const std::string& path) const { return "http://127.0.0.1:" + port_ + path; }
+    std::string metrics() const { return http("GET", url("/metrics")).body; }
+    std::string log() const { return read_file(dir_ / "agent.log"); }
+    void write_config(const std::string& config) const { std::ofstream(dir_ / "agent.toml") << config; }
+
+    // Polls /metrics until `condition` holds or `limit` passes; returns the last exposition.
+    std::string wait_for(const std::function<bool(const std::string&)>& condition,
+                         std::chrono::milliseconds limit = 10s) const {
+        const auto deadline = Clock::now() + limit;
+        std::string text = metrics();
+        while (!condition(text) && Clock::now() < deadline) {
+            std::this_thread::sleep_for(50ms);
+            text = metrics();
+        }
+        return text;
+    }
+
+    // Sends the signal and returns the exit code, or -1 if the agent did not exit within `limit`.
+    int stop(int signal_number, std::chrono::milliseconds limit) {
+        kill(pid_, signal_number);
+        const auto deadline = Clock::now() + limit;
+        int status = 0;
+        while (Clock::now() < deadline) {
+            if (waitpid(pid_, &status, WNOHANG) == pid_) {
+                exited_ = true;
+                return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+            }
+            std::this_thread::sleep_for(10ms);
+        }
+        return -1;
+    }
+
+    pid_t pid() const { return pid_; }
+
+private:
+    fs::path dir_;
+    pid_t pid_ = -1;
+    bool exited_ = false;
+    std::string port_;
+};
+
+class AgentIntegration : public testing::Test {
+protected:
+    AgentIntegration() : env_(stack_env()) {
+        const auto* info = testing::UnitTest::GetInstance()->current_test_info();
+        dir_ = fs::temp_directory_path() / ("mailcanary-it-" + std::to_string(getpid())) / info->name();
+        fs::remove_all(dir_);
+        fs::create_directories(dir_);
+    }
+
+    std::string host() const { return env_.at("MAILSTACK_HOST"); }
+    std::string port(const char* key) const { return env_.at(key); }
+    std::string ca() const { return env_.at("MAILSTACK_CA_FILE"); }
+
+    // A target table in TOML; `extra` goes inside the target.
+    std::string target(const std::string& name, const std::string& port_value, const std::string& tls,
+                       const std::string& extra = "") const {
+        return "[[targets]]\nname = \"" + name + "\"\nhost = \"" + host() + "\"\nport = " +
+               port_value + "\ntls = \"" + tls + "\"\n" + extra + "\n";
+    }
+    std::string tls_options(const std::string& more = "") const {
+        return "[targets.tls_options]\nca_file = \"" + ca() + "\"\n" + more;
+    }
+    static std::string header() {
+        return "[defaults]\ninterval = \"1s\"\ntimeout = \"800ms\"\nhelo = \"probe.mailcanary.test\"\n\n";
+    }
+
+    std::map<std::string, std::string> env_;
+    fs::path dir_;
+};
+
+std::string success_series(const std::string& target) {
+    return R"(mailcanary_probe_success{probe="connect",target=")" + target + "\"}";
+}
+std::string failure_series(const std::string& target, const std::string& reason) {
+    return R"(mailcanary_probe_failures_total{probe="connect",reason=")" + reason + R"(",target=")" +
+           target + "\"}";
+}
+
+TEST_F(AgentIntegration, HealthyStartTlsTargetSucceedsWithEveryPhaseTimed) {
+    AgentProcess agent(dir_, header() + target("postfix", port("MAILSTACK_SMTP_PORT"), "starttls", tls_options()));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const auto text = agent.wait_for([](const std::string& t) { return value_of(t, success_series("postfix")) >= 0; });
+    ASSERT_EQ(value_of(text, success_series("postfix")), 1) << text << agent.log();
+    for (const char* phase : {"resolve", "connect", "banner", "ehlo", "starttls", "tls_handshake", "quit"}) {
+        const std::string count = std::string(R"(mailcanary_probe_phase_duration_seconds_count{phase=")") + phase +
+                                  R"(",probe="connect",target="postfix"})";
+        EXPECT_GE(value_of(text, count), 1) << phase;
+    }
+    EXPECT_GE(value_of(text, R"(mailcanary_smtp_replies_total{code="220",command="banner",probe="connect",target="postfix"})"), 1);
+    EXPECT_GE(value_of(text, R"(mailcanary_smtp_replies_total{code="220",command="starttls",probe="connect",target="postfix"})"), 1);
+    EXPECT_GE(value_of(text, R"(mailcanary_smtp_replies_total{code="221",command="quit",probe="connect",target="postfix"})"), 1);
+    EXPECT_NE(text.find(R"(mailcanary_tls_info{cipher=")"), std::string::npos);
+    EXPECT_NE(text.find(R"(version="TLSv1.3")"), std::string::npos);
+    // The certificate made by the stack is valid for weeks at least.
+    const double expiry = value_of(text, R"(mailcanary_tls_cert_expiry_timestamp_seconds{probe="connect",target="postfix"})");
+    const double now = static_cast<double>(std::time(nullptr));
+    EXPECT_GT(expiry, now + 7 * 86400);
+    EXPECT_GT(value_of(text, R"(mailcanary_probe_last_success_timestamp_seconds{probe="connect",target="postfix"})"), now - 60);
+    EXPECT_EQ(value_of(text, "mailcanary_config_last_reload_successful"), 1);
+    EXPECT_GT(value_of(text, "process_resident_memory_bytes"), 0);
+
+    // The status page and the transcript of the last run.
+    const auto page = http("GET", agent.url("/"));
+    EXPECT_EQ(page.status, 200);
+    EXPECT_NE(page.body.find("postfix"), std::string::npos);
+    const auto transcript = http("GET", agent.url("/results?target=postfix&probe=connect"));
+    EXPECT_EQ(transcript.status, 200);
+    EXPECT_NE(transcript.body.find("C: STARTTLS"), std::string::npos) << transcript.body;
+    EXPECT_NE(transcript.body.find("S: 220 "), std::string::npos) << transcript.body;
+    EXPECT_NE(transcript.body.find("TLS established"), std::string::npos) << transcript.body;
+}
+
+TEST_F(AgentIntegration, MetricsEndpointIsValidExposition) {
+    AgentProcess agent(dir_, header() + target("postfix", port("MAILSTACK_SMTP_PORT"), "starttls", tls_options()) +
+                                 target("closed", "1", "none"));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    agent.wait_for([](const std::string& t) {
+        return value_of(t, success_series("postfix")) >= 0 && value_of(t, success_series("closed")) >= 0;
+    });
+    const auto reply = http("GET", agent.url("/metrics"));
+    EXPECT_EQ(reply.status, 200);
+    EXPECT_EQ(reply.content_type, "text/plain; version=0.0.4; charset=utf-8");
+    const fs::path file = dir_ / "metrics.txt";
+    std::ofstream(file) << reply.body;
+    // promtool is installed by scripts/install-deps.sh; its absence is a failure, not a skip.
+    const std::string command = "promtool check metrics < " + file.string() + " > " + (dir_ / "promtool.out").string() + " 2>&1";
+    const int status = std::system(command.c_str());
+    EXPECT_EQ(status, 0) << read_file(dir_ / "promtool.out");
+    EXPECT_EQ(read_file(dir_ / "promtool.out"), "") << "promtool reported problems";
+    EXPECT_EQ(http("GET", agent.url("/-/healthy")).status, 200);
+    EXPECT_EQ(http("GET", agent.url("/-/ready")).status, 200);
+    EXPECT_EQ(http("GET", agent.url("/nope")).status, 404);
+    EXPECT_EQ(http("GET", agent.url("/-/reload")).status, 405);
+}
+
+TEST_F(AgentIntegration, ClosedPortIsConnectRefused) {
+    // Port 1 on loopback: nothing listens there.
+    AgentProcess agent(dir_, header() + target("closed", "1", "none"));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const auto text = agent.wait_for([](const std::string& t) { return value_of(t, success_series("closed")) >= 0; });
+    EXPECT_EQ(value_of(text, success_series("closed")), 0) << text;
+    EXPECT_GE(value_of(text, failure_series("closed", "connect_refused")), 1) << text;
+}
+
+TEST_F(AgentIntegration, UntrustedCertificateStillExportsItsExpiry) {
+    // No ca_file: the system trust store does not know the stack's private CA.
+    AgentProcess agent(dir_, header() + target("untrusted", port("MAILSTACK_SMTP_PORT"), "starttls"));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const auto text = agent.wait_for([](const std::string& t) { return value_of(t, success_series("untrusted")) >= 0; });
+    EXPECT_EQ(value_of(text, success_series("untrusted")), 0) << text;
+    EXPECT_GE(value_of(text, failure_series("untrusted", "tls_cert_untrusted")), 1) << text;
+    EXPECT_GT(value_of(text, R"(mailcanary_tls_cert_expiry_timestamp_seconds{probe="connect",target="untrusted"})"),
+              static_cast<double>(std::time(nullptr)));
+}
+
+TEST_F(AgentIntegration, ExpiredAndWrongNameCertificatesAreClassified) {
+    AgentProcess agent(dir_, header() +
+                                 target("expired", port("MAILSTACK_SMTP_EXPIRED_PORT"), "starttls", tls_options()) +
+                                 target("wrongname", port("MAILSTACK_SMTP_PORT"), "starttls",
+                                        tls_options("server_name = \"other.example.test\"\n")));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const auto text = agent.wait_for([](const std::string& t) {
+        return value_of(t, success_series("expired")) >= 0 && value_of(t, success_series("wrongname")) >= 0;
+    });
+    EXPECT_GE(value_of(text, failure_series("expired", "tls_cert_expired")), 1) << text;
+    EXPECT_LT(value_of(text, R"(mailcanary_tls_cert_expiry_timestamp_seconds{probe="connect",target="expired"})"),
+              static_cast<double>(std::time(nullptr)));
+    EXPECT_GE(value_of(text, failure_series("wrongname", "tls_cert_hostname")), 1) << text;
+}
+
+TEST_F(AgentIntegration, SubmissionAndImplicitTlsSucceed) {
+    AgentProcess agent(dir_, header() +
+                                 target("submission", port("MAILSTACK_SUBMISSION_PORT"), "starttls", tls_options()) +
+                                 target("smtps", port("MAILSTACK_SMTPS_PORT"), "implicit", tls_options()) +
+                                 target("plain", port("MAILSTACK_SMTP_PORT"), "none"));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const auto text = agent.wait_for([](const std::string& t) {
+        return value_of(t, success_series("submission")) >= 0 && value_of(t, success_series("smtps")) >= 0 &&
+               value_of(t, success_series("plain")) >= 0;
+    });
+    EXPECT_EQ(value_of(text, success_series("submission")), 1) << text << agent.log();
+    EXPECT_EQ(value_of(text, success_series("smtps")), 1) << text << agent.log();
+    EXPECT_EQ(value_of(text, success_series("plain")), 1) << text << agent.log();
+    // Implicit TLS has a handshake but no STARTTLS phase.
+    EXPECT_GE(value_of(text, R"(mailcanary_probe_phase_duration_seconds_count{phase="tls_handshake",probe="connect",target="smtps"})"), 1);
+    EXPECT_EQ(value_of(text, R"(mailcanary_probe_phase_duration_seconds_count{phase="starttls",probe="connect",target="smtps"})"), -1);
+}
+
+TEST_F(AgentIntegration, ReloadRejectsABadConfigAndAppliesAGoodOne) {
+    const std::string both = header() + target("a", port("MAILSTACK_SMTP_PORT"), "none") +
+                             target("b", port("MAILSTACK_SMTP_PORT"), "none");
+    AgentProcess agent(dir_, both);
+    ASSERT_TRUE(agent.started()) << agent.log();
+    agent.wait_for([](const std::string& t) { return value_of(t, success_series("b")) == 1; });
+
+    agent.write_config(both + "bogus_key = 1\n");
+    const auto rejected = http("POST", agent.url("/-/reload"));
+    EXPECT_EQ(rejected.status, 500);
+    EXPECT_NE(rejected.body.find("bogus_key"), std::string::npos) << rejected.body;
+    auto text = agent.metrics();
+    EXPECT_EQ(value_of(text, "mailcanary_config_last_reload_successful"), 0);
+    EXPECT_EQ(value_of(text, success_series("b")), 1) << "the old configuration keeps running";
+
+    // Target b is removed, by SIGHUP this time: its series disappear, a's counters go on.
+    const double runs_a = value_of(text, R"(mailcanary_probe_runs_total{probe="connect",target="a"})");
+    agent.write_config(header() + target("a", port("MAILSTACK_SMTP_PORT"), "none"));
+    kill(agent.pid(), SIGHUP);
+    text = agent.wait_for([](const std::string& t) { return value_of(t, "mailcanary_config_last_reload_successful") == 1; });
+    EXPECT_EQ(value_of(text, "mailcanary_config_last_reload_successful"), 1);
+    EXPECT_EQ(text.find("target=\"b\""), std::string::npos);
+    EXPECT_GE(value_of(text, R"(mailcanary_probe_runs_total{probe="connect",target="a"})"), runs_a);
+}
+
+TEST_F(AgentIntegration, SigtermStopsWithinTwoSecondsEvenWithAHangingTarget) {
+    // A listener that accepts and never says anything: the run is stuck waiting for the banner.
+    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    ASSERT_EQ(listen(listener, 16), 0);
+    socklen_t length = sizeof address;
+    getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+    const std::string silent_port = std::to_string(ntohs(address.sin_port));
+
+    AgentProcess agent(dir_, "[defaults]\ninterval = \"4s\"\ntimeout = \"3500ms\"\n" +
+                                 target("silent", silent_port, "none"));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    // The run waits for a banner for 3.5 s of every 4 s: catch it in flight.
+    const auto text = agent.wait_for(
+        [](const std::string& t) { return value_of(t, "mailcanary_probes_in_flight") == 1; }, 10s);
+    ASSERT_EQ(value_of(text, "mailcanary_probes_in_flight"), 1);
+    const auto started = Clock::now();
+    EXPECT_EQ(agent.stop(SIGTERM, 2s), 0) << agent.log();
+    EXPECT_LT(Clock::now() - started, 2s);
+    close(listener);
+}
+
+TEST_F(AgentIntegration, ConfigCheckReportsEveryMistakeWithItsPlace) {
+    const fs::path config = dir_ / "bad.toml";
+    std::ofstream(config) << R"([defaults]
+interval = "5 seconds"
+
+[[targets]]
+name = "a"
+host = ""
+port = 70000
+tls = "sometimes"
+probes = ["connect", "teleport"]
+timeot = "1s"
+
+[[targets]]
+name = "a"
+host = "mx.example.test"
+interval = "5s"
+timeout = "10s"
+[targets.tls_options]
+min_version = "1.7"
+ca_file = "/nonexistent/ca.pem"
+)";
+    const auto run = run_binary({"--config.file=" + config.string(), "--config.check"}, dir_ / "out.txt");
+    EXPECT_EQ(run.exit_code, 1) << run.output;
+    std::istringstream lines(run.output);
+    int located = 0;
+    for (std::string line; std::getline(lines, line);) {
+        if (line.starts_with(config.string() + ":")) ++located;
+    }
+    EXPECT_EQ(located, 10) << run.output;
+    EXPECT_NE(run.output.find("10 errors"), std::string::npos) << run.output;
+}
+
+TEST_F(AgentIntegration, OneShotProbePrintsTheTranscript) {
+    const fs::path config = dir_ / "oneshot.toml";
+    std::ofstream(config) << header() << target("postfix", port("MAILSTACK_SMTP_PORT"), "starttls", tls_options())
+                          << target("closed", "1", "none");
+    auto run = run_binary({"--config.file=" + config.string(), "--probe=postfix"}, dir_ / "ok.txt");
+    EXPECT_EQ(run.exit_code, 0) << run.output;
+    EXPECT_NE(run.output.find("postfix/connect: success"), std::string::npos) << run.output;
+    EXPECT_NE(run.output.find("C: EHLO probe.mailcanary.test"), std::string::npos) << run.output;
+    run = run_binary({"--config.file=" + config.string(), "--probe=closed"}, dir_ / "closed.txt");
+    EXPECT_EQ(run.exit_code, 1) << run.output;
+    EXPECT_NE(run.output.find("failed: connect_refused"), std::string::npos) << run.output;
+    run = run_binary({"--config.file=" + config.string(), "--probe=nosuch"}, dir_ / "nosuch.txt");
+    EXPECT_EQ(run.exit_code, 2) << run.output;
+}
+
+}  // namespace
+}  // namespace mailcanary

@@ -1,0 +1,65 @@
+#include "agent/cli.hpp"
+
+#include <gtest/gtest.h>
+
+namespace mailcanary {
+namespace {
+
+CliResult parse(std::vector<const char*> args) { return parse_cli(args); }
+
+TEST(Cli, Defaults) {
+    const auto result = parse({});
+    ASSERT_TRUE(result.options);
+    EXPECT_EQ(result.options->config_file, "config/mailcanary.toml");
+    EXPECT_FALSE(result.options->config_check);
+    EXPECT_TRUE(result.options->listen_addresses.empty());
+    EXPECT_EQ(result.options->log_level, log::Level::info);
+    EXPECT_EQ(result.options->log_format, log::Format::logfmt);
+}
+
+TEST(Cli, BothValueFormsAndRepeatedListenAddresses) {
+    const auto result = parse({"--config.file", "a.toml", "--web.listen-address=127.0.0.1:9000",
+                               "--web.listen-address", "[::1]:9000", "--log.level=debug",
+                               "--log.format", "json", "--config.check", "--probe=mx1"});
+    ASSERT_TRUE(result.options) << result.error;
+    EXPECT_EQ(result.options->config_file, "a.toml");
+    EXPECT_EQ(result.options->listen_addresses,
+              (std::vector<std::string>{"127.0.0.1:9000", "[::1]:9000"}));
+    EXPECT_EQ(result.options->log_level, log::Level::debug);
+    EXPECT_EQ(result.options->log_format, log::Format::json);
+    EXPECT_TRUE(result.options->config_check);
+    EXPECT_EQ(result.options->probe_target, "mx1");
+}
+
+struct BadFlag {
+    std::vector<const char*> args;
+    const char* error_part;
+};
+
+class CliErrors : public testing::TestWithParam<BadFlag> {};
+
+TEST_P(CliErrors, AreClear) {
+    const auto result = parse(GetParam().args);
+    EXPECT_FALSE(result.options);
+    EXPECT_NE(result.error.find(GetParam().error_part), std::string::npos) << result.error;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, CliErrors,
+    testing::Values(BadFlag{{"--config.file"}, "--config.file needs a value"},
+                    BadFlag{{"--config.file="}, "--config.file needs a value"},
+                    BadFlag{{"--log.level=loud"}, "\"loud\" is not one of debug, info, warn, error"},
+                    BadFlag{{"--log.format=xml"}, "\"xml\" is not one of logfmt, json"},
+                    BadFlag{{"--config.check=yes"}, "takes no value"},
+                    BadFlag{{"--web.listen-addres=:1"}, "unknown flag \"--web.listen-addres=:1\""},
+                    BadFlag{{"stray"}, "unknown flag \"stray\""}));
+
+TEST(Cli, UsageNamesEveryFlag) {
+    for (const char* flag : {"--config.file", "--config.check", "--web.listen-address", "--log.level",
+                             "--log.format", "--probe", "--version", "--help"}) {
+        EXPECT_NE(usage().find(flag), std::string::npos) << flag;
+    }
+}
+
+}  // namespace
+}  // namespace mailcanary

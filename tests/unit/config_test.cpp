@@ -1,0 +1,573 @@
+#include "agent/config.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mailcanary {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+constexpr std::string_view kFile = "test.toml";
+
+// A minimal valid target taking lines 1-3; cases append the field under test on line 4.
+constexpr std::string_view kTarget = "[[targets]]\nname = \"mx1\"\nhost = \"mx1.example.net\"\n";
+
+struct ExpectedError {
+    unsigned line;
+    unsigned column;
+    std::string key;
+    std::string message_part;  // a substring of the message
+};
+
+ConfigResult load(std::string_view text) { return load_config_string(text, std::string(kFile)); }
+
+std::string target_with(std::string_view fields) {
+    return std::string(kTarget) + std::string(fields);
+}
+
+void expect_errors(const ConfigResult& result, const std::vector<ExpectedError>& expected) {
+    EXPECT_FALSE(result.config.has_value());
+    ASSERT_EQ(result.errors.size(), expected.size()) << [&] {
+        std::string all;
+        for (const ConfigError& error : result.errors) all += error.to_string() + "\n";
+        return all;
+    }();
+    for (size_t i = 0; i < expected.size(); ++i) {
+        const ConfigError& error = result.errors[i];
+        SCOPED_TRACE(error.to_string());
+        EXPECT_EQ(error.file, kFile);
+        EXPECT_EQ(error.line, expected[i].line);
+        EXPECT_EQ(error.column, expected[i].column);
+        EXPECT_EQ(error.key, expected[i].key);
+        EXPECT_NE(error.message.find(expected[i].message_part), std::string::npos)
+            << "message lacks: " << expected[i].message_part;
+    }
+}
+
+std::string machine_host_name() {
+    std::array<char, 256> buffer{};
+    if (gethostname(buffer.data(), buffer.size() - 1) != 0 || buffer[0] == '\0') return "localhost";
+    return buffer.data();
+}
+
+// A fresh directory under the system temp directory, removed with its contents afterwards.
+class TempDir {
+  public:
+    TempDir() {
+        std::string pattern = (fs::temp_directory_path() / "mailcanary-config-XXXXXX").string();
+        path_ = mkdtemp(pattern.data()) != nullptr ? fs::path(pattern) : fs::path();
+    }
+    ~TempDir() {
+        std::error_code ignored;
+        if (!path_.empty()) fs::remove_all(path_, ignored);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+
+    const fs::path& path() const { return path_; }
+
+    fs::path write(const fs::path& relative, std::string_view contents) const {
+        fs::path file = path_ / relative;
+        fs::create_directories(file.parent_path());
+        std::ofstream(file) << contents;
+        return file;
+    }
+
+  private:
+    fs::path path_;
+};
+
+TEST(ConfigLoad, FullConfigParsesToExpectedStructs) {
+    const ConfigResult result = load(R"([agent]
+listen_addresses = ["127.0.0.1:9725", "[::1]:9725", ":9999"]
+max_concurrent_probes = 64
+
+[metrics]
+duration_buckets = [0.1, 1, 2.5]
+phase_histograms = false
+
+[defaults]
+interval = "1m"
+timeout = "20s"
+helo = "probe.example.net"
+tls = "none"
+probes = ["connect"]
+
+[[targets]]
+name = "mx1"
+host = "mx1.example.net"
+
+[[targets]]
+name = "submissions"
+host = "2001:db8::1"
+tls = "implicit"
+helo = "other.example"
+interval = "15s"
+timeout = "5s"
+probes = ["connect"]
+[targets.tls_options]
+server_name = "mail.example.net"
+insecure_skip_verify = true
+min_version = "1.3"
+
+[[targets]]
+name = "custom-port"
+host = "192.0.2.7"
+port = 2525
+tls = "starttls"
+interval = "1h"
+)");
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+    ASSERT_TRUE(result.config.has_value());
+    const Config& config = *result.config;
+    EXPECT_EQ(config.source_path, kFile);
+    EXPECT_EQ(config.agent.listen_addresses,
+              (std::vector<std::string>{"127.0.0.1:9725", "[::1]:9725", ":9999"}));
+    EXPECT_EQ(config.agent.max_concurrent_probes, 64u);
+    EXPECT_EQ(config.agent.metrics, (MetricsConfig{{0.1, 1.0, 2.5}, false}));
+
+    const TargetConfig mx1{.name = "mx1",
+                           .host = "mx1.example.net",
+                           .port = 25,
+                           .tls = TlsMode::none,
+                           .helo = "probe.example.net",
+                           .interval = 1min,
+                           .timeout = 20s,
+                           .probes = {"connect"},
+                           .tls_options = {}};
+    const TargetConfig submissions{.name = "submissions",
+                                   .host = "2001:db8::1",
+                                   .port = 465,
+                                   .tls = TlsMode::implicit,
+                                   .helo = "other.example",
+                                   .interval = 15s,
+                                   .timeout = 5s,
+                                   .probes = {"connect"},
+                                   .tls_options = {.ca_file = "",
+                                                   .server_name = "mail.example.net",
+                                                   .insecure_skip_verify = true,
+                                                   .min_version = TlsVersion::v1_3}};
+    const TargetConfig custom_port{.name = "custom-port",
+                                   .host = "192.0.2.7",
+                                   .port = 2525,
+                                   .tls = TlsMode::starttls,
+                                   .helo = "probe.example.net",
+                                   .interval = 1h,
+                                   .timeout = 20s,
+                                   .probes = {"connect"},
+                                   .tls_options = {}};
+    EXPECT_EQ(config.targets, (std::vector<TargetConfig>{mx1, submissions, custom_port}));
+}
+
+TEST(ConfigLoad, EmptyFileGivesDefaultsAndNoTargets) {
+    const ConfigResult result = load("");
+    ASSERT_TRUE(result.config.has_value());
+    EXPECT_EQ(result.config->agent.listen_addresses, std::vector<std::string>{":9725"});
+    EXPECT_EQ(result.config->agent.max_concurrent_probes, 512u);
+    EXPECT_EQ(result.config->agent.metrics.duration_buckets,
+              (std::vector<double>{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}));
+    EXPECT_TRUE(result.config->agent.metrics.phase_histograms);
+    EXPECT_TRUE(result.config->targets.empty());
+}
+
+TEST(ConfigLoad, MinimalTargetGetsBuiltInDefaults) {
+    const ConfigResult result = load(kTarget);
+    ASSERT_TRUE(result.config.has_value());
+    const TargetConfig expected{.name = "mx1",
+                                .host = "mx1.example.net",
+                                .port = 25,
+                                .tls = TlsMode::starttls,
+                                .helo = machine_host_name(),
+                                .interval = 30s,
+                                .timeout = 10s,
+                                .probes = {"connect"},
+                                .tls_options = {}};
+    EXPECT_EQ(result.config->targets, std::vector<TargetConfig>{expected});
+}
+
+TEST(ConfigLoad, ImplicitTlsDefaultsToPort465) {
+    const ConfigResult from_target = load(target_with("tls = \"implicit\"\n"));
+    ASSERT_TRUE(from_target.config.has_value());
+    EXPECT_EQ(from_target.config->targets.at(0).port, 465);
+
+    const ConfigResult from_defaults =
+        load("[defaults]\ntls = \"implicit\"\n" + std::string(kTarget));
+    ASSERT_TRUE(from_defaults.config.has_value());
+    EXPECT_EQ(from_defaults.config->targets.at(0).tls, TlsMode::implicit);
+    EXPECT_EQ(from_defaults.config->targets.at(0).port, 465);
+
+    const ConfigResult explicit_port = load(target_with("tls = \"implicit\"\nport = 10465\n"));
+    ASSERT_TRUE(explicit_port.config.has_value());
+    EXPECT_EQ(explicit_port.config->targets.at(0).port, 10465);
+}
+
+TEST(ConfigLoad, EmptyHeloMeansInherited) {
+    const ConfigResult result =
+        load("[defaults]\nhelo = \"\"\n" + target_with("helo = \"\"\n") +
+             "[[targets]]\nname = \"b\"\nhost = \"b\"\nhelo = \"b.example\"\n");
+    ASSERT_TRUE(result.config.has_value());
+    EXPECT_EQ(result.config->targets.at(0).helo, machine_host_name());
+    EXPECT_EQ(result.config->targets.at(1).helo, "b.example");
+}
+
+TEST(ConfigLoad, IntegerBucketsAreAccepted) {
+    const ConfigResult result = load("[metrics]\nduration_buckets = [1, 2, 5.5, 10]\n");
+    ASSERT_TRUE(result.config.has_value());
+    EXPECT_EQ(result.config->agent.metrics.duration_buckets, (std::vector<double>{1, 2, 5.5, 10}));
+}
+
+TEST(ConfigLoad, InlineTableTargetsAreAccepted) {
+    const ConfigResult result = load("targets = [{ name = \"a\", host = \"a.example\" }]\n");
+    ASSERT_TRUE(result.config.has_value());
+    EXPECT_EQ(result.config->targets.at(0).host, "a.example");
+}
+
+// One mistake per case: exactly one error, located exactly.
+struct ErrorCase {
+    std::string name;
+    std::string toml;
+    ExpectedError expected;
+};
+
+std::vector<ErrorCase> error_cases() {
+    return {
+        {"SyntaxError", "[agent]\nmax_concurrent_probes = \n", {2, 25, "", "expected value"}},
+        {"RedefinedKey",
+         "[agent]\n[agent]\n",
+         {2, 1, "", "cannot redefine existing table 'agent'"}},
+        {"UnknownRootKey", "target = 1\n", {1, 1, "target", "did you mean \"targets\"?"}},
+        {"UnknownAgentKey",
+         "[agent]\nfoo = 1\n",
+         {2, 1, "agent.foo", "expected one of: listen_addresses, max_concurrent_probes"}},
+        {"UnknownMetricsKey",
+         "[metrics]\nphase_histogram = true\n",
+         {2, 1, "metrics.phase_histogram", "did you mean \"phase_histograms\"?"}},
+        {"UnknownDefaultsKey",
+         "[defaults]\nport = 25\n",
+         {2, 1, "defaults.port", "unknown key; expected one of: interval, timeout"}},
+        {"UnknownTargetKey",
+         target_with("tiemout = \"5s\"\n"),
+         {4, 1, "targets[1].tiemout", "did you mean \"timeout\"?"}},
+        {"UnknownTlsOptionsKey",
+         target_with("[targets.tls_options]\ncafile = \"ca.pem\"\n"),
+         {5, 1, "targets[1].tls_options.cafile", "did you mean \"ca_file\"?"}},
+        {"SectionNotATable", "agent = 1\n", {1, 9, "agent", "expected a table, got an integer"}},
+        {"ListenAddressWithoutPort",
+         "[agent]\nlisten_addresses = [\"localhost\"]\n",
+         {2, 21, "agent.listen_addresses[1]", "expected \"host:port\""}},
+        {"ListenAddressPortOutOfRange",
+         "[agent]\nlisten_addresses = [\":9725\", \"[::1]:65536\"]\n",
+         {2, 30, "agent.listen_addresses[2]", "port 1..65535"}},
+        {"ListenAddressIpv6WithoutBrackets",
+         "[agent]\nlisten_addresses = [\"::1:9725\"]\n",
+         {2, 21, "agent.listen_addresses[1]", "must be in brackets"}},
+        {"ListenAddressesEmpty",
+         "[agent]\nlisten_addresses = []\n",
+         {2, 20, "agent.listen_addresses", "must not be empty"}},
+        {"ListenAddressesNotArray",
+         "[agent]\nlisten_addresses = \":9725\"\n",
+         {2, 20, "agent.listen_addresses", "expected an array of addresses, got a string"}},
+        {"MaxConcurrentProbesZero",
+         "[agent]\nmax_concurrent_probes = 0\n",
+         {2, 25, "agent.max_concurrent_probes", "must be between 1 and 100000, got 0"}},
+        {"MaxConcurrentProbesString",
+         "[agent]\nmax_concurrent_probes = \"5\"\n",
+         {2, 25, "agent.max_concurrent_probes", "expected an integer, got a string"}},
+        {"BucketsEmpty",
+         "[metrics]\nduration_buckets = []\n",
+         {2, 20, "metrics.duration_buckets", "must have 1 to 50 entries, got 0"}},
+        {"BucketsTooMany",
+         "[metrics]\nduration_buckets = [" +
+             [] {
+                 std::string bounds;
+                 for (int i = 1; i <= 51; ++i) bounds += std::to_string(i) + ",";
+                 return bounds;
+             }() +
+             "]\n",
+         {2, 20, "metrics.duration_buckets", "got 51"}},
+        {"BucketsNotIncreasing",
+         "[metrics]\nduration_buckets = [1, 1]\n",
+         {2, 24, "metrics.duration_buckets[2]", "greater than the bucket before it (1)"}},
+        {"BucketZero",
+         "[metrics]\nduration_buckets = [0]\n",
+         {2, 21, "metrics.duration_buckets[1]", "greater than 0"}},
+        {"BucketInfinite",
+         "[metrics]\nduration_buckets = [1, inf]\n",
+         {2, 24, "metrics.duration_buckets[2]", "finite"}},
+        {"BucketString",
+         "[metrics]\nduration_buckets = [\"1\"]\n",
+         {2, 21, "metrics.duration_buckets[1]", "expected a number of seconds, got a string"}},
+        {"BucketsNotArray",
+         "[metrics]\nduration_buckets = 1\n",
+         {2, 20, "metrics.duration_buckets", "expected an array of numbers, got an integer"}},
+        {"PhaseHistogramsString",
+         "[metrics]\nphase_histograms = \"yes\"\n",
+         {2, 20, "metrics.phase_histograms", "expected a boolean, got a string"}},
+        {"DefaultsIntervalUnparsable",
+         "[defaults]\ninterval = \"30\"\n",
+         {2, 12, "defaults.interval", "invalid duration \"30\""}},
+        {"DefaultsTimeoutZero",
+         "[defaults]\ntimeout = \"0s\"\n",
+         {2, 11, "defaults.timeout", "must be greater than 0"}},
+        {"DefaultsTimeoutNotShorter",
+         "[defaults]\ninterval = \"10s\"\ntimeout = \"10s\"\n",
+         {3, 11, "defaults.timeout", "timeout 10s must be shorter than interval 10s"}},
+        {"DefaultsIntervalBelowBuiltInTimeout",
+         "[defaults]\ninterval = \"5s\"\n",
+         {2, 12, "defaults.interval",
+          "timeout 10s (the built-in default) must be shorter than interval 5s"}},
+        {"DefaultsTlsUnknown",
+         "[defaults]\ntls = \"startls\"\n",
+         {2, 7, "defaults.tls",
+          "unknown TLS mode \"startls\"; expected \"none\", \"starttls\" or \"implicit\""}},
+        {"DefaultsProbesEmpty",
+         "[defaults]\nprobes = []\n",
+         {2, 10, "defaults.probes", "must not be empty"}},
+        {"DefaultsHeloWithSpace",
+         "[defaults]\nhelo = \"a b\"\n",
+         {2, 8, "defaults.helo", "must not contain spaces"}},
+        {"TargetMissingName",
+         "[[targets]]\nhost = \"a\"\n",
+         {1, 1, "targets[1].name", "required key is missing"}},
+        {"TargetMissingHostInInlineTable",
+         "targets = [{ name = \"a\" }]\n",
+         {1, 12, "targets[1].host", "required key is missing"}},
+        {"TargetEmptyName",
+         "[[targets]]\nname = \"\"\nhost = \"a\"\n",
+         {2, 8, "targets[1].name", "must not be empty"}},
+        {"TargetNameNotString",
+         "[[targets]]\nname = 1\nhost = \"a\"\n",
+         {2, 8, "targets[1].name", "expected a string, got an integer"}},
+        {"TargetEmptyHost",
+         "[[targets]]\nname = \"a\"\nhost = \"\"\n",
+         {3, 8, "targets[1].host", "must not be empty"}},
+        {"TargetHostInBrackets",
+         "[[targets]]\nname = \"a\"\nhost = \"[::1]\"\n",
+         {3, 8, "targets[1].host", "without brackets"}},
+        {"PortAsString",
+         target_with("port = \"25\"\n"),
+         {4, 8, "targets[1].port", "expected an integer, got a string"}},
+        {"PortAboveRange",
+         target_with("port = 65536\n"),
+         {4, 8, "targets[1].port", "must be between 1 and 65535, got 65536"}},
+        {"PortZero", target_with("port = 0\n"), {4, 8, "targets[1].port", "got 0"}},
+        {"TargetTlsUnknown",
+         target_with("tls = \"ssl\"\n"),
+         {4, 7, "targets[1].tls", "unknown TLS mode \"ssl\""}},
+        {"IntervalDecimal",
+         target_with("interval = \"1.5s\"\n"),
+         {4, 12, "targets[1].interval", "invalid duration \"1.5s\""}},
+        {"IntervalNotString",
+         target_with("interval = 30\n"),
+         {4, 12, "targets[1].interval", "expected a string, got an integer"}},
+        {"TimeoutEqualsInterval",
+         target_with("interval = \"5s\"\ntimeout = \"5s\"\n"),
+         {5, 11, "targets[1].timeout", "timeout 5s must be shorter than interval 5s"}},
+        {"TimeoutNotShorterThanInheritedInterval",
+         "[defaults]\ninterval = \"1m\"\n" + target_with("timeout = \"2m\"\n"),
+         {6, 11, "targets[1].timeout",
+          "timeout 2m must be shorter than interval 1m (from [defaults])"}},
+        {"IntervalNotLongerThanInheritedTimeout",
+         target_with("interval = \"10s\"\n"),
+         {4, 12, "targets[1].interval",
+          "timeout 10s (from [defaults]) must be shorter than interval 10s"}},
+        {"ProbesAsString",
+         target_with("probes = \"connect\"\n"),
+         {4, 10, "targets[1].probes", "expected an array of probe names, got a string"}},
+        {"ProbeUnknown",
+         target_with("probes = [\"conect\"]\n"),
+         {4, 11, "targets[1].probes[1]", "unknown probe \"conect\"; did you mean \"connect\"?"}},
+        {"ProbeDuplicate",
+         target_with("probes = [\"connect\", \"connect\"]\n"),
+         {4, 22, "targets[1].probes[2]", "duplicate entry \"connect\""}},
+        {"TargetHeloWithLineBreak",
+         target_with("helo = \"a\\r\\nMAIL FROM:<x>\"\n"),
+         {4, 8, "targets[1].helo", "control characters"}},
+        {"CaFileMissing",
+         target_with("[targets.tls_options]\nca_file = \"/nonexistent/ca.pem\"\n"),
+         {5, 11, "targets[1].tls_options.ca_file",
+          "CA file \"/nonexistent/ca.pem\" does not exist"}},
+        {"CaFileIsDirectory",
+         target_with("[targets.tls_options]\nca_file = \"/\"\n"),
+         {5, 11, "targets[1].tls_options.ca_file", "is not a regular file"}},
+        {"ServerNameEmpty",
+         target_with("[targets.tls_options]\nserver_name = \"\"\n"),
+         {5, 15, "targets[1].tls_options.server_name", "must not be empty"}},
+        {"InsecureSkipVerifyString",
+         target_with("[targets.tls_options]\ninsecure_skip_verify = \"yes\"\n"),
+         {5, 24, "targets[1].tls_options.insecure_skip_verify",
+          "expected a boolean, got a string"}},
+        {"MinVersionUnknown",
+         target_with("[targets.tls_options]\nmin_version = \"1.4\"\n"),
+         {5, 15, "targets[1].tls_options.min_version",
+          "unknown TLS version \"1.4\"; expected \"1.0\", \"1.1\", \"1.2\" or \"1.3\""}},
+        {"MinVersionFloat",
+         target_with("[targets.tls_options]\nmin_version = 1.2\n"),
+         {5, 15, "targets[1].tls_options.min_version",
+          "expected a string, got a floating-point number"}},
+        {"TlsOptionsNotTable",
+         target_with("tls_options = \"x\"\n"),
+         {4, 15, "targets[1].tls_options", "expected a table, got a string"}},
+        {"TargetsString",
+         "targets = \"mx1\"\n",
+         {1, 11, "targets", "expected an array of tables ([[targets]]), got a string"}},
+        {"TargetsTable",
+         "[targets]\nname = \"a\"\n",
+         {1, 1, "targets", "expected an array of tables ([[targets]]), got a table"}},
+        {"TargetNotTable",
+         "targets = [1]\n",
+         {1, 12, "targets[1]", "expected a table, got an integer"}},
+        {"DuplicateTargetName",
+         target_with("[[targets]]\nname = \"mx1\"\nhost = \"b\"\n"),
+         {5, 8, "targets[2].name", "duplicate target name \"mx1\" (first defined at line 2)"}},
+    };
+}
+
+// Names the case in failure output instead of dumping its bytes.
+void PrintTo(const ErrorCase& error_case, std::ostream* out) { *out << error_case.name; }
+
+class ConfigErrorTest : public testing::TestWithParam<ErrorCase> {};
+
+TEST_P(ConfigErrorTest, ReportsExactlyOneLocatedError) {
+    expect_errors(load(GetParam().toml), {GetParam().expected});
+}
+
+INSTANTIATE_TEST_SUITE_P(EachMistake, ConfigErrorTest, testing::ValuesIn(error_cases()),
+                         [](const testing::TestParamInfo<ErrorCase>& case_info) {
+                             return case_info.param.name;
+                         });
+
+TEST(ConfigLoad, ReportsEveryMistakeInOneFile) {
+    const ConfigResult result = load(R"([agent]
+listen_addresses = ["localhost"]
+max_concurent_probes = 3
+
+[metrics]
+duration_buckets = [0.5, 0.1]
+
+[defaults]
+tls = "startls"
+
+[[targets]]
+name = "mx1"
+host = "mx1.example.net"
+port = "25"
+timeout = "1 s"
+probes = ["conect"]
+
+[[targets]]
+name = "mx1"
+host = ""
+interval = "5s"
+timeout = "5s"
+)");
+    expect_errors(
+        result, {
+                    {2, 21, "agent.listen_addresses[1]", "expected \"host:port\""},
+                    {3, 1, "agent.max_concurent_probes", "did you mean \"max_concurrent_probes\"?"},
+                    {6, 26, "metrics.duration_buckets[2]", "bucket before it (0.5)"},
+                    {9, 7, "defaults.tls", "unknown TLS mode \"startls\""},
+                    {14, 8, "targets[1].port", "expected an integer, got a string"},
+                    {15, 11, "targets[1].timeout", "invalid duration \"1 s\""},
+                    {16, 11, "targets[1].probes[1]", "unknown probe \"conect\""},
+                    {19, 8, "targets[2].name", "first defined at line 12"},
+                    {20, 8, "targets[2].host", "must not be empty"},
+                    {22, 11, "targets[2].timeout", "timeout 5s must be shorter than interval 5s"},
+                });
+}
+
+TEST(ConfigLoad, UnknownProbeMessageListsKnownProbes) {
+    const ConfigResult result = load(target_with("probes = [\"smtp\"]\n"));
+    ASSERT_EQ(result.errors.size(), 1u);
+    EXPECT_NE(result.errors[0].message.find("known probes: "), std::string::npos);
+    EXPECT_NE(result.errors[0].message.find("connect"), std::string::npos);
+}
+
+TEST(ConfigLoad, RelativeCaFileIsResolvedAgainstTheConfigDirectory) {
+    const TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    const fs::path ca_file = dir.write("certs/ca.pem", "not checked here");
+    const fs::path config_file = dir.write(
+        "config.toml", target_with("[targets.tls_options]\nca_file = \"certs/../certs/ca.pem\"\n"));
+
+    const ConfigResult result = load_config_file(config_file.string());
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+    EXPECT_EQ(result.config->targets.at(0).tls_options.ca_file, ca_file.string());
+    EXPECT_EQ(result.config->source_path, config_file.string());
+}
+
+TEST(ConfigLoad, AbsoluteCaFileIsKept) {
+    const TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    const fs::path ca_file = dir.write("ca.pem", "x");
+    const ConfigResult result =
+        load(target_with("[targets.tls_options]\nca_file = \"" + ca_file.string() + "\"\n"));
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+    EXPECT_EQ(result.config->targets.at(0).tls_options.ca_file, ca_file.string());
+}
+
+TEST(ConfigLoad, UnreadableCaFileIsReported) {
+    if (geteuid() == 0) GTEST_SKIP() << "root reads any file";
+    const TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    const fs::path ca_file = dir.write("ca.pem", "x");
+    fs::permissions(ca_file, fs::perms::none);
+    const fs::path config_file =
+        dir.write("config.toml", target_with("[targets.tls_options]\nca_file = \"ca.pem\"\n"));
+    const ConfigResult result = load_config_file(config_file.string());
+    ASSERT_EQ(result.errors.size(), 1u);
+    EXPECT_EQ(result.errors[0].line, 5u);
+    EXPECT_NE(result.errors[0].message.find("is not readable"), std::string::npos);
+}
+
+TEST(ConfigLoad, MissingFileIsOneErrorWithoutLocation) {
+    const ConfigResult result = load_config_file("/nonexistent/mailcanary.toml");
+    EXPECT_FALSE(result.config.has_value());
+    ASSERT_EQ(result.errors.size(), 1u);
+    EXPECT_EQ(result.errors[0].line, 0u);
+    EXPECT_EQ(result.errors[0].to_string(),
+              "/nonexistent/mailcanary.toml: cannot read config file: No such file or directory");
+}
+
+TEST(ConfigLoad, DirectoryIsNotAConfigFile) {
+    const ConfigResult result = load_config_file("/");
+    ASSERT_EQ(result.errors.size(), 1u);
+    EXPECT_EQ(result.errors[0].to_string(), "/: cannot read config file: is a directory");
+}
+
+TEST(ConfigError, ToStringIsFileLineColumnKeyMessage) {
+    const ConfigError error{"a.toml", 3, 7, "targets[1].port", "expected an integer"};
+    EXPECT_EQ(error.to_string(), "a.toml:3:7: targets[1].port: expected an integer");
+    const ConfigError syntax{"a.toml", 1, 5, "", "expected value"};
+    EXPECT_EQ(syntax.to_string(), "a.toml:1:5: expected value");
+}
+
+TEST(ConfigLoad, NeverThrowsOnHostileInput) {
+    const std::string deep_arrays = "a = " + std::string(2000, '[') + std::string(2000, ']');
+    const std::string deep_tables = "a = " + [] {
+        std::string text;
+        for (int i = 0; i < 1000; ++i) text += "{b = ";
+        return text + "1" + std::string(1000, '}');
+    }();
+    for (const std::string& text :
+         {std::string("\xff\xfe\x00", 3), std::string("[[targets]]\n[targets]\n"),
+          std::string("targets = [[]]\n"), std::string("[agent.listen_addresses]\n"),
+          std::string("x = 99999999999999999999\n"), deep_arrays, deep_tables,
+          std::string("[[targets]]\nname = \"\\u0000\"\nhost = \"a\"\n")}) {
+        const ConfigResult result = load(text);
+        EXPECT_FALSE(result.errors.empty()) << text.substr(0, 40);
+    }
+}
+
+}  // namespace
+}  // namespace mailcanary

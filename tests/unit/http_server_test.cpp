@@ -1,0 +1,391 @@
+#include "agent/http_server.hpp"
+
+#include <utility>  // before any Boost header: Boost 1.74 coroutines with g++ 12
+
+#include <gtest/gtest.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <chrono>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace mailcanary::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+
+using ClientResponse = bhttp::response<bhttp::string_body>;
+
+// Echoes what the handler saw, so the tests can check routing and decoding from the response.
+Response echo(const Request& request) {
+    if (request.path == "/throw") {
+        throw std::runtime_error("handler bug");
+    }
+    if (request.path == "/bad-status") {
+        Response invalid;
+        invalid.status = 1000;
+        return invalid;
+    }
+    Response response;
+    response.body = request.method + " " + request.path;
+    for (const auto& [key, value] : request.query) {
+        response.body += " [" + key + "=" + value + "]";
+    }
+    if (!request.body.empty()) {
+        response.body += " body=" + request.body;
+    }
+    response.headers.emplace_back("X-Test", "yes");
+    return response;
+}
+
+// A client on the server's io_context: each call runs the context until its own operation is
+// done, so the server makes progress in between (single-threaded, like the agent).
+class Client {
+  public:
+    explicit Client(asio::io_context& context) : context_(context), stream_(context) {}
+
+    beast::error_code connect(const tcp::endpoint& endpoint) {
+        return run([&](auto done) { stream_.async_connect(endpoint, done); });
+    }
+
+    beast::error_code send(std::string_view bytes) {
+        return run([&](auto done) { asio::async_write(stream_, asio::buffer(bytes), done); });
+    }
+
+    // `head`: the response is to a HEAD request, so it has no body whatever its Content-Length.
+    ClientResponse receive(bool head = false) {
+        bhttp::response_parser<bhttp::string_body> parser;
+        parser.skip(head);
+        last_error_ = run([&](auto done) { bhttp::async_read(stream_, buffer_, parser, done); });
+        return last_error_ ? ClientResponse() : parser.release();
+    }
+
+    ClientResponse request(std::string_view bytes, bool head = false) {
+        last_error_ = send(bytes);
+        return last_error_ ? ClientResponse() : receive(head);
+    }
+
+    // True when the server closed the connection (end of stream or reset) within the timeout.
+    bool closed_by_server() {
+        char byte = 0;
+        const auto ec =
+            run([&](auto done) { stream_.async_read_some(asio::buffer(&byte, 1), done); });
+        return ec && ec != beast::error::timeout;
+    }
+
+    beast::error_code last_error() const { return last_error_; }
+
+  private:
+    template <typename Start>
+    beast::error_code run(Start start) {
+        std::optional<beast::error_code> result;
+        stream_.expires_after(3s);
+        start([&result](beast::error_code ec, auto&&...) { result = ec; });
+        context_.restart();
+        while (!result && context_.run_one() > 0) {
+        }
+        return result.value_or(asio::error::operation_aborted);
+    }
+
+    asio::io_context& context_;
+    beast::tcp_stream stream_;
+    beast::flat_buffer buffer_;
+    beast::error_code last_error_;
+};
+
+class HttpServerTest : public ::testing::Test {
+  protected:
+    void start(Limits limits = {}, std::string address = "127.0.0.1:0") {
+        server_.emplace(context_.get_executor(), echo, limits);
+        ASSERT_TRUE(server_->listen({address}).empty());
+        ASSERT_EQ(server_->local_endpoints().size(), 1u);
+        endpoint_ = server_->local_endpoints().front();
+    }
+
+    Client connect() {
+        Client client(context_);
+        EXPECT_FALSE(client.connect(endpoint_));
+        return client;
+    }
+
+    // Runs the io_context until it has no work left; returns how long that took.
+    std::chrono::steady_clock::duration run_to_completion() {
+        const auto start = std::chrono::steady_clock::now();
+        context_.restart();
+        context_.run_for(5s);
+        EXPECT_TRUE(context_.stopped()) << "the server left work in the io_context";
+        return std::chrono::steady_clock::now() - start;
+    }
+
+    asio::io_context context_;
+    std::optional<Server> server_;
+    tcp::endpoint endpoint_;
+};
+
+TEST_F(HttpServerTest, GetPassesPathAndDecodedQueryToTheHandler) {
+    start();
+    Client client = connect();
+    const auto response = client.request(
+        "GET /metrics?a=1&b=hello+world&c=%41%2f&d&&e=%zz&a=2&f=%4 HTTP/1.1\r\nHost: x\r\n\r\n");
+    ASSERT_FALSE(client.last_error()) << client.last_error().message();
+    EXPECT_EQ(response.result_int(), 200u);
+    EXPECT_EQ(response.body(), "GET /metrics [a=1] [b=hello world] [c=A/] [d=] [e=%zz] [f=%4]");
+    EXPECT_EQ(response[bhttp::field::server], "mailcanary");
+    EXPECT_EQ(response[bhttp::field::content_type], "text/plain; charset=utf-8");
+    EXPECT_EQ(response[bhttp::field::content_length], std::to_string(response.body().size()));
+    EXPECT_EQ(response["X-Test"], "yes");
+}
+
+TEST_F(HttpServerTest, HeadIsAnsweredLikeGetWithoutTheBody) {
+    start();
+    Client client = connect();
+    const auto head = client.request("HEAD /x HTTP/1.1\r\nHost: x\r\n\r\n", true);
+    ASSERT_FALSE(client.last_error()) << client.last_error().message();
+    EXPECT_EQ(head.result_int(), 200u);
+    EXPECT_EQ(head[bhttp::field::content_length], std::to_string(std::string("GET /x").size()));
+    EXPECT_TRUE(head.body().empty());
+    // Had the server sent a body, it would be read here as the start of the next response.
+    const auto get = client.request("GET /y HTTP/1.1\r\nHost: x\r\n\r\n");
+    ASSERT_FALSE(client.last_error()) << client.last_error().message();
+    EXPECT_EQ(get.body(), "GET /y");
+}
+
+TEST_F(HttpServerTest, PostBodyReachesTheHandler) {
+    start();
+    Client client = connect();
+    const auto response =
+        client.request("POST /submit HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+    ASSERT_FALSE(client.last_error()) << client.last_error().message();
+    EXPECT_EQ(response.body(), "POST /submit body=hello");
+}
+
+TEST_F(HttpServerTest, ExpectContinueGetsAnInterimResponse) {
+    start();
+    Client client = connect();
+    const auto interim = client.request(
+        "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
+    ASSERT_FALSE(client.last_error()) << client.last_error().message();
+    EXPECT_EQ(interim.result_int(), 100u);
+    const auto response = client.request("hi");
+    ASSERT_FALSE(client.last_error()) << client.last_error().message();
+    EXPECT_EQ(response.body(), "POST /p body=hi");
+}
+
+TEST_F(HttpServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
+    start();
+    Client client = connect();
+    EXPECT_EQ(client.request("GET /1 HTTP/1.1\r\nHost: x\r\n\r\n").body(), "GET /1");
+    EXPECT_EQ(client.request("GET /2 HTTP/1.1\r\nHost: x\r\n\r\n").body(), "GET /2");
+    // Pipelined: both requests in one write, answered in order.
+    EXPECT_FALSE(
+        client.send("GET /3 HTTP/1.1\r\nHost: x\r\n\r\nGET /4 HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_EQ(client.receive().body(), "GET /3");
+    EXPECT_EQ(client.receive().body(), "GET /4");
+}
+
+TEST_F(HttpServerTest, ConnectionCloseAndHttp10AreHonoured) {
+    start();
+    Client closing = connect();
+    const auto response = closing.request("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    EXPECT_FALSE(response.keep_alive());
+    EXPECT_TRUE(closing.closed_by_server());
+
+    Client old = connect();
+    EXPECT_EQ(old.request("GET /old HTTP/1.0\r\n\r\n").body(), "GET /old");
+    EXPECT_TRUE(old.closed_by_server());
+}
+
+TEST_F(HttpServerTest, HandlerExceptionsAndInvalidStatusesBecome500) {
+    start();
+    Client client = connect();
+    EXPECT_EQ(client.request("GET /throw HTTP/1.1\r\nHost: x\r\n\r\n").result_int(), 500u);
+    EXPECT_EQ(client.request("GET /bad-status HTTP/1.1\r\nHost: x\r\n\r\n").result_int(), 500u);
+    EXPECT_EQ(client.request("GET /fine HTTP/1.1\r\nHost: x\r\n\r\n").result_int(), 200u);
+}
+
+TEST_F(HttpServerTest, OversizedHeaderIsRefusedWith431) {
+    start();
+    Client client = connect();
+    const std::string request =
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(10 * 1024, 'a') + "\r\n\r\n";
+    const auto response = client.request(request);
+    ASSERT_FALSE(client.last_error()) << client.last_error().message();
+    EXPECT_EQ(response.result_int(), 431u);
+    EXPECT_TRUE(client.closed_by_server());
+    // The server carries on.
+    EXPECT_EQ(connect().request("GET /after HTTP/1.1\r\nHost: x\r\n\r\n").body(), "GET /after");
+}
+
+TEST_F(HttpServerTest, OversizedBodyIsRefusedWith413) {
+    start();
+    Client declared = connect();
+    const auto response =
+        declared.request("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+    ASSERT_FALSE(declared.last_error()) << declared.last_error().message();
+    EXPECT_EQ(response.result_int(), 413u);
+
+    Client chunked = connect();
+    const std::string chunk(40 * 1024, 'b');
+    const std::string request = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                                std::string("a000\r\n") + chunk + "\r\na000\r\n" + chunk + "\r\n";
+    EXPECT_EQ(chunked.request(request).result_int(), 413u);
+}
+
+TEST_F(HttpServerTest, GarbageIsAnsweredWith400AndClosed) {
+    start();
+    Client client = connect();
+    const auto response = client.request(std::string("\x01\x02\xff garbage \r\n\r\n", 15));
+    ASSERT_FALSE(client.last_error()) << client.last_error().message();
+    EXPECT_EQ(response.result_int(), 400u);
+    EXPECT_TRUE(client.closed_by_server());
+
+    Client wrong_version = connect();
+    EXPECT_EQ(wrong_version.request("GET / HTTP/2.0\r\n\r\n").result_int(), 400u);
+}
+
+TEST_F(HttpServerTest, SlowClientIsCutAfterTheTimeout) {
+    Limits limits;
+    limits.timeout = 200ms;
+    start(limits);
+    Client client = connect();
+    EXPECT_FALSE(client.send("GET / HTTP/1.1\r\nHost: x\r\n"));  // never finishes the header
+    const auto start_time = std::chrono::steady_clock::now();
+    EXPECT_TRUE(client.closed_by_server());
+    EXPECT_LT(std::chrono::steady_clock::now() - start_time, 2s);
+}
+
+TEST_F(HttpServerTest, ConnectionsBeyondTheCapAreClosed) {
+    Limits limits;
+    limits.max_connections = 2;
+    start(limits);
+    Client first = connect();
+    Client second = connect();
+    EXPECT_EQ(first.request("GET /1 HTTP/1.1\r\nHost: x\r\n\r\n").result_int(), 200u);
+    EXPECT_EQ(second.request("GET /2 HTTP/1.1\r\nHost: x\r\n\r\n").result_int(), 200u);
+    Client third = connect();
+    EXPECT_TRUE(third.closed_by_server());
+
+    EXPECT_EQ(first.request("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").result_int(),
+              200u);
+    EXPECT_TRUE(first.closed_by_server());
+    EXPECT_EQ(connect().request("GET /4 HTTP/1.1\r\nHost: x\r\n\r\n").result_int(), 200u);
+}
+
+TEST_F(HttpServerTest, ListensOnIpv6Loopback) {
+    {
+        asio::io_context probe_context;
+        tcp::acceptor probe(probe_context);
+        beast::error_code ec;
+        probe.open(tcp::v6(), ec);
+        if (!ec) {
+            probe.bind(tcp::endpoint(asio::ip::address_v6::loopback(), 0), ec);
+        }
+        if (ec) {
+            GTEST_SKIP() << "no ::1 on this machine: " << ec.message();
+        }
+    }
+    start({}, "[::1]:0");
+    EXPECT_TRUE(endpoint_.address().is_v6());
+    Client client = connect();
+    EXPECT_EQ(client.request("GET /v6 HTTP/1.1\r\nHost: x\r\n\r\n").body(), "GET /v6");
+}
+
+TEST_F(HttpServerTest, ColonPortListensOnAllInterfaces) {
+    start({}, ":0");
+    EXPECT_TRUE(endpoint_.address().is_unspecified());
+    endpoint_.address(asio::ip::make_address("127.0.0.1"));  // reachable over IPv4 too
+    Client client = connect();
+    EXPECT_EQ(client.request("GET /any HTTP/1.1\r\nHost: x\r\n\r\n").body(), "GET /any");
+}
+
+TEST_F(HttpServerTest, HostNamesAreResolved) {
+    Server server(context_.get_executor(), echo);
+    ASSERT_TRUE(server.listen({"localhost:0"}).empty());
+    ASSERT_FALSE(server.local_endpoints().empty());
+    for (const auto& endpoint : server.local_endpoints()) {
+        EXPECT_TRUE(endpoint.address().is_loopback()) << endpoint;
+    }
+}
+
+TEST_F(HttpServerTest, BadAddressesGiveOneErrorEach) {
+    Server server(context_.get_executor(), echo);
+    const std::vector<std::string> bad = {"nonsense", "1.2.3.4:99999", "[::1",      "::1:9100",
+                                          "host:",    ":abc",          "[nope]:80", "192.0.2.1:0"};
+    std::vector<std::string> addresses = bad;
+    addresses.push_back("127.0.0.1:0");
+    const auto errors = server.listen(addresses);
+    ASSERT_EQ(errors.size(), bad.size());
+    for (std::size_t i = 0; i < bad.size(); ++i) {
+        EXPECT_TRUE(errors[i].starts_with(bad[i] + ": ")) << errors[i];
+    }
+    EXPECT_EQ(server.local_endpoints().size(), 1u);
+
+    const auto taken = server.local_endpoints().front();
+    const auto busy = server.listen({"127.0.0.1:" + std::to_string(taken.port())});
+    ASSERT_EQ(busy.size(), 1u);
+    EXPECT_NE(busy[0].find("in use"), std::string::npos) << busy[0];
+
+    server.stop();
+    EXPECT_EQ(server.listen({"127.0.0.1:0"}).size(), 1u);
+    EXPECT_LT(run_to_completion(), 1s);
+}
+
+TEST_F(HttpServerTest, StopClosesIdleKeepAliveConnectionsWithoutWaitingForGrace) {
+    start();
+    Client client = connect();
+    EXPECT_EQ(client.request("GET / HTTP/1.1\r\nHost: x\r\n\r\n").result_int(), 200u);
+    server_->stop(10s);
+    EXPECT_LT(run_to_completion(), 1s);
+    EXPECT_TRUE(client.closed_by_server());
+}
+
+TEST_F(HttpServerTest, StopLetsARequestInProgressFinish) {
+    start();
+    Client client = connect();
+    EXPECT_FALSE(client.send("GET /late HTTP/1.1\r\nHost: x\r\n"));
+    context_.run_for(100ms);  // lets the server read the partial request
+    server_->stop(10s);
+    const auto response = client.request("\r\n");
+    ASSERT_FALSE(client.last_error()) << client.last_error().message();
+    EXPECT_EQ(response.body(), "GET /late");
+    EXPECT_FALSE(response.keep_alive());
+    EXPECT_TRUE(client.closed_by_server());
+    EXPECT_LT(run_to_completion(), 1s);
+}
+
+TEST_F(HttpServerTest, StopCutsWhatIsStillOpenAfterTheGrace) {
+    start();
+    Client client = connect();
+    EXPECT_FALSE(client.send("GET /never HTTP/1.1\r\n"));
+    context_.run_for(100ms);
+    server_->stop(200ms);
+    const auto took = run_to_completion();
+    EXPECT_GE(took, 150ms);
+    EXPECT_LT(took, 2s);
+    EXPECT_TRUE(client.closed_by_server());
+}
+
+TEST_F(HttpServerTest, DestroyingTheServerClosesEverything) {
+    start();
+    Client client = connect();
+    EXPECT_EQ(client.request("GET / HTTP/1.1\r\nHost: x\r\n\r\n").result_int(), 200u);
+    EXPECT_FALSE(client.send("GET /half HTTP/1.1\r\n"));
+    server_.reset();
+    EXPECT_LT(run_to_completion(), 1s);
+    EXPECT_TRUE(client.closed_by_server());
+}
+
+}  // namespace
+}  // namespace mailcanary::http

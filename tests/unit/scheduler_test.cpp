@@ -1,0 +1,246 @@
+#include "agent/scheduler.hpp"
+
+#include <utility>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <regex>
+
+namespace mailcanary {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// --- TickPlan: pure, with made-up times -------------------------------------------------------
+
+TEST(TickPlan, KeepsAFixedRateWithoutDrift) {
+    const Clock::time_point start{};
+    TickPlan plan(start + 3s, 10s);
+    EXPECT_EQ(plan.next(), start + 3s);
+    auto tick = plan.fire(start + 3s + 2ms);  // handled 2 ms late
+    EXPECT_EQ(tick.lateness, 2ms);
+    EXPECT_EQ(tick.missed, 0u);
+    EXPECT_EQ(plan.next(), start + 13s);  // not 13.002 s: lateness does not accumulate
+}
+
+TEST(TickPlan, CountsIntervalsThatPassedUnseen) {
+    const Clock::time_point start{};
+    TickPlan plan(start, 10s);
+    const auto tick = plan.fire(start + 35s);  // the loop was stalled for 35 s
+    EXPECT_EQ(tick.lateness, 35s);
+    EXPECT_EQ(tick.missed, 3u);                // 10 s, 20 s and 30 s never ran
+    EXPECT_EQ(plan.next(), start + 40s);
+}
+
+TEST(TickPlan, ATickExactlyOneIntervalLateIsOneMissed) {
+    const Clock::time_point start{};
+    TickPlan plan(start, 10s);
+    const auto tick = plan.fire(start + 10s);
+    EXPECT_EQ(tick.missed, 1u);
+    EXPECT_EQ(plan.next(), start + 20s);
+}
+
+// --- Scheduler: real timers with short intervals, and fake probes ------------------------------
+
+struct ProbeLog {
+    std::vector<std::pair<std::string, Clock::time_point>> starts;
+    int cancelled = 0;
+};
+ProbeLog g_log;
+
+asio::awaitable<Outcome> instant_probe(ProbeRun run) {
+    g_log.starts.emplace_back(run.target.config.name, Clock::now());
+    co_return Outcome{};
+}
+
+// Takes 120 ms whatever its deadline says, like a probe stuck in a slow operation.
+asio::awaitable<Outcome> slow_probe(ProbeRun run) {
+    g_log.starts.emplace_back(run.target.config.name, Clock::now());
+    asio::steady_timer timer(co_await asio::this_coro::executor, 120ms);
+    run.stop.on_request([&timer] { timer.cancel(); });
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    run.stop.clear();
+    if (run.stop.requested()) {
+        ++g_log.cancelled;
+        co_return Outcome{{}, {}, true};
+    }
+    co_return Outcome{FailureReason::timeout, "slow"};
+}
+
+const ProbeEntry kTestProbes[] = {{"instant", &instant_probe}, {"slow", &slow_probe}};
+
+const ProbeEntry* test_lookup(std::string_view name) {
+    for (const auto& entry : kTestProbes) {
+        if (entry.name == name) return &entry;
+    }
+    return nullptr;
+}
+
+std::shared_ptr<const CompiledTarget> target(std::string name, std::string probe,
+                                             std::chrono::milliseconds interval) {
+    TargetConfig config;
+    config.name = std::move(name);
+    config.host = "127.0.0.1";
+    config.interval = interval;
+    config.timeout = interval / 2;
+    config.probes = {std::move(probe)};
+    return std::make_shared<const CompiledTarget>(CompiledTarget{config, nullptr});
+}
+
+// The value of one series in the exposition, or -1 when it is absent.
+double value_of(const std::string& exposition, const std::string& series) {
+    const auto at = exposition.find("\n" + series + " ");
+    if (at == std::string::npos) return -1;
+    return std::stod(exposition.substr(at + series.size() + 2));
+}
+
+class SchedulerTest : public testing::Test {
+protected:
+    SchedulerTest() { g_log = {}; }
+
+    MetricsConfig metrics_config_{{0.01, 0.1, 1}, true};
+    asio::io_context io_;
+    Metrics metrics_{metrics_config_};
+    ResultStore results_;
+    Scheduler scheduler_{io_.get_executor(), metrics_, results_,
+                         Scheduler::Options{.max_in_flight = 100, .seed = 42}, test_lookup};
+};
+
+TEST_F(SchedulerTest, RunsEachTargetOnItsOwnInterval) {
+    scheduler_.apply({target("a", "instant", 50ms), target("b", "instant", 100ms)});
+    io_.run_for(520ms);
+    const auto count = [](const std::string& name) {
+        return static_cast<double>(std::count_if(g_log.starts.begin(), g_log.starts.end(),
+                                                 [&](const auto& start) { return start.first == name; }));
+    };
+    // First run within one interval, then one per interval: 10 (±1) and 5 (±1).
+    EXPECT_NEAR(count("a"), 10, 1);
+    EXPECT_NEAR(count("b"), 5, 1);
+    const auto text = metrics_.serialize();
+    EXPECT_EQ(value_of(text, R"(mailcanary_probe_success{probe="instant",target="a"})"), 1);
+    EXPECT_NEAR(value_of(text, R"(mailcanary_probe_runs_total{probe="instant",target="a"})"), 10, 1);
+    ASSERT_NE(results_.find({"a", "instant"}), nullptr);
+}
+
+TEST_F(SchedulerTest, SpreadsFirstRunsOverTheInterval) {
+    std::vector<std::shared_ptr<const CompiledTarget>> targets;
+    for (int i = 0; i < 40; ++i) targets.push_back(target("t" + std::to_string(i), "instant", 400ms));
+    const auto applied = Clock::now();
+    scheduler_.apply(targets);
+    io_.run_for(390ms);  // less than one interval: each target's first run only
+    ASSERT_EQ(g_log.starts.size(), 40u);
+    std::vector<Clock::duration> offsets;
+    for (const auto& [name, at] : g_log.starts) offsets.push_back(at - applied);
+    std::sort(offsets.begin(), offsets.end());
+    // Uniform over 400 ms: the middle half of the runs spans about 200 ms; a herd would span 0.
+    EXPECT_GT(offsets[30] - offsets[10], 100ms);
+    EXPECT_LT(offsets.front(), 100ms);
+    EXPECT_GT(offsets.back(), 300ms);
+}
+
+TEST_F(SchedulerTest, NeverOverlapsARunAndCountsTheSkips) {
+    scheduler_.apply({target("slow", "slow", 50ms)});
+    io_.run_for(530ms);
+    // Each run takes 120 ms: of the ~10 ticks, only every third starts a run.
+    EXPECT_NEAR(static_cast<double>(g_log.starts.size()), 4, 1);
+    for (std::size_t i = 1; i < g_log.starts.size(); ++i) {
+        EXPECT_GE(g_log.starts[i].second - g_log.starts[i - 1].second, 120ms);
+    }
+    const auto text = metrics_.serialize();
+    EXPECT_GE(value_of(text, R"(mailcanary_probe_skipped_total{probe="slow",reason="overlap",target="slow"})"), 4);
+    EXPECT_EQ(value_of(text, R"(mailcanary_probe_failures_total{probe="slow",reason="timeout",target="slow"})"),
+              value_of(text, R"(mailcanary_probe_runs_total{probe="slow",target="slow"})"));
+}
+
+TEST_F(SchedulerTest, ASlowTargetDoesNotDelayTheOthers) {
+    scheduler_.apply({target("slow", "slow", 50ms), target("fast", "instant", 50ms)});
+    io_.run_for(520ms);
+    std::vector<Clock::time_point> fast;
+    for (const auto& [name, at] : g_log.starts) {
+        if (name == "fast") fast.push_back(at);
+    }
+    ASSERT_NEAR(static_cast<double>(fast.size()), 10, 1);
+    for (std::size_t i = 1; i < fast.size(); ++i) {
+        const std::chrono::duration<double, std::milli> gap = fast[i] - fast[i - 1];
+        EXPECT_NEAR(gap.count(), 50, 15);
+    }
+}
+
+TEST_F(SchedulerTest, GlobalCapSkipsRunsBeyondIt) {
+    scheduler_.set_max_in_flight(1);
+    scheduler_.apply({target("s1", "slow", 50ms), target("s2", "slow", 50ms)});
+    io_.run_for(400ms);
+    EXPECT_LE(scheduler_.in_flight(), 1u);
+    const auto text = metrics_.serialize();
+    const double concurrency_skips =
+        value_of(text, R"(mailcanary_probe_skipped_total{probe="slow",reason="concurrency",target="s1"})") +
+        value_of(text, R"(mailcanary_probe_skipped_total{probe="slow",reason="concurrency",target="s2"})");
+    EXPECT_GE(concurrency_skips, 1);
+}
+
+TEST_F(SchedulerTest, ReloadKeepsUnchangedTargetsAndDropsRemovedOnes) {
+    auto a = target("a", "instant", 50ms);
+    scheduler_.apply({a, target("b", "instant", 50ms)});
+    io_.run_for(260ms);
+    const auto before = metrics_.serialize();
+    const double runs_a = value_of(before, R"(mailcanary_probe_runs_total{probe="instant",target="a"})");
+    ASSERT_GE(runs_a, 3);
+    ASSERT_GE(value_of(before, R"(mailcanary_probe_runs_total{probe="instant",target="b"})"), 3);
+
+    // The same settings for "a" in a fresh object, as a reload produces; "b" is gone.
+    scheduler_.apply({target("a", "instant", 50ms)});
+    const auto after_apply = metrics_.serialize();
+    EXPECT_EQ(value_of(after_apply, R"(mailcanary_probe_runs_total{probe="instant",target="a"})"), runs_a);
+    EXPECT_EQ(after_apply.find("target=\"b\""), std::string::npos);
+    EXPECT_EQ(results_.find({"b", "instant"}), nullptr);
+
+    io_.run_for(200ms);
+    EXPECT_GT(value_of(metrics_.serialize(), R"(mailcanary_probe_runs_total{probe="instant",target="a"})"),
+              runs_a);
+}
+
+TEST_F(SchedulerTest, ChangedTargetKeepsItsCounters) {
+    scheduler_.apply({target("a", "instant", 50ms)});
+    io_.run_for(200ms);
+    const double runs = value_of(metrics_.serialize(), R"(mailcanary_probe_runs_total{probe="instant",target="a"})");
+    ASSERT_GE(runs, 2);
+    scheduler_.apply({target("a", "instant", 60ms)});
+    EXPECT_EQ(value_of(metrics_.serialize(), R"(mailcanary_probe_runs_total{probe="instant",target="a"})"), runs);
+    io_.run_for(200ms);
+    EXPECT_GT(value_of(metrics_.serialize(), R"(mailcanary_probe_runs_total{probe="instant",target="a"})"), runs);
+}
+
+TEST_F(SchedulerTest, StopCancelsRunsInFlight) {
+    scheduler_.apply({target("slow", "slow", 100ms)});
+    // Run until the first run is in flight, then stop.
+    while (scheduler_.in_flight() == 0) io_.run_one_for(200ms);
+    scheduler_.stop();
+    const auto stopped = Clock::now();
+    io_.run();  // returns once nothing is left: no job loop, no run
+    EXPECT_LT(Clock::now() - stopped, 50ms);
+    EXPECT_EQ(g_log.cancelled, 1);
+    EXPECT_EQ(scheduler_.in_flight(), 0u);
+    EXPECT_EQ(value_of(metrics_.serialize(), R"(mailcanary_probe_runs_total{probe="slow",target="slow"})"), -1);
+}
+
+TEST_F(SchedulerTest, RecordsLateness) {
+    scheduler_.apply({target("a", "instant", 20ms)});
+    io_.run_for(210ms);
+    const auto text = metrics_.serialize();
+    EXPECT_GE(value_of(text, "mailcanary_schedule_lateness_seconds_count"), 9);
+    // Nothing else is running: every run starts well within 50 ms of its planned time.
+    EXPECT_EQ(value_of(text, R"(mailcanary_schedule_lateness_seconds_bucket{le="0.05"})"),
+              value_of(text, "mailcanary_schedule_lateness_seconds_count"));
+}
+
+}  // namespace
+}  // namespace mailcanary

@@ -1,0 +1,60 @@
+// Wires the agent together: configuration (and reloads), the scheduler, the metrics and the HTTP
+// endpoints, on one io_context.
+#pragma once
+
+#include <utility>
+
+#include <boost/asio/io_context.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/cli.hpp"
+#include "agent/config.hpp"
+#include "agent/http_server.hpp"
+#include "agent/metrics.hpp"
+#include "agent/results.hpp"
+#include "agent/scheduler.hpp"
+
+namespace mailcanary {
+
+// Builds what probes need from each target (TLS contexts); problems are config errors.
+std::vector<std::shared_ptr<const CompiledTarget>> compile_targets(const Config& config,
+                                                                   std::vector<ConfigError>& errors);
+
+class Agent {
+public:
+    // `config` has been loaded and compiled successfully.
+    Agent(boost::asio::io_context& io, CliOptions options, Config config,
+          std::vector<std::shared_ptr<const CompiledTarget>> targets);
+    ~Agent();
+
+    // Serves and probes until SIGTERM or SIGINT; returns the process exit code.
+    int run();
+
+    // Loads the configuration file again; on any error the running configuration stays.
+    bool reload(std::string& report);
+    http::Response handle(const http::Request& request);
+
+private:
+    void shutdown();
+    std::string status_page() const;
+    http::Response result_page(const http::Request& request) const;
+
+    boost::asio::io_context& io_;
+    CliOptions options_;
+    Config config_;
+    Metrics metrics_;
+    ResultStore results_;
+    Scheduler scheduler_;
+    http::Server http_;
+    bool stopping_ = false;
+};
+
+// One-shot mode: runs each probe of one target once, prints the transcripts. Exit code 0 when
+// every probe succeeded, 1 when one failed.
+int probe_once(const Config& config, const std::vector<std::shared_ptr<const CompiledTarget>>& targets,
+               const std::string& target_name);
+
+}  // namespace mailcanary

@@ -1,0 +1,74 @@
+// A small HTTP/1.1 server (keep-alive, bounded requests, graceful stop) that hands each request
+// to one synchronous handler. It runs on the caller's executor; all member functions and the
+// handler run on that executor's (single) thread.
+#pragma once
+
+#include <utility>  // before any Boost header: Boost 1.74 coroutines with g++ 12
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mailcanary::http {
+
+struct Request {
+    std::string method;  // HEAD arrives as "GET": the server answers it without the body
+    std::string path;    // the target up to '?', not decoded
+    std::map<std::string, std::string>
+        query;  // decoded (%XX, '+'); a repeated key keeps its first value
+    std::string body;
+};
+
+struct Response {
+    unsigned status = 200;  // 200..599; anything else is answered with 500
+    std::string content_type = "text/plain; charset=utf-8";  // empty: no Content-Type header
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;  // added as given
+};
+
+// Should not throw; if it does, the client gets a 500 and the server carries on.
+using Handler = std::function<Response(const Request&)>;
+
+struct Limits {
+    std::size_t max_connections = 256;  // connections beyond it are accepted and closed at once
+    // Deadline for each request to arrive in full (counted from the previous response, so it is
+    // also the keep-alive idle time) and for each response to be written.
+    std::chrono::milliseconds timeout = std::chrono::seconds(30);
+    std::uint32_t max_header_bytes = 8 * 1024;                // beyond: 431
+    std::uint64_t max_body_bytes = std::uint64_t{64} * 1024;  // beyond: 413
+};
+
+class Server {
+  public:
+    Server(boost::asio::any_io_executor executor, Handler handler, Limits limits = {});
+    // Closes everything at once; the handler is not called again. Destroy before the io_context.
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Binds and listens on each address: "host:port", "[v6]:port" or ":port" (all interfaces:
+    // dual-stack [::], or 0.0.0.0 without IPv6). Port 0 picks an ephemeral port; a host name is
+    // resolved and all of its addresses are bound. Returns one "address: reason" per address that
+    // failed (an address either listens on all its endpoints or on none). Fails after stop().
+    std::vector<std::string> listen(const std::vector<std::string>& addresses);
+    std::vector<boost::asio::ip::tcp::endpoint> local_endpoints() const;
+
+    // Stops accepting and closes idle connections; requests in progress get their response (with
+    // "Connection: close") for up to `grace`, then whatever is still open is cut. Leaves no work
+    // behind in the io_context. Later calls do nothing.
+    void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(500));
+
+  private:
+    struct State;
+    std::shared_ptr<State> state_;  // shared with the accept and connection coroutines
+};
+
+}  // namespace mailcanary::http

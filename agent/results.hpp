@@ -1,0 +1,50 @@
+// The last run and the last failure of every (target, probe), kept for the status page: at
+// 3 a.m. the failure that paged someone must still be readable after later runs succeeded.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "probes/probe.hpp"
+#include "probes/transcript.hpp"
+
+namespace mailcanary {
+
+struct RunResult {
+    Outcome outcome;
+    Transcript transcript;
+    std::chrono::nanoseconds duration{};
+    std::chrono::system_clock::time_point finished;
+};
+
+struct ProbeResults {
+    std::optional<RunResult> last;
+    std::optional<RunResult> last_failure;
+};
+
+class ResultStore {
+public:
+    using Key = std::pair<std::string, std::string>;  // (target, probe)
+
+    void record(const Key& key, RunResult result) {
+        auto& entry = results_[key];
+        if (!result.outcome.success()) entry.last_failure = result;
+        entry.last = std::move(result);
+    }
+    void erase_target(const std::string& target) {
+        std::erase_if(results_, [&](const auto& item) { return item.first.first == target; });
+    }
+    const std::map<Key, ProbeResults>& all() const { return results_; }
+    const ProbeResults* find(const Key& key) const {
+        const auto found = results_.find(key);
+        return found == results_.end() ? nullptr : &found->second;
+    }
+
+private:
+    std::map<Key, ProbeResults> results_;
+};
+
+}  // namespace mailcanary

@@ -1,0 +1,96 @@
+// Runs every (target, probe) on its own clock: first runs spread over the interval, fixed rate
+// afterwards, never two runs of the same pair at once, a global cap on runs in flight.
+#pragma once
+
+#include <utility>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "agent/metrics.hpp"
+#include "agent/results.hpp"
+#include "probes/probe.hpp"
+
+namespace mailcanary {
+
+// When the runs of one job are due. No I/O and no clock of its own, so it is tested with
+// made-up times.
+class TickPlan {
+public:
+    using Clock = std::chrono::steady_clock;
+
+    TickPlan(Clock::time_point first, Clock::duration interval) : next_(first), interval_(interval) {}
+
+    Clock::time_point next() const { return next_; }
+
+    struct Tick {
+        Clock::duration lateness;  // how late the tick is handled against its planned time
+        unsigned missed = 0;       // whole intervals that passed unseen (the loop was stalled)
+    };
+    // The timer fired at `now`: account for the tick and plan the next one, keeping the rate
+    // fixed (no drift) and never planning in the past.
+    Tick fire(Clock::time_point now);
+
+private:
+    Clock::time_point next_;
+    Clock::duration interval_;
+};
+
+class Scheduler {
+public:
+    using ProbeLookup = std::function<const ProbeEntry*(std::string_view)>;
+    using RunObserver = std::function<void(const CompiledTarget&, std::string_view probe,
+                                           const RunResult&)>;
+
+    struct Options {
+        unsigned max_in_flight = 512;
+        std::uint64_t seed = std::random_device{}();  // for the spread of first runs
+    };
+
+    Scheduler(boost::asio::any_io_executor executor, Metrics& metrics, ResultStore& results,
+              Options options, ProbeLookup lookup);
+    ~Scheduler();
+    Scheduler(const Scheduler&) = delete;
+    Scheduler& operator=(const Scheduler&) = delete;
+
+    // Makes the scheduled set match `targets`: unchanged (target, probe) pairs keep their
+    // schedule and series, changed ones restart, removed ones stop and lose their series.
+    void apply(const std::vector<std::shared_ptr<const CompiledTarget>>& targets);
+    void set_max_in_flight(unsigned runs) { options_.max_in_flight = runs; }
+    // Called after every completed run (logging).
+    void on_run(RunObserver observer) { observer_ = std::move(observer); }
+
+    // Stops every job and asks runs in flight to stop (they say QUIT where they can).
+    void stop();
+    std::size_t in_flight() const { return in_flight_; }
+
+private:
+    struct Job;
+    using JobKey = std::pair<std::string, std::string>;  // (target, probe)
+
+    void start_job(std::shared_ptr<const CompiledTarget> target, const ProbeEntry& probe,
+                   std::shared_ptr<ProbeSeries> series = nullptr);
+    void retire(Job& job);
+    boost::asio::awaitable<void> job_loop(std::shared_ptr<Job> job);
+    boost::asio::awaitable<void> run_once(std::shared_ptr<Job> job);
+
+    boost::asio::any_io_executor executor_;
+    Metrics& metrics_;
+    ResultStore& results_;
+    Options options_;
+    ProbeLookup lookup_;
+    RunObserver observer_;
+    std::mt19937_64 random_;
+    std::map<JobKey, std::shared_ptr<Job>> jobs_;
+    std::size_t in_flight_ = 0;
+};
+
+}  // namespace mailcanary
