@@ -22,8 +22,8 @@ namespace mailcanary::http {
 struct Request {
     std::string method;  // HEAD arrives as "GET": the server answers it without the body
     std::string path;    // the target up to '?', not decoded
-    std::map<std::string, std::string>
-        query;  // decoded (%XX, '+'); a repeated key keeps its first value
+    // Decoded (%XX, '+'); a repeated key keeps its first value.
+    std::map<std::string, std::string> query;
     std::string body;
 };
 

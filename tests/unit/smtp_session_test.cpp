@@ -1,0 +1,254 @@
+// The connect probe through real sockets, against the in-process fake server: the faults a real
+// server will not show (hangs, drips, endless replies, garbage, injected plaintext) and TLS
+// certificates made at test time.
+#include <utility>
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <filesystem>
+
+#include "probes/connect_probe.hpp"
+#include "probes/tls_client.hpp"
+#include "support/fake_smtp_server.hpp"
+#include "support/test_pki.hpp"
+
+namespace mailcanary::test {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+struct ProbeResult {
+    Outcome outcome;
+    RunMetrics metrics;
+    std::string transcript;
+    Clock::duration elapsed{};
+};
+
+class SessionTest : public testing::Test {
+protected:
+    SessionTest() {
+        dir_ = std::filesystem::temp_directory_path() /
+               ("mailcanary-session-" + std::to_string(::getpid()));
+        std::filesystem::create_directories(dir_);
+        ca_file_ = pki_.write_ca_file(dir_);
+    }
+
+    TargetConfig target(uint16_t port, TlsMode tls, std::chrono::milliseconds timeout = 2s) const {
+        TargetConfig config;
+        config.name = "fake";
+        config.host = "127.0.0.1";
+        config.port = port;
+        config.tls = tls;
+        config.helo = "probe.example";
+        config.timeout = timeout;
+        config.interval = timeout * 2;
+        config.tls_options.ca_file = ca_file_;
+        return config;
+    }
+
+    // Runs the connect probe once; `stop_after` requests a stop that long after the start.
+    static ProbeResult probe(const TargetConfig& config,
+                             std::optional<std::chrono::milliseconds> stop_after = std::nullopt) {
+        CompiledTarget compiled{config, nullptr};
+        std::string error;
+        if (config.tls != TlsMode::none) {
+            compiled.tls_context = tls::make_client_context(config.tls_options, error);
+        }
+        EXPECT_TRUE(error.empty()) << error;
+        asio::io_context io;
+        ProbeResult result;
+        Transcript transcript;
+        StopSignal stop;
+        asio::steady_timer stopper(io);
+        if (stop_after) {
+            stopper.expires_after(*stop_after);
+            stopper.async_wait([&](boost::system::error_code ec) {
+                if (!ec) stop.request();
+            });
+        }
+        const auto started = Clock::now();
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+                result.outcome = co_await run_connect_probe(
+                    ProbeRun{compiled, started + config.timeout, result.metrics, transcript, stop});
+                stopper.cancel();
+            },
+            asio::detached);
+        io.run();
+        result.elapsed = Clock::now() - started;
+        result.transcript = transcript.to_text();
+        return result;
+    }
+
+    static std::optional<std::chrono::nanoseconds> phase(const ProbeResult& result, Phase which) {
+        return result.metrics.phase_durations[static_cast<std::size_t>(which)];
+    }
+
+    TestPki pki_;
+    std::filesystem::path dir_;
+    std::string ca_file_;
+};
+
+void expect_failure(const ProbeResult& result, FailureReason reason) {
+    ASSERT_TRUE(result.outcome.failure) << result.transcript;
+    EXPECT_EQ(to_string(*result.outcome.failure), to_string(reason))
+        << result.outcome.detail << "\n"
+        << result.transcript;
+}
+
+TEST_F(SessionTest, HealthyStartTlsSessionTimesEveryPhase) {
+    FakeSmtpServer server(FakeSmtpServer::healthy_script(true), {.tls = pki_.issue({}), .implicit_tls = false});
+    const auto result = probe(target(server.port(), TlsMode::starttls));
+    EXPECT_TRUE(result.outcome.success()) << result.outcome.detail << "\n" << result.transcript;
+    for (const Phase each : kAllPhases) EXPECT_TRUE(phase(result, each)) << to_string(each);
+    EXPECT_EQ(result.metrics.tls_version, "TLSv1.3");
+    ASSERT_TRUE(result.metrics.cert_not_after);
+    EXPECT_GT(*result.metrics.cert_not_after, std::chrono::system_clock::now() + 24h);
+    server.wait_for_disconnects(1s);
+    const auto lines = server.received_lines();
+    EXPECT_EQ(lines, (std::vector<std::string>{"EHLO probe.example", "STARTTLS", "EHLO probe.example", "QUIT"}));
+}
+
+TEST_F(SessionTest, ImplicitTls) {
+    FakeSmtpServer server(FakeSmtpServer::healthy_script(false), {.tls = pki_.issue({}), .implicit_tls = true});
+    const auto result = probe(target(server.port(), TlsMode::implicit));
+    EXPECT_TRUE(result.outcome.success()) << result.outcome.detail << "\n" << result.transcript;
+    EXPECT_TRUE(phase(result, Phase::tls_handshake));
+    EXPECT_FALSE(phase(result, Phase::starttls));
+}
+
+TEST_F(SessionTest, SilentServerIsBannerTimeoutWithinTheTimeout) {
+    FakeSmtpServer server({hang()});
+    const auto result = probe(target(server.port(), TlsMode::none, 300ms));
+    expect_failure(result, FailureReason::banner_timeout);
+    EXPECT_LT(result.elapsed, 800ms);
+    ASSERT_TRUE(phase(result, Phase::banner));
+    EXPECT_GE(*phase(result, Phase::banner), 250ms);
+}
+
+TEST_F(SessionTest, DrippedBannerIsClassifiedWithinTheTimeout) {
+    FakeSmtpServer server({send_dripped("220 " + std::string(200, 'x') + "\r\n", 10ms)});
+    const auto result = probe(target(server.port(), TlsMode::none, 300ms));
+    expect_failure(result, FailureReason::banner_timeout);
+    EXPECT_LT(result.elapsed, 800ms);
+}
+
+TEST_F(SessionTest, EndlessLineIsProtocolNotUnboundedMemory) {
+    FakeSmtpServer server({send("220 "), send_forever(std::string(4096, 'x'))});
+    const auto result = probe(target(server.port(), TlsMode::none));
+    expect_failure(result, FailureReason::protocol);
+    EXPECT_NE(result.outcome.detail.find("longer than"), std::string::npos) << result.outcome.detail;
+}
+
+TEST_F(SessionTest, EndlessMultiLineReplyIsProtocol) {
+    FakeSmtpServer server({send("220 mx\r\n"), expect_line("EHLO"), send_forever("250-more\r\n")});
+    const auto result = probe(target(server.port(), TlsMode::none));
+    expect_failure(result, FailureReason::protocol);
+    EXPECT_NE(result.outcome.detail.find("lines"), std::string::npos) << result.outcome.detail;
+}
+
+TEST_F(SessionTest, Banner421IsRejectedWithoutQuit) {
+    FakeSmtpServer server({send("421 4.3.2 too busy\r\n"), hang()});
+    const auto result = probe(target(server.port(), TlsMode::none));
+    expect_failure(result, FailureReason::banner_rejected);
+    EXPECT_NE(result.outcome.detail.find("421 4.3.2 too busy"), std::string::npos);
+    server.wait_for_disconnects(1s);
+    EXPECT_TRUE(server.received_lines().empty());
+}
+
+TEST_F(SessionTest, GarbageIsProtocol) {
+    FakeSmtpServer server({send("HTTP/1.0 200 OK\r\n\r\n"), hang()});
+    expect_failure(probe(target(server.port(), TlsMode::none)), FailureReason::protocol);
+}
+
+TEST_F(SessionTest, ClosedBeforeBannerIsClosed) {
+    FakeSmtpServer server({close()});
+    expect_failure(probe(target(server.port(), TlsMode::none)), FailureReason::closed);
+}
+
+TEST_F(SessionTest, SlowEhloIsTimeout) {
+    FakeSmtpServer server({send("220 mx\r\n"), expect_line("EHLO"), hang()});
+    const auto result = probe(target(server.port(), TlsMode::none, 300ms));
+    expect_failure(result, FailureReason::timeout);
+    EXPECT_NE(result.outcome.detail.find("ehlo"), std::string::npos);
+}
+
+TEST_F(SessionTest, InjectedPlaintextAfterStartTlsIsRefused) {
+    FakeSmtpServer server({send("220 mx\r\n"), expect_line("EHLO"), send("250-mx\r\n250 STARTTLS\r\n"),
+                           expect_line("STARTTLS"), send("220 go\r\n250-injected\r\n"), hang()},
+                          {.tls = pki_.issue({}), .implicit_tls = false});
+    const auto result = probe(target(server.port(), TlsMode::starttls));
+    // Both lines may arrive in one read or two: either way TLS must never start.
+    expect_failure(result, FailureReason::protocol);
+    EXPECT_FALSE(phase(result, Phase::tls_handshake));
+}
+
+struct CertificateCase {
+    const char* name;
+    FailureReason reason;
+};
+
+class SessionCertificates : public SessionTest, public testing::WithParamInterface<CertificateCase> {};
+
+TEST_P(SessionCertificates, FailureIsClassifiedAndExpiryStillKnown) {
+    const std::string_view name = GetParam().name;
+    const auto now = std::chrono::system_clock::now();
+    KeyPair key;
+    TargetConfig config = target(0, TlsMode::starttls);
+    if (name == "untrusted") {
+        key = TestPki::self_signed({});
+    } else if (name == "expired") {
+        key = pki_.issue({.not_before = now - 48h, .not_after = now - 24h});
+    } else {
+        key = pki_.issue({});
+        config.tls_options.server_name = "mx.elsewhere.example";
+    }
+    FakeSmtpServer server(FakeSmtpServer::healthy_script(true), {.tls = key, .implicit_tls = false});
+    config.port = server.port();
+    const auto result = probe(config);
+    expect_failure(result, GetParam().reason);
+    EXPECT_TRUE(result.metrics.cert_not_after) << "the expiry is exported even when verification fails";
+    EXPECT_NE(result.outcome.detail.find("certificate"), std::string::npos) << result.outcome.detail;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, SessionCertificates,
+                         testing::Values(CertificateCase{"untrusted", FailureReason::tls_cert_untrusted},
+                                         CertificateCase{"expired", FailureReason::tls_cert_expired},
+                                         CertificateCase{"wrong_name", FailureReason::tls_cert_hostname}),
+                         [](const auto& test_case) { return std::string(test_case.param.name); });
+
+TEST_F(SessionTest, InsecureSkipVerifyAcceptsASelfSignedCertificate) {
+    FakeSmtpServer server(FakeSmtpServer::healthy_script(true),
+                          {.tls = TestPki::self_signed({}), .implicit_tls = false});
+    auto config = target(server.port(), TlsMode::starttls);
+    config.tls_options.insecure_skip_verify = true;
+    const auto result = probe(config);
+    EXPECT_TRUE(result.outcome.success()) << result.outcome.detail << "\n" << result.transcript;
+    EXPECT_TRUE(result.metrics.cert_not_after);
+}
+
+TEST_F(SessionTest, StopSaysQuitWhenInStep) {
+    FakeSmtpServer server({send("220 mx\r\n"), expect_line("EHLO"), hang()});
+    const auto result = probe(target(server.port(), TlsMode::none, 5s), 200ms);
+    EXPECT_TRUE(result.outcome.cancelled);
+    EXPECT_FALSE(result.outcome.failure);
+    EXPECT_LT(result.elapsed, 1s);
+    server.wait_for_disconnects(1s);
+    EXPECT_EQ(server.received_lines(), (std::vector<std::string>{"EHLO probe.example", "QUIT"}));
+}
+
+TEST_F(SessionTest, UnresolvableHostIsDns) {
+    auto config = target(25, TlsMode::none);
+    config.host = "no-such-host.invalid";
+    expect_failure(probe(config), FailureReason::dns);
+}
+
+}  // namespace
+}  // namespace mailcanary::test

@@ -1,0 +1,679 @@
+#!/usr/bin/env bash
+# Real Postfix + Dovecot test mail stack on 127.0.0.1, private to one directory.
+#
+#   mailstack.sh start  DIR   # (re)start; prints the ready state, writes DIR/stack.env
+#   mailstack.sh stop   DIR   # stop both daemons; exit 0 if nothing was running
+#   mailstack.sh status DIR   # exit 0 if both daemons are up
+#
+# Everything lives under DIR (configs, queue, data, maildirs, certs, logs, pids);
+# the system /etc/postfix and /etc/dovecot are never written. Runs as root,
+# without systemd. Ports start at MAILSTACK_PORT_BASE (default 20000):
+#   +25 SMTP (STARTTLS offered, no auth)   +26 SMTP with an EXPIRED certificate
+#   +587 submission (STARTTLS required, AUTH PLAIN/LOGIN)   +465 implicit TLS + AUTH
+#   +143 IMAP (STARTTLS)   +993 IMAPS   +24 LMTP (Postfix -> Dovecot)
+# See docs/testing.md.
+set -Eeuo pipefail
+# Say where an unexpected failure happened instead of exiting silently.
+trap 'printf "mailstack: error: command failed (line %s): %s\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
+
+readonly DOMAIN=example.test
+readonly SERVER_NAME=mail.example.test
+readonly HOST=127.0.0.1
+readonly USERS=(probe other)
+readonly REQUIRED_PKGS=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve openssl)
+readonly START_TIMEOUT=60
+readonly STOP_TIMEOUT=10
+
+PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+
+log() { printf 'mailstack: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+usage() {
+  echo "usage: $0 start|stop|status DIR   (env: MAILSTACK_PORT_BASE, default 20000)" >&2
+  exit 2
+}
+
+# ---------------------------------------------------------------- paths/ports
+
+set_paths() {
+  DIR=$1
+  TLS=$DIR/tls
+  SECRETS=$DIR/secrets
+  PF_CONF=$DIR/postfix          # Postfix config_directory (main.cf, master.cf)
+  PF_QUEUE=$DIR/spool           # queue_directory (also holds pid/master.pid)
+  PF_DATA=$DIR/lib/postfix      # data_directory, must be owned by postfix
+  DC_CONF=$DIR/dovecot          # dovecot.conf + users file
+  DC_BASE=$DIR/run/dovecot      # Dovecot base_dir (sockets, master.pid)
+  DC_STATE=$DIR/lib/dovecot     # Dovecot state_dir
+  MAIL=$DIR/mail                # maildirs, owned by mail:mail
+  LOGS=$DIR/log
+  PF_PID_FILE=$PF_QUEUE/pid/master.pid
+  DC_PID_FILE=$DC_BASE/master.pid
+}
+
+set_ports() {
+  local base=${MAILSTACK_PORT_BASE:-20000}
+  if ! [[ $base =~ ^[0-9]+$ ]] || ((base < 1024 || base + 993 > 65535)); then
+    die "MAILSTACK_PORT_BASE=$base: need an integer >= 1024 with base+993 <= 65535"
+  fi
+  SMTP_PORT=$((base + 25))
+  SMTP_EXPIRED_PORT=$((base + 26))
+  SUBMISSION_PORT=$((base + 587))
+  SMTPS_PORT=$((base + 465))
+  IMAP_PORT=$((base + 143))
+  IMAPS_PORT=$((base + 993))
+  LMTP_PORT=$((base + 24))
+}
+
+# ---------------------------------------------------------------- preconditions
+
+check_prereqs() {
+  [[ $(id -u) -eq 0 ]] || die "must run as root (Postfix and Dovecot drop privileges themselves)"
+  local pkg missing=()
+  for pkg in "${REQUIRED_PKGS[@]}"; do
+    [[ $(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true) == "install ok installed" ]] ||
+      missing+=("$pkg")
+  done
+  ((${#missing[@]} == 0)) ||
+    die "missing package(s): ${missing[*]} -- run: bash scripts/install-deps.sh"
+  local u
+  for u in mail postfix dovecot; do
+    id "$u" >/dev/null 2>&1 || die "user $u missing (are postfix and dovecot-core configured?)"
+  done
+}
+
+# The daemons' unprivileged processes (mail, dovecot, postfix) must reach files
+# under DIR, so every parent directory must be searchable by them.
+check_dir_traversable() {
+  local u
+  for u in mail dovecot postfix; do
+    runuser -u "$u" -- test -x "$DIR" ||
+      die "$DIR is not reachable by user '$u' (a parent directory lacks o+x, e.g. /root); use a directory under /tmp"
+  done
+}
+
+# Something already listening (another stack, a system daemon) would make the
+# start fail with a confusing log; say which port it is.
+check_ports_free() {
+  local p
+  for p in "$SMTP_PORT" "$SMTP_EXPIRED_PORT" "$SUBMISSION_PORT" "$SMTPS_PORT" \
+           "$IMAP_PORT" "$IMAPS_PORT" "$LMTP_PORT"; do
+    if (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null; then
+      die "port $HOST:$p is already in use (another mail stack? set MAILSTACK_PORT_BASE)"
+    fi
+  done
+}
+
+# ---------------------------------------------------------------- TLS material
+
+# Minimal `openssl ca` setup: needed because only `openssl ca` can sign with
+# explicit past -startdate/-enddate (OpenSSL 3.0 x509 has no -not_after).
+write_ca_config() {
+  mkdir -p "$TLS/ca-db/newcerts"
+  touch "$TLS/ca-db/index.txt"
+  [[ -s $TLS/ca-db/serial ]] || openssl rand -hex 8 >"$TLS/ca-db/serial"
+  cat >"$TLS/ca.cnf" <<EOF
+[ ca ]
+default_ca = test_ca
+[ test_ca ]
+dir             = $TLS/ca-db
+database        = \$dir/index.txt
+new_certs_dir   = \$dir/newcerts
+serial          = \$dir/serial
+certificate     = $TLS/ca.pem
+private_key     = $TLS/ca.key
+default_md      = sha256
+default_days    = 825
+policy          = policy_any
+unique_subject  = no
+copy_extensions = none
+[ policy_any ]
+commonName = supplied
+[ server_ext ]
+basicConstraints       = critical, CA:FALSE
+keyUsage               = critical, digitalSignature, keyEncipherment
+extendedKeyUsage       = serverAuth
+subjectAltName         = DNS:$SERVER_NAME, DNS:localhost, IP:127.0.0.1, IP:::1
+subjectKeyIdentifier   = hash
+authorityKeyIdentifier = keyid
+EOF
+}
+
+# sign_server NAME [openssl-ca date options...]
+sign_server() {
+  local name=$1; shift
+  openssl req -new -newkey rsa:2048 -nodes -keyout "$TLS/$name.key" \
+    -subj "/CN=$SERVER_NAME" -out "$TLS/$name.csr" 2>/dev/null
+  openssl ca -batch -notext -config "$TLS/ca.cnf" -extensions server_ext \
+    -in "$TLS/$name.csr" -out "$TLS/$name.pem" "$@" 2>"$TLS/$name.err" ||
+    { cat "$TLS/$name.err" >&2; die "signing $name certificate failed"; }
+  rm -f "$TLS/$name.csr" "$TLS/$name.err"
+  chmod 0600 "$TLS/$name.key"
+}
+
+ensure_tls() {
+  mkdir -p "$TLS"
+  chmod 0755 "$TLS"
+  write_ca_config
+  if [[ ! -s $TLS/ca.pem || ! -s $TLS/ca.key ]]; then
+    log "creating private CA in $TLS"
+    rm -f "$TLS/server.pem" "$TLS/expired.pem"   # old leaves belong to an old CA
+    openssl req -x509 -new -newkey rsa:2048 -nodes -sha256 -days 3650 \
+      -keyout "$TLS/ca.key" -out "$TLS/ca.pem" -subj "/CN=mailcanary test CA" \
+      -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    chmod 0600 "$TLS/ca.key"
+  fi
+  # Reissue a leaf when missing, not from this CA, or (for server.pem) expired.
+  if [[ ! -s $TLS/server.pem || ! -s $TLS/server.key ]] ||
+     ! openssl verify -CAfile "$TLS/ca.pem" "$TLS/server.pem" >/dev/null 2>&1; then
+    sign_server server -days 825
+  fi
+  if [[ ! -s $TLS/expired.pem || ! -s $TLS/expired.key ]] ||
+     ! openssl verify -no_check_time -CAfile "$TLS/ca.pem" "$TLS/expired.pem" >/dev/null 2>&1; then
+    sign_server expired -startdate 20200101000000Z -enddate 20200201000000Z
+  fi
+}
+
+# ---------------------------------------------------------------- users
+
+ensure_password() {
+  mkdir -p "$SECRETS"
+  chmod 0700 "$SECRETS"
+  if [[ ! -s $SECRETS/probe.password ]]; then
+    (umask 077; openssl rand -hex 16 | tr -d '\n' >"$SECRETS/probe.password")
+  fi
+  chmod 0600 "$SECRETS/probe.password"
+  PASSWORD=$(<"$SECRETS/probe.password")
+}
+
+write_users() {
+  local hash u
+  hash=$(openssl passwd -6 -stdin <<<"$PASSWORD")
+  mkdir -p "$DC_CONF"
+  : >"$DC_CONF/users"
+  for u in "${USERS[@]}"; do
+    # user:password:uid:gid:gecos:home:shell:extra  (uid/gid/home from default_fields)
+    printf '%s@%s:{SHA512-CRYPT}%s::::::\n' "$u" "$DOMAIN" "$hash" >>"$DC_CONF/users"
+  done
+  chown root:dovecot "$DC_CONF/users"
+  chmod 0640 "$DC_CONF/users"
+}
+
+# ---------------------------------------------------------------- Postfix
+
+write_postfix_config() {
+  mkdir -p "$PF_CONF" "$PF_QUEUE" "$PF_DATA" "$LOGS"
+  chown postfix:postfix "$PF_DATA"   # else "master.lock: Permission denied"
+  local u
+  : >"$PF_CONF/vmailbox"
+  for u in "${USERS[@]}"; do
+    printf '%s@%s OK\n' "$u" "$DOMAIN" >>"$PF_CONF/vmailbox"
+  done
+
+  cat >"$PF_CONF/main.cf" <<EOF
+# Generated by tests/stack/mailstack.sh -- private test instance, do not edit.
+compatibility_level = 3.6
+queue_directory = $PF_QUEUE
+data_directory = $PF_DATA
+mail_owner = postfix
+setgid_group = postdrop
+
+# Logging without syslog: postlog service in master.cf writes this file.
+maillog_file = $LOGS/postfix.log
+maillog_file_prefixes = $LOGS
+
+myhostname = $SERVER_NAME
+mydomain = $DOMAIN
+myorigin = \$myhostname
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+smtpd_banner = \$myhostname ESMTP mailcanary test stack
+biff = no
+append_dot_mydomain = no
+alias_maps =
+alias_database =
+
+# Nothing may leave the machine: no local domains, no trusted networks, no
+# relay host, and every non-virtual transport is an error.
+mydestination =
+mynetworks =
+relay_domains =
+relayhost =
+local_transport = error:local delivery disabled in test stack
+default_transport = error:outbound mail disabled in test stack
+relay_transport = error:outbound mail disabled in test stack
+
+# Virtual domain delivered to Dovecot over LMTP; unknown users get 550.
+virtual_mailbox_domains = $DOMAIN
+virtual_mailbox_maps = texthash:$PF_CONF/vmailbox
+virtual_transport = lmtp:inet:$HOST:$LMTP_PORT
+
+# Anyone may send TO @$DOMAIN without auth; relaying elsewhere needs AUTH
+# (and then still ends in the error transport above).
+smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
+smtpd_client_event_limit_exceptions = 127.0.0.0/8
+smtpd_error_sleep_time = 0
+in_flow_delay = 0
+
+# TLS: offered on every port; submission ports override in master.cf.
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = $TLS/server.pem
+smtpd_tls_key_file = $TLS/server.key
+smtpd_tls_loglevel = 1
+smtpd_tls_received_header = yes
+
+# SASL through Dovecot's auth socket (queue_directory-relative path).
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = private/auth
+smtpd_sasl_auth_enable = no
+smtpd_tls_auth_only = yes
+broken_sasl_auth_clients = no
+EOF
+
+  # chroot column is "n" everywhere: no chroot setup needed.
+  cat >"$PF_CONF/master.cf" <<EOF
+# Generated by tests/stack/mailstack.sh. Every inet service binds explicitly.
+# service                  type  private unpriv chroot wakeup maxproc command
+$HOST:$SMTP_PORT           inet  n       -      n      -      -       smtpd
+$HOST:$SMTP_EXPIRED_PORT   inet  n       -      n      -      -       smtpd
+  -o syslog_name=postfix/expired
+  -o smtpd_tls_cert_file=$TLS/expired.pem
+  -o smtpd_tls_key_file=$TLS/expired.key
+$HOST:$SUBMISSION_PORT     inet  n       -      n      -      -       smtpd
+  -o syslog_name=postfix/submission
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o { smtpd_recipient_restrictions = permit_sasl_authenticated, reject }
+$HOST:$SMTPS_PORT          inet  n       -      n      -      -       smtpd
+  -o syslog_name=postfix/smtps
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o { smtpd_recipient_restrictions = permit_sasl_authenticated, reject }
+pickup     unix  n       -       n       60      1       pickup
+cleanup    unix  n       -       n       -       0       cleanup
+qmgr       unix  n       -       n       300     1       qmgr
+tlsmgr     unix  -       -       n       1000?   1       tlsmgr
+rewrite    unix  -       -       n       -       -       trivial-rewrite
+bounce     unix  -       -       n       -       0       bounce
+defer      unix  -       -       n       -       0       bounce
+trace      unix  -       -       n       -       0       bounce
+verify     unix  -       -       n       -       1       verify
+flush      unix  n       -       n       1000?   0       flush
+proxymap   unix  -       -       n       -       -       proxymap
+proxywrite unix  -       -       n       -       1       proxymap
+smtp       unix  -       -       n       -       -       smtp
+relay      unix  -       -       n       -       -       smtp
+showq      unix  n       -       n       -       -       showq
+error      unix  -       -       n       -       -       error
+retry      unix  -       -       n       -       -       error
+discard    unix  -       -       n       -       -       discard
+lmtp       unix  -       -       n       -       -       lmtp
+anvil      unix  -       -       n       -       1       anvil
+scache     unix  -       -       n       -       1       scache
+postlog    unix-dgram n  -       n       -       1       postlogd
+EOF
+  # Postfix re-reads config files younger than 1 s every 300 ms (about +2 s
+  # per postfix command); backdating the mtime avoids that.
+  touch -d '-2 seconds' "$PF_CONF/main.cf" "$PF_CONF/master.cf" "$PF_CONF/vmailbox"
+}
+
+start_postfix() {
+  # `postfix start` runs the same checks as `postfix check` first. When it
+  # fails it prints little (logging goes to a file that postlogd writes), so
+  # collect `postfix check` and `postsuper` output, which show the fatal error.
+  if ! postfix -c "$PF_CONF" start </dev/null >>"$LOGS/postfix-start.log" 2>&1; then
+    postfix -c "$PF_CONF" check >>"$LOGS/postfix-start.log" 2>&1 || true
+    postsuper -c "$PF_CONF" >>"$LOGS/postfix-start.log" 2>&1 || true
+    fail_with_logs "postfix start failed"
+  fi
+}
+
+# ---------------------------------------------------------------- Dovecot
+
+write_dovecot_config() {
+  mkdir -p "$DC_CONF" "$DC_BASE" "$DC_STATE" "$MAIL" "$LOGS"
+  chown mail:mail "$MAIL"
+  chmod 0700 "$MAIL"
+  local dh=""
+  [[ -r /usr/share/dovecot/dh.pem ]] && dh="ssl_dh = </usr/share/dovecot/dh.pem"
+
+  cat >"$DC_CONF/dovecot.conf" <<EOF
+# Generated by tests/stack/mailstack.sh -- private test instance, do not edit.
+instance_name = mailcanary-test
+hostname = $SERVER_NAME
+base_dir = $DC_BASE
+state_dir = $DC_STATE
+protocols = imap lmtp
+listen = $HOST
+log_path = $LOGS/dovecot.log
+info_log_path = $LOGS/dovecot.log
+auth_verbose = yes
+
+ssl = yes
+ssl_cert = <$TLS/server.pem
+ssl_key = <$TLS/server.key
+$dh
+
+auth_mechanisms = plain login
+auth_failure_delay = 0
+passdb {
+  driver = passwd-file
+  args = scheme=SHA512-CRYPT username_format=%u $DC_CONF/users
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%u $DC_CONF/users
+  default_fields = uid=mail gid=mail home=$MAIL/%d/%n
+}
+
+first_valid_uid = 8
+mail_uid = mail
+mail_gid = mail
+mail_location = maildir:~/Maildir
+namespace inbox {
+  inbox = yes
+  mailbox Junk {
+    special_use = \\Junk
+    auto = create
+  }
+  mailbox Sent {
+    special_use = \\Sent
+    auto = create
+  }
+}
+
+service imap-login {
+  inet_listener imap {
+    address = $HOST
+    port = $IMAP_PORT
+  }
+  inet_listener imaps {
+    address = $HOST
+    port = $IMAPS_PORT
+    ssl = yes
+  }
+}
+service lmtp {
+  inet_listener lmtp {
+    address = $HOST
+    port = $LMTP_PORT
+  }
+}
+# No per-IP auth penalty (2, 4, 8, 15 s after repeated failures from one IP,
+# which is every test client here): mode 0 = no socket, and the auth process
+# then skips the penalty (it only needs the socket file to be absent).
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
+# Postfix SASL: the socket lives in Postfix's private/ (smtpd_sasl_path).
+service auth {
+  unix_listener $PF_QUEUE/private/auth {
+    mode = 0660
+    user = postfix
+    group = postfix
+  }
+}
+
+# Sieve on delivery (e.g. a ~/.dovecot.sieve filing marked mail into Junk).
+protocol lmtp {
+  mail_plugins = \$mail_plugins sieve
+  postmaster_address = postmaster@$DOMAIN
+}
+plugin {
+  sieve = file:~/sieve;active=~/.dovecot.sieve
+}
+EOF
+}
+
+start_dovecot() {
+  [[ -d $PF_QUEUE/private ]] || fail_with_logs "Postfix did not create $PF_QUEUE/private"
+  # base_dir only holds runtime sockets; a stale anvil-auth-penalty socket
+  # from an older config would make the auth process retry it for 5 s.
+  rm -rf "$DC_BASE"
+  mkdir -p "$DC_BASE"
+  # Dovecot keeps the caller's stdio open: redirect it, or a $(...) or pipe
+  # around this script never ends.
+  dovecot -c "$DC_CONF/dovecot.conf" </dev/null >>"$LOGS/dovecot-start.log" 2>&1 ||
+    fail_with_logs "dovecot failed to start"
+}
+
+# ---------------------------------------------------------------- processes
+
+# Echo PID from FILE if that process exists and is not a zombie.
+live_pid() {
+  local pid
+  [[ -r $1 ]] || return 1
+  pid=$(tr -dc '0-9' <"$1")
+  [[ -n $pid ]] && is_alive "$pid" && echo "$pid"
+}
+
+# PID 1 here reaps orphans late: a dead daemon can linger as a zombie.
+is_alive() {
+  local state
+  state=$(awk '/^State:/ {print $2}' "/proc/$1/status" 2>/dev/null) || return 1
+  [[ -n $state && $state != Z && $state != X ]]
+}
+
+children_of() {
+  ps -o pid= --ppid "$1" 2>/dev/null | tr -d " " || true
+}
+
+# Wait until every pid given is gone or a zombie; return 1 on timeout.
+wait_gone() {
+  local deadline=$((SECONDS + $1)) pid; shift
+  while ((SECONDS < deadline)); do
+    local any=0
+    for pid in "$@"; do is_alive "$pid" && any=1; done
+    ((any == 0)) && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+stop_stack() {
+  local pf dc pids=() pid
+  pf=$(live_pid "$PF_PID_FILE" || true)
+  dc=$(live_pid "$DC_PID_FILE" || true)
+  if [[ -z $pf && -z $dc ]]; then
+    log "nothing running in $DIR"
+    return 0
+  fi
+  # Remember the children too: they must be gone before the ports are free.
+  local pid_list
+  pid_list=$(for pid in $pf $dc; do echo "$pid"; children_of "$pid"; done)
+  mapfile -t pids <<<"$pid_list"
+
+  if [[ -n $pf ]]; then
+    postfix -c "$PF_CONF" stop </dev/null >>"$LOGS/postfix-start.log" 2>&1 || kill "$pf" 2>/dev/null || true
+  fi
+  # SIGTERM is what `dovecot stop` sends; it then polls with kill(pid, 0),
+  # which a late-reaped zombie passes, so it would wait seconds for nothing.
+  [[ -n $dc ]] && { kill -TERM "$dc" 2>/dev/null || true; }
+  if ! wait_gone $((STOP_TIMEOUT - 2)) "${pids[@]}"; then
+    log "daemons still alive after $((STOP_TIMEOUT - 2)) s, sending SIGKILL"
+    for pid in "${pids[@]}"; do
+      if is_alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+    done
+    wait_gone 2 "${pids[@]}" || die "processes survived SIGKILL: ${pids[*]}"
+  fi
+  log "stopped (postfix ${pf:-none}, dovecot ${dc:-none})"
+}
+
+# ---------------------------------------------------------------- readiness
+
+# Plain TCP: first line must start with PREFIX (220 for SMTP/LMTP, "* OK" IMAP).
+banner_plain() {
+  local port=$1 prefix=$2 line=""
+  line=$( (exec 3<>"/dev/tcp/$HOST/$port" || exit 1
+           IFS= read -r -t 2 line <&3 || true
+           printf '%s\r\n' "$3" >&3 || true
+           printf '%s' "$line") 2>/dev/null) || return 1
+  [[ $line == "$prefix"* ]]
+}
+
+# Implicit TLS, certificate verified against our CA. -quiet implies -ign_eof,
+# so s_client waits for the server to close after our QUIT/LOGOUT.
+banner_tls() {
+  local port=$1 prefix=$2 cmd=$3 out
+  out=$(printf '%s\r\n' "$cmd" | timeout 5 openssl s_client -quiet \
+          -connect "$HOST:$port" -servername "$SERVER_NAME" \
+          -CAfile "$TLS/ca.pem" -verify_return_error 2>/dev/null) || true
+  [[ $out == "$prefix"* ]]
+}
+
+port_ready() {
+  case $1 in
+    smtp|expired|submission) banner_plain "$2" "220 " QUIT ;;
+    lmtp)                    banner_plain "$2" "220 " QUIT ;;
+    imap)                    banner_plain "$2" "* OK" "a LOGOUT" ;;
+    smtps)                   banner_tls "$2" "220 " QUIT ;;
+    imaps)                   banner_tls "$2" "* OK" "a LOGOUT" ;;
+  esac
+}
+
+wait_ready() {
+  local deadline=$((SECONDS + START_TIMEOUT))
+  local -A pending=([smtp]=$SMTP_PORT [expired]=$SMTP_EXPIRED_PORT
+                    [submission]=$SUBMISSION_PORT [smtps]=$SMTPS_PORT
+                    [imap]=$IMAP_PORT [imaps]=$IMAPS_PORT [lmtp]=$LMTP_PORT)
+  local name
+  while ((${#pending[@]} > 0)); do
+    for name in "${!pending[@]}"; do
+      port_ready "$name" "${pending[$name]}" && unset "pending[$name]"
+    done
+    ((${#pending[@]} == 0)) && break
+    live_pid "$PF_PID_FILE" >/dev/null || fail_with_logs "postfix master died during start"
+    live_pid "$DC_PID_FILE" >/dev/null || fail_with_logs "dovecot died during start"
+    if ((SECONDS >= deadline)); then
+      local still=""
+      for name in "${!pending[@]}"; do still+=" $name:${pending[$name]}"; done
+      fail_with_logs "not ready after ${START_TIMEOUT}s:$still"
+    fi
+    sleep 0.1
+  done
+}
+
+fail_with_logs() {
+  log "error: $*"
+  local f
+  for f in postfix-start.log postfix.log dovecot-start.log dovecot.log; do
+    if [[ -s $LOGS/$f ]]; then
+      echo "----- tail $LOGS/$f" >&2
+      tail -n 25 "$LOGS/$f" >&2
+    fi
+  done
+  exit 1
+}
+
+# ---------------------------------------------------------------- stack.env
+
+write_env() {
+  local tmp=$DIR/stack.env.tmp
+  cat >"$tmp" <<EOF
+MAILSTACK_HOST=$HOST
+MAILSTACK_SMTP_PORT=$SMTP_PORT
+MAILSTACK_SUBMISSION_PORT=$SUBMISSION_PORT
+MAILSTACK_SMTPS_PORT=$SMTPS_PORT
+MAILSTACK_SMTP_EXPIRED_PORT=$SMTP_EXPIRED_PORT
+MAILSTACK_IMAP_PORT=$IMAP_PORT
+MAILSTACK_IMAPS_PORT=$IMAPS_PORT
+MAILSTACK_LMTP_PORT=$LMTP_PORT
+MAILSTACK_CA_FILE=$TLS/ca.pem
+MAILSTACK_TLS_SERVER_NAME=$SERVER_NAME
+MAILSTACK_DOMAIN=$DOMAIN
+MAILSTACK_USER=probe@$DOMAIN
+MAILSTACK_PASSWORD_FILE=$SECRETS/probe.password
+EOF
+  mv "$tmp" "$DIR/stack.env"
+}
+
+# ---------------------------------------------------------------- commands
+
+cmd_start() {
+  local started_ns
+  started_ns=$(date +%s%N)
+  check_prereqs
+  mkdir -p "$DIR"
+  DIR=$(cd "$DIR" && pwd -P)   # absolute: configs must not depend on cwd
+  # The path goes unquoted into main.cf, dovecot.conf and stack.env.
+  [[ $DIR =~ ^[A-Za-z0-9._/+-]+$ ]] || die "DIR '$DIR' may only contain letters, digits and ._/+-"
+  set_paths "$DIR"
+  chmod 0755 "$DIR"
+  check_dir_traversable
+  # Idempotent: a running stack is stopped and started with fresh config.
+  if live_pid "$PF_PID_FILE" >/dev/null || live_pid "$DC_PID_FILE" >/dev/null; then
+    log "already running, restarting"
+    stop_stack
+  fi
+  rm -f "$DIR/stack.env"
+  check_ports_free
+
+  ensure_tls
+  ensure_password
+  write_users
+  write_postfix_config
+  write_dovecot_config
+  start_postfix
+  start_dovecot
+  wait_ready
+  write_env
+
+  local ms=$((($(date +%s%N) - started_ns) / 1000000))
+  echo "mailstack: ready in ${ms} ms: smtp=$HOST:$SMTP_PORT submission=$SUBMISSION_PORT smtps=$SMTPS_PORT" \
+       "expired=$SMTP_EXPIRED_PORT imap=$IMAP_PORT imaps=$IMAPS_PORT lmtp=$LMTP_PORT env=$DIR/stack.env"
+}
+
+cmd_stop() {
+  [[ $(id -u) -eq 0 ]] || die "must run as root"
+  [[ -d $DIR ]] || { log "nothing running ($DIR does not exist)"; return 0; }
+  DIR=$(cd "$DIR" && pwd -P)
+  set_paths "$DIR"
+  mkdir -p "$LOGS"
+  stop_stack
+  rm -f "$DIR/stack.env"
+}
+
+cmd_status() {
+  [[ -d $DIR ]] || { echo "mailstack: not running ($DIR does not exist)"; return 1; }
+  DIR=$(cd "$DIR" && pwd -P)
+  set_paths "$DIR"
+  local pf dc rc=0
+  pf=$(live_pid "$PF_PID_FILE" || true)
+  dc=$(live_pid "$DC_PID_FILE" || true)
+  if [[ -n $pf ]]; then echo "postfix: running (master pid $pf)"; else echo "postfix: stopped"; fi
+  if [[ -n $dc ]]; then echo "dovecot: running (master pid $dc)"; else echo "dovecot: stopped"; fi
+  [[ -n $pf && -n $dc ]] || rc=1
+  if [[ -r $DIR/stack.env ]]; then
+    local line
+    while IFS= read -r line; do
+      case $line in
+        *_PORT=*)
+          local port=${line#*=}
+          if (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null; then echo "  $line listening"
+          else echo "  $line closed"; rc=1; fi ;;
+      esac
+    done <"$DIR/stack.env"
+  fi
+  return $rc
+}
+
+main() {
+  [[ $# -eq 2 ]] || usage
+  local cmd=$1
+  DIR=$2
+  [[ -n $DIR ]] || usage
+  set_ports
+  set_paths "$DIR"
+  case $cmd in
+    start)  cmd_start ;;
+    stop)   cmd_stop ;;
+    status) cmd_status || exit 1 ;;   # (|| keeps the ERR trap quiet)
+    *)      usage ;;
+  esac
+}
+
+main "$@"
