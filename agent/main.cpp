@@ -38,8 +38,9 @@ int main(int argc, char** argv) {
         return 1;
     }
     if (options.config_check) {
-        std::printf("%s: configuration is valid (%zu targets)\n", options.config_file.c_str(),
-                    loaded.config->targets.size());
+        const std::size_t targets_count = loaded.config->targets.size();
+        std::printf("%s: configuration is valid (%zu target%s)\n", options.config_file.c_str(),
+                    targets_count, targets_count == 1 ? "" : "s");
         return 0;
     }
     if (options.probe_target) return probe_once(*loaded.config, targets, *options.probe_target);
