@@ -5,10 +5,9 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
-#include <ctime>
 
-#include "agent/duration.hpp"
 #include "agent/log.hpp"
+#include "agent/status_page.hpp"
 #include "agent/version.hpp"
 #include "probes/registry.hpp"
 #include "probes/tls_client.hpp"
@@ -20,68 +19,6 @@ namespace asio = boost::asio;
 
 constexpr auto kShutdownBudget = std::chrono::milliseconds(1500);
 constexpr auto kHttpGrace = std::chrono::milliseconds(300);
-
-std::string html_escape(std::string_view text) {
-    std::string out;
-    out.reserve(text.size());
-    for (const char c : text) {
-        switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&#39;"; break;
-            default: out += c;
-        }
-    }
-    return out;
-}
-
-std::string url_encode(std::string_view text) {
-    static constexpr char kHex[] = "0123456789ABCDEF";
-    std::string out;
-    for (const char c : text) {
-        const auto byte = static_cast<unsigned char>(c);
-        if (std::isalnum(byte) || c == '-' || c == '_' || c == '.' || c == '~') {
-            out += c;
-        } else {
-            out += '%';
-            out += kHex[byte >> 4];
-            out += kHex[byte & 15];
-        }
-    }
-    return out;
-}
-
-std::string utc_time(std::chrono::system_clock::time_point when) {
-    const auto time = std::chrono::system_clock::to_time_t(when);
-    std::tm utc{};
-    gmtime_r(&time, &utc);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%SZ", &utc);
-    return text;
-}
-
-std::string milliseconds(std::chrono::nanoseconds duration) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%.1f ms", std::chrono::duration<double, std::milli>(duration).count());
-    return text;
-}
-
-std::string outcome_text(const Outcome& outcome) {
-    if (outcome.success()) return "success";
-    return "failed: " + std::string(to_string(*outcome.failure)) +
-           (outcome.detail.empty() ? "" : " (" + outcome.detail + ")");
-}
-
-std::string describe_run(const RunResult& result) {
-    return "finished " + utc_time(result.finished) + " after " + milliseconds(result.duration) +
-           ": " + outcome_text(result.outcome) + "\n" + result.transcript.to_text();
-}
-
-http::Response text(unsigned status, std::string body) {
-    return {status, "text/plain; charset=utf-8", std::move(body), {}};
-}
 
 void log_config_errors(const std::vector<ConfigError>& errors) {
     for (const auto& error : errors) log::error("configuration error", {{"error", error.to_string()}});
@@ -241,127 +178,27 @@ http::Response Agent::handle(const http::Request& request) {
     if (request.path == "/metrics" && read_only) {
         return {200, "text/plain; version=0.0.4; charset=utf-8", metrics_.serialize(), {}};
     }
-    if (request.path == "/-/healthy" && read_only) return text(200, "Healthy\n");
+    if (request.path == "/-/healthy" && read_only) return http::plain_text(200, "Healthy\n");
     if (request.path == "/-/ready" && read_only) {
-        return stopping_ ? text(503, "Stopping\n") : text(200, "Ready\n");
+        return stopping_ ? http::plain_text(503, "Stopping\n") : http::plain_text(200, "Ready\n");
     }
     if (request.path == "/-/reload" && request.method == "POST") {
         std::string report;
         const bool ok = reload(report);
-        return text(ok ? 200 : 500, report);
+        return http::plain_text(ok ? 200 : 500, report);
     }
     if (request.path == "/" && read_only) {
-        return {200, "text/html; charset=utf-8", status_page(), {}};
+        return {200, "text/html; charset=utf-8", render_status_page(config_, results_), {}};
     }
-    if (request.path == "/results" && read_only) return result_page(request);
+    if (request.path == "/results" && read_only) return render_results(results_, request);
 
     const bool known = request.path == "/metrics" || request.path == "/-/healthy" ||
                        request.path == "/-/ready" || request.path == "/-/reload" ||
                        request.path == "/" || request.path == "/results";
-    if (!known) return text(404, "not found: " + request.path + "\n");
-    auto response = text(405, "method " + request.method + " not allowed for " + request.path + "\n");
+    if (!known) return http::plain_text(404, "not found: " + request.path + "\n");
+    auto response = http::plain_text(405, "method " + request.method + " not allowed for " + request.path + "\n");
     response.headers.emplace_back("Allow", request.path == "/-/reload" ? "POST" : "GET, HEAD");
     return response;
-}
-
-std::string Agent::status_page() const {
-    std::string page =
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>mailcanary</title>"
-        "<style>body{font-family:sans-serif}td,th{padding:2px 10px;text-align:left}"
-        ".ok{color:#186a3b}.failed{color:#b03a2e;font-weight:bold}</style></head><body>"
-        "<h1>mailcanary</h1><p>Configuration: " +
-        html_escape(config_.source_path) + " &middot; " + std::to_string(config_.targets.size()) +
-        " targets &middot; <a href=\"/metrics\">metrics</a></p>"
-        "<table><tr><th>target</th><th>probe</th><th>host</th><th>last run</th><th>result</th>"
-        "<th>duration</th><th>last failure</th></tr>";
-    for (const auto& target : config_.targets) {
-        for (const auto& probe : target.probes) {
-            const auto* results = results_.find({target.name, probe});
-            const std::string link = "/results?target=" + url_encode(target.name) +
-                                     "&amp;probe=" + url_encode(probe);
-            page += "<tr><td>" + html_escape(target.name) + "</td><td>" + html_escape(probe) +
-                    "</td><td>" + html_escape(target.host) + ":" + std::to_string(target.port) + "</td>";
-            if (results == nullptr || !results->last) {
-                page += "<td colspan=\"4\">not run yet</td></tr>";
-                continue;
-            }
-            const auto& last = *results->last;
-            const bool ok = last.outcome.success();
-            page += "<td>" + utc_time(last.finished) + "</td><td class=\"" +
-                    (ok ? "ok" : "failed") + "\"><a href=\"" + link + "\">" +
-                    html_escape(outcome_text(last.outcome)) + "</a></td><td>" +
-                    milliseconds(last.duration) + "</td><td>" +
-                    (results->last_failure ? utc_time(results->last_failure->finished) + " " +
-                                                 html_escape(to_string(*results->last_failure->outcome.failure))
-                                           : "none") +
-                    "</td></tr>";
-        }
-    }
-    page += "</table></body></html>\n";
-    return page;
-}
-
-http::Response Agent::result_page(const http::Request& request) const {
-    const auto target = request.query.find("target");
-    const auto probe = request.query.find("probe");
-    if (target == request.query.end() || probe == request.query.end()) {
-        return text(400, "usage: /results?target=NAME&probe=PROBE\n");
-    }
-    const auto* results = results_.find({target->second, probe->second});
-    if (results == nullptr || !results->last) {
-        return text(404, "no result yet for target \"" + target->second + "\" probe \"" +
-                             probe->second + "\"\n");
-    }
-    std::string body = "target " + target->second + ", probe " + probe->second + "\n\nLast run, " +
-                       describe_run(*results->last);
-    if (results->last_failure && results->last->outcome.success()) {
-        body += "\nLast failure, " + describe_run(*results->last_failure);
-    }
-    return text(200, std::move(body));
-}
-
-int probe_once(const Config& config, const std::vector<std::shared_ptr<const CompiledTarget>>& targets,
-               const std::string& target_name) {
-    const auto found = std::find_if(targets.begin(), targets.end(), [&](const auto& target) {
-        return target->config.name == target_name;
-    });
-    if (found == targets.end()) {
-        std::fprintf(stderr, "mailcanary: no target named \"%s\" in %s\n", target_name.c_str(),
-                     config.source_path.c_str());
-        return 2;
-    }
-    const CompiledTarget& target = **found;
-    asio::io_context io;
-    bool all_succeeded = true;
-    for (const auto& probe_name : target.config.probes) {
-        const ProbeEntry* probe = find_probe(probe_name);
-        RunMetrics metrics;
-        Transcript transcript;
-        StopSignal stop;
-        Outcome outcome;
-        const auto started = std::chrono::steady_clock::now();
-        asio::co_spawn(
-            io,
-            [&]() -> asio::awaitable<void> {
-                outcome = co_await probe->run(
-                    ProbeRun{target, started + target.config.timeout, metrics, transcript, stop});
-            },
-            asio::detached);
-        io.restart();
-        io.run();
-        const auto elapsed = std::chrono::steady_clock::now() - started;
-        all_succeeded = all_succeeded && outcome.success();
-        std::printf("%s/%s: %s in %s\n%s", target.config.name.c_str(), probe_name.c_str(),
-                    outcome_text(outcome).c_str(), milliseconds(elapsed).c_str(),
-                    transcript.to_text().c_str());
-        for (const Phase phase : kAllPhases) {
-            if (const auto& elapsed_phase = metrics.phase_durations[static_cast<std::size_t>(phase)]) {
-                std::printf("  phase %-13s %s\n", std::string(to_string(phase)).c_str(),
-                            milliseconds(*elapsed_phase).c_str());
-            }
-        }
-    }
-    return all_succeeded ? 0 : 1;
 }
 
 }  // namespace mailcanary

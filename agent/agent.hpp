@@ -39,8 +39,6 @@ public:
 
 private:
     void shutdown();
-    std::string status_page() const;
-    http::Response result_page(const http::Request& request) const;
 
     boost::asio::io_context& io_;
     CliOptions options_;
@@ -51,10 +49,5 @@ private:
     http::Server http_;
     bool stopping_ = false;
 };
-
-// One-shot mode: runs each probe of one target once, prints the transcripts. Exit code 0 when
-// every probe succeeded, 1 when one failed.
-int probe_once(const Config& config, const std::vector<std::shared_ptr<const CompiledTarget>>& targets,
-               const std::string& target_name);
 
 }  // namespace mailcanary

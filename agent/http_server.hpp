@@ -34,6 +34,10 @@ struct Response {
     std::vector<std::pair<std::string, std::string>> headers;  // added as given
 };
 
+inline Response plain_text(unsigned status, std::string body) {
+    return {status, "text/plain; charset=utf-8", std::move(body), {}};
+}
+
 // Should not throw; if it does, the client gets a 500 and the server carries on.
 using Handler = std::function<Response(const Request&)>;
 

@@ -7,6 +7,7 @@
 #include "agent/cli.hpp"
 #include "agent/config.hpp"
 #include "agent/log.hpp"
+#include "agent/probe_once.hpp"
 #include "agent/version.hpp"
 
 int main(int argc, char** argv) {

@@ -19,11 +19,14 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include "support/exposition.hpp"
 
 extern char** environ;
 
 namespace mailcanary {
 namespace {
+
+using test::value_of;
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -75,13 +78,6 @@ HttpReply http(const std::string& method, const std::string& url) {
     }
     curl_easy_cleanup(curl);
     return reply;
-}
-
-// The value of one series in the exposition, or -1 when it is absent.
-double value_of(const std::string& exposition, const std::string& series) {
-    const auto at = exposition.find("\n" + series + " ");
-    if (at == std::string::npos) return -1;
-    return std::stod(exposition.substr(at + series.size() + 2));
 }
 
 struct Run {

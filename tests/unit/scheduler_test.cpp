@@ -11,9 +11,12 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <regex>
+#include "support/exposition.hpp"
 
 namespace mailcanary {
 namespace {
+
+using test::value_of;
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -94,13 +97,6 @@ std::shared_ptr<const CompiledTarget> target(std::string name, std::string probe
     config.timeout = interval / 2;
     config.probes = {std::move(probe)};
     return std::make_shared<const CompiledTarget>(CompiledTarget{config, nullptr});
-}
-
-// The value of one series in the exposition, or -1 when it is absent.
-double value_of(const std::string& exposition, const std::string& series) {
-    const auto at = exposition.find("\n" + series + " ");
-    if (at == std::string::npos) return -1;
-    return std::stod(exposition.substr(at + series.size() + 2));
 }
 
 class SchedulerTest : public testing::Test {

@@ -1,0 +1,60 @@
+#include "agent/probe_once.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <algorithm>
+#include <cstdio>
+
+#include "agent/status_page.hpp"
+#include "probes/registry.hpp"
+
+namespace mailcanary {
+
+namespace asio = boost::asio;
+
+int probe_once(const Config& config, const std::vector<std::shared_ptr<const CompiledTarget>>& targets,
+               const std::string& target_name) {
+    const auto found = std::find_if(targets.begin(), targets.end(), [&](const auto& target) {
+        return target->config.name == target_name;
+    });
+    if (found == targets.end()) {
+        std::fprintf(stderr, "mailcanary: no target named \"%s\" in %s\n", target_name.c_str(),
+                     config.source_path.c_str());
+        return 2;
+    }
+    const CompiledTarget& target = **found;
+    asio::io_context io;
+    bool all_succeeded = true;
+    for (const auto& probe_name : target.config.probes) {
+        const ProbeEntry* probe = find_probe(probe_name);
+        RunMetrics metrics;
+        Transcript transcript;
+        StopSignal stop;
+        Outcome outcome;
+        const auto started = std::chrono::steady_clock::now();
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+                outcome = co_await probe->run(
+                    ProbeRun{target, started + target.config.timeout, metrics, transcript, stop});
+            },
+            asio::detached);
+        io.restart();
+        io.run();
+        const auto elapsed = std::chrono::steady_clock::now() - started;
+        all_succeeded = all_succeeded && outcome.success();
+        std::printf("%s/%s: %s in %s\n%s", target.config.name.c_str(), probe_name.c_str(),
+                    outcome_text(outcome).c_str(), format_milliseconds(elapsed).c_str(),
+                    transcript.to_text().c_str());
+        for (const Phase phase : kAllPhases) {
+            if (const auto& elapsed_phase = metrics.phase_durations[static_cast<std::size_t>(phase)]) {
+                std::printf("  phase %-13s %s\n", std::string(to_string(phase)).c_str(),
+                            format_milliseconds(*elapsed_phase).c_str());
+            }
+        }
+    }
+    return all_succeeded ? 0 : 1;
+}
+
+}  // namespace mailcanary
