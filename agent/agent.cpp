@@ -21,13 +21,14 @@ constexpr auto kShutdownBudget = std::chrono::milliseconds(1500);
 constexpr auto kHttpGrace = std::chrono::milliseconds(300);
 
 void log_config_errors(const std::vector<ConfigError>& errors) {
-    for (const auto& error : errors) log::error("configuration error", {{"error", error.to_string()}});
+    for (const auto& error : errors)
+        log::error("configuration error", {{"error", error.to_string()}});
 }
 
 }  // namespace
 
-std::vector<std::shared_ptr<const CompiledTarget>> compile_targets(const Config& config,
-                                                                   std::vector<ConfigError>& errors) {
+std::vector<std::shared_ptr<const CompiledTarget>> compile_targets(
+    const Config& config, std::vector<ConfigError>& errors) {
     std::vector<std::shared_ptr<const CompiledTarget>> compiled;
     for (std::size_t index = 0; index < config.targets.size(); ++index) {
         const TargetConfig& target = config.targets[index];
@@ -57,16 +58,17 @@ Agent::Agent(asio::io_context& io, CliOptions options, Config config,
                  Scheduler::Options{.max_in_flight = config_.agent.max_concurrent_probes},
                  find_probe),
       http_(io.get_executor(), [this](const http::Request& request) { return handle(request); }) {
-    scheduler_.on_run([](const CompiledTarget& target, std::string_view probe, const RunResult& result) {
-        if (result.outcome.success()) {
-            log::debug("probe succeeded", {{"target", target.config.name}, {"probe", probe}});
-        } else {
-            log::info("probe failed", {{"target", target.config.name},
-                                       {"probe", probe},
-                                       {"reason", to_string(*result.outcome.failure)},
-                                       {"detail", result.outcome.detail}});
-        }
-    });
+    scheduler_.on_run(
+        [](const CompiledTarget& target, std::string_view probe, const RunResult& result) {
+            if (result.outcome.success()) {
+                log::debug("probe succeeded", {{"target", target.config.name}, {"probe", probe}});
+            } else {
+                log::info("probe failed", {{"target", target.config.name},
+                                           {"probe", probe},
+                                           {"reason", to_string(*result.outcome.failure)},
+                                           {"detail", result.outcome.detail}});
+            }
+        });
     scheduler_.apply(targets);
     metrics_.record_reload(true, std::chrono::system_clock::now());
 }
@@ -74,8 +76,8 @@ Agent::Agent(asio::io_context& io, CliOptions options, Config config,
 Agent::~Agent() = default;
 
 int Agent::run() {
-    const auto& addresses =
-        options_.listen_addresses.empty() ? config_.agent.listen_addresses : options_.listen_addresses;
+    const auto& addresses = options_.listen_addresses.empty() ? config_.agent.listen_addresses
+                                                              : options_.listen_addresses;
     const auto failures = http_.listen(addresses);
     for (const auto& failure : failures) log::error("cannot listen", {{"error", failure}});
     if (!failures.empty()) {
@@ -123,7 +125,8 @@ void Agent::shutdown() {
     auto deadline = std::make_shared<asio::steady_timer>(io_, kShutdownBudget);
     deadline->async_wait([this, deadline](boost::system::error_code ec) {
         if (!ec && scheduler_.in_flight() > 0) {
-            log::warn("cutting runs still in flight", {{"runs", std::to_string(scheduler_.in_flight())}});
+            log::warn("cutting runs still in flight",
+                      {{"runs", std::to_string(scheduler_.in_flight())}});
         }
         io_.stop();
     });
@@ -196,7 +199,8 @@ http::Response Agent::handle(const http::Request& request) {
                        request.path == "/-/ready" || request.path == "/-/reload" ||
                        request.path == "/" || request.path == "/results";
     if (!known) return http::plain_text(404, "not found: " + request.path + "\n");
-    auto response = http::plain_text(405, "method " + request.method + " not allowed for " + request.path + "\n");
+    auto response = http::plain_text(
+        405, "method " + request.method + " not allowed for " + request.path + "\n");
     response.headers.emplace_back("Allow", request.path == "/-/reload" ? "POST" : "GET, HEAD");
     return response;
 }

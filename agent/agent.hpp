@@ -20,11 +20,11 @@
 namespace mailcanary {
 
 // Builds what probes need from each target (TLS contexts); problems are config errors.
-std::vector<std::shared_ptr<const CompiledTarget>> compile_targets(const Config& config,
-                                                                   std::vector<ConfigError>& errors);
+std::vector<std::shared_ptr<const CompiledTarget>> compile_targets(
+    const Config& config, std::vector<ConfigError>& errors);
 
 class Agent {
-public:
+  public:
     // `config` has been loaded and compiled successfully.
     Agent(boost::asio::io_context& io, CliOptions options, Config config,
           std::vector<std::shared_ptr<const CompiledTarget>> targets);
@@ -37,7 +37,7 @@ public:
     bool reload(std::string& report);
     http::Response handle(const http::Request& request);
 
-private:
+  private:
     void shutdown();
 
     boost::asio::io_context& io_;

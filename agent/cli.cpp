@@ -39,7 +39,9 @@ CliResult parse_cli(std::span<const char* const> args) {
             if (i + 1 < args.size()) return std::string(args[++i]);
             return std::nullopt;
         };
-        const auto missing = [&] { return CliResult{{}, "flag " + std::string(name) + " needs a value"}; };
+        const auto missing = [&] {
+            return CliResult{{}, "flag " + std::string(name) + " needs a value"};
+        };
         const auto no_value_allowed = [&] {
             return CliResult{{}, "flag " + std::string(name) + " takes no value"};
         };
@@ -56,7 +58,9 @@ CliResult parse_cli(std::span<const char* const> args) {
             auto text = take_value();
             if (!text) return missing();
             auto level = log::parse_level(*text);
-            if (!level) return {{}, "--log.level: \"" + *text + "\" is not one of debug, info, warn, error"};
+            if (!level)
+                return {{},
+                        "--log.level: \"" + *text + "\" is not one of debug, info, warn, error"};
             options.log_level = *level;
         } else if (name == "--log.format") {
             auto text = take_value();

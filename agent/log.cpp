@@ -13,10 +13,14 @@ Format g_format = Format::logfmt;
 
 std::string_view level_name(Level level) {
     switch (level) {
-        case Level::debug: return "debug";
-        case Level::info: return "info";
-        case Level::warn: return "warn";
-        case Level::error: return "error";
+        case Level::debug:
+            return "debug";
+        case Level::info:
+            return "info";
+        case Level::warn:
+            return "warn";
+        case Level::error:
+            return "error";
     }
     return "info";
 }
@@ -25,7 +29,8 @@ std::string timestamp() {
     const auto now = std::chrono::system_clock::now();
     const auto time = std::chrono::system_clock::to_time_t(now);
     const auto millis =
-        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
+        1000;
     std::tm utc{};
     gmtime_r(&time, &utc);
     char text[96];
@@ -38,11 +43,21 @@ std::string timestamp() {
 void append_escaped(std::string& out, std::string_view value) {
     for (const char c : value) {
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
             default:
                 if (static_cast<unsigned char>(c) < 0x20) {
                     char escaped[8];
@@ -59,7 +74,8 @@ void append_logfmt(std::string& out, std::string_view key, std::string_view valu
     if (!out.empty()) out += ' ';
     out += key;
     out += '=';
-    const bool plain = !value.empty() && value.find_first_of(" =\"\\\n\r\t") == std::string_view::npos;
+    const bool plain =
+        !value.empty() && value.find_first_of(" =\"\\\n\r\t") == std::string_view::npos;
     if (plain) {
         out += value;
     } else {

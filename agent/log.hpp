@@ -23,8 +23,12 @@ void write(Level level, std::string_view message, Fields fields = {});
 inline void debug(std::string_view message, Fields fields = {}) {
     if (enabled(Level::debug)) write(Level::debug, message, fields);
 }
-inline void info(std::string_view message, Fields fields = {}) { write(Level::info, message, fields); }
-inline void warn(std::string_view message, Fields fields = {}) { write(Level::warn, message, fields); }
+inline void info(std::string_view message, Fields fields = {}) {
+    write(Level::info, message, fields);
+}
+inline void warn(std::string_view message, Fields fields = {}) {
+    write(Level::warn, message, fields);
+}
 inline void error(std::string_view message, Fields fields = {}) {
     write(Level::error, message, fields);
 }

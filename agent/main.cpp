@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
     std::vector<std::shared_ptr<const CompiledTarget>> targets;
     if (loaded.config) targets = compile_targets(*loaded.config, loaded.errors);
     if (!loaded.errors.empty()) {
-        for (const auto& error : loaded.errors) std::fprintf(stderr, "%s\n", error.to_string().c_str());
+        for (const auto& error : loaded.errors)
+            std::fprintf(stderr, "%s\n", error.to_string().c_str());
         std::fprintf(stderr, "mailcanary: %zu error%s in the configuration\n", loaded.errors.size(),
                      loaded.errors.size() == 1 ? "" : "s");
         return 1;

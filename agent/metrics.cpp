@@ -107,12 +107,11 @@ Metrics::Metrics(const MetricsConfig& config)
                              .Help("1 if the last configuration (re)load succeeded.")
                              .Register(*registry_)
                              .Add({})),
-      reload_success_time_(
-          BuildGauge()
-              .Name("mailcanary_config_last_reload_success_timestamp_seconds")
-              .Help("Unix time of the last successful configuration (re)load.")
-              .Register(*registry_)
-              .Add({})) {
+      reload_success_time_(BuildGauge()
+                               .Name("mailcanary_config_last_reload_success_timestamp_seconds")
+                               .Help("Unix time of the last successful configuration (re)load.")
+                               .Register(*registry_)
+                               .Add({})) {
     BuildGauge()
         .Name("mailcanary_build_info")
         .Help("The agent's version and source revision; always 1.")
@@ -210,8 +209,8 @@ void ProbeSeries::record_run(const Outcome& outcome, const RunMetrics& run,
         if (metrics_.config_.phase_histograms) {
             auto*& histogram = phase_histograms_[index];
             if (histogram == nullptr) {
-                histogram = &metrics_.phase_duration_.Add(phase_labels,
-                                                          metrics_.config_.duration_buckets);
+                histogram =
+                    &metrics_.phase_duration_.Add(phase_labels, metrics_.config_.duration_buckets);
             }
             histogram->Observe(seconds(*elapsed));
         } else {

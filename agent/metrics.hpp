@@ -31,18 +31,20 @@ class Metrics;
 // The series of one (target, probe). Created when the pair is scheduled, removed with it.
 // Not thread-safe: used on the agent's event loop only, like everything that records.
 class ProbeSeries {
-public:
+  public:
     ProbeSeries(Metrics& metrics, std::string target, std::string probe);
     ~ProbeSeries();
     ProbeSeries(const ProbeSeries&) = delete;
     ProbeSeries& operator=(const ProbeSeries&) = delete;
 
-    void record_run(const Outcome& outcome, const RunMetrics& run, std::chrono::nanoseconds duration,
+    void record_run(const Outcome& outcome, const RunMetrics& run,
+                    std::chrono::nanoseconds duration,
                     std::chrono::system_clock::time_point finished);
     void record_skip(SkipReason reason);
 
-private:
-    prometheus::Labels labels_with(std::initializer_list<std::pair<const std::string, std::string>> extra) const;
+  private:
+    prometheus::Labels labels_with(
+        std::initializer_list<std::pair<const std::string, std::string>> extra) const;
     void record_tls(const RunMetrics& run);
 
     Metrics& metrics_;
@@ -67,7 +69,7 @@ private:
 // Owns the registry. The families are registered once; bucket boundaries come from the config
 // the agent started with (changing them needs a restart, as series cannot change buckets).
 class Metrics {
-public:
+  public:
     explicit Metrics(const MetricsConfig& config);
     Metrics(const Metrics&) = delete;
     Metrics& operator=(const Metrics&) = delete;
@@ -85,7 +87,7 @@ public:
     // The exposition, in the Prometheus text format 0.0.4.
     std::string serialize() const;
 
-private:
+  private:
     friend class ProbeSeries;
 
     MetricsConfig config_;

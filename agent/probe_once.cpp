@@ -1,9 +1,9 @@
 #include "agent/probe_once.hpp"
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <algorithm>
 #include <cstdio>
 
 #include "agent/status_page.hpp"
@@ -13,7 +13,8 @@ namespace mailcanary {
 
 namespace asio = boost::asio;
 
-int probe_once(const Config& config, const std::vector<std::shared_ptr<const CompiledTarget>>& targets,
+int probe_once(const Config& config,
+               const std::vector<std::shared_ptr<const CompiledTarget>>& targets,
                const std::string& target_name) {
     const auto found = std::find_if(targets.begin(), targets.end(), [&](const auto& target) {
         return target->config.name == target_name;
@@ -48,7 +49,8 @@ int probe_once(const Config& config, const std::vector<std::shared_ptr<const Com
                     outcome_text(outcome).c_str(), format_milliseconds(elapsed).c_str(),
                     transcript.to_text().c_str());
         for (const Phase phase : kAllPhases) {
-            if (const auto& elapsed_phase = metrics.phase_durations[static_cast<std::size_t>(phase)]) {
+            if (const auto& elapsed_phase =
+                    metrics.phase_durations[static_cast<std::size_t>(phase)]) {
                 std::printf("  phase %-13s %s\n", std::string(to_string(phase)).c_str(),
                             format_milliseconds(*elapsed_phase).c_str());
             }

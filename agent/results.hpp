@@ -26,7 +26,7 @@ struct ProbeResults {
 };
 
 class ResultStore {
-public:
+  public:
     using Key = std::pair<std::string, std::string>;  // (target, probe)
 
     void record(const Key& key, RunResult result) {
@@ -43,7 +43,7 @@ public:
         return found == results_.end() ? nullptr : &found->second;
     }
 
-private:
+  private:
     std::map<Key, ProbeResults> results_;
 };
 

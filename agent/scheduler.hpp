@@ -24,10 +24,11 @@ namespace mailcanary {
 // When the runs of one job are due. No I/O and no clock of its own, so it is tested with
 // made-up times.
 class TickPlan {
-public:
+  public:
     using Clock = std::chrono::steady_clock;
 
-    TickPlan(Clock::time_point first, Clock::duration interval) : next_(first), interval_(interval) {}
+    TickPlan(Clock::time_point first, Clock::duration interval)
+        : next_(first), interval_(interval) {}
 
     Clock::time_point next() const { return next_; }
 
@@ -39,16 +40,16 @@ public:
     // fixed (no drift) and never planning in the past.
     Tick fire(Clock::time_point now);
 
-private:
+  private:
     Clock::time_point next_;
     Clock::duration interval_;
 };
 
 class Scheduler {
-public:
+  public:
     using ProbeLookup = std::function<const ProbeEntry*(std::string_view)>;
-    using RunObserver = std::function<void(const CompiledTarget&, std::string_view probe,
-                                           const RunResult&)>;
+    using RunObserver =
+        std::function<void(const CompiledTarget&, std::string_view probe, const RunResult&)>;
 
     struct Options {
         unsigned max_in_flight = 512;
@@ -72,7 +73,7 @@ public:
     void stop();
     std::size_t in_flight() const { return in_flight_; }
 
-private:
+  private:
     struct Job;
     using JobKey = std::pair<std::string, std::string>;  // (target, probe)
 

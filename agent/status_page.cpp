@@ -12,12 +12,23 @@ std::string html_escape(std::string_view text) {
     out.reserve(text.size());
     for (const char c : text) {
         switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&#39;"; break;
-            default: out += c;
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            case '\'':
+                out += "&#39;";
+                break;
+            default:
+                out += c;
         }
     }
     return out;
@@ -49,8 +60,9 @@ std::string utc_time(std::chrono::system_clock::time_point when) {
 }
 
 std::string describe_run(const RunResult& result) {
-    return "finished " + utc_time(result.finished) + " after " + format_milliseconds(result.duration) +
-           ": " + outcome_text(result.outcome) + "\n" + result.transcript.to_text();
+    return "finished " + utc_time(result.finished) + " after " +
+           format_milliseconds(result.duration) + ": " + outcome_text(result.outcome) + "\n" +
+           result.transcript.to_text();
 }
 
 }  // namespace
@@ -81,10 +93,11 @@ std::string render_status_page(const Config& config, const ResultStore& results)
     for (const auto& target : config.targets) {
         for (const auto& probe : target.probes) {
             const auto* found = results.find({target.name, probe});
-            const std::string link = "/results?target=" + url_encode(target.name) +
-                                     "&amp;probe=" + url_encode(probe);
+            const std::string link =
+                "/results?target=" + url_encode(target.name) + "&amp;probe=" + url_encode(probe);
             page += "<tr><td>" + html_escape(target.name) + "</td><td>" + html_escape(probe) +
-                    "</td><td>" + html_escape(target.host) + ":" + std::to_string(target.port) + "</td>";
+                    "</td><td>" + html_escape(target.host) + ":" + std::to_string(target.port) +
+                    "</td>";
             if (found == nullptr || !found->last) {
                 page += "<td colspan=\"4\">not run yet</td></tr>";
                 continue;
@@ -95,9 +108,10 @@ std::string render_status_page(const Config& config, const ResultStore& results)
                     (ok ? "ok" : "failed") + "\"><a href=\"" + link + "\">" +
                     html_escape(outcome_text(last.outcome)) + "</a></td><td>" +
                     format_milliseconds(last.duration) + "</td><td>" +
-                    (found->last_failure ? utc_time(found->last_failure->finished) + " " +
-                                                 html_escape(to_string(*found->last_failure->outcome.failure))
-                                           : "none") +
+                    (found->last_failure
+                         ? utc_time(found->last_failure->finished) + " " +
+                               html_escape(to_string(*found->last_failure->outcome.failure))
+                         : "none") +
                     "</td></tr>";
         }
     }
@@ -113,8 +127,8 @@ http::Response render_results(const ResultStore& results, const http::Request& r
     }
     const auto* found = results.find({target->second, probe->second});
     if (found == nullptr || !found->last) {
-        return http::plain_text(404, "no result yet for target \"" + target->second + "\" probe \"" +
-                             probe->second + "\"\n");
+        return http::plain_text(404, "no result yet for target \"" + target->second +
+                                         "\" probe \"" + probe->second + "\"\n");
     }
     std::string body = "target " + target->second + ", probe " + probe->second + "\n\nLast run, " +
                        describe_run(*found->last);

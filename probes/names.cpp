@@ -5,35 +5,58 @@ namespace mailcanary {
 
 std::string_view to_string(FailureReason reason) {
     switch (reason) {
-        case FailureReason::dns: return "dns";
-        case FailureReason::connect_refused: return "connect_refused";
-        case FailureReason::connect_timeout: return "connect_timeout";
-        case FailureReason::network: return "network";
-        case FailureReason::banner_timeout: return "banner_timeout";
-        case FailureReason::banner_rejected: return "banner_rejected";
-        case FailureReason::ehlo_rejected: return "ehlo_rejected";
-        case FailureReason::starttls_unavailable: return "starttls_unavailable";
-        case FailureReason::starttls_rejected: return "starttls_rejected";
-        case FailureReason::tls_handshake: return "tls_handshake";
-        case FailureReason::tls_cert_untrusted: return "tls_cert_untrusted";
-        case FailureReason::tls_cert_expired: return "tls_cert_expired";
-        case FailureReason::tls_cert_hostname: return "tls_cert_hostname";
-        case FailureReason::timeout: return "timeout";
-        case FailureReason::protocol: return "protocol";
-        case FailureReason::closed: return "closed";
+        case FailureReason::dns:
+            return "dns";
+        case FailureReason::connect_refused:
+            return "connect_refused";
+        case FailureReason::connect_timeout:
+            return "connect_timeout";
+        case FailureReason::network:
+            return "network";
+        case FailureReason::banner_timeout:
+            return "banner_timeout";
+        case FailureReason::banner_rejected:
+            return "banner_rejected";
+        case FailureReason::ehlo_rejected:
+            return "ehlo_rejected";
+        case FailureReason::starttls_unavailable:
+            return "starttls_unavailable";
+        case FailureReason::starttls_rejected:
+            return "starttls_rejected";
+        case FailureReason::tls_handshake:
+            return "tls_handshake";
+        case FailureReason::tls_cert_untrusted:
+            return "tls_cert_untrusted";
+        case FailureReason::tls_cert_expired:
+            return "tls_cert_expired";
+        case FailureReason::tls_cert_hostname:
+            return "tls_cert_hostname";
+        case FailureReason::timeout:
+            return "timeout";
+        case FailureReason::protocol:
+            return "protocol";
+        case FailureReason::closed:
+            return "closed";
     }
     return "unknown";
 }
 
 std::string_view to_string(Phase phase) {
     switch (phase) {
-        case Phase::resolve: return "resolve";
-        case Phase::connect: return "connect";
-        case Phase::banner: return "banner";
-        case Phase::ehlo: return "ehlo";
-        case Phase::starttls: return "starttls";
-        case Phase::tls_handshake: return "tls_handshake";
-        case Phase::quit: return "quit";
+        case Phase::resolve:
+            return "resolve";
+        case Phase::connect:
+            return "connect";
+        case Phase::banner:
+            return "banner";
+        case Phase::ehlo:
+            return "ehlo";
+        case Phase::starttls:
+            return "starttls";
+        case Phase::tls_handshake:
+            return "tls_handshake";
+        case Phase::quit:
+            return "quit";
     }
     return "unknown";
 }

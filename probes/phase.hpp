@@ -9,7 +9,7 @@ namespace mailcanary {
 enum class Phase { resolve, connect, banner, ehlo, starttls, tls_handshake, quit };
 
 inline constexpr std::array kAllPhases = {
-    Phase::resolve, Phase::connect,       Phase::banner, Phase::ehlo,
+    Phase::resolve,  Phase::connect,       Phase::banner, Phase::ehlo,
     Phase::starttls, Phase::tls_handshake, Phase::quit,
 };
 

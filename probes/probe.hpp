@@ -35,7 +35,7 @@ struct CompiledTarget {
 // scheduler. A fresh one per run, so nothing leaks from one run into the next.
 struct RunMetrics {
     std::array<std::optional<std::chrono::nanoseconds>, kPhaseCount> phase_durations;
-    std::vector<std::pair<std::string_view, int>> replies;  // (command, reply code)
+    std::vector<std::pair<std::string_view, int>> replies;                // (command, reply code)
     std::optional<std::chrono::system_clock::time_point> cert_not_after;  // earliest in chain
     std::optional<std::string> tls_version;
     std::optional<std::string> tls_cipher;
@@ -56,7 +56,7 @@ struct Outcome {
 
 // Asks a run in flight to stop (shutdown, target removed). Single-threaded like the agent.
 class StopSignal {
-public:
+  public:
     void request() {
         requested_ = true;
         if (auto handler = std::exchange(handler_, nullptr)) handler();
@@ -66,7 +66,7 @@ public:
     void on_request(std::function<void()> handler) { handler_ = std::move(handler); }
     void clear() { handler_ = nullptr; }
 
-private:
+  private:
     bool requested_ = false;
     std::function<void()> handler_;
 };

@@ -41,8 +41,10 @@ bool Dialog::can_quit() const {
         case State::ehlo:
         case State::helo:
         case State::starttls:
-        case State::ehlo_after_tls: return true;
-        default: return false;
+        case State::ehlo_after_tls:
+            return true;
+        default:
+            return false;
     }
 }
 
@@ -89,10 +91,12 @@ Action Dialog::on_bytes(std::string_view received) {
     parser_.feed(received);
     for (;;) {
         switch (parser_.next()) {
-            case ReplyParser::Status::need_more: return read();
+            case ReplyParser::Status::need_more:
+                return read();
             case ReplyParser::Status::error:
                 return fail(FailureReason::protocol, parser_.error());
-            case ReplyParser::Status::reply: break;
+            case ReplyParser::Status::reply:
+                break;
         }
         const Reply& reply = parser_.reply();
         log_reply(transcript_, reply);
@@ -111,14 +115,19 @@ Action Dialog::on_bytes(std::string_view received) {
 std::string_view Dialog::command_answered() const {
     switch (state_) {
         case State::implicit_tls:
-        case State::banner: return "banner";
+        case State::banner:
+            return "banner";
         case State::ehlo:
-        case State::ehlo_after_tls: return "ehlo";
-        case State::helo: return "helo";
+        case State::ehlo_after_tls:
+            return "ehlo";
+        case State::helo:
+            return "helo";
         case State::starttls:
-        case State::upgrading: return "starttls";
+        case State::upgrading:
+            return "starttls";
         case State::quit:
-        case State::finished: return "quit";
+        case State::finished:
+            return "quit";
     }
     return "unknown";
 }
@@ -180,11 +189,13 @@ Action Dialog::on_reply(const Reply& reply) {
             if (rejected) return fail(FailureReason::ehlo_rejected, reply.summary(), &reply);
             break;
 
-        case State::quit: return finish();
+        case State::quit:
+            return finish();
 
         case State::implicit_tls:
         case State::upgrading:
-        case State::finished: break;
+        case State::finished:
+            break;
     }
     return fail(FailureReason::protocol, "unexpected reply " + reply.summary());
 }

@@ -40,7 +40,7 @@ struct DialogOptions {
 };
 
 class Dialog {
-public:
+  public:
     Dialog(DialogOptions options, Transcript& transcript);
 
     Action start();
@@ -62,7 +62,7 @@ public:
     bool has_capability(std::string_view keyword) const;
     const std::vector<ReplyRecord>& replies() const { return replies_; }
 
-private:
+  private:
     enum class State {
         implicit_tls,
         banner,

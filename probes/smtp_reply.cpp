@@ -83,7 +83,8 @@ ReplyParser::Status ReplyParser::next() {
 
         // "NNN", "NNN text" or "NNN-text"; the first digit is 2 to 5 (RFC 5321 4.2.1).
         if (line.size() < 3 || !is_digit(line[0]) || !is_digit(line[1]) || !is_digit(line[2]) ||
-            line[0] < '2' || line[0] > '5' || (line.size() > 3 && line[3] != ' ' && line[3] != '-')) {
+            line[0] < '2' || line[0] > '5' ||
+            (line.size() > 3 && line[3] != ' ' && line[3] != '-')) {
             return fail("malformed reply line: \"" + std::string(line.substr(0, 80)) + "\"");
         }
         const int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');

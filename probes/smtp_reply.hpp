@@ -34,7 +34,7 @@ std::optional<EnhancedStatus> parse_enhanced_status(std::string_view text, int r
 // Consumes the bytes a server sends and yields whole replies. Memory is bounded by the limits,
 // so an endless line or an endless multi-line reply is an error, not unbounded growth.
 class ReplyParser {
-public:
+  public:
     struct Limits {
         // RFC 5321 allows 512 octets per reply line; real servers stay well below 1000.
         std::size_t max_line_length = 2048;
@@ -58,7 +58,7 @@ public:
     // zero when TLS starts after STARTTLS: anything else could be injected plaintext.
     std::size_t buffered() const { return buffer_.size() - consumed_; }
 
-private:
+  private:
     Status fail(std::string message);
 
     Limits limits_;

@@ -64,7 +64,7 @@ struct Connection {
 
 // Accumulates wall time per phase; a phase entered twice (EHLO before and after STARTTLS) adds up.
 class PhaseClock {
-public:
+  public:
     explicit PhaseClock(RunMetrics& metrics) : metrics_(metrics) {}
 
     void enter(Phase phase) {
@@ -83,7 +83,7 @@ public:
         current_.reset();
     }
 
-private:
+  private:
     RunMetrics& metrics_;
     std::optional<Phase> current_;
     Clock::time_point since_;
@@ -91,16 +91,21 @@ private:
 
 std::string to_string(const tcp::endpoint& endpoint) {
     const auto address = endpoint.address();
-    const std::string host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+    const std::string host =
+        address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
     return host + ":" + std::to_string(endpoint.port());
 }
 
 FailureReason timeout_reason(Phase phase) {
     switch (phase) {
-        case Phase::resolve: return FailureReason::dns;
-        case Phase::connect: return FailureReason::connect_timeout;
-        case Phase::banner: return FailureReason::banner_timeout;
-        default: return FailureReason::timeout;
+        case Phase::resolve:
+            return FailureReason::dns;
+        case Phase::connect:
+            return FailureReason::connect_timeout;
+        case Phase::banner:
+            return FailureReason::banner_timeout;
+        default:
+            return FailureReason::timeout;
     }
 }
 
@@ -119,8 +124,8 @@ Outcome io_failure(const Connection& connection, Phase phase, const error_code& 
     return {FailureReason::network, std::string(to_string(phase)) + ": " + ec.message()};
 }
 
-asio::awaitable<std::vector<tcp::endpoint>> resolve(Connection& connection, const TargetConfig& target,
-                                                    error_code& ec) {
+asio::awaitable<std::vector<tcp::endpoint>> resolve(Connection& connection,
+                                                    const TargetConfig& target, error_code& ec) {
     // An address needs no lookup: skip the resolver and its helper thread.
     const auto literal = asio::ip::make_address(target.host, ec);
     if (!ec) co_return std::vector{tcp::endpoint(literal, target.port)};
@@ -130,25 +135,6 @@ asio::awaitable<std::vector<tcp::endpoint>> resolve(Connection& connection, cons
     std::vector<tcp::endpoint> endpoints;
     for (const auto& entry : results) endpoints.push_back(entry.endpoint());
     co_return endpoints;
-}
-
-// Tries every address in order, as an MTA would; the last error decides the reason.
-asio::awaitable<void> connect(Connection& connection, const std::vector<tcp::endpoint>& endpoints,
-                              Transcript& transcript, error_code& ec) {
-    for (const auto& endpoint : endpoints) {
-        error_code ignored;
-        connection.socket.close(ignored);
-        co_await connection.socket.async_connect(endpoint, asio::redirect_error(asio::use_awaitable, ec));
-        if (!ec && connection.timed_out) ec = asio::error::timed_out;
-        if (!ec) {
-            // Without it, Nagle and delayed ACKs stall small request/reply exchanges by 40 ms.
-            connection.socket.set_option(tcp::no_delay(true), ignored);
-            transcript.note("connected to " + to_string(endpoint));
-            co_return;
-        }
-        transcript.note("connect to " + to_string(endpoint) + " failed: " + ec.message());
-        if (connection.timed_out) co_return;
-    }
 }
 
 asio::awaitable<void> handshake(Connection& connection, const ProbeRun& run, error_code& ec) {
@@ -210,6 +196,23 @@ asio::awaitable<void> say_goodbye(const std::shared_ptr<Connection>& connection,
 
 }  // namespace
 
+asio::awaitable<void> connect_in_order(tcp::socket& socket, std::vector<tcp::endpoint> endpoints,
+                                       Transcript& transcript, error_code& ec) {
+    for (const auto& endpoint : endpoints) {
+        error_code ignored;
+        socket.close(ignored);
+        co_await socket.async_connect(endpoint, asio::redirect_error(asio::use_awaitable, ec));
+        if (!ec) {
+            // Without it, Nagle and delayed ACKs stall small request/reply exchanges by 40 ms.
+            socket.set_option(tcp::no_delay(true), ignored);
+            transcript.note("connected to " + to_string(endpoint));
+            co_return;
+        }
+        transcript.note("connect to " + to_string(endpoint) + " failed: " + ec.message());
+        if (ec == asio::error::operation_aborted) co_return;  // timed out or stopped: no more tries
+    }
+}
+
 asio::awaitable<Outcome> run_dialog(ProbeRun run, Dialog& dialog) {
     auto connection = std::make_shared<Connection>(co_await asio::this_coro::executor);
     connection->arm_watchdog(run.deadline, connection);
@@ -238,7 +241,7 @@ asio::awaitable<Outcome> run_dialog(ProbeRun run, Dialog& dialog) {
     }
 
     clock.enter(Phase::connect);
-    co_await connect(*connection, endpoints, run.transcript, ec);
+    co_await connect_in_order(connection->socket, endpoints, run.transcript, ec);
     if (cancelled()) co_return Outcome{{}, {}, true};
     if (ec) {
         clock.stop();
@@ -267,7 +270,8 @@ asio::awaitable<Outcome> run_dialog(ProbeRun run, Dialog& dialog) {
                 co_await handshake(*connection, run, ec);
                 if (!ec) action = dialog.on_tls_established();
                 break;
-            case Action::Kind::done: break;
+            case Action::Kind::done:
+                break;
         }
         const bool interrupted = connection->timed_out || cancelled();
         if (!ec && interrupted && action.kind != Action::Kind::done) {

@@ -5,6 +5,8 @@
 #include <utility>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <vector>
 
 #include "probes/probe.hpp"
 #include "probes/smtp_dialog.hpp"
@@ -12,5 +14,13 @@
 namespace mailcanary::smtp {
 
 boost::asio::awaitable<Outcome> run_dialog(ProbeRun run, Dialog& dialog);
+
+// Connects to the first endpoint that accepts, trying them in order as an MTA does; an
+// interruption (operation_aborted: the deadline or a stop) ends the tries. When none accepts,
+// `ec` holds the last error.
+boost::asio::awaitable<void> connect_in_order(boost::asio::ip::tcp::socket& socket,
+                                              std::vector<boost::asio::ip::tcp::endpoint> endpoints,
+                                              Transcript& transcript,
+                                              boost::system::error_code& ec);
 
 }  // namespace mailcanary::smtp

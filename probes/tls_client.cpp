@@ -12,10 +12,14 @@ namespace {
 
 int openssl_version(TlsVersion version) {
     switch (version) {
-        case TlsVersion::v1_0: return TLS1_VERSION;
-        case TlsVersion::v1_1: return TLS1_1_VERSION;
-        case TlsVersion::v1_2: return TLS1_2_VERSION;
-        case TlsVersion::v1_3: return TLS1_3_VERSION;
+        case TlsVersion::v1_0:
+            return TLS1_VERSION;
+        case TlsVersion::v1_1:
+            return TLS1_1_VERSION;
+        case TlsVersion::v1_2:
+            return TLS1_2_VERSION;
+        case TlsVersion::v1_3:
+            return TLS1_3_VERSION;
     }
     return TLS1_2_VERSION;
 }
@@ -36,7 +40,8 @@ std::optional<std::chrono::system_clock::time_point> not_after(const X509* cert)
 
 std::shared_ptr<boost::asio::ssl::context> make_client_context(const TlsOptions& options,
                                                                std::string& error) {
-    auto context = std::make_shared<boost::asio::ssl::context>(boost::asio::ssl::context::tls_client);
+    auto context =
+        std::make_shared<boost::asio::ssl::context>(boost::asio::ssl::context::tls_client);
     SSL_CTX* native = context->native_handle();
     SSL_CTX_set_min_proto_version(native, openssl_version(options.min_version));
     // Verification always runs, even with insecure_skip_verify, so the certificate's expiry is
@@ -69,12 +74,16 @@ void prepare_connection(SSL* ssl, const std::string& host, const TlsOptions& opt
 
 FailureReason classify_handshake_failure(SSL* ssl) {
     switch (SSL_get_verify_result(ssl)) {
-        case X509_V_OK: return FailureReason::tls_handshake;
+        case X509_V_OK:
+            return FailureReason::tls_handshake;
         case X509_V_ERR_CERT_HAS_EXPIRED:
-        case X509_V_ERR_CERT_NOT_YET_VALID: return FailureReason::tls_cert_expired;
+        case X509_V_ERR_CERT_NOT_YET_VALID:
+            return FailureReason::tls_cert_expired;
         case X509_V_ERR_HOSTNAME_MISMATCH:
-        case X509_V_ERR_IP_ADDRESS_MISMATCH: return FailureReason::tls_cert_hostname;
-        default: return FailureReason::tls_cert_untrusted;
+        case X509_V_ERR_IP_ADDRESS_MISMATCH:
+            return FailureReason::tls_cert_hostname;
+        default:
+            return FailureReason::tls_cert_untrusted;
     }
 }
 

@@ -25,9 +25,12 @@ std::string printable(std::string_view text) {
 
 char direction_letter(Transcript::Direction direction) {
     switch (direction) {
-        case Transcript::Direction::client: return 'C';
-        case Transcript::Direction::server: return 'S';
-        case Transcript::Direction::note: return '*';
+        case Transcript::Direction::client:
+            return 'C';
+        case Transcript::Direction::server:
+            return 'S';
+        case Transcript::Direction::note:
+            return '*';
     }
     return '?';
 }
@@ -50,7 +53,8 @@ std::string Transcript::to_text() const {
     for (const auto& entry : entries_) {
         char prefix[48];
         const double ms = std::chrono::duration<double, std::milli>(entry.at).count();
-        std::snprintf(prefix, sizeof prefix, "+%9.3fms %c: ", ms, direction_letter(entry.direction));
+        std::snprintf(prefix, sizeof prefix, "+%9.3fms %c: ", ms,
+                      direction_letter(entry.direction));
         out += prefix;
         out += entry.text;
         out += '\n';

@@ -10,7 +10,7 @@
 namespace mailcanary {
 
 class Transcript {
-public:
+  public:
     using Clock = std::chrono::steady_clock;
 
     enum class Direction { client, server, note };
@@ -25,9 +25,9 @@ public:
     static constexpr std::size_t kMaxEntries = 200;
     static constexpr std::size_t kMaxTextBytes = 32 * 1024;
 
-    explicit Transcript(Clock::time_point started = Clock::now(),
-                        std::chrono::system_clock::time_point started_wall =
-                            std::chrono::system_clock::now())
+    explicit Transcript(
+        Clock::time_point started = Clock::now(),
+        std::chrono::system_clock::time_point started_wall = std::chrono::system_clock::now())
         : started_(started), started_wall_(started_wall) {}
 
     void client(std::string_view text) { add(Direction::client, text); }
@@ -42,7 +42,7 @@ public:
     // One line per entry: "+  12.345ms S: 250-PIPELINING".
     std::string to_text() const;
 
-private:
+  private:
     Clock::time_point started_;
     std::chrono::system_clock::time_point started_wall_;
     std::vector<Entry> entries_;

@@ -45,10 +45,12 @@ std::map<std::string, std::string> stack_env() {
     if (dir == nullptr) throw std::runtime_error("MAILCANARY_STACK_DIR is not set");
     std::map<std::string, std::string> env;
     std::ifstream in(fs::path(dir) / "stack.env");
-    if (!in) throw std::runtime_error(std::string("no stack.env in ") + dir + ": is the stack started?");
+    if (!in)
+        throw std::runtime_error(std::string("no stack.env in ") + dir + ": is the stack started?");
     for (std::string line; std::getline(in, line);) {
         const auto equals = line.find('=');
-        if (equals != std::string::npos && line[0] != '#') env[line.substr(0, equals)] = line.substr(equals + 1);
+        if (equals != std::string::npos && line[0] != '#')
+            env[line.substr(0, equals)] = line.substr(equals + 1);
     }
     return env;
 }
@@ -65,10 +67,11 @@ HttpReply http(const std::string& method, const std::string& url) {
     curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t count, void* out) {
-        static_cast<std::string*>(out)->append(data, size * count);
-        return size * count;
-    });
+    curl_easy_setopt(
+        curl, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t count, void* out) {
+            static_cast<std::string*>(out)->append(data, size * count);
+            return size * count;
+        });
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
     if (curl_easy_perform(curl) == CURLE_OK) {
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
@@ -92,7 +95,8 @@ Run run_binary(std::vector<std::string> args, const fs::path& output_file) {
     argv.push_back(nullptr);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, output_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, 1, output_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
     pid_t pid = 0;
     Run run;
@@ -108,21 +112,24 @@ Run run_binary(std::vector<std::string> args, const fs::path& output_file) {
 
 // The agent as a long-running process with its own config file and log.
 class AgentProcess {
-public:
+  public:
     AgentProcess(const fs::path& dir, const std::string& config) : dir_(dir) {
         fs::create_directories(dir_);
         write_config(config);
         const fs::path log = dir_ / "agent.log";
-        std::vector<std::string> args{MAILCANARY_BINARY, "--config.file=" + (dir_ / "agent.toml").string(),
+        std::vector<std::string> args{MAILCANARY_BINARY,
+                                      "--config.file=" + (dir_ / "agent.toml").string(),
                                       "--web.listen-address=127.0.0.1:0", "--log.level=debug"};
         std::vector<char*> argv;
         for (auto& arg : args) argv.push_back(arg.data());
         argv.push_back(nullptr);
         posix_spawn_file_actions_t actions;
         posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                         0644);
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-        if (posix_spawn(&pid_, MAILCANARY_BINARY, &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;
+        if (posix_spawn(&pid_, MAILCANARY_BINARY, &actions, nullptr, argv.data(), environ) != 0)
+            pid_ = -1;
         posix_spawn_file_actions_destroy(&actions);
         // The log says where it listens (port 0 picked a free one).
         const auto deadline = Clock::now() + 10s;
@@ -149,7 +156,9 @@ public:
     std::string url(const std::string& path) const { return "http://127.0.0.1:" + port_ + path; }
     std::string metrics() const { return http("GET", url("/metrics")).body; }
     std::string log() const { return read_file(dir_ / "agent.log"); }
-    void write_config(const std::string& config) const { std::ofstream(dir_ / "agent.toml") << config; }
+    void write_config(const std::string& config) const {
+        std::ofstream(dir_ / "agent.toml") << config;
+    }
 
     // Polls /metrics until `condition` holds or `limit` passes; returns the last exposition.
     std::string wait_for(const std::function<bool(const std::string&)>& condition,
@@ -180,7 +189,7 @@ public:
 
     pid_t pid() const { return pid_; }
 
-private:
+  private:
     fs::path dir_;
     pid_t pid_ = -1;
     bool exited_ = false;
@@ -188,10 +197,11 @@ private:
 };
 
 class AgentIntegration : public testing::Test {
-protected:
+  protected:
     AgentIntegration() : env_(stack_env()) {
         const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-        dir_ = fs::temp_directory_path() / ("mailcanary-it-" + std::to_string(getpid())) / info->name();
+        dir_ = fs::temp_directory_path() / ("mailcanary-it-" + std::to_string(getpid())) /
+               info->name();
         fs::remove_all(dir_);
         fs::create_directories(dir_);
     }
@@ -201,16 +211,17 @@ protected:
     std::string ca() const { return env_.at("MAILSTACK_CA_FILE"); }
 
     // A target table in TOML; `extra` goes inside the target.
-    std::string target(const std::string& name, const std::string& port_value, const std::string& tls,
-                       const std::string& extra = "") const {
-        return "[[targets]]\nname = \"" + name + "\"\nhost = \"" + host() + "\"\nport = " +
-               port_value + "\ntls = \"" + tls + "\"\n" + extra + "\n";
+    std::string target(const std::string& name, const std::string& port_value,
+                       const std::string& tls, const std::string& extra = "") const {
+        return "[[targets]]\nname = \"" + name + "\"\nhost = \"" + host() +
+               "\"\nport = " + port_value + "\ntls = \"" + tls + "\"\n" + extra + "\n";
     }
     std::string tls_options(const std::string& more = "") const {
         return "[targets.tls_options]\nca_file = \"" + ca() + "\"\n" + more;
     }
     static std::string header() {
-        return "[defaults]\ninterval = \"1s\"\ntimeout = \"800ms\"\nhelo = \"probe.mailcanary.test\"\n\n";
+        return "[defaults]\ninterval = \"1s\"\ntimeout = \"800ms\"\nhelo = "
+               "\"probe.mailcanary.test\"\n\n";
     }
 
     std::map<std::string, std::string> env_;
@@ -221,30 +232,51 @@ std::string success_series(const std::string& target) {
     return R"(mailcanary_probe_success{probe="connect",target=")" + target + "\"}";
 }
 std::string failure_series(const std::string& target, const std::string& reason) {
-    return R"(mailcanary_probe_failures_total{probe="connect",reason=")" + reason + R"(",target=")" +
-           target + "\"}";
+    return R"(mailcanary_probe_failures_total{probe="connect",reason=")" + reason +
+           R"(",target=")" + target + "\"}";
 }
 
 TEST_F(AgentIntegration, HealthyStartTlsTargetSucceedsWithEveryPhaseTimed) {
-    AgentProcess agent(dir_, header() + target("postfix", port("MAILSTACK_SMTP_PORT"), "starttls", tls_options()));
+    AgentProcess agent(
+        dir_, header() + target("postfix", port("MAILSTACK_SMTP_PORT"), "starttls", tls_options()));
     ASSERT_TRUE(agent.started()) << agent.log();
-    const auto text = agent.wait_for([](const std::string& t) { return value_of(t, success_series("postfix")) >= 0; });
+    const auto text = agent.wait_for(
+        [](const std::string& t) { return value_of(t, success_series("postfix")) >= 0; });
     ASSERT_EQ(value_of(text, success_series("postfix")), 1) << text << agent.log();
-    for (const char* phase : {"resolve", "connect", "banner", "ehlo", "starttls", "tls_handshake", "quit"}) {
-        const std::string count = std::string(R"(mailcanary_probe_phase_duration_seconds_count{phase=")") + phase +
-                                  R"(",probe="connect",target="postfix"})";
+    for (const char* phase :
+         {"resolve", "connect", "banner", "ehlo", "starttls", "tls_handshake", "quit"}) {
+        const std::string count =
+            std::string(R"(mailcanary_probe_phase_duration_seconds_count{phase=")") + phase +
+            R"(",probe="connect",target="postfix"})";
         EXPECT_GE(value_of(text, count), 1) << phase;
     }
-    EXPECT_GE(value_of(text, R"(mailcanary_smtp_replies_total{code="220",command="banner",probe="connect",target="postfix"})"), 1);
-    EXPECT_GE(value_of(text, R"(mailcanary_smtp_replies_total{code="220",command="starttls",probe="connect",target="postfix"})"), 1);
-    EXPECT_GE(value_of(text, R"(mailcanary_smtp_replies_total{code="221",command="quit",probe="connect",target="postfix"})"), 1);
+    EXPECT_GE(
+        value_of(
+            text,
+            R"(mailcanary_smtp_replies_total{code="220",command="banner",probe="connect",target="postfix"})"),
+        1);
+    EXPECT_GE(
+        value_of(
+            text,
+            R"(mailcanary_smtp_replies_total{code="220",command="starttls",probe="connect",target="postfix"})"),
+        1);
+    EXPECT_GE(
+        value_of(
+            text,
+            R"(mailcanary_smtp_replies_total{code="221",command="quit",probe="connect",target="postfix"})"),
+        1);
     EXPECT_NE(text.find(R"(mailcanary_tls_info{cipher=")"), std::string::npos);
     EXPECT_NE(text.find(R"(version="TLSv1.3")"), std::string::npos);
     // The certificate made by the stack is valid for weeks at least.
-    const double expiry = value_of(text, R"(mailcanary_tls_cert_expiry_timestamp_seconds{probe="connect",target="postfix"})");
+    const double expiry = value_of(
+        text, R"(mailcanary_tls_cert_expiry_timestamp_seconds{probe="connect",target="postfix"})");
     const double now = static_cast<double>(std::time(nullptr));
     EXPECT_GT(expiry, now + 7 * 86400);
-    EXPECT_GT(value_of(text, R"(mailcanary_probe_last_success_timestamp_seconds{probe="connect",target="postfix"})"), now - 60);
+    EXPECT_GT(
+        value_of(
+            text,
+            R"(mailcanary_probe_last_success_timestamp_seconds{probe="connect",target="postfix"})"),
+        now - 60);
     EXPECT_EQ(value_of(text, "mailcanary_config_last_reload_successful"), 1);
     EXPECT_GT(value_of(text, "process_resident_memory_bytes"), 0);
 
@@ -260,11 +292,13 @@ TEST_F(AgentIntegration, HealthyStartTlsTargetSucceedsWithEveryPhaseTimed) {
 }
 
 TEST_F(AgentIntegration, MetricsEndpointIsValidExposition) {
-    AgentProcess agent(dir_, header() + target("postfix", port("MAILSTACK_SMTP_PORT"), "starttls", tls_options()) +
-                                 target("closed", "1", "none"));
+    AgentProcess agent(
+        dir_, header() + target("postfix", port("MAILSTACK_SMTP_PORT"), "starttls", tls_options()) +
+                  target("closed", "1", "none"));
     ASSERT_TRUE(agent.started()) << agent.log();
     agent.wait_for([](const std::string& t) {
-        return value_of(t, success_series("postfix")) >= 0 && value_of(t, success_series("closed")) >= 0;
+        return value_of(t, success_series("postfix")) >= 0 &&
+               value_of(t, success_series("closed")) >= 0;
     });
     const auto reply = http("GET", agent.url("/metrics"));
     EXPECT_EQ(reply.status, 200);
@@ -272,7 +306,8 @@ TEST_F(AgentIntegration, MetricsEndpointIsValidExposition) {
     const fs::path file = dir_ / "metrics.txt";
     std::ofstream(file) << reply.body;
     // promtool is installed by scripts/install-deps.sh; its absence is a failure, not a skip.
-    const std::string command = "promtool check metrics < " + file.string() + " > " + (dir_ / "promtool.out").string() + " 2>&1";
+    const std::string command = "promtool check metrics < " + file.string() + " > " +
+                                (dir_ / "promtool.out").string() + " 2>&1";
     const int status = std::system(command.c_str());
     EXPECT_EQ(status, 0) << read_file(dir_ / "promtool.out");
     EXPECT_EQ(read_file(dir_ / "promtool.out"), "") << "promtool reported problems";
@@ -286,53 +321,75 @@ TEST_F(AgentIntegration, ClosedPortIsConnectRefused) {
     // Port 1 on loopback: nothing listens there.
     AgentProcess agent(dir_, header() + target("closed", "1", "none"));
     ASSERT_TRUE(agent.started()) << agent.log();
-    const auto text = agent.wait_for([](const std::string& t) { return value_of(t, success_series("closed")) >= 0; });
+    const auto text = agent.wait_for(
+        [](const std::string& t) { return value_of(t, success_series("closed")) >= 0; });
     EXPECT_EQ(value_of(text, success_series("closed")), 0) << text;
     EXPECT_GE(value_of(text, failure_series("closed", "connect_refused")), 1) << text;
 }
 
 TEST_F(AgentIntegration, UntrustedCertificateStillExportsItsExpiry) {
     // No ca_file: the system trust store does not know the stack's private CA.
-    AgentProcess agent(dir_, header() + target("untrusted", port("MAILSTACK_SMTP_PORT"), "starttls"));
+    AgentProcess agent(dir_,
+                       header() + target("untrusted", port("MAILSTACK_SMTP_PORT"), "starttls"));
     ASSERT_TRUE(agent.started()) << agent.log();
-    const auto text = agent.wait_for([](const std::string& t) { return value_of(t, success_series("untrusted")) >= 0; });
+    const auto text = agent.wait_for(
+        [](const std::string& t) { return value_of(t, success_series("untrusted")) >= 0; });
     EXPECT_EQ(value_of(text, success_series("untrusted")), 0) << text;
     EXPECT_GE(value_of(text, failure_series("untrusted", "tls_cert_untrusted")), 1) << text;
-    EXPECT_GT(value_of(text, R"(mailcanary_tls_cert_expiry_timestamp_seconds{probe="connect",target="untrusted"})"),
-              static_cast<double>(std::time(nullptr)));
+    EXPECT_GT(
+        value_of(
+            text,
+            R"(mailcanary_tls_cert_expiry_timestamp_seconds{probe="connect",target="untrusted"})"),
+        static_cast<double>(std::time(nullptr)));
 }
 
 TEST_F(AgentIntegration, ExpiredAndWrongNameCertificatesAreClassified) {
     AgentProcess agent(dir_, header() +
-                                 target("expired", port("MAILSTACK_SMTP_EXPIRED_PORT"), "starttls", tls_options()) +
+                                 target("expired", port("MAILSTACK_SMTP_EXPIRED_PORT"), "starttls",
+                                        tls_options()) +
                                  target("wrongname", port("MAILSTACK_SMTP_PORT"), "starttls",
                                         tls_options("server_name = \"other.example.test\"\n")));
     ASSERT_TRUE(agent.started()) << agent.log();
     const auto text = agent.wait_for([](const std::string& t) {
-        return value_of(t, success_series("expired")) >= 0 && value_of(t, success_series("wrongname")) >= 0;
+        return value_of(t, success_series("expired")) >= 0 &&
+               value_of(t, success_series("wrongname")) >= 0;
     });
     EXPECT_GE(value_of(text, failure_series("expired", "tls_cert_expired")), 1) << text;
-    EXPECT_LT(value_of(text, R"(mailcanary_tls_cert_expiry_timestamp_seconds{probe="connect",target="expired"})"),
-              static_cast<double>(std::time(nullptr)));
+    EXPECT_LT(
+        value_of(
+            text,
+            R"(mailcanary_tls_cert_expiry_timestamp_seconds{probe="connect",target="expired"})"),
+        static_cast<double>(std::time(nullptr)));
     EXPECT_GE(value_of(text, failure_series("wrongname", "tls_cert_hostname")), 1) << text;
 }
 
 TEST_F(AgentIntegration, SubmissionAndImplicitTlsSucceed) {
-    AgentProcess agent(dir_, header() +
-                                 target("submission", port("MAILSTACK_SUBMISSION_PORT"), "starttls", tls_options()) +
-                                 target("smtps", port("MAILSTACK_SMTPS_PORT"), "implicit", tls_options()) +
-                                 target("plain", port("MAILSTACK_SMTP_PORT"), "none"));
+    AgentProcess agent(
+        dir_,
+        header() +
+            target("submission", port("MAILSTACK_SUBMISSION_PORT"), "starttls", tls_options()) +
+            target("smtps", port("MAILSTACK_SMTPS_PORT"), "implicit", tls_options()) +
+            target("plain", port("MAILSTACK_SMTP_PORT"), "none"));
     ASSERT_TRUE(agent.started()) << agent.log();
     const auto text = agent.wait_for([](const std::string& t) {
-        return value_of(t, success_series("submission")) >= 0 && value_of(t, success_series("smtps")) >= 0 &&
+        return value_of(t, success_series("submission")) >= 0 &&
+               value_of(t, success_series("smtps")) >= 0 &&
                value_of(t, success_series("plain")) >= 0;
     });
     EXPECT_EQ(value_of(text, success_series("submission")), 1) << text << agent.log();
     EXPECT_EQ(value_of(text, success_series("smtps")), 1) << text << agent.log();
     EXPECT_EQ(value_of(text, success_series("plain")), 1) << text << agent.log();
     // Implicit TLS has a handshake but no STARTTLS phase.
-    EXPECT_GE(value_of(text, R"(mailcanary_probe_phase_duration_seconds_count{phase="tls_handshake",probe="connect",target="smtps"})"), 1);
-    EXPECT_EQ(value_of(text, R"(mailcanary_probe_phase_duration_seconds_count{phase="starttls",probe="connect",target="smtps"})"), -1);
+    EXPECT_GE(
+        value_of(
+            text,
+            R"(mailcanary_probe_phase_duration_seconds_count{phase="tls_handshake",probe="connect",target="smtps"})"),
+        1);
+    EXPECT_EQ(
+        value_of(
+            text,
+            R"(mailcanary_probe_phase_duration_seconds_count{phase="starttls",probe="connect",target="smtps"})"),
+        -1);
 }
 
 TEST_F(AgentIntegration, ReloadRejectsABadConfigAndAppliesAGoodOne) {
@@ -351,10 +408,13 @@ TEST_F(AgentIntegration, ReloadRejectsABadConfigAndAppliesAGoodOne) {
     EXPECT_EQ(value_of(text, success_series("b")), 1) << "the old configuration keeps running";
 
     // Target b is removed, by SIGHUP this time: its series disappear, a's counters go on.
-    const double runs_a = value_of(text, R"(mailcanary_probe_runs_total{probe="connect",target="a"})");
+    const double runs_a =
+        value_of(text, R"(mailcanary_probe_runs_total{probe="connect",target="a"})");
     agent.write_config(header() + target("a", port("MAILSTACK_SMTP_PORT"), "none"));
     kill(agent.pid(), SIGHUP);
-    text = agent.wait_for([](const std::string& t) { return value_of(t, "mailcanary_config_last_reload_successful") == 1; });
+    text = agent.wait_for([](const std::string& t) {
+        return value_of(t, "mailcanary_config_last_reload_successful") == 1;
+    });
     EXPECT_EQ(value_of(text, "mailcanary_config_last_reload_successful"), 1);
     EXPECT_EQ(text.find("target=\"b\""), std::string::npos);
     EXPECT_GE(value_of(text, R"(mailcanary_probe_runs_total{probe="connect",target="a"})"), runs_a);
@@ -407,7 +467,8 @@ timeout = "10s"
 min_version = "1.7"
 ca_file = "/nonexistent/ca.pem"
 )";
-    const auto run = run_binary({"--config.file=" + config.string(), "--config.check"}, dir_ / "out.txt");
+    const auto run =
+        run_binary({"--config.file=" + config.string(), "--config.check"}, dir_ / "out.txt");
     EXPECT_EQ(run.exit_code, 1) << run.output;
     std::istringstream lines(run.output);
     int located = 0;
@@ -420,7 +481,9 @@ ca_file = "/nonexistent/ca.pem"
 
 TEST_F(AgentIntegration, OneShotProbePrintsTheTranscript) {
     const fs::path config = dir_ / "oneshot.toml";
-    std::ofstream(config) << header() << target("postfix", port("MAILSTACK_SMTP_PORT"), "starttls", tls_options())
+    std::ofstream(config) << header()
+                          << target("postfix", port("MAILSTACK_SMTP_PORT"), "starttls",
+                                    tls_options())
                           << target("closed", "1", "none");
     auto run = run_binary({"--config.file=" + config.string(), "--probe=postfix"}, dir_ / "ok.txt");
     EXPECT_EQ(run.exit_code, 0) << run.output;

@@ -48,15 +48,16 @@ INSTANTIATE_TEST_SUITE_P(
     Cases, CliErrors,
     testing::Values(BadFlag{{"--config.file"}, "--config.file needs a value"},
                     BadFlag{{"--config.file="}, "--config.file needs a value"},
-                    BadFlag{{"--log.level=loud"}, "\"loud\" is not one of debug, info, warn, error"},
+                    BadFlag{{"--log.level=loud"},
+                            "\"loud\" is not one of debug, info, warn, error"},
                     BadFlag{{"--log.format=xml"}, "\"xml\" is not one of logfmt, json"},
                     BadFlag{{"--config.check=yes"}, "takes no value"},
                     BadFlag{{"--web.listen-addres=:1"}, "unknown flag \"--web.listen-addres=:1\""},
                     BadFlag{{"stray"}, "unknown flag \"stray\""}));
 
 TEST(Cli, UsageNamesEveryFlag) {
-    for (const char* flag : {"--config.file", "--config.check", "--web.listen-address", "--log.level",
-                             "--log.format", "--probe", "--version", "--help"}) {
+    for (const char* flag : {"--config.file", "--config.check", "--web.listen-address",
+                             "--log.level", "--log.format", "--probe", "--version", "--help"}) {
         EXPECT_NE(usage().find(flag), std::string::npos) << flag;
     }
 }

@@ -31,11 +31,17 @@ TEST(Metrics, NoResultSeriesBeforeTheFirstRun) {
     const auto text = metrics.serialize();
     // A 0 here would read as "the probe failed" to every alert.
     EXPECT_EQ(value_of(text, R"(mailcanary_probe_success{probe="connect",target="mx"})"), -1);
-    EXPECT_EQ(value_of(text, R"(mailcanary_probe_last_success_timestamp_seconds{probe="connect",target="mx"})"), -1);
+    EXPECT_EQ(
+        value_of(text,
+                 R"(mailcanary_probe_last_success_timestamp_seconds{probe="connect",target="mx"})"),
+        -1);
     EXPECT_EQ(value_of(text, R"(mailcanary_probe_runs_total{probe="connect",target="mx"})"), 0);
-    EXPECT_EQ(value_of(text, R"(mailcanary_probe_skipped_total{probe="connect",reason="overlap",target="mx"})"), 0);
-    EXPECT_EQ(value_of(text, "mailcanary_build_info{revision=\"" + std::string(revision()) + "\",version=\"" +
-                                 std::string(version()) + "\"}"),
+    EXPECT_EQ(
+        value_of(text,
+                 R"(mailcanary_probe_skipped_total{probe="connect",reason="overlap",target="mx"})"),
+        0);
+    EXPECT_EQ(value_of(text, "mailcanary_build_info{revision=\"" + std::string(revision()) +
+                                 "\",version=\"" + std::string(version()) + "\"}"),
               1);
 }
 
@@ -45,14 +51,42 @@ TEST(Metrics, RecordsASuccessfulRun) {
     series->record_run(Outcome{}, tls_run("TLSv1.3", "TLS_AES_256_GCM_SHA384"), 7ms, kFinished);
     const auto text = metrics.serialize();
     EXPECT_EQ(value_of(text, R"(mailcanary_probe_success{probe="connect",target="mx"})"), 1);
-    EXPECT_EQ(value_of(text, R"(mailcanary_probe_last_success_timestamp_seconds{probe="connect",target="mx"})"), 1.8e9);
-    EXPECT_EQ(value_of(text, R"(mailcanary_probe_duration_seconds_bucket{probe="connect",target="mx",le="0.005"})"), 0);
-    EXPECT_DOUBLE_EQ(value_of(text, R"(mailcanary_probe_duration_seconds_sum{probe="connect",target="mx"})"), 0.007);
-    EXPECT_DOUBLE_EQ(value_of(text, R"(mailcanary_probe_phase_duration_seconds_sum{phase="ehlo",probe="connect",target="mx"})"), 0.004);
-    EXPECT_EQ(value_of(text, R"(mailcanary_probe_phase_duration_seconds_count{phase="banner",probe="connect",target="mx"})"), -1);
-    EXPECT_EQ(value_of(text, R"(mailcanary_smtp_replies_total{code="250",command="ehlo",probe="connect",target="mx"})"), 1);
-    EXPECT_EQ(value_of(text, R"(mailcanary_tls_cert_expiry_timestamp_seconds{probe="connect",target="mx"})"), 1.9e9);
-    EXPECT_EQ(value_of(text, R"(mailcanary_tls_info{cipher="TLS_AES_256_GCM_SHA384",probe="connect",target="mx",version="TLSv1.3"})"), 1);
+    EXPECT_EQ(
+        value_of(text,
+                 R"(mailcanary_probe_last_success_timestamp_seconds{probe="connect",target="mx"})"),
+        1.8e9);
+    EXPECT_EQ(
+        value_of(
+            text,
+            R"(mailcanary_probe_duration_seconds_bucket{probe="connect",target="mx",le="0.005"})"),
+        0);
+    EXPECT_DOUBLE_EQ(
+        value_of(text, R"(mailcanary_probe_duration_seconds_sum{probe="connect",target="mx"})"),
+        0.007);
+    EXPECT_DOUBLE_EQ(
+        value_of(
+            text,
+            R"(mailcanary_probe_phase_duration_seconds_sum{phase="ehlo",probe="connect",target="mx"})"),
+        0.004);
+    EXPECT_EQ(
+        value_of(
+            text,
+            R"(mailcanary_probe_phase_duration_seconds_count{phase="banner",probe="connect",target="mx"})"),
+        -1);
+    EXPECT_EQ(
+        value_of(
+            text,
+            R"(mailcanary_smtp_replies_total{code="250",command="ehlo",probe="connect",target="mx"})"),
+        1);
+    EXPECT_EQ(
+        value_of(text,
+                 R"(mailcanary_tls_cert_expiry_timestamp_seconds{probe="connect",target="mx"})"),
+        1.9e9);
+    EXPECT_EQ(
+        value_of(
+            text,
+            R"(mailcanary_tls_info{cipher="TLS_AES_256_GCM_SHA384",probe="connect",target="mx",version="TLSv1.3"})"),
+        1);
     EXPECT_EQ(text.find("mailcanary_probe_failures_total{"), std::string::npos);
 }
 
@@ -60,24 +94,38 @@ TEST(Metrics, FailureKeepsTheLastSuccessTimeAndCountsTheReason) {
     Metrics metrics(MetricsConfig{{0.01}, true});
     auto series = metrics.series_for("mx", "connect");
     series->record_run(Outcome{}, RunMetrics{}, 1ms, kFinished);
-    series->record_run(Outcome{FailureReason::banner_timeout, "x"}, RunMetrics{}, 1ms, kFinished + 30s);
-    series->record_run(Outcome{FailureReason::banner_timeout, "x"}, RunMetrics{}, 1ms, kFinished + 60s);
+    series->record_run(Outcome{FailureReason::banner_timeout, "x"}, RunMetrics{}, 1ms,
+                       kFinished + 30s);
+    series->record_run(Outcome{FailureReason::banner_timeout, "x"}, RunMetrics{}, 1ms,
+                       kFinished + 60s);
     const auto text = metrics.serialize();
     EXPECT_EQ(value_of(text, R"(mailcanary_probe_success{probe="connect",target="mx"})"), 0);
-    EXPECT_EQ(value_of(text, R"(mailcanary_probe_last_success_timestamp_seconds{probe="connect",target="mx"})"), 1.8e9);
-    EXPECT_EQ(value_of(text, R"(mailcanary_probe_last_run_timestamp_seconds{probe="connect",target="mx"})"), 1.8e9 + 60);
-    EXPECT_EQ(value_of(text, R"(mailcanary_probe_failures_total{probe="connect",reason="banner_timeout",target="mx"})"), 2);
+    EXPECT_EQ(
+        value_of(text,
+                 R"(mailcanary_probe_last_success_timestamp_seconds{probe="connect",target="mx"})"),
+        1.8e9);
+    EXPECT_EQ(
+        value_of(text,
+                 R"(mailcanary_probe_last_run_timestamp_seconds{probe="connect",target="mx"})"),
+        1.8e9 + 60);
+    EXPECT_EQ(
+        value_of(
+            text,
+            R"(mailcanary_probe_failures_total{probe="connect",reason="banner_timeout",target="mx"})"),
+        2);
     EXPECT_EQ(value_of(text, R"(mailcanary_probe_runs_total{probe="connect",target="mx"})"), 3);
 }
 
 TEST(Metrics, TlsInfoFollowsTheNegotiatedParameters) {
     Metrics metrics(MetricsConfig{{0.01}, true});
     auto series = metrics.series_for("mx", "connect");
-    series->record_run(Outcome{}, tls_run("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256"), 1ms, kFinished);
+    series->record_run(Outcome{}, tls_run("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256"), 1ms,
+                       kFinished);
     series->record_run(Outcome{}, tls_run("TLSv1.3", "TLS_AES_128_GCM_SHA256"), 1ms, kFinished);
     const auto text = metrics.serialize();
     EXPECT_EQ(text.find("TLSv1.2"), std::string::npos) << "the old combination must not linger";
-    EXPECT_NE(text.find(R"(mailcanary_tls_info{cipher="TLS_AES_128_GCM_SHA256")"), std::string::npos);
+    EXPECT_NE(text.find(R"(mailcanary_tls_info{cipher="TLS_AES_128_GCM_SHA256")"),
+              std::string::npos);
 }
 
 TEST(Metrics, LastDurationGaugesInsteadOfPhaseHistograms) {
@@ -86,16 +134,32 @@ TEST(Metrics, LastDurationGaugesInsteadOfPhaseHistograms) {
     series->record_run(Outcome{}, tls_run("TLSv1.3", "X"), 1ms, kFinished);
     auto text = metrics.serialize();
     EXPECT_EQ(text.find("mailcanary_probe_phase_duration_seconds_bucket"), std::string::npos);
-    EXPECT_DOUBLE_EQ(value_of(text, R"(mailcanary_probe_phase_last_duration_seconds{phase="ehlo",probe="connect",target="mx"})"), 0.004);
-    EXPECT_DOUBLE_EQ(value_of(text, R"(mailcanary_probe_phase_last_duration_seconds{phase="connect",probe="connect",target="mx"})"), 0.002);
+    EXPECT_DOUBLE_EQ(
+        value_of(
+            text,
+            R"(mailcanary_probe_phase_last_duration_seconds{phase="ehlo",probe="connect",target="mx"})"),
+        0.004);
+    EXPECT_DOUBLE_EQ(
+        value_of(
+            text,
+            R"(mailcanary_probe_phase_last_duration_seconds{phase="connect",probe="connect",target="mx"})"),
+        0.002);
 
     // A run that never reached EHLO: its last EHLO time must not linger from an earlier run.
     RunMetrics refused;
     refused.add_phase(Phase::connect, 1ms);
     series->record_run(Outcome{FailureReason::connect_refused, ""}, refused, 1ms, kFinished);
     text = metrics.serialize();
-    EXPECT_EQ(value_of(text, R"(mailcanary_probe_phase_last_duration_seconds{phase="ehlo",probe="connect",target="mx"})"), -1);
-    EXPECT_DOUBLE_EQ(value_of(text, R"(mailcanary_probe_phase_last_duration_seconds{phase="connect",probe="connect",target="mx"})"), 0.001);
+    EXPECT_EQ(
+        value_of(
+            text,
+            R"(mailcanary_probe_phase_last_duration_seconds{phase="ehlo",probe="connect",target="mx"})"),
+        -1);
+    EXPECT_DOUBLE_EQ(
+        value_of(
+            text,
+            R"(mailcanary_probe_phase_last_duration_seconds{phase="connect",probe="connect",target="mx"})"),
+        0.001);
 }
 
 TEST(Metrics, DestroyingTheSeriesRemovesEverySeriesOfThePair) {
@@ -103,7 +167,8 @@ TEST(Metrics, DestroyingTheSeriesRemovesEverySeriesOfThePair) {
     auto kept = metrics.series_for("kept", "connect");
     auto removed = metrics.series_for("removed", "connect");
     for (auto* series : {kept.get(), removed.get()}) {
-        series->record_run(Outcome{FailureReason::closed, ""}, tls_run("TLSv1.3", "X"), 1ms, kFinished);
+        series->record_run(Outcome{FailureReason::closed, ""}, tls_run("TLSv1.3", "X"), 1ms,
+                           kFinished);
         series->record_skip(SkipReason::stalled);
     }
     removed.reset();

@@ -39,7 +39,7 @@ TEST(TickPlan, CountsIntervalsThatPassedUnseen) {
     TickPlan plan(start, 10s);
     const auto tick = plan.fire(start + 35s);  // the loop was stalled for 35 s
     EXPECT_EQ(tick.lateness, 35s);
-    EXPECT_EQ(tick.missed, 3u);                // 10 s, 20 s and 30 s never ran
+    EXPECT_EQ(tick.missed, 3u);  // 10 s, 20 s and 30 s never ran
     EXPECT_EQ(plan.next(), start + 40s);
 }
 
@@ -100,7 +100,7 @@ std::shared_ptr<const CompiledTarget> target(std::string name, std::string probe
 }
 
 class SchedulerTest : public testing::Test {
-protected:
+  protected:
     SchedulerTest() { g_log = {}; }
 
     MetricsConfig metrics_config_{{0.01, 0.1, 1}, true};
@@ -115,21 +115,24 @@ TEST_F(SchedulerTest, RunsEachTargetOnItsOwnInterval) {
     scheduler_.apply({target("a", "instant", 50ms), target("b", "instant", 100ms)});
     io_.run_for(520ms);
     const auto count = [](const std::string& name) {
-        return static_cast<double>(std::count_if(g_log.starts.begin(), g_log.starts.end(),
-                                                 [&](const auto& start) { return start.first == name; }));
+        return static_cast<double>(
+            std::count_if(g_log.starts.begin(), g_log.starts.end(),
+                          [&](const auto& start) { return start.first == name; }));
     };
     // First run within one interval, then one per interval: 10 (±1) and 5 (±1).
     EXPECT_NEAR(count("a"), 10, 1);
     EXPECT_NEAR(count("b"), 5, 1);
     const auto text = metrics_.serialize();
     EXPECT_EQ(value_of(text, R"(mailcanary_probe_success{probe="instant",target="a"})"), 1);
-    EXPECT_NEAR(value_of(text, R"(mailcanary_probe_runs_total{probe="instant",target="a"})"), 10, 1);
+    EXPECT_NEAR(value_of(text, R"(mailcanary_probe_runs_total{probe="instant",target="a"})"), 10,
+                1);
     ASSERT_NE(results_.find({"a", "instant"}), nullptr);
 }
 
 TEST_F(SchedulerTest, SpreadsFirstRunsOverTheInterval) {
     std::vector<std::shared_ptr<const CompiledTarget>> targets;
-    for (int i = 0; i < 40; ++i) targets.push_back(target("t" + std::to_string(i), "instant", 400ms));
+    for (int i = 0; i < 40; ++i)
+        targets.push_back(target("t" + std::to_string(i), "instant", 400ms));
     const auto applied = Clock::now();
     scheduler_.apply(targets);
     io_.run_for(390ms);  // less than one interval: each target's first run only
@@ -152,9 +155,14 @@ TEST_F(SchedulerTest, NeverOverlapsARunAndCountsTheSkips) {
         EXPECT_GE(g_log.starts[i].second - g_log.starts[i - 1].second, 120ms);
     }
     const auto text = metrics_.serialize();
-    EXPECT_GE(value_of(text, R"(mailcanary_probe_skipped_total{probe="slow",reason="overlap",target="slow"})"), 4);
-    EXPECT_EQ(value_of(text, R"(mailcanary_probe_failures_total{probe="slow",reason="timeout",target="slow"})"),
-              value_of(text, R"(mailcanary_probe_runs_total{probe="slow",target="slow"})"));
+    EXPECT_GE(
+        value_of(text,
+                 R"(mailcanary_probe_skipped_total{probe="slow",reason="overlap",target="slow"})"),
+        4);
+    EXPECT_EQ(
+        value_of(text,
+                 R"(mailcanary_probe_failures_total{probe="slow",reason="timeout",target="slow"})"),
+        value_of(text, R"(mailcanary_probe_runs_total{probe="slow",target="slow"})"));
 }
 
 TEST_F(SchedulerTest, ASlowTargetDoesNotDelayTheOthers) {
@@ -178,8 +186,12 @@ TEST_F(SchedulerTest, GlobalCapSkipsRunsBeyondIt) {
     EXPECT_LE(scheduler_.in_flight(), 1u);
     const auto text = metrics_.serialize();
     const double concurrency_skips =
-        value_of(text, R"(mailcanary_probe_skipped_total{probe="slow",reason="concurrency",target="s1"})") +
-        value_of(text, R"(mailcanary_probe_skipped_total{probe="slow",reason="concurrency",target="s2"})");
+        value_of(
+            text,
+            R"(mailcanary_probe_skipped_total{probe="slow",reason="concurrency",target="s1"})") +
+        value_of(
+            text,
+            R"(mailcanary_probe_skipped_total{probe="slow",reason="concurrency",target="s2"})");
     EXPECT_GE(concurrency_skips, 1);
 }
 
@@ -188,31 +200,39 @@ TEST_F(SchedulerTest, ReloadKeepsUnchangedTargetsAndDropsRemovedOnes) {
     scheduler_.apply({a, target("b", "instant", 50ms)});
     io_.run_for(260ms);
     const auto before = metrics_.serialize();
-    const double runs_a = value_of(before, R"(mailcanary_probe_runs_total{probe="instant",target="a"})");
+    const double runs_a =
+        value_of(before, R"(mailcanary_probe_runs_total{probe="instant",target="a"})");
     ASSERT_GE(runs_a, 3);
     ASSERT_GE(value_of(before, R"(mailcanary_probe_runs_total{probe="instant",target="b"})"), 3);
 
     // The same settings for "a" in a fresh object, as a reload produces; "b" is gone.
     scheduler_.apply({target("a", "instant", 50ms)});
     const auto after_apply = metrics_.serialize();
-    EXPECT_EQ(value_of(after_apply, R"(mailcanary_probe_runs_total{probe="instant",target="a"})"), runs_a);
+    EXPECT_EQ(value_of(after_apply, R"(mailcanary_probe_runs_total{probe="instant",target="a"})"),
+              runs_a);
     EXPECT_EQ(after_apply.find("target=\"b\""), std::string::npos);
     EXPECT_EQ(results_.find({"b", "instant"}), nullptr);
 
     io_.run_for(200ms);
-    EXPECT_GT(value_of(metrics_.serialize(), R"(mailcanary_probe_runs_total{probe="instant",target="a"})"),
+    EXPECT_GT(value_of(metrics_.serialize(),
+                       R"(mailcanary_probe_runs_total{probe="instant",target="a"})"),
               runs_a);
 }
 
 TEST_F(SchedulerTest, ChangedTargetKeepsItsCounters) {
     scheduler_.apply({target("a", "instant", 50ms)});
     io_.run_for(200ms);
-    const double runs = value_of(metrics_.serialize(), R"(mailcanary_probe_runs_total{probe="instant",target="a"})");
+    const double runs = value_of(metrics_.serialize(),
+                                 R"(mailcanary_probe_runs_total{probe="instant",target="a"})");
     ASSERT_GE(runs, 2);
     scheduler_.apply({target("a", "instant", 60ms)});
-    EXPECT_EQ(value_of(metrics_.serialize(), R"(mailcanary_probe_runs_total{probe="instant",target="a"})"), runs);
+    EXPECT_EQ(value_of(metrics_.serialize(),
+                       R"(mailcanary_probe_runs_total{probe="instant",target="a"})"),
+              runs);
     io_.run_for(200ms);
-    EXPECT_GT(value_of(metrics_.serialize(), R"(mailcanary_probe_runs_total{probe="instant",target="a"})"), runs);
+    EXPECT_GT(value_of(metrics_.serialize(),
+                       R"(mailcanary_probe_runs_total{probe="instant",target="a"})"),
+              runs);
 }
 
 TEST_F(SchedulerTest, StopCancelsRunsInFlight) {
@@ -225,7 +245,9 @@ TEST_F(SchedulerTest, StopCancelsRunsInFlight) {
     EXPECT_LT(Clock::now() - stopped, 50ms);
     EXPECT_EQ(g_log.cancelled, 1);
     EXPECT_EQ(scheduler_.in_flight(), 0u);
-    EXPECT_EQ(value_of(metrics_.serialize(), R"(mailcanary_probe_runs_total{probe="slow",target="slow"})"), -1);
+    EXPECT_EQ(value_of(metrics_.serialize(),
+                       R"(mailcanary_probe_runs_total{probe="slow",target="slow"})"),
+              -1);
 }
 
 TEST_F(SchedulerTest, RecordsLateness) {

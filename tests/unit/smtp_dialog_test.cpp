@@ -18,16 +18,20 @@ Step CLOSE() { return {Step::Kind::server_closes, {}}; }
 
 const char* kind_name(Action::Kind kind) {
     switch (kind) {
-        case Action::Kind::read: return "read";
-        case Action::Kind::write: return "write";
-        case Action::Kind::start_tls: return "start_tls";
-        case Action::Kind::done: return "done";
+        case Action::Kind::read:
+            return "read";
+        case Action::Kind::write:
+            return "write";
+        case Action::Kind::start_tls:
+            return "start_tls";
+        case Action::Kind::done:
+            return "done";
     }
     return "?";
 }
 
 class DialogTest : public testing::Test {
-protected:
+  protected:
     // Plays the script against the dialog and checks that it ends with `done`.
     void play(DialogOptions options, const std::vector<Step>& script) {
         dialog_.emplace(std::move(options), transcript_);
@@ -69,9 +73,10 @@ const DialogOptions kStartTls{TlsMode::starttls, "probe.example"};
 const DialogOptions kImplicit{TlsMode::implicit, "probe.example"};
 
 TEST_F(DialogTest, PlainSession) {
-    play(kPlain, {S("220 mx.example.test ESMTP Postfix\r\n"), C("EHLO probe.example\r\n"),
-                  S("250-mx.example.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250 8BITMIME\r\n"),
-                  C("QUIT\r\n"), S("221 2.0.0 Bye\r\n")});
+    play(kPlain,
+         {S("220 mx.example.test ESMTP Postfix\r\n"), C("EHLO probe.example\r\n"),
+          S("250-mx.example.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250 8BITMIME\r\n"),
+          C("QUIT\r\n"), S("221 2.0.0 Bye\r\n")});
     EXPECT_FALSE(dialog_->failure());
     EXPECT_TRUE(dialog_->has_capability("pipelining"));
     EXPECT_TRUE(dialog_->has_capability("SIZE"));
@@ -90,11 +95,10 @@ TEST_F(DialogTest, StartTlsForgetsThePlaintextCapabilities) {
     EXPECT_TRUE(dialog_->has_capability("AUTH"));
     EXPECT_FALSE(dialog_->has_capability("STARTTLS"));
     EXPECT_FALSE(dialog_->has_capability("PIPELINING"));
-    EXPECT_EQ(dialog_->replies(), (std::vector<ReplyRecord>{{"banner", 220},
-                                                            {"ehlo", 250},
-                                                            {"starttls", 220},
-                                                            {"ehlo", 250},
-                                                            {"quit", 221}}));
+    EXPECT_EQ(
+        dialog_->replies(),
+        (std::vector<ReplyRecord>{
+            {"banner", 220}, {"ehlo", 250}, {"starttls", 220}, {"ehlo", 250}, {"quit", 221}}));
 }
 
 TEST_F(DialogTest, ImplicitTlsStartsWithTheHandshake) {
@@ -122,7 +126,8 @@ TEST_F(DialogTest, HeloFallbackWhenEhloIsUnknown) {
 }
 
 TEST_F(DialogTest, QuitAnsweredByClosingIsFine) {
-    play(kPlain, {S("220 mx\r\n"), C("EHLO probe.example\r\n"), S("250 mx\r\n"), C("QUIT\r\n"), CLOSE()});
+    play(kPlain,
+         {S("220 mx\r\n"), C("EHLO probe.example\r\n"), S("250 mx\r\n"), C("QUIT\r\n"), CLOSE()});
     EXPECT_FALSE(dialog_->failure());
 }
 
@@ -150,57 +155,89 @@ INSTANTIATE_TEST_SUITE_P(
     Reasons, DialogFailure,
     testing::Values(
         // 421 means the server closes: no QUIT.
-        FailureCase{"banner_421", kPlain, {S("421 4.3.2 Service shutting down\r\n")},
-                    FailureReason::banner_rejected, "421 4.3.2"},
+        FailureCase{"banner_421",
+                    kPlain,
+                    {S("421 4.3.2 Service shutting down\r\n")},
+                    FailureReason::banner_rejected,
+                    "421 4.3.2"},
         // 554 leaves the session in step: a polite QUIT follows (RFC 5321 3.1).
-        FailureCase{"banner_554", kPlain,
+        FailureCase{"banner_554",
+                    kPlain,
                     {S("554 5.7.1 No SMTP service here\r\n"), C("QUIT\r\n"), S("221 bye\r\n")},
-                    FailureReason::banner_rejected, "554"},
-        FailureCase{"ehlo_4xx", kPlain,
+                    FailureReason::banner_rejected,
+                    "554"},
+        FailureCase{"ehlo_4xx",
+                    kPlain,
                     {S("220 mx\r\n"), C("EHLO probe.example\r\n"), S("450 4.7.1 later\r\n"),
                      C("QUIT\r\n"), S("221 bye\r\n")},
-                    FailureReason::ehlo_rejected, "450"},
-        FailureCase{"helo_rejected_after_ehlo_5xx", kPlain,
+                    FailureReason::ehlo_rejected,
+                    "450"},
+        FailureCase{"helo_rejected_after_ehlo_5xx",
+                    kPlain,
                     {S("220 mx\r\n"), C("EHLO probe.example\r\n"), S("500 no\r\n"),
                      C("HELO probe.example\r\n"), S("550 5.7.1 go away\r\n"), C("QUIT\r\n"),
                      S("221 bye\r\n")},
-                    FailureReason::ehlo_rejected, "550 5.7.1"},
-        FailureCase{"starttls_missing", kStartTls,
+                    FailureReason::ehlo_rejected,
+                    "550 5.7.1"},
+        FailureCase{"starttls_missing",
+                    kStartTls,
                     {S("220 mx\r\n"), C("EHLO probe.example\r\n"), S("250-mx\r\n250 SIZE 10\r\n"),
                      C("QUIT\r\n"), S("221 bye\r\n")},
-                    FailureReason::starttls_unavailable, "STARTTLS"},
-        FailureCase{"starttls_after_helo", kStartTls,
+                    FailureReason::starttls_unavailable,
+                    "STARTTLS"},
+        FailureCase{"starttls_after_helo",
+                    kStartTls,
                     {S("220 mx\r\n"), C("EHLO probe.example\r\n"), S("502 no\r\n"),
                      C("HELO probe.example\r\n"), S("250 mx\r\n"), C("QUIT\r\n"), S("221 bye\r\n")},
-                    FailureReason::starttls_unavailable, "EHLO"},
-        FailureCase{"starttls_454", kStartTls,
+                    FailureReason::starttls_unavailable,
+                    "EHLO"},
+        FailureCase{"starttls_454",
+                    kStartTls,
                     {S("220 mx\r\n"), C("EHLO probe.example\r\n"), S("250-mx\r\n250 STARTTLS\r\n"),
                      C("STARTTLS\r\n"), S("454 4.7.0 TLS not available\r\n"), C("QUIT\r\n"),
                      S("221 bye\r\n")},
-                    FailureReason::starttls_rejected, "454 4.7.0"},
+                    FailureReason::starttls_rejected,
+                    "454 4.7.0"},
         // Plaintext injected after the 220 to STARTTLS (CVE-2011-0411): never upgrade.
-        FailureCase{"starttls_injection", kStartTls,
+        FailureCase{"starttls_injection",
+                    kStartTls,
                     {S("220 mx\r\n"), C("EHLO probe.example\r\n"), S("250-mx\r\n250 STARTTLS\r\n"),
                      C("STARTTLS\r\n"), S("220 go ahead\r\n250 injected\r\n")},
-                    FailureReason::protocol, "after its STARTTLS reply"},
-        FailureCase{"ehlo_after_tls_rejected", kStartTls,
+                    FailureReason::protocol,
+                    "after its STARTTLS reply"},
+        FailureCase{"ehlo_after_tls_rejected",
+                    kStartTls,
                     {S("220 mx\r\n"), C("EHLO probe.example\r\n"), S("250-mx\r\n250 STARTTLS\r\n"),
                      C("STARTTLS\r\n"), S("220 go\r\n"), TLS(), C("EHLO probe.example\r\n"),
                      S("554 5.7.0 no\r\n"), C("QUIT\r\n"), S("221 bye\r\n")},
-                    FailureReason::ehlo_rejected, "554"},
-        FailureCase{"garbage_banner", kPlain, {S("SSH-2.0-OpenSSH_9.2\r\n")},
-                    FailureReason::protocol, "malformed"},
-        FailureCase{"unexpected_code", kPlain, {S("250 hello?\r\n")}, FailureReason::protocol,
+                    FailureReason::ehlo_rejected,
+                    "554"},
+        FailureCase{"garbage_banner",
+                    kPlain,
+                    {S("SSH-2.0-OpenSSH_9.2\r\n")},
+                    FailureReason::protocol,
+                    "malformed"},
+        FailureCase{"unexpected_code",
+                    kPlain,
+                    {S("250 hello?\r\n")},
+                    FailureReason::protocol,
                     "unexpected reply 250"},
-        FailureCase{"unsolicited_data", kPlain, {S("220 mx\r\n250 extra\r\n")},
-                    FailureReason::protocol, "before the client's next command"},
+        FailureCase{"unsolicited_data",
+                    kPlain,
+                    {S("220 mx\r\n250 extra\r\n")},
+                    FailureReason::protocol,
+                    "before the client's next command"},
         FailureCase{"closed_before_banner", kPlain, {CLOSE()}, FailureReason::closed, "banner"},
-        FailureCase{"closed_during_ehlo", kPlain,
+        FailureCase{"closed_during_ehlo",
+                    kPlain,
                     {S("220 mx\r\n"), C("EHLO probe.example\r\n"), S("250-mx\r\n"), CLOSE()},
-                    FailureReason::closed, "ehlo"},
+                    FailureReason::closed,
+                    "ehlo"},
         // The polite QUIT after a rejection may meet a closed connection: the rejection stands.
-        FailureCase{"closed_during_polite_quit", kPlain,
-                    {S("554 no\r\n"), C("QUIT\r\n"), CLOSE()}, FailureReason::banner_rejected,
+        FailureCase{"closed_during_polite_quit",
+                    kPlain,
+                    {S("554 no\r\n"), C("QUIT\r\n"), CLOSE()},
+                    FailureReason::banner_rejected,
                     "554"}),
     [](const auto& test_case) { return std::string(test_case.param.name); });
 

@@ -27,8 +27,8 @@ TEST(SmtpReplyParser, MultiLineReplyArrivingInPieces) {
     EXPECT_EQ(parser.next(), Status::need_more);
     parser.feed("\n250 STARTTLS\r\n");
     ASSERT_EQ(parser.next(), Status::reply);
-    EXPECT_EQ(parser.reply().lines,
-              (std::vector<std::string>{"mail.example.test", "PIPELINING", "SIZE 10240000", "STARTTLS"}));
+    EXPECT_EQ(parser.reply().lines, (std::vector<std::string>{"mail.example.test", "PIPELINING",
+                                                              "SIZE 10240000", "STARTTLS"}));
     EXPECT_FALSE(parser.reply().enhanced);
     EXPECT_EQ(parser.buffered(), 0u);
 }
@@ -87,14 +87,14 @@ TEST_P(SmtpReplyParserMalformed, IsAnError) {
     EXPECT_EQ(parser.next(), Status::error);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Cases, SmtpReplyParserMalformed,
-    testing::Values(MalformedCase{"HTTP/1.1 400 Bad Request\r\n", "malformed"},
-                    MalformedCase{"25 ok\r\n", "malformed"},
-                    MalformedCase{"250_ok\r\n", "malformed"},
-                    MalformedCase{"150 preliminary\r\n", "malformed"},
-                    MalformedCase{"\r\n", "malformed"},
-                    MalformedCase{"250-a\r\n251 b\r\n", "reply code changed"}));
+INSTANTIATE_TEST_SUITE_P(Cases, SmtpReplyParserMalformed,
+                         testing::Values(MalformedCase{"HTTP/1.1 400 Bad Request\r\n", "malformed"},
+                                         MalformedCase{"25 ok\r\n", "malformed"},
+                                         MalformedCase{"250_ok\r\n", "malformed"},
+                                         MalformedCase{"150 preliminary\r\n", "malformed"},
+                                         MalformedCase{"\r\n", "malformed"},
+                                         MalformedCase{"250-a\r\n251 b\r\n",
+                                                       "reply code changed"}));
 
 TEST(SmtpReplyParser, EndlessLineIsAnErrorWithBoundedMemory) {
     ReplyParser parser(ReplyParser::Limits{.max_line_length = 100, .max_lines = 10});

@@ -12,6 +12,7 @@
 #include <filesystem>
 
 #include "probes/connect_probe.hpp"
+#include "probes/smtp_session.hpp"
 #include "probes/tls_client.hpp"
 #include "support/fake_smtp_server.hpp"
 #include "support/test_pki.hpp"
@@ -31,7 +32,7 @@ struct ProbeResult {
 };
 
 class SessionTest : public testing::Test {
-protected:
+  protected:
     SessionTest() {
         dir_ = std::filesystem::temp_directory_path() /
                ("mailcanary-session-" + std::to_string(::getpid()));
@@ -104,7 +105,8 @@ void expect_failure(const ProbeResult& result, FailureReason reason) {
 }
 
 TEST_F(SessionTest, HealthyStartTlsSessionTimesEveryPhase) {
-    FakeSmtpServer server(FakeSmtpServer::healthy_script(true), {.tls = pki_.issue({}), .implicit_tls = false});
+    FakeSmtpServer server(FakeSmtpServer::healthy_script(true),
+                          {.tls = pki_.issue({}), .implicit_tls = false});
     const auto result = probe(target(server.port(), TlsMode::starttls));
     EXPECT_TRUE(result.outcome.success()) << result.outcome.detail << "\n" << result.transcript;
     for (const Phase each : kAllPhases) EXPECT_TRUE(phase(result, each)) << to_string(each);
@@ -113,11 +115,13 @@ TEST_F(SessionTest, HealthyStartTlsSessionTimesEveryPhase) {
     EXPECT_GT(*result.metrics.cert_not_after, std::chrono::system_clock::now() + 24h);
     server.wait_for_disconnects(1s);
     const auto lines = server.received_lines();
-    EXPECT_EQ(lines, (std::vector<std::string>{"EHLO probe.example", "STARTTLS", "EHLO probe.example", "QUIT"}));
+    EXPECT_EQ(lines, (std::vector<std::string>{"EHLO probe.example", "STARTTLS",
+                                               "EHLO probe.example", "QUIT"}));
 }
 
 TEST_F(SessionTest, ImplicitTls) {
-    FakeSmtpServer server(FakeSmtpServer::healthy_script(false), {.tls = pki_.issue({}), .implicit_tls = true});
+    FakeSmtpServer server(FakeSmtpServer::healthy_script(false),
+                          {.tls = pki_.issue({}), .implicit_tls = true});
     const auto result = probe(target(server.port(), TlsMode::implicit));
     EXPECT_TRUE(result.outcome.success()) << result.outcome.detail << "\n" << result.transcript;
     EXPECT_TRUE(phase(result, Phase::tls_handshake));
@@ -144,7 +148,8 @@ TEST_F(SessionTest, EndlessLineIsProtocolNotUnboundedMemory) {
     FakeSmtpServer server({send("220 "), send_forever(std::string(4096, 'x'))});
     const auto result = probe(target(server.port(), TlsMode::none));
     expect_failure(result, FailureReason::protocol);
-    EXPECT_NE(result.outcome.detail.find("longer than"), std::string::npos) << result.outcome.detail;
+    EXPECT_NE(result.outcome.detail.find("longer than"), std::string::npos)
+        << result.outcome.detail;
 }
 
 TEST_F(SessionTest, EndlessMultiLineReplyIsProtocol) {
@@ -181,9 +186,10 @@ TEST_F(SessionTest, SlowEhloIsTimeout) {
 }
 
 TEST_F(SessionTest, InjectedPlaintextAfterStartTlsIsRefused) {
-    FakeSmtpServer server({send("220 mx\r\n"), expect_line("EHLO"), send("250-mx\r\n250 STARTTLS\r\n"),
-                           expect_line("STARTTLS"), send("220 go\r\n250-injected\r\n"), hang()},
-                          {.tls = pki_.issue({}), .implicit_tls = false});
+    FakeSmtpServer server(
+        {send("220 mx\r\n"), expect_line("EHLO"), send("250-mx\r\n250 STARTTLS\r\n"),
+         expect_line("STARTTLS"), send("220 go\r\n250-injected\r\n"), hang()},
+        {.tls = pki_.issue({}), .implicit_tls = false});
     const auto result = probe(target(server.port(), TlsMode::starttls));
     // Both lines may arrive in one read or two: either way TLS must never start.
     expect_failure(result, FailureReason::protocol);
@@ -195,7 +201,8 @@ struct CertificateCase {
     FailureReason reason;
 };
 
-class SessionCertificates : public SessionTest, public testing::WithParamInterface<CertificateCase> {};
+class SessionCertificates : public SessionTest,
+                            public testing::WithParamInterface<CertificateCase> {};
 
 TEST_P(SessionCertificates, FailureIsClassifiedAndExpiryStillKnown) {
     const std::string_view name = GetParam().name;
@@ -210,19 +217,23 @@ TEST_P(SessionCertificates, FailureIsClassifiedAndExpiryStillKnown) {
         key = pki_.issue({});
         config.tls_options.server_name = "mx.elsewhere.example";
     }
-    FakeSmtpServer server(FakeSmtpServer::healthy_script(true), {.tls = key, .implicit_tls = false});
+    FakeSmtpServer server(FakeSmtpServer::healthy_script(true),
+                          {.tls = key, .implicit_tls = false});
     config.port = server.port();
     const auto result = probe(config);
     expect_failure(result, GetParam().reason);
-    EXPECT_TRUE(result.metrics.cert_not_after) << "the expiry is exported even when verification fails";
-    EXPECT_NE(result.outcome.detail.find("certificate"), std::string::npos) << result.outcome.detail;
+    EXPECT_TRUE(result.metrics.cert_not_after)
+        << "the expiry is exported even when verification fails";
+    EXPECT_NE(result.outcome.detail.find("certificate"), std::string::npos)
+        << result.outcome.detail;
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, SessionCertificates,
-                         testing::Values(CertificateCase{"untrusted", FailureReason::tls_cert_untrusted},
-                                         CertificateCase{"expired", FailureReason::tls_cert_expired},
-                                         CertificateCase{"wrong_name", FailureReason::tls_cert_hostname}),
-                         [](const auto& test_case) { return std::string(test_case.param.name); });
+INSTANTIATE_TEST_SUITE_P(
+    Cases, SessionCertificates,
+    testing::Values(CertificateCase{"untrusted", FailureReason::tls_cert_untrusted},
+                    CertificateCase{"expired", FailureReason::tls_cert_expired},
+                    CertificateCase{"wrong_name", FailureReason::tls_cert_hostname}),
+    [](const auto& test_case) { return std::string(test_case.param.name); });
 
 TEST_F(SessionTest, InsecureSkipVerifyAcceptsASelfSignedCertificate) {
     FakeSmtpServer server(FakeSmtpServer::healthy_script(true),
@@ -242,6 +253,43 @@ TEST_F(SessionTest, StopSaysQuitWhenInStep) {
     EXPECT_LT(result.elapsed, 1s);
     server.wait_for_disconnects(1s);
     EXPECT_EQ(server.received_lines(), (std::vector<std::string>{"EHLO probe.example", "QUIT"}));
+}
+
+TEST_F(SessionTest, TriesEveryAddressInOrder) {
+    // A name with several addresses, the first of which refuses: the next one must be tried.
+    FakeSmtpServer server(FakeSmtpServer::healthy_script(false));
+    const auto loopback = asio::ip::make_address("127.0.0.1");
+    asio::io_context io;
+    asio::ip::tcp::socket socket(io);
+    Transcript transcript;
+    boost::system::error_code ec = asio::error::fault;
+    asio::co_spawn(
+        io,
+        smtp::connect_in_order(socket, {{loopback, 1}, {loopback, server.port()}}, transcript, ec),
+        asio::detached);
+    io.run();
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_TRUE(socket.is_open());
+    const auto text = transcript.to_text();
+    EXPECT_NE(text.find("connect to 127.0.0.1:1 failed: Connection refused"), std::string::npos)
+        << text;
+    EXPECT_NE(text.find("connected to 127.0.0.1:" + std::to_string(server.port())),
+              std::string::npos)
+        << text;
+}
+
+TEST_F(SessionTest, LastErrorWhenNoAddressAccepts) {
+    const auto loopback = asio::ip::make_address("127.0.0.1");
+    asio::io_context io;
+    asio::ip::tcp::socket socket(io);
+    Transcript transcript;
+    boost::system::error_code ec;
+    asio::co_spawn(io,
+                   smtp::connect_in_order(socket, {{loopback, 1}, {loopback, 2}}, transcript, ec),
+                   asio::detached);
+    io.run();
+    EXPECT_EQ(ec, asio::error::connection_refused);
+    EXPECT_NE(transcript.to_text().find("127.0.0.1:2 failed"), std::string::npos);
 }
 
 TEST_F(SessionTest, UnresolvableHostIsDns) {
