@@ -5,10 +5,12 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
+#include <cstdlib>
 
 #include "agent/log.hpp"
 #include "agent/status_page.hpp"
 #include "agent/version.hpp"
+#include "probes/credentials.hpp"
 #include "probes/registry.hpp"
 #include "probes/tls_client.hpp"
 
@@ -19,6 +21,19 @@ namespace asio = boost::asio;
 
 constexpr auto kShutdownBudget = std::chrono::milliseconds(1500);
 constexpr auto kHttpGrace = std::chrono::milliseconds(300);
+
+// The auth probe's password, from the environment or a file (the loader has checked that it is
+// there; this is the read that keeps it).
+std::optional<std::string> load_password(const AuthConfig& auth, std::string& problem) {
+    if (!auth.password_file.empty()) return read_secret_file(auth.password_file, problem);
+    if (auth.password_env.empty()) return std::string();  // a token is read at every run instead
+    const char* value = std::getenv(auth.password_env.c_str());
+    if (value == nullptr || *value == '\0') {
+        problem = "environment variable " + auth.password_env + " is not set or empty";
+        return std::nullopt;
+    }
+    return std::string(value);
+}
 
 void log_config_errors(const std::vector<ConfigError>& errors) {
     for (const auto& error : errors)
@@ -32,7 +47,7 @@ std::vector<std::shared_ptr<const CompiledTarget>> compile_targets(
     std::vector<std::shared_ptr<const CompiledTarget>> compiled;
     for (std::size_t index = 0; index < config.targets.size(); ++index) {
         const TargetConfig& target = config.targets[index];
-        auto entry = std::make_shared<CompiledTarget>(CompiledTarget{target, nullptr});
+        auto entry = std::make_shared<CompiledTarget>(CompiledTarget{target, nullptr, {}});
         if (target.tls != TlsMode::none) {
             std::string problem;
             entry->tls_context = tls::make_client_context(target.tls_options, problem);
@@ -42,6 +57,16 @@ std::vector<std::shared_ptr<const CompiledTarget>> compile_targets(
                                   problem});
                 continue;
             }
+        }
+        if (target.auth) {
+            std::string problem;
+            auto password = load_password(*target.auth, problem);
+            if (!password) {
+                errors.push_back({config.source_path, 0, 0,
+                                  "targets[" + std::to_string(index + 1) + "].auth", problem});
+                continue;
+            }
+            entry->password = std::move(*password);
         }
         compiled.push_back(std::move(entry));
     }

@@ -1,11 +1,14 @@
 #include "agent/config.hpp"
 
+#include "probes/credentials.hpp"
+
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -43,6 +46,7 @@ constexpr size_t kMaxDurationBuckets = 50;
 constexpr Duration kDefaultInterval = std::chrono::seconds(30);
 constexpr Duration kDefaultTimeout = std::chrono::seconds(10);
 constexpr std::string_view kDefaultProbe = "connect";
+constexpr std::string_view kAuthProbe = "auth";
 constexpr uint16_t kSmtpPort = 25;
 constexpr uint16_t kSubmissionsPort = 465;  // SMTP over implicit TLS
 constexpr size_t kMaxSuggestionDistance = 2;
@@ -52,16 +56,39 @@ constexpr std::array<std::string_view, 2> kAgentKeys{"listen_addresses", "max_co
 constexpr std::array<std::string_view, 2> kMetricsKeys{"duration_buckets", "phase_histograms"};
 constexpr std::array<std::string_view, 5> kDefaultsKeys{"interval", "timeout", "helo", "tls",
                                                         "probes"};
-constexpr std::array<std::string_view, 9> kTargetKeys{
-    "name", "host", "port", "tls", "helo", "interval", "timeout", "probes", "tls_options"};
+constexpr std::array<std::string_view, 12> kTargetKeys{"name",
+                                                       "host",
+                                                       "port",
+                                                       "tls",
+                                                       "helo",
+                                                       "interval",
+                                                       "timeout",
+                                                       "probes",
+                                                       "tls_options",
+                                                       "auth",
+                                                       "allow_plaintext_auth",
+                                                       "expect"};
 constexpr std::array<std::string_view, 4> kTlsOptionsKeys{"ca_file", "server_name",
                                                           "insecure_skip_verify", "min_version"};
+// Where the secret comes from; exactly one of them per [targets.auth].
+constexpr std::array<std::string_view, 3> kCredentialKeys{"password_env", "password_file",
+                                                          "token_file"};
+constexpr std::array<std::string_view, 5> kAuthKeys{"username", "mechanism", "password_env",
+                                                    "password_file", "token_file"};
 
 template <typename Enum>
 struct Choice {
     std::string_view text;
     Enum value;
 };
+
+template <typename Enum, size_t N>
+std::string_view choice_text(const std::array<Choice<Enum>, N>& choices, Enum value) {
+    for (const Choice<Enum>& choice : choices) {
+        if (choice.value == value) return choice.text;
+    }
+    return "";
+}
 
 constexpr std::array<Choice<TlsMode>, 3> kTlsModes{{
     {"none", TlsMode::none},
@@ -74,6 +101,20 @@ constexpr std::array<Choice<TlsVersion>, 4> kTlsVersions{{
     {"1.1", TlsVersion::v1_1},
     {"1.2", TlsVersion::v1_2},
     {"1.3", TlsVersion::v1_3},
+}};
+
+constexpr std::array<Choice<AuthMechanism>, 6> kAuthMechanisms{{
+    {"auto", AuthMechanism::automatic},
+    {"plain", AuthMechanism::plain},
+    {"login", AuthMechanism::login},
+    {"cram-md5", AuthMechanism::cram_md5},
+    {"xoauth2", AuthMechanism::xoauth2},
+    {"oauthbearer", AuthMechanism::oauthbearer},
+}};
+
+constexpr std::array<Choice<Expectation>, 2> kExpectations{{
+    {"success", Expectation::success},
+    {"reject", Expectation::reject},
 }};
 
 // A key as found in a table: absent, present but invalid (already reported), or valid.
@@ -210,6 +251,11 @@ bool has_space_or_control(std::string_view text) {
     return std::any_of(text.begin(), text.end(), [](char c) { return c == ' ' || is_control(c); });
 }
 
+std::optional<std::string> check_no_control(const std::string& text) {
+    if (has_control(text)) return "must not contain control characters";
+    return std::nullopt;
+}
+
 std::optional<std::string> check_port_text(std::string_view port) {
     const std::string problem = "needs a port 1..65535 after the last ':'";
     if (port.empty() || port.size() > 5) return problem;
@@ -267,6 +313,42 @@ std::optional<std::string> check_helo(const std::string& helo) {
     return std::nullopt;
 }
 
+// Names the variable in every message, never its value.
+std::optional<std::string> check_password_env(const std::string& name) {
+    if (name.find('=') != std::string::npos || has_control(name)) {
+        return "must be an environment variable name, without '=' or control characters";
+    }
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) return "environment variable " + in_quotes(name) + " is not set";
+    if (*value == '\0') return "environment variable " + in_quotes(name) + " is empty";
+    return std::nullopt;
+}
+
+// What keeps a file from being read at load: absent, not a regular file, no permission.
+std::optional<std::string> check_readable_file(const std::string& file, std::string_view what) {
+    const std::string named = std::string(what) + " " + in_quotes(file);
+    std::error_code ignored;
+    if (!fs::exists(file, ignored)) return named + " does not exist";
+    if (!fs::is_regular_file(file, ignored)) return named + " is not a regular file";
+    if (!std::ifstream(file).is_open()) return named + " is not readable";
+    return std::nullopt;
+}
+
+// A readable file with a password in it: something besides the CR/LF trimmed from its end.
+// Says what is wrong with the file, never what is in it.
+std::optional<std::string> check_password_file(const std::string& file) {
+    if (auto problem = check_readable_file(file, "password file")) return problem;
+    // Read as the auth probe will read it; being readable, it can only fail by being empty.
+    std::string error;
+    if (!read_secret_file(file, error)) return "password file " + in_quotes(file) + " is empty";
+    return std::nullopt;
+}
+
+// Which kind of secret a mechanism sends; "auto" picks one that fits the secret given.
+bool needs_token(AuthMechanism mechanism) {
+    return mechanism == AuthMechanism::xoauth2 || mechanism == AuthMechanism::oauthbearer;
+}
+
 std::string machine_host_name() {
     std::array<char, 256> buffer{};
     if (gethostname(buffer.data(), buffer.size() - 1) != 0 || buffer[0] == '\0') return "localhost";
@@ -310,16 +392,23 @@ class ConfigReader {
         }
     }
 
+    // A sub-table; null when absent or not a table (reported).
+    const toml::table* find_section(const toml::table& parent, std::string_view path,
+                                    std::string_view key) {
+        const toml::node* node = parent.get(key);
+        if (node == nullptr) return nullptr;
+        if (!node->is_table()) {
+            report_type(*node, child_key(path, key), "a table");
+            return nullptr;
+        }
+        return node->as_table();
+    }
+
     // A sub-table; an absent one reads as empty so that every default applies.
     const toml::table& read_section(const toml::table& parent, std::string_view path,
                                     std::string_view key) {
-        const toml::node* node = parent.get(key);
-        if (node == nullptr) return empty_table();
-        if (!node->is_table()) {
-            report_type(*node, child_key(path, key), "a table");
-            return empty_table();
-        }
-        return *node->as_table();
+        const toml::table* section = find_section(parent, path, key);
+        return section != nullptr ? *section : empty_table();
     }
 
     void report_type(const toml::node& node, const std::string& key, std::string_view expected) {
@@ -369,6 +458,17 @@ class ConfigReader {
             return {};
         }
         return read_non_empty_string(table, path, key);
+    }
+
+    // A file name resolved against the config file's directory (an absolute one is kept) and
+    // normalised; nothing is checked on disk.
+    Setting<std::string> read_path(const toml::table& table, std::string_view path,
+                                   std::string_view key) {
+        Setting<std::string> setting = read_non_empty_string(table, path, key);
+        if (setting.value) {
+            setting.value = (base_directory_ / *setting.value).lexically_normal().string();
+        }
+        return setting;
     }
 
     Setting<int64_t> read_integer(const toml::table& table, std::string_view path,
@@ -616,13 +716,9 @@ class ConfigReader {
                              const TargetDefaults& defaults) {
         check_known_keys(table, path, kTargetKeys);
         TargetConfig target;
-        target.name = checked(read_required_string(table, path, "name"), path, "name",
-                              [](const std::string& name) -> std::optional<std::string> {
-                                  if (has_control(name))
-                                      return "must not contain control characters";
-                                  return std::nullopt;
-                              })
-                          .value.value_or("");
+        target.name =
+            checked(read_required_string(table, path, "name"), path, "name", check_no_control)
+                .value.value_or("");
         target.host = checked(read_required_string(table, path, "host"), path, "host",
                               [](const std::string& host) -> std::optional<std::string> {
                                   if (host.find_first_of("[]") != std::string::npos) {
@@ -646,42 +742,119 @@ class ConfigReader {
         check_timeout_below_interval(interval, timeout, defaults, path, "from [defaults]");
         target.interval = interval.value.value_or(defaults.interval.value_or(kDefaultInterval));
         target.timeout = timeout.value.value_or(defaults.timeout.value_or(kDefaultTimeout));
-        target.probes = read_probes(table, path).value.value_or(defaults.probes);
+        const Setting<std::vector<std::string>> probes = read_probes(table, path);
+        target.probes = probes.value.value_or(defaults.probes);
         const std::string tls_options_path = child_key(path, "tls_options");
         target.tls_options =
             read_tls_options(read_section(table, path, "tls_options"), tls_options_path);
+        if (const toml::table* auth = find_section(table, path, "auth")) {
+            target.auth = read_auth(*auth, child_key(path, "auth"));
+        }
+        target.allow_plaintext_auth =
+            read<bool>(table, path, "allow_plaintext_auth").value.value_or(false);
+        const Setting<Expectation> expect =
+            read_choice(table, path, "expect", kExpectations, "expectation");
+        target.expect = expect.value.value_or(Expectation::success);
+        check_auth_probe(table, path, probes, target.probes, expect);
         return target;
+    }
+
+    // The auth probe needs credentials, and a negative test needs the auth probe. Skipped when
+    // the target's own probes are invalid (already reported); a present but invalid
+    // [targets.auth] counts as present, so it is reported once, not again here.
+    void check_auth_probe(const toml::table& table, const std::string& path,
+                          const Setting<std::vector<std::string>>& own_probes,
+                          const std::vector<std::string>& probes,
+                          const Setting<Expectation>& expect) {
+        if (own_probes.present() && !own_probes.value) return;
+        const bool runs_auth = std::find(probes.begin(), probes.end(), kAuthProbe) != probes.end();
+        if (runs_auth && !table.contains("auth")) {
+            const std::string problem =
+                "probe " + in_quotes(kAuthProbe) + " needs a [targets.auth] table";
+            if (own_probes.present()) {
+                error(own_probes.node->source(), child_key(path, "probes"), problem);
+            } else {
+                error(table.source(), child_key(path, "auth"),
+                      problem + " (probes from [defaults])");
+            }
+        }
+        if (expect.value == Expectation::reject && !runs_auth) {
+            error(expect.node->source(), child_key(path, "expect"),
+                  in_quotes("reject") + " needs the " + in_quotes(kAuthProbe) +
+                      " probe in this target's probes");
+        }
+    }
+
+    AuthConfig read_auth(const toml::table& table, const std::string& path) {
+        check_known_keys(table, path, kAuthKeys);
+        AuthConfig auth;
+        auth.username = checked(read_required_string(table, path, "username"), path, "username",
+                                check_no_control)
+                            .value.value_or("");
+        const Setting<AuthMechanism> mechanism =
+            read_choice(table, path, "mechanism", kAuthMechanisms, "SASL mechanism");
+        auth.mechanism = mechanism.value.value_or(AuthMechanism::automatic);
+        auth.password_env = checked(read_non_empty_string(table, path, "password_env"), path,
+                                    "password_env", check_password_env)
+                                .value.value_or("");
+        auth.password_file = checked(read_path(table, path, "password_file"), path, "password_file",
+                                     check_password_file)
+                                 .value.value_or("");
+        // Not checked on disk: another process keeps it fresh, and it is read at every run.
+        auth.token_file = read_path(table, path, "token_file").value.value_or("");
+        check_credential_source(table, path, mechanism);
+        return auth;
+    }
+
+    // Exactly one credential source, of the kind the mechanism sends. Each source's own value
+    // is checked where it is read; this looks only at which keys are given.
+    void check_credential_source(const toml::table& table, const std::string& path,
+                                 const Setting<AuthMechanism>& mechanism) {
+        std::vector<std::pair<std::string_view, const toml::node*>> given;
+        for (std::string_view key : kCredentialKeys) {
+            if (const toml::node* node = table.get(key)) given.emplace_back(key, node);
+        }
+        const auto position = [](const toml::node* node) {
+            return std::pair(node->source().begin.line, node->source().begin.column);
+        };
+        std::sort(given.begin(), given.end(), [&](const auto& a, const auto& b) {
+            return position(a.second) < position(b.second);
+        });
+        const std::string choices = "password_env, password_file or token_file";
+        if (given.empty()) {
+            error(table.source(), path, "needs one of " + choices);
+            return;
+        }
+        for (size_t i = 1; i < given.size(); ++i) {
+            error(given[i].second->source(), child_key(path, given[i].first),
+                  "give only one of " + choices + "; " + std::string(given[0].first) +
+                      " is already given at line " +
+                      std::to_string(given[0].second->source().begin.line));
+        }
+        if (given.size() > 1 || !mechanism.value || *mechanism.value == AuthMechanism::automatic) {
+            return;
+        }
+        const bool token_given = given[0].first == "token_file";
+        if (needs_token(*mechanism.value) == token_given) return;
+        error(mechanism.node->source(), child_key(path, "mechanism"),
+              "mechanism " + in_quotes(choice_text(kAuthMechanisms, *mechanism.value)) + " needs " +
+                  (token_given ? "password_env or password_file" : "token_file") + ", not " +
+                  std::string(given[0].first));
     }
 
     TlsOptions read_tls_options(const toml::table& table, std::string_view path) {
         check_known_keys(table, path, kTlsOptionsKeys);
         TlsOptions options;
-        options.ca_file = read_ca_file(table, path);
+        options.ca_file =
+            checked(read_path(table, path, "ca_file"), path, "ca_file",
+                    [](const std::string& file) { return check_readable_file(file, "CA file"); })
+                .value.value_or("");
         options.server_name = read_non_empty_string(table, path, "server_name").value.value_or("");
         options.insecure_skip_verify =
             read<bool>(table, path, "insecure_skip_verify").value.value_or(false);
         options.min_version = read_choice(table, path, "min_version", kTlsVersions, "TLS version")
                                   .value.value_or(TlsVersion::v1_2);
         return options;
-    }
-
-    // Resolved against the config file's directory; returns the absolute path, or "" if unset.
-    std::string read_ca_file(const toml::table& table, std::string_view path) {
-        const Setting<std::string> setting = read_non_empty_string(table, path, "ca_file");
-        if (!setting.value) return "";
-        const fs::path resolved = (base_directory_ / *setting.value).lexically_normal();
-        std::error_code ignored;
-        std::string problem;
-        if (!fs::exists(resolved, ignored)) {
-            problem = "CA file " + in_quotes(resolved.string()) + " does not exist";
-        } else if (!fs::is_regular_file(resolved, ignored)) {
-            problem = "CA file " + in_quotes(resolved.string()) + " is not a regular file";
-        } else if (!std::ifstream(resolved).is_open()) {
-            problem = "CA file " + in_quotes(resolved.string()) + " is not readable";
-        }
-        if (problem.empty()) return resolved.string();
-        error(setting.node->source(), child_key(path, "ca_file"), std::move(problem));
-        return "";
     }
 
     std::string file_;

@@ -15,6 +15,12 @@ enum class TlsMode { none, starttls, implicit };
 
 enum class TlsVersion { v1_0, v1_1, v1_2, v1_3 };
 
+enum class AuthMechanism { automatic, plain, login, cram_md5, xoauth2, oauthbearer };
+
+// What the auth probe counts as success: the server accepting the credentials, or refusing
+// them with a 5xx (a negative test, e.g. that a disabled account stays disabled).
+enum class Expectation { success, reject };
+
 struct TlsOptions {
     std::string ca_file;      // empty: the system trust store
     std::string server_name;  // empty: the target's host (SNI and verification)
@@ -22,6 +28,20 @@ struct TlsOptions {
     TlsVersion min_version = TlsVersion::v1_2;
 
     bool operator==(const TlsOptions&) const = default;
+};
+
+// SMTP AUTH credentials. Exactly one of password_env, password_file and token_file is set; the
+// secret itself is never part of the configuration.
+struct AuthConfig {
+    std::string username;
+    std::string password_env;  // name of an environment variable that holds the password
+    // Absolute path; the file's content is the password (trailing CR/LF trimmed).
+    std::string password_file;
+    // Absolute path; an OAuth2 access token kept fresh by something else, read at every run.
+    std::string token_file;
+    AuthMechanism mechanism = AuthMechanism::automatic;
+
+    bool operator==(const AuthConfig&) const = default;
 };
 
 struct TargetConfig {
@@ -34,6 +54,9 @@ struct TargetConfig {
     Duration timeout{};
     std::vector<std::string> probes;  // names from the probe table, e.g. "connect"
     TlsOptions tls_options;
+    std::optional<AuthConfig> auth;     // required when probes include "auth"
+    bool allow_plaintext_auth = false;  // false: credentials are never sent without TLS
+    Expectation expect = Expectation::success;
 
     bool operator==(const TargetConfig&) const = default;
 };

@@ -8,7 +8,7 @@ namespace mailcanary {
 
 boost::asio::awaitable<Outcome> run_connect_probe(ProbeRun run) {
     const auto& target = run.target.config;
-    smtp::Dialog dialog({target.tls, target.helo}, run.transcript);
+    smtp::Dialog dialog({target.tls, target.helo, std::nullopt, std::nullopt}, run.transcript);
     co_return co_await smtp::run_dialog(run, dialog);
 }
 

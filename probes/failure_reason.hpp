@@ -25,6 +25,21 @@ enum class FailureReason {
     timeout,
     protocol,
     closed,
+    auth_unavailable,
+    auth_rejected,
+    auth_tempfail,
+    auth_insecure,
+    oauth_token,
+    auth_accepted,
+    mail_rejected,
+    mail_tempfail,
+    rcpt_rejected,
+    rcpt_tempfail,
+    data_rejected,
+    data_tempfail,
+    message_rejected,
+    message_tempfail,
+    size_exceeded,
 };
 
 inline constexpr std::array kAllFailureReasons = {
@@ -44,6 +59,21 @@ inline constexpr std::array kAllFailureReasons = {
     FailureReason::timeout,
     FailureReason::protocol,
     FailureReason::closed,
+    FailureReason::auth_unavailable,
+    FailureReason::auth_rejected,
+    FailureReason::auth_tempfail,
+    FailureReason::auth_insecure,
+    FailureReason::oauth_token,
+    FailureReason::auth_accepted,
+    FailureReason::mail_rejected,
+    FailureReason::mail_tempfail,
+    FailureReason::rcpt_rejected,
+    FailureReason::rcpt_tempfail,
+    FailureReason::data_rejected,
+    FailureReason::data_tempfail,
+    FailureReason::message_rejected,
+    FailureReason::message_tempfail,
+    FailureReason::size_exceeded,
 };
 
 std::string_view to_string(FailureReason reason);

@@ -37,6 +37,36 @@ std::string_view to_string(FailureReason reason) {
             return "protocol";
         case FailureReason::closed:
             return "closed";
+        case FailureReason::auth_unavailable:
+            return "auth_unavailable";
+        case FailureReason::auth_rejected:
+            return "auth_rejected";
+        case FailureReason::auth_tempfail:
+            return "auth_tempfail";
+        case FailureReason::auth_insecure:
+            return "auth_insecure";
+        case FailureReason::oauth_token:
+            return "oauth_token";
+        case FailureReason::auth_accepted:
+            return "auth_accepted";
+        case FailureReason::mail_rejected:
+            return "mail_rejected";
+        case FailureReason::mail_tempfail:
+            return "mail_tempfail";
+        case FailureReason::rcpt_rejected:
+            return "rcpt_rejected";
+        case FailureReason::rcpt_tempfail:
+            return "rcpt_tempfail";
+        case FailureReason::data_rejected:
+            return "data_rejected";
+        case FailureReason::data_tempfail:
+            return "data_tempfail";
+        case FailureReason::message_rejected:
+            return "message_rejected";
+        case FailureReason::message_tempfail:
+            return "message_tempfail";
+        case FailureReason::size_exceeded:
+            return "size_exceeded";
     }
     return "unknown";
 }
@@ -55,6 +85,16 @@ std::string_view to_string(Phase phase) {
             return "starttls";
         case Phase::tls_handshake:
             return "tls_handshake";
+        case Phase::auth:
+            return "auth";
+        case Phase::mail:
+            return "mail";
+        case Phase::rcpt:
+            return "rcpt";
+        case Phase::data:
+            return "data";
+        case Phase::data_end:
+            return "data_end";
         case Phase::quit:
             return "quit";
     }

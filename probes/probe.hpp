@@ -29,6 +29,7 @@ namespace mailcanary {
 struct CompiledTarget {
     TargetConfig config;
     std::shared_ptr<boost::asio::ssl::context> tls_context;  // null when tls = "none"
+    std::string password;  // for the auth probe, read at load from password_env or password_file
 };
 
 // What one run measured besides success: filled by the probe, turned into series by the

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 
+#include "probes/auth_probe.hpp"
 #include "probes/connect_probe.hpp"
 #include "probes/probe.hpp"
 
@@ -12,6 +13,7 @@ namespace {
 // Adding a probe: one file with its run function, one line here.
 const std::array kProbes = {
     ProbeEntry{"connect", &run_connect_probe},
+    ProbeEntry{"auth", &run_auth_probe},
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 // the server sends and says what to do next. A driver (smtp_session) performs the actions.
 #pragma once
 
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -10,6 +11,7 @@
 #include "agent/config.hpp"
 #include "probes/failure_reason.hpp"
 #include "probes/phase.hpp"
+#include "probes/sasl.hpp"
 #include "probes/smtp_reply.hpp"
 #include "probes/transcript.hpp"
 
@@ -29,14 +31,37 @@ struct Action {
 
 // A reply code as seen for a command, for mailcanary_smtp_replies_total{command,code}.
 struct ReplyRecord {
-    std::string_view command;  // "banner", "ehlo", "helo", "starttls", "quit"
+    // "banner", "ehlo", "helo", "starttls", "auth", "mail", "rcpt", "data", "data_end", "rset",
+    // "quit"
+    std::string_view command;
     int code = 0;
     bool operator==(const ReplyRecord&) const = default;
+};
+
+// Log in after EHLO (RFC 4954). The secret never reaches the transcript.
+struct AuthRequest {
+    std::optional<sasl::Mechanism> mechanism;  // none: the strongest the server offers
+    std::string username;
+    std::string secret;  // the password, or the OAuth2 access token
+    bool secret_is_token = false;
+    bool allow_plaintext = false;  // send credentials without TLS
+    std::string host;              // for OAUTHBEARER's host and port fields
+    unsigned port = 0;
+};
+
+// Submit a message after EHLO (and AUTH): MAIL FROM, RCPT TO, DATA, pipelined when offered.
+struct TransactionRequest {
+    std::string from;
+    std::vector<std::string> to;
+    std::string message;     // as composed by compose_message: dot-stuffed, ending in CRLF.CRLF
+    bool rcpt_only = false;  // mode = "rcpt": RSET after RCPT TO, no DATA
 };
 
 struct DialogOptions {
     TlsMode tls = TlsMode::none;
     std::string helo;
+    std::optional<AuthRequest> auth;
+    std::optional<TransactionRequest> transaction;
 };
 
 class Dialog {
@@ -61,6 +86,8 @@ class Dialog {
     const std::vector<std::string>& capabilities() const { return capabilities_; }
     bool has_capability(std::string_view keyword) const;
     const std::vector<ReplyRecord>& replies() const { return replies_; }
+    // The reply to the final dot, and the queue id it names, once the message was accepted.
+    const std::optional<std::string>& queue_id() const { return queue_id_; }
 
   private:
     enum class State {
@@ -71,15 +98,34 @@ class Dialog {
         starttls,
         upgrading,
         ehlo_after_tls,
+        auth,
+        transaction,  // MAIL, RCPT, DATA or RSET sent, replies awaited in order
+        message,      // message and final dot sent, its reply awaited
         quit,
         finished,
     };
 
-    Action send(State next, Phase phase, std::string_view command_line);
+    // `shown` replaces the line in the transcript when it carries a secret.
+    Action send(State next, Phase phase, std::string_view command_line,
+                std::string_view shown = {});
     Action read() const { return {Action::Kind::read, phase_, {}}; }
     Action on_reply(const Reply& reply);
+    Action after_ehlo();
+    Action start_auth();
+    Action on_auth_reply(const Reply& reply);
+    Action after_auth();
+    Action start_transaction();
+    Action on_transaction_reply(const Reply& reply);
+    Action on_message_reply(const Reply& reply);
+    Action send_next_command();
     std::string_view command_answered() const;
-    Action fail(FailureReason reason, std::string detail, const Reply* reply = nullptr);
+    // A failure after which the session is still in step: say QUIT before closing.
+    Action fail_and_quit(FailureReason reason, std::string detail);
+    // A failure after which nothing the server says can be trusted: just close.
+    Action fail_and_close(FailureReason reason, std::string detail);
+    // A 4xx/5xx reply: QUIT, unless it was 421 (the server is closing the channel itself).
+    Action rejected_by(FailureReason reason, const Reply& reply);
+    void record_failure(FailureReason reason, std::string detail);
     Action finish();
     Action quit();
     void record_capabilities(const Reply& ehlo_reply);
@@ -90,6 +136,17 @@ class Dialog {
     State state_ = State::banner;
     Phase phase_ = Phase::banner;
     bool awaiting_write_ = false;
+    bool tls_active_ = false;
+    std::optional<sasl::Mechanism> auth_mechanism_;
+    int auth_step_ = 0;  // server challenges (334) answered so far
+
+    enum class Command { mail, rcpt, data, rset };
+    std::deque<Command> to_send_;   // without PIPELINING: the commands still to send, in order
+    std::deque<Command> awaiting_;  // sent, reply not yet read
+    std::size_t next_recipient_ = 0;
+    bool data_accepted_ = false;  // DATA got 354: the message must be sent
+    std::optional<std::string> queue_id_;
+    std::string command_line(Command command);
     std::string out_;
     std::optional<FailureReason> failure_;
     std::string failure_detail_;

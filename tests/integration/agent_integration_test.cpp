@@ -445,6 +445,110 @@ TEST_F(AgentIntegration, SigtermStopsWithinTwoSecondsEvenWithAHangingTarget) {
     close(listener);
 }
 
+// --- The auth probe against Postfix's submission ports (SASL through Dovecot) ---------------
+
+std::string auth_series(const std::string& target) {
+    return R"(mailcanary_probe_success{probe="auth",target=")" + target + "\"}";
+}
+
+TEST_F(AgentIntegration, AuthSucceedsWithTheRightPasswordAndIsRejectedWithAWrongOne) {
+    const std::string wrong_password = "Wr0ng-canary-XYZZY-7f3a";
+    setenv("MAILCANARY_IT_WRONG_PASSWORD", wrong_password.c_str(), 1);
+    const std::string user = env_.at("MAILSTACK_USER");
+    const std::string right_file = env_.at("MAILSTACK_PASSWORD_FILE");
+    const auto auth_table = [&](const std::string& credential) {
+        return "[targets.auth]\nusername = \"" + user + "\"\n" + credential + "\n";
+    };
+    AgentProcess agent(
+        dir_,
+        header() +
+            target("submission", port("MAILSTACK_SUBMISSION_PORT"), "starttls",
+                   "probes = [\"auth\"]\n" + tls_options() +
+                       auth_table("password_file = \"" + right_file + "\"")) +
+            target(
+                "smtps", port("MAILSTACK_SMTPS_PORT"), "implicit",
+                "probes = [\"auth\"]\n" + tls_options() +
+                    auth_table("mechanism = \"login\"\npassword_file = \"" + right_file + "\"")) +
+            target("wrong", port("MAILSTACK_SUBMISSION_PORT"), "starttls",
+                   "probes = [\"auth\"]\n" + tls_options() +
+                       auth_table("password_env = \"MAILCANARY_IT_WRONG_PASSWORD\"")) +
+            target("refused-as-expected", port("MAILSTACK_SUBMISSION_PORT"), "starttls",
+                   "probes = [\"auth\"]\nexpect = \"reject\"\n" + tls_options() +
+                       auth_table("password_env = \"MAILCANARY_IT_WRONG_PASSWORD\"")) +
+            target("plaintext", port("MAILSTACK_SMTP_PORT"), "none",
+                   "probes = [\"auth\"]\n" + auth_table("password_file = \"" + right_file + "\"")));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const auto text = agent.wait_for([](const std::string& t) {
+        for (const char* name :
+             {"submission", "smtps", "wrong", "refused-as-expected", "plaintext"}) {
+            if (value_of(t, auth_series(name)) < 0) return false;
+        }
+        return true;
+    });
+    EXPECT_EQ(value_of(text, auth_series("submission")), 1) << text << agent.log();
+    EXPECT_EQ(value_of(text, auth_series("smtps")), 1) << text << agent.log();
+    EXPECT_GE(
+        value_of(
+            text,
+            R"(mailcanary_smtp_replies_total{code="235",command="auth",probe="auth",target="submission"})"),
+        1);
+    EXPECT_GE(
+        value_of(
+            text,
+            R"(mailcanary_probe_phase_duration_seconds_count{phase="auth",probe="auth",target="submission"})"),
+        1);
+
+    EXPECT_EQ(value_of(text, auth_series("wrong")), 0);
+    EXPECT_GE(
+        value_of(
+            text,
+            R"(mailcanary_probe_failures_total{probe="auth",reason="auth_rejected",target="wrong"})"),
+        1)
+        << text;
+    EXPECT_GE(
+        value_of(
+            text,
+            R"(mailcanary_smtp_replies_total{code="535",command="auth",probe="auth",target="wrong"})"),
+        1);
+    EXPECT_EQ(value_of(text, auth_series("refused-as-expected")), 1) << text;
+    // Nothing is sent over plaintext without allow_plaintext_auth.
+    EXPECT_GE(
+        value_of(
+            text,
+            R"(mailcanary_probe_failures_total{probe="auth",reason="auth_insecure",target="plaintext"})"),
+        1)
+        << text;
+
+    const auto transcript = http("GET", agent.url("/results?target=wrong&probe=auth")).body;
+    EXPECT_NE(transcript.find("C: AUTH PLAIN <redacted>"), std::string::npos) << transcript;
+    EXPECT_NE(transcript.find("S: 535 5.7.8"), std::string::npos) << transcript;
+
+    // Neither password appears in any output: metrics, status page, transcripts, log, one-shot.
+    std::string right_password = read_file(right_file);
+    while (!right_password.empty() &&
+           (right_password.back() == '\n' || right_password.back() == '\r')) {
+        right_password.pop_back();
+    }
+    ASSERT_GE(right_password.size(), 8u);
+    std::string everything = agent.metrics() + http("GET", agent.url("/")).body;
+    for (const char* name : {"submission", "smtps", "wrong", "refused-as-expected", "plaintext"}) {
+        everything +=
+            http("GET", agent.url(std::string("/results?target=") + name + "&probe=auth")).body;
+    }
+    everything += run_binary({"--config.file=" + (dir_ / "agent.toml").string(), "--probe=wrong"},
+                             dir_ / "wrong.txt")
+                      .output;
+    everything +=
+        run_binary({"--config.file=" + (dir_ / "agent.toml").string(), "--probe=submission"},
+                   dir_ / "ok.txt")
+            .output;
+    everything += agent.log();
+    EXPECT_EQ(everything.find(wrong_password), std::string::npos);
+    EXPECT_EQ(everything.find(right_password), std::string::npos);
+    EXPECT_NE(everything.find("submission/auth: success"), std::string::npos)
+        << "the one-shot runs ran";
+}
+
 TEST_F(AgentIntegration, ConfigCheckReportsEveryMistakeWithItsPlace) {
     const fs::path config = dir_ / "bad.toml";
     std::ofstream(config) << R"([defaults]

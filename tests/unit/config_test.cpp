@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -54,6 +55,15 @@ void expect_errors(const ConfigResult& result, const std::vector<ExpectedError>&
     }
 }
 
+// A target running the auth probe (line 4), its [targets.auth] on line 5, auth fields from line 6.
+std::string auth_target_with(std::string_view auth_fields) {
+    return target_with("probes = [\"auth\"]\n[targets.auth]\n") + std::string(auth_fields);
+}
+
+constexpr const char* kPasswordVariable = "MAILCANARY_TEST_PASSWORD";
+constexpr std::string_view kEnvPassword = "env-S3cret-7f3a91";
+constexpr std::string_view kFilePassword = "file-S3cret-2c6b04";
+
 std::string machine_host_name() {
     std::array<char, 256> buffer{};
     if (gethostname(buffer.data(), buffer.size() - 1) != 0 || buffer[0] == '\0') return "localhost";
@@ -86,6 +96,39 @@ class TempDir {
   private:
     fs::path path_;
 };
+
+// Sets an environment variable for one test (unsets it for a null value), then restores it.
+class ScopedEnv {
+  public:
+    ScopedEnv(std::string name, const char* value) : name_(std::move(name)) {
+        if (const char* old = std::getenv(name_.c_str())) old_ = old;
+        set(value);
+    }
+    ~ScopedEnv() { set(old_ ? old_->c_str() : nullptr); }
+    ScopedEnv(const ScopedEnv&) = delete;
+    ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+  private:
+    void set(const char* value) const {
+        if (value != nullptr) {
+            setenv(name_.c_str(), value, 1);
+        } else {
+            unsetenv(name_.c_str());
+        }
+    }
+
+    std::string name_;
+    std::optional<std::string> old_;
+};
+
+// No error message may carry a secret, whatever else is wrong.
+void expect_no_secret_in(const ConfigResult& result) {
+    for (const ConfigError& error : result.errors) {
+        for (std::string_view secret : {kEnvPassword, kFilePassword}) {
+            EXPECT_EQ(error.to_string().find(secret), std::string::npos) << error.to_string();
+        }
+    }
+}
 
 TEST(ConfigLoad, FullConfigParsesToExpectedStructs) {
     const ConfigResult result = load(R"([agent]
@@ -144,7 +187,10 @@ interval = "1h"
                            .interval = 1min,
                            .timeout = 20s,
                            .probes = {"connect"},
-                           .tls_options = {}};
+                           .tls_options = {},
+                           .auth = std::nullopt,
+                           .allow_plaintext_auth = false,
+                           .expect = Expectation::success};
     const TargetConfig submissions{.name = "submissions",
                                    .host = "2001:db8::1",
                                    .port = 465,
@@ -156,7 +202,10 @@ interval = "1h"
                                    .tls_options = {.ca_file = "",
                                                    .server_name = "mail.example.net",
                                                    .insecure_skip_verify = true,
-                                                   .min_version = TlsVersion::v1_3}};
+                                                   .min_version = TlsVersion::v1_3},
+                                   .auth = std::nullopt,
+                                   .allow_plaintext_auth = false,
+                                   .expect = Expectation::success};
     const TargetConfig custom_port{.name = "custom-port",
                                    .host = "192.0.2.7",
                                    .port = 2525,
@@ -165,7 +214,10 @@ interval = "1h"
                                    .interval = 1h,
                                    .timeout = 20s,
                                    .probes = {"connect"},
-                                   .tls_options = {}};
+                                   .tls_options = {},
+                                   .auth = std::nullopt,
+                                   .allow_plaintext_auth = false,
+                                   .expect = Expectation::success};
     EXPECT_EQ(config.targets, (std::vector<TargetConfig>{mx1, submissions, custom_port}));
 }
 
@@ -191,7 +243,10 @@ TEST(ConfigLoad, MinimalTargetGetsBuiltInDefaults) {
                                 .interval = 30s,
                                 .timeout = 10s,
                                 .probes = {"connect"},
-                                .tls_options = {}};
+                                .tls_options = {},
+                                .auth = std::nullopt,
+                                .allow_plaintext_auth = false,
+                                .expect = Expectation::success};
     EXPECT_EQ(result.config->targets, std::vector<TargetConfig>{expected});
 }
 
@@ -430,6 +485,78 @@ std::vector<ErrorCase> error_cases() {
         {"DuplicateTargetName",
          target_with("[[targets]]\nname = \"mx1\"\nhost = \"b\"\n"),
          {5, 8, "targets[2].name", "duplicate target name \"mx1\" (first defined at line 2)"}},
+        {"AuthNotTable",
+         target_with("probes = [\"auth\"]\nauth = \"probe@example.test\"\n"),
+         {5, 8, "targets[1].auth", "expected a table, got a string"}},
+        {"UnknownAuthKey",
+         auth_target_with("username = \"u\"\ntoken_file = \"/t\"\npasword_env = \"X\"\n"),
+         {8, 1, "targets[1].auth.pasword_env", "did you mean \"password_env\"?"}},
+        {"AuthUsernameMissing",
+         auth_target_with("token_file = \"/t\"\n"),
+         {5, 1, "targets[1].auth.username", "required key is missing"}},
+        {"AuthUsernameEmpty",
+         auth_target_with("username = \"\"\ntoken_file = \"/t\"\n"),
+         {6, 12, "targets[1].auth.username", "must not be empty"}},
+        {"AuthUsernameWithLineBreak",
+         auth_target_with("username = \"u\\r\\nAUTH\"\ntoken_file = \"/t\"\n"),
+         {6, 12, "targets[1].auth.username", "must not contain control characters"}},
+        {"AuthUsernameNotString",
+         auth_target_with("username = 1\ntoken_file = \"/t\"\n"),
+         {6, 12, "targets[1].auth.username", "expected a string, got an integer"}},
+        {"AuthMechanismUnknown",
+         auth_target_with("username = \"u\"\ntoken_file = \"/t\"\nmechanism = \"CRAM-MD5\"\n"),
+         {8, 13, "targets[1].auth.mechanism",
+          "unknown SASL mechanism \"CRAM-MD5\"; expected \"auto\", \"plain\", \"login\", "
+          "\"cram-md5\", \"xoauth2\" or \"oauthbearer\""}},
+        {"AuthMechanismNeedsPassword",
+         auth_target_with("username = \"u\"\nmechanism = \"cram-md5\"\ntoken_file = \"/t\"\n"),
+         {7, 13, "targets[1].auth.mechanism",
+          "mechanism \"cram-md5\" needs password_env or password_file, not token_file"}},
+        {"AuthWithoutCredential",
+         auth_target_with("username = \"u\"\n"),
+         {5, 1, "targets[1].auth", "needs one of password_env, password_file or token_file"}},
+        {"AuthInlineWithoutCredential",
+         target_with("probes = [\"auth\"]\nauth = { username = \"u\" }\n"),
+         {5, 8, "targets[1].auth", "needs one of password_env, password_file or token_file"}},
+        {"TokenFileEmpty",
+         auth_target_with("username = \"u\"\ntoken_file = \"\"\n"),
+         {7, 14, "targets[1].auth.token_file", "must not be empty"}},
+        {"TokenFileNotString",
+         auth_target_with("username = \"u\"\ntoken_file = [\"/t\"]\n"),
+         {7, 14, "targets[1].auth.token_file", "expected a string, got an array"}},
+        {"PasswordEnvEmptyName",
+         auth_target_with("username = \"u\"\npassword_env = \"\"\n"),
+         {7, 16, "targets[1].auth.password_env", "must not be empty"}},
+        {"PasswordEnvWithEquals",
+         auth_target_with("username = \"u\"\npassword_env = \"A=B\"\n"),
+         {7, 16, "targets[1].auth.password_env", "must be an environment variable name"}},
+        {"PasswordFileMissing",
+         auth_target_with("username = \"u\"\npassword_file = \"/nonexistent/mx1.pw\"\n"),
+         {7, 17, "targets[1].auth.password_file",
+          "password file \"/nonexistent/mx1.pw\" does not exist"}},
+        {"PasswordFileIsDirectory",
+         auth_target_with("username = \"u\"\npassword_file = \"/\"\n"),
+         {7, 17, "targets[1].auth.password_file", "is not a regular file"}},
+        {"AuthProbeWithoutAuthTable",
+         target_with("probes = [\"connect\", \"auth\"]\n"),
+         {4, 10, "targets[1].probes", "probe \"auth\" needs a [targets.auth] table"}},
+        {"AuthProbeFromDefaultsWithoutAuthTable",
+         "[defaults]\nprobes = [\"auth\"]\n" + std::string(kTarget),
+         {3, 1, "targets[1].auth",
+          "probe \"auth\" needs a [targets.auth] table (probes from [defaults])"}},
+        {"InvalidProbesGiveNoAuthFollowUp",
+         "[defaults]\nprobes = [\"auth\"]\n" + target_with("probes = [\"auth\", \"conect\"]\n"),
+         {6, 19, "targets[1].probes[2]", "unknown probe \"conect\""}},
+        {"ExpectUnknown",
+         target_with("expect = \"failure\"\n"),
+         {4, 10, "targets[1].expect",
+          "unknown expectation \"failure\"; expected \"success\" or \"reject\""}},
+        {"ExpectRejectWithoutAuthProbe",
+         target_with("expect = \"reject\"\n"),
+         {4, 10, "targets[1].expect", "\"reject\" needs the \"auth\" probe"}},
+        {"AllowPlaintextAuthString",
+         target_with("allow_plaintext_auth = \"false\"\n"),
+         {4, 24, "targets[1].allow_plaintext_auth", "expected a boolean, got a string"}},
     };
 }
 
@@ -528,6 +655,309 @@ TEST(ConfigLoad, UnreadableCaFileIsReported) {
     ASSERT_EQ(result.errors.size(), 1u);
     EXPECT_EQ(result.errors[0].line, 5u);
     EXPECT_NE(result.errors[0].message.find("is not readable"), std::string::npos);
+}
+
+TEST(ConfigAuth, FullAuthConfigParsesToExpectedStructs) {
+    const ScopedEnv password(kPasswordVariable, std::string(kEnvPassword).c_str());
+    const TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    const fs::path password_file = dir.write("secrets/mx2.pw", std::string(kFilePassword) + "\n");
+    const fs::path config_file = dir.write("config.toml", R"([defaults]
+interval = "1m"
+timeout = "20s"
+helo = "probe.example.net"
+
+[[targets]]
+name = "mx1"
+host = "mx1.example.net"
+probes = ["connect", "auth"]
+allow_plaintext_auth = true
+expect = "reject"
+[targets.auth]
+username = "disabled@example.test"
+mechanism = "cram-md5"
+password_env = "MAILCANARY_TEST_PASSWORD"
+
+[[targets]]
+name = "mx2"
+host = "mx2.example.net"
+probes = ["auth"]
+expect = "success"
+[targets.auth]
+username = "probe@example.test"
+password_file = "secrets/mx2.pw"
+
+[[targets]]
+name = "mx3"
+host = "mx3.example.net"
+tls = "implicit"
+probes = ["auth"]
+auth = { username = "probe@example.test", mechanism = "oauthbearer", token_file = "/run/tokens/mx3" }
+
+[[targets]]
+name = "mx4"
+host = "mx4.example.net"
+probes = ["auth"]
+[targets.auth]
+username = "probe@example.test"
+mechanism = "auto"
+token_file = "tokens/../tokens/mx4"
+)");
+    const ConfigResult result = load_config_file(config_file.string());
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+    ASSERT_TRUE(result.config.has_value());
+
+    const TargetConfig mx1{.name = "mx1",
+                           .host = "mx1.example.net",
+                           .port = 25,
+                           .tls = TlsMode::starttls,
+                           .helo = "probe.example.net",
+                           .interval = 1min,
+                           .timeout = 20s,
+                           .probes = {"connect", "auth"},
+                           .tls_options = {},
+                           .auth = AuthConfig{.username = "disabled@example.test",
+                                              .password_env = kPasswordVariable,
+                                              .password_file = "",
+                                              .token_file = "",
+                                              .mechanism = AuthMechanism::cram_md5},
+                           .allow_plaintext_auth = true,
+                           .expect = Expectation::reject};
+    const TargetConfig mx2{.name = "mx2",
+                           .host = "mx2.example.net",
+                           .port = 25,
+                           .tls = TlsMode::starttls,
+                           .helo = "probe.example.net",
+                           .interval = 1min,
+                           .timeout = 20s,
+                           .probes = {"auth"},
+                           .tls_options = {},
+                           .auth = AuthConfig{.username = "probe@example.test",
+                                              .password_env = "",
+                                              .password_file = password_file.string(),
+                                              .token_file = "",
+                                              .mechanism = AuthMechanism::automatic},
+                           .allow_plaintext_auth = false,
+                           .expect = Expectation::success};
+    const TargetConfig mx3{.name = "mx3",
+                           .host = "mx3.example.net",
+                           .port = 465,
+                           .tls = TlsMode::implicit,
+                           .helo = "probe.example.net",
+                           .interval = 1min,
+                           .timeout = 20s,
+                           .probes = {"auth"},
+                           .tls_options = {},
+                           .auth = AuthConfig{.username = "probe@example.test",
+                                              .password_env = "",
+                                              .password_file = "",
+                                              .token_file = "/run/tokens/mx3",
+                                              .mechanism = AuthMechanism::oauthbearer},
+                           .allow_plaintext_auth = false,
+                           .expect = Expectation::success};
+    // A token file need not exist at load; a relative one is resolved like any other path.
+    const TargetConfig mx4{.name = "mx4",
+                           .host = "mx4.example.net",
+                           .port = 25,
+                           .tls = TlsMode::starttls,
+                           .helo = "probe.example.net",
+                           .interval = 1min,
+                           .timeout = 20s,
+                           .probes = {"auth"},
+                           .tls_options = {},
+                           .auth = AuthConfig{.username = "probe@example.test",
+                                              .password_env = "",
+                                              .password_file = "",
+                                              .token_file = (dir.path() / "tokens/mx4").string(),
+                                              .mechanism = AuthMechanism::automatic},
+                           .allow_plaintext_auth = false,
+                           .expect = Expectation::success};
+    EXPECT_EQ(result.config->targets, (std::vector<TargetConfig>{mx1, mx2, mx3, mx4}));
+}
+
+TEST(ConfigAuth, TargetWithoutAuthHasNoneAndSafeDefaults) {
+    const ConfigResult result = load(kTarget);
+    ASSERT_TRUE(result.config.has_value());
+    const TargetConfig& target = result.config->targets.at(0);
+    EXPECT_FALSE(target.auth.has_value());
+    EXPECT_FALSE(target.allow_plaintext_auth);
+    EXPECT_EQ(target.expect, Expectation::success);
+}
+
+TEST(ConfigAuth, PasswordEnvMustBeSet) {
+    const ScopedEnv unset(kPasswordVariable, nullptr);
+    expect_errors(load(auth_target_with("username = \"u\"\npassword_env = \"" +
+                                        std::string(kPasswordVariable) + "\"\n")),
+                  {{7, 16, "targets[1].auth.password_env",
+                    "environment variable \"MAILCANARY_TEST_PASSWORD\" is not set"}});
+}
+
+TEST(ConfigAuth, PasswordEnvMustNotBeEmpty) {
+    const ScopedEnv empty(kPasswordVariable, "");
+    expect_errors(load(auth_target_with("username = \"u\"\npassword_env = \"" +
+                                        std::string(kPasswordVariable) + "\"\n")),
+                  {{7, 16, "targets[1].auth.password_env",
+                    "environment variable \"MAILCANARY_TEST_PASSWORD\" is empty"}});
+}
+
+TEST(ConfigAuth, PasswordEnvSetIsAccepted) {
+    const ScopedEnv password(kPasswordVariable, std::string(kEnvPassword).c_str());
+    const ConfigResult result = load(auth_target_with("username = \"u\"\npassword_env = \"" +
+                                                      std::string(kPasswordVariable) + "\"\n"));
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+    EXPECT_EQ(result.config->targets.at(0).auth->password_env, kPasswordVariable);
+}
+
+TEST(ConfigAuth, SecondCredentialSourceIsReportedWhereItIsGiven) {
+    const ScopedEnv password(kPasswordVariable, std::string(kEnvPassword).c_str());
+    const std::string env_line = "password_env = \"" + std::string(kPasswordVariable) + "\"\n";
+    expect_errors(load(auth_target_with("username = \"u\"\n" + env_line + "token_file = \"/t\"\n")),
+                  {{8, 14, "targets[1].auth.token_file",
+                    "give only one of password_env, password_file or token_file; password_env is "
+                    "already given at line 7"}});
+    // File order decides which one is second, not the order of the keys in the table.
+    expect_errors(
+        load(auth_target_with("token_file = \"/t\"\nusername = \"u\"\n" + env_line)),
+        {{8, 16, "targets[1].auth.password_env", "token_file is already given at line 6"}});
+    // A third one is reported too, and each source is still checked on its own.
+    expect_errors(
+        load(auth_target_with("username = \"u\"\n" + env_line +
+                              "token_file = \"/t\"\npassword_file = \"/nonexistent/pw\"\n")),
+        {{8, 14, "targets[1].auth.token_file", "password_env is already given at line 7"},
+         {9, 17, "targets[1].auth.password_file", "does not exist"},
+         {9, 17, "targets[1].auth.password_file", "password_env is already given at line 7"}});
+}
+
+TEST(ConfigAuth, TokenMechanismNeedsTokenFile) {
+    const ScopedEnv password(kPasswordVariable, std::string(kEnvPassword).c_str());
+    for (const std::string mechanism : {"xoauth2", "oauthbearer"}) {
+        expect_errors(load(auth_target_with("username = \"u\"\nmechanism = \"" + mechanism +
+                                            "\"\npassword_env = \"" +
+                                            std::string(kPasswordVariable) + "\"\n")),
+                      {{7, 13, "targets[1].auth.mechanism",
+                        "mechanism \"" + mechanism + "\" needs token_file, not password_env"}});
+    }
+}
+
+TEST(ConfigAuth, PasswordMechanismsAcceptEitherPasswordSource) {
+    const ScopedEnv password(kPasswordVariable, std::string(kEnvPassword).c_str());
+    const TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    const fs::path password_file = dir.write("pw", kFilePassword);
+    for (const std::string mechanism : {"plain", "login", "cram-md5", "auto"}) {
+        for (const std::string& source :
+             {"password_env = \"" + std::string(kPasswordVariable) + "\"",
+              "password_file = \"" + password_file.string() + "\""}) {
+            const ConfigResult result = load(auth_target_with("username = \"u\"\nmechanism = \"" +
+                                                              mechanism + "\"\n" + source + "\n"));
+            EXPECT_TRUE(result.errors.empty())
+                << mechanism << ", " << source << ": " << result.errors.front().to_string();
+        }
+    }
+}
+
+TEST(ConfigAuth, RelativePasswordFileIsResolvedAgainstTheConfigDirectory) {
+    const TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    const fs::path password_file = dir.write("secrets/mx1.pw", kFilePassword);
+    const fs::path config_file =
+        dir.write("etc/config.toml",
+                  auth_target_with("username = \"u\"\npassword_file = \"../secrets/mx1.pw\"\n"));
+    const ConfigResult result = load_config_file(config_file.string());
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+    EXPECT_EQ(result.config->targets.at(0).auth->password_file, password_file.string());
+}
+
+TEST(ConfigAuth, PasswordFileWithOnlyLineBreaksIsEmpty) {
+    const TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    for (const std::string_view contents : {"", "\n", "\r\n\r\n"}) {
+        dir.write("mx1.pw", contents);
+        const fs::path config_file = dir.write(
+            "config.toml", auth_target_with("username = \"u\"\npassword_file = \"mx1.pw\"\n"));
+        const ConfigResult result = load_config_file(config_file.string());
+        ASSERT_EQ(result.errors.size(), 1u);
+        EXPECT_EQ(result.errors[0].to_string(),
+                  config_file.string() + ":7:17: targets[1].auth.password_file: password file \"" +
+                      (dir.path() / "mx1.pw").string() + "\" is empty");
+    }
+}
+
+TEST(ConfigAuth, UnreadablePasswordFileIsReported) {
+    if (geteuid() == 0) GTEST_SKIP() << "root reads any file";
+    const TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    fs::permissions(dir.write("mx1.pw", kFilePassword), fs::perms::none);
+    const fs::path config_file = dir.write(
+        "config.toml", auth_target_with("username = \"u\"\npassword_file = \"mx1.pw\"\n"));
+    const ConfigResult result = load_config_file(config_file.string());
+    ASSERT_EQ(result.errors.size(), 1u);
+    EXPECT_EQ(result.errors[0].line, 7u);
+    EXPECT_NE(result.errors[0].message.find("is not readable"), std::string::npos);
+}
+
+TEST(ConfigAuth, ReportsEveryAuthMistakeInOneFile) {
+    const ScopedEnv unset(kPasswordVariable, nullptr);
+    const ConfigResult result = load(R"([[targets]]
+name = "mx1"
+host = "mx1.example.net"
+probes = ["auth"]
+expect = "rejected"
+[targets.auth]
+usename = "u"
+mechanism = "xoauth2"
+password_env = "MAILCANARY_TEST_PASSWORD"
+
+[[targets]]
+name = "mx2"
+host = "mx2.example.net"
+probes = ["connect", "auth"]
+allow_plaintext_auth = 1
+
+[[targets]]
+name = "mx3"
+host = "mx3.example.net"
+expect = "reject"
+[targets.auth]
+username = "u"
+)");
+    expect_errors(result, {
+                              {5, 10, "targets[1].expect", "unknown expectation \"rejected\""},
+                              {6, 1, "targets[1].auth.username", "required key is missing"},
+                              {7, 1, "targets[1].auth.usename", "did you mean \"username\"?"},
+                              {8, 13, "targets[1].auth.mechanism", "needs token_file"},
+                              {9, 16, "targets[1].auth.password_env", "is not set"},
+                              {14, 10, "targets[2].probes", "needs a [targets.auth] table"},
+                              {15, 24, "targets[2].allow_plaintext_auth", "expected a boolean"},
+                              {20, 10, "targets[3].expect", "needs the \"auth\" probe"},
+                              {21, 1, "targets[3].auth", "needs one of password_env"},
+                          });
+}
+
+TEST(ConfigAuth, NoErrorMessageContainsAPassword) {
+    const ScopedEnv password(kPasswordVariable, std::string(kEnvPassword).c_str());
+    const TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    dir.write("mx1.pw", std::string(kFilePassword) + "\r\n");
+    const std::string env_line = "password_env = \"" + std::string(kPasswordVariable) + "\"\n";
+    const std::string file_line = "password_file = \"mx1.pw\"\n";
+    const std::string token_line = "token_file = \"mx1.pw\"\n";  // a token file may hold anything
+    for (const std::string& auth_fields : {
+             "username = \"u\"\nmechanism = \"xoauth2\"\n" + env_line,
+             "username = \"u\"\nmechanism = \"oauthbearer\"\n" + file_line,
+             "username = \"u\"\nmechanism = \"plain\"\n" + token_line,
+             "username = \"u\"\n" + env_line + file_line + token_line,
+             "username = \"\"\nmechanism = \"digest\"\n" + file_line + "passwd = 1\n",
+             "mechanism = 5\n" + env_line + "passwrd_file = \"mx1.pw\"\n",
+         }) {
+        const fs::path config_file =
+            dir.write("config.toml", target_with("probes = [\"auth\"]\nexpect = \"nope\"\n"
+                                                 "[targets.auth]\n") +
+                                         auth_fields);
+        const ConfigResult result = load_config_file(config_file.string());
+        EXPECT_FALSE(result.errors.empty()) << auth_fields;
+        expect_no_secret_in(result);
+    }
 }
 
 TEST(ConfigLoad, MissingFileIsOneErrorWithoutLocation) {

@@ -96,7 +96,7 @@ std::shared_ptr<const CompiledTarget> target(std::string name, std::string probe
     config.interval = interval;
     config.timeout = interval / 2;
     config.probes = {std::move(probe)};
-    return std::make_shared<const CompiledTarget>(CompiledTarget{config, nullptr});
+    return std::make_shared<const CompiledTarget>(CompiledTarget{config, nullptr, {}});
 }
 
 class SchedulerTest : public testing::Test {

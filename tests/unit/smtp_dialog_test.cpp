@@ -68,9 +68,9 @@ class DialogTest : public testing::Test {
     std::optional<Dialog> dialog_;
 };
 
-const DialogOptions kPlain{TlsMode::none, "probe.example"};
-const DialogOptions kStartTls{TlsMode::starttls, "probe.example"};
-const DialogOptions kImplicit{TlsMode::implicit, "probe.example"};
+const DialogOptions kPlain{TlsMode::none, "probe.example", std::nullopt, std::nullopt};
+const DialogOptions kStartTls{TlsMode::starttls, "probe.example", std::nullopt, std::nullopt};
+const DialogOptions kImplicit{TlsMode::implicit, "probe.example", std::nullopt, std::nullopt};
 
 TEST_F(DialogTest, PlainSession) {
     play(kPlain,
@@ -239,6 +239,337 @@ INSTANTIATE_TEST_SUITE_P(
                     {S("554 no\r\n"), C("QUIT\r\n"), CLOSE()},
                     FailureReason::banner_rejected,
                     "554"}),
+    [](const auto& test_case) { return std::string(test_case.param.name); });
+
+// --- AUTH --------------------------------------------------------------------------------------
+
+const std::string kSecret = "s3cret-Pa55";
+
+DialogOptions with_auth(std::optional<sasl::Mechanism> mechanism, bool token = false,
+                        TlsMode tls = TlsMode::implicit) {
+    return {tls, "probe.example",
+            AuthRequest{.mechanism = mechanism,
+                        .username = "probe@example.test",
+                        .secret = token ? "ya29.token" : kSecret,
+                        .secret_is_token = token,
+                        .allow_plaintext = false,
+                        .host = "mx.example.test",
+                        .port = 465},
+            std::nullopt};
+}
+
+std::vector<Step> greeted(std::string capabilities) {
+    return {TLS(), S("220 mx\r\n"), C("EHLO probe.example\r\n"), S("250-mx\r\n" + capabilities)};
+}
+
+std::vector<Step> operator+(std::vector<Step> a, const std::vector<Step>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+}
+
+TEST_F(DialogTest, AuthPlainSendsTheInitialResponseAndRedactsIt) {
+    play(with_auth(sasl::Mechanism::plain),
+         greeted("250 AUTH PLAIN LOGIN\r\n") +
+             std::vector{
+                 C("AUTH PLAIN " + sasl::plain_response("probe@example.test", kSecret) + "\r\n"),
+                 S("235 2.7.0 Authentication successful\r\n"), C("QUIT\r\n"), S("221 bye\r\n")});
+    EXPECT_FALSE(dialog_->failure()) << dialog_->failure_detail();
+    const std::string text = transcript_.to_text();
+    EXPECT_NE(text.find("C: AUTH PLAIN <redacted>\n"), std::string::npos) << text;
+    EXPECT_EQ(text.find(sasl::plain_response("probe@example.test", kSecret)), std::string::npos);
+    EXPECT_EQ(dialog_->replies().back(), (ReplyRecord{"quit", 221}));
+    EXPECT_EQ(dialog_->replies()[dialog_->replies().size() - 2], (ReplyRecord{"auth", 235}));
+}
+
+TEST_F(DialogTest, AuthLoginAnswersBothChallenges) {
+    play(with_auth(sasl::Mechanism::login),
+         greeted("250 AUTH PLAIN LOGIN\r\n") +
+             std::vector{C("AUTH LOGIN\r\n"), S("334 VXNlcm5hbWU6\r\n"),
+                         C("cHJvYmVAZXhhbXBsZS50ZXN0\r\n"), S("334 UGFzc3dvcmQ6\r\n"),
+                         C(sasl::base64_encode(kSecret) + "\r\n"), S("235 ok\r\n"), C("QUIT\r\n"),
+                         S("221 bye\r\n")});
+    EXPECT_FALSE(dialog_->failure()) << dialog_->failure_detail();
+    const std::string text = transcript_.to_text();
+    EXPECT_EQ(text.find(sasl::base64_encode(kSecret)), std::string::npos) << text;
+    EXPECT_EQ(text.find("cHJvYmVAZXhhbXBsZS50ZXN0"), std::string::npos) << text;
+}
+
+TEST_F(DialogTest, AuthCramMd5AnswersTheChallenge) {
+    const std::string challenge = "<1896.697170952@postoffice.reston.mci.net>";
+    play(with_auth(std::nullopt),  // auto: CRAM-MD5 is the strongest offered
+         greeted("250 AUTH LOGIN PLAIN CRAM-MD5\r\n") +
+             std::vector{
+                 C("AUTH CRAM-MD5\r\n"), S("334 " + sasl::base64_encode(challenge) + "\r\n"),
+                 C(sasl::cram_md5_response("probe@example.test", kSecret, challenge) + "\r\n"),
+                 S("235 ok\r\n"), C("QUIT\r\n"), S("221 bye\r\n")});
+    EXPECT_FALSE(dialog_->failure()) << dialog_->failure_detail();
+}
+
+TEST_F(DialogTest, AuthXoauth2RefusedTokenGetsItsFinalReply) {
+    play(with_auth(std::nullopt, true),
+         greeted("250 AUTH XOAUTH2 PLAIN\r\n") +
+             std::vector{
+                 C("AUTH XOAUTH2 " + sasl::xoauth2_response("probe@example.test", "ya29.token") +
+                   "\r\n"),
+                 S("334 " + sasl::base64_encode(R"({"status":"401","schemes":"bearer"})") + "\r\n"),
+                 C("\r\n"), S("535 5.7.8 Username and Password not accepted\r\n"), C("QUIT\r\n"),
+                 S("221 bye\r\n")});
+    ASSERT_EQ(dialog_->failure(), FailureReason::auth_rejected);
+    EXPECT_NE(dialog_->failure_detail().find("535 5.7.8"), std::string::npos);
+    EXPECT_NE(transcript_.to_text().find(R"(OAuth2 error: {"status":"401")"), std::string::npos);
+    EXPECT_EQ(transcript_.to_text().find("ya29.token"), std::string::npos);
+}
+
+TEST_F(DialogTest, AuthOauthbearerUsesHostAndPort) {
+    play(with_auth(sasl::Mechanism::oauthbearer, true),
+         greeted("250 AUTH OAUTHBEARER XOAUTH2\r\n") +
+             std::vector{C("AUTH OAUTHBEARER " +
+                           sasl::oauthbearer_response("probe@example.test", "mx.example.test", 465,
+                                                      "ya29.token") +
+                           "\r\n"),
+                         S("235 ok\r\n"), C("QUIT\r\n"), S("221 bye\r\n")});
+    EXPECT_FALSE(dialog_->failure());
+}
+
+struct AuthFailureCase {
+    const char* name;
+    DialogOptions options;
+    std::vector<Step> script;
+    FailureReason reason;
+    const char* detail_part;
+};
+
+class DialogAuthFailure : public DialogTest, public testing::WithParamInterface<AuthFailureCase> {};
+
+TEST_P(DialogAuthFailure, HasItsReasonAndNeverShowsTheSecret) {
+    play(GetParam().options, GetParam().script);
+    ASSERT_TRUE(dialog_->failure());
+    EXPECT_EQ(to_string(*dialog_->failure()), to_string(GetParam().reason));
+    EXPECT_NE(dialog_->failure_detail().find(GetParam().detail_part), std::string::npos)
+        << dialog_->failure_detail();
+    EXPECT_EQ(transcript_.to_text().find(kSecret), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Reasons, DialogAuthFailure,
+    testing::Values(
+        AuthFailureCase{
+            "rejected_535", with_auth(sasl::Mechanism::plain),
+            greeted("250 AUTH PLAIN\r\n") +
+                std::vector{
+                    C("AUTH PLAIN " + sasl::plain_response("probe@example.test", kSecret) + "\r\n"),
+                    S("535 5.7.8 Error: authentication failed\r\n"), C("QUIT\r\n"),
+                    S("221 bye\r\n")},
+            FailureReason::auth_rejected, "535 5.7.8"},
+        AuthFailureCase{
+            "tempfail_454", with_auth(sasl::Mechanism::plain),
+            greeted("250 AUTH PLAIN\r\n") +
+                std::vector{
+                    C("AUTH PLAIN " + sasl::plain_response("probe@example.test", kSecret) + "\r\n"),
+                    S("454 4.7.0 Temporary authentication failure\r\n"), C("QUIT\r\n"),
+                    S("221 bye\r\n")},
+            FailureReason::auth_tempfail, "454 4.7.0"},
+        // Nothing is sent without TLS unless allowed: the run fails before AUTH.
+        AuthFailureCase{"insecure",
+                        with_auth(sasl::Mechanism::plain, false, TlsMode::none),
+                        {S("220 mx\r\n"), C("EHLO probe.example\r\n"),
+                         S("250-mx\r\n250 AUTH PLAIN\r\n"), C("QUIT\r\n"), S("221 bye\r\n")},
+                        FailureReason::auth_insecure,
+                        "without TLS"},
+        AuthFailureCase{"no_auth_capability", with_auth(std::nullopt),
+                        greeted("250 SIZE 10\r\n") + std::vector{C("QUIT\r\n"), S("221 bye\r\n")},
+                        FailureReason::auth_unavailable, "not among the EHLO capabilities"},
+        AuthFailureCase{
+            "mechanism_not_offered", with_auth(sasl::Mechanism::cram_md5),
+            greeted("250 AUTH PLAIN LOGIN\r\n") + std::vector{C("QUIT\r\n"), S("221 bye\r\n")},
+            FailureReason::auth_unavailable, "server offers AUTH PLAIN LOGIN, not CRAM-MD5"},
+        AuthFailureCase{
+            "token_but_only_passwords", with_auth(std::nullopt, true),
+            greeted("250 AUTH PLAIN LOGIN\r\n") + std::vector{C("QUIT\r\n"), S("221 bye\r\n")},
+            FailureReason::auth_unavailable, "not a token mechanism"},
+        AuthFailureCase{"bad_cram_challenge", with_auth(sasl::Mechanism::cram_md5),
+                        greeted("250 AUTH CRAM-MD5\r\n") +
+                            std::vector{C("AUTH CRAM-MD5\r\n"), S("334 !!!not-base64\r\n")},
+                        FailureReason::protocol, "not base64"}),
+    [](const auto& test_case) { return std::string(test_case.param.name); });
+
+TEST_F(DialogTest, PlaintextAuthWhenExplicitlyAllowed) {
+    auto options = with_auth(sasl::Mechanism::plain, false, TlsMode::none);
+    options.auth->allow_plaintext = true;
+    play(options, {S("220 mx\r\n"), C("EHLO probe.example\r\n"), S("250-mx\r\n250 AUTH PLAIN\r\n"),
+                   C("AUTH PLAIN " + sasl::plain_response("probe@example.test", kSecret) + "\r\n"),
+                   S("235 ok\r\n"), C("QUIT\r\n"), S("221 bye\r\n")});
+    EXPECT_FALSE(dialog_->failure());
+}
+
+// --- Mail transaction
+// -----------------------------------------------------------------------------
+
+const std::string kMessage = "Subject: x\r\n\r\nbody\r\n.\r\n";
+
+DialogOptions with_transaction(std::vector<std::string> to = {"probe@example.test"},
+                               bool rcpt_only = false) {
+    return {TlsMode::none, "probe.example", std::nullopt,
+            TransactionRequest{.from = "canary@example.org",
+                               .to = std::move(to),
+                               .message = kMessage,
+                               .rcpt_only = rcpt_only}};
+}
+
+std::vector<Step> ehlo_with(std::string capabilities) {
+    return {S("220 mx\r\n"), C("EHLO probe.example\r\n"), S("250-mx\r\n" + capabilities)};
+}
+
+TEST_F(DialogTest, TransactionWithoutPipeliningOneCommandAtATime) {
+    play(with_transaction({"a@example.test", "b@example.test"}),
+         ehlo_with("250 8BITMIME\r\n") +
+             std::vector{C("MAIL FROM:<canary@example.org>\r\n"), S("250 2.1.0 Ok\r\n"),
+                         C("RCPT TO:<a@example.test>\r\n"), S("250 2.1.5 Ok\r\n"),
+                         C("RCPT TO:<b@example.test>\r\n"), S("251 2.1.5 will forward\r\n"),
+                         C("DATA\r\n"), S("354 End data with <CR><LF>.<CR><LF>\r\n"), C(kMessage),
+                         S("250 2.0.0 Ok: queued as 4Q9xYz1ABC\r\n"), C("QUIT\r\n"),
+                         S("221 bye\r\n")});
+    EXPECT_FALSE(dialog_->failure()) << dialog_->failure_detail();
+    EXPECT_EQ(dialog_->queue_id(), "4Q9xYz1ABC");
+    EXPECT_EQ(dialog_->replies(), (std::vector<ReplyRecord>{{"banner", 220},
+                                                            {"ehlo", 250},
+                                                            {"mail", 250},
+                                                            {"rcpt", 250},
+                                                            {"rcpt", 251},
+                                                            {"data", 354},
+                                                            {"data_end", 250},
+                                                            {"quit", 221}}));
+}
+
+TEST_F(DialogTest, PipelinedTransactionAttributesEachReply) {
+    play(with_transaction({"a@example.test", "b@example.test"}),
+         ehlo_with("250-PIPELINING\r\n250 SIZE 10240000\r\n") +
+             std::vector{
+                 C("MAIL FROM:<canary@example.org> SIZE=" + std::to_string(kMessage.size()) +
+                   "\r\nRCPT TO:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n"),
+                 // All four replies in one segment, as a pipelining server sends them.
+                 S("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n"), C(kMessage),
+                 S("250 2.0.0 Ok: queued as ABC\r\n"), C("QUIT\r\n"), S("221 bye\r\n")});
+    EXPECT_FALSE(dialog_->failure()) << dialog_->failure_detail();
+    EXPECT_EQ(dialog_->replies()[2], (ReplyRecord{"mail", 250}));
+    EXPECT_EQ(dialog_->replies()[4], (ReplyRecord{"rcpt", 250}));
+    EXPECT_EQ(dialog_->replies()[5], (ReplyRecord{"data", 354}));
+    EXPECT_EQ(dialog_->replies()[6], (ReplyRecord{"data_end", 250}));
+}
+
+TEST_F(DialogTest, RcptModeResetsInsteadOfSendingData) {
+    play(with_transaction({"a@example.test"}, true),
+         ehlo_with("250 PIPELINING\r\n") +
+             std::vector{
+                 C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<a@example.test>\r\nRSET\r\n"),
+                 S("250 Ok\r\n250 Ok\r\n250 2.0.0 Ok\r\n"), C("QUIT\r\n"), S("221 bye\r\n")});
+    EXPECT_FALSE(dialog_->failure()) << dialog_->failure_detail();
+    EXPECT_EQ(dialog_->replies()[4], (ReplyRecord{"rset", 250}));
+}
+
+TEST_F(DialogTest, PipelinedRefusedRecipientStillSendsTheMessageAfter354) {
+    // One recipient refused, the other accepted: DATA gets 354, so the message must follow;
+    // the refusal decides the outcome.
+    play(with_transaction({"a@example.test", "nobody@example.test"}),
+         ehlo_with("250 PIPELINING\r\n") +
+             std::vector{C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<a@example.test>\r\n"
+                           "RCPT TO:<nobody@example.test>\r\nDATA\r\n"),
+                         S("250 Ok\r\n250 Ok\r\n550 5.1.1 <nobody@example.test>: Recipient address "
+                           "rejected\r\n"
+                           "354 go\r\n"),
+                         C(kMessage), S("250 2.0.0 Ok: queued as Q1\r\n"), C("QUIT\r\n"),
+                         S("221 bye\r\n")});
+    EXPECT_EQ(dialog_->failure(), FailureReason::rcpt_rejected);
+    EXPECT_NE(dialog_->failure_detail().find("550 5.1.1 <nobody@example.test>"), std::string::npos);
+}
+
+TEST_F(DialogTest, MessageOverTheAdvertisedSizeIsNotSent) {
+    play(with_transaction(),
+         ehlo_with("250 SIZE 10\r\n") + std::vector{C("QUIT\r\n"), S("221 bye\r\n")});
+    EXPECT_EQ(dialog_->failure(), FailureReason::size_exceeded);
+    EXPECT_NE(dialog_->failure_detail().find("SIZE limit of 10"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Transaction, DialogFailure,
+    testing::Values(
+        FailureCase{
+            "mail_550", with_transaction(),
+            ehlo_with("250 8BITMIME\r\n") + std::vector{C("MAIL FROM:<canary@example.org>\r\n"),
+                                                        S("550 5.7.1 Sender rejected\r\n"),
+                                                        C("QUIT\r\n"), S("221 bye\r\n")},
+            FailureReason::mail_rejected, "550 5.7.1"},
+        FailureCase{"mail_451", with_transaction(),
+                    ehlo_with("250 8BITMIME\r\n") +
+                        std::vector{C("MAIL FROM:<canary@example.org>\r\n"),
+                                    S("451 4.3.0 try later\r\n"), C("QUIT\r\n"), S("221 bye\r\n")},
+                    FailureReason::mail_tempfail, "451"},
+        FailureCase{"mail_552", with_transaction(),
+                    ehlo_with("250 8BITMIME\r\n") +
+                        std::vector{C("MAIL FROM:<canary@example.org>\r\n"),
+                                    S("552 5.3.4 too big\r\n"), C("QUIT\r\n"), S("221 bye\r\n")},
+                    FailureReason::size_exceeded, "552"},
+        FailureCase{"rcpt_554", with_transaction(),
+                    ehlo_with("250 8BITMIME\r\n") +
+                        std::vector{C("MAIL FROM:<canary@example.org>\r\n"), S("250 ok\r\n"),
+                                    C("RCPT TO:<probe@example.test>\r\n"),
+                                    S("554 5.7.1 Relay access denied\r\n"), C("QUIT\r\n"),
+                                    S("221 bye\r\n")},
+                    FailureReason::rcpt_rejected, "554 5.7.1 Relay"},
+        FailureCase{"rcpt_450", with_transaction(),
+                    ehlo_with("250 8BITMIME\r\n") +
+                        std::vector{C("MAIL FROM:<canary@example.org>\r\n"), S("250 ok\r\n"),
+                                    C("RCPT TO:<probe@example.test>\r\n"),
+                                    S("450 4.2.0 greylisted\r\n"), C("QUIT\r\n"), S("221 bye\r\n")},
+                    FailureReason::rcpt_tempfail, "greylisted"},
+        FailureCase{"data_554", with_transaction(),
+                    ehlo_with("250 8BITMIME\r\n") +
+                        std::vector{C("MAIL FROM:<canary@example.org>\r\n"), S("250 ok\r\n"),
+                                    C("RCPT TO:<probe@example.test>\r\n"), S("250 ok\r\n"),
+                                    C("DATA\r\n"), S("554 5.5.1 no valid recipients\r\n"),
+                                    C("QUIT\r\n"), S("221 bye\r\n")},
+                    FailureReason::data_rejected, "554 5.5.1"},
+        FailureCase{
+            "data_451", with_transaction(),
+            ehlo_with("250 8BITMIME\r\n") +
+                std::vector{C("MAIL FROM:<canary@example.org>\r\n"), S("250 ok\r\n"),
+                            C("RCPT TO:<probe@example.test>\r\n"), S("250 ok\r\n"), C("DATA\r\n"),
+                            S("451 4.3.0 later\r\n"), C("QUIT\r\n"), S("221 bye\r\n")},
+            FailureReason::data_tempfail, "451"},
+        FailureCase{
+            "message_554", with_transaction(),
+            ehlo_with("250 PIPELINING\r\n") +
+                std::vector{
+                    C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<probe@example.test>\r\nDATA\r\n"),
+                    S("250 ok\r\n250 ok\r\n354 go\r\n"), C(kMessage),
+                    S("554 5.7.1 Message rejected as spam\r\n"), C("QUIT\r\n"), S("221 bye\r\n")},
+            FailureReason::message_rejected, "spam"},
+        FailureCase{
+            "message_451", with_transaction(),
+            ehlo_with("250 PIPELINING\r\n") +
+                std::vector{
+                    C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<probe@example.test>\r\nDATA\r\n"),
+                    S("250 ok\r\n250 ok\r\n354 go\r\n"), C(kMessage),
+                    S("451 4.3.0 queue file write error\r\n"), C("QUIT\r\n"), S("221 bye\r\n")},
+            FailureReason::message_tempfail, "queue file"},
+        FailureCase{
+            "message_552", with_transaction(),
+            ehlo_with("250 PIPELINING\r\n") +
+                std::vector{
+                    C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<probe@example.test>\r\nDATA\r\n"),
+                    S("250 ok\r\n250 ok\r\n354 go\r\n"), C(kMessage),
+                    S("552 5.3.4 Message size exceeds fixed limit\r\n"), C("QUIT\r\n"),
+                    S("221 bye\r\n")},
+            FailureReason::size_exceeded, "552 5.3.4"},
+        // A pipelined MAIL refusal: the server also answers RCPT and DATA, then QUIT follows.
+        FailureCase{
+            "pipelined_mail_rejected", with_transaction(),
+            ehlo_with("250 PIPELINING\r\n") +
+                std::vector{
+                    C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<probe@example.test>\r\nDATA\r\n"),
+                    S("553 5.1.8 bad sender\r\n503 5.5.1 need MAIL\r\n503 5.5.1 need RCPT\r\n"),
+                    C("QUIT\r\n"), S("221 bye\r\n")},
+            FailureReason::mail_rejected, "553 5.1.8"}),
     [](const auto& test_case) { return std::string(test_case.param.name); });
 
 TEST_F(DialogTest, PhasesFollowTheDialog) {

@@ -1,0 +1,78 @@
+// The auth probe: can the configured account log in? Connects as the connect probe does
+// (STARTTLS or implicit TLS as configured), authenticates with SASL, then QUIT. A rejected
+// credential (5xx) and a temporary failure (4xx) are different reasons; with expect = "reject"
+// the rejection is what success means.
+#include "probes/auth_probe.hpp"
+
+#include "probes/credentials.hpp"
+#include "probes/smtp_session.hpp"
+
+namespace mailcanary {
+namespace {
+
+std::optional<sasl::Mechanism> configured_mechanism(AuthMechanism mechanism) {
+    switch (mechanism) {
+        case AuthMechanism::automatic:
+            return std::nullopt;
+        case AuthMechanism::plain:
+            return sasl::Mechanism::plain;
+        case AuthMechanism::login:
+            return sasl::Mechanism::login;
+        case AuthMechanism::cram_md5:
+            return sasl::Mechanism::cram_md5;
+        case AuthMechanism::xoauth2:
+            return sasl::Mechanism::xoauth2;
+        case AuthMechanism::oauthbearer:
+            return sasl::Mechanism::oauthbearer;
+    }
+    return std::nullopt;
+}
+
+// For negative tests: the server must refuse these credentials.
+Outcome expect_rejection(Outcome outcome, Transcript& transcript) {
+    if (outcome.failure == FailureReason::auth_rejected) {
+        transcript.note("the credentials were rejected, as expected");
+        return Outcome{};
+    }
+    if (outcome.success()) {
+        outcome = {FailureReason::auth_accepted,
+                   "the server accepted credentials it was expected to reject"};
+        transcript.note("failed: auth_accepted: " + outcome.detail);
+    }
+    return outcome;
+}
+
+}  // namespace
+
+boost::asio::awaitable<Outcome> run_auth_probe(ProbeRun run) {
+    const TargetConfig& target = run.target.config;
+    const AuthConfig& auth = *target.auth;  // required by the config for this probe
+
+    smtp::AuthRequest request{.mechanism = configured_mechanism(auth.mechanism),
+                              .username = auth.username,
+                              .secret = run.target.password,
+                              .secret_is_token = false,
+                              .allow_plaintext = target.allow_plaintext_auth,
+                              .host = target.host,
+                              .port = target.port};
+    if (!auth.token_file.empty()) {
+        // Read at every run: another process keeps the token fresh.
+        std::string error;
+        auto token = read_secret_file(auth.token_file, error);
+        if (!token) {
+            run.transcript.note("failed: oauth_token: " + error);
+            co_return Outcome{FailureReason::oauth_token, "OAuth2 access token: " + error};
+        }
+        request.secret = std::move(*token);
+        request.secret_is_token = true;
+    }
+
+    smtp::Dialog dialog({target.tls, target.helo, std::move(request), std::nullopt},
+                        run.transcript);
+    Outcome outcome = co_await smtp::run_dialog(run, dialog);
+    if (target.expect == Expectation::reject)
+        outcome = expect_rejection(std::move(outcome), run.transcript);
+    co_return outcome;
+}
+
+}  // namespace mailcanary

@@ -1,0 +1,37 @@
+// The probe message (RFC 5322) and the token that lets the agent recognise its own messages.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace mailcanary {
+
+// "mc1.<run id>.<mac>": the run id is random, the mac an HMAC-SHA256 of it under the
+// installation's secret, so a token cannot be guessed or forged without the secret.
+std::string make_token(std::string_view secret);
+bool verify_token(std::string_view token, std::string_view secret);
+
+struct MessageSpec {
+    std::string from;
+    std::vector<std::string> to;
+    std::string subject;
+    std::vector<std::pair<std::string, std::string>> headers;  // extra headers, in order
+    std::string token;
+    std::string message_id_domain;  // right-hand side of the Message-ID
+};
+
+// The message as it goes on the wire after DATA: CRLF line ends, no line longer than 998
+// octets, dot-stuffed (RFC 5321 4.5.2), ending with the terminating "CRLF.CRLF".
+std::string compose_message(const MessageSpec& spec, std::chrono::system_clock::time_point now);
+
+// RFC 5321 4.5.2: a line that starts with "." gets one more.
+std::string dot_stuff(std::string_view text);
+
+// "queued as 4Xy2Z1" (Postfix, Sendmail, Exim's "id=") from the reply to the final dot.
+std::optional<std::string> queue_id_from_reply(std::string_view text);
+
+}  // namespace mailcanary
