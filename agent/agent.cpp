@@ -1,11 +1,13 @@
 #include "agent/agent.hpp"
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 
 #include "agent/log.hpp"
 #include "agent/status_page.hpp"
@@ -42,12 +44,29 @@ void log_config_errors(const std::vector<ConfigError>& errors) {
 
 }  // namespace
 
-std::vector<std::shared_ptr<const CompiledTarget>> compile_targets(
-    const Config& config, std::vector<ConfigError>& errors) {
+std::vector<std::shared_ptr<const CompiledTarget>> compile_targets(const Config& config,
+                                                                   std::vector<ConfigError>& errors,
+                                                                   SecretPolicy secret_policy) {
     std::vector<std::shared_ptr<const CompiledTarget>> compiled;
+    // Only an agent that sends probe messages needs (and creates) the token secret.
+    const bool sends_mail =
+        std::any_of(config.targets.begin(), config.targets.end(),
+                    [](const TargetConfig& target) { return target.message.has_value(); });
+    std::string token_secret;
+    const bool may_read_secret = secret_policy == SecretPolicy::load_or_create ||
+                                 std::filesystem::exists(config.agent.secret_file);
+    if (sends_mail && may_read_secret) {
+        std::string problem;
+        auto secret = load_or_create_secret(config.agent.secret_file, problem);
+        if (!secret) {
+            errors.push_back({config.source_path, 0, 0, "agent.secret_file", problem});
+            return compiled;
+        }
+        token_secret = std::move(*secret);
+    }
     for (std::size_t index = 0; index < config.targets.size(); ++index) {
         const TargetConfig& target = config.targets[index];
-        auto entry = std::make_shared<CompiledTarget>(CompiledTarget{target, nullptr, {}});
+        auto entry = std::make_shared<CompiledTarget>(target);
         if (target.tls != TlsMode::none) {
             std::string problem;
             entry->tls_context = tls::make_client_context(target.tls_options, problem);
@@ -68,6 +87,7 @@ std::vector<std::shared_ptr<const CompiledTarget>> compile_targets(
             }
             entry->password = std::move(*password);
         }
+        entry->token_secret = token_secret;
         compiled.push_back(std::move(entry));
     }
     return compiled;

@@ -19,9 +19,15 @@
 
 namespace mailcanary {
 
-// Builds what probes need from each target (TLS contexts); problems are config errors.
+// Whether compiling may create the installation's token secret (not for --config.check, which
+// must leave no trace).
+enum class SecretPolicy { load_or_create, load_if_present };
+
+// Builds what probes need from each target (TLS contexts, credentials, the token secret);
+// problems are config errors.
 std::vector<std::shared_ptr<const CompiledTarget>> compile_targets(
-    const Config& config, std::vector<ConfigError>& errors);
+    const Config& config, std::vector<ConfigError>& errors,
+    SecretPolicy secret_policy = SecretPolicy::load_or_create);
 
 class Agent {
   public:

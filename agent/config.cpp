@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -47,16 +48,23 @@ constexpr Duration kDefaultInterval = std::chrono::seconds(30);
 constexpr Duration kDefaultTimeout = std::chrono::seconds(10);
 constexpr std::string_view kDefaultProbe = "connect";
 constexpr std::string_view kAuthProbe = "auth";
+constexpr std::string_view kAcceptProbe = "accept";
+constexpr std::string_view kDefaultSecretFile = "mailcanary.secret";
+constexpr size_t kMaxAddressLength = 254;  // RFC 5321 4.5.3.1.3, less the angle brackets
+constexpr size_t kMaxSubjectLength = 200;
+constexpr size_t kMaxHeaderNameLength = 76;
+constexpr size_t kMaxHeaderValueLength = 900;  // with its name, well within a 998-octet line
 constexpr uint16_t kSmtpPort = 25;
 constexpr uint16_t kSubmissionsPort = 465;  // SMTP over implicit TLS
 constexpr size_t kMaxSuggestionDistance = 2;
 
 constexpr std::array<std::string_view, 4> kRootKeys{"agent", "metrics", "defaults", "targets"};
-constexpr std::array<std::string_view, 2> kAgentKeys{"listen_addresses", "max_concurrent_probes"};
+constexpr std::array<std::string_view, 3> kAgentKeys{"listen_addresses", "max_concurrent_probes",
+                                                     "secret_file"};
 constexpr std::array<std::string_view, 2> kMetricsKeys{"duration_buckets", "phase_histograms"};
 constexpr std::array<std::string_view, 5> kDefaultsKeys{"interval", "timeout", "helo", "tls",
                                                         "probes"};
-constexpr std::array<std::string_view, 12> kTargetKeys{"name",
+constexpr std::array<std::string_view, 13> kTargetKeys{"name",
                                                        "host",
                                                        "port",
                                                        "tls",
@@ -67,7 +75,8 @@ constexpr std::array<std::string_view, 12> kTargetKeys{"name",
                                                        "tls_options",
                                                        "auth",
                                                        "allow_plaintext_auth",
-                                                       "expect"};
+                                                       "expect",
+                                                       "message"};
 constexpr std::array<std::string_view, 4> kTlsOptionsKeys{"ca_file", "server_name",
                                                           "insecure_skip_verify", "min_version"};
 // Where the secret comes from; exactly one of them per [targets.auth].
@@ -75,6 +84,23 @@ constexpr std::array<std::string_view, 3> kCredentialKeys{"password_env", "passw
                                                           "token_file"};
 constexpr std::array<std::string_view, 5> kAuthKeys{"username", "mechanism", "password_env",
                                                     "password_file", "token_file"};
+constexpr std::array<std::string_view, 5> kMessageKeys{"from", "to", "subject", "mode", "headers"};
+// Headers the probe message always has; [targets.message.headers] may not set them again.
+constexpr std::array<std::string_view, 10> kAgentHeaders{
+    "Date",           "Message-ID",        "From",         "To",
+    "Subject",        "MIME-Version",      "Content-Type", "Content-Transfer-Encoding",
+    "Auto-Submitted", "X-Mailcanary-Token"};
+
+// A probe that cannot run without a sub-table of its target, e.g. [targets.auth].
+struct ProbeTable {
+    std::string_view probe;
+    std::string_view key;
+};
+
+constexpr std::array<ProbeTable, 2> kProbeTables{{
+    {kAuthProbe, "auth"},
+    {kAcceptProbe, "message"},
+}};
 
 template <typename Enum>
 struct Choice {
@@ -117,6 +143,11 @@ constexpr std::array<Choice<Expectation>, 2> kExpectations{{
     {"reject", Expectation::reject},
 }};
 
+constexpr std::array<Choice<AcceptMode>, 2> kAcceptModes{{
+    {"data", AcceptMode::data},
+    {"rcpt", AcceptMode::rcpt},
+}};
+
 // A key as found in a table: absent, present but invalid (already reported), or valid.
 template <typename T>
 struct Setting {
@@ -148,7 +179,33 @@ std::string element_key(std::string_view path, size_t zero_based_index) {
     return std::string(path) + "[" + std::to_string(zero_based_index + 1) + "]";
 }
 
-std::string in_quotes(std::string_view text) { return "\"" + std::string(text) + "\""; }
+bool is_control(char c) {
+    const auto byte = static_cast<unsigned char>(c);
+    return byte < ' ' || byte == 0x7f;
+}
+
+// Control characters are escaped, so that a value quoted in a message cannot break its line.
+std::string in_quotes(std::string_view text) {
+    std::string quoted = "\"";
+    for (char c : text) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (!is_control(c)) {
+            quoted += c;
+        } else if (c == '\r') {
+            quoted += "\\r";
+        } else if (c == '\n') {
+            quoted += "\\n";
+        } else if (c == '\t') {
+            quoted += "\\t";
+        } else {
+            constexpr std::string_view kHex = "0123456789abcdef";
+            quoted += "\\x";
+            quoted += kHex[byte >> 4];
+            quoted += kHex[byte & 0xf];
+        }
+    }
+    return quoted + "\"";
+}
 
 std::string type_name(toml::node_type type) {
     switch (type) {
@@ -238,11 +295,6 @@ std::string choices_text(const std::array<Choice<Enum>, N>& choices) {
     return text;
 }
 
-bool is_control(char c) {
-    const auto byte = static_cast<unsigned char>(c);
-    return byte < ' ' || byte == 0x7f;
-}
-
 bool has_control(std::string_view text) {
     return std::any_of(text.begin(), text.end(), is_control);
 }
@@ -324,12 +376,21 @@ std::optional<std::string> check_password_env(const std::string& name) {
     return std::nullopt;
 }
 
+// A path that may be absent, but if something is there, it is a regular file (or a link to one).
+std::optional<std::string> check_regular_if_exists(const std::string& file, std::string_view what) {
+    std::error_code ignored;
+    if (fs::exists(file, ignored) && !fs::is_regular_file(file, ignored)) {
+        return std::string(what) + " " + in_quotes(file) + " is not a regular file";
+    }
+    return std::nullopt;
+}
+
 // What keeps a file from being read at load: absent, not a regular file, no permission.
 std::optional<std::string> check_readable_file(const std::string& file, std::string_view what) {
     const std::string named = std::string(what) + " " + in_quotes(file);
     std::error_code ignored;
     if (!fs::exists(file, ignored)) return named + " does not exist";
-    if (!fs::is_regular_file(file, ignored)) return named + " is not a regular file";
+    if (auto problem = check_regular_if_exists(file, what)) return problem;
     if (!std::ifstream(file).is_open()) return named + " is not readable";
     return std::nullopt;
 }
@@ -341,6 +402,75 @@ std::optional<std::string> check_password_file(const std::string& file) {
     // Read as the auth probe will read it; being readable, it can only fail by being empty.
     std::string error;
     if (!read_secret_file(file, error)) return "password file " + in_quotes(file) + " is empty";
+    return std::nullopt;
+}
+
+// The agent creates the secret file on first start; what is there already must be a file.
+std::optional<std::string> check_secret_file(const std::string& file) {
+    return check_regular_if_exists(file, "secret file");
+}
+
+// An address as the accept probe writes it, in MAIL FROM:<...>, RCPT TO:<...> and the From and
+// To headers: a deliberately plain "local@domain", nothing that needs quoting or could end the
+// angle brackets or split the address list.
+std::optional<std::string> check_address(const std::string& address) {
+    const auto invalid = [&](std::string_view problem) -> std::optional<std::string> {
+        return "invalid address " + in_quotes(address) + ": " + std::string(problem);
+    };
+    if (address.empty()) return invalid("must not be empty");
+    if (address.size() > kMaxAddressLength) {
+        return invalid("longer than " + std::to_string(kMaxAddressLength) + " characters");
+    }
+    if (has_space_or_control(address))
+        return invalid("must not contain spaces or control characters");
+    if (address.find_first_of("<>,\"") != std::string::npos) {
+        return invalid("must not contain '<', '>', ',' or '\"'");
+    }
+    const size_t at = address.find('@');
+    if (at == std::string::npos || address.find('@', at + 1) != std::string::npos) {
+        return invalid("needs exactly one '@'");
+    }
+    if (at == 0) return invalid("nothing before the '@'");
+    if (at + 1 == address.size()) return invalid("no domain after the '@'");
+    return std::nullopt;
+}
+
+// Header text goes into the message verbatim, one line each: no line breaks, a bounded length.
+std::optional<std::string> check_header_text(std::string_view text, size_t max_length) {
+    if (has_control(text)) return "must not contain control characters (line breaks included)";
+    if (text.size() > max_length) {
+        return "must be at most " + std::to_string(max_length) + " characters, got " +
+               std::to_string(text.size());
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> check_subject(const std::string& subject) {
+    return check_header_text(subject, kMaxSubjectLength);
+}
+
+bool equals_ignoring_case(std::string_view a, std::string_view b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+        return std::tolower(static_cast<unsigned char>(x)) ==
+               std::tolower(static_cast<unsigned char>(y));
+    });
+}
+
+// RFC 5322 2.2: a field name is printable ASCII without ':'; the agent's own are refused.
+std::optional<std::string> check_header_name(std::string_view name) {
+    const bool printable = std::all_of(name.begin(), name.end(),
+                                       [](char c) { return c >= '!' && c <= '~' && c != ':'; });
+    if (name.empty() || !printable) {
+        return "header name " + in_quotes(name) + " must be printable ASCII without spaces or ':'";
+    }
+    if (name.size() > kMaxHeaderNameLength) {
+        return "header name " + in_quotes(name) + " is longer than " +
+               std::to_string(kMaxHeaderNameLength) + " characters";
+    }
+    for (std::string_view own : kAgentHeaders) {
+        if (equals_ignoring_case(name, own))
+            return "header " + in_quotes(name) + " is set by the agent";
+    }
     return std::nullopt;
 }
 
@@ -451,23 +581,29 @@ class ConfigReader {
                        });
     }
 
+    // Reports a missing key at the table that lacks it; true when the key is there.
+    bool require(const toml::table& table, std::string_view path, std::string_view key) {
+        if (table.contains(key)) return true;
+        error(table.source(), child_key(path, key), "required key is missing");
+        return false;
+    }
+
     Setting<std::string> read_required_string(const toml::table& table, std::string_view path,
                                               std::string_view key) {
-        if (!table.contains(key)) {
-            error(table.source(), child_key(path, key), "required key is missing");
-            return {};
-        }
+        if (!require(table, path, key)) return {};
         return read_non_empty_string(table, path, key);
     }
 
-    // A file name resolved against the config file's directory (an absolute one is kept) and
-    // normalised; nothing is checked on disk.
+    // Resolved against the config file's directory (an absolute one is kept) and normalised.
+    std::string resolve(std::string_view file) const {
+        return (base_directory_ / file).lexically_normal().string();
+    }
+
+    // A file name, resolved; nothing is checked on disk.
     Setting<std::string> read_path(const toml::table& table, std::string_view path,
                                    std::string_view key) {
         Setting<std::string> setting = read_non_empty_string(table, path, key);
-        if (setting.value) {
-            setting.value = (base_directory_ / *setting.value).lexically_normal().string();
-        }
+        if (setting.value) setting.value = resolve(*setting.value);
         return setting;
     }
 
@@ -571,6 +707,9 @@ class ConfigReader {
             read_integer(table, path, "max_concurrent_probes", 1, kMaxConcurrentProbesLimit);
         agent.max_concurrent_probes = max_probes.value ? static_cast<unsigned>(*max_probes.value)
                                                        : kDefaultMaxConcurrentProbes;
+        agent.secret_file =
+            checked(read_path(table, path, "secret_file"), path, "secret_file", check_secret_file)
+                .value.value_or(resolve(kDefaultSecretFile));
         return agent;
     }
 
@@ -755,30 +894,36 @@ class ConfigReader {
         const Setting<Expectation> expect =
             read_choice(table, path, "expect", kExpectations, "expectation");
         target.expect = expect.value.value_or(Expectation::success);
-        check_auth_probe(table, path, probes, target.probes, expect);
+        if (const toml::table* message = find_section(table, path, "message")) {
+            target.message = read_message(*message, child_key(path, "message"));
+        }
+        check_probe_requirements(table, path, probes, target.probes, expect);
         return target;
     }
 
-    // The auth probe needs credentials, and a negative test needs the auth probe. Skipped when
-    // the target's own probes are invalid (already reported); a present but invalid
-    // [targets.auth] counts as present, so it is reported once, not again here.
-    void check_auth_probe(const toml::table& table, const std::string& path,
-                          const Setting<std::vector<std::string>>& own_probes,
-                          const std::vector<std::string>& probes,
-                          const Setting<Expectation>& expect) {
+    // Each probe in kProbeTables needs its table, and a negative test needs the auth probe.
+    // Skipped when the target's own probes are invalid (already reported); a present but
+    // invalid table counts as present, so it is reported once, not again here.
+    void check_probe_requirements(const toml::table& table, const std::string& path,
+                                  const Setting<std::vector<std::string>>& own_probes,
+                                  const std::vector<std::string>& probes,
+                                  const Setting<Expectation>& expect) {
         if (own_probes.present() && !own_probes.value) return;
-        const bool runs_auth = std::find(probes.begin(), probes.end(), kAuthProbe) != probes.end();
-        if (runs_auth && !table.contains("auth")) {
-            const std::string problem =
-                "probe " + in_quotes(kAuthProbe) + " needs a [targets.auth] table";
+        const auto runs = [&](std::string_view probe) {
+            return std::find(probes.begin(), probes.end(), probe) != probes.end();
+        };
+        for (const ProbeTable& needed : kProbeTables) {
+            if (!runs(needed.probe) || table.contains(needed.key)) continue;
+            const std::string problem = "probe " + in_quotes(needed.probe) + " needs a [targets." +
+                                        std::string(needed.key) + "] table";
             if (own_probes.present()) {
                 error(own_probes.node->source(), child_key(path, "probes"), problem);
             } else {
-                error(table.source(), child_key(path, "auth"),
+                error(table.source(), child_key(path, needed.key),
                       problem + " (probes from [defaults])");
             }
         }
-        if (expect.value == Expectation::reject && !runs_auth) {
+        if (expect.value == Expectation::reject && !runs(kAuthProbe)) {
             error(expect.node->source(), child_key(path, "expect"),
                   in_quotes("reject") + " needs the " + in_quotes(kAuthProbe) +
                       " probe in this target's probes");
@@ -840,6 +985,46 @@ class ConfigReader {
               "mechanism " + in_quotes(choice_text(kAuthMechanisms, *mechanism.value)) + " needs " +
                   (token_given ? "password_env or password_file" : "token_file") + ", not " +
                   std::string(given[0].first));
+    }
+
+    MessageConfig read_message(const toml::table& table, const std::string& path) {
+        check_known_keys(table, path, kMessageKeys);
+        MessageConfig message;
+        message.from =
+            checked(read_required_string(table, path, "from"), path, "from", check_address)
+                .value.value_or("");
+        if (require(table, path, "to")) {
+            message.to = read_string_list(table, path, "to", "addresses", check_address)
+                             .value.value_or(std::vector<std::string>{});
+        }
+        message.subject =
+            checked(read<std::string>(table, path, "subject"), path, "subject", check_subject)
+                .value.value_or(message.subject);
+        message.mode = read_choice(table, path, "mode", kAcceptModes, "accept mode")
+                           .value.value_or(AcceptMode::data);
+        if (const toml::table* headers = find_section(table, path, "headers")) {
+            message.headers = read_headers(*headers, child_key(path, "headers"));
+        }
+        return message;
+    }
+
+    // Name = value, in the table's order (toml++ keeps keys sorted, byte by byte). A bad name
+    // is reported at the name, a bad value at the value.
+    std::vector<std::pair<std::string, std::string>> read_headers(const toml::table& table,
+                                                                  const std::string& path) {
+        std::vector<std::pair<std::string, std::string>> headers;
+        for (const auto& [key, node] : table) {
+            const std::string name(key.str());
+            const std::string header_key = child_key(path, name);
+            std::optional<std::string> name_problem = check_header_name(name);
+            if (name_problem) error(key.source(), header_key, std::move(*name_problem));
+            std::optional<std::string> value = typed<std::string>(node, header_key);
+            std::optional<std::string> value_problem;
+            if (value) value_problem = check_header_text(*value, kMaxHeaderValueLength);
+            if (value_problem) error(node.source(), header_key, std::move(*value_problem));
+            if (!name_problem && value && !value_problem) headers.emplace_back(name, *value);
+        }
+        return headers;
     }
 
     TlsOptions read_tls_options(const toml::table& table, std::string_view path) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "agent/duration.hpp"
@@ -20,6 +21,10 @@ enum class AuthMechanism { automatic, plain, login, cram_md5, xoauth2, oauthbear
 // What the auth probe counts as success: the server accepting the credentials, or refusing
 // them with a 5xx (a negative test, e.g. that a disabled account stays disabled).
 enum class Expectation { success, reject };
+
+// How far the accept probe goes: send the message, or stop after RCPT TO (then RSET) so that
+// nothing is delivered.
+enum class AcceptMode { data, rcpt };
 
 struct TlsOptions {
     std::string ca_file;      // empty: the system trust store
@@ -44,6 +49,17 @@ struct AuthConfig {
     bool operator==(const AuthConfig&) const = default;
 };
 
+// The probe message the accept probe sends.
+struct MessageConfig {
+    std::string from;             // envelope sender and From header
+    std::vector<std::string> to;  // recipients, at least one
+    std::string subject = "mailcanary probe";
+    std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+    AcceptMode mode = AcceptMode::data;
+
+    bool operator==(const MessageConfig&) const = default;
+};
+
 struct TargetConfig {
     std::string name;
     std::string host;
@@ -57,6 +73,7 @@ struct TargetConfig {
     std::optional<AuthConfig> auth;     // required when probes include "auth"
     bool allow_plaintext_auth = false;  // false: credentials are never sent without TLS
     Expectation expect = Expectation::success;
+    std::optional<MessageConfig> message;  // required when probes include "accept"
 
     bool operator==(const TargetConfig&) const = default;
 };
@@ -72,6 +89,9 @@ struct AgentConfig {
     std::vector<std::string> listen_addresses;  // "host:port", "[v6]:port" or ":port"
     unsigned max_concurrent_probes = 512;
     MetricsConfig metrics;
+    // Absolute path of the key that signs each probe message's token; by default
+    // "mailcanary.secret" beside the config file. Created by the agent if it does not exist.
+    std::string secret_file;
 };
 
 struct Config {

@@ -31,7 +31,11 @@ int main(int argc, char** argv) {
 
     auto loaded = load_config_file(options.config_file);
     std::vector<std::shared_ptr<const CompiledTarget>> targets;
-    if (loaded.config) targets = compile_targets(*loaded.config, loaded.errors);
+    if (loaded.config) {
+        targets = compile_targets(
+            *loaded.config, loaded.errors,
+            options.config_check ? SecretPolicy::load_if_present : SecretPolicy::load_or_create);
+    }
     if (!loaded.errors.empty()) {
         for (const auto& error : loaded.errors)
             std::fprintf(stderr, "%s\n", error.to_string().c_str());

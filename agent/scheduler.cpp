@@ -147,7 +147,8 @@ asio::awaitable<void> Scheduler::run_once(std::shared_ptr<Job> job) {
                                                           run_metrics, result.transcript, stop});
     } catch (const std::exception& error) {
         // A bug must not take the agent down with it; it shows up as a failed run.
-        result.outcome = {FailureReason::protocol, std::string("internal error: ") + error.what()};
+        result.outcome = Outcome::failed(FailureReason::protocol,
+                                         std::string("internal error: ") + error.what());
         result.transcript.note(result.outcome.detail);
     }
     result.duration = Clock::now() - started;

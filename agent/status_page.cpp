@@ -68,9 +68,13 @@ std::string describe_run(const RunResult& result) {
 }  // namespace
 
 std::string outcome_text(const Outcome& outcome) {
-    if (outcome.success()) return "success";
-    return "failed: " + std::string(to_string(*outcome.failure)) +
-           (outcome.detail.empty() ? "" : " (" + outcome.detail + ")");
+    if (!outcome.success() && !outcome.failure) return "cancelled";
+    std::string text = outcome.success()
+                           ? "success"
+                           : "failed: " + std::string(to_string(*outcome.failure)) +
+                                 (outcome.detail.empty() ? "" : " (" + outcome.detail + ")");
+    if (!outcome.queue_id.empty()) text += ", queued as " + outcome.queue_id;
+    return text;
 }
 
 std::string format_milliseconds(std::chrono::nanoseconds duration) {

@@ -35,8 +35,8 @@ Outcome expect_rejection(Outcome outcome, Transcript& transcript) {
         return Outcome{};
     }
     if (outcome.success()) {
-        outcome = {FailureReason::auth_accepted,
-                   "the server accepted credentials it was expected to reject"};
+        outcome = Outcome::failed(FailureReason::auth_accepted,
+                                  "the server accepted credentials it was expected to reject");
         transcript.note("failed: auth_accepted: " + outcome.detail);
     }
     return outcome;
@@ -44,13 +44,13 @@ Outcome expect_rejection(Outcome outcome, Transcript& transcript) {
 
 }  // namespace
 
-boost::asio::awaitable<Outcome> run_auth_probe(ProbeRun run) {
-    const TargetConfig& target = run.target.config;
-    const AuthConfig& auth = *target.auth;  // required by the config for this probe
-
+std::variant<smtp::AuthRequest, Outcome> make_auth_request(const CompiledTarget& compiled,
+                                                           Transcript& transcript) {
+    const TargetConfig& target = compiled.config;
+    const AuthConfig& auth = *target.auth;
     smtp::AuthRequest request{.mechanism = configured_mechanism(auth.mechanism),
                               .username = auth.username,
-                              .secret = run.target.password,
+                              .secret = compiled.password,
                               .secret_is_token = false,
                               .allow_plaintext = target.allow_plaintext_auth,
                               .host = target.host,
@@ -60,15 +60,23 @@ boost::asio::awaitable<Outcome> run_auth_probe(ProbeRun run) {
         std::string error;
         auto token = read_secret_file(auth.token_file, error);
         if (!token) {
-            run.transcript.note("failed: oauth_token: " + error);
-            co_return Outcome{FailureReason::oauth_token, "OAuth2 access token: " + error};
+            transcript.note("failed: oauth_token: " + error);
+            return Outcome::failed(FailureReason::oauth_token, "OAuth2 access token: " + error);
         }
         request.secret = std::move(*token);
         request.secret_is_token = true;
     }
+    return request;
+}
 
-    smtp::Dialog dialog({target.tls, target.helo, std::move(request), std::nullopt},
-                        run.transcript);
+boost::asio::awaitable<Outcome> run_auth_probe(ProbeRun run) {
+    const TargetConfig& target = run.target.config;
+    auto request = make_auth_request(run.target, run.transcript);
+    if (auto* failure = std::get_if<Outcome>(&request)) co_return std::move(*failure);
+
+    smtp::Dialog dialog(
+        {target.tls, target.helo, std::get<smtp::AuthRequest>(std::move(request)), std::nullopt},
+        run.transcript);
     Outcome outcome = co_await smtp::run_dialog(run, dialog);
     if (target.expect == Expectation::reject)
         outcome = expect_rejection(std::move(outcome), run.transcript);

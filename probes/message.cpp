@@ -110,9 +110,15 @@ std::string dot_stuff(std::string_view text) {
     return out;
 }
 
+std::string message_id(const MessageSpec& spec) {
+    const auto prefix_size = kTokenVersion.size() + 1;
+    const std::string run_id = spec.token.size() > prefix_size
+                                   ? spec.token.substr(prefix_size, kRunIdBytes * 2)
+                                   : spec.token;
+    return run_id + ".mailcanary@" + spec.message_id_domain;
+}
+
 std::string compose_message(const MessageSpec& spec, std::chrono::system_clock::time_point now) {
-    const std::string run_id =
-        spec.token.size() > 4 ? spec.token.substr(4, kRunIdBytes * 2) : spec.token;
     std::string message;
     const auto header = [&](std::string_view name, std::string_view value) {
         message += name;
@@ -121,7 +127,7 @@ std::string compose_message(const MessageSpec& spec, std::chrono::system_clock::
         message += "\r\n";
     };
     header("Date", rfc5322_date(now));
-    header("Message-ID", "<" + run_id + ".mailcanary@" + spec.message_id_domain + ">");
+    header("Message-ID", "<" + message_id(spec) + ">");
     header("From", "<" + spec.from + ">");
     header("To", "<" + join(spec.to, ">, <") + ">");
     header("Subject", spec.subject);

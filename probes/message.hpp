@@ -24,6 +24,9 @@ struct MessageSpec {
     std::string message_id_domain;  // right-hand side of the Message-ID
 };
 
+// "<run id>.mailcanary@<domain>": traceable in server logs without revealing the token.
+std::string message_id(const MessageSpec& spec);
+
 // The message as it goes on the wire after DATA: CRLF line ends, no line longer than 998
 // octets, dot-stuffed (RFC 5321 4.5.2), ending with the terminating "CRLF.CRLF".
 std::string compose_message(const MessageSpec& spec, std::chrono::system_clock::time_point now);

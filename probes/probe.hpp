@@ -27,9 +27,12 @@ namespace mailcanary {
 
 // A target as the probes use it: its configuration plus what was built from it at load time.
 struct CompiledTarget {
+    explicit CompiledTarget(TargetConfig target_config) : config(std::move(target_config)) {}
+
     TargetConfig config;
     std::shared_ptr<boost::asio::ssl::context> tls_context;  // null when tls = "none"
-    std::string password;  // for the auth probe, read at load from password_env or password_file
+    std::string password;      // for AUTH, read at load from password_env or password_file
+    std::string token_secret;  // signs each probe message's token; set when a probe sends mail
 };
 
 // What one run measured besides success: filled by the probe, turned into series by the
@@ -51,6 +54,19 @@ struct Outcome {
     std::optional<FailureReason> failure;  // none: success
     std::string detail;                    // what failed, with the server's reply if any
     bool cancelled = false;                // stopped by shutdown or reload: not a result
+    std::string queue_id;                  // the server's id of an accepted message, if it said
+
+    static Outcome failed(FailureReason reason, std::string detail) {
+        Outcome outcome;
+        outcome.failure = reason;
+        outcome.detail = std::move(detail);
+        return outcome;
+    }
+    static Outcome stopped() {
+        Outcome outcome;
+        outcome.cancelled = true;
+        return outcome;
+    }
 
     bool success() const { return !failure && !cancelled; }
 };

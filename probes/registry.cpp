@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 
+#include "probes/accept_probe.hpp"
 #include "probes/auth_probe.hpp"
 #include "probes/connect_probe.hpp"
 #include "probes/probe.hpp"
@@ -14,6 +15,7 @@ namespace {
 const std::array kProbes = {
     ProbeEntry{"connect", &run_connect_probe},
     ProbeEntry{"auth", &run_auth_probe},
+    ProbeEntry{"accept", &run_accept_probe},
 };
 
 }  // namespace

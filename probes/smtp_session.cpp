@@ -116,12 +116,14 @@ bool is_end_of_stream(const error_code& ec) {
 // Turns a failed operation into the run's outcome.
 Outcome io_failure(const Connection& connection, Phase phase, const error_code& ec) {
     if (connection.timed_out) {
-        return {timeout_reason(phase), "timed out during " + std::string(to_string(phase))};
+        return Outcome::failed(timeout_reason(phase),
+                               "timed out during " + std::string(to_string(phase)));
     }
     if (phase == Phase::connect && ec == asio::error::connection_refused) {
-        return {FailureReason::connect_refused, ec.message()};
+        return Outcome::failed(FailureReason::connect_refused, ec.message());
     }
-    return {FailureReason::network, std::string(to_string(phase)) + ": " + ec.message()};
+    return Outcome::failed(FailureReason::network,
+                           std::string(to_string(phase)) + ": " + ec.message());
 }
 
 asio::awaitable<std::vector<tcp::endpoint>> resolve(Connection& connection,
@@ -232,17 +234,18 @@ asio::awaitable<Outcome> run_dialog(ProbeRun run, Dialog& dialog) {
     clock.enter(Phase::resolve);
     const auto endpoints = co_await resolve(*connection, run.target.config, ec);
     if (!ec && endpoints.empty()) ec = asio::error::host_not_found;
-    if (cancelled()) co_return Outcome{{}, {}, true};
+    if (cancelled()) co_return Outcome::stopped();
     if (ec) {
         clock.stop();
         const std::string what = connection->timed_out ? "timed out" : ec.message();
         run.transcript.note("cannot resolve " + run.target.config.host + ": " + what);
-        co_return Outcome{FailureReason::dns, "resolving " + run.target.config.host + ": " + what};
+        co_return Outcome::failed(FailureReason::dns,
+                                  "resolving " + run.target.config.host + ": " + what);
     }
 
     clock.enter(Phase::connect);
     co_await connect_in_order(connection->socket, endpoints, run.transcript, ec);
-    if (cancelled()) co_return Outcome{{}, {}, true};
+    if (cancelled()) co_return Outcome::stopped();
     if (ec) {
         clock.stop();
         co_return io_failure(*connection, Phase::connect, ec);
@@ -283,16 +286,17 @@ asio::awaitable<Outcome> run_dialog(ProbeRun run, Dialog& dialog) {
             if (dialog.can_quit() && !connection->timed_out) {
                 co_await say_goodbye(connection, run.transcript);
             }
-            co_return Outcome{{}, {}, true};
+            co_return Outcome::stopped();
         }
         // A failure found by the dialog stands; I/O errors during its polite QUIT don't matter.
         if (dialog.failure()) break;
         if (action.kind == Action::Kind::start_tls && !connection->timed_out) {
             SSL* ssl = connection->tls->native_handle();
             const FailureReason reason = tls::classify_handshake_failure(ssl);
-            outcome = {reason, reason == FailureReason::tls_handshake
-                                   ? "TLS handshake: " + ec.message()
-                                   : "certificate: " + tls::describe_verify_result(ssl)};
+            outcome =
+                Outcome::failed(reason, reason == FailureReason::tls_handshake
+                                            ? "TLS handshake: " + ec.message()
+                                            : "certificate: " + tls::describe_verify_result(ssl));
         } else {
             outcome = io_failure(*connection, action.phase, ec);
         }
@@ -306,7 +310,7 @@ asio::awaitable<Outcome> run_dialog(ProbeRun run, Dialog& dialog) {
     for (const auto& record : dialog.replies()) {
         run.metrics.replies.emplace_back(record.command, record.code);
     }
-    if (dialog.failure()) outcome = {dialog.failure(), dialog.failure_detail()};
+    if (dialog.failure()) outcome = Outcome::failed(*dialog.failure(), dialog.failure_detail());
     co_return outcome;
 }
 

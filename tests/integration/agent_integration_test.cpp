@@ -19,6 +19,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include "probes/message.hpp"
 #include "support/exposition.hpp"
 
 extern char** environ;
@@ -44,6 +45,7 @@ std::map<std::string, std::string> stack_env() {
     const char* dir = std::getenv("MAILCANARY_STACK_DIR");
     if (dir == nullptr) throw std::runtime_error("MAILCANARY_STACK_DIR is not set");
     std::map<std::string, std::string> env;
+    env["MAILCANARY_STACK_DIR_PATH"] = dir;
     std::ifstream in(fs::path(dir) / "stack.env");
     if (!in)
         throw std::runtime_error(std::string("no stack.env in ") + dir + ": is the stack started?");
@@ -547,6 +549,151 @@ TEST_F(AgentIntegration, AuthSucceedsWithTheRightPasswordAndIsRejectedWithAWrong
     EXPECT_EQ(everything.find(right_password), std::string::npos);
     EXPECT_NE(everything.find("submission/auth: success"), std::string::npos)
         << "the one-shot runs ran";
+}
+
+// --- The accept probe
+// ------------------------------------------------------------------------------
+
+std::string accept_series(const std::string& target) {
+    return R"(mailcanary_probe_success{probe="accept",target=")" + target + "\"}";
+}
+
+// Files in a Maildir's new/ and cur/ that contain `needle`.
+int messages_containing(const fs::path& maildir, const std::string& needle) {
+    int found = 0;
+    for (const char* sub : {"new", "cur"}) {
+        std::error_code ec;
+        for (const auto& entry : fs::directory_iterator(maildir / sub, ec)) {
+            if (read_file(entry.path()).find(needle) != std::string::npos) ++found;
+        }
+    }
+    return found;
+}
+
+TEST_F(AgentIntegration, AcceptSubmitsARealMessageAndReportsRefusals) {
+    const std::string user = env_.at("MAILSTACK_USER");
+    const std::string domain = env_.at("MAILSTACK_DOMAIN");
+    const auto message_table = [&](const std::string& to, const std::string& extra = "") {
+        return "[targets.message]\nfrom = \"canary@mailcanary.test\"\nto = [\"" + to + "\"]\n" +
+               extra;
+    };
+    const std::string helo = "accept-" + std::to_string(getpid()) + ".mailcanary.test";
+    AgentProcess agent(
+        dir_, "[defaults]\ninterval = \"1s\"\ntimeout = \"800ms\"\nhelo = \"" + helo + "\"\n\n" +
+                  target("mx", port("MAILSTACK_SMTP_PORT"), "starttls",
+                         "probes = [\"accept\"]\n" + tls_options() + message_table(user)) +
+                  target("submission", port("MAILSTACK_SUBMISSION_PORT"), "starttls",
+                         "probes = [\"accept\"]\n" + tls_options() + message_table(user) +
+                             "[targets.auth]\nusername = \"" + user + "\"\npassword_file = \"" +
+                             env_.at("MAILSTACK_PASSWORD_FILE") + "\"\n") +
+                  target("refused", port("MAILSTACK_SMTP_PORT"), "starttls",
+                         "probes = [\"accept\"]\n" + tls_options() +
+                             message_table(env_.at("MAILSTACK_REFUSED_RCPT"))) +
+                  target("tempfail", port("MAILSTACK_SMTP_PORT"), "starttls",
+                         "probes = [\"accept\"]\n" + tls_options() +
+                             message_table(env_.at("MAILSTACK_TEMPFAIL_RCPT"))) +
+                  target("rcpt-only", port("MAILSTACK_SMTP_PORT"), "starttls",
+                         "probes = [\"accept\"]\n" + tls_options() +
+                             message_table("other@" + domain, "mode = \"rcpt\"\n")));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const auto text = agent.wait_for([](const std::string& t) {
+        for (const char* name : {"mx", "submission", "refused", "tempfail", "rcpt-only"}) {
+            if (value_of(t, accept_series(name)) < 0) return false;
+        }
+        return true;
+    });
+    EXPECT_EQ(value_of(text, accept_series("mx")), 1) << text << agent.log();
+    EXPECT_EQ(value_of(text, accept_series("submission")), 1) << text << agent.log();
+    EXPECT_EQ(value_of(text, accept_series("rcpt-only")), 1) << text << agent.log();
+    EXPECT_GE(
+        value_of(
+            text,
+            R"(mailcanary_probe_failures_total{probe="accept",reason="rcpt_rejected",target="refused"})"),
+        1)
+        << text;
+    EXPECT_GE(
+        value_of(
+            text,
+            R"(mailcanary_probe_failures_total{probe="accept",reason="rcpt_tempfail",target="tempfail"})"),
+        1)
+        << text;
+    EXPECT_GE(
+        value_of(
+            text,
+            R"(mailcanary_smtp_replies_total{code="354",command="data",probe="accept",target="mx"})"),
+        1);
+    EXPECT_GE(
+        value_of(
+            text,
+            R"(mailcanary_smtp_replies_total{code="250",command="data_end",probe="accept",target="mx"})"),
+        1);
+    EXPECT_GE(
+        value_of(
+            text,
+            R"(mailcanary_smtp_replies_total{code="250",command="rset",probe="accept",target="rcpt-only"})"),
+        1);
+    EXPECT_GE(
+        value_of(
+            text,
+            R"(mailcanary_probe_phase_duration_seconds_count{phase="data_end",probe="accept",target="mx"})"),
+        1);
+    EXPECT_GE(
+        value_of(
+            text,
+            R"(mailcanary_probe_phase_duration_seconds_count{phase="auth",probe="accept",target="submission"})"),
+        1);
+
+    // The queue id is shown in the transcript and on the status page.
+    const auto transcript = http("GET", agent.url("/results?target=mx&probe=accept")).body;
+    EXPECT_NE(transcript.find("queued as "), std::string::npos) << transcript;
+    EXPECT_NE(http("GET", agent.url("/")).body.find("queued as "), std::string::npos);
+    const auto refused = http("GET", agent.url("/results?target=refused&probe=accept")).body;
+    EXPECT_NE(refused.find("554 5.7.1"), std::string::npos) << refused;
+
+    // The message reached the mailbox, with this run's identity and a token that verifies with
+    // the secret the agent made beside its configuration (readable by the agent only).
+    const fs::path secret_file = dir_ / "mailcanary.secret";
+    ASSERT_TRUE(fs::exists(secret_file));
+    EXPECT_EQ(fs::status(secret_file).permissions() & fs::perms::all,
+              fs::perms::owner_read | fs::perms::owner_write);
+    const fs::path maildir =
+        fs::path(env_.at("MAILCANARY_STACK_DIR_PATH")) / "mail" / domain / "probe" / "Maildir";
+    const auto deadline = Clock::now() + 5s;
+    while (messages_containing(maildir, ".mailcanary@" + helo) == 0 && Clock::now() < deadline) {
+        std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_GE(messages_containing(maildir, ".mailcanary@" + helo), 1);
+    std::string secret = read_file(secret_file);
+    while (!secret.empty() && secret.back() == '\n') secret.pop_back();
+    int verified = 0;
+    for (const auto& entry : fs::directory_iterator(maildir / "new")) {
+        const std::string message = read_file(entry.path());
+        if (message.find(".mailcanary@" + helo) == std::string::npos) continue;
+        const auto at = message.find("X-Mailcanary-Token: ");
+        ASSERT_NE(at, std::string::npos) << message;
+        const auto start = at + std::string("X-Mailcanary-Token: ").size();
+        const std::string token = message.substr(start, message.find('\n', start) - start);
+        if (verify_token(token, secret)) ++verified;
+        EXPECT_FALSE(verify_token(token, secret + "x"));
+    }
+    EXPECT_GE(verified, 1);
+    // mode = "rcpt" sends nothing: other@ got no message from this agent.
+    EXPECT_EQ(messages_containing(fs::path(env_.at("MAILCANARY_STACK_DIR_PATH")) / "mail" / domain /
+                                      "other" / "Maildir",
+                                  ".mailcanary@" + helo),
+              0);
+}
+
+TEST_F(AgentIntegration, ShippedExampleConfigsAreValidAndCheckingLeavesNoTrace) {
+    setenv("RELAY_CANARY_PASSWORD", "not-a-real-password", 1);
+    const fs::path source(MAILCANARY_SOURCE_DIR);
+    for (const char* name : {"config/mailcanary.toml", "config/examples/gmail.toml",
+                             "config/examples/microsoft365.toml", "config/examples/relay.toml"}) {
+        const auto run = run_binary({"--config.file=" + (source / name).string(), "--config.check"},
+                                    dir_ / "check.txt");
+        EXPECT_EQ(run.exit_code, 0) << name << "\n" << run.output;
+    }
+    EXPECT_FALSE(fs::exists(source / "config/examples/mailcanary.secret"));
 }
 
 TEST_F(AgentIntegration, ConfigCheckReportsEveryMistakeWithItsPlace) {

@@ -253,6 +253,9 @@ virtual_transport = lmtp:inet:$HOST:$LMTP_PORT
 # Anyone may send TO @$DOMAIN without auth; relaying elsewhere needs AUTH
 # (and then still ends in the error transport above).
 smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
+# Two recipients that are always refused, for the accept probe's failure cases:
+# tempfail@ gets a 4xx, refused@ a 5xx (see recipient_access).
+smtpd_recipient_restrictions = check_recipient_access texthash:$PF_CONF/recipient_access
 smtpd_client_event_limit_exceptions = 127.0.0.0/8
 smtpd_error_sleep_time = 0
 in_flow_delay = 0
@@ -316,7 +319,12 @@ postlog    unix-dgram n  -       n       -       1       postlogd
 EOF
   # Postfix re-reads config files younger than 1 s every 300 ms (about +2 s
   # per postfix command); backdating the mtime avoids that.
-  touch -d '-2 seconds' "$PF_CONF/main.cf" "$PF_CONF/master.cf" "$PF_CONF/vmailbox"
+  cat >"$PF_CONF/recipient_access" <<EOF
+tempfail@$DOMAIN 450 4.7.1 Try again later (mailcanary test stack)
+refused@$DOMAIN 554 5.7.1 Refused by policy (mailcanary test stack)
+EOF
+  touch -d '-2 seconds' "$PF_CONF/main.cf" "$PF_CONF/master.cf" "$PF_CONF/vmailbox" \
+    "$PF_CONF/recipient_access"
 }
 
 start_postfix() {
@@ -587,6 +595,8 @@ MAILSTACK_TLS_SERVER_NAME=$SERVER_NAME
 MAILSTACK_DOMAIN=$DOMAIN
 MAILSTACK_USER=probe@$DOMAIN
 MAILSTACK_PASSWORD_FILE=$SECRETS/probe.password
+MAILSTACK_TEMPFAIL_RCPT=tempfail@$DOMAIN
+MAILSTACK_REFUSED_RCPT=refused@$DOMAIN
 EOF
   mv "$tmp" "$DIR/stack.env"
 }

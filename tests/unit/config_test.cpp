@@ -60,6 +60,21 @@ std::string auth_target_with(std::string_view auth_fields) {
     return target_with("probes = [\"auth\"]\n[targets.auth]\n") + std::string(auth_fields);
 }
 
+// A target running the accept probe (line 4), its [targets.message] on line 5, a valid "from" on
+// line 6, message fields from line 7.
+std::string message_target_with(std::string_view message_fields) {
+    return target_with(
+               "probes = [\"accept\"]\n[targets.message]\nfrom = \"canary@example.org\"\n") +
+           std::string(message_fields);
+}
+
+// As message_target_with, with a valid "to" on line 7 and [targets.message.headers] on line 8;
+// header lines from line 9.
+std::string headers_target_with(std::string_view header_lines) {
+    return message_target_with("to = [\"probe@example.test\"]\n[targets.message.headers]\n") +
+           std::string(header_lines);
+}
+
 constexpr const char* kPasswordVariable = "MAILCANARY_TEST_PASSWORD";
 constexpr std::string_view kEnvPassword = "env-S3cret-7f3a91";
 constexpr std::string_view kFilePassword = "file-S3cret-2c6b04";
@@ -190,7 +205,8 @@ interval = "1h"
                            .tls_options = {},
                            .auth = std::nullopt,
                            .allow_plaintext_auth = false,
-                           .expect = Expectation::success};
+                           .expect = Expectation::success,
+                           .message = std::nullopt};
     const TargetConfig submissions{.name = "submissions",
                                    .host = "2001:db8::1",
                                    .port = 465,
@@ -205,7 +221,8 @@ interval = "1h"
                                                    .min_version = TlsVersion::v1_3},
                                    .auth = std::nullopt,
                                    .allow_plaintext_auth = false,
-                                   .expect = Expectation::success};
+                                   .expect = Expectation::success,
+                                   .message = std::nullopt};
     const TargetConfig custom_port{.name = "custom-port",
                                    .host = "192.0.2.7",
                                    .port = 2525,
@@ -217,7 +234,8 @@ interval = "1h"
                                    .tls_options = {},
                                    .auth = std::nullopt,
                                    .allow_plaintext_auth = false,
-                                   .expect = Expectation::success};
+                                   .expect = Expectation::success,
+                                   .message = std::nullopt};
     EXPECT_EQ(config.targets, (std::vector<TargetConfig>{mx1, submissions, custom_port}));
 }
 
@@ -246,7 +264,8 @@ TEST(ConfigLoad, MinimalTargetGetsBuiltInDefaults) {
                                 .tls_options = {},
                                 .auth = std::nullopt,
                                 .allow_plaintext_auth = false,
-                                .expect = Expectation::success};
+                                .expect = Expectation::success,
+                                .message = std::nullopt};
     EXPECT_EQ(result.config->targets, std::vector<TargetConfig>{expected});
 }
 
@@ -557,6 +576,156 @@ std::vector<ErrorCase> error_cases() {
         {"AllowPlaintextAuthString",
          target_with("allow_plaintext_auth = \"false\"\n"),
          {4, 24, "targets[1].allow_plaintext_auth", "expected a boolean, got a string"}},
+        {"SecretFileEmpty",
+         "[agent]\nsecret_file = \"\"\n",
+         {2, 15, "agent.secret_file", "must not be empty"}},
+        {"SecretFileNotString",
+         "[agent]\nsecret_file = true\n",
+         {2, 15, "agent.secret_file", "expected a string, got a boolean"}},
+        {"SecretFileIsDirectory",
+         "[agent]\nsecret_file = \"/\"\n",
+         {2, 15, "agent.secret_file", "secret file \"/\" is not a regular file"}},
+        {"UnknownAgentKeyListsSecretFile",
+         "[agent]\nsecret = \"x\"\n",
+         {2, 1, "agent.secret",
+          "expected one of: listen_addresses, max_concurrent_probes, "
+          "secret_file"}},
+        {"MessageNotTable",
+         target_with("probes = [\"accept\"]\nmessage = \"canary@example.org\"\n"),
+         {5, 11, "targets[1].message", "expected a table, got a string"}},
+        {"UnknownMessageKey",
+         message_target_with("to = [\"p@example.test\"]\nsubjet = \"x\"\n"),
+         {8, 1, "targets[1].message.subjet", "unknown key; did you mean \"subject\"?"}},
+        {"MessageFromMissing",
+         target_with("probes = [\"accept\"]\n[targets.message]\nto = [\"p@example.test\"]\n"),
+         {5, 1, "targets[1].message.from", "required key is missing"}},
+        {"MessageFromEmpty",
+         target_with("probes = [\"accept\"]\n[targets.message]\nfrom = \"\"\n"
+                     "to = [\"p@example.test\"]\n"),
+         {6, 8, "targets[1].message.from", "must not be empty"}},
+        {"MessageFromNotString",
+         target_with("probes = [\"accept\"]\n[targets.message]\nfrom = [\"a@b\"]\n"
+                     "to = [\"p@example.test\"]\n"),
+         {6, 8, "targets[1].message.from", "expected a string, got an array"}},
+        {"MessageFromWithoutAt",
+         target_with("probes = [\"accept\"]\n[targets.message]\nfrom = \"canary\"\n"
+                     "to = [\"p@example.test\"]\n"),
+         {6, 8, "targets[1].message.from", "invalid address \"canary\": needs exactly one '@'"}},
+        {"MessageFromInAngleBrackets",
+         target_with("probes = [\"accept\"]\n[targets.message]\nfrom = \"<c@example.org>\"\n"
+                     "to = [\"p@example.test\"]\n"),
+         {6, 8, "targets[1].message.from",
+          "invalid address \"<c@example.org>\": must not contain '<', '>', ',' or '\"'"}},
+        {"MessageToMissing",
+         message_target_with("subject = \"x\"\n"),
+         {5, 1, "targets[1].message.to", "required key is missing"}},
+        {"MessageToNotArray",
+         message_target_with("to = \"p@example.test\"\n"),
+         {7, 6, "targets[1].message.to", "expected an array of addresses, got a string"}},
+        {"MessageToEmpty",
+         message_target_with("to = []\n"),
+         {7, 6, "targets[1].message.to", "must not be empty"}},
+        {"MessageToElementNotString",
+         message_target_with("to = [\"p@example.test\", 1]\n"),
+         {7, 25, "targets[1].message.to[2]", "expected a string, got an integer"}},
+        {"MessageToDuplicate",
+         message_target_with("to = [\"p@example.test\", \"q@example.test\", \"p@example.test\"]\n"),
+         {7, 43, "targets[1].message.to[3]", "duplicate entry \"p@example.test\""}},
+        {"MessageToTwoAts",
+         message_target_with("to = [\"p@example.test\", \"a@b@example.test\"]\n"),
+         {7, 25, "targets[1].message.to[2]",
+          "invalid address \"a@b@example.test\": needs exactly one '@'"}},
+        {"MessageToEmptyLocalPart",
+         message_target_with("to = [\"@example.test\"]\n"),
+         {7, 7, "targets[1].message.to[1]",
+          "invalid address \"@example.test\": nothing before the '@'"}},
+        {"MessageToEmptyDomain",
+         message_target_with("to = [\"probe@\"]\n"),
+         {7, 7, "targets[1].message.to[1]", "invalid address \"probe@\": no domain after the '@'"}},
+        {"MessageToEmptyAddress",
+         message_target_with("to = [\"\"]\n"),
+         {7, 7, "targets[1].message.to[1]", "invalid address \"\": must not be empty"}},
+        {"MessageToWithSpace",
+         message_target_with("to = [\"pro be@example.test\"]\n"),
+         {7, 7, "targets[1].message.to[1]",
+          "invalid address \"pro be@example.test\": must not contain spaces or control"}},
+        {"MessageToWithLineBreakIsEscapedInTheMessage",
+         message_target_with("to = [\"p@example.test\\r\\nRCPT TO:<x@y>\"]\n"),
+         {7, 7, "targets[1].message.to[1]",
+          "invalid address \"p@example.test\\r\\nRCPT TO:<x@y>\": must not contain spaces or "
+          "control characters"}},
+        {"MessageToWithComma",
+         message_target_with("to = [\"a@example.test,b@example.test\"]\n"),
+         {7, 7, "targets[1].message.to[1]", "must not contain '<', '>', ',' or '\"'"}},
+        {"MessageToWithQuote",
+         message_target_with("to = ['\"a\"@example.test']\n"),
+         {7, 7, "targets[1].message.to[1]", "must not contain '<', '>', ',' or '\"'"}},
+        {"MessageToTooLong",
+         message_target_with("to = [\"" + std::string(243, 'a') + "@example.test\"]\n"),
+         {7, 7, "targets[1].message.to[1]", ": longer than 254 characters"}},
+        {"MessageSubjectWithLineBreak",
+         message_target_with("to = [\"p@example.test\"]\nsubject = \"hi\\nBcc: x@y\"\n"),
+         {8, 11, "targets[1].message.subject", "must not contain control characters"}},
+        {"MessageSubjectTooLong",
+         message_target_with("to = [\"p@example.test\"]\nsubject = \"" + std::string(201, 's') +
+                             "\"\n"),
+         {8, 11, "targets[1].message.subject", "must be at most 200 characters, got 201"}},
+        {"MessageSubjectNotString",
+         message_target_with("to = [\"p@example.test\"]\nsubject = 1\n"),
+         {8, 11, "targets[1].message.subject", "expected a string, got an integer"}},
+        {"MessageModeUnknown",
+         message_target_with("to = [\"p@example.test\"]\nmode = \"RCPT\"\n"),
+         {8, 8, "targets[1].message.mode",
+          "unknown accept mode \"RCPT\"; expected \"data\" or \"rcpt\""}},
+        {"MessageHeadersNotTable",
+         message_target_with("to = [\"p@example.test\"]\nheaders = [\"X-Team: ops\"]\n"),
+         {8, 11, "targets[1].message.headers", "expected a table, got an array"}},
+        {"HeaderValueNotString",
+         headers_target_with("X-Priority = 1\n"),
+         {9, 14, "targets[1].message.headers.X-Priority", "expected a string, got an integer"}},
+        {"HeaderValueWithLineBreak",
+         headers_target_with("X-Team = \"ops\\r\\nBcc: x@y\"\n"),
+         {9, 10, "targets[1].message.headers.X-Team", "must not contain control characters"}},
+        {"HeaderValueTooLong",
+         headers_target_with("X-Team = \"" + std::string(901, 'v') + "\"\n"),
+         {9, 10, "targets[1].message.headers.X-Team", "must be at most 900 characters, got 901"}},
+        {"HeaderNameWithSpace",
+         headers_target_with("\"X Team\" = \"ops\"\n"),
+         {9, 1, "targets[1].message.headers.X Team",
+          "header name \"X Team\" must be printable ASCII without spaces or ':'"}},
+        {"HeaderNameWithColon",
+         headers_target_with("\"X-Team:\" = \"ops\"\n"),
+         {9, 1, "targets[1].message.headers.X-Team:", "without spaces or ':'"}},
+        {"HeaderNameNotAscii",
+         headers_target_with("\"X-\u00c9quipe\" = \"ops\"\n"),
+         {9, 1, "targets[1].message.headers.X-\u00c9quipe", "must be printable ASCII"}},
+        {"HeaderNameEmpty",
+         headers_target_with("\"\" = \"ops\"\n"),
+         {9, 1, "targets[1].message.headers.", "header name \"\" must be printable ASCII"}},
+        {"HeaderNameTooLong",
+         headers_target_with("X-" + std::string(75, 'n') + " = \"ops\"\n"),
+         {9, 1, "targets[1].message.headers.X-" + std::string(75, 'n'),
+          "longer than 76 characters"}},
+        {"HeaderSetByTheAgent",
+         headers_target_with("From = \"someone@example.org\"\n"),
+         {9, 1, "targets[1].message.headers.From", "header \"From\" is set by the agent"}},
+        {"HeaderSetByTheAgentInOtherCase",
+         headers_target_with("x-mailcanary-token = \"forged\"\n"),
+         {9, 1, "targets[1].message.headers.x-mailcanary-token",
+          "header \"x-mailcanary-token\" is set by the agent"}},
+        {"AcceptProbeWithoutMessageTable",
+         target_with("probes = [\"connect\", \"accept\"]\n"),
+         {4, 10, "targets[1].probes", "probe \"accept\" needs a [targets.message] table"}},
+        {"AcceptProbeFromDefaultsWithoutMessageTable",
+         "[defaults]\nprobes = [\"accept\"]\n" + std::string(kTarget),
+         {3, 1, "targets[1].message",
+          "probe \"accept\" needs a [targets.message] table (probes from [defaults])"}},
+        {"InvalidProbesGiveNoMessageFollowUp",
+         target_with("probes = [\"accept\", \"acept\"]\n"),
+         {4, 21, "targets[1].probes[2]", "unknown probe \"acept\"; did you mean \"accept\"?"}},
+        {"InvalidMessageTableGivesNoFollowUp",
+         target_with("probes = [\"accept\"]\nmessage = 1\n"),
+         {5, 11, "targets[1].message", "expected a table, got an integer"}},
     };
 }
 
@@ -722,7 +891,8 @@ token_file = "tokens/../tokens/mx4"
                                               .token_file = "",
                                               .mechanism = AuthMechanism::cram_md5},
                            .allow_plaintext_auth = true,
-                           .expect = Expectation::reject};
+                           .expect = Expectation::reject,
+                           .message = std::nullopt};
     const TargetConfig mx2{.name = "mx2",
                            .host = "mx2.example.net",
                            .port = 25,
@@ -738,7 +908,8 @@ token_file = "tokens/../tokens/mx4"
                                               .token_file = "",
                                               .mechanism = AuthMechanism::automatic},
                            .allow_plaintext_auth = false,
-                           .expect = Expectation::success};
+                           .expect = Expectation::success,
+                           .message = std::nullopt};
     const TargetConfig mx3{.name = "mx3",
                            .host = "mx3.example.net",
                            .port = 465,
@@ -754,7 +925,8 @@ token_file = "tokens/../tokens/mx4"
                                               .token_file = "/run/tokens/mx3",
                                               .mechanism = AuthMechanism::oauthbearer},
                            .allow_plaintext_auth = false,
-                           .expect = Expectation::success};
+                           .expect = Expectation::success,
+                           .message = std::nullopt};
     // A token file need not exist at load; a relative one is resolved like any other path.
     const TargetConfig mx4{.name = "mx4",
                            .host = "mx4.example.net",
@@ -771,7 +943,8 @@ token_file = "tokens/../tokens/mx4"
                                               .token_file = (dir.path() / "tokens/mx4").string(),
                                               .mechanism = AuthMechanism::automatic},
                            .allow_plaintext_auth = false,
-                           .expect = Expectation::success};
+                           .expect = Expectation::success,
+                           .message = std::nullopt};
     EXPECT_EQ(result.config->targets, (std::vector<TargetConfig>{mx1, mx2, mx3, mx4}));
 }
 
@@ -958,6 +1131,176 @@ TEST(ConfigAuth, NoErrorMessageContainsAPassword) {
         EXPECT_FALSE(result.errors.empty()) << auth_fields;
         expect_no_secret_in(result);
     }
+}
+
+TEST(ConfigMessage, FullMessageConfigParsesToExpectedStructs) {
+    const ConfigResult result = load(R"([[targets]]
+name = "mx1"
+host = "mx1.example.net"
+probes = ["connect", "accept"]
+[targets.message]
+from = "canary@example.org"
+to = ["probe@example.test", "probe+2@sub.example.test"]
+subject = "mailcanary probe to mx1 \u00e9"
+mode = "rcpt"
+[targets.message.headers]
+X-Team = "mail-ops"
+"x-a" = ""
+A-Priority = "low; urgent = no"
+Reply-To = "ops@example.org"
+
+[[targets]]
+name = "mx2"
+host = "mx2.example.net"
+probes = ["accept"]
+message = { from = "c@example.org", to = ["p@example.test"] }
+
+[[targets]]
+name = "mx3"
+host = "mx3.example.net"
+[targets.message]
+from = "c@example.org"
+to = ["p@example.test"]
+)");
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+    ASSERT_TRUE(result.config.has_value());
+    const std::vector<TargetConfig>& targets = result.config->targets;
+    ASSERT_EQ(targets.size(), 3u);
+
+    // Headers come in toml++'s order: names sorted byte by byte, so upper case first.
+    const MessageConfig mx1{.from = "canary@example.org",
+                            .to = {"probe@example.test", "probe+2@sub.example.test"},
+                            .subject = "mailcanary probe to mx1 \xc3\xa9",
+                            .headers = {{"A-Priority", "low; urgent = no"},
+                                        {"Reply-To", "ops@example.org"},
+                                        {"X-Team", "mail-ops"},
+                                        {"x-a", ""}},
+                            .mode = AcceptMode::rcpt};
+    EXPECT_EQ(targets[0].message, mx1);
+    EXPECT_EQ(targets[0].probes, (std::vector<std::string>{"connect", "accept"}));
+    EXPECT_FALSE(targets[0].auth.has_value());
+
+    const MessageConfig mx2{.from = "c@example.org",
+                            .to = {"p@example.test"},
+                            .subject = "mailcanary probe",
+                            .headers = {},
+                            .mode = AcceptMode::data};
+    EXPECT_EQ(targets[1].message, mx2);
+    // Like [targets.auth], a message table is allowed without the probe that uses it.
+    EXPECT_EQ(targets[2].message, mx2);
+    EXPECT_EQ(targets[2].probes, std::vector<std::string>{"connect"});
+}
+
+TEST(ConfigMessage, TargetWithoutMessageHasNone) {
+    const ConfigResult result = load(kTarget);
+    ASSERT_TRUE(result.config.has_value());
+    EXPECT_FALSE(result.config->targets.at(0).message.has_value());
+}
+
+TEST(ConfigMessage, LongestAcceptedValues) {
+    const std::string address = std::string(64, 'l') + "@" + std::string(189, 'd');  // 254
+    const ConfigResult result = load(target_with(
+        "probes = [\"accept\"]\n[targets.message]\nfrom = \"" + address + "\"\nto = [\"" + address +
+        "\"]\nsubject = \"" + std::string(200, 's') + "\"\n[targets.message.headers]\n" + "X-" +
+        std::string(74, 'n') + " = \"" + std::string(900, 'v') + "\"\n"));
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+    const MessageConfig& message = *result.config->targets.at(0).message;
+    EXPECT_EQ(message.from.size(), 254u);
+    EXPECT_EQ(message.subject.size(), 200u);
+    ASSERT_EQ(message.headers.size(), 1u);
+    EXPECT_EQ(message.headers[0].first.size(), 76u);
+    EXPECT_EQ(message.headers[0].second.size(), 900u);
+}
+
+TEST(ConfigMessage, ReportsEveryMessageMistakeInOneFile) {
+    const ConfigResult result = load(R"([defaults]
+probes = ["auth", "accept"]
+
+[[targets]]
+name = "mx1"
+host = "mx1.example.net"
+
+[[targets]]
+name = "mx2"
+host = "mx2.example.net"
+probes = ["accept"]
+[targets.message]
+form = "canary@example.org"
+to = ["a@example.test", "b", "a@example.test", 7]
+subject = "two\nlines"
+mode = "data "
+[targets.message.headers]
+Subject = "again"
+"Bad Name" = 1
+X-Ok = "fine"
+)");
+    expect_errors(
+        result,
+        {
+            {4, 1, "targets[1].auth", "probe \"auth\" needs a [targets.auth] table"},
+            {4, 1, "targets[1].message", "probe \"accept\" needs a [targets.message] table"},
+            {12, 1, "targets[2].message.from", "required key is missing"},
+            {13, 1, "targets[2].message.form", "did you mean \"from\"?"},
+            {14, 25, "targets[2].message.to[2]", "invalid address \"b\": needs exactly one '@'"},
+            {14, 30, "targets[2].message.to[3]", "duplicate entry \"a@example.test\""},
+            {14, 48, "targets[2].message.to[4]", "expected a string, got an integer"},
+            {15, 11, "targets[2].message.subject", "control characters"},
+            {16, 8, "targets[2].message.mode", "unknown accept mode \"data \""},
+            {18, 1, "targets[2].message.headers.Subject", "header \"Subject\" is set by the agent"},
+            {19, 1, "targets[2].message.headers.Bad Name", "must be printable ASCII"},
+            {19, 14, "targets[2].message.headers.Bad Name", "expected a string, got an integer"},
+        });
+}
+
+TEST(ConfigSecretFile, DefaultsToAFileBesideTheConfig) {
+    const TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    const fs::path config_file = dir.write("etc/mailcanary/config.toml", "");
+    const ConfigResult result = load_config_file(config_file.string());
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+    EXPECT_EQ(result.config->agent.secret_file,
+              (dir.path() / "etc/mailcanary/mailcanary.secret").string());
+    EXPECT_FALSE(fs::exists(result.config->agent.secret_file));  // not created at load
+}
+
+TEST(ConfigSecretFile, DefaultIsAbsoluteForARelativeConfigPath) {
+    const ConfigResult result = load("");
+    ASSERT_TRUE(result.config.has_value());
+    const fs::path secret_file = result.config->agent.secret_file;
+    EXPECT_TRUE(secret_file.is_absolute()) << secret_file;
+    EXPECT_EQ(secret_file, fs::current_path() / "mailcanary.secret");
+}
+
+TEST(ConfigSecretFile, RelativeOverrideIsResolvedAgainstTheConfigDirectory) {
+    const TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    const fs::path config_file =
+        dir.write("etc/config.toml", "[agent]\nsecret_file = \"../keys/./canary.key\"\n");
+    const ConfigResult result = load_config_file(config_file.string());
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+    EXPECT_EQ(result.config->agent.secret_file, (dir.path() / "keys/canary.key").string());
+}
+
+TEST(ConfigSecretFile, ExistingRegularFileAndAbsolutePathAreAccepted) {
+    const TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    const fs::path secret = dir.write("canary.key", "0123456789abcdef");
+    fs::permissions(secret, fs::perms::owner_read | fs::perms::owner_write);
+    const ConfigResult result = load("[agent]\nsecret_file = \"" + secret.string() + "\"\n");
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+    EXPECT_EQ(result.config->agent.secret_file, secret.string());
+}
+
+TEST(ConfigSecretFile, DirectoryIsReportedWithItsResolvedPath) {
+    const TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    fs::create_directories(dir.path() / "keys");
+    const fs::path config_file = dir.write("config.toml", "[agent]\nsecret_file = \"keys\"\n");
+    const ConfigResult result = load_config_file(config_file.string());
+    ASSERT_EQ(result.errors.size(), 1u);
+    EXPECT_EQ(result.errors[0].to_string(),
+              config_file.string() + ":2:15: agent.secret_file: secret file \"" +
+                  (dir.path() / "keys").string() + "\" is not a regular file");
 }
 
 TEST(ConfigLoad, MissingFileIsOneErrorWithoutLocation) {

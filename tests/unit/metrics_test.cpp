@@ -94,9 +94,9 @@ TEST(Metrics, FailureKeepsTheLastSuccessTimeAndCountsTheReason) {
     Metrics metrics(MetricsConfig{{0.01}, true});
     auto series = metrics.series_for("mx", "connect");
     series->record_run(Outcome{}, RunMetrics{}, 1ms, kFinished);
-    series->record_run(Outcome{FailureReason::banner_timeout, "x"}, RunMetrics{}, 1ms,
+    series->record_run(Outcome::failed(FailureReason::banner_timeout, "x"), RunMetrics{}, 1ms,
                        kFinished + 30s);
-    series->record_run(Outcome{FailureReason::banner_timeout, "x"}, RunMetrics{}, 1ms,
+    series->record_run(Outcome::failed(FailureReason::banner_timeout, "x"), RunMetrics{}, 1ms,
                        kFinished + 60s);
     const auto text = metrics.serialize();
     EXPECT_EQ(value_of(text, R"(mailcanary_probe_success{probe="connect",target="mx"})"), 0);
@@ -148,7 +148,8 @@ TEST(Metrics, LastDurationGaugesInsteadOfPhaseHistograms) {
     // A run that never reached EHLO: its last EHLO time must not linger from an earlier run.
     RunMetrics refused;
     refused.add_phase(Phase::connect, 1ms);
-    series->record_run(Outcome{FailureReason::connect_refused, ""}, refused, 1ms, kFinished);
+    series->record_run(Outcome::failed(FailureReason::connect_refused, ""), refused, 1ms,
+                       kFinished);
     text = metrics.serialize();
     EXPECT_EQ(
         value_of(
@@ -167,7 +168,7 @@ TEST(Metrics, DestroyingTheSeriesRemovesEverySeriesOfThePair) {
     auto kept = metrics.series_for("kept", "connect");
     auto removed = metrics.series_for("removed", "connect");
     for (auto* series : {kept.get(), removed.get()}) {
-        series->record_run(Outcome{FailureReason::closed, ""}, tls_run("TLSv1.3", "X"), 1ms,
+        series->record_run(Outcome::failed(FailureReason::closed, ""), tls_run("TLSv1.3", "X"), 1ms,
                            kFinished);
         series->record_skip(SkipReason::stalled);
     }

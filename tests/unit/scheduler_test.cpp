@@ -74,9 +74,9 @@ asio::awaitable<Outcome> slow_probe(ProbeRun run) {
     run.stop.clear();
     if (run.stop.requested()) {
         ++g_log.cancelled;
-        co_return Outcome{{}, {}, true};
+        co_return Outcome::stopped();
     }
-    co_return Outcome{FailureReason::timeout, "slow"};
+    co_return Outcome::failed(FailureReason::timeout, "slow");
 }
 
 const ProbeEntry kTestProbes[] = {{"instant", &instant_probe}, {"slow", &slow_probe}};
@@ -96,7 +96,7 @@ std::shared_ptr<const CompiledTarget> target(std::string name, std::string probe
     config.interval = interval;
     config.timeout = interval / 2;
     config.probes = {std::move(probe)};
-    return std::make_shared<const CompiledTarget>(CompiledTarget{config, nullptr, {}});
+    return std::make_shared<const CompiledTarget>(config);
 }
 
 class SchedulerTest : public testing::Test {

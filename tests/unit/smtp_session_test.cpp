@@ -56,7 +56,7 @@ class SessionTest : public testing::Test {
     // Runs the connect probe once; `stop_after` requests a stop that long after the start.
     static ProbeResult probe(const TargetConfig& config,
                              std::optional<std::chrono::milliseconds> stop_after = std::nullopt) {
-        CompiledTarget compiled{config, nullptr, {}};
+        CompiledTarget compiled(config);
         std::string error;
         if (config.tls != TlsMode::none) {
             compiled.tls_context = tls::make_client_context(config.tls_options, error);

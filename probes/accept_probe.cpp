@@ -1,0 +1,43 @@
+// The accept probe: is mail accepted for delivery? Connects (and logs in, when [targets.auth]
+// is configured), then MAIL FROM, RCPT TO for each recipient, DATA and a real message carrying
+// this run's token, QUIT. With mode = "rcpt" it stops after RCPT TO with RSET, sending nothing.
+#include "probes/accept_probe.hpp"
+
+#include "probes/auth_probe.hpp"
+#include "probes/message.hpp"
+#include "probes/smtp_session.hpp"
+
+namespace mailcanary {
+
+boost::asio::awaitable<Outcome> run_accept_probe(ProbeRun run) {
+    const TargetConfig& target = run.target.config;
+    const MessageConfig& message = *target.message;  // required by the config for this probe
+
+    std::optional<smtp::AuthRequest> auth;
+    if (target.auth) {
+        auto request = make_auth_request(run.target, run.transcript);
+        if (auto* failure = std::get_if<Outcome>(&request)) co_return std::move(*failure);
+        auth = std::get<smtp::AuthRequest>(std::move(request));
+    }
+
+    const MessageSpec spec{.from = message.from,
+                           .to = message.to,
+                           .subject = message.subject,
+                           .headers = message.headers,
+                           .token = make_token(run.target.token_secret),
+                           .message_id_domain = target.helo};
+    smtp::TransactionRequest transaction{
+        .from = message.from,
+        .to = message.to,
+        .message = compose_message(spec, std::chrono::system_clock::now()),
+        .rcpt_only = message.mode == AcceptMode::rcpt};
+    if (!transaction.rcpt_only) run.transcript.note("Message-ID <" + message_id(spec) + ">");
+
+    smtp::Dialog dialog({target.tls, target.helo, std::move(auth), std::move(transaction)},
+                        run.transcript);
+    Outcome outcome = co_await smtp::run_dialog(run, dialog);
+    if (dialog.queue_id()) outcome.queue_id = *dialog.queue_id();
+    co_return outcome;
+}
+
+}  // namespace mailcanary
