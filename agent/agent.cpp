@@ -13,6 +13,7 @@
 #include "agent/status_page.hpp"
 #include "agent/version.hpp"
 #include "probes/credentials.hpp"
+#include "probes/oauth_token.hpp"
 #include "probes/registry.hpp"
 #include "probes/tls_client.hpp"
 
@@ -88,6 +89,16 @@ std::vector<std::shared_ptr<const CompiledTarget>> compile_targets(const Config&
             entry->password = std::move(*password);
         }
         entry->token_secret = token_secret;
+        if (target.auth && !target.auth->token_url.empty()) {
+            const AuthConfig& auth = *target.auth;
+            entry->oauth = std::make_shared<OAuthTokenSource>(
+                OAuthSettings{.token_url = auth.token_url,
+                              .client_id = auth.client_id,
+                              .client_secret_file = auth.client_secret_file,
+                              .refresh_token_file = auth.refresh_token_file,
+                              .scope = auth.scope,
+                              .ca_file = auth.token_ca_file});
+        }
         compiled.push_back(std::move(entry));
     }
     return compiled;

@@ -79,11 +79,21 @@ constexpr std::array<std::string_view, 13> kTargetKeys{"name",
                                                        "message"};
 constexpr std::array<std::string_view, 4> kTlsOptionsKeys{"ca_file", "server_name",
                                                           "insecure_skip_verify", "min_version"};
-// Where the secret comes from; exactly one of them per [targets.auth].
+// Where the secret comes from; exactly one source per [targets.auth]: one of these keys, or
+// the OAuth2 refresh flow.
 constexpr std::array<std::string_view, 3> kCredentialKeys{"password_env", "password_file",
                                                           "token_file"};
-constexpr std::array<std::string_view, 5> kAuthKeys{"username", "mechanism", "password_env",
-                                                    "password_file", "token_file"};
+// The OAuth2 refresh flow is one credential source spread over several keys; any of them given
+// means it is used, and then the first three are required.
+constexpr std::array<std::string_view, 6> kRefreshFlowKeys{
+    "token_url", "client_id", "refresh_token_file", "client_secret_file", "scope", "token_ca_file"};
+constexpr size_t kRequiredRefreshFlowKeys = 3;
+constexpr std::string_view kRefreshFlow = "the OAuth2 refresh flow";
+constexpr std::string_view kHttpsScheme = "https://";
+constexpr std::array<std::string_view, 11> kAuthKeys{
+    "username",           "mechanism", "password_env", "password_file",
+    "token_file",         "token_url", "client_id",    "refresh_token_file",
+    "client_secret_file", "scope",     "token_ca_file"};
 constexpr std::array<std::string_view, 5> kMessageKeys{"from", "to", "subject", "mode", "headers"};
 // Headers the probe message always has; [targets.message.headers] may not set them again.
 constexpr std::array<std::string_view, 10> kAgentHeaders{
@@ -395,14 +405,27 @@ std::optional<std::string> check_readable_file(const std::string& file, std::str
     return std::nullopt;
 }
 
-// A readable file with a password in it: something besides the CR/LF trimmed from its end.
-// Says what is wrong with the file, never what is in it.
-std::optional<std::string> check_password_file(const std::string& file) {
-    if (auto problem = check_readable_file(file, "password file")) return problem;
-    // Read as the auth probe will read it; being readable, it can only fail by being empty.
+// A readable file with a secret in it (a password, a refresh token, a client secret): something
+// besides the CR/LF trimmed from its end. Says what is wrong with the file, never what is in it.
+std::optional<std::string> check_secret_holding_file(const std::string& file,
+                                                     std::string_view what) {
+    if (auto problem = check_readable_file(file, what)) return problem;
+    // Read as the probe will read it; being readable, it can only fail by being empty.
     std::string error;
-    if (!read_secret_file(file, error)) return "password file " + in_quotes(file) + " is empty";
+    if (!read_secret_file(file, error)) {
+        return std::string(what) + " " + in_quotes(file) + " is empty";
+    }
     return std::nullopt;
+}
+
+// check_readable_file and check_secret_holding_file as checks for ConfigReader::checked, naming
+// the file `what` in their messages.
+auto readable_file(std::string_view what) {
+    return [what](const std::string& file) { return check_readable_file(file, what); };
+}
+
+auto secret_holding_file(std::string_view what) {
+    return [what](const std::string& file) { return check_secret_holding_file(file, what); };
 }
 
 // The agent creates the secret file on first start; what is there already must be a file.
@@ -474,9 +497,64 @@ std::optional<std::string> check_header_name(std::string_view name) {
     return std::nullopt;
 }
 
+// "https://host[:port][/path]" with a host. The value is never quoted back: user information in
+// it would be a secret, so that is refused as well (the client secret has its own file).
+std::optional<std::string> check_token_url(const std::string& url) {
+    const std::string not_https = "token_url must be an https:// URL";
+    if (!url.starts_with(kHttpsScheme) || has_space_or_control(url)) return not_https;
+    const std::string_view rest = std::string_view(url).substr(kHttpsScheme.size());
+    const std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+    if (authority.find('@') != std::string_view::npos) {
+        return "token_url must not contain user information ('user@'); put the client secret in "
+               "client_secret_file";
+    }
+    std::string_view host = authority;
+    std::string_view port;
+    if (authority.starts_with('[')) {  // an IPv6 address
+        const size_t close = authority.find(']');
+        if (close == std::string_view::npos) return not_https;
+        host = authority.substr(1, close - 1);
+        port = authority.substr(close + 1);
+        if (!port.empty() && !port.starts_with(':')) return not_https;
+    } else if (const size_t colon = authority.find(':'); colon != std::string_view::npos) {
+        host = authority.substr(0, colon);
+        port = authority.substr(colon);
+    }
+    if (host.empty() || (!port.empty() && check_port_text(port.substr(1)))) return not_https;
+    return std::nullopt;
+}
+
 // Which kind of secret a mechanism sends; "auto" picks one that fits the secret given.
 bool needs_token(AuthMechanism mechanism) {
     return mechanism == AuthMechanism::xoauth2 || mechanism == AuthMechanism::oauthbearer;
+}
+
+bool is_refresh_flow_key(std::string_view key) {
+    return std::find(kRefreshFlowKeys.begin(), kRefreshFlowKeys.end(), key) !=
+           kRefreshFlowKeys.end();
+}
+
+// A credential source as messages name it, by one of its keys.
+std::string source_name(std::string_view key) {
+    if (is_refresh_flow_key(key)) return std::string(kRefreshFlow) + " (" + std::string(key) + ")";
+    return std::string(key);
+}
+
+std::pair<uint32_t, uint32_t> position(const toml::node& node) {
+    return {node.source().begin.line, node.source().begin.column};
+}
+
+// The one of `keys` given first in the file, with its value; none when none is given.
+std::optional<std::pair<std::string_view, const toml::node*>> first_given(
+    const toml::table& table, std::span<const std::string_view> keys) {
+    std::optional<std::pair<std::string_view, const toml::node*>> first;
+    for (std::string_view key : keys) {
+        const toml::node* node = table.get(key);
+        if (node != nullptr && (!first || position(*node) < position(*first->second))) {
+            first.emplace(key, node);
+        }
+    }
+    return first;
 }
 
 std::string machine_host_name() {
@@ -581,10 +659,12 @@ class ConfigReader {
                        });
     }
 
-    // Reports a missing key at the table that lacks it; true when the key is there.
-    bool require(const toml::table& table, std::string_view path, std::string_view key) {
+    // Reports a missing key at the table that lacks it; true when the key is there. `why`, if
+    // any, is appended to the message.
+    bool require(const toml::table& table, std::string_view path, std::string_view key,
+                 std::string_view why = "") {
         if (table.contains(key)) return true;
-        error(table.source(), child_key(path, key), "required key is missing");
+        error(table.source(), child_key(path, key), "required key is missing" + std::string(why));
         return false;
     }
 
@@ -943,48 +1023,84 @@ class ConfigReader {
                                     "password_env", check_password_env)
                                 .value.value_or("");
         auth.password_file = checked(read_path(table, path, "password_file"), path, "password_file",
-                                     check_password_file)
+                                     secret_holding_file("password file"))
                                  .value.value_or("");
         // Not checked on disk: another process keeps it fresh, and it is read at every run.
         auth.token_file = read_path(table, path, "token_file").value.value_or("");
+        read_refresh_flow(table, path, auth);
         check_credential_source(table, path, mechanism);
         return auth;
     }
 
+    // The OAuth2 refresh flow's keys, each checked where it is read; when any is given, the
+    // required ones are reported missing at the table.
+    void read_refresh_flow(const toml::table& table, const std::string& path, AuthConfig& auth) {
+        auth.token_url = checked(read_non_empty_string(table, path, "token_url"), path, "token_url",
+                                 check_token_url)
+                             .value.value_or("");
+        auth.client_id = checked(read_non_empty_string(table, path, "client_id"), path, "client_id",
+                                 check_no_control)
+                             .value.value_or("");
+        auth.refresh_token_file =
+            checked(read_path(table, path, "refresh_token_file"), path, "refresh_token_file",
+                    secret_holding_file("refresh token file"))
+                .value.value_or("");
+        auth.client_secret_file =
+            checked(read_path(table, path, "client_secret_file"), path, "client_secret_file",
+                    secret_holding_file("client secret file"))
+                .value.value_or("");
+        auth.scope =
+            checked(read<std::string>(table, path, "scope"), path, "scope", check_no_control)
+                .value.value_or("");
+        auth.token_ca_file = checked(read_path(table, path, "token_ca_file"), path, "token_ca_file",
+                                     readable_file("CA file"))
+                                 .value.value_or("");
+        if (!first_given(table, kRefreshFlowKeys)) return;
+        for (std::string_view key : std::span(kRefreshFlowKeys).first(kRequiredRefreshFlowKeys)) {
+            require(table, path, key, "; " + std::string(kRefreshFlow) + " needs it");
+        }
+    }
+
     // Exactly one credential source, of the kind the mechanism sends. Each source's own value
-    // is checked where it is read; this looks only at which keys are given.
+    // is checked where it is read; this looks only at which keys are given. The refresh flow is
+    // given where the first of its keys is.
     void check_credential_source(const toml::table& table, const std::string& path,
                                  const Setting<AuthMechanism>& mechanism) {
         std::vector<std::pair<std::string_view, const toml::node*>> given;
         for (std::string_view key : kCredentialKeys) {
             if (const toml::node* node = table.get(key)) given.emplace_back(key, node);
         }
-        const auto position = [](const toml::node* node) {
-            return std::pair(node->source().begin.line, node->source().begin.column);
-        };
-        std::sort(given.begin(), given.end(), [&](const auto& a, const auto& b) {
-            return position(a.second) < position(b.second);
+        if (auto refresh_flow = first_given(table, kRefreshFlowKeys)) {
+            given.push_back(*refresh_flow);
+        }
+        std::sort(given.begin(), given.end(), [](const auto& a, const auto& b) {
+            return position(*a.second) < position(*b.second);
         });
-        const std::string choices = "password_env, password_file or token_file";
+        const std::string choices = "password_env, password_file, token_file or " +
+                                    std::string(kRefreshFlow) +
+                                    " (token_url, client_id, refresh_token_file)";
         if (given.empty()) {
             error(table.source(), path, "needs one of " + choices);
             return;
         }
         for (size_t i = 1; i < given.size(); ++i) {
             error(given[i].second->source(), child_key(path, given[i].first),
-                  "give only one of " + choices + "; " + std::string(given[0].first) +
+                  "give only one of " + choices + "; " + source_name(given[0].first) +
                       " is already given at line " +
                       std::to_string(given[0].second->source().begin.line));
         }
         if (given.size() > 1 || !mechanism.value || *mechanism.value == AuthMechanism::automatic) {
             return;
         }
-        const bool token_given = given[0].first == "token_file";
+        const bool refresh_flow_given = is_refresh_flow_key(given[0].first);
+        const bool token_given = given[0].first == "token_file" || refresh_flow_given;
         if (needs_token(*mechanism.value) == token_given) return;
         error(mechanism.node->source(), child_key(path, "mechanism"),
               "mechanism " + in_quotes(choice_text(kAuthMechanisms, *mechanism.value)) + " needs " +
-                  (token_given ? "password_env or password_file" : "token_file") + ", not " +
-                  std::string(given[0].first));
+                  (token_given ? "password_env or password_file"
+                               : "token_file or " + std::string(kRefreshFlow)) +
+                  ", not " +
+                  (refresh_flow_given ? std::string(kRefreshFlow) : std::string(given[0].first)));
     }
 
     MessageConfig read_message(const toml::table& table, const std::string& path) {
@@ -1031,8 +1147,7 @@ class ConfigReader {
         check_known_keys(table, path, kTlsOptionsKeys);
         TlsOptions options;
         options.ca_file =
-            checked(read_path(table, path, "ca_file"), path, "ca_file",
-                    [](const std::string& file) { return check_readable_file(file, "CA file"); })
+            checked(read_path(table, path, "ca_file"), path, "ca_file", readable_file("CA file"))
                 .value.value_or("");
         options.server_name = read_non_empty_string(table, path, "server_name").value.value_or("");
         options.insecure_skip_verify =

@@ -1,5 +1,6 @@
 #include <utility>
 
+#include <curl/curl.h>
 #include <boost/asio/io_context.hpp>
 #include <cstdio>
 
@@ -9,6 +10,7 @@
 #include "agent/log.hpp"
 #include "agent/probe_once.hpp"
 #include "agent/version.hpp"
+#include "probes/oauth_token.hpp"
 
 int main(int argc, char** argv) {
     using namespace mailcanary;
@@ -28,6 +30,8 @@ int main(int argc, char** argv) {
         return 0;
     }
     log::configure(options.log_level, options.log_format);
+    // Before any thread exists: libcurl's global set-up is not thread-safe.
+    curl_global_init(CURL_GLOBAL_DEFAULT);
 
     auto loaded = load_config_file(options.config_file);
     std::vector<std::shared_ptr<const CompiledTarget>> targets;
@@ -53,5 +57,7 @@ int main(int argc, char** argv) {
 
     boost::asio::io_context io(1);
     Agent agent(io, options, std::move(*loaded.config), std::move(targets));
-    return agent.run();
+    const int exit_code = agent.run();
+    stop_oauth_exchanges();  // the worker posts to `io`: stop it while `io` still exists
+    return exit_code;
 }

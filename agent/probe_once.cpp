@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "agent/status_page.hpp"
+#include "probes/oauth_token.hpp"
 #include "probes/registry.hpp"
 
 namespace mailcanary {
@@ -56,6 +57,7 @@ int probe_once(const Config& config,
             }
         }
     }
+    stop_oauth_exchanges();  // before `io` goes: a token exchange may still post to it
     return all_succeeded ? 0 : 1;
 }
 

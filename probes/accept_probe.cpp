@@ -15,7 +15,7 @@ boost::asio::awaitable<Outcome> run_accept_probe(ProbeRun run) {
 
     std::optional<smtp::AuthRequest> auth;
     if (target.auth) {
-        auto request = make_auth_request(run.target, run.transcript);
+        auto request = co_await make_auth_request(run);
         if (auto* failure = std::get_if<Outcome>(&request)) co_return std::move(*failure);
         auth = std::get<smtp::AuthRequest>(std::move(request));
     }

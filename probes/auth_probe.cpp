@@ -5,6 +5,7 @@
 #include "probes/auth_probe.hpp"
 
 #include "probes/credentials.hpp"
+#include "probes/oauth_token.hpp"
 #include "probes/smtp_session.hpp"
 
 namespace mailcanary {
@@ -44,34 +45,39 @@ Outcome expect_rejection(Outcome outcome, Transcript& transcript) {
 
 }  // namespace
 
-std::variant<smtp::AuthRequest, Outcome> make_auth_request(const CompiledTarget& compiled,
-                                                           Transcript& transcript) {
-    const TargetConfig& target = compiled.config;
+boost::asio::awaitable<std::variant<smtp::AuthRequest, Outcome>> make_auth_request(
+    const ProbeRun& run) {
+    const TargetConfig& target = run.target.config;
     const AuthConfig& auth = *target.auth;
     smtp::AuthRequest request{.mechanism = configured_mechanism(auth.mechanism),
                               .username = auth.username,
-                              .secret = compiled.password,
+                              .secret = run.target.password,
                               .secret_is_token = false,
                               .allow_plaintext = target.allow_plaintext_auth,
                               .host = target.host,
                               .port = target.port};
+    std::optional<std::string> token;
+    std::string error;
     if (!auth.token_file.empty()) {
         // Read at every run: another process keeps the token fresh.
-        std::string error;
-        auto token = read_secret_file(auth.token_file, error);
-        if (!token) {
-            transcript.note("failed: oauth_token: " + error);
-            return Outcome::failed(FailureReason::oauth_token, "OAuth2 access token: " + error);
-        }
-        request.secret = std::move(*token);
-        request.secret_is_token = true;
+        token = read_secret_file(auth.token_file, error);
+    } else if (run.target.oauth) {
+        token = co_await run.target.oauth->token(run.deadline, error);
+    } else {
+        co_return request;
     }
-    return request;
+    if (!token) {
+        run.transcript.note("failed: oauth_token: " + error);
+        co_return Outcome::failed(FailureReason::oauth_token, "OAuth2 access token: " + error);
+    }
+    request.secret = std::move(*token);
+    request.secret_is_token = true;
+    co_return request;
 }
 
 boost::asio::awaitable<Outcome> run_auth_probe(ProbeRun run) {
     const TargetConfig& target = run.target.config;
-    auto request = make_auth_request(run.target, run.transcript);
+    auto request = co_await make_auth_request(run);
     if (auto* failure = std::get_if<Outcome>(&request)) co_return std::move(*failure);
 
     smtp::Dialog dialog(

@@ -9,9 +9,10 @@ namespace mailcanary {
 
 boost::asio::awaitable<Outcome> run_auth_probe(ProbeRun run);
 
-// The AUTH part of a session with this target (it has [targets.auth]): the password read at
-// load, or the OAuth2 token read now; a failed outcome when the token cannot be read.
-std::variant<smtp::AuthRequest, Outcome> make_auth_request(const CompiledTarget& target,
-                                                           Transcript& transcript);
+// The AUTH part of a session with the run's target (it has [targets.auth]): the password read
+// at load, or an OAuth2 access token (from token_file, or the refresh-token flow); a failed
+// outcome (oauth_token) when no token can be had.
+boost::asio::awaitable<std::variant<smtp::AuthRequest, Outcome>> make_auth_request(
+    const ProbeRun& run);
 
 }  // namespace mailcanary

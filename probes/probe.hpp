@@ -25,6 +25,8 @@ class context;
 
 namespace mailcanary {
 
+class OAuthTokenSource;
+
 // A target as the probes use it: its configuration plus what was built from it at load time.
 struct CompiledTarget {
     explicit CompiledTarget(TargetConfig target_config) : config(std::move(target_config)) {}
@@ -33,6 +35,7 @@ struct CompiledTarget {
     std::shared_ptr<boost::asio::ssl::context> tls_context;  // null when tls = "none"
     std::string password;      // for AUTH, read at load from password_env or password_file
     std::string token_secret;  // signs each probe message's token; set when a probe sends mail
+    std::shared_ptr<OAuthTokenSource> oauth;  // the refresh-token flow, with its cached token
 };
 
 // What one run measured besides success: filled by the probe, turned into series by the

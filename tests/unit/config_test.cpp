@@ -78,6 +78,11 @@ std::string headers_target_with(std::string_view header_lines) {
 constexpr const char* kPasswordVariable = "MAILCANARY_TEST_PASSWORD";
 constexpr std::string_view kEnvPassword = "env-S3cret-7f3a91";
 constexpr std::string_view kFilePassword = "file-S3cret-2c6b04";
+constexpr std::string_view kRefreshToken = "1//refresh-S3cret-9d2e17";
+constexpr std::string_view kClientSecret = "client-S3cret-4a8c55";
+constexpr const char* kNeedsOneCredential =
+    "needs one of password_env, password_file, token_file or the OAuth2 refresh flow (token_url, "
+    "client_id, refresh_token_file)";
 
 std::string machine_host_name() {
     std::array<char, 256> buffer{};
@@ -139,7 +144,8 @@ class ScopedEnv {
 // No error message may carry a secret, whatever else is wrong.
 void expect_no_secret_in(const ConfigResult& result) {
     for (const ConfigError& error : result.errors) {
-        for (std::string_view secret : {kEnvPassword, kFilePassword}) {
+        for (std::string_view secret :
+             {kEnvPassword, kFilePassword, kRefreshToken, kClientSecret}) {
             EXPECT_EQ(error.to_string().find(secret), std::string::npos) << error.to_string();
         }
     }
@@ -533,10 +539,10 @@ std::vector<ErrorCase> error_cases() {
           "mechanism \"cram-md5\" needs password_env or password_file, not token_file"}},
         {"AuthWithoutCredential",
          auth_target_with("username = \"u\"\n"),
-         {5, 1, "targets[1].auth", "needs one of password_env, password_file or token_file"}},
+         {5, 1, "targets[1].auth", kNeedsOneCredential}},
         {"AuthInlineWithoutCredential",
          target_with("probes = [\"auth\"]\nauth = { username = \"u\" }\n"),
-         {5, 8, "targets[1].auth", "needs one of password_env, password_file or token_file"}},
+         {5, 8, "targets[1].auth", kNeedsOneCredential}},
         {"TokenFileEmpty",
          auth_target_with("username = \"u\"\ntoken_file = \"\"\n"),
          {7, 14, "targets[1].auth.token_file", "must not be empty"}},
@@ -889,7 +895,13 @@ token_file = "tokens/../tokens/mx4"
                                               .password_env = kPasswordVariable,
                                               .password_file = "",
                                               .token_file = "",
-                                              .mechanism = AuthMechanism::cram_md5},
+                                              .mechanism = AuthMechanism::cram_md5,
+                                              .token_url = "",
+                                              .client_id = "",
+                                              .client_secret_file = "",
+                                              .refresh_token_file = "",
+                                              .scope = "",
+                                              .token_ca_file = ""},
                            .allow_plaintext_auth = true,
                            .expect = Expectation::reject,
                            .message = std::nullopt};
@@ -906,7 +918,13 @@ token_file = "tokens/../tokens/mx4"
                                               .password_env = "",
                                               .password_file = password_file.string(),
                                               .token_file = "",
-                                              .mechanism = AuthMechanism::automatic},
+                                              .mechanism = AuthMechanism::automatic,
+                                              .token_url = "",
+                                              .client_id = "",
+                                              .client_secret_file = "",
+                                              .refresh_token_file = "",
+                                              .scope = "",
+                                              .token_ca_file = ""},
                            .allow_plaintext_auth = false,
                            .expect = Expectation::success,
                            .message = std::nullopt};
@@ -923,7 +941,13 @@ token_file = "tokens/../tokens/mx4"
                                               .password_env = "",
                                               .password_file = "",
                                               .token_file = "/run/tokens/mx3",
-                                              .mechanism = AuthMechanism::oauthbearer},
+                                              .mechanism = AuthMechanism::oauthbearer,
+                                              .token_url = "",
+                                              .client_id = "",
+                                              .client_secret_file = "",
+                                              .refresh_token_file = "",
+                                              .scope = "",
+                                              .token_ca_file = ""},
                            .allow_plaintext_auth = false,
                            .expect = Expectation::success,
                            .message = std::nullopt};
@@ -941,7 +965,13 @@ token_file = "tokens/../tokens/mx4"
                                               .password_env = "",
                                               .password_file = "",
                                               .token_file = (dir.path() / "tokens/mx4").string(),
-                                              .mechanism = AuthMechanism::automatic},
+                                              .mechanism = AuthMechanism::automatic,
+                                              .token_url = "",
+                                              .client_id = "",
+                                              .client_secret_file = "",
+                                              .refresh_token_file = "",
+                                              .scope = "",
+                                              .token_ca_file = ""},
                            .allow_plaintext_auth = false,
                            .expect = Expectation::success,
                            .message = std::nullopt};
@@ -984,10 +1014,12 @@ TEST(ConfigAuth, PasswordEnvSetIsAccepted) {
 TEST(ConfigAuth, SecondCredentialSourceIsReportedWhereItIsGiven) {
     const ScopedEnv password(kPasswordVariable, std::string(kEnvPassword).c_str());
     const std::string env_line = "password_env = \"" + std::string(kPasswordVariable) + "\"\n";
-    expect_errors(load(auth_target_with("username = \"u\"\n" + env_line + "token_file = \"/t\"\n")),
-                  {{8, 14, "targets[1].auth.token_file",
-                    "give only one of password_env, password_file or token_file; password_env is "
-                    "already given at line 7"}});
+    expect_errors(
+        load(auth_target_with("username = \"u\"\n" + env_line + "token_file = \"/t\"\n")),
+        {{8, 14, "targets[1].auth.token_file",
+          "give only one of password_env, password_file, token_file or the OAuth2 refresh flow "
+          "(token_url, client_id, refresh_token_file); password_env is "
+          "already given at line 7"}});
     // File order decides which one is second, not the order of the keys in the table.
     expect_errors(
         load(auth_target_with("token_file = \"/t\"\nusername = \"u\"\n" + env_line)),
@@ -1008,7 +1040,8 @@ TEST(ConfigAuth, TokenMechanismNeedsTokenFile) {
                                             "\"\npassword_env = \"" +
                                             std::string(kPasswordVariable) + "\"\n")),
                       {{7, 13, "targets[1].auth.mechanism",
-                        "mechanism \"" + mechanism + "\" needs token_file, not password_env"}});
+                        "mechanism \"" + mechanism +
+                            "\" needs token_file or the OAuth2 refresh flow, not password_env"}});
     }
 }
 
@@ -1128,6 +1161,258 @@ TEST(ConfigAuth, NoErrorMessageContainsAPassword) {
                                                  "[targets.auth]\n") +
                                          auth_fields);
         const ConfigResult result = load_config_file(config_file.string());
+        EXPECT_FALSE(result.errors.empty()) << auth_fields;
+        expect_no_secret_in(result);
+    }
+}
+
+TEST(ConfigAuth, FullRefreshFlowConfigParsesToExpectedStructs) {
+    const TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    const fs::path refresh_token = dir.write("secrets/mx1.refresh", std::string(kRefreshToken));
+    const fs::path client_secret = dir.write("secrets/client", std::string(kClientSecret) + "\n");
+    const fs::path token_ca = dir.write("certs/token-ca.pem", "not checked here");
+    const fs::path config_file = dir.write("etc/config.toml", R"([[targets]]
+name = "mx1"
+host = "smtp.example.net"
+probes = ["auth"]
+[targets.auth]
+username = "canary@example.net"
+mechanism = "xoauth2"
+token_url = "https://oauth2.example.net:8443/token?tenant=a"
+client_id = "mailcanary.apps.example.net"
+client_secret_file = "../secrets/client"
+refresh_token_file = "../secrets/./mx1.refresh"
+scope = "https://mail.google.com/ offline_access"
+token_ca_file = "../certs/token-ca.pem"
+
+[[targets]]
+name = "mx2"
+host = "smtp2.example.net"
+probes = ["auth"]
+auth = { username = "u", token_url = "https://[2001:db8::1]/token", client_id = "public", refresh_token_file = "../secrets/mx1.refresh" }
+)");
+    const ConfigResult result = load_config_file(config_file.string());
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+    ASSERT_EQ(result.config->targets.size(), 2u);
+
+    const AuthConfig mx1{.username = "canary@example.net",
+                         .password_env = "",
+                         .password_file = "",
+                         .token_file = "",
+                         .mechanism = AuthMechanism::xoauth2,
+                         .token_url = "https://oauth2.example.net:8443/token?tenant=a",
+                         .client_id = "mailcanary.apps.example.net",
+                         .client_secret_file = client_secret.string(),
+                         .refresh_token_file = refresh_token.string(),
+                         .scope = "https://mail.google.com/ offline_access",
+                         .token_ca_file = token_ca.string()};
+    EXPECT_EQ(result.config->targets[0].auth, mx1);
+    // A public client: no client secret, no scope, the system trust store.
+    const AuthConfig mx2{.username = "u",
+                         .password_env = "",
+                         .password_file = "",
+                         .token_file = "",
+                         .mechanism = AuthMechanism::automatic,
+                         .token_url = "https://[2001:db8::1]/token",
+                         .client_id = "public",
+                         .client_secret_file = "",
+                         .refresh_token_file = refresh_token.string(),
+                         .scope = "",
+                         .token_ca_file = ""};
+    EXPECT_EQ(result.config->targets[1].auth, mx2);
+}
+
+// A refresh token and a client secret on disk, and the lines of a valid refresh flow to build
+// [targets.auth] tables from; auth_target_with puts the first line given on line 6.
+class ConfigRefreshFlow : public testing::Test {
+  protected:
+    void SetUp() override {
+        ASSERT_FALSE(dir_.path().empty());
+        refresh_token_ = dir_.write("mx1.refresh", std::string(kRefreshToken) + "\n");
+        client_secret_ = dir_.write("client", kClientSecret);
+    }
+
+    static std::string line(std::string_view key, std::string_view value) {
+        return std::string(key) + " = \"" + std::string(value) + "\"\n";
+    }
+    std::string token_url_line() const {
+        return line("token_url", "https://oauth2.example.net/token");
+    }
+    std::string client_id_line() const { return line("client_id", "mailcanary"); }
+    std::string refresh_token_line() const {
+        return line("refresh_token_file", refresh_token_.string());
+    }
+    // The three required keys, on three lines.
+    std::string flow_lines() const {
+        return token_url_line() + client_id_line() + refresh_token_line();
+    }
+
+    TempDir dir_;
+    fs::path refresh_token_;
+    fs::path client_secret_;
+};
+
+TEST_F(ConfigRefreshFlow, TokenUrlMustBeHttpsWithAHost) {
+    for (const std::string_view url :
+         {"http://127.0.0.1:8080/token", "http://localhost/token", "http://oauth2.example.net/",
+          "HTTPS://oauth2.example.net/token", "oauth2.example.net/token", "https://",
+          "https:///token", "https://:443/token", "https://host:0/token", "https://host:x/",
+          "https://[::1/token", "https://[]/token", "https://[::1]x/token",
+          "https://oauth 2.example.net/token", "https://oauth2.example.net/\ttoken"}) {
+        SCOPED_TRACE(url);
+        expect_errors(load(auth_target_with("username = \"u\"\n" + line("token_url", url) +
+                                            client_id_line() + refresh_token_line())),
+                      {{7, 13, "targets[1].auth.token_url", "token_url must be an https:// URL"}});
+    }
+    for (const std::string_view url :
+         {"https://oauth2.example.net", "https://oauth2.example.net:8443/token",
+          "https://[::1]:8443/token", "https://10.0.0.1/oauth2/v2.0/token?x=1#y"}) {
+        const ConfigResult result =
+            load(auth_target_with("username = \"u\"\n" + line("token_url", url) + client_id_line() +
+                                  refresh_token_line()));
+        EXPECT_TRUE(result.errors.empty()) << url << ": " << result.errors.front().to_string();
+    }
+}
+
+TEST_F(ConfigRefreshFlow, TokenUrlWithUserInformationIsRefusedWithoutQuotingIt) {
+    const ConfigResult result =
+        load(auth_target_with("username = \"u\"\n" +
+                              line("token_url", "https://client:" + std::string(kClientSecret) +
+                                                    "@oauth2.example.net/token") +
+                              client_id_line() + refresh_token_line()));
+    expect_errors(result, {{7, 13, "targets[1].auth.token_url",
+                            "must not contain user information ('user@')"}});
+    expect_no_secret_in(result);
+}
+
+TEST_F(ConfigRefreshFlow, EachValueIsCheckedWhereItIsGiven) {
+    const std::string missing = (dir_.path() / "missing").string();
+    const fs::path empty = dir_.write("empty", "\r\n");
+    const std::string head = "username = \"u\"\n";
+    struct Case {
+        std::string auth_fields;
+        ExpectedError expected;
+    };
+    const std::vector<Case> cases{
+        {head + line("token_url", "") + client_id_line() + refresh_token_line(),
+         {7, 13, "targets[1].auth.token_url", "must not be empty"}},
+        {head + "token_url = 443\n" + client_id_line() + refresh_token_line(),
+         {7, 13, "targets[1].auth.token_url", "expected a string, got an integer"}},
+        {head + token_url_line() + line("client_id", "") + refresh_token_line(),
+         {8, 13, "targets[1].auth.client_id", "must not be empty"}},
+        {head + token_url_line() + line("client_id", "a\\r\\nb") + refresh_token_line(),
+         {8, 13, "targets[1].auth.client_id", "must not contain control characters"}},
+        {head + token_url_line() + client_id_line() + line("refresh_token_file", missing),
+         {9, 22, "targets[1].auth.refresh_token_file",
+          "refresh token file \"" + missing + "\" does not exist"}},
+        {head + token_url_line() + client_id_line() + line("refresh_token_file", empty.string()),
+         {9, 22, "targets[1].auth.refresh_token_file",
+          "refresh token file \"" + empty.string() + "\" is empty"}},
+        {head + token_url_line() + client_id_line() +
+             line("refresh_token_file", dir_.path().string()),
+         {9, 22, "targets[1].auth.refresh_token_file", "is not a regular file"}},
+        {head + flow_lines() + line("client_secret_file", empty.string()),
+         {10, 22, "targets[1].auth.client_secret_file",
+          "client secret file \"" + empty.string() + "\" is empty"}},
+        {head + flow_lines() + line("client_secret_file", missing),
+         {10, 22, "targets[1].auth.client_secret_file",
+          "client secret file \"" + missing + "\" does not exist"}},
+        {head + flow_lines() + line("scope", "mail\\nread"),
+         {10, 9, "targets[1].auth.scope", "must not contain control characters"}},
+        {head + flow_lines() + line("token_ca_file", missing),
+         {10, 17, "targets[1].auth.token_ca_file", "CA file \"" + missing + "\" does not exist"}},
+        {head + flow_lines() + line("token_ca_file", ""),
+         {10, 17, "targets[1].auth.token_ca_file", "must not be empty"}},
+        {head + flow_lines() + line("scopes", "x"),
+         {10, 1, "targets[1].auth.scopes", "unknown key; did you mean \"scope\"?"}},
+        {head + flow_lines() + line("token_uri", "x"),
+         {10, 1, "targets[1].auth.token_uri", "unknown key; did you mean \"token_url\"?"}},
+    };
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.auth_fields);
+        const ConfigResult result = load(auth_target_with(c.auth_fields));
+        expect_errors(result, {c.expected});
+        expect_no_secret_in(result);
+    }
+}
+
+TEST_F(ConfigRefreshFlow, EachMissingRequiredKeyIsReportedAtTheTable) {
+    const std::string head = "username = \"u\"\n";
+    const std::string why = "required key is missing; the OAuth2 refresh flow needs it";
+    expect_errors(load(auth_target_with(head + client_id_line() + refresh_token_line())),
+                  {{5, 1, "targets[1].auth.token_url", why}});
+    expect_errors(load(auth_target_with(head + token_url_line() + refresh_token_line())),
+                  {{5, 1, "targets[1].auth.client_id", why}});
+    expect_errors(load(auth_target_with(head + token_url_line() + client_id_line())),
+                  {{5, 1, "targets[1].auth.refresh_token_file", why}});
+    // Any key of the flow means the flow is used, the optional ones included.
+    expect_errors(load(auth_target_with(head + line("scope", "x"))),
+                  {{5, 1, "targets[1].auth.token_url", why},
+                   {5, 1, "targets[1].auth.client_id", why},
+                   {5, 1, "targets[1].auth.refresh_token_file", why}});
+    expect_errors(
+        load(target_with("probes = [\"auth\"]\nauth = { username = \"u\", client_id = \"c\" }\n")),
+        {{5, 8, "targets[1].auth.token_url", why},
+         {5, 8, "targets[1].auth.refresh_token_file", why}});
+}
+
+TEST_F(ConfigRefreshFlow, IsOneCredentialSourceAmongTheOthers) {
+    const std::string head = "username = \"u\"\n";
+    const std::string password_line = line("password_file", client_secret_.string());
+    const std::string choices =
+        "give only one of password_env, password_file, token_file or the OAuth2 refresh flow "
+        "(token_url, client_id, refresh_token_file); ";
+    // The flow after another source: reported at its first key.
+    expect_errors(load(auth_target_with(head + password_line + flow_lines())),
+                  {{8, 13, "targets[1].auth.token_url",
+                    choices + "password_file is already given at line 7"}});
+    expect_errors(load(auth_target_with(head + password_line + client_id_line() + token_url_line() +
+                                        refresh_token_line())),
+                  {{8, 13, "targets[1].auth.client_id", "password_file is already given"}});
+    // Another source after the flow, even one amid the flow's keys.
+    expect_errors(load(auth_target_with(head + token_url_line() + password_line + client_id_line() +
+                                        refresh_token_line())),
+                  {{8, 17, "targets[1].auth.password_file",
+                    choices + "the OAuth2 refresh flow (token_url) is already given at line 7"}});
+    expect_errors(load(auth_target_with(head + flow_lines() + "token_file = \"/t\"\n")),
+                  {{10, 14, "targets[1].auth.token_file",
+                    "the OAuth2 refresh flow (token_url) is already given at line 7"}});
+    // Several keys of the flow are one source: no error among themselves.
+    const ConfigResult result = load(
+        auth_target_with(head + flow_lines() + line("client_secret_file", client_secret_.string()) +
+                         line("scope", "s") + line("token_ca_file", client_secret_.string())));
+    EXPECT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+}
+
+TEST_F(ConfigRefreshFlow, YieldsATokenForTheTokenMechanismsOnly) {
+    for (const std::string mechanism : {"auto", "xoauth2", "oauthbearer"}) {
+        const ConfigResult result = load(
+            auth_target_with("username = \"u\"\n" + line("mechanism", mechanism) + flow_lines()));
+        EXPECT_TRUE(result.errors.empty())
+            << mechanism << ": " << result.errors.front().to_string();
+    }
+    for (const std::string mechanism : {"plain", "login", "cram-md5"}) {
+        expect_errors(
+            load(auth_target_with("username = \"u\"\n" + line("mechanism", mechanism) +
+                                  flow_lines())),
+            {{7, 13, "targets[1].auth.mechanism",
+              "mechanism \"" + mechanism +
+                  "\" needs password_env or password_file, not the OAuth2 refresh flow"}});
+    }
+}
+
+TEST_F(ConfigRefreshFlow, NoErrorMessageContainsATokenOrSecret) {
+    const std::string secret_lines = line("refresh_token_file", refresh_token_.string()) +
+                                     line("client_secret_file", client_secret_.string());
+    for (const std::string& auth_fields : {
+             "username = \"u\"\nmechanism = \"plain\"\n" + token_url_line() + secret_lines,
+             "mechanism = \"cram-md5\"\nclient_id = \"\"\n" + secret_lines + "scope = 1\n",
+             "username = \"u\"\ntoken_url = \"http://x\"\n" + secret_lines + "password_file = \"" +
+                 refresh_token_.string() + "\"\n",
+             "username = \"u\"\n" + secret_lines + "token_ca_file = \"/nonexistent\"\n",
+         }) {
+        const ConfigResult result = load(auth_target_with(auth_fields));
         EXPECT_FALSE(result.errors.empty()) << auth_fields;
         expect_no_secret_in(result);
     }

@@ -10,11 +10,16 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <filesystem>
+#include <fstream>
 
+#include "probes/auth_probe.hpp"
 #include "probes/connect_probe.hpp"
+#include "probes/oauth_token.hpp"
+#include "probes/sasl.hpp"
 #include "probes/smtp_session.hpp"
 #include "probes/tls_client.hpp"
 #include "support/fake_smtp_server.hpp"
+#include "support/fake_token_endpoint.hpp"
 #include "support/test_pki.hpp"
 
 namespace mailcanary::test {
@@ -53,15 +58,24 @@ class SessionTest : public testing::Test {
         return config;
     }
 
-    // Runs the connect probe once; `stop_after` requests a stop that long after the start.
-    static ProbeResult probe(const TargetConfig& config,
-                             std::optional<std::chrono::milliseconds> stop_after = std::nullopt) {
+    static CompiledTarget compile(const TargetConfig& config) {
         CompiledTarget compiled(config);
         std::string error;
         if (config.tls != TlsMode::none) {
             compiled.tls_context = tls::make_client_context(config.tls_options, error);
         }
         EXPECT_TRUE(error.empty()) << error;
+        return compiled;
+    }
+
+    // Runs the connect probe once; `stop_after` requests a stop that long after the start.
+    static ProbeResult probe(const TargetConfig& config,
+                             std::optional<std::chrono::milliseconds> stop_after = std::nullopt) {
+        return probe(compile(config), &run_connect_probe, stop_after);
+    }
+
+    static ProbeResult probe(const CompiledTarget& compiled, ProbeFunction run,
+                             std::optional<std::chrono::milliseconds> stop_after = std::nullopt) {
         asio::io_context io;
         ProbeResult result;
         Transcript transcript;
@@ -77,8 +91,8 @@ class SessionTest : public testing::Test {
         asio::co_spawn(
             io,
             [&]() -> asio::awaitable<void> {
-                result.outcome = co_await run_connect_probe(
-                    ProbeRun{compiled, started + config.timeout, result.metrics, transcript, stop});
+                result.outcome = co_await run(ProbeRun{compiled, started + compiled.config.timeout,
+                                                       result.metrics, transcript, stop});
                 stopper.cancel();
             },
             asio::detached);
@@ -294,6 +308,67 @@ TEST_F(SessionTest, LastErrorWhenNoAddressAccepts) {
     io.run();
     EXPECT_EQ(ec, asio::error::connection_refused);
     EXPECT_NE(transcript.to_text().find("127.0.0.1:2 failed"), std::string::npos);
+}
+
+// A target that logs in as canary@example.test with tokens from `endpoint`.
+CompiledTarget with_refresh_flow(CompiledTarget compiled, const FakeTokenEndpoint& endpoint,
+                                 const std::filesystem::path& dir, const std::string& ca_file) {
+    std::ofstream(dir / "refresh-token") << "1//refresh\n";
+    compiled.config.auth = AuthConfig{};
+    compiled.config.auth->username = "canary@example.test";
+    compiled.config.auth->token_url = endpoint.url();
+    compiled.oauth = std::make_shared<OAuthTokenSource>(
+        OAuthSettings{.token_url = endpoint.url(),
+                      .client_id = "client",
+                      .client_secret_file = "",
+                      .refresh_token_file = (dir / "refresh-token").string(),
+                      .scope = "",
+                      .ca_file = ca_file});
+    return compiled;
+}
+
+TEST_F(SessionTest, AuthWithTheRefreshTokenFlowLogsInWithXoauth2) {
+    FakeTokenEndpoint endpoint(pki_.issue({}),
+                               {{200, R"({"access_token":"ya29.fresh","expires_in":3600})"}});
+    FakeSmtpServer server(
+        {send("220 mx\r\n"), expect_line("EHLO"), send("250-mx\r\n250 AUTH PLAIN XOAUTH2\r\n"),
+         expect_line("AUTH XOAUTH2 " + sasl::xoauth2_response("canary@example.test", "ya29.fresh")),
+         send("235 2.7.0 Accepted\r\n"), expect_line("QUIT"), send("221 bye\r\n")},
+        {.tls = pki_.issue({}), .implicit_tls = true});
+    const auto compiled = with_refresh_flow(compile(target(server.port(), TlsMode::implicit)),
+                                            endpoint, dir_, ca_file_);
+    const auto result = probe(compiled, &run_auth_probe);
+    EXPECT_TRUE(result.outcome.success()) << result.outcome.detail << "\n" << result.transcript;
+    EXPECT_EQ(endpoint.requests().size(), 1u);
+    EXPECT_EQ(result.transcript.find("ya29.fresh"), std::string::npos);
+    EXPECT_NE(result.transcript.find("C: AUTH XOAUTH2 <redacted>"), std::string::npos);
+}
+
+TEST_F(SessionTest, AuthFailsWithOauthTokenWhenTheEndpointRefuses) {
+    FakeTokenEndpoint endpoint(pki_.issue({}), {{400, R"({"error":"invalid_grant"})"}});
+    FakeSmtpServer server(FakeSmtpServer::healthy_script(false));
+    const auto compiled =
+        with_refresh_flow(compile(target(server.port(), TlsMode::none)), endpoint, dir_, ca_file_);
+    const auto result = probe(compiled, &run_auth_probe);
+    expect_failure(result, FailureReason::oauth_token);
+    EXPECT_NE(result.outcome.detail.find("invalid_grant"), std::string::npos)
+        << result.outcome.detail;
+    EXPECT_EQ(server.connections(), 0) << "no token, no connection";
+}
+
+TEST_F(SessionTest, ExpectRejectFailsWhenTheServerAcceptsTheCredentials) {
+    FakeSmtpServer server({send("220 mx\r\n"), expect_line("EHLO"),
+                           send("250-mx\r\n250 AUTH PLAIN\r\n"), expect_line("AUTH PLAIN "),
+                           send("235 2.7.0 ok\r\n"), expect_line("QUIT"), send("221 bye\r\n")},
+                          {.tls = pki_.issue({}), .implicit_tls = true});
+    auto config = target(server.port(), TlsMode::implicit);
+    config.auth = AuthConfig{};
+    config.auth->username = "canary@example.test";
+    config.expect = Expectation::reject;
+    auto compiled = compile(config);
+    compiled.password = "should-have-been-refused";
+    const auto result = probe(compiled, &run_auth_probe);
+    expect_failure(result, FailureReason::auth_accepted);
 }
 
 TEST_F(SessionTest, UnresolvableHostIsDns) {

@@ -1,0 +1,217 @@
+#include "probes/oauth_token.hpp"
+
+#include <curl/curl.h>
+
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/property_tree/json_parser.hpp>
+#include <boost/property_tree/ptree.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "agent/log.hpp"
+#include "probes/credentials.hpp"
+
+namespace mailcanary {
+namespace {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+// Token exchanges are rare (about hourly per account): one worker thread is plenty.
+asio::thread_pool& blocking_pool() {
+    static asio::thread_pool pool(1);
+    return pool;
+}
+
+std::atomic<bool> g_stopping{false};
+
+std::string form_field(CURL* curl, std::string_view name, const std::string& value) {
+    char* escaped = curl_easy_escape(curl, value.c_str(), static_cast<int>(value.size()));
+    std::string field = std::string(name) + "=" + (escaped != nullptr ? escaped : "");
+    curl_free(escaped);
+    return field;
+}
+
+// Writes the rotated refresh token next to the old one, then renames it over: a crash never
+// leaves a half-written file, and the old token stays until the new one is complete.
+bool replace_file(const std::string& path, const std::string& content) {
+    const std::string temporary = path + ".new";
+    {
+        std::ofstream out(temporary, std::ios::trunc | std::ios::binary);
+        if (!out) return false;
+        std::filesystem::permissions(
+            temporary, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+        out << content << '\n';
+        if (!out.flush()) return false;
+    }
+    return std::rename(temporary.c_str(), path.c_str()) == 0;
+}
+
+}  // namespace
+
+std::optional<TokenResponse> parse_token_response(long http_status, std::string_view body,
+                                                  std::string& error) {
+    boost::property_tree::ptree json;
+    try {
+        std::istringstream in{std::string(body)};
+        boost::property_tree::read_json(in, json);
+    } catch (const boost::property_tree::json_parser_error&) {
+        error = "token endpoint answered " + std::to_string(http_status) +
+                " with a body that is not JSON";
+        return std::nullopt;
+    }
+    if (http_status != 200) {
+        error = "token endpoint answered " + std::to_string(http_status);
+        if (auto code = json.get_optional<std::string>("error")) error += ": " + *code;
+        if (auto text = json.get_optional<std::string>("error_description"))
+            error += " (" + *text + ")";
+        return std::nullopt;
+    }
+    TokenResponse response;
+    response.access_token = json.get<std::string>("access_token", "");
+    if (response.access_token.empty()) {
+        error = "token endpoint's answer has no access_token";
+        return std::nullopt;
+    }
+    if (auto seconds = json.get_optional<long>("expires_in"); seconds && *seconds > 0) {
+        response.expires_in = std::chrono::seconds(*seconds);
+    }
+    response.refresh_token = json.get<std::string>("refresh_token", "");
+    return response;
+}
+
+std::optional<TokenResponse> request_token(const OAuthSettings& settings,
+                                           const std::string& refresh_token,
+                                           std::chrono::milliseconds timeout, std::string& error) {
+    std::string client_secret;
+    if (!settings.client_secret_file.empty()) {
+        auto secret = read_secret_file(settings.client_secret_file, error);
+        if (!secret) return std::nullopt;
+        client_secret = std::move(*secret);
+    }
+    std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
+    if (!curl) {
+        error = "libcurl could not start a request";
+        return std::nullopt;
+    }
+    std::string body = form_field(curl.get(), "grant_type", "refresh_token") + "&" +
+                       form_field(curl.get(), "refresh_token", refresh_token) + "&" +
+                       form_field(curl.get(), "client_id", settings.client_id);
+    if (!client_secret.empty())
+        body += "&" + form_field(curl.get(), "client_secret", client_secret);
+    if (!settings.scope.empty()) body += "&" + form_field(curl.get(), "scope", settings.scope);
+
+    std::string answer;
+    CURL* handle = curl.get();
+    curl_easy_setopt(handle, CURLOPT_URL, settings.token_url.c_str());
+    curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "https");
+    curl_easy_setopt(handle, CURLOPT_POSTFIELDS, body.c_str());
+    curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS,
+                     static_cast<long>(std::max<long long>(timeout.count(), 1)));
+    curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(handle, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(handle, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (!settings.ca_file.empty())
+        curl_easy_setopt(handle, CURLOPT_CAINFO, settings.ca_file.c_str());
+    curl_easy_setopt(
+        handle, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t count, void* out) {
+            auto& text = *static_cast<std::string*>(out);
+            // A token answer is small; a server sending megabytes is not a token endpoint.
+            if (text.size() + size * count > 1024 * 1024) return size_t{0};
+            text.append(data, size * count);
+            return size * count;
+        });
+    curl_easy_setopt(handle, CURLOPT_WRITEDATA, &answer);
+    // Lets a stopping agent abort an exchange at once instead of waiting out its timeout.
+    curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(
+        handle, CURLOPT_XFERINFOFUNCTION,
+        +[](void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+            return g_stopping.load() ? 1 : 0;
+        });
+    char curl_error[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, curl_error);
+
+    if (const CURLcode code = curl_easy_perform(handle); code != CURLE_OK) {
+        error = "token endpoint " + settings.token_url + ": " +
+                (curl_error[0] != '\0' ? std::string(curl_error) : curl_easy_strerror(code));
+        return std::nullopt;
+    }
+    long status = 0;
+    curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &status);
+    return parse_token_response(status, answer, error);
+}
+
+// What a worker thread's exchange leaves for the event loop: written by the worker, read on
+// the loop only after the worker's post (which orders the two).
+struct OAuthTokenSource::Exchange {
+    explicit Exchange(const asio::any_io_executor& executor) : done(executor) {}
+    asio::steady_timer done;  // cancelled by the worker's post when the result is in
+    bool finished = false;
+    std::optional<TokenResponse> response;
+    std::string error;
+};
+
+OAuthTokenSource::OAuthTokenSource(OAuthSettings settings) : settings_(std::move(settings)) {}
+
+asio::awaitable<std::optional<std::string>> OAuthTokenSource::token(Clock::time_point deadline,
+                                                                    std::string& error) {
+    if (!access_token_.empty() && Clock::now() + kRefreshMargin < expires_at_)
+        co_return access_token_;
+
+    auto refresh_token = read_secret_file(settings_.refresh_token_file, error);
+    if (!refresh_token) co_return std::nullopt;
+
+    const auto executor = co_await asio::this_coro::executor;
+    auto exchange = std::make_shared<Exchange>(executor);
+    exchange->done.expires_at(deadline);
+    const auto timeout =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    asio::post(blocking_pool(), [exchange, executor, settings = settings_, refresh = *refresh_token,
+                                 timeout] {
+        std::string worker_error;
+        auto response = request_token(settings, refresh, timeout, worker_error);
+        asio::post(executor, [exchange, response = std::move(response), worker_error]() mutable {
+            exchange->response = std::move(response);
+            exchange->error = std::move(worker_error);
+            exchange->finished = true;
+            exchange->done.cancel();
+        });
+    });
+    boost::system::error_code ignored;
+    co_await exchange->done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    if (!exchange->finished) {
+        error = "no answer from the token endpoint before the run's deadline";
+        co_return std::nullopt;
+    }
+    if (!exchange->response) {
+        error = exchange->error;
+        co_return std::nullopt;
+    }
+    const auto& response = *exchange->response;
+    access_token_ = response.access_token;
+    expires_at_ = Clock::now() + response.expires_in;
+    if (!response.refresh_token.empty() && response.refresh_token != *refresh_token &&
+        !replace_file(settings_.refresh_token_file, response.refresh_token)) {
+        // Providers that rotate refresh tokens invalidate the old one sooner or later: the
+        // operator must hear of it now, while the access token still works.
+        log::warn("could not write the rotated OAuth2 refresh token; the old one may stop working",
+                  {{"file", settings_.refresh_token_file}});
+    }
+    co_return access_token_;
+}
+
+void stop_oauth_exchanges() {
+    g_stopping = true;
+    blocking_pool().join();
+}
+
+}  // namespace mailcanary
