@@ -202,6 +202,11 @@ void Agent::shutdown() {
 }
 
 bool Agent::reload(std::string& report) {
+    if (stopping_) {
+        // The scheduler is stopped: applying a configuration now would start jobs again.
+        report = "the agent is stopping; not reloading\n";
+        return false;
+    }
     auto loaded = load_config_file(options_.config_file);
     std::vector<std::shared_ptr<const CompiledTarget>> targets;
     if (loaded.config) targets = compile_targets(*loaded.config, loaded.errors);

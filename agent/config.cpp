@@ -46,6 +46,7 @@ constexpr std::array kDefaultDurationBuckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 constexpr size_t kMaxDurationBuckets = 50;
 constexpr Duration kDefaultInterval = std::chrono::seconds(30);
 constexpr Duration kDefaultTimeout = std::chrono::seconds(10);
+constexpr Duration kLongestDuration = std::chrono::hours(24);
 constexpr std::string_view kDefaultProbe = "connect";
 constexpr std::string_view kAuthProbe = "auth";
 constexpr std::string_view kAcceptProbe = "accept";
@@ -709,6 +710,11 @@ class ConfigReader {
                       "; expected e.g. \"30s\", \"1m30s\" or \"250ms\" (units d, h, m, s, ms)");
         } else if (duration.value->count() <= 0) {
             error(text.node->source(), child_key(path, key), "must be greater than 0");
+            duration.value.reset();
+        } else if (*duration.value > kLongestDuration) {
+            // Far beyond any probing need, and keeps clock arithmetic (now + interval) in range.
+            error(text.node->source(), child_key(path, key),
+                  "must be at most 1d, got " + *text.value);
             duration.value.reset();
         }
         return duration;

@@ -10,7 +10,7 @@
 #include "agent/log.hpp"
 #include "agent/probe_once.hpp"
 #include "agent/version.hpp"
-#include "probes/oauth_token.hpp"
+#include "probes/blocking_work.hpp"
 
 int main(int argc, char** argv) {
     using namespace mailcanary;
@@ -58,6 +58,6 @@ int main(int argc, char** argv) {
     boost::asio::io_context io(1);
     Agent agent(io, options, std::move(*loaded.config), std::move(targets));
     const int exit_code = agent.run();
-    stop_oauth_exchanges();  // the worker posts to `io`: stop it while `io` still exists
+    stop_blocking_work();  // workers post results to `io`: stop them while `io` still exists
     return exit_code;
 }

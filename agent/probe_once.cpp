@@ -7,7 +7,7 @@
 #include <cstdio>
 
 #include "agent/status_page.hpp"
-#include "probes/oauth_token.hpp"
+#include "probes/blocking_work.hpp"
 #include "probes/registry.hpp"
 
 namespace mailcanary {
@@ -57,7 +57,7 @@ int probe_once(const Config& config,
             }
         }
     }
-    stop_oauth_exchanges();  // before `io` goes: a token exchange may still post to it
+    stop_blocking_work();  // before `io` goes: a worker may still post to it
     return all_succeeded ? 0 : 1;
 }
 

@@ -34,9 +34,7 @@ class ResultStore {
         if (!result.outcome.success()) entry.last_failure = result;
         entry.last = std::move(result);
     }
-    void erase_target(const std::string& target) {
-        std::erase_if(results_, [&](const auto& item) { return item.first.first == target; });
-    }
+    void erase(const Key& key) { results_.erase(key); }
     const std::map<Key, ProbeResults>& all() const { return results_; }
     const ProbeResults* find(const Key& key) const {
         const auto found = results_.find(key);

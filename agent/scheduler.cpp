@@ -64,7 +64,7 @@ void Scheduler::apply(const std::vector<std::shared_ptr<const CompiledTarget>>& 
         Job& job = *it->second;
         if (found == wanted.end()) {
             retire(job);
-            results_.erase_target(it->first.first);
+            results_.erase(it->first);  // only this pair: the target's other probes keep theirs
             it = jobs_.erase(it);
             continue;
         }
@@ -133,6 +133,7 @@ asio::awaitable<void> Scheduler::job_loop(std::shared_ptr<Job> job) {
 }
 
 asio::awaitable<void> Scheduler::run_once(std::shared_ptr<Job> job) {
+    const std::weak_ptr<const bool> alive = alive_;
     const auto target = job->target;
     job->running = true;
     metrics_.set_in_flight(++in_flight_);
@@ -151,10 +152,11 @@ asio::awaitable<void> Scheduler::run_once(std::shared_ptr<Job> job) {
                                          std::string("internal error: ") + error.what());
         result.transcript.note(result.outcome.detail);
     }
-    result.duration = Clock::now() - started;
-    result.finished = std::chrono::system_clock::now();
     job->stop = nullptr;
     job->running = false;
+    if (alive.expired()) co_return;  // the scheduler is gone: nothing left to record into
+    result.duration = Clock::now() - started;
+    result.finished = std::chrono::system_clock::now();
     metrics_.set_in_flight(--in_flight_);
 
     if (result.outcome.cancelled || job->retired) co_return;

@@ -92,6 +92,8 @@ class Scheduler {
     std::mt19937_64 random_;
     std::map<JobKey, std::shared_ptr<Job>> jobs_;
     std::size_t in_flight_ = 0;
+    // Runs in flight outlive a stop; they check this before touching the scheduler again.
+    std::shared_ptr<const bool> alive_ = std::make_shared<const bool>(true);
 };
 
 }  // namespace mailcanary

@@ -2,21 +2,16 @@
 
 #include <curl/curl.h>
 
-#include <atomic>
-#include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/thread_pool.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/property_tree/json_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "agent/log.hpp"
+#include "probes/blocking_work.hpp"
 #include "probes/credentials.hpp"
 
 namespace mailcanary {
@@ -24,14 +19,6 @@ namespace {
 
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
-
-// Token exchanges are rare (about hourly per account): one worker thread is plenty.
-asio::thread_pool& blocking_pool() {
-    static asio::thread_pool pool(1);
-    return pool;
-}
-
-std::atomic<bool> g_stopping{false};
 
 std::string form_field(CURL* curl, std::string_view name, const std::string& value) {
     char* escaped = curl_easy_escape(curl, value.c_str(), static_cast<int>(value.size()));
@@ -135,7 +122,7 @@ std::optional<TokenResponse> request_token(const OAuthSettings& settings,
     curl_easy_setopt(
         handle, CURLOPT_XFERINFOFUNCTION,
         +[](void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-            return g_stopping.load() ? 1 : 0;
+            return blocking_work_stopping() ? 1 : 0;
         });
     char curl_error[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, curl_error);
@@ -150,16 +137,6 @@ std::optional<TokenResponse> request_token(const OAuthSettings& settings,
     return parse_token_response(status, answer, error);
 }
 
-// What a worker thread's exchange leaves for the event loop: written by the worker, read on
-// the loop only after the worker's post (which orders the two).
-struct OAuthTokenSource::Exchange {
-    explicit Exchange(const asio::any_io_executor& executor) : done(executor) {}
-    asio::steady_timer done;  // cancelled by the worker's post when the result is in
-    bool finished = false;
-    std::optional<TokenResponse> response;
-    std::string error;
-};
-
 OAuthTokenSource::OAuthTokenSource(OAuthSettings settings) : settings_(std::move(settings)) {}
 
 asio::awaitable<std::optional<std::string>> OAuthTokenSource::token(Clock::time_point deadline,
@@ -170,33 +147,26 @@ asio::awaitable<std::optional<std::string>> OAuthTokenSource::token(Clock::time_
     auto refresh_token = read_secret_file(settings_.refresh_token_file, error);
     if (!refresh_token) co_return std::nullopt;
 
-    const auto executor = co_await asio::this_coro::executor;
-    auto exchange = std::make_shared<Exchange>(executor);
-    exchange->done.expires_at(deadline);
+    using Answer = std::pair<std::optional<TokenResponse>, std::string>;
     const auto timeout =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    asio::post(blocking_pool(), [exchange, executor, settings = settings_, refresh = *refresh_token,
-                                 timeout] {
+    // A named function, not a temporary in the co_await expression: g++ 12 destroys such
+    // temporaries twice.
+    std::function<Answer()> exchange = [settings = settings_, refresh = *refresh_token, timeout] {
         std::string worker_error;
         auto response = request_token(settings, refresh, timeout, worker_error);
-        asio::post(executor, [exchange, response = std::move(response), worker_error]() mutable {
-            exchange->response = std::move(response);
-            exchange->error = std::move(worker_error);
-            exchange->finished = true;
-            exchange->done.cancel();
-        });
-    });
-    boost::system::error_code ignored;
-    co_await exchange->done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-    if (!exchange->finished) {
+        return Answer{std::move(response), std::move(worker_error)};
+    };
+    auto answer = co_await run_blocking<Answer>(std::move(exchange), deadline);
+    if (!answer) {
         error = "no answer from the token endpoint before the run's deadline";
         co_return std::nullopt;
     }
-    if (!exchange->response) {
-        error = exchange->error;
+    if (!answer->first) {
+        error = answer->second;
         co_return std::nullopt;
     }
-    const auto& response = *exchange->response;
+    const auto& response = *answer->first;
     access_token_ = response.access_token;
     expires_at_ = Clock::now() + response.expires_in;
     if (!response.refresh_token.empty() && response.refresh_token != *refresh_token &&
@@ -207,11 +177,6 @@ asio::awaitable<std::optional<std::string>> OAuthTokenSource::token(Clock::time_
                   {{"file", settings_.refresh_token_file}});
     }
     co_return access_token_;
-}
-
-void stop_oauth_exchanges() {
-    g_stopping = true;
-    blocking_pool().join();
 }
 
 }  // namespace mailcanary

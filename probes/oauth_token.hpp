@@ -39,10 +39,6 @@ std::optional<TokenResponse> request_token(const OAuthSettings& settings,
                                            const std::string& refresh_token,
                                            std::chrono::milliseconds timeout, std::string& error);
 
-// Aborts exchanges in progress and waits for the worker thread: call before the io_context that
-// awaits them is destroyed (the worker posts its result to it).
-void stop_oauth_exchanges();
-
 // Shared by the runs of one target; used on the agent's event loop only.
 class OAuthTokenSource {
   public:
@@ -56,8 +52,6 @@ class OAuthTokenSource {
     static constexpr auto kRefreshMargin = std::chrono::seconds(60);
 
   private:
-    struct Exchange;
-
     OAuthSettings settings_;
     std::string access_token_;
     std::chrono::steady_clock::time_point expires_at_{};

@@ -62,7 +62,7 @@ struct Outcome {
     static Outcome failed(FailureReason reason, std::string detail) {
         Outcome outcome;
         outcome.failure = reason;
-        outcome.detail = std::move(detail);
+        outcome.detail = printable(detail);  // it may quote the server: keep it safe to show
         return outcome;
     }
     static Outcome stopped() {

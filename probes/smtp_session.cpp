@@ -1,5 +1,6 @@
 #include "probes/smtp_session.hpp"
 
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/ssl.h>
@@ -15,8 +16,11 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <cstring>
+#include <functional>
 #include <optional>
 
+#include "probes/blocking_work.hpp"
 #include "probes/tls_client.hpp"
 
 namespace mailcanary::smtp {
@@ -28,22 +32,32 @@ using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kGoodbyeGrace = std::chrono::milliseconds(300);
+// The run's result is known once QUIT is sent: a server slow to answer it gets this long, not
+// the rest of the run's timeout.
+constexpr auto kQuitGrace = std::chrono::seconds(1);
 
 // Shared with the watchdog and the stop handler, which may run after the coroutine has moved on.
 struct Connection {
     explicit Connection(const asio::any_io_executor& executor)
-        : resolver(executor), socket(executor), watchdog(executor) {}
+        : socket(executor), watchdog(executor) {}
 
     // Interrupts whatever operation is pending; the driver then sees why in the flags.
     void interrupt() {
         error_code ignored;
-        resolver.cancel();
         socket.cancel(ignored);
     }
 
+    // True once the deadline in force has passed. Checked before every operation: the watchdog
+    // fires once, and an operation started after it fired would have no bound at all.
+    bool expired() {
+        if (!timed_out && Clock::now() >= deadline) timed_out = true;
+        return timed_out;
+    }
+
     // (Re)arms the one timer that bounds every operation of the run.
-    void arm_watchdog(Clock::time_point deadline, const std::shared_ptr<Connection>& self) {
+    void arm_watchdog(Clock::time_point new_deadline, const std::shared_ptr<Connection>& self) {
         timed_out = false;
+        deadline = new_deadline;
         watchdog.expires_at(deadline);
         watchdog.async_wait([weak = std::weak_ptr(self)](error_code ec) {
             if (ec) return;  // re-armed or cancelled
@@ -54,11 +68,11 @@ struct Connection {
         });
     }
 
-    tcp::resolver resolver;
     tcp::socket socket;
     std::optional<asio::ssl::stream<tcp::socket&>> tls;
     asio::steady_timer watchdog;
     bool timed_out = false;
+    Clock::time_point deadline;
     std::array<char, 4096> buffer{};
 };
 
@@ -126,24 +140,60 @@ Outcome io_failure(const Connection& connection, Phase phase, const error_code& 
                            std::string(to_string(phase)) + ": " + ec.message());
 }
 
-asio::awaitable<std::vector<tcp::endpoint>> resolve(Connection& connection,
-                                                    const TargetConfig& target, error_code& ec) {
-    // An address needs no lookup: skip the resolver and its helper thread.
-    const auto literal = asio::ip::make_address(target.host, ec);
-    if (!ec) co_return std::vector{tcp::endpoint(literal, target.port)};
-    auto results = co_await connection.resolver.async_resolve(
-        target.host, std::to_string(target.port), tcp::resolver::numeric_service,
-        asio::redirect_error(asio::use_awaitable, ec));
+struct Lookup {
     std::vector<tcp::endpoint> endpoints;
-    for (const auto& entry : results) endpoints.push_back(entry.endpoint());
-    co_return endpoints;
+    std::string error;
+};
+
+// getaddrinfo itself, on a worker thread: it cannot be cancelled, so the run stops waiting for it
+// at its deadline instead, and other targets' lookups do not queue behind a slow one.
+Lookup lookup(const std::string& host, uint16_t port) {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV;
+    addrinfo* found = nullptr;
+    Lookup result;
+    if (const int code = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found);
+        code != 0) {
+        result.error = ::gai_strerror(code);
+        return result;
+    }
+    for (const addrinfo* entry = found; entry != nullptr; entry = entry->ai_next) {
+        tcp::endpoint endpoint;
+        if (entry->ai_addrlen > endpoint.capacity()) continue;
+        std::memcpy(endpoint.data(), entry->ai_addr, entry->ai_addrlen);
+        endpoint.resize(entry->ai_addrlen);
+        result.endpoints.push_back(endpoint);
+    }
+    ::freeaddrinfo(found);
+    if (result.endpoints.empty()) result.error = "no addresses";
+    return result;
+}
+
+asio::awaitable<Lookup> resolve(const TargetConfig& target, Clock::time_point deadline) {
+    // An address needs no lookup.
+    error_code ec;
+    const auto literal = asio::ip::make_address(target.host, ec);
+    if (!ec) co_return Lookup{{tcp::endpoint(literal, target.port)}, {}};
+    // A named function, not a temporary in the co_await expression: g++ 12 destroys such
+    // temporaries twice.
+    std::function<Lookup()> work = [host = target.host, port = target.port] {
+        return lookup(host, port);
+    };
+    auto answer = co_await run_blocking<Lookup>(std::move(work), deadline);
+    if (!answer) co_return Lookup{{}, "timed out"};
+    co_return std::move(*answer);
 }
 
 asio::awaitable<void> handshake(Connection& connection, const ProbeRun& run, error_code& ec) {
     const auto& target = run.target.config;
     connection.tls.emplace(connection.socket, *run.target.tls_context);
     SSL* ssl = connection.tls->native_handle();
-    tls::prepare_connection(ssl, target.host, target.tls_options);
+    if (!tls::prepare_connection(ssl, target.host, target.tls_options)) {
+        run.transcript.note("OpenSSL refuses the name to verify the certificate against");
+        ec = asio::error::invalid_argument;
+        co_return;
+    }
     connection.tls->set_verify_callback(
         [&metrics = run.metrics, skip = target.tls_options.insecure_skip_verify](
             bool preverified, asio::ssl::verify_context& context) {
@@ -156,6 +206,8 @@ asio::awaitable<void> handshake(Connection& connection, const ProbeRun& run, err
     co_await connection.tls->async_handshake(asio::ssl::stream_base::client,
                                              asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return;
+    if (auto verified = tls::earliest_not_after_verified(ssl))
+        run.metrics.cert_not_after = verified;
     run.metrics.tls_version = SSL_get_version(ssl);
     run.metrics.tls_cipher = SSL_get_cipher_name(ssl);
     run.transcript.note("TLS established: " + *run.metrics.tls_version + " " +
@@ -199,8 +251,13 @@ asio::awaitable<void> say_goodbye(const std::shared_ptr<Connection>& connection,
 }  // namespace
 
 asio::awaitable<void> connect_in_order(tcp::socket& socket, std::vector<tcp::endpoint> endpoints,
-                                       Transcript& transcript, error_code& ec) {
+                                       Transcript& transcript, Clock::time_point deadline,
+                                       error_code& ec) {
     for (const auto& endpoint : endpoints) {
+        if (Clock::now() >= deadline) {
+            ec = asio::error::timed_out;
+            co_return;
+        }
         error_code ignored;
         socket.close(ignored);
         co_await socket.async_connect(endpoint, asio::redirect_error(asio::use_awaitable, ec));
@@ -232,49 +289,59 @@ asio::awaitable<Outcome> run_dialog(ProbeRun run, Dialog& dialog) {
     const auto cancelled = [&] { return run.stop.requested(); };
 
     clock.enter(Phase::resolve);
-    const auto endpoints = co_await resolve(*connection, run.target.config, ec);
-    if (!ec && endpoints.empty()) ec = asio::error::host_not_found;
+    const Lookup lookup = co_await resolve(run.target.config, run.deadline);
     if (cancelled()) co_return Outcome::stopped();
-    if (ec) {
+    if (!lookup.error.empty()) {
         clock.stop();
-        const std::string what = connection->timed_out ? "timed out" : ec.message();
-        run.transcript.note("cannot resolve " + run.target.config.host + ": " + what);
+        run.transcript.note("cannot resolve " + run.target.config.host + ": " + lookup.error);
         co_return Outcome::failed(FailureReason::dns,
-                                  "resolving " + run.target.config.host + ": " + what);
+                                  "resolving " + run.target.config.host + ": " + lookup.error);
     }
 
     clock.enter(Phase::connect);
-    co_await connect_in_order(connection->socket, endpoints, run.transcript, ec);
+    co_await connect_in_order(connection->socket, lookup.endpoints, run.transcript, run.deadline,
+                              ec);
     if (cancelled()) co_return Outcome::stopped();
+    if (!ec && connection->expired()) ec = asio::error::timed_out;
     if (ec) {
         clock.stop();
+        connection->expired();  // a deadline passed between tries counts as a timeout too
         co_return io_failure(*connection, Phase::connect, ec);
     }
 
     Action action = dialog.start();
+    bool quit_sent = false;
     while (action.kind != Action::Kind::done) {
         clock.enter(action.phase);
-        switch (action.kind) {
-            case Action::Kind::write:
-                co_await write_all(*connection, action.bytes, ec);
-                if (!ec) action = dialog.on_written();
-                break;
-            case Action::Kind::read: {
-                const std::size_t received = co_await read_some(*connection, ec);
-                if (!ec) {
-                    action = dialog.on_bytes({connection->buffer.data(), received});
-                } else if (is_end_of_stream(ec) && !connection->timed_out) {
-                    ec.clear();
-                    action = dialog.on_closed();
+        if (action.phase == Phase::quit && !quit_sent) {
+            quit_sent = true;
+            connection->arm_watchdog(std::min(run.deadline, Clock::now() + kQuitGrace), connection);
+        }
+        if (connection->expired()) {
+            ec = asio::error::timed_out;
+        } else {
+            switch (action.kind) {
+                case Action::Kind::write:
+                    co_await write_all(*connection, action.bytes, ec);
+                    if (!ec) action = dialog.on_written();
+                    break;
+                case Action::Kind::read: {
+                    const std::size_t received = co_await read_some(*connection, ec);
+                    if (!ec) {
+                        action = dialog.on_bytes({connection->buffer.data(), received});
+                    } else if (is_end_of_stream(ec) && !connection->timed_out) {
+                        ec.clear();
+                        action = dialog.on_closed();
+                    }
+                    break;
                 }
-                break;
+                case Action::Kind::start_tls:
+                    co_await handshake(*connection, run, ec);
+                    if (!ec) action = dialog.on_tls_established();
+                    break;
+                case Action::Kind::done:
+                    break;
             }
-            case Action::Kind::start_tls:
-                co_await handshake(*connection, run, ec);
-                if (!ec) action = dialog.on_tls_established();
-                break;
-            case Action::Kind::done:
-                break;
         }
         const bool interrupted = connection->timed_out || cancelled();
         if (!ec && interrupted && action.kind != Action::Kind::done) {
@@ -290,6 +357,13 @@ asio::awaitable<Outcome> run_dialog(ProbeRun run, Dialog& dialog) {
         }
         // A failure found by the dialog stands; I/O errors during its polite QUIT don't matter.
         if (dialog.failure()) break;
+        // Everything that mattered was answered: a slow or rude goodbye is noted, not a failure.
+        if (quit_sent) {
+            run.transcript.note("no clean answer to QUIT (" +
+                                std::string(connection->timed_out ? "timed out" : ec.message()) +
+                                "); the run's result stands");
+            break;
+        }
         if (action.kind == Action::Kind::start_tls && !connection->timed_out) {
             SSL* ssl = connection->tls->native_handle();
             const FailureReason reason = tls::classify_handshake_failure(ssl);

@@ -62,14 +62,14 @@ std::shared_ptr<boost::asio::ssl::context> make_client_context(const TlsOptions&
     return context;
 }
 
-void prepare_connection(SSL* ssl, const std::string& host, const TlsOptions& options) {
+bool prepare_connection(SSL* ssl, const std::string& host, const TlsOptions& options) {
     const std::string& name = options.server_name.empty() ? host : options.server_name;
-    if (is_ip_literal(name)) {
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str());
-    } else {
-        SSL_set_tlsext_host_name(ssl, name.c_str());
-        SSL_set1_host(ssl, name.c_str());
-    }
+    // A name OpenSSL refuses (a scoped IPv6 address, say) must fail the run: without it no
+    // identity would be checked at all.
+    if (is_ip_literal(name))
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str()) == 1;
+    return SSL_set_tlsext_host_name(ssl, name.c_str()) == 1 &&
+           SSL_set1_host(ssl, name.c_str()) == 1;
 }
 
 FailureReason classify_handshake_failure(SSL* ssl) {
@@ -89,6 +89,17 @@ FailureReason classify_handshake_failure(SSL* ssl) {
 
 std::string describe_verify_result(SSL* ssl) {
     return X509_verify_cert_error_string(SSL_get_verify_result(ssl));
+}
+
+std::optional<std::chrono::system_clock::time_point> earliest_not_after_verified(SSL* ssl) {
+    STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);
+    if (chain == nullptr || sk_X509_num(chain) == 0) return std::nullopt;
+    std::optional<std::chrono::system_clock::time_point> earliest;
+    for (int i = 0; i < sk_X509_num(chain); ++i) {
+        const auto expiry = not_after(sk_X509_value(chain, i));
+        if (expiry && (!earliest || *expiry < *earliest)) earliest = expiry;
+    }
+    return earliest;
 }
 
 std::optional<std::chrono::system_clock::time_point> earliest_not_after(X509_STORE_CTX* ctx) {

@@ -24,8 +24,9 @@ std::shared_ptr<boost::asio::ssl::context> make_client_context(const TlsOptions&
                                                                std::string& error);
 
 // SNI (for names, never for IP literals, RFC 6066 3) and the name or address the certificate
-// must match. `host` is the target's host, used when server_name is empty.
-void prepare_connection(SSL* ssl, const std::string& host, const TlsOptions& options);
+// must match. `host` is the target's host, used when server_name is empty. False when OpenSSL
+// refuses the name: the handshake must not go ahead without an identity to check.
+bool prepare_connection(SSL* ssl, const std::string& host, const TlsOptions& options);
 
 // Maps a failed handshake to a reason, from the certificate verification result.
 FailureReason classify_handshake_failure(SSL* ssl);
@@ -34,5 +35,8 @@ std::string describe_verify_result(SSL* ssl);
 // The earliest notAfter among the certificates the peer presented, read during verification
 // so that it is known even when verification fails.
 std::optional<std::chrono::system_clock::time_point> earliest_not_after(X509_STORE_CTX* ctx);
+// After a verified handshake: the earliest notAfter in the chain that was actually verified. A
+// server may still send an expired cross-signed intermediate that verification does not use.
+std::optional<std::chrono::system_clock::time_point> earliest_not_after_verified(SSL* ssl);
 
 }  // namespace mailcanary::tls

@@ -5,24 +5,6 @@
 namespace mailcanary {
 namespace {
 
-// Control characters from a server are shown escaped, so a transcript is always one clean line
-// per entry, whatever bytes were received.
-std::string printable(std::string_view text) {
-    std::string out;
-    out.reserve(text.size());
-    for (const char c : text) {
-        const auto byte = static_cast<unsigned char>(c);
-        if (byte < 0x20 || byte == 0x7f) {
-            char escaped[8];
-            std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
-            out += escaped;
-        } else {
-            out += c;
-        }
-    }
-    return out;
-}
-
 char direction_letter(Transcript::Direction direction) {
     switch (direction) {
         case Transcript::Direction::client:
@@ -36,6 +18,22 @@ char direction_letter(Transcript::Direction direction) {
 }
 
 }  // namespace
+
+std::string printable(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (const char c : text) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (byte < 0x20 || byte >= 0x7f) {
+            char escaped[8];
+            std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
+            out += escaped;
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
 
 void Transcript::add(Direction direction, std::string_view text, Clock::time_point at) {
     if (truncated_) return;

@@ -9,6 +9,10 @@
 
 namespace mailcanary {
 
+// Server bytes made safe to show anywhere (status page, logs, JSON): control characters and
+// bytes outside ASCII are written as \xNN.
+std::string printable(std::string_view text);
+
 class Transcript {
   public:
     using Clock = std::chrono::steady_clock;

@@ -1629,3 +1629,16 @@ TEST(ConfigLoad, NeverThrowsOnHostileInput) {
 
 }  // namespace
 }  // namespace mailcanary
+
+namespace mailcanary {
+namespace {
+
+TEST(ConfigDurations, AreAtMostOneDay) {
+    const auto result = load_config_string("[defaults]\ninterval = \"2d\"\n", "limits.toml");
+    ASSERT_EQ(result.errors.size(), 1u);
+    EXPECT_EQ(result.errors[0].to_string(),
+              "limits.toml:2:12: defaults.interval: must be at most 1d, got 2d");
+}
+
+}  // namespace
+}  // namespace mailcanary

@@ -219,6 +219,22 @@ TEST_F(SchedulerTest, ReloadKeepsUnchangedTargetsAndDropsRemovedOnes) {
               runs_a);
 }
 
+TEST_F(SchedulerTest, RemovingOneProbeKeepsTheOtherProbesResults) {
+    TargetConfig both;
+    both.name = "mx";
+    both.host = "127.0.0.1";
+    both.interval = 50ms;
+    both.timeout = 25ms;
+    both.probes = {"instant", "slow"};
+    scheduler_.apply({std::make_shared<const CompiledTarget>(both)});
+    io_.run_for(300ms);
+    ASSERT_NE(results_.find({"mx", "instant"}), nullptr);
+    both.probes = {"instant"};
+    scheduler_.apply({std::make_shared<const CompiledTarget>(both)});
+    EXPECT_NE(results_.find({"mx", "instant"}), nullptr) << "the failure that paged someone stays";
+    EXPECT_EQ(results_.find({"mx", "slow"}), nullptr);
+}
+
 TEST_F(SchedulerTest, ChangedTargetKeepsItsCounters) {
     scheduler_.apply({target("a", "instant", 50ms)});
     io_.run_for(200ms);
@@ -248,6 +264,24 @@ TEST_F(SchedulerTest, StopCancelsRunsInFlight) {
     EXPECT_EQ(value_of(metrics_.serialize(),
                        R"(mailcanary_probe_runs_total{probe="slow",target="slow"})"),
               -1);
+}
+
+TEST(SchedulerLifetime, ARunInFlightOutlivesTheScheduler) {
+    g_log = {};
+    asio::io_context io;
+    MetricsConfig config{{0.1}, true};
+    Metrics metrics(config);
+    ResultStore results;
+    {
+        Scheduler scheduler(io.get_executor(), metrics, results,
+                            Scheduler::Options{.max_in_flight = 10, .seed = 1}, test_lookup);
+        scheduler.apply({target("slow", "slow", 100ms)});
+        while (scheduler.in_flight() == 0) io.run_one_for(200ms);
+    }
+    // The run is asked to stop and resumes after the scheduler is gone (ASan would see a use of
+    // freed memory here if it touched the scheduler).
+    io.run();
+    EXPECT_EQ(g_log.cancelled, 1);
 }
 
 TEST_F(SchedulerTest, RecordsLateness) {

@@ -7,12 +7,15 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "probes/auth_probe.hpp"
+#include "probes/blocking_work.hpp"
 #include "probes/connect_probe.hpp"
 #include "probes/oauth_token.hpp"
 #include "probes/sasl.hpp"
@@ -281,10 +284,10 @@ TEST_F(SessionTest, TriesEveryAddressInOrder) {
     asio::ip::tcp::socket socket(io);
     Transcript transcript;
     boost::system::error_code ec = asio::error::fault;
-    asio::co_spawn(
-        io,
-        smtp::connect_in_order(socket, {{loopback, 1}, {loopback, server.port()}}, transcript, ec),
-        asio::detached);
+    asio::co_spawn(io,
+                   smtp::connect_in_order(socket, {{loopback, 1}, {loopback, server.port()}},
+                                          transcript, Clock::now() + 5s, ec),
+                   asio::detached);
     io.run();
     EXPECT_FALSE(ec) << ec.message();
     EXPECT_TRUE(socket.is_open());
@@ -303,7 +306,8 @@ TEST_F(SessionTest, LastErrorWhenNoAddressAccepts) {
     Transcript transcript;
     boost::system::error_code ec;
     asio::co_spawn(io,
-                   smtp::connect_in_order(socket, {{loopback, 1}, {loopback, 2}}, transcript, ec),
+                   smtp::connect_in_order(socket, {{loopback, 1}, {loopback, 2}}, transcript,
+                                          Clock::now() + 5s, ec),
                    asio::detached);
     io.run();
     EXPECT_EQ(ec, asio::error::connection_refused);
@@ -369,6 +373,65 @@ TEST_F(SessionTest, ExpectRejectFailsWhenTheServerAcceptsTheCredentials) {
     compiled.password = "should-have-been-refused";
     const auto result = probe(compiled, &run_auth_probe);
     expect_failure(result, FailureReason::auth_accepted);
+}
+
+TEST_F(SessionTest, AnUnansweredQuitDoesNotFailARunThatSucceeded) {
+    // Everything answered but QUIT: the run succeeds after a short grace, not the whole timeout.
+    FakeSmtpServer server(
+        {send("220 mx\r\n"), expect_line("EHLO"), send("250 mx\r\n"), expect_line("QUIT"), hang()});
+    const auto result = probe(target(server.port(), TlsMode::none, 5s));
+    EXPECT_TRUE(result.outcome.success()) << result.outcome.detail << "\n" << result.transcript;
+    EXPECT_LT(result.elapsed, 2500ms);
+    EXPECT_NE(result.transcript.find("no clean answer to QUIT"), std::string::npos)
+        << result.transcript;
+}
+
+TEST_F(SessionTest, NoConnectionIsTriedOncePastTheDeadline) {
+    FakeSmtpServer server(FakeSmtpServer::healthy_script(false));
+    asio::io_context io;
+    asio::ip::tcp::socket socket(io);
+    Transcript transcript;
+    boost::system::error_code ec;
+    asio::co_spawn(
+        io,
+        smtp::connect_in_order(socket, {{asio::ip::make_address("127.0.0.1"), server.port()}},
+                               transcript, Clock::now() - 1ms, ec),
+        asio::detached);
+    io.run();
+    EXPECT_EQ(ec, asio::error::timed_out);
+    EXPECT_FALSE(socket.is_open());
+}
+
+TEST_F(SessionTest, ServerBytesInTheFailureDetailAreEscaped) {
+    FakeSmtpServer server(
+        {send("554 no \xff\x1b[31mred\r\n"), expect_line("QUIT"), send("221 bye\r\n")});
+    const auto result = probe(target(server.port(), TlsMode::none));
+    expect_failure(result, FailureReason::banner_rejected);
+    EXPECT_NE(result.outcome.detail.find("no \\xff\\x1b[31mred"), std::string::npos)
+        << result.outcome.detail;
+}
+
+TEST(BlockingWork, TheCallerStopsWaitingAtItsDeadline) {
+    asio::io_context io;
+    std::optional<int> answer = 7;
+    const auto started = Clock::now();
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            std::function<int()> slow_lookup = [] {
+                std::this_thread::sleep_for(600ms);  // like getaddrinfo on a dead DNS server
+                return 1;
+            };
+            answer = co_await run_blocking<int>(std::move(slow_lookup), Clock::now() + 100ms);
+        },
+        asio::detached);
+    io.run();
+    EXPECT_FALSE(answer);
+    EXPECT_LT(Clock::now() - started, 400ms);
+    // Keep the loop alive until the worker's late result has landed (and been dropped).
+    const auto keep_alive = asio::make_work_guard(io);
+    io.restart();
+    io.run_for(1s);
 }
 
 TEST_F(SessionTest, UnresolvableHostIsDns) {

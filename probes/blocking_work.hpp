@@ -1,0 +1,60 @@
+// Blocking calls (getaddrinfo, libcurl) run on worker threads, never on the agent's event loop;
+// the caller awaits the result no later than its deadline.
+#pragma once
+
+#include <utility>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+
+namespace mailcanary {
+
+namespace blocking_work_detail {
+// Hands `work` to a worker; `deliver` is called on the caller's executor with the result, unless
+// the agent is stopping by then.
+void submit(std::function<void()> work);
+bool deliver_on(const boost::asio::any_io_executor& executor, std::function<void()> delivery);
+}  // namespace blocking_work_detail
+
+// No result is delivered after this, and libcurl transfers abort: call before the io_context
+// that awaits results is destroyed. Workers still inside getaddrinfo are left to finish on
+// their own; nothing waits for them.
+void stop_blocking_work();
+bool blocking_work_stopping();
+
+// Runs `work` on a worker thread; an empty optional when `deadline` comes first (the late
+// result is dropped).
+template <typename Result>
+boost::asio::awaitable<std::optional<Result>> run_blocking(
+    std::function<Result()> work, std::chrono::steady_clock::time_point deadline) {
+    struct Exchange {
+        explicit Exchange(const boost::asio::any_io_executor& executor) : done(executor) {}
+        boost::asio::steady_timer done;
+        std::optional<Result> result;
+    };
+    const auto executor = co_await boost::asio::this_coro::executor;
+    auto exchange = std::make_shared<Exchange>(executor);
+    exchange->done.expires_at(deadline);
+    blocking_work_detail::submit([exchange, executor, work = std::move(work)] {
+        auto result = work();
+        blocking_work_detail::deliver_on(executor,
+                                         [exchange, result = std::move(result)]() mutable {
+                                             exchange->result = std::move(result);
+                                             exchange->done.cancel();
+                                         });
+    });
+    boost::system::error_code ignored;
+    co_await exchange->done.async_wait(
+        boost::asio::redirect_error(boost::asio::use_awaitable, ignored));
+    co_return std::move(exchange->result);
+}
+
+}  // namespace mailcanary
