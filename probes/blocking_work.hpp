@@ -35,25 +35,29 @@ bool blocking_work_stopping();
 template <typename Result>
 boost::asio::awaitable<std::optional<Result>> run_blocking(
     std::function<Result()> work, std::chrono::steady_clock::time_point deadline) {
+    // Shared with the worker, which may drop its reference on its own thread, after the event
+    // loop is gone: so no Asio object lives here, only the result and a pointer to the caller's
+    // timer, touched on the event loop only.
     struct Exchange {
-        explicit Exchange(const boost::asio::any_io_executor& executor) : done(executor) {}
-        boost::asio::steady_timer done;
         std::optional<Result> result;
+        boost::asio::steady_timer* waiting = nullptr;  // null once the caller stopped waiting
     };
     const auto executor = co_await boost::asio::this_coro::executor;
-    auto exchange = std::make_shared<Exchange>(executor);
-    exchange->done.expires_at(deadline);
-    blocking_work_detail::submit([exchange, executor, work = std::move(work)] {
+    boost::asio::steady_timer done(executor, deadline);
+    auto exchange = std::make_shared<Exchange>();
+    exchange->waiting = &done;
+    blocking_work_detail::submit([exchange, executor, work = std::move(work)]() mutable {
         auto result = work();
         blocking_work_detail::deliver_on(executor,
                                          [exchange, result = std::move(result)]() mutable {
                                              exchange->result = std::move(result);
-                                             exchange->done.cancel();
+                                             if (exchange->waiting != nullptr)
+                                                 exchange->waiting->cancel();
                                          });
     });
     boost::system::error_code ignored;
-    co_await exchange->done.async_wait(
-        boost::asio::redirect_error(boost::asio::use_awaitable, ignored));
+    co_await done.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ignored));
+    exchange->waiting = nullptr;
     co_return std::move(exchange->result);
 }
 

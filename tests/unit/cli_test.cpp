@@ -36,6 +36,10 @@ struct BadFlag {
     const char* error_part;
 };
 
+void PrintTo(const BadFlag& bad, std::ostream* out) {
+    for (const char* arg : bad.args) *out << arg << ' ';
+}
+
 class CliErrors : public testing::TestWithParam<BadFlag> {};
 
 TEST_P(CliErrors, AreClear) {

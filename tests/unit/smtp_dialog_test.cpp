@@ -139,6 +139,9 @@ struct FailureCase {
     const char* detail_part;
 };
 
+// Test names and logs show the case's name, not its bytes.
+void PrintTo(const FailureCase& failure_case, std::ostream* out) { *out << failure_case.name; }
+
 class DialogFailure : public DialogTest, public testing::WithParamInterface<FailureCase> {};
 
 TEST_P(DialogFailure, HasItsReason) {
@@ -338,6 +341,8 @@ struct AuthFailureCase {
     FailureReason reason;
     const char* detail_part;
 };
+
+void PrintTo(const AuthFailureCase& failure_case, std::ostream* out) { *out << failure_case.name; }
 
 class DialogAuthFailure : public DialogTest, public testing::WithParamInterface<AuthFailureCase> {};
 

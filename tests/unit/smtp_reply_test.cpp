@@ -75,6 +75,8 @@ struct MalformedCase {
     const char* error_part;
 };
 
+void PrintTo(const MalformedCase& malformed, std::ostream* out) { *out << malformed.error_part; }
+
 class SmtpReplyParserMalformed : public testing::TestWithParam<MalformedCase> {};
 
 TEST_P(SmtpReplyParserMalformed, IsAnError) {

@@ -222,6 +222,10 @@ struct CertificateCase {
     FailureReason reason;
 };
 
+void PrintTo(const CertificateCase& certificate_case, std::ostream* out) {
+    *out << certificate_case.name;
+}
+
 class SessionCertificates : public SessionTest,
                             public testing::WithParamInterface<CertificateCase> {};
 
