@@ -59,6 +59,7 @@ struct Connection {
     beast::flat_buffer buffer;
     std::optional<bhttp::request_parser<bhttp::string_body>> parser;
     bool awaiting_request = false;
+    std::chrono::steady_clock::time_point waiting_since = std::chrono::steady_clock::now();
 };
 
 std::string to_string(const tcp::endpoint& endpoint) {
@@ -375,6 +376,22 @@ struct Server::State {
         }
     }
 
+    // At the cap, the connection that has waited longest for its request makes room: clients
+    // that hold connections open without finishing a request (slowloris) cannot lock out a
+    // scrape, whose request arrives within milliseconds. False when every connection is busy.
+    bool evict_longest_waiting() {
+        std::shared_ptr<Connection> longest;
+        for (const auto& connection : connections) {
+            if (connection->awaiting_request &&
+                (!longest || connection->waiting_since < longest->waiting_since)) {
+                longest = connection;
+            }
+        }
+        if (!longest) return false;
+        longest->stream.close();
+        return true;
+    }
+
     // Returns whether any connection is left open.
     bool close_connections(bool only_idle) {
         bool any_open = false;
@@ -413,7 +430,8 @@ asio::awaitable<void> Server::State::accept(std::shared_ptr<State> state,
                 asio::redirect_error(asio::use_awaitable, ec));
             continue;
         }
-        if (state->connections.size() >= state->limits.max_connections) {
+        if (state->connections.size() >= state->limits.max_connections &&
+            !state->evict_longest_waiting()) {
             socket.close(ec);
             continue;
         }
@@ -446,6 +464,7 @@ asio::awaitable<void> Server::State::serve(std::shared_ptr<State> state,
 
         beast::error_code ec;
         connection->awaiting_request = true;
+        connection->waiting_since = std::chrono::steady_clock::now();
         stream.expires_after(state->limits.timeout);
         co_await bhttp::async_read_header(stream, connection->buffer, parser,
                                           asio::redirect_error(asio::use_awaitable, ec));

@@ -16,6 +16,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 namespace mailcanary::http {
 namespace {
@@ -266,21 +267,24 @@ TEST_F(HttpServerTest, SlowClientIsCutAfterTheTimeout) {
     EXPECT_LT(std::chrono::steady_clock::now() - start_time, 2s);
 }
 
-TEST_F(HttpServerTest, ConnectionsBeyondTheCapAreClosed) {
+TEST_F(HttpServerTest, AtTheCapTheLongestWaitingConnectionMakesRoom) {
+    // Two slowloris clients hold the only two places with requests they never finish: a scrape
+    // must still get in, and the client that has waited longest is the one let go.
     Limits limits;
     limits.max_connections = 2;
     start(limits);
-    Client first = connect();
-    Client second = connect();
-    EXPECT_EQ(first.request("GET /1 HTTP/1.1\r\nHost: x\r\n\r\n").result_int(), 200u);
-    EXPECT_EQ(second.request("GET /2 HTTP/1.1\r\nHost: x\r\n\r\n").result_int(), 200u);
-    Client third = connect();
-    EXPECT_TRUE(third.closed_by_server());
+    Client oldest = connect();
+    EXPECT_FALSE(oldest.send("GET /slow HTTP/1.1\r\nHost: x\r\n"));
+    std::this_thread::sleep_for(20ms);
+    Client newer = connect();
+    EXPECT_FALSE(newer.send("GET /slow HTTP/1.1\r\nHost: x\r\n"));
+    std::this_thread::sleep_for(20ms);
 
-    EXPECT_EQ(first.request("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").result_int(),
-              200u);
-    EXPECT_TRUE(first.closed_by_server());
-    EXPECT_EQ(connect().request("GET /4 HTTP/1.1\r\nHost: x\r\n\r\n").result_int(), 200u);
+    Client scrape = connect();
+    EXPECT_EQ(scrape.request("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").result_int(), 200u);
+    EXPECT_TRUE(oldest.closed_by_server());
+    // The newer one kept its place and can still finish its request.
+    EXPECT_EQ(newer.request("X-Late: 1\r\n\r\n").result_int(), 200u);
 }
 
 TEST_F(HttpServerTest, ListensOnIpv6Loopback) {
