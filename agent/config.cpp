@@ -376,6 +376,16 @@ std::optional<std::string> check_helo(const std::string& helo) {
     return std::nullopt;
 }
 
+// The name a certificate is checked against (and sent as SNI): a NUL or a scope id would make
+// OpenSSL check a different name, or none.
+std::optional<std::string> check_tls_name(const std::string& name) {
+    if (has_space_or_control(name)) return "must not contain spaces or control characters";
+    if (name.find('%') != std::string::npos) {
+        return "a scoped IPv6 address cannot be checked against a certificate";
+    }
+    return std::nullopt;
+}
+
 // Names the variable in every message, never its value.
 std::optional<std::string> check_password_env(const std::string& name) {
     if (name.find('=') != std::string::npos || has_control(name)) {
@@ -1155,7 +1165,9 @@ class ConfigReader {
         options.ca_file =
             checked(read_path(table, path, "ca_file"), path, "ca_file", readable_file("CA file"))
                 .value.value_or("");
-        options.server_name = read_non_empty_string(table, path, "server_name").value.value_or("");
+        options.server_name = checked(read_non_empty_string(table, path, "server_name"), path,
+                                      "server_name", check_tls_name)
+                                  .value.value_or("");
         options.insecure_skip_verify =
             read<bool>(table, path, "insecure_skip_verify").value.value_or(false);
         options.min_version = read_choice(table, path, "min_version", kTlsVersions, "TLS version")

@@ -1642,3 +1642,26 @@ TEST(ConfigDurations, AreAtMostOneDay) {
 
 }  // namespace
 }  // namespace mailcanary
+
+namespace mailcanary {
+namespace {
+
+TEST(ConfigTlsName, ServerNameCannotHideANulOrAScope) {
+    const auto result = load_config_string(
+        "[[targets]]\nname = \"a\"\nhost = \"mx.example.com\"\n[targets.tls_options]\n"
+        "server_name = \"mx.example.com\\u0000.evil\"\n"
+        "[[targets]]\nname = \"b\"\nhost = \"mx.example.com\"\n[targets.tls_options]\n"
+        "server_name = \"fe80::1%eth0\"\n",
+        "names.toml");
+    ASSERT_EQ(result.errors.size(), 2u);
+    EXPECT_EQ(result.errors[0].to_string(),
+              "names.toml:5:15: targets[1].tls_options.server_name: must not contain spaces or "
+              "control characters");
+    EXPECT_EQ(result.errors[1].to_string(),
+              "names.toml:10:15: targets[2].tls_options.server_name: a scoped IPv6 address cannot "
+              "be checked "
+              "against a certificate");
+}
+
+}  // namespace
+}  // namespace mailcanary
