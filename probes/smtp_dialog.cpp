@@ -54,11 +54,15 @@ bool Dialog::can_quit() const {
     }
 }
 
-bool Dialog::has_capability(std::string_view keyword) const {
-    return std::any_of(capabilities_.begin(), capabilities_.end(), [&](const std::string& line) {
+std::optional<std::string_view> Dialog::capability(std::string_view keyword) const {
+    for (const std::string& line : capabilities_) {
         const std::string_view view(line);
-        return iequals(view.substr(0, view.find(' ')), keyword);
-    });
+        const auto space = view.find(' ');
+        if (iequals(view.substr(0, space), keyword)) {
+            return space == std::string_view::npos ? std::string_view() : view.substr(space + 1);
+        }
+    }
+    return std::nullopt;
 }
 
 Action Dialog::send(State next, Phase phase, std::string_view command_line,
@@ -347,6 +351,19 @@ Action Dialog::on_auth_reply(const Reply& reply) {
     return fail_and_close(FailureReason::protocol, "unexpected SASL challenge: " + reply.summary());
 }
 
+Phase Dialog::phase_of(Command command) {
+    switch (command) {
+        case Command::mail:
+            return Phase::mail;
+        case Command::rcpt:
+            return Phase::rcpt;
+        case Command::data:
+        case Command::rset:
+            return Phase::data;
+    }
+    return Phase::data;
+}
+
 std::string Dialog::command_line(Command command) {
     const TransactionRequest& transaction = *options_.transaction;
     switch (command) {
@@ -370,16 +387,13 @@ std::string Dialog::command_line(Command command) {
 Action Dialog::start_transaction() {
     const TransactionRequest& transaction = *options_.transaction;
     // RFC 1870: a server that announces a limit would refuse a larger message anyway.
-    for (const auto& line : capabilities_) {
-        const std::string_view view(line);
-        if (view.size() > 5 && iequals(view.substr(0, 5), "SIZE ")) {
-            const auto limit = std::strtoull(line.c_str() + 5, nullptr, 10);
-            if (limit > 0 && transaction.message.size() > limit) {
-                return fail_and_quit(FailureReason::size_exceeded,
-                                     "the message (" + std::to_string(transaction.message.size()) +
-                                         " bytes) is over the server's SIZE limit of " +
-                                         std::to_string(limit));
-            }
+    if (const auto size = capability("SIZE")) {
+        const auto limit = std::strtoull(std::string(*size).c_str(), nullptr, 10);
+        if (limit > 0 && transaction.message.size() > limit) {
+            return fail_and_quit(FailureReason::size_exceeded,
+                                 "the message (" + std::to_string(transaction.message.size()) +
+                                     " bytes) is over the server's SIZE limit of " +
+                                     std::to_string(limit));
         }
     }
     to_send_ = {Command::mail};
@@ -407,10 +421,7 @@ Action Dialog::send_next_command() {
     const Command command = to_send_.front();
     to_send_.pop_front();
     awaiting_.push_back(command);
-    const Phase phase = command == Command::mail   ? Phase::mail
-                        : command == Command::rcpt ? Phase::rcpt
-                                                   : Phase::data;
-    return send(State::transaction, phase, command_line(command));
+    return send(State::transaction, phase_of(command), command_line(command));
 }
 
 Action Dialog::on_transaction_reply(const Reply& reply) {
@@ -465,10 +476,7 @@ Action Dialog::on_transaction_reply(const Reply& reply) {
 
     if (!awaiting_.empty()) {
         // More pipelined replies to come; read them against their commands.
-        const Command next = awaiting_.front();
-        phase_ = next == Command::mail   ? Phase::mail
-                 : next == Command::rcpt ? Phase::rcpt
-                                         : Phase::data;
+        phase_ = phase_of(awaiting_.front());
         return read();
     }
     if (data_accepted_) {

@@ -84,7 +84,9 @@ class Dialog {
     bool can_quit() const;
 
     const std::vector<std::string>& capabilities() const { return capabilities_; }
-    bool has_capability(std::string_view keyword) const;
+    bool has_capability(std::string_view keyword) const { return capability(keyword).has_value(); }
+    // The parameters of an EHLO capability ("10240000" for "SIZE 10240000"), if offered.
+    std::optional<std::string_view> capability(std::string_view keyword) const;
     const std::vector<ReplyRecord>& replies() const { return replies_; }
     // The reply to the final dot, and the queue id it names, once the message was accepted.
     const std::optional<std::string>& queue_id() const { return queue_id_; }
@@ -147,6 +149,7 @@ class Dialog {
     bool data_accepted_ = false;  // DATA got 354: the message must be sent
     std::optional<std::string> queue_id_;
     std::string command_line(Command command);
+    static Phase phase_of(Command command);
     std::string out_;
     std::optional<FailureReason> failure_;
     std::string failure_detail_;

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -19,26 +20,22 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include "probes/credentials.hpp"
 #include "probes/message.hpp"
 #include "support/exposition.hpp"
+#include "support/files.hpp"
 
 extern char** environ;
 
 namespace mailcanary {
 namespace {
 
+using test::read_file;
 using test::value_of;
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-std::string read_file(const fs::path& path) {
-    std::ifstream in(path);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
 
 // KEY=VALUE lines written by tests/stack/mailstack.sh.
 std::map<std::string, std::string> stack_env() {
@@ -230,8 +227,18 @@ class AgentIntegration : public testing::Test {
     fs::path dir_;
 };
 
-std::string success_series(const std::string& target) {
-    return R"(mailcanary_probe_success{probe="connect",target=")" + target + "\"}";
+std::string success_series(const std::string& target, const std::string& probe = "connect") {
+    return R"(mailcanary_probe_success{probe=")" + probe + R"(",target=")" + target + "\"}";
+}
+
+// A wait_for condition: every named target has a result for the probe.
+std::function<bool(const std::string&)> each_reported(std::vector<std::string> targets,
+                                                      std::string probe = "connect") {
+    return [targets = std::move(targets), probe = std::move(probe)](const std::string& text) {
+        return std::all_of(targets.begin(), targets.end(), [&](const std::string& target) {
+            return value_of(text, success_series(target, probe)) >= 0;
+        });
+    };
 }
 std::string failure_series(const std::string& target, const std::string& reason) {
     return R"(mailcanary_probe_failures_total{probe="connect",reason=")" + reason +
@@ -242,8 +249,7 @@ TEST_F(AgentIntegration, HealthyStartTlsTargetSucceedsWithEveryPhaseTimed) {
     AgentProcess agent(
         dir_, header() + target("postfix", port("MAILSTACK_SMTP_PORT"), "starttls", tls_options()));
     ASSERT_TRUE(agent.started()) << agent.log();
-    const auto text = agent.wait_for(
-        [](const std::string& t) { return value_of(t, success_series("postfix")) >= 0; });
+    const auto text = agent.wait_for(each_reported({"postfix"}));
     ASSERT_EQ(value_of(text, success_series("postfix")), 1) << text << agent.log();
     for (const char* phase :
          {"resolve", "connect", "banner", "ehlo", "starttls", "tls_handshake", "quit"}) {
@@ -298,10 +304,7 @@ TEST_F(AgentIntegration, MetricsEndpointIsValidExposition) {
         dir_, header() + target("postfix", port("MAILSTACK_SMTP_PORT"), "starttls", tls_options()) +
                   target("closed", "1", "none"));
     ASSERT_TRUE(agent.started()) << agent.log();
-    agent.wait_for([](const std::string& t) {
-        return value_of(t, success_series("postfix")) >= 0 &&
-               value_of(t, success_series("closed")) >= 0;
-    });
+    agent.wait_for(each_reported({"postfix", "closed"}));
     const auto reply = http("GET", agent.url("/metrics"));
     EXPECT_EQ(reply.status, 200);
     EXPECT_EQ(reply.content_type, "text/plain; version=0.0.4; charset=utf-8");
@@ -323,8 +326,7 @@ TEST_F(AgentIntegration, ClosedPortIsConnectRefused) {
     // Port 1 on loopback: nothing listens there.
     AgentProcess agent(dir_, header() + target("closed", "1", "none"));
     ASSERT_TRUE(agent.started()) << agent.log();
-    const auto text = agent.wait_for(
-        [](const std::string& t) { return value_of(t, success_series("closed")) >= 0; });
+    const auto text = agent.wait_for(each_reported({"closed"}));
     EXPECT_EQ(value_of(text, success_series("closed")), 0) << text;
     EXPECT_GE(value_of(text, failure_series("closed", "connect_refused")), 1) << text;
 }
@@ -334,8 +336,7 @@ TEST_F(AgentIntegration, UntrustedCertificateStillExportsItsExpiry) {
     AgentProcess agent(dir_,
                        header() + target("untrusted", port("MAILSTACK_SMTP_PORT"), "starttls"));
     ASSERT_TRUE(agent.started()) << agent.log();
-    const auto text = agent.wait_for(
-        [](const std::string& t) { return value_of(t, success_series("untrusted")) >= 0; });
+    const auto text = agent.wait_for(each_reported({"untrusted"}));
     EXPECT_EQ(value_of(text, success_series("untrusted")), 0) << text;
     EXPECT_GE(value_of(text, failure_series("untrusted", "tls_cert_untrusted")), 1) << text;
     EXPECT_GT(
@@ -352,10 +353,7 @@ TEST_F(AgentIntegration, ExpiredAndWrongNameCertificatesAreClassified) {
                                  target("wrongname", port("MAILSTACK_SMTP_PORT"), "starttls",
                                         tls_options("server_name = \"other.example.test\"\n")));
     ASSERT_TRUE(agent.started()) << agent.log();
-    const auto text = agent.wait_for([](const std::string& t) {
-        return value_of(t, success_series("expired")) >= 0 &&
-               value_of(t, success_series("wrongname")) >= 0;
-    });
+    const auto text = agent.wait_for(each_reported({"expired", "wrongname"}));
     EXPECT_GE(value_of(text, failure_series("expired", "tls_cert_expired")), 1) << text;
     EXPECT_LT(
         value_of(
@@ -373,11 +371,7 @@ TEST_F(AgentIntegration, SubmissionAndImplicitTlsSucceed) {
             target("smtps", port("MAILSTACK_SMTPS_PORT"), "implicit", tls_options()) +
             target("plain", port("MAILSTACK_SMTP_PORT"), "none"));
     ASSERT_TRUE(agent.started()) << agent.log();
-    const auto text = agent.wait_for([](const std::string& t) {
-        return value_of(t, success_series("submission")) >= 0 &&
-               value_of(t, success_series("smtps")) >= 0 &&
-               value_of(t, success_series("plain")) >= 0;
-    });
+    const auto text = agent.wait_for(each_reported({"submission", "smtps", "plain"}));
     EXPECT_EQ(value_of(text, success_series("submission")), 1) << text << agent.log();
     EXPECT_EQ(value_of(text, success_series("smtps")), 1) << text << agent.log();
     EXPECT_EQ(value_of(text, success_series("plain")), 1) << text << agent.log();
@@ -449,10 +443,6 @@ TEST_F(AgentIntegration, SigtermStopsWithinTwoSecondsEvenWithAHangingTarget) {
 
 // --- The auth probe against Postfix's submission ports (SASL through Dovecot) ---------------
 
-std::string auth_series(const std::string& target) {
-    return R"(mailcanary_probe_success{probe="auth",target=")" + target + "\"}";
-}
-
 TEST_F(AgentIntegration, AuthSucceedsWithTheRightPasswordAndIsRejectedWithAWrongOne) {
     const std::string wrong_password = "Wr0ng-canary-XYZZY-7f3a";
     setenv("MAILCANARY_IT_WRONG_PASSWORD", wrong_password.c_str(), 1);
@@ -480,15 +470,10 @@ TEST_F(AgentIntegration, AuthSucceedsWithTheRightPasswordAndIsRejectedWithAWrong
             target("plaintext", port("MAILSTACK_SMTP_PORT"), "none",
                    "probes = [\"auth\"]\n" + auth_table("password_file = \"" + right_file + "\"")));
     ASSERT_TRUE(agent.started()) << agent.log();
-    const auto text = agent.wait_for([](const std::string& t) {
-        for (const char* name :
-             {"submission", "smtps", "wrong", "refused-as-expected", "plaintext"}) {
-            if (value_of(t, auth_series(name)) < 0) return false;
-        }
-        return true;
-    });
-    EXPECT_EQ(value_of(text, auth_series("submission")), 1) << text << agent.log();
-    EXPECT_EQ(value_of(text, auth_series("smtps")), 1) << text << agent.log();
+    const auto text = agent.wait_for(each_reported(
+        {"submission", "smtps", "wrong", "refused-as-expected", "plaintext"}, "auth"));
+    EXPECT_EQ(value_of(text, success_series("submission", "auth")), 1) << text << agent.log();
+    EXPECT_EQ(value_of(text, success_series("smtps", "auth")), 1) << text << agent.log();
     EXPECT_GE(
         value_of(
             text,
@@ -500,7 +485,7 @@ TEST_F(AgentIntegration, AuthSucceedsWithTheRightPasswordAndIsRejectedWithAWrong
             R"(mailcanary_probe_phase_duration_seconds_count{phase="auth",probe="auth",target="submission"})"),
         1);
 
-    EXPECT_EQ(value_of(text, auth_series("wrong")), 0);
+    EXPECT_EQ(value_of(text, success_series("wrong", "auth")), 0);
     EXPECT_GE(
         value_of(
             text,
@@ -512,7 +497,7 @@ TEST_F(AgentIntegration, AuthSucceedsWithTheRightPasswordAndIsRejectedWithAWrong
             text,
             R"(mailcanary_smtp_replies_total{code="535",command="auth",probe="auth",target="wrong"})"),
         1);
-    EXPECT_EQ(value_of(text, auth_series("refused-as-expected")), 1) << text;
+    EXPECT_EQ(value_of(text, success_series("refused-as-expected", "auth")), 1) << text;
     // Nothing is sent over plaintext without allow_plaintext_auth.
     EXPECT_GE(
         value_of(
@@ -526,12 +511,9 @@ TEST_F(AgentIntegration, AuthSucceedsWithTheRightPasswordAndIsRejectedWithAWrong
     EXPECT_NE(transcript.find("S: 535 5.7.8"), std::string::npos) << transcript;
 
     // Neither password appears in any output: metrics, status page, transcripts, log, one-shot.
-    std::string right_password = read_file(right_file);
-    while (!right_password.empty() &&
-           (right_password.back() == '\n' || right_password.back() == '\r')) {
-        right_password.pop_back();
-    }
-    ASSERT_GE(right_password.size(), 8u);
+    std::string error;
+    const std::string right_password = read_secret_file(right_file, error).value_or("");
+    ASSERT_GE(right_password.size(), 8u) << error;
     std::string everything = agent.metrics() + http("GET", agent.url("/")).body;
     for (const char* name : {"submission", "smtps", "wrong", "refused-as-expected", "plaintext"}) {
         everything +=
@@ -553,10 +535,6 @@ TEST_F(AgentIntegration, AuthSucceedsWithTheRightPasswordAndIsRejectedWithAWrong
 
 // --- The accept probe
 // ------------------------------------------------------------------------------
-
-std::string accept_series(const std::string& target) {
-    return R"(mailcanary_probe_success{probe="accept",target=")" + target + "\"}";
-}
 
 // Files in a Maildir's new/ and cur/ that contain `needle`.
 int messages_containing(const fs::path& maildir, const std::string& needle) {
@@ -596,15 +574,11 @@ TEST_F(AgentIntegration, AcceptSubmitsARealMessageAndReportsRefusals) {
                          "probes = [\"accept\"]\n" + tls_options() +
                              message_table("other@" + domain, "mode = \"rcpt\"\n")));
     ASSERT_TRUE(agent.started()) << agent.log();
-    const auto text = agent.wait_for([](const std::string& t) {
-        for (const char* name : {"mx", "submission", "refused", "tempfail", "rcpt-only"}) {
-            if (value_of(t, accept_series(name)) < 0) return false;
-        }
-        return true;
-    });
-    EXPECT_EQ(value_of(text, accept_series("mx")), 1) << text << agent.log();
-    EXPECT_EQ(value_of(text, accept_series("submission")), 1) << text << agent.log();
-    EXPECT_EQ(value_of(text, accept_series("rcpt-only")), 1) << text << agent.log();
+    const auto text = agent.wait_for(
+        each_reported({"mx", "submission", "refused", "tempfail", "rcpt-only"}, "accept"));
+    EXPECT_EQ(value_of(text, success_series("mx", "accept")), 1) << text << agent.log();
+    EXPECT_EQ(value_of(text, success_series("submission", "accept")), 1) << text << agent.log();
+    EXPECT_EQ(value_of(text, success_series("rcpt-only", "accept")), 1) << text << agent.log();
     EXPECT_GE(
         value_of(
             text,

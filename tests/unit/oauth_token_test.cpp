@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "support/fake_token_endpoint.hpp"
+#include "support/files.hpp"
 #include "support/test_pki.hpp"
 
 namespace mailcanary::test {
@@ -21,13 +22,6 @@ namespace {
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-std::string read_file(const fs::path& path) {
-    std::ifstream in(path);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
 
 class OAuthTokenTest : public testing::Test {
   protected:
