@@ -70,6 +70,31 @@ struct MessageConfig {
     bool operator==(const MessageConfig&) const = default;
 };
 
+// What the roundtrip probe does with its message once it has been measured.
+enum class CleanupMode { delete_message, trash, keep };
+
+// [targets.roundtrip]: the mailbox the probe message is followed into, read over IMAP.
+struct RoundtripConfig {
+    std::string imap_host;                 // default: the target's host
+    uint16_t imap_port = 993;              // default: 993 for "implicit", else 143
+    TlsMode imap_tls = TlsMode::implicit;  // none | starttls | implicit
+    TlsOptions tls_options;                // [targets.roundtrip.tls_options]
+    AuthConfig auth;                       // username and one secret source, as for SMTP
+    std::string mailbox = "INBOX";
+    // Unset: the folder with the \Junk special-use flag, else those of Junk, Spam and
+    // [Gmail]/Spam that exist. Set (even empty): exactly these.
+    std::optional<std::vector<std::string>> junk_folders;
+    Duration timeout = std::chrono::minutes(2);  // from the final 250 to "lost"
+    CleanupMode cleanup = CleanupMode::delete_message;
+    bool idle = true;                                  // use IDLE when the server offers it
+    Duration poll_interval = std::chrono::seconds(1);  // NOOP polling without IDLE
+    // Trust only Authentication-Results headers from this authserv-id (RFC 8601 5); empty:
+    // the topmost one, which the receiving server added last.
+    std::string authserv_id;
+
+    bool operator==(const RoundtripConfig&) const = default;
+};
+
 struct TargetConfig {
     std::string name;
     std::string host;
@@ -83,7 +108,8 @@ struct TargetConfig {
     std::optional<AuthConfig> auth;     // required when probes include "auth"
     bool allow_plaintext_auth = false;  // false: credentials are never sent without TLS
     Expectation expect = Expectation::success;
-    std::optional<MessageConfig> message;  // required when probes include "accept"
+    std::optional<MessageConfig> message;  // required when probes include "accept" or "roundtrip"
+    std::optional<RoundtripConfig> roundtrip;  // required when probes include "roundtrip"
 
     bool operator==(const TargetConfig&) const = default;
 };
