@@ -40,6 +40,12 @@ enum class FailureReason {
     message_rejected,
     message_tempfail,
     size_exceeded,
+    junk,
+    lost,
+    imap_connect,
+    imap_tls,
+    imap_auth,
+    imap_protocol,
 };
 
 inline constexpr std::array kAllFailureReasons = {
@@ -74,6 +80,12 @@ inline constexpr std::array kAllFailureReasons = {
     FailureReason::message_rejected,
     FailureReason::message_tempfail,
     FailureReason::size_exceeded,
+    FailureReason::junk,
+    FailureReason::lost,
+    FailureReason::imap_connect,
+    FailureReason::imap_tls,
+    FailureReason::imap_auth,
+    FailureReason::imap_protocol,
 };
 
 std::string_view to_string(FailureReason reason);

@@ -67,6 +67,18 @@ std::string_view to_string(FailureReason reason) {
             return "message_tempfail";
         case FailureReason::size_exceeded:
             return "size_exceeded";
+        case FailureReason::junk:
+            return "junk";
+        case FailureReason::lost:
+            return "lost";
+        case FailureReason::imap_connect:
+            return "imap_connect";
+        case FailureReason::imap_tls:
+            return "imap_tls";
+        case FailureReason::imap_auth:
+            return "imap_auth";
+        case FailureReason::imap_protocol:
+            return "imap_protocol";
     }
     return "unknown";
 }

@@ -1,0 +1,66 @@
+// IMAP server responses (RFC 9051 7, RFC 3501 7) cut out of the bytes a server sends: tagged
+// completions, untagged data and continuation requests, literals included. No I/O.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mailcanary::imap {
+
+// One piece of response data: an atom (numbers are atoms), a string (quoted or literal), NIL, or
+// a parenthesised list. An atom keeps a bracketed section whole: "BODY[HEADER.FIELDS (X-A)]".
+struct Value {
+    enum class Kind { atom, string, nil, list };
+    Kind kind = Kind::atom;
+    std::string text;  // atom or string contents
+    std::vector<Value> items;
+
+    bool is_atom(std::string_view upper_case) const;  // case-insensitive
+    std::optional<std::uint32_t> number() const;      // an atom of digits that fits 32 bits
+};
+
+struct Response {
+    enum class Kind { untagged, tagged, continuation };
+    Kind kind = Kind::untagged;
+    std::string tag;                      // tagged only
+    std::optional<std::uint32_t> number;  // "* 3 EXISTS": 3
+    // Upper case: OK NO BAD BYE PREAUTH for status responses, else the data's name (CAPABILITY,
+    // EXISTS, EXPUNGE, FETCH, SEARCH, LIST, FLAGS, ...).
+    std::string name;
+    std::string code;         // a status response's [resp-text-code], without the brackets
+    std::string text;         // a status response's or continuation's human-readable text
+    std::vector<Value> data;  // the rest of a data response
+    std::string line;         // the first line as received, for transcripts
+
+    bool is_status() const;
+};
+
+// Cuts a byte stream into responses. Bounded: a line or literal beyond its limit is a protocol
+// error, so a hostile or broken server cannot grow the agent's memory.
+class ResponseReader {
+  public:
+    static constexpr std::size_t kMaxLineBytes = 64 * 1024;
+    static constexpr std::size_t kMaxLiteralBytes = 1024 * 1024;
+    static constexpr std::size_t kMaxResponseBytes = 4 * 1024 * 1024;
+
+    void feed(std::string_view bytes);
+    // The next complete response; empty when more bytes are needed or after an error.
+    std::optional<Response> next();
+    // Set once the stream could not be parsed; nothing more is read from it.
+    const std::string& error() const { return error_; }
+    bool has_partial() const { return consumed_ < buffer_.size(); }
+
+  private:
+    std::string buffer_;
+    std::size_t consumed_ = 0;
+    std::string error_;
+};
+
+// The quoted form of a string argument (RFC 9051 4.3), or empty when it cannot be quoted (CR,
+// LF, NUL or 8-bit bytes): such a value needs a literal.
+std::optional<std::string> quoted(std::string_view text);
+
+}  // namespace mailcanary::imap
