@@ -4,6 +4,10 @@
 #   mailstack.sh start  DIR   # (re)start; prints the ready state, writes DIR/stack.env
 #   mailstack.sh stop   DIR   # stop both daemons; exit 0 if nothing was running
 #   mailstack.sh status DIR   # exit 0 if both daemons are up
+#   mailstack.sh release-held DIR [QUEUE_ID...]  # release held mail (all by default), deliver now
+#   mailstack.sh flush  DIR   # deliver everything queued (postqueue -f)
+#   mailstack.sh queue  DIR   # list the queue, one JSON object per message (postqueue -j)
+#   mailstack.sh save   DIR USER [MAILBOX] <MESSAGE  # store directly (no Postfix, no Sieve)
 #
 # Everything lives under DIR (configs, queue, data, maildirs, certs, logs, pids);
 # the system /etc/postfix and /etc/dovecot are never written. Runs as root,
@@ -11,6 +15,9 @@
 #   +25 SMTP (STARTTLS offered, no auth)   +26 SMTP with an EXPIRED certificate
 #   +587 submission (STARTTLS required, AUTH PLAIN/LOGIN)   +465 implicit TLS + AUTH
 #   +143 IMAP (STARTTLS)   +993 IMAPS   +24 LMTP (Postfix -> Dovecot)
+# and on 127.0.0.2, without the IDLE capability: +144 IMAP (STARTTLS)  +994 IMAPS.
+# Faults on delivery: a header X-Mailcanary-Test-Hold puts the message on hold
+# in Postfix; X-Mailcanary-Test-Junk makes Sieve file it into Junk.
 # See docs/testing.md.
 set -Eeuo pipefail
 # Say where an unexpected failure happened instead of exiting silently.
@@ -19,6 +26,12 @@ trap 'printf "mailstack: error: command failed (line %s): %s\n" "$LINENO" "$BASH
 readonly DOMAIN=example.test
 readonly SERVER_NAME=mail.example.test
 readonly HOST=127.0.0.1
+# Dovecot applies a `local` filter by the server address a client connected
+# to (2.3 has no per-listener settings), so the listeners without IDLE live on
+# another loopback address; Linux routes all of 127/8 to lo.
+readonly NOIDLE_HOST=127.0.0.2
+readonly HOLD_HEADER=X-Mailcanary-Test-Hold
+readonly JUNK_HEADER=X-Mailcanary-Test-Junk
 readonly USERS=(probe other)
 readonly REQUIRED_PKGS=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve openssl)
 readonly START_TIMEOUT=60
@@ -30,7 +43,9 @@ log() { printf 'mailstack: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 usage() {
-  echo "usage: $0 start|stop|status DIR   (env: MAILSTACK_PORT_BASE, default 20000)" >&2
+  echo "usage: $0 start|stop|status|flush|queue DIR   (env: MAILSTACK_PORT_BASE, default 20000)" >&2
+  echo "       $0 release-held DIR [QUEUE_ID...]" >&2
+  echo "       $0 save DIR USER [MAILBOX] <MESSAGE" >&2
   exit 2
 }
 
@@ -54,8 +69,8 @@ set_paths() {
 
 set_ports() {
   local base=${MAILSTACK_PORT_BASE:-20000}
-  if ! [[ $base =~ ^[0-9]+$ ]] || ((base < 1024 || base + 993 > 65535)); then
-    die "MAILSTACK_PORT_BASE=$base: need an integer >= 1024 with base+993 <= 65535"
+  if ! [[ $base =~ ^[0-9]+$ ]] || ((base < 1024 || base + 994 > 65535)); then
+    die "MAILSTACK_PORT_BASE=$base: need an integer >= 1024 with base+994 <= 65535"
   fi
   SMTP_PORT=$((base + 25))
   SMTP_EXPIRED_PORT=$((base + 26))
@@ -64,6 +79,8 @@ set_ports() {
   IMAP_PORT=$((base + 143))
   IMAPS_PORT=$((base + 993))
   LMTP_PORT=$((base + 24))
+  IMAP_NOIDLE_PORT=$((base + 144))     # on $NOIDLE_HOST
+  IMAPS_NOIDLE_PORT=$((base + 994))    # on $NOIDLE_HOST
 }
 
 # ---------------------------------------------------------------- preconditions
@@ -96,11 +113,12 @@ check_dir_traversable() {
 # Something already listening (another stack, a system daemon) would make the
 # start fail with a confusing log; say which port it is.
 check_ports_free() {
-  local p
-  for p in "$SMTP_PORT" "$SMTP_EXPIRED_PORT" "$SUBMISSION_PORT" "$SMTPS_PORT" \
-           "$IMAP_PORT" "$IMAPS_PORT" "$LMTP_PORT"; do
-    if (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null; then
-      die "port $HOST:$p is already in use (another mail stack? set MAILSTACK_PORT_BASE)"
+  local hp
+  for hp in "$HOST:$SMTP_PORT" "$HOST:$SMTP_EXPIRED_PORT" "$HOST:$SUBMISSION_PORT" \
+            "$HOST:$SMTPS_PORT" "$HOST:$IMAP_PORT" "$HOST:$IMAPS_PORT" "$HOST:$LMTP_PORT" \
+            "$NOIDLE_HOST:$IMAP_NOIDLE_PORT" "$NOIDLE_HOST:$IMAPS_NOIDLE_PORT"; do
+    if (exec 3<>"/dev/tcp/${hp%:*}/${hp##*:}") 2>/dev/null; then
+      die "port $hp is already in use (another mail stack? set MAILSTACK_PORT_BASE)"
     fi
   done
 }
@@ -134,7 +152,7 @@ commonName = supplied
 basicConstraints       = critical, CA:FALSE
 keyUsage               = critical, digitalSignature, keyEncipherment
 extendedKeyUsage       = serverAuth
-subjectAltName         = DNS:$SERVER_NAME, DNS:localhost, IP:127.0.0.1, IP:::1
+subjectAltName         = DNS:$SERVER_NAME, DNS:localhost, IP:127.0.0.1, IP:$NOIDLE_HOST, IP:::1
 subjectKeyIdentifier   = hash
 authorityKeyIdentifier = keyid
 EOF
@@ -165,9 +183,10 @@ ensure_tls() {
       -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
     chmod 0600 "$TLS/ca.key"
   fi
-  # Reissue a leaf when missing, not from this CA, or (for server.pem) expired.
+  # Reissue a leaf when missing, not from this CA, or (for server.pem) expired
+  # or lacking the no-IDLE address (certificates from before it was added).
   if [[ ! -s $TLS/server.pem || ! -s $TLS/server.key ]] ||
-     ! openssl verify -CAfile "$TLS/ca.pem" "$TLS/server.pem" >/dev/null 2>&1; then
+     ! openssl verify -CAfile "$TLS/ca.pem" -verify_ip "$NOIDLE_HOST" "$TLS/server.pem" >/dev/null 2>&1; then
     sign_server server -days 825
   fi
   if [[ ! -s $TLS/expired.pem || ! -s $TLS/expired.key ]] ||
@@ -256,6 +275,9 @@ smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
 # Two recipients that are always refused, for the accept probe's failure cases:
 # tempfail@ gets a 4xx, refused@ a 5xx (see recipient_access).
 smtpd_recipient_restrictions = check_recipient_access texthash:$PF_CONF/recipient_access
+# A message with the hold header is accepted (250) but parked in the hold
+# queue until released (mailstack.sh release-held DIR).
+header_checks = regexp:$PF_CONF/header_checks
 smtpd_client_event_limit_exceptions = 127.0.0.0/8
 smtpd_error_sleep_time = 0
 in_flow_delay = 0
@@ -323,8 +345,12 @@ EOF
 tempfail@$DOMAIN 450 4.7.1 Try again later (mailcanary test stack)
 refused@$DOMAIN 554 5.7.1 Refused by policy (mailcanary test stack)
 EOF
+  # regexp tables match case-insensitively; any value of the header holds.
+  cat >"$PF_CONF/header_checks" <<EOF
+/^$HOLD_HEADER:/ HOLD held by mailcanary test stack ($HOLD_HEADER)
+EOF
   touch -d '-2 seconds' "$PF_CONF/main.cf" "$PF_CONF/master.cf" "$PF_CONF/vmailbox" \
-    "$PF_CONF/recipient_access"
+    "$PF_CONF/recipient_access" "$PF_CONF/header_checks"
 }
 
 start_postfix() {
@@ -339,6 +365,14 @@ start_postfix() {
 }
 
 # ---------------------------------------------------------------- Dovecot
+
+# The post-login CAPABILITY that this Dovecot (2.3.19) announces on +993,
+# copied without IDLE (an explicit list gets nothing appended; checked).
+readonly NOIDLE_CAPABILITY="IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE SORT SORT=DISPLAY \
+THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT \
+CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES \
+WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE \
+SAVEDATE LITERAL+ NOTIFY SPECIAL-USE"
 
 write_dovecot_config() {
   mkdir -p "$DC_CONF" "$DC_BASE" "$DC_STATE" "$MAIL" "$LOGS"
@@ -402,6 +436,27 @@ service imap-login {
     port = $IMAPS_PORT
     ssl = yes
   }
+  inet_listener imap_noidle {
+    address = $NOIDLE_HOST
+    port = $IMAP_NOIDLE_PORT
+  }
+  inet_listener imaps_noidle {
+    address = $NOIDLE_HOST
+    port = $IMAPS_NOIDLE_PORT
+    ssl = yes
+  }
+}
+# Connections to $NOIDLE_HOST: Dovecot's own capability list minus IDLE, so
+# clients take their NOOP-polling path. An explicit list replaces the default
+# both before LOGIN (imap-login) and after it (imap); STARTTLS, LOGINDISABLED
+# and AUTH= are still added by imap-login. IDLE itself still works if sent.
+# Note: a client there connects from 127.0.0.1, another IP than the server's,
+# so Dovecot does not treat it as secure: plain +144 announces LOGINDISABLED
+# until STARTTLS.
+local $NOIDLE_HOST {
+  protocol imap {
+    imap_capability = $NOIDLE_CAPABILITY
+  }
 }
 service lmtp {
   inet_listener lmtp {
@@ -435,6 +490,43 @@ plugin {
   sieve = file:~/sieve;active=~/.dovecot.sieve
 }
 EOF
+}
+
+# Each user's active Sieve script (plugin setting sieve = file:~/sieve;
+# active=~/.dovecot.sieve): a message carrying the junk header, any value, is
+# filed into Junk. Compiled here, so that a broken script fails the start
+# instead of every delivery; rewritten and recompiled only when it changed.
+write_sieve_scripts() {
+  local u home script
+  script=$(cat <<EOF
+# Generated by tests/stack/mailstack.sh -- private test instance, do not edit.
+require ["fileinto", "mailbox"];
+if exists "$JUNK_HEADER" {
+  fileinto :create "Junk";
+  stop;
+}
+EOF
+)
+  for u in "${USERS[@]}"; do
+    home=$MAIL/$DOMAIN/$u
+    # Delivery keeps the binary next to the link (~/.dovecot.svbin), not
+    # next to the script, so compile through the link.
+    if [[ -f $home/sieve/mailcanary.sieve && $(<"$home/sieve/mailcanary.sieve") == "$script" &&
+          $(readlink "$home/.dovecot.sieve" || true) == sieve/mailcanary.sieve &&
+          $home/.dovecot.svbin -nt $home/sieve/mailcanary.sieve ]]; then
+      continue
+    fi
+    mkdir -p "$home/sieve"
+    printf '%s\n' "$script" >"$home/sieve/mailcanary.sieve"
+    ln -sfn sieve/mailcanary.sieve "$home/.dovecot.sieve"
+    rm -f "$home/.dovecot.svbin"
+    sievec -c "$DC_CONF/dovecot.conf" "$home/.dovecot.sieve" \
+      </dev/null >>"$LOGS/dovecot-start.log" 2>&1 ||
+      fail_with_logs "compiling $home/sieve/mailcanary.sieve failed"
+    # Dovecot creates the rest of the home (Maildir) as mail on first use.
+    chown -h mail:mail "$MAIL/$DOMAIN" "$home" "$home/sieve" "$home/sieve/mailcanary.sieve" \
+      "$home/.dovecot.sieve" "$home/.dovecot.svbin"
+  done
 }
 
 start_dovecot() {
@@ -513,45 +605,60 @@ stop_stack() {
 
 # ---------------------------------------------------------------- readiness
 
-# Plain TCP: first line must start with PREFIX (220 for SMTP/LMTP, "* OK" IMAP).
+# Plain TCP: echo the first line (the banner), then send CMD (QUIT/LOGOUT).
 banner_plain() {
-  local port=$1 prefix=$2 line=""
-  line=$( (exec 3<>"/dev/tcp/$HOST/$port" || exit 1
-           IFS= read -r -t 2 line <&3 || true
-           printf '%s\r\n' "$3" >&3 || true
-           printf '%s' "$line") 2>/dev/null) || return 1
-  [[ $line == "$prefix"* ]]
+  local host=$1 port=$2 cmd=$3
+  (line=""
+   exec 3<>"/dev/tcp/$host/$port" || exit 1
+   IFS= read -r -t 2 line <&3 || true
+   printf '%s\r\n' "$cmd" >&3 || true
+   printf '%s' "${line%$'\r'}") 2>/dev/null
 }
 
-# Implicit TLS, certificate verified against our CA. -quiet implies -ign_eof,
-# so s_client waits for the server to close after our QUIT/LOGOUT.
+# Implicit TLS, certificate verified against our CA; echo the first line.
+# -quiet implies -ign_eof, so s_client waits for the server to close after our
+# QUIT/LOGOUT.
 banner_tls() {
-  local port=$1 prefix=$2 cmd=$3 out
+  local host=$1 port=$2 cmd=$3 out
   out=$(printf '%s\r\n' "$cmd" | timeout 5 openssl s_client -quiet \
-          -connect "$HOST:$port" -servername "$SERVER_NAME" \
+          -connect "$host:$port" -servername "$SERVER_NAME" \
           -CAfile "$TLS/ca.pem" -verify_return_error 2>/dev/null) || true
-  [[ $out == "$prefix"* ]]
+  out=${out%%$'\n'*}
+  printf '%s' "${out%$'\r'}"
 }
 
+# port_ready NAME HOST PORT: 0 once the listener greets as it should.
 port_ready() {
-  case $1 in
-    smtp|expired|submission) banner_plain "$2" "220 " QUIT ;;
-    lmtp)                    banner_plain "$2" "220 " QUIT ;;
-    imap)                    banner_plain "$2" "* OK" "a LOGOUT" ;;
-    smtps)                   banner_tls "$2" "220 " QUIT ;;
-    imaps)                   banner_tls "$2" "* OK" "a LOGOUT" ;;
+  local name=$1 host=$2 port=$3 banner
+  case $name in
+    smtp|expired|submission|lmtp) banner=$(banner_plain "$host" "$port" QUIT) || return 1 ;;
+    imap|imap_noidle)             banner=$(banner_plain "$host" "$port" "a LOGOUT") || return 1 ;;
+    smtps)                        banner=$(banner_tls "$host" "$port" QUIT) ;;
+    imaps|imaps_noidle)           banner=$(banner_tls "$host" "$port" "a LOGOUT") ;;
   esac
+  case $name in
+    imap*) [[ $banner == "* OK"* ]] || return 1 ;;
+    *)     [[ $banner == "220 "* ]] || return 1 ;;
+  esac
+  # The banner's CAPABILITY shows whether the `local` filter took effect.
+  if [[ $name == *_noidle && " ${banner//]/ } " == *" IDLE "* ]]; then
+    fail_with_logs "$name on $host:$port still announces IDLE: $banner"
+  fi
+  return 0
 }
 
 wait_ready() {
   local deadline=$((SECONDS + START_TIMEOUT))
-  local -A pending=([smtp]=$SMTP_PORT [expired]=$SMTP_EXPIRED_PORT
-                    [submission]=$SUBMISSION_PORT [smtps]=$SMTPS_PORT
-                    [imap]=$IMAP_PORT [imaps]=$IMAPS_PORT [lmtp]=$LMTP_PORT)
-  local name
+  local -A pending=([smtp]=$HOST:$SMTP_PORT [expired]=$HOST:$SMTP_EXPIRED_PORT
+                    [submission]=$HOST:$SUBMISSION_PORT [smtps]=$HOST:$SMTPS_PORT
+                    [imap]=$HOST:$IMAP_PORT [imaps]=$HOST:$IMAPS_PORT [lmtp]=$HOST:$LMTP_PORT
+                    [imap_noidle]=$NOIDLE_HOST:$IMAP_NOIDLE_PORT
+                    [imaps_noidle]=$NOIDLE_HOST:$IMAPS_NOIDLE_PORT)
+  local name hp
   while ((${#pending[@]} > 0)); do
     for name in "${!pending[@]}"; do
-      port_ready "$name" "${pending[$name]}" && unset "pending[$name]"
+      hp=${pending[$name]}
+      port_ready "$name" "${hp%:*}" "${hp##*:}" && unset "pending[$name]"
     done
     ((${#pending[@]} == 0)) && break
     live_pid "$PF_PID_FILE" >/dev/null || fail_with_logs "postfix master died during start"
@@ -597,6 +704,16 @@ MAILSTACK_USER=probe@$DOMAIN
 MAILSTACK_PASSWORD_FILE=$SECRETS/probe.password
 MAILSTACK_TEMPFAIL_RCPT=tempfail@$DOMAIN
 MAILSTACK_REFUSED_RCPT=refused@$DOMAIN
+MAILSTACK_IMAP_NOIDLE_HOST=$NOIDLE_HOST
+MAILSTACK_IMAP_NOIDLE_PORT=$IMAP_NOIDLE_PORT
+MAILSTACK_IMAPS_NOIDLE_HOST=$NOIDLE_HOST
+MAILSTACK_IMAPS_NOIDLE_PORT=$IMAPS_NOIDLE_PORT
+MAILSTACK_HOLD_HEADER=$HOLD_HEADER
+MAILSTACK_JUNK_HEADER=$JUNK_HEADER
+MAILSTACK_POSTFIX_CONFIG_DIR=$PF_CONF
+MAILSTACK_QUEUE_DIR=$PF_QUEUE
+MAILSTACK_DOVECOT_CONFIG=$DC_CONF/dovecot.conf
+MAILSTACK_MAIL_DIR=$MAIL
 EOF
   mv "$tmp" "$DIR/stack.env"
 }
@@ -627,6 +744,7 @@ cmd_start() {
   write_users
   write_postfix_config
   write_dovecot_config
+  write_sieve_scripts
   start_postfix
   start_dovecot
   wait_ready
@@ -634,7 +752,8 @@ cmd_start() {
 
   local ms=$((($(date +%s%N) - started_ns) / 1000000))
   echo "mailstack: ready in ${ms} ms: smtp=$HOST:$SMTP_PORT submission=$SUBMISSION_PORT smtps=$SMTPS_PORT" \
-       "expired=$SMTP_EXPIRED_PORT imap=$IMAP_PORT imaps=$IMAPS_PORT lmtp=$LMTP_PORT env=$DIR/stack.env"
+       "expired=$SMTP_EXPIRED_PORT imap=$IMAP_PORT imaps=$IMAPS_PORT lmtp=$LMTP_PORT" \
+       "noidle=$NOIDLE_HOST:$IMAP_NOIDLE_PORT,$IMAPS_NOIDLE_PORT env=$DIR/stack.env"
 }
 
 cmd_stop() {
@@ -658,12 +777,18 @@ cmd_status() {
   if [[ -n $dc ]]; then echo "dovecot: running (master pid $dc)"; else echo "dovecot: stopped"; fi
   [[ -n $pf && -n $dc ]] || rc=1
   if [[ -r $DIR/stack.env ]]; then
-    local line
+    # X_PORT listens on X_HOST when stack.env has one, else on MAILSTACK_HOST.
+    local line key host port
+    local -A env=()
+    while IFS= read -r line; do
+      [[ $line == *=* ]] && env[${line%%=*}]=${line#*=}
+    done <"$DIR/stack.env"
     while IFS= read -r line; do
       case $line in
         *_PORT=*)
-          local port=${line#*=}
-          if (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null; then echo "  $line listening"
+          key=${line%%=*} port=${line#*=}
+          host=${env[${key%_PORT}_HOST]:-${env[MAILSTACK_HOST]:-$HOST}}
+          if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then echo "  $line listening"
           else echo "  $line closed"; rc=1; fi ;;
       esac
     done <"$DIR/stack.env"
@@ -671,18 +796,82 @@ cmd_status() {
   return $rc
 }
 
+# For the queue commands: DIR must hold a running stack's Postfix.
+open_queue() {
+  [[ $(id -u) -eq 0 ]] || die "must run as root"
+  [[ -d $DIR ]] || die "$DIR does not exist"
+  DIR=$(cd "$DIR" && pwd -P)
+  set_paths "$DIR"
+  live_pid "$PF_PID_FILE" >/dev/null || die "postfix is not running in $DIR"
+}
+
+# Ask the queue manager to try every queued message now (deferred included).
+cmd_flush() {
+  open_queue
+  postqueue -c "$PF_CONF" -f </dev/null
+}
+
+# Move held messages (all, or the given queue ids) to the deferred queue, then
+# flush: postsuper -H alone would leave them there until the next deferred
+# queue scan (queue_run_delay, 300 s).
+cmd_release_held() {
+  open_queue
+  local args=() id
+  if (($# == 0)); then
+    args=(-H ALL)
+  else
+    for id in "$@"; do
+      [[ $id =~ ^[0-9A-Za-z]+$ ]] || die "not a queue id: '$id'"
+      args+=(-H "$id")
+    done
+  fi
+  postsuper -c "$PF_CONF" "${args[@]}" </dev/null   # "postsuper: Released from hold: N messages"
+  postqueue -c "$PF_CONF" -f </dev/null
+}
+
+# One JSON object per queued message (postqueue -j): queue_name is "hold" for
+# held mail, "incoming"/"active"/"deferred" otherwise; nothing when empty.
+cmd_queue() {
+  open_queue
+  postqueue -c "$PF_CONF" -j </dev/null
+}
+
+# Store the message on stdin straight into a mailbox (default INBOX), as a
+# mail client's APPEND would: no SMTP, no Received header, no Sieve. USER is
+# "probe" or "probe@example.test".
+cmd_save() {
+  local user=$1 mailbox=${2:-INBOX}
+  [[ $(id -u) -eq 0 ]] || die "must run as root"
+  [[ -d $DIR ]] || die "$DIR does not exist"
+  DIR=$(cd "$DIR" && pwd -P)
+  set_paths "$DIR"
+  live_pid "$DC_PID_FILE" >/dev/null || die "dovecot is not running in $DIR"
+  [[ $user == *@* ]] || user=$user@$DOMAIN
+  doveadm -c "$DC_CONF/dovecot.conf" save -u "$user" -m "$mailbox"
+}
+
 main() {
-  [[ $# -eq 2 ]] || usage
+  [[ $# -ge 2 ]] || usage
   local cmd=$1
   DIR=$2
+  shift 2
   [[ -n $DIR ]] || usage
+  case $cmd in
+    release-held) ;;
+    save)         [[ $# -eq 1 || $# -eq 2 ]] || usage ;;
+    *)            [[ $# -eq 0 ]] || usage ;;
+  esac
   set_ports
   set_paths "$DIR"
   case $cmd in
-    start)  cmd_start ;;
-    stop)   cmd_stop ;;
-    status) cmd_status || exit 1 ;;   # (|| keeps the ERR trap quiet)
-    *)      usage ;;
+    start)        cmd_start ;;
+    stop)         cmd_stop ;;
+    status)       cmd_status || exit 1 ;;   # (|| keeps the ERR trap quiet)
+    flush)        cmd_flush ;;
+    release-held) cmd_release_held "$@" ;;
+    queue)        cmd_queue ;;
+    save)         cmd_save "$@" ;;
+    *)            usage ;;
   esac
 }
 
