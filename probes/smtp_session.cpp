@@ -20,7 +20,7 @@
 #include <functional>
 #include <optional>
 
-#include "probes/blocking_work.hpp"
+#include "probes/network.hpp"
 #include "probes/tls_client.hpp"
 
 namespace mailcanary::smtp {
@@ -103,13 +103,6 @@ class PhaseClock {
     Clock::time_point since_;
 };
 
-std::string to_string(const tcp::endpoint& endpoint) {
-    const auto address = endpoint.address();
-    const std::string host =
-        address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
-    return host + ":" + std::to_string(endpoint.port());
-}
-
 FailureReason timeout_reason(Phase phase) {
     switch (phase) {
         case Phase::resolve:
@@ -138,51 +131,6 @@ Outcome io_failure(const Connection& connection, Phase phase, const error_code& 
     }
     return Outcome::failed(FailureReason::network,
                            std::string(to_string(phase)) + ": " + ec.message());
-}
-
-struct Lookup {
-    std::vector<tcp::endpoint> endpoints;
-    std::string error;
-};
-
-// getaddrinfo itself, on a worker thread: it cannot be cancelled, so the run stops waiting for it
-// at its deadline instead, and other targets' lookups do not queue behind a slow one.
-Lookup lookup(const std::string& host, uint16_t port) {
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV;
-    addrinfo* found = nullptr;
-    Lookup result;
-    if (const int code = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found);
-        code != 0) {
-        result.error = ::gai_strerror(code);
-        return result;
-    }
-    for (const addrinfo* entry = found; entry != nullptr; entry = entry->ai_next) {
-        tcp::endpoint endpoint;
-        if (entry->ai_addrlen > endpoint.capacity()) continue;
-        std::memcpy(endpoint.data(), entry->ai_addr, entry->ai_addrlen);
-        endpoint.resize(entry->ai_addrlen);
-        result.endpoints.push_back(endpoint);
-    }
-    ::freeaddrinfo(found);
-    if (result.endpoints.empty()) result.error = "no addresses";
-    return result;
-}
-
-asio::awaitable<Lookup> resolve(const TargetConfig& target, Clock::time_point deadline) {
-    // An address needs no lookup.
-    error_code ec;
-    const auto literal = asio::ip::make_address(target.host, ec);
-    if (!ec) co_return Lookup{{tcp::endpoint(literal, target.port)}, {}};
-    // A named function, not a temporary in the co_await expression: g++ 12 destroys such
-    // temporaries twice.
-    std::function<Lookup()> work = [host = target.host, port = target.port] {
-        return lookup(host, port);
-    };
-    auto answer = co_await run_blocking<Lookup>(std::move(work), deadline);
-    if (!answer) co_return Lookup{{}, "timed out"};
-    co_return std::move(*answer);
 }
 
 asio::awaitable<void> handshake(Connection& connection, const ProbeRun& run, error_code& ec) {
@@ -215,12 +163,7 @@ asio::awaitable<void> handshake(Connection& connection, const ProbeRun& run, err
 }
 
 asio::awaitable<std::size_t> read_some(Connection& connection, error_code& ec) {
-    // Acknowledge at once: a server that writes a reply in two segments (TLS 1.3 session tickets
-    // then the EHLO reply, say) would otherwise wait on our delayed ACK under Nagle, adding 40 ms
-    // that no server caused. Linux drops the mode after a while, so it is set before every read.
-    const int quick_ack = 1;
-    ::setsockopt(connection.socket.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &quick_ack,
-                 sizeof quick_ack);
+    request_quick_ack(connection.socket);
     auto buffer = asio::buffer(connection.buffer);
     auto token = asio::redirect_error(asio::use_awaitable, ec);
     // Not a conditional expression: g++ 12 mishandles co_await on one.
@@ -250,28 +193,6 @@ asio::awaitable<void> say_goodbye(const std::shared_ptr<Connection>& connection,
 
 }  // namespace
 
-asio::awaitable<void> connect_in_order(tcp::socket& socket, std::vector<tcp::endpoint> endpoints,
-                                       Transcript& transcript, Clock::time_point deadline,
-                                       error_code& ec) {
-    for (const auto& endpoint : endpoints) {
-        if (Clock::now() >= deadline) {
-            ec = asio::error::timed_out;
-            co_return;
-        }
-        error_code ignored;
-        socket.close(ignored);
-        co_await socket.async_connect(endpoint, asio::redirect_error(asio::use_awaitable, ec));
-        if (!ec) {
-            // Without it, Nagle and delayed ACKs stall small request/reply exchanges by 40 ms.
-            socket.set_option(tcp::no_delay(true), ignored);
-            transcript.note("connected to " + to_string(endpoint));
-            co_return;
-        }
-        transcript.note("connect to " + to_string(endpoint) + " failed: " + ec.message());
-        if (ec == asio::error::operation_aborted) co_return;  // timed out or stopped: no more tries
-    }
-}
-
 asio::awaitable<Outcome> run_dialog(ProbeRun run, Dialog& dialog) {
     auto connection = std::make_shared<Connection>(co_await asio::this_coro::executor);
     connection->arm_watchdog(run.deadline, connection);
@@ -289,7 +210,8 @@ asio::awaitable<Outcome> run_dialog(ProbeRun run, Dialog& dialog) {
     const auto cancelled = [&] { return run.stop.requested(); };
 
     clock.enter(Phase::resolve);
-    const Lookup lookup = co_await resolve(run.target.config, run.deadline);
+    const Lookup lookup =
+        co_await resolve(run.target.config.host, run.target.config.port, run.deadline);
     if (cancelled()) co_return Outcome::stopped();
     if (!lookup.error.empty()) {
         clock.stop();

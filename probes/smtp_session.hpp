@@ -16,13 +16,4 @@ namespace mailcanary::smtp {
 
 boost::asio::awaitable<Outcome> run_dialog(ProbeRun run, Dialog& dialog);
 
-// Connects to the first endpoint that accepts, trying them in order as an MTA does; an
-// interruption (operation_aborted: the deadline or a stop) or the deadline ends the tries. When
-// none accepts, `ec` holds the last error.
-boost::asio::awaitable<void> connect_in_order(boost::asio::ip::tcp::socket& socket,
-                                              std::vector<boost::asio::ip::tcp::endpoint> endpoints,
-                                              Transcript& transcript,
-                                              std::chrono::steady_clock::time_point deadline,
-                                              boost::system::error_code& ec);
-
 }  // namespace mailcanary::smtp

@@ -17,6 +17,7 @@
 #include "probes/auth_probe.hpp"
 #include "probes/blocking_work.hpp"
 #include "probes/connect_probe.hpp"
+#include "probes/network.hpp"
 #include "probes/oauth_token.hpp"
 #include "probes/sasl.hpp"
 #include "probes/smtp_session.hpp"
@@ -289,8 +290,8 @@ TEST_F(SessionTest, TriesEveryAddressInOrder) {
     Transcript transcript;
     boost::system::error_code ec = asio::error::fault;
     asio::co_spawn(io,
-                   smtp::connect_in_order(socket, {{loopback, 1}, {loopback, server.port()}},
-                                          transcript, Clock::now() + 5s, ec),
+                   connect_in_order(socket, {{loopback, 1}, {loopback, server.port()}}, transcript,
+                                    Clock::now() + 5s, ec),
                    asio::detached);
     io.run();
     EXPECT_FALSE(ec) << ec.message();
@@ -309,10 +310,10 @@ TEST_F(SessionTest, LastErrorWhenNoAddressAccepts) {
     asio::ip::tcp::socket socket(io);
     Transcript transcript;
     boost::system::error_code ec;
-    asio::co_spawn(io,
-                   smtp::connect_in_order(socket, {{loopback, 1}, {loopback, 2}}, transcript,
-                                          Clock::now() + 5s, ec),
-                   asio::detached);
+    asio::co_spawn(
+        io,
+        connect_in_order(socket, {{loopback, 1}, {loopback, 2}}, transcript, Clock::now() + 5s, ec),
+        asio::detached);
     io.run();
     EXPECT_EQ(ec, asio::error::connection_refused);
     EXPECT_NE(transcript.to_text().find("127.0.0.1:2 failed"), std::string::npos);
@@ -396,11 +397,10 @@ TEST_F(SessionTest, NoConnectionIsTriedOncePastTheDeadline) {
     asio::ip::tcp::socket socket(io);
     Transcript transcript;
     boost::system::error_code ec;
-    asio::co_spawn(
-        io,
-        smtp::connect_in_order(socket, {{asio::ip::make_address("127.0.0.1"), server.port()}},
-                               transcript, Clock::now() - 1ms, ec),
-        asio::detached);
+    asio::co_spawn(io,
+                   connect_in_order(socket, {{asio::ip::make_address("127.0.0.1"), server.port()}},
+                                    transcript, Clock::now() - 1ms, ec),
+                   asio::detached);
     io.run();
     EXPECT_EQ(ec, asio::error::timed_out);
     EXPECT_FALSE(socket.is_open());
