@@ -4,7 +4,8 @@
 # Idempotent: only missing packages are installed, and `apt-get update` runs
 # only when something is missing. Installing postfix/dovecot/prometheus must
 # not start system daemons (the test stack runs private instances on its own
-# ports, and Debian's prometheus would otherwise sit on :9090).
+# ports, and Debian's prometheus and alertmanager would otherwise sit on :9090
+# and :9093/:9094).
 #
 # Usage (as root, or with sudo available): bash scripts/install-deps.sh
 set -euo pipefail
@@ -17,7 +18,7 @@ BUILD_PKGS=(
 RUNTIME_PKGS=(
   openssl curl ca-certificates iproute2 procps
   postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve
-  prometheus
+  prometheus prometheus-alertmanager
 )
 
 POLICY_RC=/usr/sbin/policy-rc.d
@@ -58,7 +59,9 @@ remove_policy_rc() {
 # config, own queue dir) are left alone.
 stop_system_daemons() {
   local pid exe args
-  for pid in $(pgrep -x master || true) $(pgrep -x dovecot || true) $(pgrep -x prometheus || true); do
+  # (comm is cut to 15 characters: prometheus-alertmanager shows as prometheus-aler)
+  for pid in $(pgrep -x master || true) $(pgrep -x dovecot || true) $(pgrep -x prometheus || true) \
+             $(pgrep -x prometheus-aler || true); do
     exe=$(readlink /proc/"$pid"/exe 2>/dev/null || true)
     args=$(tr '\0' ' ' </proc/"$pid"/cmdline 2>/dev/null || true)
     case "$exe" in
@@ -67,6 +70,8 @@ stop_system_daemons() {
       */sbin/dovecot)    # private instances are always started with -c
         [[ $args != *" -c "* ]] || continue ;;
       */bin/prometheus)  # Debian's service uses the default /etc/prometheus config
+        [[ $args != *--config.file* || $args == *--config.file=/etc/prometheus/* ]] || continue ;;
+      */bin/prometheus-alertmanager)  # likewise; the monitoring tests pass their own --config.file
         [[ $args != *--config.file* || $args == *--config.file=/etc/prometheus/* ]] || continue ;;
       *) continue ;;
     esac
