@@ -50,6 +50,7 @@ constexpr Duration kLongestDuration = std::chrono::hours(24);
 constexpr std::string_view kDefaultProbe = "connect";
 constexpr std::string_view kAuthProbe = "auth";
 constexpr std::string_view kAcceptProbe = "accept";
+constexpr std::string_view kRoundtripProbe = "roundtrip";
 constexpr std::string_view kDefaultSecretFile = "mailcanary.secret";
 constexpr size_t kMaxAddressLength = 254;  // RFC 5321 4.5.3.1.3, less the angle brackets
 constexpr size_t kMaxSubjectLength = 200;
@@ -57,6 +58,11 @@ constexpr size_t kMaxHeaderNameLength = 76;
 constexpr size_t kMaxHeaderValueLength = 900;  // with its name, well within a 998-octet line
 constexpr uint16_t kSmtpPort = 25;
 constexpr uint16_t kSubmissionsPort = 465;  // SMTP over implicit TLS
+constexpr uint16_t kImapPort = 143;
+constexpr uint16_t kImapsPort = 993;  // IMAP over implicit TLS
+// Polling more often than this hammers the server; less often, and delivery times are noise.
+constexpr Duration kShortestPollInterval = std::chrono::milliseconds(10);
+constexpr Duration kLongestPollInterval = std::chrono::hours(1);
 constexpr size_t kMaxSuggestionDistance = 2;
 
 constexpr std::array<std::string_view, 4> kRootKeys{"agent", "metrics", "defaults", "targets"};
@@ -65,7 +71,7 @@ constexpr std::array<std::string_view, 3> kAgentKeys{"listen_addresses", "max_co
 constexpr std::array<std::string_view, 2> kMetricsKeys{"duration_buckets", "phase_histograms"};
 constexpr std::array<std::string_view, 5> kDefaultsKeys{"interval", "timeout", "helo", "tls",
                                                         "probes"};
-constexpr std::array<std::string_view, 13> kTargetKeys{"name",
+constexpr std::array<std::string_view, 14> kTargetKeys{"name",
                                                        "host",
                                                        "port",
                                                        "tls",
@@ -77,11 +83,12 @@ constexpr std::array<std::string_view, 13> kTargetKeys{"name",
                                                        "auth",
                                                        "allow_plaintext_auth",
                                                        "expect",
-                                                       "message"};
+                                                       "message",
+                                                       "roundtrip"};
 constexpr std::array<std::string_view, 4> kTlsOptionsKeys{"ca_file", "server_name",
                                                           "insecure_skip_verify", "min_version"};
-// Where the secret comes from; exactly one source per [targets.auth]: one of these keys, or
-// the OAuth2 refresh flow.
+// Where the secret comes from; exactly one source per [targets.auth] (or [targets.roundtrip]):
+// one of these keys, or the OAuth2 refresh flow.
 constexpr std::array<std::string_view, 3> kCredentialKeys{"password_env", "password_file",
                                                           "token_file"};
 // The OAuth2 refresh flow is one credential source spread over several keys; any of them given
@@ -95,6 +102,21 @@ constexpr std::array<std::string_view, 11> kAuthKeys{
     "username",           "mechanism", "password_env", "password_file",
     "token_file",         "token_url", "client_id",    "refresh_token_file",
     "client_secret_file", "scope",     "token_ca_file"};
+// [targets.roundtrip] holds its IMAP login's credentials itself, under the keys of [targets.auth].
+constexpr std::array<std::string_view, 11> kRoundtripOwnKeys{
+    "imap_host", "imap_port", "imap_tls", "tls_options",   "mailbox",    "junk_folders",
+    "timeout",   "cleanup",   "idle",     "poll_interval", "authserv_id"};
+
+template <size_t A, size_t B>
+constexpr std::array<std::string_view, A + B> concatenated(
+    const std::array<std::string_view, A>& first, const std::array<std::string_view, B>& second) {
+    std::array<std::string_view, A + B> all{};
+    std::copy(first.begin(), first.end(), all.begin());
+    std::copy(second.begin(), second.end(), all.begin() + A);
+    return all;
+}
+
+constexpr auto kRoundtripKeys = concatenated(kRoundtripOwnKeys, kAuthKeys);
 constexpr std::array<std::string_view, 5> kMessageKeys{"from", "to", "subject", "mode", "headers"};
 // Headers the probe message always has; [targets.message.headers] may not set them again.
 constexpr std::array<std::string_view, 10> kAgentHeaders{
@@ -108,9 +130,11 @@ struct ProbeTable {
     std::string_view key;
 };
 
-constexpr std::array<ProbeTable, 2> kProbeTables{{
+constexpr std::array<ProbeTable, 4> kProbeTables{{
     {kAuthProbe, "auth"},
     {kAcceptProbe, "message"},
+    {kRoundtripProbe, "message"},
+    {kRoundtripProbe, "roundtrip"},
 }};
 
 template <typename Enum>
@@ -118,6 +142,14 @@ struct Choice {
     std::string_view text;
     Enum value;
 };
+
+template <typename Enum>
+std::optional<Enum> find_choice(std::span<const Choice<Enum>> choices, std::string_view text) {
+    for (const Choice<Enum>& choice : choices) {
+        if (choice.text == text) return choice.value;
+    }
+    return std::nullopt;
+}
 
 template <typename Enum, size_t N>
 std::string_view choice_text(const std::array<Choice<Enum>, N>& choices, Enum value) {
@@ -149,6 +181,24 @@ constexpr std::array<Choice<AuthMechanism>, 6> kAuthMechanisms{{
     {"oauthbearer", AuthMechanism::oauthbearer},
 }};
 
+// IMAP has no CRAM-MD5 here: the roundtrip probe does not implement it.
+constexpr std::array<Choice<AuthMechanism>, 5> kImapMechanisms{{
+    {"auto", AuthMechanism::automatic},
+    {"plain", AuthMechanism::plain},
+    {"login", AuthMechanism::login},
+    {"xoauth2", AuthMechanism::xoauth2},
+    {"oauthbearer", AuthMechanism::oauthbearer},
+}};
+
+// The SASL mechanisms a protocol's probe can log in with.
+struct SaslProfile {
+    std::string_view protocol;
+    std::span<const Choice<AuthMechanism>> mechanisms;
+};
+
+constexpr SaslProfile kSmtpSasl{"SMTP", kAuthMechanisms};
+constexpr SaslProfile kImapSasl{"IMAP", kImapMechanisms};
+
 constexpr std::array<Choice<Expectation>, 2> kExpectations{{
     {"success", Expectation::success},
     {"reject", Expectation::reject},
@@ -157,6 +207,12 @@ constexpr std::array<Choice<Expectation>, 2> kExpectations{{
 constexpr std::array<Choice<AcceptMode>, 2> kAcceptModes{{
     {"data", AcceptMode::data},
     {"rcpt", AcceptMode::rcpt},
+}};
+
+constexpr std::array<Choice<CleanupMode>, 3> kCleanupModes{{
+    {"delete", CleanupMode::delete_message},
+    {"trash", CleanupMode::trash},
+    {"keep", CleanupMode::keep},
 }};
 
 // A key as found in a table: absent, present but invalid (already reported), or valid.
@@ -180,6 +236,9 @@ struct TargetDefaults {
 
 // Checks one list element; returns the problem, if any.
 using ElementCheck = std::function<std::optional<std::string>(const std::string&)>;
+
+// Whether a list setting may be given as [] (meaning: none).
+enum class EmptyList { refused, allowed };
 
 std::string child_key(std::string_view path, std::string_view key) {
     return path.empty() ? std::string(key) : std::string(path) + "." + std::string(key);
@@ -296,11 +355,11 @@ std::string unknown_key_message(std::string_view key, std::span<const std::strin
     return "unknown key; expected one of: " + comma_separated(known);
 }
 
-template <typename Enum, size_t N>
-std::string choices_text(const std::array<Choice<Enum>, N>& choices) {
+template <typename Enum>
+std::string choices_text(std::span<const Choice<Enum>> choices) {
     std::string text;
-    for (size_t i = 0; i < N; ++i) {
-        text += i == 0 ? "" : (i + 1 == N ? " or " : ", ");
+    for (size_t i = 0; i < choices.size(); ++i) {
+        text += i == 0 ? "" : (i + 1 == choices.size() ? " or " : ", ");
         text += in_quotes(choices[i].text);
     }
     return text;
@@ -368,6 +427,36 @@ std::optional<std::string> check_probe_name(const std::string& name) {
         message += "; did you mean " + in_quotes(*suggestion) + "?";
     }
     return message + " (known probes: " + comma_separated(known) + ")";
+}
+
+std::optional<std::string> check_host(const std::string& host) {
+    if (host.find_first_of("[]") != std::string::npos) {
+        return "write an IPv6 address without brackets";
+    }
+    if (has_space_or_control(host)) return "must not contain spaces or control characters";
+    return std::nullopt;
+}
+
+// An IMAP mailbox name goes into the dialog as a quoted string or a literal: anything but a line
+// break or a NUL can be sent.
+std::optional<std::string> check_mailbox_name(const std::string& name) {
+    if (name.empty()) return "must not be empty";
+    if (name.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+        return "must not contain CR, LF or NUL";
+    }
+    return std::nullopt;
+}
+
+// RFC 8601 2.5: in practice the receiving server's host name; it is compared, never sent.
+std::optional<std::string> check_authserv_id(const std::string& id) {
+    if (has_space_or_control(id)) return "must not contain spaces or control characters";
+    return std::nullopt;
+}
+
+std::optional<std::string> check_poll_interval(Duration interval) {
+    if (interval >= kShortestPollInterval && interval <= kLongestPollInterval) return std::nullopt;
+    return "must be between " + format_duration(kShortestPollInterval) + " and " +
+           format_duration(kLongestPollInterval) + ", got " + format_duration(interval);
 }
 
 // The EHLO argument goes into the SMTP dialog verbatim: no room for spaces or line breaks.
@@ -736,22 +825,22 @@ class ConfigReader {
         Setting<std::string> text = read<std::string>(table, path, key);
         Setting<Enum> choice{text.node, std::nullopt};
         if (!text.value) return choice;
-        for (const Choice<Enum>& candidate : choices) {
-            if (candidate.text == *text.value) choice.value = candidate.value;
-        }
+        const std::span<const Choice<Enum>> all(choices);
+        choice.value = find_choice(all, *text.value);
         if (!choice.value) {
             error(text.node->source(), child_key(path, key),
                   "unknown " + std::string(what) + " " + in_quotes(*text.value) + "; expected " +
-                      choices_text(choices));
+                      choices_text(all));
         }
         return choice;
     }
 
-    // A non-empty array of distinct strings, each passing check_element.
+    // An array of distinct strings, each passing check_element; not empty unless allowed.
     Setting<std::vector<std::string>> read_string_list(const toml::table& table,
                                                        std::string_view path, std::string_view key,
                                                        std::string_view what,
-                                                       const ElementCheck& check_element) {
+                                                       const ElementCheck& check_element,
+                                                       EmptyList empty_list = EmptyList::refused) {
         Setting<std::vector<std::string>> list{table.get(key), std::nullopt};
         if (!list.present()) return list;
         const std::string list_key = child_key(path, key);
@@ -760,7 +849,7 @@ class ConfigReader {
             report_type(*list.node, list_key, "an array of " + std::string(what));
             return list;
         }
-        if (array->empty()) {
+        if (array->empty() && empty_list == EmptyList::refused) {
             error(list.node->source(), list_key, "must not be empty");
             return list;
         }
@@ -954,16 +1043,7 @@ class ConfigReader {
         target.name =
             checked(read_required_string(table, path, "name"), path, "name", check_no_control)
                 .value.value_or("");
-        target.host = checked(read_required_string(table, path, "host"), path, "host",
-                              [](const std::string& host) -> std::optional<std::string> {
-                                  if (host.find_first_of("[]") != std::string::npos) {
-                                      return "write an IPv6 address without brackets";
-                                  }
-                                  if (has_space_or_control(host)) {
-                                      return "must not contain spaces or control characters";
-                                  }
-                                  return std::nullopt;
-                              })
+        target.host = checked(read_required_string(table, path, "host"), path, "host", check_host)
                           .value.value_or("");
         target.tls =
             read_choice(table, path, "tls", kTlsModes, "TLS mode").value.value_or(defaults.tls);
@@ -992,6 +1072,10 @@ class ConfigReader {
         target.expect = expect.value.value_or(Expectation::success);
         if (const toml::table* message = find_section(table, path, "message")) {
             target.message = read_message(*message, child_key(path, "message"));
+        }
+        if (const toml::table* roundtrip = find_section(table, path, "roundtrip")) {
+            target.roundtrip =
+                read_roundtrip(*roundtrip, child_key(path, "roundtrip"), target.host);
         }
         check_probe_requirements(table, path, probes, target.probes, expect);
         return target;
@@ -1028,12 +1112,18 @@ class ConfigReader {
 
     AuthConfig read_auth(const toml::table& table, const std::string& path) {
         check_known_keys(table, path, kAuthKeys);
+        return read_credentials(table, path, kSmtpSasl);
+    }
+
+    // The keys of kAuthKeys, in [targets.auth] or in another table that logs in (whose own
+    // check_known_keys covers them): a user name and exactly one secret source.
+    AuthConfig read_credentials(const toml::table& table, const std::string& path,
+                                const SaslProfile& sasl) {
         AuthConfig auth;
         auth.username = checked(read_required_string(table, path, "username"), path, "username",
                                 check_no_control)
                             .value.value_or("");
-        const Setting<AuthMechanism> mechanism =
-            read_choice(table, path, "mechanism", kAuthMechanisms, "SASL mechanism");
+        const Setting<AuthMechanism> mechanism = read_mechanism(table, path, sasl);
         auth.mechanism = mechanism.value.value_or(AuthMechanism::automatic);
         auth.password_env = checked(read_non_empty_string(table, path, "password_env"), path,
                                     "password_env", check_password_env)
@@ -1046,6 +1136,26 @@ class ConfigReader {
         read_refresh_flow(table, path, auth);
         check_credential_source(table, path, mechanism);
         return auth;
+    }
+
+    // One of the protocol's mechanisms; one the agent has only for another protocol is named as
+    // such rather than as unknown.
+    Setting<AuthMechanism> read_mechanism(const toml::table& table, std::string_view path,
+                                          const SaslProfile& sasl) {
+        Setting<std::string> text = read<std::string>(table, path, "mechanism");
+        Setting<AuthMechanism> mechanism{text.node, std::nullopt};
+        if (!text.value) return mechanism;
+        mechanism.value = find_choice(sasl.mechanisms, *text.value);
+        if (mechanism.value) return mechanism;
+        const bool elsewhere =
+            find_choice(std::span<const Choice<AuthMechanism>>(kAuthMechanisms), *text.value)
+                .has_value();
+        error(text.node->source(), child_key(path, "mechanism"),
+              (elsewhere ? "SASL mechanism " + in_quotes(*text.value) + " is not supported for " +
+                               std::string(sasl.protocol)
+                         : "unknown SASL mechanism " + in_quotes(*text.value)) +
+                  "; expected " + choices_text(sasl.mechanisms));
+        return mechanism;
     }
 
     // The OAuth2 refresh flow's keys, each checked where it is read; when any is given, the
@@ -1157,6 +1267,65 @@ class ConfigReader {
             if (!name_problem && value && !value_problem) headers.emplace_back(name, *value);
         }
         return headers;
+    }
+
+    // The IMAP mailbox the roundtrip probe follows its message into. Its defaults are
+    // RoundtripConfig's, except for those that depend on the target or on another key.
+    RoundtripConfig read_roundtrip(const toml::table& table, const std::string& path,
+                                   const std::string& target_host) {
+        check_known_keys(table, path, kRoundtripKeys);
+        RoundtripConfig roundtrip;
+        roundtrip.imap_host =
+            checked(read_non_empty_string(table, path, "imap_host"), path, "imap_host", check_host)
+                .value.value_or(target_host);
+        roundtrip.imap_tls = read_choice(table, path, "imap_tls", kTlsModes, "TLS mode")
+                                 .value.value_or(TlsMode::implicit);
+        const Setting<int64_t> port = read_integer(table, path, "imap_port", 1, 65535);
+        roundtrip.imap_port =
+            port.value ? static_cast<uint16_t>(*port.value)
+                       : (roundtrip.imap_tls == TlsMode::implicit ? kImapsPort : kImapPort);
+        roundtrip.tls_options = read_tls_options(read_section(table, path, "tls_options"),
+                                                 child_key(path, "tls_options"));
+        roundtrip.auth = read_credentials(table, path, kImapSasl);
+        roundtrip.mailbox =
+            checked(read<std::string>(table, path, "mailbox"), path, "mailbox", check_mailbox_name)
+                .value.value_or(roundtrip.mailbox);
+        roundtrip.junk_folders = read_string_list(table, path, "junk_folders", "folder names",
+                                                  check_mailbox_name, EmptyList::allowed)
+                                     .value;
+        const Setting<Duration> timeout = read_duration(table, path, "timeout");
+        roundtrip.timeout = timeout.value.value_or(roundtrip.timeout);
+        roundtrip.cleanup = read_choice(table, path, "cleanup", kCleanupModes, "cleanup mode")
+                                .value.value_or(CleanupMode::delete_message);
+        roundtrip.idle = read<bool>(table, path, "idle").value.value_or(true);
+        const Setting<Duration> poll_interval = checked(read_duration(table, path, "poll_interval"),
+                                                        path, "poll_interval", check_poll_interval);
+        roundtrip.poll_interval = poll_interval.value.value_or(roundtrip.poll_interval);
+        check_poll_below_timeout(poll_interval, timeout, roundtrip, path);
+        roundtrip.authserv_id = checked(read_non_empty_string(table, path, "authserv_id"), path,
+                                        "authserv_id", check_authserv_id)
+                                    .value.value_or("");
+        return roundtrip;
+    }
+
+    // A poll interval not shorter than the timeout would look into the mailbox at most once. The
+    // error points at poll_interval if the table sets it, else at the timeout.
+    void check_poll_below_timeout(const Setting<Duration>& poll_interval,
+                                  const Setting<Duration>& timeout,
+                                  const RoundtripConfig& roundtrip, std::string_view path) {
+        if (!poll_interval.present() && !timeout.present()) return;
+        if ((poll_interval.present() && !poll_interval.value) ||
+            (timeout.present() && !timeout.value) || roundtrip.poll_interval < roundtrip.timeout) {
+            return;
+        }
+        const auto describe = [](const Setting<Duration>& setting, Duration value) {
+            return format_duration(value) + (setting.present() ? "" : " (the default)");
+        };
+        const bool blame_poll = poll_interval.present();
+        error((blame_poll ? poll_interval : timeout).node->source(),
+              child_key(path, blame_poll ? "poll_interval" : "timeout"),
+              "poll_interval " + describe(poll_interval, roundtrip.poll_interval) +
+                  " must be shorter than timeout " + describe(timeout, roundtrip.timeout));
     }
 
     TlsOptions read_tls_options(const toml::table& table, std::string_view path) {

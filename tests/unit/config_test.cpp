@@ -10,6 +10,7 @@
 #include <fstream>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 namespace mailcanary {
@@ -74,6 +75,22 @@ std::string headers_target_with(std::string_view header_lines) {
     return message_target_with("to = [\"probe@example.test\"]\n[targets.message.headers]\n") +
            std::string(header_lines);
 }
+
+// A target with a valid [targets.roundtrip] (line 4) logging in with a token file (lines 5-6); its
+// probes are left alone, so roundtrip fields from line 7 are checked without the probe.
+std::string roundtrip_target_with(std::string_view roundtrip_fields) {
+    return target_with("[targets.roundtrip]\nusername = \"u\"\ntoken_file = \"/t\"\n") +
+           std::string(roundtrip_fields);
+}
+
+// An empty [targets.roundtrip] on line 4; fields (credentials included) from line 5.
+std::string roundtrip_credentials_with(std::string_view roundtrip_fields) {
+    return target_with("[targets.roundtrip]\n") + std::string(roundtrip_fields);
+}
+
+// A valid [targets.message] for targets that run the roundtrip probe.
+constexpr std::string_view kMessageTable =
+    "[targets.message]\nfrom = \"canary@example.org\"\nto = [\"probe@example.net\"]\n";
 
 constexpr const char* kPasswordVariable = "MAILCANARY_TEST_PASSWORD";
 constexpr std::string_view kEnvPassword = "env-S3cret-7f3a91";
@@ -212,7 +229,8 @@ interval = "1h"
                            .auth = std::nullopt,
                            .allow_plaintext_auth = false,
                            .expect = Expectation::success,
-                           .message = std::nullopt};
+                           .message = std::nullopt,
+                           .roundtrip = std::nullopt};
     const TargetConfig submissions{.name = "submissions",
                                    .host = "2001:db8::1",
                                    .port = 465,
@@ -228,7 +246,8 @@ interval = "1h"
                                    .auth = std::nullopt,
                                    .allow_plaintext_auth = false,
                                    .expect = Expectation::success,
-                                   .message = std::nullopt};
+                                   .message = std::nullopt,
+                                   .roundtrip = std::nullopt};
     const TargetConfig custom_port{.name = "custom-port",
                                    .host = "192.0.2.7",
                                    .port = 2525,
@@ -241,7 +260,8 @@ interval = "1h"
                                    .auth = std::nullopt,
                                    .allow_plaintext_auth = false,
                                    .expect = Expectation::success,
-                                   .message = std::nullopt};
+                                   .message = std::nullopt,
+                                   .roundtrip = std::nullopt};
     EXPECT_EQ(config.targets, (std::vector<TargetConfig>{mx1, submissions, custom_port}));
 }
 
@@ -271,7 +291,8 @@ TEST(ConfigLoad, MinimalTargetGetsBuiltInDefaults) {
                                 .auth = std::nullopt,
                                 .allow_plaintext_auth = false,
                                 .expect = Expectation::success,
-                                .message = std::nullopt};
+                                .message = std::nullopt,
+                                .roundtrip = std::nullopt};
     EXPECT_EQ(result.config->targets, std::vector<TargetConfig>{expected});
 }
 
@@ -732,6 +753,174 @@ std::vector<ErrorCase> error_cases() {
         {"InvalidMessageTableGivesNoFollowUp",
          target_with("probes = [\"accept\"]\nmessage = 1\n"),
          {5, 11, "targets[1].message", "expected a table, got an integer"}},
+        {"RoundtripNotTable",
+         target_with("roundtrip = \"imap.example.net\"\n"),
+         {4, 13, "targets[1].roundtrip", "expected a table, got a string"}},
+        {"RoundtripInDefaults",
+         "[defaults]\nroundtrip = { mailbox = \"INBOX\" }\n",
+         {2, 1, "defaults.roundtrip", "unknown key; expected one of: interval, timeout, helo"}},
+        {"UnknownRoundtripKey",
+         roundtrip_target_with("mailbx = \"INBOX\"\n"),
+         {7, 1, "targets[1].roundtrip.mailbx", "unknown key; did you mean \"mailbox\"?"}},
+        {"UnknownRoundtripCredentialKey",
+         roundtrip_target_with("pasword_file = \"/p\"\n"),
+         {7, 1, "targets[1].roundtrip.pasword_file", "did you mean \"password_file\"?"}},
+        {"UnknownRoundtripTlsOptionsKey",
+         roundtrip_target_with("[targets.roundtrip.tls_options]\nservername = \"x\"\n"),
+         {8, 1, "targets[1].roundtrip.tls_options.servername",
+          "unknown key; did you mean \"server_name\"?"}},
+        {"RoundtripTlsOptionsNotTable",
+         roundtrip_target_with("tls_options = 1\n"),
+         {7, 15, "targets[1].roundtrip.tls_options", "expected a table, got an integer"}},
+        {"RoundtripCaFileMissing",
+         roundtrip_target_with(
+             "[targets.roundtrip.tls_options]\nca_file = \"/nonexistent/ca.pem\"\n"),
+         {8, 11, "targets[1].roundtrip.tls_options.ca_file",
+          "CA file \"/nonexistent/ca.pem\" does not exist"}},
+        {"RoundtripServerNameWithScope",
+         roundtrip_target_with("[targets.roundtrip.tls_options]\nserver_name = \"fe80::1%eth0\"\n"),
+         {8, 15, "targets[1].roundtrip.tls_options.server_name", "a scoped IPv6 address"}},
+        {"RoundtripMinVersionUnknown",
+         roundtrip_target_with("[targets.roundtrip.tls_options]\nmin_version = \"1.4\"\n"),
+         {8, 15, "targets[1].roundtrip.tls_options.min_version", "unknown TLS version \"1.4\""}},
+        {"ImapHostEmpty",
+         roundtrip_target_with("imap_host = \"\"\n"),
+         {7, 13, "targets[1].roundtrip.imap_host", "must not be empty"}},
+        {"ImapHostInBrackets",
+         roundtrip_target_with("imap_host = \"[2001:db8::1]\"\n"),
+         {7, 13, "targets[1].roundtrip.imap_host", "write an IPv6 address without brackets"}},
+        {"ImapHostWithLineBreak",
+         roundtrip_target_with("imap_host = \"imap\\r\\n\"\n"),
+         {7, 13, "targets[1].roundtrip.imap_host",
+          "must not contain spaces or control characters"}},
+        {"ImapHostNotString",
+         roundtrip_target_with("imap_host = 1\n"),
+         {7, 13, "targets[1].roundtrip.imap_host", "expected a string, got an integer"}},
+        {"ImapPortAboveRange",
+         roundtrip_target_with("imap_port = 65536\n"),
+         {7, 13, "targets[1].roundtrip.imap_port", "must be between 1 and 65535, got 65536"}},
+        {"ImapPortAsString",
+         roundtrip_target_with("imap_port = \"993\"\n"),
+         {7, 13, "targets[1].roundtrip.imap_port", "expected an integer, got a string"}},
+        {"ImapTlsUnknown",
+         roundtrip_target_with("imap_tls = \"ssl\"\n"),
+         {7, 12, "targets[1].roundtrip.imap_tls",
+          "unknown TLS mode \"ssl\"; expected \"none\", \"starttls\" or \"implicit\""}},
+        {"MailboxEmpty",
+         roundtrip_target_with("mailbox = \"\"\n"),
+         {7, 11, "targets[1].roundtrip.mailbox", "must not be empty"}},
+        {"MailboxWithLineBreak",
+         roundtrip_target_with("mailbox = \"INBOX\\r\\nA2 DELETE INBOX\"\n"),
+         {7, 11, "targets[1].roundtrip.mailbox", "must not contain CR, LF or NUL"}},
+        {"MailboxWithNul",
+         roundtrip_target_with("mailbox = \"INBOX\\u0000x\"\n"),
+         {7, 11, "targets[1].roundtrip.mailbox", "must not contain CR, LF or NUL"}},
+        {"MailboxNotString",
+         roundtrip_target_with("mailbox = [\"INBOX\"]\n"),
+         {7, 11, "targets[1].roundtrip.mailbox", "expected a string, got an array"}},
+        {"JunkFoldersNotArray",
+         roundtrip_target_with("junk_folders = \"Junk\"\n"),
+         {7, 16, "targets[1].roundtrip.junk_folders",
+          "expected an array of folder names, got a string"}},
+        {"JunkFolderEmpty",
+         roundtrip_target_with("junk_folders = [\"Junk\", \"\"]\n"),
+         {7, 25, "targets[1].roundtrip.junk_folders[2]", "must not be empty"}},
+        {"JunkFolderWithLineBreak",
+         roundtrip_target_with("junk_folders = [\"Sp\\nam\"]\n"),
+         {7, 17, "targets[1].roundtrip.junk_folders[1]", "must not contain CR, LF or NUL"}},
+        {"JunkFolderDuplicate",
+         roundtrip_target_with("junk_folders = [\"Junk\", \"Junk\"]\n"),
+         {7, 25, "targets[1].roundtrip.junk_folders[2]", "duplicate entry \"Junk\""}},
+        {"JunkFolderNotString",
+         roundtrip_target_with("junk_folders = [1]\n"),
+         {7, 17, "targets[1].roundtrip.junk_folders[1]", "expected a string, got an integer"}},
+        {"RoundtripTimeoutUnparsable",
+         roundtrip_target_with("timeout = \"2 m\"\n"),
+         {7, 11, "targets[1].roundtrip.timeout", "invalid duration \"2 m\""}},
+        {"RoundtripTimeoutZero",
+         roundtrip_target_with("timeout = \"0s\"\n"),
+         {7, 11, "targets[1].roundtrip.timeout", "must be greater than 0"}},
+        {"RoundtripTimeoutAboveOneDay",
+         roundtrip_target_with("timeout = \"25h\"\n"),
+         {7, 11, "targets[1].roundtrip.timeout", "must be at most 1d, got 25h"}},
+        {"RoundtripTimeoutNotString",
+         roundtrip_target_with("timeout = 120\n"),
+         {7, 11, "targets[1].roundtrip.timeout", "expected a string, got an integer"}},
+        {"CleanupUnknown",
+         roundtrip_target_with("cleanup = \"delete_message\"\n"),
+         {7, 11, "targets[1].roundtrip.cleanup",
+          "unknown cleanup mode \"delete_message\"; expected \"delete\", \"trash\" or "
+          "\"keep\""}},
+        {"IdleString",
+         roundtrip_target_with("idle = \"yes\"\n"),
+         {7, 8, "targets[1].roundtrip.idle", "expected a boolean, got a string"}},
+        {"PollIntervalTooShort",
+         roundtrip_target_with("poll_interval = \"5ms\"\n"),
+         {7, 17, "targets[1].roundtrip.poll_interval", "must be between 10ms and 1h, got 5ms"}},
+        {"PollIntervalTooLong",
+         roundtrip_target_with("timeout = \"1d\"\npoll_interval = \"1h1s\"\n"),
+         {8, 17, "targets[1].roundtrip.poll_interval", "must be between 10ms and 1h, got 1h1s"}},
+        {"PollIntervalZero",
+         roundtrip_target_with("poll_interval = \"0ms\"\n"),
+         {7, 17, "targets[1].roundtrip.poll_interval", "must be greater than 0"}},
+        {"PollIntervalUnparsable",
+         roundtrip_target_with("poll_interval = \"0.5s\"\n"),
+         {7, 17, "targets[1].roundtrip.poll_interval", "invalid duration \"0.5s\""}},
+        {"PollIntervalNotShorterThanTimeout",
+         roundtrip_target_with("timeout = \"30s\"\npoll_interval = \"30s\"\n"),
+         {8, 17, "targets[1].roundtrip.poll_interval",
+          "poll_interval 30s must be shorter than timeout 30s"}},
+        {"PollIntervalNotShorterThanDefaultTimeout",
+         roundtrip_target_with("poll_interval = \"1h\"\n"),
+         {7, 17, "targets[1].roundtrip.poll_interval",
+          "poll_interval 1h must be shorter than timeout 2m (the default)"}},
+        {"TimeoutNotLongerThanDefaultPollInterval",
+         roundtrip_target_with("timeout = \"1s\"\n"),
+         {7, 11, "targets[1].roundtrip.timeout",
+          "poll_interval 1s (the default) must be shorter than timeout 1s"}},
+        {"AuthservIdEmpty",
+         roundtrip_target_with("authserv_id = \"\"\n"),
+         {7, 15, "targets[1].roundtrip.authserv_id", "must not be empty"}},
+        {"AuthservIdWithSpace",
+         roundtrip_target_with("authserv_id = \"mx.example.net; spf=pass\"\n"),
+         {7, 15, "targets[1].roundtrip.authserv_id",
+          "must not contain spaces or control characters"}},
+        {"AuthservIdNotString",
+         roundtrip_target_with("authserv_id = true\n"),
+         {7, 15, "targets[1].roundtrip.authserv_id", "expected a string, got a boolean"}},
+        {"RoundtripUsernameMissing",
+         roundtrip_credentials_with("token_file = \"/t\"\n"),
+         {4, 1, "targets[1].roundtrip.username", "required key is missing"}},
+        {"RoundtripUsernameWithLineBreak",
+         roundtrip_credentials_with("username = \"u\\r\\nA1 LOGOUT\"\ntoken_file = \"/t\"\n"),
+         {5, 12, "targets[1].roundtrip.username", "must not contain control characters"}},
+        {"RoundtripWithoutCredential",
+         roundtrip_credentials_with("username = \"u\"\n"),
+         {4, 1, "targets[1].roundtrip", kNeedsOneCredential}},
+        {"RoundtripInlineWithoutCredential",
+         target_with("roundtrip = { username = \"u\", mailbox = \"INBOX\" }\n"),
+         {4, 13, "targets[1].roundtrip", kNeedsOneCredential}},
+        {"RoundtripCramMd5",
+         roundtrip_target_with("mechanism = \"cram-md5\"\n"),
+         {7, 13, "targets[1].roundtrip.mechanism",
+          "SASL mechanism \"cram-md5\" is not supported for IMAP; expected \"auto\", \"plain\", "
+          "\"login\", \"xoauth2\" or \"oauthbearer\""}},
+        {"RoundtripMechanismUnknown",
+         roundtrip_target_with("mechanism = \"digest-md5\"\n"),
+         {7, 13, "targets[1].roundtrip.mechanism",
+          "unknown SASL mechanism \"digest-md5\"; expected \"auto\", \"plain\", \"login\", "
+          "\"xoauth2\" or \"oauthbearer\""}},
+        {"RoundtripMechanismNeedsPassword",
+         roundtrip_target_with("mechanism = \"plain\"\n"),
+         {7, 13, "targets[1].roundtrip.mechanism",
+          "mechanism \"plain\" needs password_env or password_file, not token_file"}},
+        {"RoundtripPasswordFileMissing",
+         roundtrip_credentials_with("username = \"u\"\npassword_file = \"/nonexistent/imap.pw\"\n"),
+         {6, 17, "targets[1].roundtrip.password_file",
+          "password file \"/nonexistent/imap.pw\" does not exist"}},
+        {"RoundtripPasswordEnvWithEquals",
+         roundtrip_credentials_with("username = \"u\"\npassword_env = \"A=B\"\n"),
+         {6, 16, "targets[1].roundtrip.password_env", "must be an environment variable name"}},
     };
 }
 
@@ -904,7 +1093,8 @@ token_file = "tokens/../tokens/mx4"
                                               .token_ca_file = ""},
                            .allow_plaintext_auth = true,
                            .expect = Expectation::reject,
-                           .message = std::nullopt};
+                           .message = std::nullopt,
+                           .roundtrip = std::nullopt};
     const TargetConfig mx2{.name = "mx2",
                            .host = "mx2.example.net",
                            .port = 25,
@@ -927,7 +1117,8 @@ token_file = "tokens/../tokens/mx4"
                                               .token_ca_file = ""},
                            .allow_plaintext_auth = false,
                            .expect = Expectation::success,
-                           .message = std::nullopt};
+                           .message = std::nullopt,
+                           .roundtrip = std::nullopt};
     const TargetConfig mx3{.name = "mx3",
                            .host = "mx3.example.net",
                            .port = 465,
@@ -950,7 +1141,8 @@ token_file = "tokens/../tokens/mx4"
                                               .token_ca_file = ""},
                            .allow_plaintext_auth = false,
                            .expect = Expectation::success,
-                           .message = std::nullopt};
+                           .message = std::nullopt,
+                           .roundtrip = std::nullopt};
     // A token file need not exist at load; a relative one is resolved like any other path.
     const TargetConfig mx4{.name = "mx4",
                            .host = "mx4.example.net",
@@ -974,7 +1166,8 @@ token_file = "tokens/../tokens/mx4"
                                               .token_ca_file = ""},
                            .allow_plaintext_auth = false,
                            .expect = Expectation::success,
-                           .message = std::nullopt};
+                           .message = std::nullopt,
+                           .roundtrip = std::nullopt};
     EXPECT_EQ(result.config->targets, (std::vector<TargetConfig>{mx1, mx2, mx3, mx4}));
 }
 
@@ -1535,6 +1728,406 @@ X-Ok = "fine"
             {19, 1, "targets[2].message.headers.Bad Name", "must be printable ASCII"},
             {19, 14, "targets[2].message.headers.Bad Name", "expected a string, got an integer"},
         });
+}
+
+TEST(ConfigRoundtrip, MinimalTableGetsDefaults) {
+    const ConfigResult result = load(roundtrip_target_with(""));
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+    const RoundtripConfig expected{.imap_host = "mx1.example.net",
+                                   .imap_port = 993,
+                                   .imap_tls = TlsMode::implicit,
+                                   .tls_options = {},
+                                   .auth = AuthConfig{.username = "u",
+                                                      .password_env = "",
+                                                      .password_file = "",
+                                                      .token_file = "/t",
+                                                      .mechanism = AuthMechanism::automatic,
+                                                      .token_url = "",
+                                                      .client_id = "",
+                                                      .client_secret_file = "",
+                                                      .refresh_token_file = "",
+                                                      .scope = "",
+                                                      .token_ca_file = ""},
+                                   .mailbox = "INBOX",
+                                   .junk_folders = std::nullopt,
+                                   .timeout = 2min,
+                                   .cleanup = CleanupMode::delete_message,
+                                   .idle = true,
+                                   .poll_interval = 1s,
+                                   .authserv_id = ""};
+    EXPECT_EQ(result.config->targets.at(0).roundtrip, expected);
+}
+
+TEST(ConfigRoundtrip, TargetWithoutRoundtripHasNone) {
+    const ConfigResult result = load(kTarget);
+    ASSERT_TRUE(result.config.has_value());
+    EXPECT_FALSE(result.config->targets.at(0).roundtrip.has_value());
+}
+
+TEST(ConfigRoundtrip, ImapPortDefaultsFollowImapTls) {
+    for (const auto& [tls, mode, port] :
+         {std::tuple{"implicit", TlsMode::implicit, 993},
+          std::tuple{"starttls", TlsMode::starttls, 143}, std::tuple{"none", TlsMode::none, 143}}) {
+        SCOPED_TRACE(tls);
+        const ConfigResult result =
+            load(roundtrip_target_with("imap_tls = \"" + std::string(tls) + "\"\n"));
+        ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+        EXPECT_EQ(result.config->targets.at(0).roundtrip->imap_tls, mode);
+        EXPECT_EQ(result.config->targets.at(0).roundtrip->imap_port, port);
+    }
+    const ConfigResult explicit_port =
+        load(roundtrip_target_with("imap_tls = \"starttls\"\nimap_port = 10143\n"));
+    ASSERT_TRUE(explicit_port.errors.empty()) << explicit_port.errors.front().to_string();
+    EXPECT_EQ(explicit_port.config->targets.at(0).roundtrip->imap_port, 10143);
+    // The IMAP port does not follow the target's SMTP TLS mode.
+    const ConfigResult smtp_implicit =
+        load(target_with("tls = \"implicit\"\n[targets.roundtrip]\nusername = \"u\"\n"
+                         "token_file = \"/t\"\nimap_tls = \"starttls\"\n"));
+    ASSERT_TRUE(smtp_implicit.errors.empty()) << smtp_implicit.errors.front().to_string();
+    EXPECT_EQ(smtp_implicit.config->targets.at(0).port, 465);
+    EXPECT_EQ(smtp_implicit.config->targets.at(0).roundtrip->imap_port, 143);
+}
+
+TEST(ConfigRoundtrip, FullRoundtripConfigParsesToExpectedStructs) {
+    const TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    const fs::path password_file = dir.write("secrets/imap.pw", std::string(kFilePassword) + "\n");
+    const fs::path refresh_token = dir.write("secrets/imap.refresh", std::string(kRefreshToken));
+    const fs::path ca_file = dir.write("certs/imap-ca.pem", "not checked here");
+    const fs::path config_file = dir.write("etc/config.toml", R"([[targets]]
+name = "mx1"
+host = "mx1.example.net"
+[targets.message]
+from = "canary@example.org"
+to = ["probe@example.net"]
+[targets.roundtrip]
+imap_host = "imap.example.net"
+imap_port = 1143
+imap_tls = "starttls"
+username = "probe@example.net"
+mechanism = "login"
+password_file = "../secrets/imap.pw"
+mailbox = "Canary/Inbox"
+junk_folders = ["Junk", "[Gmail]/Spam", "Courrier ind\u00e9sirable"]
+timeout = "5m"
+cleanup = "trash"
+idle = false
+poll_interval = "250ms"
+authserv_id = "mx.example.net"
+[targets.roundtrip.tls_options]
+ca_file = "../certs/./imap-ca.pem"
+server_name = "imap.internal.example.net"
+insecure_skip_verify = true
+min_version = "1.3"
+
+[[targets]]
+name = "mx2"
+host = "2001:db8::25"
+roundtrip = { username = "u", mechanism = "xoauth2", token_url = "https://oauth2.example.net/token", client_id = "c", refresh_token_file = "../secrets/imap.refresh", junk_folders = [], cleanup = "keep" }
+)");
+    const ConfigResult result = load_config_file(config_file.string());
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+    ASSERT_EQ(result.config->targets.size(), 2u);
+
+    const RoundtripConfig mx1{
+        .imap_host = "imap.example.net",
+        .imap_port = 1143,
+        .imap_tls = TlsMode::starttls,
+        .tls_options = {.ca_file = ca_file.string(),
+                        .server_name = "imap.internal.example.net",
+                        .insecure_skip_verify = true,
+                        .min_version = TlsVersion::v1_3},
+        .auth = AuthConfig{.username = "probe@example.net",
+                           .password_env = "",
+                           .password_file = password_file.string(),
+                           .token_file = "",
+                           .mechanism = AuthMechanism::login,
+                           .token_url = "",
+                           .client_id = "",
+                           .client_secret_file = "",
+                           .refresh_token_file = "",
+                           .scope = "",
+                           .token_ca_file = ""},
+        .mailbox = "Canary/Inbox",
+        .junk_folders =
+            std::vector<std::string>{"Junk", "[Gmail]/Spam", "Courrier ind\xc3\xa9sirable"},
+        .timeout = 5min,
+        .cleanup = CleanupMode::trash,
+        .idle = false,
+        .poll_interval = 250ms,
+        .authserv_id = "mx.example.net"};
+    EXPECT_EQ(result.config->targets[0].roundtrip, mx1);
+    // Like [targets.auth] and [targets.message], parsed without the probe that uses it.
+    EXPECT_EQ(result.config->targets[0].probes, std::vector<std::string>{"connect"});
+    // SMTP settings are not taken over: the target's own TLS options stay empty.
+    EXPECT_EQ(result.config->targets[0].tls_options, TlsOptions{});
+
+    const RoundtripConfig mx2{.imap_host = "2001:db8::25",
+                              .imap_port = 993,
+                              .imap_tls = TlsMode::implicit,
+                              .tls_options = {},
+                              .auth = AuthConfig{.username = "u",
+                                                 .password_env = "",
+                                                 .password_file = "",
+                                                 .token_file = "",
+                                                 .mechanism = AuthMechanism::xoauth2,
+                                                 .token_url = "https://oauth2.example.net/token",
+                                                 .client_id = "c",
+                                                 .client_secret_file = "",
+                                                 .refresh_token_file = refresh_token.string(),
+                                                 .scope = "",
+                                                 .token_ca_file = ""},
+                              .mailbox = "INBOX",
+                              .junk_folders = std::vector<std::string>{},  // set: look in none
+                              .timeout = 2min,
+                              .cleanup = CleanupMode::keep,
+                              .idle = true,
+                              .poll_interval = 1s,
+                              .authserv_id = ""};
+    EXPECT_EQ(result.config->targets[1].roundtrip, mx2);
+    EXPECT_FALSE(result.config->targets[1].auth.has_value());
+}
+
+TEST(ConfigRoundtrip, CredentialsAreIndependentOfTargetsAuth) {
+    const ScopedEnv password(kPasswordVariable, std::string(kEnvPassword).c_str());
+    const ConfigResult result =
+        load(target_with("[targets.auth]\nusername = \"smtp-user\"\ntoken_file = \"/smtp-token\"\n"
+                         "[targets.roundtrip]\nusername = \"imap-user\"\nmechanism = \"plain\"\n"
+                         "password_env = \"" +
+                         std::string(kPasswordVariable) + "\"\n"));
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+    const TargetConfig& target = result.config->targets.at(0);
+    EXPECT_EQ(target.auth->username, "smtp-user");
+    EXPECT_EQ(target.auth->token_file, "/smtp-token");
+    EXPECT_EQ(target.roundtrip->auth.username, "imap-user");
+    EXPECT_EQ(target.roundtrip->auth.password_env, kPasswordVariable);
+    EXPECT_EQ(target.roundtrip->auth.mechanism, AuthMechanism::plain);
+}
+
+TEST(ConfigRoundtrip, EveryImapMechanismIsAcceptedWithItsKindOfSecret) {
+    const ScopedEnv password(kPasswordVariable, std::string(kEnvPassword).c_str());
+    const std::string env_line = "password_env = \"" + std::string(kPasswordVariable) + "\"\n";
+    for (const auto& [mechanism, value, source] :
+         {std::tuple{"auto", AuthMechanism::automatic, env_line},
+          std::tuple{"plain", AuthMechanism::plain, env_line},
+          std::tuple{"login", AuthMechanism::login, env_line},
+          std::tuple{"xoauth2", AuthMechanism::xoauth2, std::string("token_file = \"/t\"\n")},
+          std::tuple{"oauthbearer", AuthMechanism::oauthbearer,
+                     std::string("token_file = \"/t\"\n")}}) {
+        SCOPED_TRACE(mechanism);
+        const ConfigResult result = load(roundtrip_credentials_with(
+            "username = \"u\"\nmechanism = \"" + std::string(mechanism) + "\"\n" + source));
+        ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+        EXPECT_EQ(result.config->targets.at(0).roundtrip->auth.mechanism, value);
+    }
+}
+
+TEST(ConfigRoundtrip, SecondCredentialSourceIsReportedWhereItIsGiven) {
+    const ScopedEnv password(kPasswordVariable, std::string(kEnvPassword).c_str());
+    const ConfigResult result =
+        load(roundtrip_target_with("password_env = \"" + std::string(kPasswordVariable) + "\"\n"));
+    expect_errors(result, {{7, 16, "targets[1].roundtrip.password_env",
+                            "give only one of password_env, password_file, token_file or the "
+                            "OAuth2 refresh flow (token_url, client_id, refresh_token_file); "
+                            "token_file is already given at line 6"}});
+    expect_no_secret_in(result);
+}
+
+TEST(ConfigRoundtrip, PasswordEnvMustBeSet) {
+    const ScopedEnv unset(kPasswordVariable, nullptr);
+    expect_errors(load(roundtrip_credentials_with("username = \"u\"\npassword_env = \"" +
+                                                  std::string(kPasswordVariable) + "\"\n")),
+                  {{6, 16, "targets[1].roundtrip.password_env",
+                    "environment variable \"MAILCANARY_TEST_PASSWORD\" is not set"}});
+}
+
+TEST_F(ConfigRefreshFlow, WorksInTheRoundtripTableAsInTheAuthTable) {
+    const ConfigResult result = load(roundtrip_credentials_with(
+        "username = \"u\"\nmechanism = \"oauthbearer\"\n" + flow_lines() +
+        line("client_secret_file", client_secret_.string()) + line("scope", "imap")));
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+    const AuthConfig& auth = result.config->targets.at(0).roundtrip->auth;
+    EXPECT_EQ(auth.token_url, "https://oauth2.example.net/token");
+    EXPECT_EQ(auth.client_id, "mailcanary");
+    EXPECT_EQ(auth.refresh_token_file, refresh_token_.string());
+    EXPECT_EQ(auth.client_secret_file, client_secret_.string());
+    EXPECT_EQ(auth.scope, "imap");
+
+    const std::string why = "required key is missing; the OAuth2 refresh flow needs it";
+    expect_errors(load(roundtrip_credentials_with("username = \"u\"\n" + client_id_line())),
+                  {{4, 1, "targets[1].roundtrip.token_url", why},
+                   {4, 1, "targets[1].roundtrip.refresh_token_file", why}});
+    expect_errors(load(roundtrip_credentials_with("username = \"u\"\nmechanism = \"login\"\n" +
+                                                  flow_lines())),
+                  {{6, 13, "targets[1].roundtrip.mechanism",
+                    "mechanism \"login\" needs password_env or password_file, not the OAuth2 "
+                    "refresh flow"}});
+    expect_errors(load(roundtrip_credentials_with(
+                      "username = \"u\"\n" + line("token_url", "http://oauth2.example.net/token") +
+                      client_id_line() + refresh_token_line())),
+                  {{6, 13, "targets[1].roundtrip.token_url", "token_url must be an https:// URL"}});
+}
+
+TEST(ConfigRoundtrip, RelativePathsAreResolvedAgainstTheConfigDirectory) {
+    const TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    const fs::path password_file = dir.write("secrets/imap.pw", kFilePassword);
+    const fs::path ca_file = dir.write("certs/imap-ca.pem", "x");
+    const fs::path config_file = dir.write(
+        "etc/config.toml",
+        roundtrip_credentials_with("username = \"u\"\npassword_file = \"../secrets/imap.pw\"\n"
+                                   "[targets.roundtrip.tls_options]\n"
+                                   "ca_file = \"../certs/imap-ca.pem\"\n"));
+    const ConfigResult result = load_config_file(config_file.string());
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+    const RoundtripConfig& roundtrip = *result.config->targets.at(0).roundtrip;
+    EXPECT_EQ(roundtrip.auth.password_file, password_file.string());
+    EXPECT_EQ(roundtrip.tls_options.ca_file, ca_file.string());
+}
+
+// As for SMTP AUTH, the rule is kept by the probe at run time (it refuses to send credentials
+// without TLS unless allow_plaintext_auth is true), not at load: both configurations are valid.
+TEST(ConfigRoundtrip, PlaintextImapIsLeftToAllowPlaintextAuthAtRunTime) {
+    for (const bool allow : {false, true}) {
+        const ConfigResult result = load(target_with(
+            "allow_plaintext_auth = " + std::string(allow ? "true" : "false") +
+            "\n[targets.roundtrip]\nusername = \"u\"\ntoken_file = \"/t\"\nimap_tls = \"none\"\n"));
+        ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+        const TargetConfig& target = result.config->targets.at(0);
+        EXPECT_EQ(target.allow_plaintext_auth, allow);
+        EXPECT_EQ(target.roundtrip->imap_tls, TlsMode::none);
+        EXPECT_EQ(target.roundtrip->imap_port, 143);
+    }
+}
+
+TEST(ConfigRoundtrip, TimeoutMayExceedTheTargetsInterval) {
+    const ConfigResult result =
+        load(target_with("interval = \"30s\"\ntimeout = \"10s\"\n[targets.roundtrip]\n"
+                         "username = \"u\"\ntoken_file = \"/t\"\ntimeout = \"1d\"\n"
+                         "poll_interval = \"1h\"\n"));
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+    EXPECT_EQ(result.config->targets.at(0).roundtrip->timeout, 24h);
+    EXPECT_EQ(result.config->targets.at(0).roundtrip->poll_interval, 1h);
+    EXPECT_EQ(result.config->targets.at(0).timeout, 10s);
+}
+
+TEST(ConfigRoundtrip, ShortestAcceptedPollInterval) {
+    const ConfigResult result = load(roundtrip_target_with("poll_interval = \"10ms\"\n"));
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+    EXPECT_EQ(result.config->targets.at(0).roundtrip->poll_interval, 10ms);
+}
+
+TEST(ConfigRoundtrip, ReportsEveryRoundtripMistakeInOneFile) {
+    const ConfigResult result = load(R"([[targets]]
+name = "mx1"
+host = "mx1.example.net"
+[targets.roundtrip]
+imap_host = "[::1]"
+imap_port = 0
+imap_tls = "tls"
+usernme = "u"
+mechanism = "cram-md5"
+mailbox = ""
+junk_folders = ["Junk", "Junk"]
+timeout = "0s"
+cleanup = "purge"
+idle = 1
+poll_interval = "1ms"
+authserv_id = ""
+[targets.roundtrip.tls_options]
+ca_fle = "ca.pem"
+
+[[targets]]
+name = "mx2"
+host = "mx2.example.net"
+roundtrip = { username = "u" }
+)");
+    expect_errors(
+        result, {
+                    {4, 1, "targets[1].roundtrip.username", "required key is missing"},
+                    {4, 1, "targets[1].roundtrip", "needs one of password_env"},
+                    {5, 13, "targets[1].roundtrip.imap_host", "without brackets"},
+                    {6, 13, "targets[1].roundtrip.imap_port", "must be between 1 and 65535, got 0"},
+                    {7, 12, "targets[1].roundtrip.imap_tls", "unknown TLS mode \"tls\""},
+                    {8, 1, "targets[1].roundtrip.usernme", "did you mean \"username\"?"},
+                    {9, 13, "targets[1].roundtrip.mechanism", "is not supported for IMAP"},
+                    {10, 11, "targets[1].roundtrip.mailbox", "must not be empty"},
+                    {11, 25, "targets[1].roundtrip.junk_folders[2]", "duplicate entry \"Junk\""},
+                    {12, 11, "targets[1].roundtrip.timeout", "must be greater than 0"},
+                    {13, 11, "targets[1].roundtrip.cleanup", "unknown cleanup mode \"purge\""},
+                    {14, 8, "targets[1].roundtrip.idle", "expected a boolean, got an integer"},
+                    {15, 17, "targets[1].roundtrip.poll_interval", "must be between 10ms and 1h"},
+                    {16, 15, "targets[1].roundtrip.authserv_id", "must not be empty"},
+                    {18, 1, "targets[1].roundtrip.tls_options.ca_fle", "did you mean \"ca_file\"?"},
+                    {23, 13, "targets[2].roundtrip", "needs one of password_env"},
+                });
+}
+
+TEST(ConfigRoundtrip, NoErrorMessageContainsAPassword) {
+    const ScopedEnv password(kPasswordVariable, std::string(kEnvPassword).c_str());
+    const TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    dir.write("imap.pw", std::string(kFilePassword) + "\r\n");
+    const std::string env_line = "password_env = \"" + std::string(kPasswordVariable) + "\"\n";
+    const std::string file_line = "password_file = \"imap.pw\"\n";
+    for (const std::string& fields : {
+             "username = \"u\"\nmechanism = \"xoauth2\"\n" + env_line,
+             "username = \"u\"\nmechanism = \"cram-md5\"\n" + file_line,
+             "username = \"u\"\n" + env_line + file_line + "mailbox = \"\"\n",
+             "mechanism = 5\n" + env_line + "pasword = 1\n",
+         }) {
+        const fs::path config_file = dir.write("config.toml", roundtrip_credentials_with(fields));
+        const ConfigResult result = load_config_file(config_file.string());
+        EXPECT_FALSE(result.errors.empty()) << fields;
+        expect_no_secret_in(result);
+    }
+}
+
+// These name the probe in `probes`, so they need "roundtrip" in the probe table.
+TEST(ConfigRoundtripProbe, IsAKnownProbe) {
+    const ConfigResult result = load(target_with("probes = [\"roundtip\"]\n"));
+    expect_errors(result, {{4, 11, "targets[1].probes[1]",
+                            "unknown probe \"roundtip\"; did you mean \"roundtrip\"?"}});
+}
+
+TEST(ConfigRoundtripProbe, RunsWithMessageAndRoundtripTables) {
+    const ConfigResult result =
+        load(target_with("probes = [\"connect\", \"roundtrip\"]\n" + std::string(kMessageTable) +
+                         "[targets.roundtrip]\nusername = \"u\"\n"
+                         "token_file = \"/t\"\n"));
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+    const TargetConfig& target = result.config->targets.at(0);
+    EXPECT_EQ(target.probes, (std::vector<std::string>{"connect", "roundtrip"}));
+    EXPECT_TRUE(target.message.has_value());
+    EXPECT_TRUE(target.roundtrip.has_value());
+}
+
+TEST(ConfigRoundtripProbe, NeedsAMessageTable) {
+    expect_errors(
+        load(target_with("probes = [\"roundtrip\"]\n[targets.roundtrip]\nusername = "
+                         "\"u\"\ntoken_file = \"/t\"\n")),
+        {{4, 10, "targets[1].probes", "probe \"roundtrip\" needs a [targets.message] table"}});
+}
+
+TEST(ConfigRoundtripProbe, NeedsARoundtripTable) {
+    expect_errors(
+        load(target_with("probes = [\"roundtrip\"]\n" + std::string(kMessageTable))),
+        {{4, 10, "targets[1].probes", "probe \"roundtrip\" needs a [targets.roundtrip] table"}});
+}
+
+TEST(ConfigRoundtripProbe, NeedsBothTablesWhenProbesComeFromDefaults) {
+    expect_errors(load("[defaults]\nprobes = [\"roundtrip\"]\n" + std::string(kTarget)),
+                  {{3, 1, "targets[1].message",
+                    "probe \"roundtrip\" needs a [targets.message] table (probes from [defaults])"},
+                   {3, 1, "targets[1].roundtrip",
+                    "probe \"roundtrip\" needs a [targets.roundtrip] table (probes from "
+                    "[defaults])"}});
+}
+
+TEST(ConfigRoundtripProbe, InvalidRoundtripTableGivesNoFollowUp) {
+    expect_errors(
+        load(target_with("probes = [\"roundtrip\"]\nroundtrip = 1\n" + std::string(kMessageTable))),
+        {{5, 13, "targets[1].roundtrip", "expected a table, got an integer"}});
 }
 
 TEST(ConfigSecretFile, DefaultsToAFileBesideTheConfig) {
