@@ -1,0 +1,645 @@
+#!/usr/bin/env python3
+"""End to end: the on-call path with real processes (ctest: monitoring_e2e).
+
+A real Prometheus scrapes the real mailcanary binary, which probes the real test mail stack
+(the ctest fixture's Postfix + Dovecot); Prometheus evaluates config/rules and sends alerts to a
+real Alertmanager running config/alertmanager.yml, whose PagerDuty receiver posts to a webhook
+receiver inside this test. Steps:
+
+ 1. every query of dashboards/mailcanary.json returns data from the live Prometheus (queries of
+    roundtrip panels are required once the agent accepts a roundtrip target);
+ 2. Postfix of the stack is stopped: MailcanarySMTPConnectFailing fires in Prometheus for the
+    target on it, and Alertmanager delivers it to the pager receiver (the symptom alert for the
+    same target, MailcanarySMTPAcceptFailing, is inhibited and not in the notification);
+ 3. Postfix is started again: the alert resolves and the resolved notification arrives.
+
+Only addresses, intervals and durations differ from the shipped files, and each difference is
+made by replacing one exact line, which must be found exactly once:
+ - config/prometheus.yml: 1s scrape and evaluation intervals, the ports of this test, the rule
+   files below;
+ - config/rules/*.yml: every `for:` and `keep_firing_for:` divided by 20 (3m becomes 9s), so an
+   outage fires in seconds;
+   the real `for:` semantics are what tests/monitoring/alerts_test.yml checks with promtool;
+ - config/alertmanager.yml: the PagerDuty URL and key file point at this test, group_wait 1s,
+   group_interval 2s.
+
+Everything runs on 127.0.0.1 with free ports, the whole test is bounded (DEADLINE_S), and every
+process it starts is stopped on exit, even on failure; a stopped Postfix is started again.
+
+Usage: e2e_test.py --agent PATH --prometheus PATH --alertmanager PATH --stack-dir DIR
+"""
+import argparse
+import ctypes
+import http.server
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import monitoring_lib as lib  # noqa: E402
+
+DEADLINE_S = 240           # the whole test; ctest's TIMEOUT is above it
+SCRAPE_S = 1
+PROBE_INTERVAL = "2s"
+WARMUP_S = 20              # data before the dashboard check: several runs of every probe
+HOST = "127.0.0.1"
+PAGER_KEY = "e2e-routing-key-0123456789abcdef"
+
+T0 = time.monotonic()
+
+
+def log(msg):
+    print(f"[{time.monotonic() - T0:6.1f}s] {msg}", flush=True)
+
+
+class Failure(Exception):
+    pass
+
+
+def remaining():
+    return DEADLINE_S - (time.monotonic() - T0)
+
+
+def wait_for(what, predicate, timeout, interval=0.5):
+    end = time.monotonic() + min(timeout, max(0.0, remaining()))
+    last = None
+    while True:
+        try:
+            last = predicate()
+        except Exception as e:  # noqa: BLE001 - report the last error on timeout
+            last = e
+            if not isinstance(e, (OSError, urllib.error.URLError, ValueError, KeyError)):
+                raise
+        else:
+            if last:
+                return last
+        if time.monotonic() >= end:
+            raise Failure(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def http_get_json(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read().decode())
+
+
+def replace_once(text, old, new, what):
+    n = text.count(old)
+    if n != 1:
+        raise Failure(f"{what}: expected exactly one {old!r}, found {n}: the shipped file changed, "
+                      f"update tests/monitoring/e2e_test.py")
+    return text.replace(old, new)
+
+
+# ------------------------------------------------------------------ processes
+
+_libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def _child_setup():
+    # Die with this test even if it is killed with SIGKILL, and keep signals to ourselves.
+    os.setsid()
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class Procs:
+    def __init__(self, logdir):
+        self.logdir = logdir
+        self.procs = []
+
+    def start(self, name, argv, env=None):
+        out = open(os.path.join(self.logdir, f"{name}.log"), "wb")
+        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             preexec_fn=_child_setup, env=env, close_fds=True)
+        out.close()
+        self.procs.append((name, p))
+        log(f"started {name} (pid {p.pid}): {' '.join(argv)}")
+        return p
+
+    def check_alive(self):
+        for name, p in self.procs:
+            if p.poll() is not None:
+                raise Failure(f"{name} exited with {p.returncode}; log:\n{self.tail(name)}")
+
+    def tail(self, name, n=30):
+        try:
+            with open(os.path.join(self.logdir, f"{name}.log"), errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop_all(self):
+        for name, p in reversed(self.procs):
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        end = time.monotonic() + 5
+        for name, p in reversed(self.procs):
+            try:
+                p.wait(timeout=max(0.1, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log(f"{name} did not stop on SIGTERM, killing it")
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait(timeout=5)
+
+
+# ------------------------------------------------------------------ webhook receiver
+
+
+class Receiver:
+    """Records what Alertmanager posts: PagerDuty Events API v2 requests on /pagerduty, and
+    chat (Slack-compatible) messages on /chat."""
+
+    def __init__(self):
+        self.events = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n)
+                try:
+                    doc = json.loads(body.decode())
+                except ValueError:
+                    doc = {"unparsed": body.decode(errors="replace")}
+                with receiver.lock:
+                    receiver.events.append((self.path, doc))
+                reply = json.dumps({"status": "success", "message": "Event processed",
+                                    "dedup_key": doc.get("dedup_key", "")}).encode()
+                self.send_response(202)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((HOST, 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def pager_events(self):
+        with self.lock:
+            return [doc for path, doc in self.events if path == "/pagerduty"]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# ------------------------------------------------------------------ configuration
+
+
+def read_env(path):
+    env = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                k, v = line.split("=", 1)
+                env[k] = v
+    return env
+
+
+def agent_config(stack, port, with_roundtrip):
+    ca = stack["MAILSTACK_CA_FILE"]
+    name = stack["MAILSTACK_TLS_SERVER_NAME"]
+    h = stack["MAILSTACK_HOST"]
+    user = stack["MAILSTACK_USER"]
+    domain = stack["MAILSTACK_DOMAIN"]
+    text = f"""# written by tests/monitoring/e2e_test.py
+[agent]
+listen_addresses = ["{HOST}:{port}"]
+
+[defaults]
+interval = "{PROBE_INTERVAL}"
+timeout = "1500ms"
+helo = "mailcanary.e2e.test"
+
+# Port 25 style: connect, and acceptance up to RCPT TO (nothing is delivered).
+[[targets]]
+name = "e2e-mx"
+host = "{h}"
+port = {stack["MAILSTACK_SMTP_PORT"]}
+tls = "starttls"
+probes = ["connect", "accept"]
+[targets.tls_options]
+ca_file = "{ca}"
+server_name = "{name}"
+[targets.message]
+from = "canary@mailcanary.e2e.test"
+to = ["other@{domain}"]
+mode = "rcpt"
+
+# Submission: connect and AUTH.
+[[targets]]
+name = "e2e-submission"
+host = "{h}"
+port = {stack["MAILSTACK_SUBMISSION_PORT"]}
+tls = "starttls"
+probes = ["connect", "auth"]
+[targets.tls_options]
+ca_file = "{ca}"
+server_name = "{name}"
+[targets.auth]
+username = "{user}"
+password_file = "{stack["MAILSTACK_PASSWORD_FILE"]}"
+
+# An expired certificate: failures by reason, and a negative "days left".
+[[targets]]
+name = "e2e-expired"
+host = "{h}"
+port = {stack["MAILSTACK_SMTP_EXPIRED_PORT"]}
+tls = "starttls"
+[targets.tls_options]
+ca_file = "{ca}"
+server_name = "{name}"
+"""
+    if with_roundtrip:
+        text += roundtrip_target(stack)
+    return text
+
+
+def roundtrip_target(stack):
+    # To other@ (not the integration tests' probe@), so their mailbox checks never see ours.
+    # The stack has no SPF/DKIM/DMARC checker, so the message brings the Authentication-Results
+    # header that the receiving server would add; with authserv_id set, the agent trusts only it.
+    user = "other@" + stack["MAILSTACK_DOMAIN"]
+    authserv = stack["MAILSTACK_TLS_SERVER_NAME"]
+    return f"""
+# Round trip: submitted to port 25, followed into the mailbox over IMAP (STARTTLS).
+[[targets]]
+name = "e2e-roundtrip"
+host = "{stack["MAILSTACK_HOST"]}"
+port = {stack["MAILSTACK_SMTP_PORT"]}
+tls = "starttls"
+probes = ["roundtrip"]
+interval = "3s"
+timeout = "2s"
+[targets.tls_options]
+ca_file = "{stack["MAILSTACK_CA_FILE"]}"
+server_name = "{stack["MAILSTACK_TLS_SERVER_NAME"]}"
+[targets.message]
+from = "canary@mailcanary.e2e.test"
+to = ["{user}"]
+[targets.message.headers]
+Authentication-Results = "{authserv}; spf=pass smtp.mailfrom=mailcanary.e2e.test; dkim=pass header.d=mailcanary.e2e.test; dmarc=pass header.from=mailcanary.e2e.test"
+[targets.roundtrip]
+imap_host = "{stack["MAILSTACK_HOST"]}"
+imap_port = {stack["MAILSTACK_IMAP_PORT"]}
+imap_tls = "starttls"
+username = "{user}"
+password_file = "{stack["MAILSTACK_PASSWORD_FILE"]}"
+timeout = "20s"
+authserv_id = "{authserv}"
+[targets.roundtrip.tls_options]
+ca_file = "{stack["MAILSTACK_CA_FILE"]}"
+server_name = "{stack["MAILSTACK_TLS_SERVER_NAME"]}"
+"""
+
+
+def agent_accepts_roundtrip(agent, stack, tmp):
+    """Whether this agent build has the roundtrip probe: --config.check on a roundtrip target."""
+    path = os.path.join(tmp, "roundtrip-check.toml")
+    with open(path, "w") as f:
+        f.write(roundtrip_target(stack))
+    r = subprocess.run([agent, f"--config.file={path}", "--config.check"], capture_output=True,
+                       text=True, timeout=30)
+    if r.returncode != 0:
+        log("the agent does not accept a roundtrip target (roundtrip probe not built yet): "
+            + (r.stdout + r.stderr).strip().replace("\n", " | ")[:300])
+    return r.returncode == 0
+
+
+def shorten_for(text):
+    """Every `for:` and `keep_firing_for:` becomes a twentieth of itself, in seconds (3m becomes
+    9s, 15m becomes 45s), so the alerts' relative timing stays as shipped: the connect alert's
+    keep_firing_for (6s) still outlasts an auth/accept run interval (2s) plus a scrape and an
+    evaluation, which its inhibition of those alerts during recovery needs."""
+    unit_s = {"s": 1, "m": 60, "h": 3600}
+
+    def repl(m):
+        seconds = int(m.group(2)) * unit_s[m.group(3)]
+        return f"{m.group(1)}{max(1, seconds // 20)}s"
+    out, count = re.subn(r"^(\s+(?:keep_firing_)?for: )(\d+)([smh])\s*$", repl, text, flags=re.M)
+    left = re.findall(r"^\s+(?:keep_firing_)?for: .*$", out, flags=re.M)
+    if count != len(left):
+        raise Failure(f"could not shorten every for: duration: {left}")
+    return out, count
+
+
+def prometheus_config(tmp, prom_port, am_port, agent_port):
+    with open(os.path.join(lib.SOURCE_DIR, "config", "prometheus.yml")) as f:
+        text = f.read()
+    what = "config/prometheus.yml"
+    text = replace_once(text, "  scrape_interval: 15s\n", f"  scrape_interval: {SCRAPE_S}s\n", what)
+    text = replace_once(text, "  evaluation_interval: 30s\n", "  evaluation_interval: 1s\n", what)
+    text = replace_once(text, "- targets: ['127.0.0.1:9093']", f"- targets: ['{HOST}:{am_port}']", what)
+    text = replace_once(text, "- targets: ['127.0.0.1:9725']", f"- targets: ['{HOST}:{agent_port}']", what)
+    text = replace_once(text, "    scrape_timeout: 10s\n", "    scrape_timeout: 900ms\n", what)
+    os.makedirs(os.path.join(tmp, "rules"), exist_ok=True)
+    shortened = 0
+    for name in ("mailcanary-recording.yml", "mailcanary-alerts.yml"):
+        with open(os.path.join(lib.SOURCE_DIR, "config", "rules", name)) as f:
+            rules, n = shorten_for(f.read())
+        shortened += n
+        with open(os.path.join(tmp, "rules", name), "w") as f:
+            f.write(rules)
+    path = os.path.join(tmp, "prometheus.yml")
+    with open(path, "w") as f:
+        f.write(text)
+    log(f"prometheus.yml from config/, {shortened} `for:` durations shortened to 1/20")
+    return path
+
+
+def alertmanager_config(tmp, receiver_port):
+    with open(os.path.join(lib.SOURCE_DIR, "config", "alertmanager.yml")) as f:
+        text = f.read()
+    what = "config/alertmanager.yml"
+    key_file = os.path.join(tmp, "pagerduty-routing-key")
+    with open(key_file, "w") as f:
+        f.write(PAGER_KEY + "\n")
+    chat_file = os.path.join(tmp, "chat-webhook-url")
+    with open(chat_file, "w") as f:
+        f.write(f"http://{HOST}:{receiver_port}/chat\n")
+    text = replace_once(text, "pagerduty_url: https://events.pagerduty.com/v2/enqueue",
+                        f"pagerduty_url: http://{HOST}:{receiver_port}/pagerduty", what)
+    text = replace_once(text, "routing_key_file: /etc/alertmanager/secrets/pagerduty-routing-key",
+                        f"routing_key_file: {key_file}", what)
+    text = replace_once(text, "api_url_file: /etc/alertmanager/secrets/chat-webhook-url",
+                        f"api_url_file: {chat_file}", what)
+    text = replace_once(text, "  group_wait: 30s\n", "  group_wait: 1s\n", what)
+    text = replace_once(text, "  group_interval: 5m\n", "  group_interval: 2s\n", what)
+    path = os.path.join(tmp, "alertmanager.yml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+# ------------------------------------------------------------------ checks
+
+
+def check_dashboard_queries(prom, roundtrip_required):
+    """Run every dashboard query as Grafana would (All selected, the last minute at a 2s step)."""
+    dash = lib.load_dashboard()
+    end = time.time()
+    rng = WARMUP_S
+    step = 2
+    rate_iv = lib.rate_interval(step, SCRAPE_S)
+    empty, ok = [], 0
+    for q in lib.queries(dash):
+        expr = lib.expand(q.expr, interval_s=step, rate_interval_s=rate_iv, range_s=rng)
+        if q.instant:
+            url = f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": end})
+        else:
+            url = f"{prom}/api/v1/query_range?" + urllib.parse.urlencode(
+                {"query": expr, "start": end - rng, "end": end, "step": step})
+        try:
+            doc = http_get_json(url)
+        except urllib.error.HTTPError as e:
+            raise Failure(f"{q.name}: Prometheus refused the query ({e.code}): "
+                          f"{e.read().decode(errors='replace')}\n  {expr}")
+        result = doc["data"]["result"]
+        values = []
+        for series in result:
+            if "value" in series:
+                values.append(series["value"][1])
+            values.extend(v for _, v in series.get("values", []))
+        if any(v not in ("NaN", "+Inf", "-Inf") for v in values):
+            ok += 1
+        else:
+            empty.append(q)
+    for q in empty:
+        tag = " (roundtrip)" if q.is_roundtrip_only() else ""
+        log(f"NO DATA{tag}: {q.name}: {q.expr}")
+    required = [q for q in empty if roundtrip_required or not q.is_roundtrip_only()]
+    exempt = len(empty) - len(required)
+    log(f"dashboard queries: {ok} returned data, {len(empty)} returned none"
+        + (f" ({exempt} roundtrip queries: no roundtrip probe in this agent build)" if exempt else ""))
+    if required:
+        raise Failure(f"{len(required)} dashboard queries returned no data: "
+                      + "; ".join(q.name for q in required))
+    return ok, exempt
+
+
+def prom_alerts(prom):
+    return http_get_json(f"{prom}/api/v1/alerts")["data"]["alerts"]
+
+
+def firing(prom, alertname, target):
+    return [a for a in prom_alerts(prom) if a["labels"].get("alertname") == alertname
+            and a["labels"].get("target") == target and a["state"] == "firing"]
+
+
+def smtp_banner(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=1) as s:
+            s.settimeout(2)
+            return s.recv(512).startswith(b"220")
+    except OSError:
+        return False
+
+
+def postfix(stack_dir, action):
+    r = subprocess.run(["postfix", "-c", os.path.join(stack_dir, "postfix"), action],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        raise Failure(f"postfix {action} failed: {r.stdout}{r.stderr}")
+
+
+# ------------------------------------------------------------------ main
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--agent", required=True)
+    ap.add_argument("--prometheus", required=True)
+    ap.add_argument("--alertmanager", required=True)
+    ap.add_argument("--stack-dir", required=True)
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+
+    stack_env = os.path.join(args.stack_dir, "stack.env")
+    if not os.path.exists(stack_env):
+        print(f"FAIL: {stack_env} missing: the mailstack fixture is not running", flush=True)
+        return 1
+    stack = read_env(stack_env)
+    smtp_port = int(stack["MAILSTACK_SMTP_PORT"])
+
+    tmp = tempfile.mkdtemp(prefix="mailcanary-monitoring-e2e-")
+    procs = Procs(tmp)
+    receiver = Receiver()
+    postfix_stopped = False
+    # SIGTERM (e.g. ctest giving up) must still run the cleanup below.
+    signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        with_roundtrip = agent_accepts_roundtrip(args.agent, stack, tmp)
+        agent_port, prom_port, am_port = free_port(), free_port(), free_port()
+        prom = f"http://{HOST}:{prom_port}"
+        am = f"http://{HOST}:{am_port}"
+
+        cfg = os.path.join(tmp, "mailcanary.toml")
+        with open(cfg, "w") as f:
+            f.write(agent_config(stack, agent_port, with_roundtrip))
+        am_cfg = alertmanager_config(tmp, receiver.port)
+        prom_cfg = prometheus_config(tmp, prom_port, am_port, agent_port)
+
+        procs.start("alertmanager", [
+            args.alertmanager, f"--config.file={am_cfg}",
+            f"--storage.path={os.path.join(tmp, 'am-data')}",
+            f"--web.listen-address={HOST}:{am_port}", "--cluster.listen-address=",
+            "--log.level=info"])
+        procs.start("prometheus", [
+            args.prometheus, f"--config.file={prom_cfg}",
+            f"--storage.tsdb.path={os.path.join(tmp, 'prom-data')}",
+            f"--web.listen-address={HOST}:{prom_port}", "--log.level=info"])
+        procs.start("mailcanary", [args.agent, f"--config.file={cfg}", "--log.level=info"])
+
+        wait_for("Alertmanager ready", lambda: urllib.request.urlopen(f"{am}/-/ready", timeout=2).status == 200, 30)
+        wait_for("Prometheus ready", lambda: urllib.request.urlopen(f"{prom}/-/ready", timeout=2).status == 200, 30)
+        wait_for("Prometheus to see Alertmanager",
+                 lambda: http_get_json(f"{prom}/api/v1/alertmanagers")["data"]["activeAlertmanagers"], 30)
+        targets = ["e2e-mx", "e2e-submission", "e2e-expired"] + (["e2e-roundtrip"] if with_roundtrip else [])
+
+        def scraped():
+            procs.check_alive()
+            doc = http_get_json(f"{prom}/api/v1/query?query=" + urllib.parse.quote(
+                "count by (target) (mailcanary_probe_runs_total)"))
+            return {r["metric"]["target"] for r in doc["data"]["result"]} >= set(targets)
+        wait_for("the agent's metrics of every target in Prometheus", scraped, 30)
+        log(f"all {len(targets)} targets scraped; collecting {WARMUP_S}s of data")
+        time.sleep(WARMUP_S)
+        procs.check_alive()
+
+        # 1. every dashboard query returns data
+        ok, exempt = check_dashboard_queries(prom, with_roundtrip)
+
+        # Nothing about e2e-mx may be firing yet.
+        early = [a for a in prom_alerts(prom) if a["labels"].get("target") == "e2e-mx"]
+        if early:
+            raise Failure(f"alerts for e2e-mx before the outage: {early}")
+
+        # 2. outage: stop Postfix only
+        log("stopping Postfix of the test stack")
+        postfix_stopped = True
+        postfix(args.stack_dir, "stop")
+        wait_for("Postfix to stop answering", lambda: not smtp_banner(HOST, smtp_port), 30)
+        t_down = time.monotonic()
+
+        alert = wait_for("MailcanarySMTPConnectFailing for e2e-mx firing in Prometheus",
+                         lambda: firing(prom, "MailcanarySMTPConnectFailing", "e2e-mx"), 60)[0]
+        log(f"firing in Prometheus after {time.monotonic() - t_down:.1f}s: {alert['annotations']['description']}")
+        if "Reason: connect_refused." not in alert["annotations"]["description"]:
+            raise Failure(f"the description does not name the reason: {alert['annotations']}")
+        wait_for("MailcanarySMTPAcceptFailing for e2e-mx firing in Prometheus (to be inhibited)",
+                 lambda: firing(prom, "MailcanarySMTPAcceptFailing", "e2e-mx"), 30)
+
+        def pager_trigger():
+            for ev in receiver.pager_events():
+                details = json.dumps(ev.get("payload", {}).get("custom_details", {}))
+                if (ev.get("event_action") == "trigger" and "e2e-mx" in details
+                        and "MailcanarySMTPConnectFailing" in details):
+                    return ev
+            return None
+        trigger = wait_for("Alertmanager's PagerDuty trigger for e2e-mx", pager_trigger, 60)
+        log(f"page delivered after {time.monotonic() - t_down:.1f}s: {trigger['payload']['summary']!r}")
+        if trigger.get("routing_key") != PAGER_KEY:
+            raise Failure(f"routing key not read from its file: {trigger.get('routing_key')!r}")
+        if trigger["payload"].get("severity") != "critical":
+            raise Failure(f"PagerDuty severity {trigger['payload'].get('severity')!r}")
+        firing_text = trigger["payload"]["custom_details"].get("firing", "")
+        if "MailcanarySMTPAcceptFailing" in firing_text:
+            raise Failure("MailcanarySMTPAcceptFailing was not inhibited by the connect alert:\n" + firing_text)
+        if "runbooks.md#mailcanarysmtpconnectfailing" not in json.dumps(trigger.get("links", [])):
+            raise Failure(f"no runbook link in the page: {trigger.get('links')}")
+        dedup = trigger["dedup_key"]
+
+        def accept_inhibited():
+            alerts = http_get_json(f"{am}/api/v2/alerts?" + urllib.parse.urlencode(
+                {"filter": ['alertname="MailcanarySMTPAcceptFailing"', 'target="e2e-mx"']}, doseq=True))
+            return alerts and all(a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"]
+                                  for a in alerts)
+        wait_for("Alertmanager to inhibit MailcanarySMTPAcceptFailing for e2e-mx", accept_inhibited, 20)
+        log("MailcanarySMTPAcceptFailing for e2e-mx is inhibited in Alertmanager")
+
+        # 3. recovery
+        log("starting Postfix again")
+        postfix(args.stack_dir, "start")
+        wait_for("Postfix to answer again", lambda: smtp_banner(HOST, smtp_port), 30)
+        postfix_stopped = False
+        t_up = time.monotonic()
+
+        wait_for("MailcanarySMTPConnectFailing for e2e-mx to resolve in Prometheus",
+                 lambda: not firing(prom, "MailcanarySMTPConnectFailing", "e2e-mx"), 60)
+        resolve = wait_for("Alertmanager's PagerDuty resolve for e2e-mx", lambda: next(
+            (ev for ev in receiver.pager_events()
+             if ev.get("event_action") == "resolve" and ev.get("dedup_key") == dedup), None), 60)
+        log(f"resolved notification delivered {time.monotonic() - t_up:.1f}s after Postfix came back")
+        del resolve
+        procs.check_alive()
+        pages = receiver.pager_events()
+        leaked = [ev for ev in pages if "MailcanarySMTPAcceptFailing" in json.dumps(ev)
+                  and "e2e-mx" in json.dumps(ev)]
+        if leaked:
+            raise Failure(f"an inhibited alert was paged: {leaked[0]}")
+        print(f"PASS: {ok} dashboard queries returned data"
+              + (f" ({exempt} roundtrip queries exempt: no roundtrip probe)" if exempt else "")
+              + f"; connect alert fired, paged, inhibited accept, resolved; {len(pages)} PagerDuty "
+              f"events received; {time.monotonic() - T0:.0f}s", flush=True)
+        return 0
+    except (Failure, KeyboardInterrupt) as e:
+        print(f"FAIL: {e}", flush=True)
+        for name in ("mailcanary", "prometheus", "alertmanager"):
+            print(f"--- {name} log (tail) ---\n{procs.tail(name)}", flush=True)
+        with receiver.lock:
+            print(f"--- {len(receiver.events)} notification(s) received ---", flush=True)
+            for path, doc in receiver.events[-6:]:
+                print(path, json.dumps(doc)[:800], flush=True)
+        return 1
+    finally:
+        procs.stop_all()
+        receiver.close()
+        if postfix_stopped:
+            log("starting Postfix again (cleanup)")
+            try:
+                postfix(args.stack_dir, "start")
+            except Exception as e:  # noqa: BLE001
+                print(f"WARNING: could not restart Postfix: {e}", flush=True)
+        if args.keep:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
