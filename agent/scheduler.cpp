@@ -5,6 +5,8 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <exception>
+#include <set>
+#include <vector>
 
 namespace mailcanary {
 
@@ -33,9 +35,9 @@ struct Scheduler::Job {
     const ProbeEntry& probe;
     std::shared_ptr<ProbeSeries> series;
     asio::steady_timer timer;
-    bool running = false;
+    std::size_t running = 0;  // runs in flight; more than one only for probes that allow it
     bool retired = false;
-    StopSignal* stop = nullptr;  // of the run in flight
+    std::set<StopSignal*> stops;  // of the runs in flight
 };
 
 Scheduler::Scheduler(asio::any_io_executor executor, Metrics& metrics, ResultStore& results,
@@ -99,7 +101,8 @@ void Scheduler::retire(Job& job) {
     job.retired = true;
     job.series.reset();  // its series disappear now, not when a run in flight ends
     job.timer.cancel();
-    if (job.stop != nullptr) job.stop->request();
+    // Requesting a stop may end a run at once, and it removes itself from the set.
+    for (StopSignal* stop : std::vector(job.stops.begin(), job.stops.end())) stop->request();
 }
 
 void Scheduler::stop() {
@@ -109,6 +112,8 @@ void Scheduler::stop() {
 
 asio::awaitable<void> Scheduler::job_loop(std::shared_ptr<Job> job) {
     const auto interval = job->target->config.interval;
+    const std::size_t max_running =
+        job->probe.max_runs_in_flight ? job->probe.max_runs_in_flight(job->target->config) : 1;
     // A random first offset spreads the runs of many targets over the interval.
     std::uniform_int_distribution<Clock::rep> spread(0, interval.count() - 1);
     TickPlan plan(Clock::now() + Clock::duration(spread(random_)), interval);
@@ -122,7 +127,7 @@ asio::awaitable<void> Scheduler::job_loop(std::shared_ptr<Job> job) {
         const auto tick = plan.fire(Clock::now());
         metrics_.observe_lateness(tick.lateness);
         for (unsigned i = 0; i < tick.missed; ++i) job->series->record_skip(SkipReason::stalled);
-        if (job->running) {
+        if (job->running >= max_running) {
             job->series->record_skip(SkipReason::overlap);
         } else if (in_flight_ >= options_.max_in_flight) {
             job->series->record_skip(SkipReason::concurrency);
@@ -135,11 +140,11 @@ asio::awaitable<void> Scheduler::job_loop(std::shared_ptr<Job> job) {
 asio::awaitable<void> Scheduler::run_once(std::shared_ptr<Job> job) {
     const std::weak_ptr<const bool> alive = alive_;
     const auto target = job->target;
-    job->running = true;
+    ++job->running;
     metrics_.set_in_flight(++in_flight_);
 
     StopSignal stop;
-    job->stop = &stop;
+    job->stops.insert(&stop);
     RunMetrics run_metrics;
     RunResult result;
     const auto started = Clock::now();
@@ -152,8 +157,8 @@ asio::awaitable<void> Scheduler::run_once(std::shared_ptr<Job> job) {
                                          std::string("internal error: ") + error.what());
         result.transcript.note(result.outcome.detail);
     }
-    job->stop = nullptr;
-    job->running = false;
+    job->stops.erase(&stop);
+    --job->running;
     if (alive.expired()) co_return;  // the scheduler is gone: nothing left to record into
     result.duration = Clock::now() - started;
     result.finished = std::chrono::system_clock::now();
