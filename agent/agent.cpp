@@ -15,6 +15,7 @@
 #include "probes/credentials.hpp"
 #include "probes/oauth_token.hpp"
 #include "probes/registry.hpp"
+#include "probes/roundtrip_probe.hpp"
 #include "probes/tls_client.hpp"
 
 namespace mailcanary {
@@ -38,6 +39,40 @@ std::optional<std::string> load_password(const AuthConfig& auth, std::string& pr
     return std::string(value);
 }
 
+OAuthSettings oauth_settings(const AuthConfig& auth) {
+    return OAuthSettings{.token_url = auth.token_url,
+                         .client_id = auth.client_id,
+                         .client_secret_file = auth.client_secret_file,
+                         .refresh_token_file = auth.refresh_token_file,
+                         .scope = auth.scope,
+                         .ca_file = auth.token_ca_file};
+}
+
+// The roundtrip probe's mailbox: its TLS context and credentials. False, with an error, when
+// they cannot be had.
+bool compile_mailbox(const RoundtripConfig& roundtrip, CompiledTarget& entry,
+                     const std::string& key, const std::string& file,
+                     std::vector<ConfigError>& errors) {
+    std::string problem;
+    if (roundtrip.imap_tls != TlsMode::none) {
+        entry.imap_tls_context = tls::make_client_context(roundtrip.tls_options, problem);
+        if (!entry.imap_tls_context) {
+            errors.push_back({file, 0, 0, key + ".tls_options.ca_file", problem});
+            return false;
+        }
+    }
+    auto password = load_password(roundtrip.auth, problem);
+    if (!password) {
+        errors.push_back({file, 0, 0, key, problem});
+        return false;
+    }
+    entry.imap_password = std::move(*password);
+    if (!roundtrip.auth.token_url.empty()) {
+        entry.imap_oauth = std::make_shared<OAuthTokenSource>(oauth_settings(roundtrip.auth));
+    }
+    return true;
+}
+
 void log_config_errors(const std::vector<ConfigError>& errors) {
     for (const auto& error : errors)
         log::error("configuration error", {{"error", error.to_string()}});
@@ -45,10 +80,10 @@ void log_config_errors(const std::vector<ConfigError>& errors) {
 
 }  // namespace
 
-std::vector<std::shared_ptr<const CompiledTarget>> compile_targets(const Config& config,
-                                                                   std::vector<ConfigError>& errors,
-                                                                   SecretPolicy secret_policy) {
-    std::vector<std::shared_ptr<const CompiledTarget>> compiled;
+std::vector<std::shared_ptr<CompiledTarget>> compile_targets(const Config& config,
+                                                             std::vector<ConfigError>& errors,
+                                                             SecretPolicy secret_policy) {
+    std::vector<std::shared_ptr<CompiledTarget>> compiled;
     // Only an agent that sends probe messages needs (and creates) the token secret.
     const bool sends_mail =
         std::any_of(config.targets.begin(), config.targets.end(),
@@ -90,26 +125,39 @@ std::vector<std::shared_ptr<const CompiledTarget>> compile_targets(const Config&
         }
         entry->token_secret = token_secret;
         if (target.auth && !target.auth->token_url.empty()) {
-            const AuthConfig& auth = *target.auth;
-            entry->oauth = std::make_shared<OAuthTokenSource>(
-                OAuthSettings{.token_url = auth.token_url,
-                              .client_id = auth.client_id,
-                              .client_secret_file = auth.client_secret_file,
-                              .refresh_token_file = auth.refresh_token_file,
-                              .scope = auth.scope,
-                              .ca_file = auth.token_ca_file});
+            entry->oauth = std::make_shared<OAuthTokenSource>(oauth_settings(*target.auth));
+        }
+        if (target.roundtrip &&
+            !compile_mailbox(*target.roundtrip, *entry,
+                             "targets[" + std::to_string(index + 1) + "].roundtrip",
+                             config.source_path, errors)) {
+            continue;
         }
         compiled.push_back(std::move(entry));
     }
     return compiled;
 }
 
+std::vector<std::shared_ptr<const CompiledTarget>> attach_mailboxes(
+    std::vector<std::shared_ptr<CompiledTarget>> targets, MailboxRegistry& registry) {
+    std::vector<std::shared_ptr<const CompiledTarget>> attached;
+    for (auto& target : targets) {
+        if (const auto& roundtrip = target->config.roundtrip) {
+            target->mailbox = registry.attach(mailbox_settings_for(*target), roundtrip->timeout);
+        }
+        attached.push_back(std::move(target));
+    }
+    registry.commit();
+    return attached;
+}
+
 Agent::Agent(asio::io_context& io, CliOptions options, Config config,
-             std::vector<std::shared_ptr<const CompiledTarget>> targets)
+             std::vector<std::shared_ptr<CompiledTarget>> targets)
     : io_(io),
       options_(std::move(options)),
       config_(std::move(config)),
       metrics_(config_.agent.metrics),
+      mailboxes_(io.get_executor(), metrics_.roundtrip_events()),
       scheduler_(io.get_executor(), metrics_, results_,
                  Scheduler::Options{.max_in_flight = config_.agent.max_concurrent_probes},
                  find_probe),
@@ -125,7 +173,7 @@ Agent::Agent(asio::io_context& io, CliOptions options, Config config,
                                            {"detail", result.outcome.detail}});
             }
         });
-    scheduler_.apply(targets);
+    scheduler_.apply(attach_mailboxes(std::move(targets), mailboxes_));
     metrics_.record_reload(true, std::chrono::system_clock::now());
 }
 
@@ -175,6 +223,7 @@ void Agent::shutdown() {
     if (stopping_) return;
     stopping_ = true;
     scheduler_.stop();
+    mailboxes_.stop();
     http_.stop(kHttpGrace);
     // Runs in flight say QUIT and end within their goodbye grace; anything left after the budget
     // is cut, so the process always exits promptly.
@@ -208,7 +257,7 @@ bool Agent::reload(std::string& report) {
         return false;
     }
     auto loaded = load_config_file(options_.config_file);
-    std::vector<std::shared_ptr<const CompiledTarget>> targets;
+    std::vector<std::shared_ptr<CompiledTarget>> targets;
     if (loaded.config) targets = compile_targets(*loaded.config, loaded.errors);
     if (!loaded.errors.empty()) {
         metrics_.record_reload(false, std::chrono::system_clock::now());
@@ -228,7 +277,7 @@ bool Agent::reload(std::string& report) {
         log::warn("[metrics] changed: takes effect at the next restart");
     }
     scheduler_.set_max_in_flight(config.agent.max_concurrent_probes);
-    scheduler_.apply(targets);
+    scheduler_.apply(attach_mailboxes(std::move(targets), mailboxes_));
     config_.targets = std::move(config.targets);
     config_.agent.max_concurrent_probes = config.agent.max_concurrent_probes;
     metrics_.record_reload(true, std::chrono::system_clock::now());

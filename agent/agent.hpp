@@ -16,6 +16,7 @@
 #include "agent/metrics.hpp"
 #include "agent/results.hpp"
 #include "agent/scheduler.hpp"
+#include "probes/mailbox_tracker.hpp"
 
 namespace mailcanary {
 
@@ -25,15 +26,20 @@ enum class SecretPolicy { load_or_create, load_if_present };
 
 // Builds what probes need from each target (TLS contexts, credentials, the token secret);
 // problems are config errors.
-std::vector<std::shared_ptr<const CompiledTarget>> compile_targets(
+std::vector<std::shared_ptr<CompiledTarget>> compile_targets(
     const Config& config, std::vector<ConfigError>& errors,
     SecretPolicy secret_policy = SecretPolicy::load_or_create);
+
+// Gives every roundtrip target the tracker of its mailbox (shared by targets delivering to the
+// same one) and stops the registry's trackers that no target uses any more.
+std::vector<std::shared_ptr<const CompiledTarget>> attach_mailboxes(
+    std::vector<std::shared_ptr<CompiledTarget>> targets, MailboxRegistry& registry);
 
 class Agent {
   public:
     // `config` has been loaded and compiled successfully.
     Agent(boost::asio::io_context& io, CliOptions options, Config config,
-          std::vector<std::shared_ptr<const CompiledTarget>> targets);
+          std::vector<std::shared_ptr<CompiledTarget>> targets);
     ~Agent();
 
     // Serves and probes until SIGTERM or SIGINT; returns the process exit code.
@@ -50,6 +56,7 @@ class Agent {
     CliOptions options_;
     Config config_;
     Metrics metrics_;
+    MailboxRegistry mailboxes_;  // before the scheduler: runs in flight use the trackers
     ResultStore results_;
     Scheduler scheduler_;
     http::Server http_;

@@ -1103,6 +1103,12 @@ class ConfigReader {
                       problem + " (probes from [defaults])");
             }
         }
+        if (const toml::node* mode = table.at_path("message.mode").node();
+            runs(kRoundtripProbe) && mode != nullptr && mode->value<std::string>() == "rcpt") {
+            error(mode->source(), child_key(child_key(path, "message"), "mode"),
+                  in_quotes("rcpt") + " sends no message, and the " + in_quotes(kRoundtripProbe) +
+                      " probe follows one: use mode = " + in_quotes("data"));
+        }
         if (expect.value == Expectation::reject && !runs(kAuthProbe)) {
             error(expect.node->source(), child_key(path, "expect"),
                   in_quotes("reject") + " needs the " + in_quotes(kAuthProbe) +

@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
     auto loaded = load_config_file(options.config_file);
-    std::vector<std::shared_ptr<const CompiledTarget>> targets;
+    std::vector<std::shared_ptr<CompiledTarget>> targets;
     if (loaded.config) {
         targets = compile_targets(
             *loaded.config, loaded.errors,

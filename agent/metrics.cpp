@@ -111,7 +111,8 @@ Metrics::Metrics(const MetricsConfig& config)
                                .Name("mailcanary_config_last_reload_success_timestamp_seconds")
                                .Help("Unix time of the last successful configuration (re)load.")
                                .Register(*registry_)
-                               .Add({})) {
+                               .Add({})),
+      roundtrip_(*registry_, config.duration_buckets) {
     BuildGauge()
         .Name("mailcanary_build_info")
         .Help("The agent's version and source revision; always 1.")
@@ -143,13 +144,17 @@ std::string Metrics::serialize() const {
 
 ProbeSeries::ProbeSeries(Metrics& metrics, std::string target, std::string probe)
     : metrics_(metrics),
-      labels_{{"target", std::move(target)}, {"probe", std::move(probe)}},
+      labels_{{"target", target}, {"probe", probe}},
+      roundtrip_(probe == "roundtrip"),
       duration_(metrics.duration_.Add(labels_, metrics.config_.duration_buckets)),
       runs_(metrics.runs_.Add(labels_)),
       skipped_{&metrics.skipped_.Add(labels_with({{"reason", "overlap"}})),
-               &metrics.skipped_.Add(labels_with({{"reason", "concurrency"}})), nullptr} {}
+               &metrics.skipped_.Add(labels_with({{"reason", "concurrency"}})), nullptr} {
+    if (roundtrip_) metrics_.roundtrip_.add_target(target);
+}
 
 ProbeSeries::~ProbeSeries() {
+    if (roundtrip_) metrics_.roundtrip_.remove_target(labels_.at("target"));
     metrics_.duration_.Remove(&duration_);
     metrics_.runs_.Remove(&runs_);
     remove_if_set(metrics_.success_, success_);
@@ -237,6 +242,7 @@ void ProbeSeries::record_run(const Outcome& outcome, const RunMetrics& run,
         counter->Increment();
     }
     record_tls(run);
+    if (roundtrip_) metrics_.roundtrip_.record_run(labels_.at("target"), outcome, run);
 }
 
 void ProbeSeries::record_tls(const RunMetrics& run) {

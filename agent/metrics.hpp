@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "agent/config.hpp"
+#include "agent/roundtrip_metrics.hpp"
 #include "probes/failure_reason.hpp"
 #include "probes/phase.hpp"
 #include "probes/probe.hpp"
@@ -49,6 +50,7 @@ class ProbeSeries {
 
     Metrics& metrics_;
     prometheus::Labels labels_;
+    bool roundtrip_;  // the roundtrip probe's series also has the mailcanary_roundtrip_* ones
     prometheus::Histogram& duration_;
     prometheus::Counter& runs_;
     // Absent until there is a result: a 0 before the first run would read as a failure.
@@ -84,6 +86,8 @@ class Metrics {
     void record_reload(bool successful, std::chrono::system_clock::time_point when);
 
     const MetricsConfig& config() const { return config_; }
+    // Where the mailbox trackers report what happens outside runs.
+    RoundtripEvents& roundtrip_events() { return roundtrip_; }
     // The exposition, in the Prometheus text format 0.0.4.
     std::string serialize() const;
 
@@ -112,6 +116,7 @@ class Metrics {
     prometheus::Gauge& targets_;
     prometheus::Gauge& reload_successful_;
     prometheus::Gauge& reload_success_time_;
+    RoundtripMetrics roundtrip_;
 };
 
 }  // namespace mailcanary

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <cstdio>
 
+#include "agent/agent.hpp"
 #include "agent/status_page.hpp"
 #include "probes/blocking_work.hpp"
 #include "probes/registry.hpp"
@@ -14,19 +15,30 @@ namespace mailcanary {
 
 namespace asio = boost::asio;
 
-int probe_once(const Config& config,
-               const std::vector<std::shared_ptr<const CompiledTarget>>& targets,
+namespace {
+
+// One run has nowhere to keep counts of what happens outside it.
+class IgnoredRoundtripEvents : public RoundtripEvents {
+    void message_late(const std::string&) override {}
+    void leftover_removed(const std::string&) override {}
+    void pending_changed(const std::string&, std::size_t) override {}
+};
+
+}  // namespace
+
+int probe_once(const Config& config, std::vector<std::shared_ptr<CompiledTarget>> targets,
                const std::string& target_name) {
-    const auto found = std::find_if(targets.begin(), targets.end(), [&](const auto& target) {
-        return target->config.name == target_name;
-    });
-    if (found == targets.end()) {
+    std::erase_if(targets, [&](const auto& target) { return target->config.name != target_name; });
+    if (targets.empty()) {
         std::fprintf(stderr, "mailcanary: no target named \"%s\" in %s\n", target_name.c_str(),
                      config.source_path.c_str());
         return 2;
     }
-    const CompiledTarget& target = **found;
     asio::io_context io;
+    IgnoredRoundtripEvents events;
+    MailboxRegistry mailboxes(io.get_executor(), events);
+    const auto attached = attach_mailboxes(std::move(targets), mailboxes);
+    const CompiledTarget& target = *attached.front();
     bool all_succeeded = true;
     for (const auto& probe_name : target.config.probes) {
         const ProbeEntry* probe = find_probe(probe_name);
@@ -40,6 +52,8 @@ int probe_once(const Config& config,
             [&]() -> asio::awaitable<void> {
                 outcome = co_await probe->run(
                     ProbeRun{target, started + target.config.timeout, metrics, transcript, stop});
+                // The mailbox trackers would watch forever: this was the last run.
+                if (&probe_name == &target.config.probes.back()) mailboxes.stop();
             },
             asio::detached);
         io.restart();

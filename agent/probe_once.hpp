@@ -11,8 +11,7 @@
 namespace mailcanary {
 
 // Exit code: 0 when every probe succeeded, 1 when one failed, 2 when there is no such target.
-int probe_once(const Config& config,
-               const std::vector<std::shared_ptr<const CompiledTarget>>& targets,
+int probe_once(const Config& config, std::vector<std::shared_ptr<CompiledTarget>> targets,
                const std::string& target_name);
 
 }  // namespace mailcanary

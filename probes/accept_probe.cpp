@@ -10,6 +10,10 @@
 namespace mailcanary {
 
 boost::asio::awaitable<Outcome> run_accept_probe(ProbeRun run) {
+    co_return co_await submit_probe_message(run, make_token(run.target.token_secret));
+}
+
+boost::asio::awaitable<Outcome> submit_probe_message(ProbeRun run, std::string token) {
     const TargetConfig& target = run.target.config;
     const MessageConfig& message = *target.message;  // required by the config for this probe
 
@@ -24,7 +28,7 @@ boost::asio::awaitable<Outcome> run_accept_probe(ProbeRun run) {
                            .to = message.to,
                            .subject = message.subject,
                            .headers = message.headers,
-                           .token = make_token(run.target.token_secret),
+                           .token = std::move(token),
                            .message_id_domain = target.helo};
     smtp::TransactionRequest transaction{
         .from = message.from,

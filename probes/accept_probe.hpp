@@ -1,9 +1,15 @@
 #pragma once
 
+#include <string>
+
 #include "probes/probe.hpp"
 
 namespace mailcanary {
 
 boost::asio::awaitable<Outcome> run_accept_probe(ProbeRun run);
+
+// The accept probe's session, with a given token in the message: the roundtrip probe sends its
+// message exactly the same way.
+boost::asio::awaitable<Outcome> submit_probe_message(ProbeRun run, std::string token);
 
 }  // namespace mailcanary

@@ -9,9 +9,8 @@
 #include "probes/smtp_session.hpp"
 
 namespace mailcanary {
-namespace {
 
-std::optional<sasl::Mechanism> configured_mechanism(AuthMechanism mechanism) {
+std::optional<sasl::Mechanism> sasl_mechanism(AuthMechanism mechanism) {
     switch (mechanism) {
         case AuthMechanism::automatic:
             return std::nullopt;
@@ -28,6 +27,8 @@ std::optional<sasl::Mechanism> configured_mechanism(AuthMechanism mechanism) {
     }
     return std::nullopt;
 }
+
+namespace {
 
 // For negative tests: the server must refuse these credentials.
 Outcome expect_rejection(Outcome outcome, Transcript& transcript) {
@@ -49,7 +50,7 @@ boost::asio::awaitable<std::variant<smtp::AuthRequest, Outcome>> make_auth_reque
     const ProbeRun& run) {
     const TargetConfig& target = run.target.config;
     const AuthConfig& auth = *target.auth;
-    smtp::AuthRequest request{.mechanism = configured_mechanism(auth.mechanism),
+    smtp::AuthRequest request{.mechanism = sasl_mechanism(auth.mechanism),
                               .username = auth.username,
                               .secret = run.target.password,
                               .secret_is_token = false,

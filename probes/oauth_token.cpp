@@ -159,7 +159,8 @@ asio::awaitable<std::optional<std::string>> OAuthTokenSource::token(Clock::time_
     };
     auto answer = co_await run_blocking<Answer>(std::move(exchange), deadline);
     if (!answer) {
-        error = "token endpoint " + settings_.token_url + ": timed out (no answer by the run's deadline)";
+        error = "token endpoint " + settings_.token_url +
+                ": timed out (no answer by the run's deadline)";
         co_return std::nullopt;
     }
     if (!answer->first) {

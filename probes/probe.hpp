@@ -16,6 +16,7 @@
 
 #include "agent/config.hpp"
 #include "probes/failure_reason.hpp"
+#include "probes/mail_headers.hpp"
 #include "probes/phase.hpp"
 #include "probes/transcript.hpp"
 
@@ -25,6 +26,7 @@ class context;
 
 namespace mailcanary {
 
+class MailboxTracker;
 class OAuthTokenSource;
 
 // A target as the probes use it: its configuration plus what was built from it at load time.
@@ -36,6 +38,12 @@ struct CompiledTarget {
     std::string password;      // for AUTH, read at load from password_env or password_file
     std::string token_secret;  // signs each probe message's token; set when a probe sends mail
     std::shared_ptr<OAuthTokenSource> oauth;  // the refresh-token flow, with its cached token
+    // The roundtrip probe's mailbox: the IMAP password (when not OAuth2), and the tracker shared
+    // by every target delivering there (set by the agent, which runs it).
+    std::string imap_password;
+    std::shared_ptr<OAuthTokenSource> imap_oauth;
+    std::shared_ptr<boost::asio::ssl::context> imap_tls_context;  // null when imap_tls = "none"
+    std::shared_ptr<MailboxTracker> mailbox;
 };
 
 // What one run measured besides success: filled by the probe, turned into series by the
@@ -46,6 +54,19 @@ struct RunMetrics {
     std::optional<std::chrono::system_clock::time_point> cert_not_after;  // earliest in chain
     std::optional<std::string> tls_version;
     std::optional<std::string> tls_cipher;
+    // A message was sent: when the server accepted it (the final 250), and how long that took
+    // from the start of the run.
+    std::optional<std::chrono::steady_clock::time_point> message_accepted_at;
+    std::optional<std::chrono::nanoseconds> submission;
+    // The roundtrip probe's message arrived (in the mailbox or a junk folder).
+    struct Delivery {
+        std::chrono::nanoseconds after_acceptance{};  // from the final 250 to being seen
+        bool junk = false;
+        AuthVerdicts verdicts;  // from the trusted Authentication-Results header
+        // Between the first and last Received headers, by the servers' clocks (1 s resolution).
+        std::optional<std::chrono::seconds> by_server_clocks;
+    };
+    std::optional<Delivery> delivery;
 
     void add_phase(Phase phase, std::chrono::nanoseconds elapsed) {
         auto& slot = phase_durations[static_cast<std::size_t>(phase)];
@@ -104,6 +125,9 @@ using ProbeFunction = boost::asio::awaitable<Outcome> (*)(ProbeRun run);
 struct ProbeEntry {
     std::string_view name;
     ProbeFunction run;
+    // How many runs of one target may be in flight at once; null: one (a tick that finds the
+    // previous run still going is skipped as an overlap).
+    std::size_t (*max_runs_in_flight)(const TargetConfig&) = nullptr;
 };
 
 }  // namespace mailcanary

@@ -7,15 +7,18 @@
 #include "probes/auth_probe.hpp"
 #include "probes/connect_probe.hpp"
 #include "probes/probe.hpp"
+#include "probes/roundtrip_probe.hpp"
 
 namespace mailcanary {
 namespace {
 
 // Adding a probe: one file with its run function, one line here.
 const std::array kProbes = {
-    ProbeEntry{"connect", &run_connect_probe},
-    ProbeEntry{"auth", &run_auth_probe},
-    ProbeEntry{"accept", &run_accept_probe},
+    ProbeEntry{"connect", &run_connect_probe, nullptr},
+    ProbeEntry{"auth", &run_auth_probe, nullptr},
+    ProbeEntry{"accept", &run_accept_probe, nullptr},
+    // Runs overlap: each waits for its own message while the next is sent.
+    ProbeEntry{"roundtrip", &run_roundtrip_probe, &roundtrip_runs_in_flight},
 };
 
 }  // namespace

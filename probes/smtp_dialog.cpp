@@ -496,6 +496,7 @@ Action Dialog::on_transaction_reply(const Reply& reply) {
 
 Action Dialog::on_message_reply(const Reply& reply) {
     if (reply.code == 250) {
+        message_accepted_ = true;
         queue_id_ =
             queue_id_from_reply(reply.lines.empty() ? std::string_view() : reply.lines.front());
         if (queue_id_) transcript_.note("queued as " + *queue_id_);

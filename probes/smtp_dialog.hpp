@@ -88,6 +88,8 @@ class Dialog {
     // The parameters of an EHLO capability ("10240000" for "SIZE 10240000"), if offered.
     std::optional<std::string_view> capability(std::string_view keyword) const;
     const std::vector<ReplyRecord>& replies() const { return replies_; }
+    // True once the server answered the final dot with 250: the message is the server's now.
+    bool message_accepted() const { return message_accepted_; }
     // The reply to the final dot, and the queue id it names, once the message was accepted.
     const std::optional<std::string>& queue_id() const { return queue_id_; }
 
@@ -147,6 +149,7 @@ class Dialog {
     std::deque<Command> awaiting_;  // sent, reply not yet read
     std::size_t next_recipient_ = 0;
     bool data_accepted_ = false;  // DATA got 354: the message must be sent
+    bool message_accepted_ = false;
     std::optional<std::string> queue_id_;
     std::string command_line(Command command);
     static Phase phase_of(Command command);

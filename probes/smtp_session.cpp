@@ -205,6 +205,7 @@ asio::awaitable<Outcome> run_dialog(ProbeRun run, Dialog& dialog) {
     } reset_on_exit{run.stop};
 
     PhaseClock clock(run.metrics);
+    const auto started = Clock::now();
     error_code ec;
     Outcome outcome;
     const auto cancelled = [&] { return run.stop.requested(); };
@@ -251,6 +252,11 @@ asio::awaitable<Outcome> run_dialog(ProbeRun run, Dialog& dialog) {
                     const std::size_t received = co_await read_some(*connection, ec);
                     if (!ec) {
                         action = dialog.on_bytes({connection->buffer.data(), received});
+                        if (dialog.message_accepted() && !run.metrics.message_accepted_at) {
+                            // The round trip is timed from here.
+                            run.metrics.message_accepted_at = Clock::now();
+                            run.metrics.submission = *run.metrics.message_accepted_at - started;
+                        }
                     } else if (is_end_of_stream(ec) && !connection->timed_out) {
                         ec.clear();
                         action = dialog.on_closed();

@@ -2102,6 +2102,16 @@ TEST(ConfigRoundtripProbe, RunsWithMessageAndRoundtripTables) {
     EXPECT_TRUE(target.roundtrip.has_value());
 }
 
+TEST(ConfigRoundtripProbe, NeedsAMessageThatIsSent) {
+    expect_errors(
+        load(target_with("probes = [\"roundtrip\"]\n" + std::string(kMessageTable) +
+                         "mode = \"rcpt\"\n[targets.roundtrip]\nusername = \"u\"\n"
+                         "token_file = \"/t\"\n")),
+        {{8, 8, "targets[1].message.mode",
+          "\"rcpt\" sends no message, and the \"roundtrip\" probe follows one: use mode = "
+          "\"data\""}});
+}
+
 TEST(ConfigRoundtripProbe, NeedsAMessageTable) {
     expect_errors(
         load(target_with("probes = [\"roundtrip\"]\n[targets.roundtrip]\nusername = "

@@ -1,0 +1,624 @@
+#include "probes/mailbox_tracker.hpp"
+
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cctype>
+#include <cstdio>
+#include <ctime>
+
+#include "agent/log.hpp"
+#include "probes/credentials.hpp"
+#include "probes/mail_headers.hpp"
+#include "probes/message.hpp"
+#include "probes/oauth_token.hpp"
+#include "probes/probe.hpp"
+
+namespace mailcanary {
+namespace {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kConnectTimeout = std::chrono::seconds(30);
+constexpr auto kCommandTimeout = std::chrono::seconds(30);
+// RFC 2177: servers may drop a client idle for 30 minutes; IDLE is re-issued well before.
+constexpr auto kIdleRefresh = std::chrono::minutes(25);
+// How often the whole folder is searched for leftovers (new mail is checked as it comes).
+constexpr auto kSweepInterval = std::chrono::minutes(5);
+constexpr auto kFirstBackoff = std::chrono::seconds(1);
+constexpr auto kMaxBackoff = std::chrono::seconds(60);
+constexpr std::size_t kFetchBatch = 100;
+constexpr std::size_t kMaxTokensRemembered = 10'000;
+
+constexpr std::string_view kTokenHeader = "X-Mailcanary-Token";
+// Header search is a substring match (RFC 9051 6.4.4): every token starts with this.
+constexpr std::string_view kSearchTokens = "HEADER X-Mailcanary-Token \"mc1.\"";
+constexpr std::string_view kFetchItems =
+    "(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (X-Mailcanary-Token Authentication-Results "
+    "Received)])";
+
+bool iequals(std::string_view a, std::string_view b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+        return std::tolower(static_cast<unsigned char>(x)) ==
+               std::tolower(static_cast<unsigned char>(y));
+    });
+}
+
+std::string mailbox_argument(std::string_view name) {
+    // Mailbox names come from the configuration or the server's own LIST, and are never 8-bit
+    // (modified UTF-7): quoting cannot fail for them, but an unquotable one is still refused.
+    return imap::quoted(name).value_or("\"\"");
+}
+
+// RFC 9051 date-time: "29-Nov-2026 09:00:01 +0000" (the day may be space-padded).
+std::optional<std::chrono::system_clock::time_point> parse_internaldate(std::string_view text) {
+    static constexpr std::string_view kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    int day = 0, year = 0, hour = 0, minute = 0, second = 0, zone = 0;
+    char month_name[4] = {};
+    char sign = '+';
+    const std::string copy(text);
+    if (std::sscanf(copy.c_str(), " %d-%3s-%d %d:%d:%d %c%d", &day, month_name, &year, &hour,
+                    &minute, &second, &sign, &zone) != 8) {
+        return std::nullopt;
+    }
+    const auto month = std::find_if(std::begin(kMonths), std::end(kMonths),
+                                    [&](std::string_view name) { return name == month_name; });
+    if (month == std::end(kMonths)) return std::nullopt;
+    std::tm utc{};
+    utc.tm_year = year - 1900;
+    utc.tm_mon = static_cast<int>(month - std::begin(kMonths));
+    utc.tm_mday = day;
+    utc.tm_hour = hour;
+    utc.tm_min = minute;
+    utc.tm_sec = second;
+    const std::time_t seconds = timegm(&utc);
+    if (seconds == -1) return std::nullopt;
+    const int offset = (zone / 100) * 3600 + (zone % 100) * 60;
+    return std::chrono::system_clock::from_time_t(seconds - (sign == '-' ? -offset : offset));
+}
+
+std::string trimmed(std::string_view text) {
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+        text.remove_prefix(1);
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+        text.remove_suffix(1);
+    return std::string(text);
+}
+
+// One message of a FETCH response.
+struct Fetched {
+    std::uint32_t uid = 0;
+    std::optional<std::chrono::system_clock::time_point> internal_date;
+    std::string headers;
+};
+
+std::optional<Fetched> read_fetch(const imap::Response& response) {
+    if (response.name != "FETCH" || response.data.empty() ||
+        response.data[0].kind != imap::Value::Kind::list) {
+        return std::nullopt;
+    }
+    const auto& items = response.data[0].items;
+    Fetched fetched;
+    for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
+        const imap::Value& name = items[i];
+        const imap::Value& value = items[i + 1];
+        if (name.is_atom("UID")) {
+            fetched.uid = value.number().value_or(0);
+        } else if (name.is_atom("INTERNALDATE")) {
+            fetched.internal_date = parse_internaldate(value.text);
+        } else if (name.kind == imap::Value::Kind::atom &&
+                   iequals(name.text.substr(0, std::min<std::size_t>(5, name.text.size())),
+                           "BODY[")) {
+            fetched.headers = value.text;
+        }
+    }
+    if (fetched.uid == 0) return std::nullopt;
+    return fetched;
+}
+
+std::string uid_set(const std::vector<std::uint32_t>& uids, std::size_t from, std::size_t to) {
+    std::string out;
+    for (std::size_t i = from; i < to; ++i) {
+        if (!out.empty()) out += ',';
+        out += std::to_string(uids[i]);
+    }
+    return out;
+}
+
+std::optional<std::uint32_t> code_number(const imap::Response& response, std::string_view code) {
+    if (!response.is_status()) return std::nullopt;
+    const std::string_view text(response.code);
+    if (text.size() <= code.size() + 1 || !iequals(text.substr(0, code.size()), code) ||
+        text[code.size()] != ' ') {
+        return std::nullopt;
+    }
+    imap::Value number;
+    number.text = std::string(text.substr(code.size() + 1));
+    return number.number();
+}
+
+}  // namespace
+
+std::string MailboxSettings::key() const {
+    const auto& tls = endpoint.tls_options;
+    std::string key =
+        endpoint.host + '\n' + std::to_string(endpoint.port) + '\n' +
+        std::to_string(static_cast<int>(endpoint.tls)) + '\n' + tls.ca_file + '\n' +
+        tls.server_name + '\n' + (tls.insecure_skip_verify ? "skip" : "verify") + '\n' +
+        std::to_string(static_cast<int>(tls.min_version)) + '\n' + client.credentials.username +
+        '\n' + client.credentials.secret + '\n' + (oauth ? "oauth" : "") + '\n' + token_file +
+        '\n' + mailbox + '\n' + std::to_string(static_cast<int>(cleanup)) + '\n' +
+        (use_idle ? "idle" : "poll") + '\n' + std::to_string(poll_interval.count()) + '\n';
+    if (junk_folders) {
+        key += "junk:";
+        for (const auto& folder : *junk_folders) key += folder + '\t';
+    }
+    return key;
+}
+
+struct MailboxTracker::Folder {
+    std::string name;
+    bool junk = false;
+    std::uint32_t uid_validity = 0;
+    std::uint32_t next_uid = 1;       // new mail is searched for from here
+    std::set<std::uint32_t> ignored;  // not ours, or kept: never fetched again
+    Clock::time_point next_sweep{};   // the next search of the whole folder
+};
+
+MailboxTracker::MailboxTracker(asio::any_io_executor executor, MailboxSettings settings,
+                               RoundtripEvents& events)
+    : executor_(std::move(executor)), settings_(std::move(settings)), events_(events) {}
+
+MailboxTracker::~MailboxTracker() { stop(); }
+
+void MailboxTracker::start() {
+    asio::co_spawn(executor_, watch(settings_.mailbox, false), asio::detached);
+}
+
+void MailboxTracker::stop() {
+    if (stopped_) return;
+    stopped_ = true;
+    for (imap::Session* session : sessions_) session->close();
+    for (auto* sleeper : sleepers_) sleeper->cancel();
+    for (auto& [token, pending] : pending_) {
+        if (pending.waiter != nullptr) pending.waiter->cancel();
+    }
+}
+
+std::string MailboxTracker::detection() const {
+    if (settings_.use_idle) return "IDLE when offered, else polling";
+    return "polling every " + format_duration(settings_.poll_interval);
+}
+
+void MailboxTracker::expect(const std::string& token, const std::string& target) {
+    pending_[token] = Pending{target, std::nullopt, nullptr};
+    report_pending(target);
+}
+
+void MailboxTracker::abandon(const std::string& token) {
+    const auto found = pending_.find(token);
+    if (found == pending_.end()) return;
+    const std::string target = found->second.target;
+    pending_.erase(found);
+    abandoned_.add(token, target);
+    report_pending(target);
+}
+
+void MailboxTracker::report_pending(const std::string& target) {
+    const auto count = std::count_if(pending_.begin(), pending_.end(), [&](const auto& entry) {
+        return entry.second.target == target;
+    });
+    events_.pending_changed(target, static_cast<std::size_t>(count));
+}
+
+void MailboxTracker::wake(Pending& pending) {
+    if (pending.waiter != nullptr) pending.waiter->cancel();
+}
+
+asio::awaitable<WaitResult> MailboxTracker::wait(std::string token, Clock::time_point deadline,
+                                                 StopSignal& stop) {
+    const auto self = shared_from_this();
+    asio::steady_timer timer(executor_, deadline);
+    WaitResult result;
+    if (auto found = pending_.find(token); found != pending_.end()) found->second.waiter = &timer;
+    stop.on_request([&timer] { timer.cancel(); });
+    while (true) {
+        const auto found = pending_.find(token);
+        if (found == pending_.end()) {
+            result.kind = WaitResult::Kind::stopped;
+            break;
+        }
+        if (found->second.arrival) {
+            result.kind = WaitResult::Kind::arrived;
+            result.arrival = std::move(*found->second.arrival);
+            break;
+        }
+        if (stop.requested() || stopped_) {
+            result.kind = WaitResult::Kind::stopped;
+            break;
+        }
+        if (hard_failure_) {
+            result.kind = WaitResult::Kind::imap_failed;
+            result.failure = *hard_failure_;
+            break;
+        }
+        if (Clock::now() >= deadline) {
+            // "Lost" only when the mailbox could be watched; otherwise say why it could not.
+            if (inbox_up_) {
+                result.kind = WaitResult::Kind::lost;
+            } else {
+                result.kind = WaitResult::Kind::imap_failed;
+                result.failure = last_failure_.value_or(
+                    imap::Failure{FailureReason::imap_connect, "the mailbox session is not up"});
+            }
+            break;
+        }
+        boost::system::error_code ignored;
+        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    }
+    stop.clear();
+    if (const auto found = pending_.find(token); found != pending_.end()) {
+        const std::string target = found->second.target;
+        pending_.erase(found);
+        if (result.kind == WaitResult::Kind::lost) {
+            lost_.add(token, target);
+        } else if (result.kind != WaitResult::Kind::arrived) {
+            abandoned_.add(token, target);
+        }
+        report_pending(target);
+    }
+    co_return result;
+}
+
+asio::awaitable<void> MailboxTracker::pause(Duration duration) {
+    asio::steady_timer timer(executor_, duration);
+    sleepers_.insert(&timer);
+    boost::system::error_code ignored;
+    if (!stopped_) co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    sleepers_.erase(&timer);
+}
+
+void MailboxTracker::session_failed(const imap::Failure& failure, bool junk) {
+    last_failure_ = failure;
+    if (!junk) inbox_up_ = false;
+    // Refused credentials or an unverifiable certificate will not heal within a run's timeout:
+    // the runs waiting now fail with the reason instead of waiting to call it lost.
+    if (failure.reason == FailureReason::imap_auth || failure.reason == FailureReason::imap_tls) {
+        hard_failure_ = failure;
+        for (auto& [token, pending] : pending_) wake(pending);
+    }
+    log::warn("mailbox session failed", {{"mailbox", settings_.label},
+                                         {"reason", to_string(failure.reason)},
+                                         {"detail", failure.detail}});
+}
+
+asio::awaitable<void> MailboxTracker::watch(std::string folder_name, bool junk) {
+    const auto self = shared_from_this();  // the watch keeps the tracker alive until stop()
+    Folder folder;
+    folder.name = std::move(folder_name);
+    folder.junk = junk;
+    Duration backoff = kFirstBackoff;
+    while (!stopped_) {
+        Transcript transcript;
+        imap::Session session(executor_, transcript);
+        sessions_.push_back(&session);
+        bool was_up = false;
+        const auto failure = co_await watch_session(session, folder, was_up);
+        std::erase(sessions_, &session);
+        if (stopped_) break;
+        if (was_up) backoff = kFirstBackoff;
+        session_failed(failure, junk);
+        co_await pause(backoff);
+        backoff = std::min<Duration>(backoff * 2, kMaxBackoff);
+    }
+}
+
+asio::awaitable<std::optional<imap::Failure>> MailboxTracker::add_secret(
+    imap::ClientOptions& options) {
+    std::string error;
+    if (settings_.oauth) {
+        auto token = co_await settings_.oauth->token(Clock::now() + kConnectTimeout, error);
+        if (!token) co_return imap::Failure{FailureReason::imap_auth, "OAuth2 token: " + error};
+        options.credentials.secret = std::move(*token);
+        options.credentials.secret_is_token = true;
+    } else if (!settings_.token_file.empty()) {
+        auto token = read_secret_file(settings_.token_file, error);
+        if (!token) co_return imap::Failure{FailureReason::imap_auth, "token_file: " + error};
+        options.credentials.secret = std::move(*token);
+        options.credentials.secret_is_token = true;
+    }
+    co_return std::nullopt;
+}
+
+asio::awaitable<imap::Failure> MailboxTracker::watch_session(imap::Session& session, Folder& folder,
+                                                             bool& was_up) {
+    imap::ClientOptions options = settings_.client;
+    if (auto failure = co_await add_secret(options)) co_return std::move(*failure);
+    if (!co_await session.open(settings_.endpoint, options, Clock::now() + kConnectTimeout)) {
+        co_return session.failure();
+    }
+    if (!folder.junk && !junk_watchers_started_ && !co_await discover_folders(session)) {
+        co_return session.failure();
+    }
+    const auto selected = co_await session.execute("SELECT " + mailbox_argument(folder.name),
+                                                   Clock::now() + kCommandTimeout);
+    if (!selected) co_return session.failure();
+    if (!selected->ok()) {
+        co_return imap::Failure{FailureReason::imap_protocol,
+                                "SELECT " + folder.name + ": " + selected->describe()};
+    }
+    for (const auto& response : selected->untagged) {
+        if (const auto validity = code_number(response, "UIDVALIDITY")) {
+            // New UIDVALIDITY: the UIDs known so far name other messages now (RFC 9051 2.3.1.1).
+            if (*validity != folder.uid_validity) {
+                folder.uid_validity = *validity;
+                folder.ignored.clear();
+                folder.next_uid = 1;
+            }
+        }
+    }
+    was_up = true;
+    hard_failure_.reset();
+    if (!folder.junk) inbox_up_ = true;
+    folder.next_sweep = Clock::now();
+    const bool use_idle = settings_.use_idle && session.client().has_capability("IDLE");
+    bool changed = true;
+    while (!stopped_) {
+        const bool sweep = Clock::now() >= folder.next_sweep;
+        if (changed || sweep) {
+            if (!co_await check(session, folder, sweep)) co_return session.failure();
+            if (sweep)
+                folder.next_sweep = Clock::now() + std::min<Duration>(kSweepInterval, age_limit_);
+        }
+        if (use_idle) {
+            const auto until = std::min(folder.next_sweep, Clock::now() + kIdleRefresh);
+            if (!co_await session.idle(until)) co_return session.failure();
+            changed = true;  // new mail, or time for a sweep: either way, look
+        } else {
+            co_await pause(settings_.poll_interval);
+            if (stopped_) break;
+            if (!co_await session.execute("NOOP", Clock::now() + kCommandTimeout)) {
+                co_return session.failure();
+            }
+            changed = session.client().take_mailbox_changed();
+        }
+    }
+    co_return imap::Failure{FailureReason::imap_connect, "stopped"};
+}
+
+asio::awaitable<bool> MailboxTracker::discover_folders(imap::Session& session) {
+    const bool special_use = session.client().has_capability("SPECIAL-USE");
+    const auto listed = co_await session.execute(
+        special_use ? "LIST \"\" \"*\" RETURN (SPECIAL-USE)" : "LIST \"\" \"*\"",
+        Clock::now() + kCommandTimeout);
+    if (!listed) co_return false;
+    std::vector<std::string> flagged_junk;
+    std::vector<std::string> existing;
+    for (const auto& response : listed->untagged) {
+        if (response.name != "LIST" || response.data.size() < 3) continue;
+        const std::string& name = response.data[2].text;
+        existing.push_back(name);
+        for (const auto& flag : response.data[0].items) {
+            if (iequals(flag.text, "\\Junk")) flagged_junk.push_back(name);
+            if (iequals(flag.text, "\\Trash")) trash_folder_ = name;
+        }
+    }
+    const auto exists = [&](std::string_view wanted) {
+        return std::find_if(existing.begin(), existing.end(), [&](const std::string& name) {
+                   return iequals(name, wanted);
+               }) != existing.end();
+    };
+    if (!trash_folder_ && exists("Trash")) trash_folder_ = "Trash";
+
+    std::vector<std::string> junk;
+    if (settings_.junk_folders) {
+        junk = *settings_.junk_folders;
+    } else if (!flagged_junk.empty()) {
+        junk = flagged_junk;
+    } else {
+        for (const std::string_view name : {"Junk", "Spam", "[Gmail]/Spam"}) {
+            if (exists(name)) junk.emplace_back(name);
+        }
+    }
+    std::erase_if(junk, [&](const std::string& name) { return iequals(name, settings_.mailbox); });
+    junk_watchers_started_ = true;
+    for (auto& name : junk) {
+        log::debug("watching a junk folder", {{"mailbox", settings_.label}, {"folder", name}});
+        asio::co_spawn(executor_, watch(name, true), asio::detached);
+    }
+    co_return true;
+}
+
+asio::awaitable<bool> MailboxTracker::check(imap::Session& session, Folder& folder,
+                                            bool everything) {
+    const std::string command = everything ? "UID SEARCH " + std::string(kSearchTokens)
+                                           : "UID SEARCH UID " + std::to_string(folder.next_uid) +
+                                                 ":* " + std::string(kSearchTokens);
+    const auto searched = co_await session.execute(command, Clock::now() + kCommandTimeout);
+    if (!searched) co_return false;
+    const auto seen = Clock::now();
+    if (!searched->ok()) {
+        // Some servers refuse HEADER searches they cannot index; the session is still fine.
+        log::warn("mailbox search refused",
+                  {{"mailbox", settings_.label}, {"reply", searched->describe()}});
+        co_return true;
+    }
+    std::vector<std::uint32_t> uids;
+    for (const auto& response : searched->untagged) {
+        if (response.name != "SEARCH") continue;
+        for (const auto& value : response.data) {
+            const auto uid = value.number();
+            // "n:*" always includes the last message, even below n (RFC 9051 6.4.4).
+            if (!uid || (!everything && *uid < folder.next_uid)) continue;
+            if (folder.ignored.contains(*uid)) continue;
+            uids.push_back(*uid);
+        }
+    }
+    for (const auto uid : uids) folder.next_uid = std::max(folder.next_uid, uid + 1);
+    if (uids.empty()) co_return true;
+    co_return co_await examine(session, folder, uids, seen);
+}
+
+asio::awaitable<bool> MailboxTracker::examine(imap::Session& session, Folder& folder,
+                                              const std::vector<std::uint32_t>& uids,
+                                              Clock::time_point seen) {
+    for (std::size_t from = 0; from < uids.size(); from += kFetchBatch) {
+        const std::size_t to = std::min(uids.size(), from + kFetchBatch);
+        const auto fetched = co_await session.execute(
+            "UID FETCH " + uid_set(uids, from, to) + " " + std::string(kFetchItems),
+            Clock::now() + kCommandTimeout);
+        if (!fetched) co_return false;
+        for (const auto& response : fetched->untagged) {
+            const auto message = read_fetch(response);
+            if (!message) continue;
+            const auto fields = parse_header_block(message->headers);
+            const auto tokens = header_values(fields, kTokenHeader);
+            const std::string token = tokens.empty() ? std::string() : trimmed(tokens.front());
+            if (token.empty() || !verify_token(token, settings_.token_secret)) {
+                folder.ignored.insert(message->uid);  // not ours: never touched
+                continue;
+            }
+            const auto waiting = pending_.find(token);
+            if (waiting != pending_.end()) {
+                waiting->second.arrival =
+                    Arrival{folder.name, folder.junk, seen, message->uid, message->headers};
+            } else if (const auto late_for = lost_.take(token)) {
+                events_.message_late(*late_for);
+                log::info("a message given up as lost arrived",
+                          {{"target", *late_for}, {"folder", folder.name}});
+            } else {
+                // Ours, but nobody waits: abandoned by this process, or left by an earlier one
+                // (which may still be a twin agent's run in flight until it is old enough).
+                const bool abandoned = abandoned_.take(token).has_value();
+                const bool old =
+                    message->internal_date &&
+                    std::chrono::system_clock::now() - *message->internal_date > age_limit_;
+                if (!abandoned && !old) continue;
+                events_.leftover_removed(settings_.label);
+            }
+            bool session_ok = true;
+            if (settings_.cleanup == CleanupMode::keep) {
+                folder.ignored.insert(message->uid);
+            } else {
+                session_ok = co_await remove(session, folder, message->uid);
+            }
+            // The run goes on once its message is gone (its time was taken when it was seen):
+            // a one-shot run that ends the process leaves nothing behind.
+            if (auto still_waiting = pending_.find(token); still_waiting != pending_.end()) {
+                wake(still_waiting->second);
+            }
+            if (!session_ok) co_return false;
+        }
+    }
+    co_return true;
+}
+
+asio::awaitable<bool> MailboxTracker::remove(imap::Session& session, Folder& folder,
+                                             std::uint32_t uid) {
+    const auto deadline = Clock::now() + kCommandTimeout;
+    const std::string uid_text = std::to_string(uid);
+    const imap::Client& client = session.client();
+    if (settings_.cleanup == CleanupMode::trash && client.has_capability("MOVE")) {
+        const auto moved = co_await session.execute(
+            "UID MOVE " + uid_text + " " + mailbox_argument(trash_folder_.value_or("Trash")),
+            deadline);
+        if (!moved) co_return false;
+        if (!moved->ok()) {
+            log::warn("cannot move a probe message to the trash",
+                      {{"mailbox", settings_.label}, {"reply", moved->describe()}});
+            folder.ignored.insert(uid);
+        }
+        co_return true;
+    }
+    if (settings_.cleanup == CleanupMode::trash) {
+        const auto copied = co_await session.execute(
+            "UID COPY " + uid_text + " " + mailbox_argument(trash_folder_.value_or("Trash")),
+            deadline);
+        if (!copied) co_return false;
+        if (!copied->ok()) {
+            log::warn("cannot copy a probe message to the trash",
+                      {{"mailbox", settings_.label}, {"reply", copied->describe()}});
+            folder.ignored.insert(uid);
+            co_return true;
+        }
+    }
+    const auto flagged =
+        co_await session.execute("UID STORE " + uid_text + " +FLAGS.SILENT (\\Deleted)", deadline);
+    if (!flagged) co_return false;
+    // Only UID EXPUNGE (RFC 4315) removes exactly this message; a plain EXPUNGE would also
+    // remove whatever else someone flagged \Deleted, so without UIDPLUS the flag stays.
+    if (!client.has_capability("UIDPLUS")) {
+        folder.ignored.insert(uid);
+        if (!uidplus_warned_) {
+            uidplus_warned_ = true;
+            log::warn(
+                "the server lacks UIDPLUS: probe messages are flagged \\Deleted, not "
+                "expunged",
+                {{"mailbox", settings_.label}});
+        }
+        co_return true;
+    }
+    const auto expunged = co_await session.execute("UID EXPUNGE " + uid_text, deadline);
+    if (!expunged) co_return false;
+    if (!expunged->ok()) folder.ignored.insert(uid);
+    co_return true;
+}
+
+void MailboxTracker::RecentTokens::add(const std::string& token, const std::string& target) {
+    targets_[token] = target;
+    order_.push_back(token);
+    if (order_.size() > kMaxTokensRemembered) {
+        targets_.erase(order_.front());
+        order_.pop_front();
+    }
+}
+
+std::optional<std::string> MailboxTracker::RecentTokens::take(const std::string& token) {
+    const auto found = targets_.find(token);
+    if (found == targets_.end()) return std::nullopt;
+    std::string target = std::move(found->second);
+    targets_.erase(found);
+    return target;
+}
+
+MailboxRegistry::~MailboxRegistry() { stop(); }
+
+std::shared_ptr<MailboxTracker> MailboxRegistry::attach(MailboxSettings settings,
+                                                        Duration timeout) {
+    const std::string key = settings.key();
+    if (auto found = next_.find(key); found != next_.end()) {
+        found->second->set_age_limit(std::max(found->second->age_limit(), timeout));
+        return found->second;
+    }
+    std::shared_ptr<MailboxTracker> tracker;
+    if (auto running = trackers_.find(key); running != trackers_.end()) {
+        tracker = running->second;
+    } else {
+        tracker = std::make_shared<MailboxTracker>(executor_, std::move(settings), events_);
+        tracker->start();
+    }
+    tracker->set_age_limit(timeout);
+    next_[key] = tracker;
+    return tracker;
+}
+
+void MailboxRegistry::commit() {
+    for (auto& [key, tracker] : trackers_) {
+        if (!next_.contains(key)) tracker->stop();
+    }
+    trackers_ = std::move(next_);
+    next_.clear();
+}
+
+void MailboxRegistry::stop() {
+    for (auto& [key, tracker] : trackers_) tracker->stop();
+    for (auto& [key, tracker] : next_) tracker->stop();
+    trackers_.clear();
+    next_.clear();
+}
+
+}  // namespace mailcanary

@@ -1,0 +1,181 @@
+// Follows probe messages into one mailbox over IMAP. One long-lived session per watched folder
+// (the mailbox, and each junk folder: IDLE watches one folder per session), shared by every run
+// that delivers there. Runs register their message's token before sending it and wait for its
+// arrival; the tracker finds messages by token, tells the run, and removes them. Messages are
+// only ever touched by UID after their token was verified with the installation's secret.
+#pragma once
+
+#include <utility>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent/config.hpp"
+#include "probes/imap_session.hpp"
+
+namespace mailcanary {
+
+class OAuthTokenSource;
+class StopSignal;
+
+// What happens to probe messages outside any run, for the metrics.
+class RoundtripEvents {
+  public:
+    virtual ~RoundtripEvents() = default;
+    // A message that its run had given up on as lost arrived after all.
+    virtual void message_late(const std::string& target) = 0;
+    // A message of this agent's that no run waits for (left by a restart, a crash or an
+    // abandoned run) was found older than the timeout and cleaned up.
+    virtual void leftover_removed(const std::string& mailbox) = 0;
+    virtual void pending_changed(const std::string& target, std::size_t pending) = 0;
+};
+
+struct MailboxSettings {
+    imap::Endpoint endpoint;
+    imap::ClientOptions client;  // the secret is a password; OAuth2 tokens come from `oauth`
+    std::shared_ptr<OAuthTokenSource> oauth;
+    std::string token_file;  // an OAuth2 access token kept fresh by something else
+    std::string mailbox = "INBOX";
+    std::optional<std::vector<std::string>> junk_folders;  // unset: discover
+    CleanupMode cleanup = CleanupMode::delete_message;
+    bool use_idle = true;
+    Duration poll_interval = std::chrono::seconds(1);
+    std::string token_secret;
+    std::string label;  // "user@host:port/INBOX": logs and the leftovers metric
+
+    // Targets with equal keys share one tracker.
+    std::string key() const;
+};
+
+struct Arrival {
+    std::string folder;
+    bool junk = false;
+    std::chrono::steady_clock::time_point seen;
+    std::uint32_t uid = 0;
+    std::string headers;  // the header fields fetched (token, Authentication-Results, Received)
+};
+
+struct WaitResult {
+    enum class Kind { arrived, lost, imap_failed, stopped };
+    Kind kind = Kind::lost;
+    Arrival arrival;
+    imap::Failure failure;
+};
+
+class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
+  public:
+    using Clock = std::chrono::steady_clock;
+
+    MailboxTracker(boost::asio::any_io_executor executor, MailboxSettings settings,
+                   RoundtripEvents& events);
+    ~MailboxTracker();
+    MailboxTracker(const MailboxTracker&) = delete;
+    MailboxTracker& operator=(const MailboxTracker&) = delete;
+
+    void start();
+    void stop();
+    const MailboxSettings& settings() const { return settings_; }
+    // Leftovers younger than the longest timeout of the targets delivering here are left alone.
+    void set_age_limit(Duration limit) { age_limit_ = limit; }
+    Duration age_limit() const { return age_limit_; }
+
+    // Before sending: from now on a message with `token` is recognised as this run's.
+    void expect(const std::string& token, const std::string& target);
+    // The message was not sent (or not accepted): it is nobody's now; if it arrives anyway it
+    // is cleaned up as a leftover.
+    void abandon(const std::string& token);
+    // Waits for the message until `deadline`. After a lost verdict the token is remembered, so
+    // a late arrival is counted and cleaned up.
+    boost::asio::awaitable<WaitResult> wait(std::string token, Clock::time_point deadline,
+                                            StopSignal& stop);
+
+    // How arrival is detected: "IDLE" or "polling every 1s" (for transcripts).
+    std::string detection() const;
+    std::size_t pending() const { return pending_.size(); }
+
+  private:
+    struct Pending {
+        std::string target;
+        std::optional<Arrival> arrival;
+        boost::asio::steady_timer* waiter = nullptr;  // the run's, while it waits
+    };
+    struct Folder;
+
+    // One folder, for as long as the tracker runs: a session, then reconnects with backoff.
+    boost::asio::awaitable<void> watch(std::string folder, bool junk);
+    // One session's life: login, SELECT, then checks for new mail until it fails or stops.
+    boost::asio::awaitable<imap::Failure> watch_session(imap::Session& session, Folder& folder,
+                                                        bool& was_up);
+    // An OAuth2 access token, when the login uses one.
+    boost::asio::awaitable<std::optional<imap::Failure>> add_secret(imap::ClientOptions& options);
+    boost::asio::awaitable<bool> discover_folders(imap::Session& session);
+    boost::asio::awaitable<bool> check(imap::Session& session, Folder& folder, bool everything);
+    boost::asio::awaitable<bool> examine(imap::Session& session, Folder& folder,
+                                         const std::vector<std::uint32_t>& uids,
+                                         Clock::time_point seen);
+    boost::asio::awaitable<bool> remove(imap::Session& session, Folder& folder, std::uint32_t uid);
+    boost::asio::awaitable<void> pause(Duration duration);
+    void session_failed(const imap::Failure& failure, bool junk);
+    void wake(Pending& pending);
+    void report_pending(const std::string& target);
+
+    boost::asio::any_io_executor executor_;
+    MailboxSettings settings_;
+    RoundtripEvents& events_;
+    Duration age_limit_ = std::chrono::minutes(2);
+    std::map<std::string, Pending> pending_;  // by token
+    // Tokens remembered for a while (with their target); beyond a bound the oldest are
+    // forgotten, and their messages, should they come, are cleaned up as leftovers.
+    class RecentTokens {
+      public:
+        void add(const std::string& token, const std::string& target);
+        std::optional<std::string> take(const std::string& token);  // the target, if known
+
+      private:
+        std::map<std::string, std::string> targets_;
+        std::deque<std::string> order_;  // oldest first; may name tokens already taken
+    };
+    RecentTokens lost_;                     // given up on as lost: an arrival is late
+    RecentTokens abandoned_;                // not accepted, or the run stopped: nobody waits
+    std::vector<imap::Session*> sessions_;  // open ones, for stop()
+    std::set<boost::asio::steady_timer*> sleepers_;  // pauses in progress, for stop()
+    std::optional<std::string> trash_folder_;
+    bool junk_watchers_started_ = false;
+    bool inbox_up_ = false;
+    std::optional<imap::Failure> last_failure_;
+    // Set when logging in is refused or TLS cannot be verified: waiting runs fail at once.
+    std::optional<imap::Failure> hard_failure_;
+    bool uidplus_warned_ = false;
+    bool stopped_ = false;
+};
+
+// The trackers of the configuration in force, by MailboxSettings::key(). On reload, targets
+// that deliver to the same mailbox keep its tracker (its sessions and messages in flight).
+class MailboxRegistry {
+  public:
+    MailboxRegistry(boost::asio::any_io_executor executor, RoundtripEvents& events)
+        : executor_(std::move(executor)), events_(events) {}
+    ~MailboxRegistry();
+
+    // Collects the trackers of a new configuration; commit() then stops the others.
+    std::shared_ptr<MailboxTracker> attach(MailboxSettings settings, Duration timeout);
+    void commit();
+    void stop();
+
+  private:
+    boost::asio::any_io_executor executor_;
+    RoundtripEvents& events_;
+    std::map<std::string, std::shared_ptr<MailboxTracker>> trackers_;
+    std::map<std::string, std::shared_ptr<MailboxTracker>> next_;
+};
+
+}  // namespace mailcanary
