@@ -141,6 +141,13 @@ std::optional<std::uint32_t> code_number(const imap::Response& response, std::st
     return number.number();
 }
 
+// Outside the coroutines: g++ 12 misjudges their frames' allocation (-Wmismatched-new-delete)
+// when this is inlined there.
+void log_watching(const std::string& mailbox, const std::string& folder, bool idle) {
+    log::info("watching a folder",
+              {{"mailbox", mailbox}, {"folder", folder}, {"mode", idle ? "idle" : "polling"}});
+}
+
 }  // namespace
 
 std::string MailboxSettings::key() const {
@@ -336,8 +343,17 @@ asio::awaitable<std::optional<imap::Failure>> MailboxTracker::add_secret(
 
 asio::awaitable<imap::Failure> MailboxTracker::watch_session(imap::Session& session, Folder& folder,
                                                              bool& was_up) {
+    if (auto failure = co_await open_folder(session, folder)) co_return std::move(*failure);
+    was_up = true;
+    hard_failure_.reset();
+    if (!folder.junk) inbox_up_ = true;
+    co_return co_await follow_folder(session, folder);
+}
+
+asio::awaitable<std::optional<imap::Failure>> MailboxTracker::open_folder(imap::Session& session,
+                                                                          Folder& folder) {
     imap::ClientOptions options = settings_.client;
-    if (auto failure = co_await add_secret(options)) co_return std::move(*failure);
+    if (auto failure = co_await add_secret(options)) co_return failure;
     if (!co_await session.open(settings_.endpoint, options, Clock::now() + kConnectTimeout)) {
         co_return session.failure();
     }
@@ -352,27 +368,30 @@ asio::awaitable<imap::Failure> MailboxTracker::watch_session(imap::Session& sess
                                 "SELECT " + folder.name + ": " + selected->describe()};
     }
     for (const auto& response : selected->untagged) {
-        if (const auto validity = code_number(response, "UIDVALIDITY")) {
-            // New UIDVALIDITY: the UIDs known so far name other messages now (RFC 9051 2.3.1.1).
-            if (*validity != folder.uid_validity) {
-                folder.uid_validity = *validity;
-                folder.ignored.clear();
-                folder.next_uid = 1;
-            }
+        const auto validity = code_number(response, "UIDVALIDITY");
+        // New UIDVALIDITY: the UIDs known so far name other messages now (RFC 9051 2.3.1.1).
+        if (validity && *validity != folder.uid_validity) {
+            folder.uid_validity = *validity;
+            folder.ignored.clear();
+            folder.next_uid = 1;
         }
     }
-    was_up = true;
-    hard_failure_.reset();
-    if (!folder.junk) inbox_up_ = true;
+    co_return std::nullopt;
+}
+
+asio::awaitable<imap::Failure> MailboxTracker::follow_folder(imap::Session& session,
+                                                             Folder& folder) {
     folder.next_sweep = Clock::now();
     const bool use_idle = settings_.use_idle && session.client().has_capability("IDLE");
+    log_watching(settings_.label, folder.name, use_idle);
     bool changed = true;
     while (!stopped_) {
         const bool sweep = Clock::now() >= folder.next_sweep;
         if (changed || sweep) {
             if (!co_await check(session, folder, sweep)) co_return session.failure();
-            if (sweep)
+            if (sweep) {
                 folder.next_sweep = Clock::now() + std::min<Duration>(kSweepInterval, age_limit_);
+            }
         }
         if (use_idle) {
             const auto until = std::min(folder.next_sweep, Clock::now() + kIdleRefresh);
@@ -427,7 +446,6 @@ asio::awaitable<bool> MailboxTracker::discover_folders(imap::Session& session) {
     std::erase_if(junk, [&](const std::string& name) { return iequals(name, settings_.mailbox); });
     junk_watchers_started_ = true;
     for (auto& name : junk) {
-        log::debug("watching a junk folder", {{"mailbox", settings_.label}, {"folder", name}});
         asio::co_spawn(executor_, watch(name, true), asio::detached);
     }
     co_return true;

@@ -115,6 +115,11 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     // One session's life: login, SELECT, then checks for new mail until it fails or stops.
     boost::asio::awaitable<imap::Failure> watch_session(imap::Session& session, Folder& folder,
                                                         bool& was_up);
+    // Login and SELECT; the failure, if any.
+    boost::asio::awaitable<std::optional<imap::Failure>> open_folder(imap::Session& session,
+                                                                     Folder& folder);
+    // Checks for new mail as it is announced (IDLE) or polled, until the session fails.
+    boost::asio::awaitable<imap::Failure> follow_folder(imap::Session& session, Folder& folder);
     // An OAuth2 access token, when the login uses one.
     boost::asio::awaitable<std::optional<imap::Failure>> add_secret(imap::ClientOptions& options);
     boost::asio::awaitable<bool> discover_folders(imap::Session& session);
