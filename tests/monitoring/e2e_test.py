@@ -7,8 +7,8 @@ real Alertmanager running config/alertmanager.yml, whose PagerDuty receiver post
 receiver inside this test. Steps:
 
  0. the inhibit rules: alerts posted to Alertmanager's API are inhibited as the file says;
- 1. every query of dashboards/mailcanary.json returns data from the live Prometheus (queries of
-    roundtrip panels are required once the agent accepts a roundtrip target);
+ 1. every query of dashboards/mailcanary.json returns data from the live Prometheus (the agent
+    runs connect, auth, accept and roundtrip targets, and one with an expired certificate);
  2. Postfix of the stack is stopped: MailcanarySMTPConnectFailing fires in Prometheus for the
     targets on it, Alertmanager delivers it to the pager receiver, and the AUTH and accept alerts
     of those targets neither fire nor page;
@@ -227,7 +227,7 @@ def read_env(path):
     return env
 
 
-def agent_config(stack, port, with_roundtrip):
+def agent_config(stack, port):
     ca = stack["MAILSTACK_CA_FILE"]
     name = stack["MAILSTACK_TLS_SERVER_NAME"]
     h = stack["MAILSTACK_HOST"]
@@ -281,9 +281,7 @@ tls = "starttls"
 ca_file = "{ca}"
 server_name = "{name}"
 """
-    if with_roundtrip:
-        text += roundtrip_target(stack)
-    return text
+    return text + roundtrip_target(stack)
 
 
 def roundtrip_target(stack):
@@ -324,17 +322,12 @@ server_name = "{stack["MAILSTACK_TLS_SERVER_NAME"]}"
 """
 
 
-def agent_accepts_roundtrip(agent, stack, tmp):
-    """Whether this agent build has the roundtrip probe: --config.check on a roundtrip target."""
-    path = os.path.join(tmp, "roundtrip-check.toml")
-    with open(path, "w") as f:
-        f.write(roundtrip_target(stack))
+def check_agent_config(agent, path):
     r = subprocess.run([agent, f"--config.file={path}", "--config.check"], capture_output=True,
                        text=True, timeout=30)
     if r.returncode != 0:
-        log("the agent does not accept a roundtrip target (roundtrip probe not built yet): "
-            + (r.stdout + r.stderr).strip().replace("\n", " | ")[:300])
-    return r.returncode == 0
+        raise Failure("the agent rejects the test's configuration (a renamed key?):\n"
+                      + (r.stdout + r.stderr).strip())
 
 
 def shorten_for(text):
@@ -403,7 +396,7 @@ def alertmanager_config(tmp, receiver_port):
 # ------------------------------------------------------------------ checks
 
 
-def check_dashboard_queries(prom, roundtrip_required):
+def check_dashboard_queries(prom):
     """Run every dashboard query as Grafana would (All selected, the last minute at a 2s step)."""
     dash = lib.load_dashboard()
     end = time.time()
@@ -434,16 +427,12 @@ def check_dashboard_queries(prom, roundtrip_required):
         else:
             empty.append(q)
     for q in empty:
-        tag = " (roundtrip)" if q.is_roundtrip_only() else ""
-        log(f"NO DATA{tag}: {q.name}: {q.expr}")
-    required = [q for q in empty if roundtrip_required or not q.is_roundtrip_only()]
-    exempt = len(empty) - len(required)
-    log(f"dashboard queries: {ok} returned data, {len(empty)} returned none"
-        + (f" ({exempt} roundtrip queries: no roundtrip probe in this agent build)" if exempt else ""))
-    if required:
-        raise Failure(f"{len(required)} dashboard queries returned no data: "
-                      + "; ".join(q.name for q in required))
-    return ok, exempt
+        log(f"NO DATA: {q.name}: {q.expr}")
+    log(f"dashboard queries: {ok} returned data, {len(empty)} returned none")
+    if empty:
+        raise Failure(f"{len(empty)} dashboard queries returned no data: "
+                      + "; ".join(q.name for q in empty))
+    return ok
 
 
 def check_inhibition(am):
@@ -544,14 +533,14 @@ def main():
     # SIGTERM (e.g. ctest giving up) must still run the cleanup below.
     signal.signal(signal.SIGTERM, _interrupted)
     try:
-        with_roundtrip = agent_accepts_roundtrip(args.agent, stack, tmp)
         agent_port, prom_port, am_port = free_port(), free_port(), free_port()
         prom = f"http://{HOST}:{prom_port}"
         am = f"http://{HOST}:{am_port}"
 
         cfg = os.path.join(tmp, "mailcanary.toml")
         with open(cfg, "w") as f:
-            f.write(agent_config(stack, agent_port, with_roundtrip))
+            f.write(agent_config(stack, agent_port))
+        check_agent_config(args.agent, cfg)
         am_cfg = alertmanager_config(tmp, receiver.port)
         prom_cfg = prometheus_config(tmp, prom_port, am_port, agent_port)
 
@@ -571,7 +560,7 @@ def main():
         check_inhibition(am)
         wait_for("Prometheus to see Alertmanager",
                  lambda: http_get_json(f"{prom}/api/v1/alertmanagers")["data"]["activeAlertmanagers"], 30)
-        targets = ["e2e-mx", "e2e-submission", "e2e-expired"] + (["e2e-roundtrip"] if with_roundtrip else [])
+        targets = ["e2e-mx", "e2e-submission", "e2e-expired", "e2e-roundtrip"]
 
         def scraped():
             procs.check_alive()
@@ -584,7 +573,7 @@ def main():
         procs.check_alive()
 
         # 1. every dashboard query returns data
-        ok, exempt = check_dashboard_queries(prom, with_roundtrip)
+        ok = check_dashboard_queries(prom)
 
         # Nothing about e2e-mx may be firing yet.
         early = [a for a in prom_alerts(prom) if a["labels"].get("target") == "e2e-mx"]
@@ -652,8 +641,7 @@ def main():
             r"target = (e2e-mx|e2e-submission|inhibit-check)\\n", json.dumps(ev))]
         if leaked:
             raise Failure(f"a symptom alert was paged: {leaked[0]}")
-        print(f"PASS: {ok} dashboard queries returned data"
-              + (f" ({exempt} roundtrip queries exempt: no roundtrip probe)" if exempt else "")
+        print(f"PASS: all {ok} dashboard queries returned data"
               + f"; connect alert fired and paged, AUTH/accept alerts silent, resolved; {len(pages)} PagerDuty "
               f"events received; {time.monotonic() - T0:.0f}s", flush=True)
         return 0

@@ -15,9 +15,6 @@ RECORDING = os.path.join(SOURCE_DIR, "config", "rules", "mailcanary-recording.ym
 RUNBOOKS = os.path.join(SOURCE_DIR, "docs", "runbooks.md")
 METRICS_DOC = os.path.join(SOURCE_DIR, "docs", "metrics.md")
 
-# Metrics of the roundtrip probe (issue 4): panels that use only these need a roundtrip target.
-ROUNDTRIP_PREFIX = "mailcanary_roundtrip_"
-
 
 class Query:
     def __init__(self, panel, target):
@@ -34,10 +31,6 @@ class Query:
 
     def metrics(self):
         return metric_names(self.expr)
-
-    def is_roundtrip_only(self):
-        names = self.metrics()
-        return bool(names) and all(n.startswith(ROUNDTRIP_PREFIX) for n in names)
 
 
 def load_dashboard():
