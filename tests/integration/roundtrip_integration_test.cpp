@@ -139,6 +139,40 @@ TEST_F(RoundtripIntegration, MessageFiledIntoJunkIsAJunkFailureWithItsTime) {
     EXPECT_EQ(own_messages(), 0);
 }
 
+TEST_F(RoundtripIntegration, VerdictsComeFromTheTrustedAuthenticationResultsOnly) {
+    // The stack adds no Authentication-Results itself, so the probe message brings its own: as
+    // the topmost one it counts, unless authserv_id names another server.
+    const std::string verdicts =
+        "[targets.message.headers]\nAuthentication-Results = \"mx.example.test; spf=pass "
+        "smtp.mailfrom=canary@mailcanary.test; dkim=fail header.d=mailcanary.test; "
+        "dmarc=none\"\n";
+    AgentProcess agent(
+        dir_,
+        header() +
+            roundtrip_target("topmost", host(), port("MAILSTACK_IMAPS_PORT"), "implicit",
+                             "timeout = \"10s\"\n", verdicts) +
+            roundtrip_target("trusted", host(), port("MAILSTACK_IMAPS_PORT"), "implicit",
+                             "timeout = \"10s\"\nauthserv_id = \"mx.other.test\"\n", verdicts));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const auto text = agent.wait_for(each_reported({"topmost", "trusted"}, "roundtrip"), 15s);
+    ASSERT_EQ(agent.stop(SIGTERM, 3s), 0);
+    ASSERT_EQ(value_of(text, success_series("topmost", "roundtrip")), 1) << text << agent.log();
+    ASSERT_EQ(value_of(text, success_series("trusted", "roundtrip")), 1) << text << agent.log();
+    const auto verdict = [&](const std::string& target, const std::string& method,
+                             const std::string& result) {
+        return value_of(text, "mailcanary_roundtrip_auth_result{method=\"" + method +
+                                  "\",result=\"" + result + "\",target=\"" + target + "\"}");
+    };
+    EXPECT_EQ(verdict("topmost", "spf", "pass"), 1) << text;
+    EXPECT_EQ(verdict("topmost", "spf", "fail"), 0) << text;
+    EXPECT_EQ(verdict("topmost", "dkim", "fail"), 1) << text;
+    EXPECT_EQ(verdict("topmost", "dkim", "pass"), 0) << text;
+    EXPECT_EQ(verdict("topmost", "dmarc", "none"), 1) << text;
+    // Not from the trusted server: no verdict at all.
+    EXPECT_EQ(verdict("trusted", "spf", "pass"), -1) << text;
+    EXPECT_EQ(own_messages(), 0);
+}
+
 TEST_F(RoundtripIntegration, HeldMessageIsLostThenCountedLateAndCleanedUp) {
     AgentProcess agent(
         dir_,
