@@ -206,6 +206,35 @@ TEST_F(RoundtripIntegration, HeldMessageIsLostThenCountedLateAndCleanedUp) {
     EXPECT_EQ(std::system(drop.c_str()), 0);
 }
 
+TEST_F(RoundtripIntegration, DroppedSessionReconnectsWithoutFailingRuns) {
+    AgentProcess agent(dir_,
+                       "[defaults]\ninterval = \"1s\"\ntimeout = \"800ms\"\nhelo = "
+                       "\"kicked.mailcanary.test\"\n\n" +
+                           roundtrip_target("kicked", host(), port("MAILSTACK_IMAPS_PORT"),
+                                            "implicit", "timeout = \"10s\"\n"));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const auto delivered =
+        series("mailcanary_roundtrip_delivered_total", "kicked", "folder=\"inbox\",");
+    auto text =
+        agent.wait_for([&](const std::string& t) { return value_of(t, delivered) >= 1; }, 10s);
+    ASSERT_GE(value_of(text, delivered), 1) << text << agent.log();
+
+    // The server drops every IMAP session of the user, as on a restart or a failover.
+    const std::string kick = "doveadm -c " + env_.at("MAILSTACK_DOVECOT_CONFIG") + " kick " +
+                             env_.at("MAILSTACK_USER") + " >/dev/null";
+    ASSERT_EQ(std::system(kick.c_str()), 0);
+    const double before = value_of(text, delivered);
+    text = agent.wait_for(
+        [&](const std::string& t) { return value_of(t, delivered) >= before + 3; }, 15s);
+    ASSERT_EQ(agent.stop(SIGTERM, 3s), 0);
+    EXPECT_GE(value_of(text, delivered), before + 3) << text << agent.log();
+    EXPECT_NE(agent.log().find("mailbox session failed"), std::string::npos) << agent.log();
+    for (const char* reason : {"imap_connect", "imap_protocol", "lost"}) {
+        EXPECT_EQ(value_of(text, probe_failures("kicked", reason)), -1) << reason << text;
+    }
+    EXPECT_EQ(own_messages(), 0);
+}
+
 TEST_F(RoundtripIntegration, ServerWithoutIdleIsPolled) {
     AgentProcess agent(
         dir_, header() + roundtrip_target("polled", env_.at("MAILSTACK_IMAPS_NOIDLE_HOST"),
