@@ -50,8 +50,9 @@ int probe_once(const Config& config, std::vector<std::shared_ptr<CompiledTarget>
         asio::co_spawn(
             io,
             [&]() -> asio::awaitable<void> {
-                outcome = co_await probe->run(
-                    ProbeRun{target, started + target.config.timeout, metrics, transcript, stop});
+                const std::function<void()> no_cap;  // one run: nothing to count
+                outcome = co_await probe->run(ProbeRun{target, started + target.config.timeout,
+                                                       metrics, transcript, stop, no_cap});
                 // The mailbox trackers would watch forever: this was the last run.
                 if (&probe_name == &target.config.probes.back()) mailboxes.stop();
             },

@@ -148,9 +148,17 @@ asio::awaitable<void> Scheduler::run_once(std::shared_ptr<Job> job) {
     RunMetrics run_metrics;
     RunResult result;
     const auto started = Clock::now();
+    // A run that only waits (for delivery) holds no connection: it leaves the global cap.
+    bool counted = true;
+    const std::function<void()> waiting = [&, alive] {
+        if (!counted || alive.expired()) return;
+        counted = false;
+        metrics_.set_in_flight(--in_flight_);
+    };
     try {
-        result.outcome = co_await job->probe.run(ProbeRun{*target, started + target->config.timeout,
-                                                          run_metrics, result.transcript, stop});
+        result.outcome =
+            co_await job->probe.run(ProbeRun{*target, started + target->config.timeout, run_metrics,
+                                             result.transcript, stop, waiting});
     } catch (const std::exception& error) {
         // A bug must not take the agent down with it; it shows up as a failed run.
         result.outcome = Outcome::failed(FailureReason::protocol,
@@ -162,7 +170,7 @@ asio::awaitable<void> Scheduler::run_once(std::shared_ptr<Job> job) {
     if (alive.expired()) co_return;  // the scheduler is gone: nothing left to record into
     result.duration = Clock::now() - started;
     result.finished = std::chrono::system_clock::now();
-    metrics_.set_in_flight(--in_flight_);
+    if (counted) metrics_.set_in_flight(--in_flight_);
 
     if (result.outcome.cancelled || job->retired) co_return;
     job->series->record_run(result.outcome, run_metrics, result.duration, result.finished);

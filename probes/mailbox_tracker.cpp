@@ -141,8 +141,6 @@ std::optional<std::uint32_t> code_number(const imap::Response& response, std::st
     return number.number();
 }
 
-// Outside the coroutines: g++ 12 misjudges their frames' allocation (-Wmismatched-new-delete)
-// when this is inlined there.
 void log_watching(const std::string& mailbox, const std::string& folder, bool idle) {
     log::info("watching a folder",
               {{"mailbox", mailbox}, {"folder", folder}, {"mode", idle ? "idle" : "polling"}});

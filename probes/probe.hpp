@@ -118,6 +118,9 @@ struct ProbeRun {
     RunMetrics& metrics;
     Transcript& transcript;
     StopSignal& stop;
+    // Called (if set) when the run stops using the network and only waits, as the roundtrip
+    // probe does for delivery: it then no longer counts against max_concurrent_probes.
+    const std::function<void()>& waiting;
 };
 
 using ProbeFunction = boost::asio::awaitable<Outcome> (*)(ProbeRun run);

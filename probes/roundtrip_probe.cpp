@@ -86,6 +86,7 @@ boost::asio::awaitable<Outcome> run_roundtrip_probe(ProbeRun run) {
     run.transcript.note("waiting for the message in " + mailbox.settings().label + " (" +
                         mailbox.detection() + ", up to " +
                         format_duration(target.roundtrip->timeout) + ")");
+    if (run.waiting) run.waiting();
     const WaitResult result =
         co_await mailbox.wait(token, accepted + target.roundtrip->timeout, run.stop);
     switch (result.kind) {

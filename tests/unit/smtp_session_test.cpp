@@ -95,8 +95,9 @@ class SessionTest : public testing::Test {
         asio::co_spawn(
             io,
             [&]() -> asio::awaitable<void> {
+                const std::function<void()> waiting;
                 result.outcome = co_await run(ProbeRun{compiled, started + compiled.config.timeout,
-                                                       result.metrics, transcript, stop});
+                                                       result.metrics, transcript, stop, waiting});
                 stopper.cancel();
             },
             asio::detached);
