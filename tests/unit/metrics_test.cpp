@@ -178,5 +178,71 @@ TEST(Metrics, DestroyingTheSeriesRemovesEverySeriesOfThePair) {
     EXPECT_NE(text.find("target=\"kept\""), std::string::npos);
 }
 
+TEST(RoundtripMetrics, ExistAtZeroFromSchedulingSoTheFirstLossIsAnIncrease) {
+    Metrics metrics(MetricsConfig{{0.01, 0.1}, true});
+    auto series = metrics.series_for("mx", "roundtrip");
+    auto connect = metrics.series_for("other", "connect");
+    const auto text = metrics.serialize();
+    EXPECT_EQ(value_of(text, R"(mailcanary_roundtrip_lost_total{target="mx"})"), 0);
+    EXPECT_EQ(value_of(text, R"(mailcanary_roundtrip_late_total{target="mx"})"), 0);
+    EXPECT_EQ(value_of(text, R"(mailcanary_roundtrip_pending{target="mx"})"), 0);
+    EXPECT_EQ(value_of(text, R"(mailcanary_roundtrip_delivered_total{folder="junk",target="mx"})"),
+              0);
+    EXPECT_EQ(value_of(text, R"(mailcanary_roundtrip_seconds_count{target="mx"})"), 0);
+    // Other probes have none, and no verdict exists before a message brought one.
+    EXPECT_EQ(value_of(text, R"(mailcanary_roundtrip_lost_total{target="other"})"), -1);
+    EXPECT_EQ(text.find("mailcanary_roundtrip_auth_result{"), std::string::npos);
+}
+
+TEST(RoundtripMetrics, RecordsDeliveryVerdictsLossAndEventsOutsideRuns) {
+    Metrics metrics(MetricsConfig{{0.01, 0.1}, true});
+    auto series = metrics.series_for("mx", "roundtrip");
+    RunMetrics delivered;
+    delivered.submission = 30ms;
+    delivered.delivery = RunMetrics::Delivery{};
+    delivered.delivery->after_acceptance = 700ms;
+    delivered.delivery->verdicts.spf = "pass";
+    delivered.delivery->verdicts.dkim = "fail";
+    delivered.delivery->by_server_clocks = 1s;
+    series->record_run(Outcome{}, delivered, 800ms, kFinished);
+    series->record_run(Outcome::failed(FailureReason::lost, "not delivered"), RunMetrics{}, 2min,
+                       kFinished);
+    metrics.roundtrip_events().message_late("mx");
+    metrics.roundtrip_events().pending_changed("mx", 3);
+    metrics.roundtrip_events().leftover_removed("u@imap:993/INBOX");
+    metrics.roundtrip_events().message_late("removed-target");  // ignored, no crash
+
+    const auto text = metrics.serialize();
+    EXPECT_EQ(value_of(text, R"(mailcanary_roundtrip_seconds_count{target="mx"})"), 1);
+    EXPECT_DOUBLE_EQ(value_of(text, R"(mailcanary_roundtrip_seconds_sum{target="mx"})"), 0.7);
+    EXPECT_EQ(value_of(text, R"(mailcanary_roundtrip_seconds_bucket{target="mx",le="1"})"), 1);
+    EXPECT_EQ(value_of(text, R"(mailcanary_roundtrip_submission_seconds_count{target="mx"})"), 1);
+    EXPECT_EQ(value_of(text, R"(mailcanary_roundtrip_delivered_total{folder="inbox",target="mx"})"),
+              1);
+    EXPECT_EQ(value_of(text, R"(mailcanary_roundtrip_lost_total{target="mx"})"), 1);
+    EXPECT_EQ(value_of(text, R"(mailcanary_roundtrip_late_total{target="mx"})"), 1);
+    EXPECT_EQ(value_of(text, R"(mailcanary_roundtrip_pending{target="mx"})"), 3);
+    EXPECT_EQ(value_of(text, R"(mailcanary_roundtrip_server_clock_delivery_seconds{target="mx"})"),
+              1);
+    EXPECT_EQ(
+        value_of(text,
+                 R"(mailcanary_roundtrip_leftovers_removed_total{mailbox="u@imap:993/INBOX"})"),
+        1);
+    const auto verdict = [&](const char* method, const char* result) {
+        return value_of(text, std::string(R"(mailcanary_roundtrip_auth_result{method=")") + method +
+                                  R"(",result=")" + result + R"(",target="mx"})");
+    };
+    EXPECT_EQ(verdict("spf", "pass"), 1);
+    EXPECT_EQ(verdict("spf", "softfail"), 0);
+    EXPECT_EQ(verdict("dkim", "fail"), 1);
+    EXPECT_EQ(verdict("dkim", "pass"), 0);
+    EXPECT_EQ(verdict("dmarc", "none"), -1);  // the message said nothing about DMARC
+
+    // A removed target takes all its roundtrip series with it.
+    series.reset();
+    const auto after = metrics.serialize();
+    EXPECT_EQ(after.find("target=\"mx\""), std::string::npos) << after;
+}
+
 }  // namespace
 }  // namespace mailcanary
