@@ -1025,7 +1025,11 @@ def main():
         with open(args.out) as f:
             print(report(json.load(f)))
         return
-    args.work = args.work or tempfile.mkdtemp(prefix="mailcanary-bench-")
+    # Absolute: the agent resolves paths in its configuration against the file's directory.
+    args.work = os.path.abspath(args.work or tempfile.mkdtemp(prefix="mailcanary-bench-"))
+    args.out = os.path.abspath(args.out)
+    args.tools = os.path.abspath(args.tools)
+    args.mailcanary = os.path.abspath(args.mailcanary)
     os.makedirs(args.work, exist_ok=True)
     sections = set(args.only.split(","))
 
