@@ -23,6 +23,7 @@
 
 #include "probes/probe.hpp"
 #include "probes/registry.hpp"
+#include "probes/text.hpp"
 
 namespace mailcanary {
 
@@ -572,13 +573,6 @@ std::optional<std::string> check_subject(const std::string& subject) {
     return check_header_text(subject, kMaxSubjectLength);
 }
 
-bool equals_ignoring_case(std::string_view a, std::string_view b) {
-    return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-        return std::tolower(static_cast<unsigned char>(x)) ==
-               std::tolower(static_cast<unsigned char>(y));
-    });
-}
-
 // RFC 5322 2.2: a field name is printable ASCII without ':'; the agent's own are refused.
 std::optional<std::string> check_header_name(std::string_view name) {
     const bool printable = std::all_of(name.begin(), name.end(),
@@ -591,8 +585,7 @@ std::optional<std::string> check_header_name(std::string_view name) {
                std::to_string(kMaxHeaderNameLength) + " characters";
     }
     for (std::string_view own : kAgentHeaders) {
-        if (equals_ignoring_case(name, own))
-            return "header " + in_quotes(name) + " is set by the agent";
+        if (iequals(name, own)) return "header " + in_quotes(name) + " is set by the agent";
     }
     return std::nullopt;
 }

@@ -11,22 +11,8 @@ using prometheus::BuildHistogram;
 const prometheus::Histogram::BucketBoundaries kDeliveryBuckets = {
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
 
-constexpr std::array kMethods = {AuthMethod::spf, AuthMethod::dkim, AuthMethod::dmarc};
-
 double seconds(std::chrono::nanoseconds duration) {
     return std::chrono::duration<double>(duration).count();
-}
-
-const std::optional<std::string>& verdict_for(const AuthVerdicts& verdicts, AuthMethod method) {
-    switch (method) {
-        case AuthMethod::spf:
-            return verdicts.spf;
-        case AuthMethod::dkim:
-            return verdicts.dkim;
-        case AuthMethod::dmarc:
-            break;
-    }
-    return verdicts.dmarc;
 }
 
 }  // namespace
@@ -42,7 +28,7 @@ struct RoundtripMetrics::TargetSeries {
     prometheus::Gauge* pending = nullptr;
     prometheus::Gauge* server_clock = nullptr;  // once a message had two dated Received headers
     // Per method, one gauge per result of the RFC's vocabulary, once a verdict was seen.
-    std::array<std::vector<std::pair<std::string_view, prometheus::Gauge*>>, kMethods.size()>
+    std::array<std::vector<std::pair<std::string_view, prometheus::Gauge*>>, kAuthMethods.size()>
         auth_results;
 };
 
@@ -146,9 +132,9 @@ void RoundtripMetrics::record_run(const std::string& target, const Outcome& outc
         }
         series.server_clock->Set(static_cast<double>(delivery.by_server_clocks->count()));
     }
-    for (std::size_t index = 0; index < kMethods.size(); ++index) {
-        const AuthMethod method = kMethods[index];
-        const auto& verdict = verdict_for(delivery.verdicts, method);
+    for (std::size_t index = 0; index < kAuthMethods.size(); ++index) {
+        const AuthMethod method = kAuthMethods[index];
+        const auto& verdict = delivery.verdicts.*verdict_member(method);
         if (!verdict) continue;  // this message said nothing about the method: keep the last
         auto& gauges = series.auth_results[index];
         if (gauges.empty()) {

@@ -1,17 +1,11 @@
 #include "probes/imap_client.hpp"
+#include "probes/text.hpp"
 
 #include <algorithm>
 #include <cctype>
 
 namespace mailcanary::imap {
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-    return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-        return std::toupper(static_cast<unsigned char>(x)) ==
-               std::toupper(static_cast<unsigned char>(y));
-    });
-}
 
 bool starts_with_word(std::string_view text, std::string_view word) {
     return text.size() >= word.size() && iequals(text.substr(0, word.size()), word) &&

@@ -1,4 +1,5 @@
 #include "probes/imap_response.hpp"
+#include "probes/text.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -7,12 +8,6 @@
 
 namespace mailcanary::imap {
 namespace {
-
-std::string upper(std::string_view text) {
-    std::string out(text);
-    for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    return out;
-}
 
 // A line of the response (without its line end) and the literal that follows it, if the line
 // announced one with {n}.
@@ -159,7 +154,7 @@ class Tokenizer {
         }
         Value result;
         result.text = std::string(text.substr(start, position_ - start));
-        if (upper(result.text) == "NIL") result.kind = Value::Kind::nil;
+        if (to_upper(result.text) == "NIL") result.kind = Value::Kind::nil;
         return result;
     }
 
@@ -209,7 +204,7 @@ Response parse(const std::vector<Segment>& segments) {
         response.number = number.number();
         name = tokens.word();
     }
-    response.name = upper(name);
+    response.name = to_upper(name);
     if (response.is_status()) {
         read_response_text(tokens.rest_of_line(), response);
     } else {
@@ -221,7 +216,7 @@ Response parse(const std::vector<Segment>& segments) {
 }  // namespace
 
 bool Value::is_atom(std::string_view upper_case) const {
-    return kind == Kind::atom && upper(text) == upper_case;
+    return kind == Kind::atom && to_upper(text) == upper_case;
 }
 
 std::optional<std::uint32_t> Value::number() const {

@@ -1,4 +1,5 @@
 #include "probes/mail_headers.hpp"
+#include "probes/text.hpp"
 
 #include <algorithm>
 #include <array>
@@ -14,11 +15,6 @@ bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 bool is_ldh(char c) { return is_alpha(c) || is_digit(c) || c == '-'; }
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
-                                              [](char x, char y) { return lower(x) == lower(y); });
-}
 
 std::string_view trim(std::string_view text) {
     while (!text.empty() && is_wsp(text.front())) text.remove_prefix(1);
@@ -146,21 +142,6 @@ std::optional<MethodResult> read_methodspec(AuthResultsReader& reader) {
     return MethodResult{method, result};
 }
 
-constexpr std::array<AuthMethod, 3> kMethods = {AuthMethod::spf, AuthMethod::dkim,
-                                                AuthMethod::dmarc};
-
-std::optional<std::string>& verdict_of(AuthVerdicts& verdicts, AuthMethod method) {
-    switch (method) {
-        case AuthMethod::spf:
-            return verdicts.spf;
-        case AuthMethod::dkim:
-            return verdicts.dkim;
-        case AuthMethod::dmarc:
-            break;
-    }
-    return verdicts.dmarc;
-}
-
 // The RFC token for a result as written, or nullopt when the method has no such result.
 std::optional<std::string_view> known_result(AuthMethod method, std::string_view written) {
     // RFC 5451 called SPF's "fail" "hardfail"; RFC 7001 renamed it, old software still writes it.
@@ -172,11 +153,11 @@ std::optional<std::string_view> known_result(AuthMethod method, std::string_view
 }
 
 void record(AuthVerdicts& verdicts, const MethodResult& found) {
-    for (const AuthMethod method : kMethods) {
+    for (const AuthMethod method : kAuthMethods) {
         if (!iequals(found.method, to_string(method))) continue;
         const auto result = known_result(method, found.result);
         if (!result) return;
-        auto& verdict = verdict_of(verdicts, method);
+        auto& verdict = verdicts.*verdict_member(method);
         if (!verdict || *result == "pass") verdict = std::string(*result);
         return;
     }
@@ -299,6 +280,18 @@ std::vector<std::string> header_values(const std::vector<HeaderField>& fields,
         if (iequals(field.name, name)) values.push_back(field.value);
     }
     return values;
+}
+
+std::optional<std::string> AuthVerdicts::*verdict_member(AuthMethod method) {
+    switch (method) {
+        case AuthMethod::spf:
+            return &AuthVerdicts::spf;
+        case AuthMethod::dkim:
+            return &AuthVerdicts::dkim;
+        case AuthMethod::dmarc:
+            break;
+    }
+    return &AuthVerdicts::dmarc;
 }
 
 std::string_view to_string(AuthMethod method) {

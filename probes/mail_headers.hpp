@@ -3,6 +3,7 @@
 // time by the Received dates (RFC 5322 3.3). No I/O; bad input gives no result, never an error.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <optional>
 #include <span>
@@ -45,6 +46,10 @@ struct AuthVerdicts {
 
     bool operator==(const AuthVerdicts&) const = default;
 };
+
+inline constexpr std::array kAuthMethods = {AuthMethod::spf, AuthMethod::dkim, AuthMethod::dmarc};
+// The member of AuthVerdicts that holds the method's verdict.
+std::optional<std::string> AuthVerdicts::*verdict_member(AuthMethod method);
 
 struct ParsedAuthResults {
     std::string authserv_id;  // as written; empty when the server left it out (Microsoft 365)

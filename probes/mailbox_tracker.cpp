@@ -15,6 +15,7 @@
 #include "probes/message.hpp"
 #include "probes/oauth_token.hpp"
 #include "probes/probe.hpp"
+#include "probes/text.hpp"
 
 namespace mailcanary {
 namespace {
@@ -39,13 +40,6 @@ constexpr std::string_view kSearchTokens = "HEADER X-Mailcanary-Token \"mc1.\"";
 constexpr std::string_view kFetchItems =
     "(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (X-Mailcanary-Token Authentication-Results "
     "Received)])";
-
-bool iequals(std::string_view a, std::string_view b) {
-    return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-        return std::tolower(static_cast<unsigned char>(x)) ==
-               std::tolower(static_cast<unsigned char>(y));
-    });
-}
 
 std::string mailbox_argument(std::string_view name) {
     // Mailbox names come from the configuration or the server's own LIST, and are never 8-bit

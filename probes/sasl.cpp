@@ -1,4 +1,5 @@
 #include "probes/sasl.hpp"
+#include "probes/text.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -8,15 +9,7 @@
 #include <cctype>
 
 namespace mailcanary::sasl {
-namespace {
-
-std::string upper(std::string_view text) {
-    std::string out(text);
-    for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    return out;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 std::string_view name(Mechanism mechanism) {
     switch (mechanism) {
@@ -129,7 +122,7 @@ std::vector<std::string> offered_mechanisms(std::span<const std::string> capabil
     std::vector<std::string> words;
     for (const auto& line : capabilities) {
         // "AUTH PLAIN LOGIN"; some old servers also say "AUTH=PLAIN LOGIN".
-        const std::string upper_line = upper(line);
+        const std::string upper_line = to_upper(line);
         if (!upper_line.starts_with("AUTH ") && !upper_line.starts_with("AUTH=")) continue;
         std::size_t start = 5;
         while (start < upper_line.size()) {

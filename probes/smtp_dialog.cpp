@@ -5,16 +5,10 @@
 #include <cstdlib>
 
 #include "probes/message.hpp"
+#include "probes/text.hpp"
 
 namespace mailcanary::smtp {
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-    return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-        return std::toupper(static_cast<unsigned char>(x)) ==
-               std::toupper(static_cast<unsigned char>(y));
-    });
-}
 
 void log_reply(Transcript& transcript, const Reply& reply) {
     for (std::size_t i = 0; i < reply.lines.size(); ++i) {
