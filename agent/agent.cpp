@@ -142,7 +142,11 @@ std::vector<std::shared_ptr<const CompiledTarget>> attach_mailboxes(
     std::vector<std::shared_ptr<CompiledTarget>> targets, MailboxRegistry& registry) {
     std::vector<std::shared_ptr<const CompiledTarget>> attached;
     for (auto& target : targets) {
-        if (const auto& roundtrip = target->config.roundtrip) {
+        const auto& probes = target->config.probes;
+        const bool follows_mail =
+            std::find(probes.begin(), probes.end(), "roundtrip") != probes.end();
+        // A [targets.roundtrip] table without the probe is checked but opens no IMAP session.
+        if (const auto& roundtrip = target->config.roundtrip; roundtrip && follows_mail) {
             target->mailbox = registry.attach(mailbox_settings_for(*target), roundtrip->timeout);
         }
         attached.push_back(std::move(target));
