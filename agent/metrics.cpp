@@ -68,6 +68,11 @@ Metrics::Metrics(const MetricsConfig& config)
                         .Name("mailcanary_probe_last_success_timestamp_seconds")
                         .Help("Unix time at which the last successful run finished.")
                         .Register(*registry_)),
+      consecutive_failures_(BuildGauge()
+                                .Name("mailcanary_probe_consecutive_failures")
+                                .Help("Runs of the probe that failed in a row, up to the last "
+                                      "one; 0 after a success.")
+                                .Register(*registry_)),
       skipped_(BuildCounter()
                    .Name("mailcanary_probe_skipped_total")
                    .Help("Scheduled runs not started: the previous run was still going "
@@ -160,6 +165,7 @@ ProbeSeries::~ProbeSeries() {
     remove_if_set(metrics_.success_, success_);
     remove_if_set(metrics_.last_run_, last_run_);
     remove_if_set(metrics_.last_success_, last_success_);
+    remove_if_set(metrics_.consecutive_failures_, consecutive_failures_);
     for (auto* counter : skipped_) remove_if_set(metrics_.skipped_, counter);
     for (auto* histogram : phase_histograms_) remove_if_set(metrics_.phase_duration_, histogram);
     for (auto* gauge : phase_last_) remove_if_set(metrics_.phase_last_duration_, gauge);
@@ -190,8 +196,14 @@ void ProbeSeries::record_run(const Outcome& outcome, const RunMetrics& run,
     if (success_ == nullptr) {
         success_ = &metrics_.success_.Add(labels_);
         last_run_ = &metrics_.last_run_.Add(labels_);
+        consecutive_failures_ = &metrics_.consecutive_failures_.Add(labels_);
     }
     success_->Set(outcome.success() ? 1 : 0);
+    if (outcome.success()) {
+        consecutive_failures_->Set(0);
+    } else {
+        consecutive_failures_->Increment();
+    }
     last_run_->Set(unix_seconds(finished));
     if (outcome.success()) {
         if (last_success_ == nullptr) last_success_ = &metrics_.last_success_.Add(labels_);

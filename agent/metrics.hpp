@@ -57,6 +57,7 @@ class ProbeSeries {
     prometheus::Gauge* success_ = nullptr;
     prometheus::Gauge* last_run_ = nullptr;
     prometheus::Gauge* last_success_ = nullptr;
+    prometheus::Gauge* consecutive_failures_ = nullptr;
     std::array<prometheus::Counter*, 3> skipped_;  // stalled: created when first needed
     // Created when first needed: a probe only has the phases, reasons and replies it has seen.
     std::array<prometheus::Histogram*, kPhaseCount> phase_histograms_{};
@@ -106,6 +107,7 @@ class Metrics {
     prometheus::Family<prometheus::Counter>& failures_;
     prometheus::Family<prometheus::Gauge>& last_run_;
     prometheus::Family<prometheus::Gauge>& last_success_;
+    prometheus::Family<prometheus::Gauge>& consecutive_failures_;
     prometheus::Family<prometheus::Counter>& skipped_;
     prometheus::Family<prometheus::Counter>& smtp_replies_;
     prometheus::Family<prometheus::Gauge>& cert_expiry_;

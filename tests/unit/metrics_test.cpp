@@ -244,5 +244,21 @@ TEST(RoundtripMetrics, RecordsDeliveryVerdictsLossAndEventsOutsideRuns) {
     EXPECT_EQ(after.find("target=\"mx\""), std::string::npos) << after;
 }
 
+TEST(Metrics, CountsFailuresInARowUntilASuccess) {
+    Metrics metrics(MetricsConfig{{0.01, 0.1}, true});
+    auto series = metrics.series_for("mx", "connect");
+    const std::string consecutive =
+        R"(mailcanary_probe_consecutive_failures{probe="connect",target="mx"})";
+    EXPECT_EQ(value_of(metrics.serialize(), consecutive), -1);
+    const auto refused = Outcome::failed(FailureReason::connect_refused, "refused");
+    series->record_run(refused, RunMetrics{}, 1ms, kFinished);
+    series->record_run(refused, RunMetrics{}, 1ms, kFinished);
+    EXPECT_EQ(value_of(metrics.serialize(), consecutive), 2);
+    series->record_run(Outcome{}, RunMetrics{}, 1ms, kFinished);
+    EXPECT_EQ(value_of(metrics.serialize(), consecutive), 0);
+    series->record_run(refused, RunMetrics{}, 1ms, kFinished);
+    EXPECT_EQ(value_of(metrics.serialize(), consecutive), 1);
+}
+
 }  // namespace
 }  // namespace mailcanary
