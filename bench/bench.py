@@ -1000,7 +1000,9 @@ def report(results):
         add("")
         for r in cg:
             add(f"- {r['dialog']}: {r['per_probe']:,} instructions per probe "
-                f"({r['runs']} runs, {r['instructions']:,} instructions)")
+                f"({r['runs']} runs, {r['instructions']:,} instructions"
+                + (f"; {r['failures']} runs FAILED, so this count is too low: rerun on a quieter "
+                   "machine)" if r.get("failures") else ")"))
         for r in cg:
             add("")
             add(f"Top functions by own cost, {r['dialog']}:")
