@@ -1,5 +1,7 @@
 #include "agent/duration.hpp"
 
+#include <cstdio>
+
 #include <array>
 #include <cstdint>
 #include <limits>
@@ -73,6 +75,13 @@ std::string format_duration(Duration duration) {
     }
     // Nothing emitted: zero, or less than the smallest unit.
     return text.empty() || text == "-" ? "0s" : text;
+}
+
+std::string format_milliseconds(std::chrono::nanoseconds duration) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f ms",
+                  std::chrono::duration<double, std::milli>(duration).count());
+    return text;
 }
 
 }  // namespace mailcanary

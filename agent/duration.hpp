@@ -20,4 +20,7 @@ std::optional<Duration> parse_duration(std::string_view text);
 // Negative values get a leading '-' (which parse_duration rejects).
 std::string format_duration(Duration duration);
 
+// For people reading a run: "12.3 ms".
+std::string format_milliseconds(std::chrono::nanoseconds duration);
+
 }  // namespace mailcanary

@@ -35,9 +35,9 @@ struct Scheduler::Job {
     const ProbeEntry& probe;
     std::shared_ptr<ProbeSeries> series;
     asio::steady_timer timer;
-    std::size_t running = 0;  // runs in flight; more than one only for probes that allow it
     bool retired = false;
-    std::set<StopSignal*> stops;  // of the runs in flight
+    // Those of the runs in flight; more than one only for probes that allow it.
+    std::set<StopSignal*> stops;
 };
 
 Scheduler::Scheduler(asio::any_io_executor executor, Metrics& metrics, ResultStore& results,
@@ -127,7 +127,7 @@ asio::awaitable<void> Scheduler::job_loop(std::shared_ptr<Job> job) {
         const auto tick = plan.fire(Clock::now());
         metrics_.observe_lateness(tick.lateness);
         for (unsigned i = 0; i < tick.missed; ++i) job->series->record_skip(SkipReason::stalled);
-        if (job->running >= max_running) {
+        if (job->stops.size() >= max_running) {
             job->series->record_skip(SkipReason::overlap);
         } else if (in_flight_ >= options_.max_in_flight) {
             job->series->record_skip(SkipReason::concurrency);
@@ -140,7 +140,6 @@ asio::awaitable<void> Scheduler::job_loop(std::shared_ptr<Job> job) {
 asio::awaitable<void> Scheduler::run_once(std::shared_ptr<Job> job) {
     const std::weak_ptr<const bool> alive = alive_;
     const auto target = job->target;
-    ++job->running;
     metrics_.set_in_flight(++in_flight_);
 
     StopSignal stop;
@@ -148,13 +147,19 @@ asio::awaitable<void> Scheduler::run_once(std::shared_ptr<Job> job) {
     RunMetrics run_metrics;
     RunResult result;
     const auto started = Clock::now();
-    // A run that only waits (for delivery) holds no connection: it leaves the global cap.
-    bool counted = true;
-    const std::function<void()> waiting = [&, alive] {
-        if (!counted || alive.expired()) return;
-        counted = false;
-        metrics_.set_in_flight(--in_flight_);
-    };
+    // A run that only waits (for delivery) holds no connection: it leaves the global cap. The
+    // function captures one reference, so every run's call gets it without an allocation.
+    struct Slot {
+        Scheduler& scheduler;
+        const std::weak_ptr<const bool>& alive;
+        bool counted = true;
+        void leave() {
+            if (!counted || alive.expired()) return;
+            counted = false;
+            scheduler.metrics_.set_in_flight(--scheduler.in_flight_);
+        }
+    } slot{*this, alive};
+    const std::function<void()> waiting = [&slot] { slot.leave(); };
     try {
         result.outcome =
             co_await job->probe.run(ProbeRun{*target, started + target->config.timeout, run_metrics,
@@ -166,11 +171,10 @@ asio::awaitable<void> Scheduler::run_once(std::shared_ptr<Job> job) {
         result.transcript.note(result.outcome.detail);
     }
     job->stops.erase(&stop);
-    --job->running;
     if (alive.expired()) co_return;  // the scheduler is gone: nothing left to record into
     result.duration = Clock::now() - started;
     result.finished = std::chrono::system_clock::now();
-    if (counted) metrics_.set_in_flight(--in_flight_);
+    if (slot.counted) metrics_.set_in_flight(--in_flight_);
 
     if (result.outcome.cancelled || job->retired) co_return;
     job->series->record_run(result.outcome, run_metrics, result.duration, result.finished);

@@ -77,13 +77,6 @@ std::string outcome_text(const Outcome& outcome) {
     return text;
 }
 
-std::string format_milliseconds(std::chrono::nanoseconds duration) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%.1f ms",
-                  std::chrono::duration<double, std::milli>(duration).count());
-    return text;
-}
-
 std::string render_status_page(const Config& config, const ResultStore& results) {
     std::string page =
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>mailcanary</title>"

@@ -6,13 +6,13 @@
 #include <string>
 
 #include "agent/config.hpp"
+#include "agent/duration.hpp"
 #include "agent/http_server.hpp"
 #include "agent/results.hpp"
 
 namespace mailcanary {
 
 std::string outcome_text(const Outcome& outcome);  // "success" or "failed: reason (detail)"
-std::string format_milliseconds(std::chrono::nanoseconds duration);  // "12.3 ms"
 
 // GET /: every target and probe with its last result and last failure.
 std::string render_status_page(const Config& config, const ResultStore& results);

@@ -75,14 +75,6 @@ std::optional<std::chrono::system_clock::time_point> parse_internaldate(std::str
     return std::chrono::system_clock::from_time_t(seconds - (sign == '-' ? -offset : offset));
 }
 
-std::string trimmed(std::string_view text) {
-    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
-        text.remove_prefix(1);
-    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
-        text.remove_suffix(1);
-    return std::string(text);
-}
-
 // One message of a FETCH response.
 struct Fetched {
     std::uint32_t uid = 0;
@@ -487,7 +479,7 @@ asio::awaitable<bool> MailboxTracker::examine(imap::Session& session, Folder& fo
             if (!message) continue;
             const auto fields = parse_header_block(message->headers);
             const auto tokens = header_values(fields, kTokenHeader);
-            const std::string token = tokens.empty() ? std::string() : trimmed(tokens.front());
+            const std::string token = tokens.empty() ? std::string() : tokens.front();
             if (token.empty() || !verify_token(token, settings_.token_secret)) {
                 folder.ignored.insert(message->uid);  // not ours: never touched
                 continue;

@@ -18,13 +18,6 @@ namespace {
 // the agent hold an unbounded number of runs.
 constexpr std::size_t kMaxRunsInFlight = 256;
 
-std::string milliseconds(std::chrono::nanoseconds duration) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%.1f ms",
-                  std::chrono::duration<double, std::milli>(duration).count());
-    return text;
-}
-
 }  // namespace
 
 std::size_t roundtrip_runs_in_flight(const TargetConfig& target) {
@@ -117,7 +110,7 @@ boost::asio::awaitable<Outcome> run_roundtrip_probe(ProbeRun run) {
     delivery.by_server_clocks = received_span(fields);
     run.metrics.delivery = delivery;
     const std::string where = "in " + arrival.folder + " after " +
-                              milliseconds(delivery.after_acceptance) + " (UID " +
+                              format_milliseconds(delivery.after_acceptance) + " (UID " +
                               std::to_string(arrival.uid) + ")";
     run.transcript.note("delivered " + where);
     if (arrival.junk) {
