@@ -1,7 +1,6 @@
 #include "agent/metrics.hpp"
 
-#include <prometheus/text_serializer.h>
-
+#include "agent/exposition.hpp"
 #include "agent/process_metrics.hpp"
 #include "agent/version.hpp"
 
@@ -144,7 +143,12 @@ std::string Metrics::serialize() const {
     auto process = process_->Collect();
     families.insert(families.end(), std::make_move_iterator(process.begin()),
                     std::make_move_iterator(process.end()));
-    return prometheus::TextSerializer().Serialize(families);
+    std::string text;
+    // Room for about what the last scrape wrote: a large exposition then grows without copies.
+    text.reserve(last_size_.load(std::memory_order_relaxed) * 9 / 8);
+    append_text_format(families, text);
+    last_size_.store(text.size(), std::memory_order_relaxed);
+    return text;
 }
 
 ProbeSeries::ProbeSeries(Metrics& metrics, std::string target, std::string probe)

@@ -9,6 +9,7 @@
 #include <prometheus/registry.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -89,7 +90,8 @@ class Metrics {
     const MetricsConfig& config() const { return config_; }
     // Where the mailbox trackers report what happens outside runs.
     RoundtripEvents& roundtrip_events() { return roundtrip_; }
-    // The exposition, in the Prometheus text format 0.0.4.
+    // The exposition, in the Prometheus text format 0.0.4. Thread-safe (prometheus-cpp's
+    // families lock): /metrics renders it off the loop.
     std::string serialize() const;
 
   private:
@@ -98,6 +100,7 @@ class Metrics {
     MetricsConfig config_;
     std::shared_ptr<prometheus::Registry> registry_;
     std::shared_ptr<prometheus::Collectable> process_;
+    mutable std::atomic<std::size_t> last_size_{0};  // of the last exposition, to reserve for
 
     prometheus::Family<prometheus::Gauge>& success_;
     prometheus::Family<prometheus::Histogram>& duration_;
