@@ -185,7 +185,9 @@ Agent::Agent(asio::io_context& io, CliOptions options, Config config,
       scheduler_(io.get_executor(), metrics_, results_,
                  Scheduler::Options{.max_in_flight = config_.agent.max_concurrent_probes},
                  find_probe),
-      http_(io.get_executor(), [this](const http::Request& request) { return handle(request); }) {
+      http_(
+          io.get_executor(), [this](const http::Request& request) { return handle(request); }, {},
+          render_pool_.get_executor()) {
     scheduler_.on_run(
         [](const CompiledTarget& target, std::string_view probe, const RunResult& result) {
             if (result.outcome.success()) {
@@ -313,7 +315,10 @@ bool Agent::reload(std::string& report) {
 http::Response Agent::handle(const http::Request& request) {
     const bool read_only = request.method == "GET";
     if (request.path == "/metrics" && read_only) {
-        return {200, "text/plain; version=0.0.4; charset=utf-8", metrics_.serialize(), {}};
+        http::Response response;
+        response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        response.render_body = [this] { return metrics_.serialize(); };
+        return response;
     }
     if (request.path == "/-/healthy" && read_only) return http::plain_text(200, "Healthy\n");
     if (request.path == "/-/ready" && read_only) {
@@ -325,7 +330,9 @@ http::Response Agent::handle(const http::Request& request) {
         return http::plain_text(ok ? 200 : 500, report);
     }
     if (request.path == "/" && read_only) {
-        return {200, "text/html; charset=utf-8", render_status_page(config_, results_), {}};
+        auto response = http::plain_text(200, render_status_page(config_, results_));
+        response.content_type = "text/html; charset=utf-8";
+        return response;
     }
     if (request.path == "/results" && read_only) return render_results(results_, request);
 

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <memory>
 #include <optional>
 #include <string>
@@ -59,6 +60,9 @@ class Agent {
     MailboxRegistry mailboxes_;  // before the scheduler: runs in flight use the trackers
     ResultStore results_;
     Scheduler scheduler_;
+    // Renders /metrics off the loop (a large one takes long enough to make runs late); after
+    // metrics_, so that it is joined before the metrics it reads are destroyed.
+    boost::asio::thread_pool render_pool_{1};
     http::Server http_;
     bool stopping_ = false;
 };

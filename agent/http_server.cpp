@@ -278,14 +278,31 @@ ResponseMessage error_response(bhttp::status status, unsigned version, bool keep
     return response;
 }
 
-ResponseMessage respond(const Handler& handler, RequestMessage& request, bool keep_alive) {
-    const unsigned version = request.version();
-    const bool head = request.method() == bhttp::verb::head;
+// The handler's reply; nullopt when it threw (a handler bug must not take the agent down).
+std::optional<Response> call_handler(const Handler& handler, RequestMessage& request) {
     try {
-        Response reply = handler(to_handler_request(request));
-        if (reply.status < 200 || reply.status > 599) {
-            return error_response(bhttp::status::internal_server_error, version, keep_alive);
-        }
+        return handler(to_handler_request(request));
+    } catch (...) {
+        return std::nullopt;
+    }
+}
+
+// Runs `render` on `executor` and resumes the caller on its own executor with the result.
+asio::awaitable<std::string> render_on(asio::any_io_executor executor,
+                                       std::function<std::string()> render) {
+    // A named closure: g++ 12 destroys a lambda temporary in a co_await expression twice.
+    auto task = [render = std::move(render)]() -> asio::awaitable<std::string> {
+        co_return render();
+    };
+    co_return co_await asio::co_spawn(std::move(executor), std::move(task), asio::use_awaitable);
+}
+
+ResponseMessage to_message(Response reply, const RequestMessage& request, bool keep_alive) {
+    const unsigned version = request.version();
+    if (reply.status < 200 || reply.status > 599) {
+        return error_response(bhttp::status::internal_server_error, version, keep_alive);
+    }
+    try {
         ResponseMessage response;
         response.version(version);
         response.result(reply.status);
@@ -299,11 +316,11 @@ ResponseMessage respond(const Handler& handler, RequestMessage& request, bool ke
         response.body() = std::move(reply.body);
         response.keep_alive(keep_alive);
         response.prepare_payload();  // throws on a body with 204 or 304
-        if (head) {
+        if (request.method() == bhttp::verb::head) {
             response.body().clear();  // Content-Length still tells the GET body's size
         }
         return response;
-    } catch (...) {  // a handler bug must not take the agent down
+    } catch (...) {
         return error_response(bhttp::status::internal_server_error, version, keep_alive);
     }
 }
@@ -356,8 +373,10 @@ asio::awaitable<void> discard_input(std::shared_ptr<Connection> connection) {
 }  // namespace
 
 struct Server::State {
-    State(asio::any_io_executor io_executor, Handler request_handler, Limits server_limits)
+    State(asio::any_io_executor io_executor, Handler request_handler, Limits server_limits,
+          std::optional<asio::any_io_executor> render_on)
         : executor(std::move(io_executor)),
+          render_executor(std::move(render_on)),
           handler(std::move(request_handler)),
           limits(server_limits),
           grace_timer(executor) {}
@@ -405,7 +424,12 @@ struct Server::State {
         return any_open;
     }
 
+    // The handler's reply with its body rendered (on the render executor if there is one);
+    // nullopt when either threw, for a 500.
+    asio::awaitable<std::optional<Response>> respond(RequestMessage& request);
+
     asio::any_io_executor executor;
+    std::optional<asio::any_io_executor> render_executor;
     Handler handler;
     Limits limits;
     std::vector<std::shared_ptr<Listener>> listeners;
@@ -441,6 +465,22 @@ asio::awaitable<void> Server::State::accept(std::shared_ptr<State> state,
         state->connections.insert(connection);
         asio::co_spawn(state->executor, serve(state, std::move(connection)), asio::detached);
     }
+}
+
+asio::awaitable<std::optional<Response>> Server::State::respond(RequestMessage& request) {
+    std::optional<Response> reply = call_handler(handler, request);
+    if (!reply || !reply->render_body) co_return reply;
+    auto render = std::exchange(reply->render_body, nullptr);
+    try {
+        if (render_executor) {
+            reply->body = co_await render_on(*render_executor, std::move(render));
+        } else {
+            reply->body = render();
+        }
+    } catch (...) {
+        co_return std::nullopt;
+    }
+    co_return reply;
 }
 
 asio::awaitable<void> Server::State::serve(std::shared_ptr<State> state,
@@ -492,8 +532,11 @@ asio::awaitable<void> Server::State::serve(std::shared_ptr<State> state,
         }
 
         RequestMessage request = parser.release();  // Beast accepts only HTTP/1.0 and 1.1
-        ResponseMessage response =
-            respond(state->handler, request, request.keep_alive() && !state->stopping);
+        std::optional<Response> reply = co_await state->respond(request);
+        const bool keep_alive_wanted = request.keep_alive() && !state->stopping;
+        ResponseMessage response = reply ? to_message(std::move(*reply), request, keep_alive_wanted)
+                                         : error_response(bhttp::status::internal_server_error,
+                                                          request.version(), keep_alive_wanted);
         const bool keep_alive = response.keep_alive();
         ec = co_await write_response(connection, std::move(response), state->limits.timeout);
         if (ec || !keep_alive) {
@@ -505,8 +548,10 @@ asio::awaitable<void> Server::State::serve(std::shared_ptr<State> state,
     stream.close();
 }
 
-Server::Server(asio::any_io_executor executor, Handler handler, Limits limits)
-    : state_(std::make_shared<State>(std::move(executor), std::move(handler), limits)) {}
+Server::Server(asio::any_io_executor executor, Handler handler, Limits limits,
+               std::optional<asio::any_io_executor> render_executor)
+    : state_(std::make_shared<State>(std::move(executor), std::move(handler), limits,
+                                     std::move(render_executor))) {}
 
 Server::~Server() {
     state_->stop_accepting();

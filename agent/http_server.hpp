@@ -1,6 +1,6 @@
 // A small HTTP/1.1 server (keep-alive, bounded requests, graceful stop) that hands each request
 // to one synchronous handler. It runs on the caller's executor; all member functions and the
-// handler run on that executor's (single) thread.
+// handler run on that executor's (single) thread; only a Response's render_body runs elsewhere.
 #pragma once
 
 #include <utility>  // before any Boost header: Boost 1.74 coroutines with g++ 12
@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,10 +33,17 @@ struct Response {
     std::string content_type = "text/plain; charset=utf-8";  // empty: no Content-Type header
     std::string body;
     std::vector<std::pair<std::string, std::string>> headers;  // added as given
+    // When set, makes the body on the server's render executor instead of the loop, so that a
+    // costly body (a large /metrics) does not hold up everything else; it may only touch
+    // thread-safe state. Throwing gives the client a 500.
+    std::function<std::string()> render_body;
 };
 
 inline Response plain_text(unsigned status, std::string body) {
-    return {status, "text/plain; charset=utf-8", std::move(body), {}};
+    Response response;
+    response.status = status;
+    response.body = std::move(body);
+    return response;
 }
 
 // Should not throw; if it does, the client gets a 500 and the server carries on.
@@ -52,7 +60,9 @@ struct Limits {
 
 class Server {
   public:
-    Server(boost::asio::any_io_executor executor, Handler handler, Limits limits = {});
+    // `render_executor` runs Response::render_body; without one, bodies are rendered inline.
+    Server(boost::asio::any_io_executor executor, Handler handler, Limits limits = {},
+           std::optional<boost::asio::any_io_executor> render_executor = std::nullopt);
     // Closes everything at once; the handler is not called again. Destroy before the io_context.
     ~Server();
     Server(const Server&) = delete;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -12,7 +13,9 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <future>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -108,8 +111,10 @@ class Client {
 
 class HttpServerTest : public ::testing::Test {
   protected:
-    void start(Limits limits = {}, std::string address = "127.0.0.1:0") {
-        server_.emplace(context_.get_executor(), echo, limits);
+    void start(Limits limits = {}, std::string address = "127.0.0.1:0", Handler handler = echo,
+               std::optional<asio::any_io_executor> render_executor = std::nullopt) {
+        server_.emplace(context_.get_executor(), std::move(handler), limits,
+                        std::move(render_executor));
         ASSERT_TRUE(server_->listen({address}).empty());
         ASSERT_EQ(server_->local_endpoints().size(), 1u);
         endpoint_ = server_->local_endpoints().front();
@@ -213,6 +218,70 @@ TEST_F(HttpServerTest, HandlerExceptionsAndInvalidStatusesBecome500) {
     Client client = connect();
     EXPECT_EQ(client.request("GET /throw HTTP/1.1\r\nHost: x\r\n\r\n").result_int(), 500u);
     EXPECT_EQ(client.request("GET /bad-status HTTP/1.1\r\nHost: x\r\n\r\n").result_int(), 500u);
+    EXPECT_EQ(client.request("GET /fine HTTP/1.1\r\nHost: x\r\n\r\n").result_int(), 200u);
+}
+
+TEST_F(HttpServerTest, BodiesToRenderAreMadeOffTheLoopWhileItServesOthers) {
+    asio::thread_pool render_pool(1);
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
+    std::atomic<bool> rendering{false};
+    std::thread::id rendered_on;
+    start(
+        {}, "127.0.0.1:0",
+        [&](const Request& request) {
+            if (request.path != "/slow") return echo(request);
+            Response response;
+            response.render_body = [&] {
+                rendered_on = std::this_thread::get_id();
+                rendering = true;
+                released.wait();
+                return std::string("rendered");
+            };
+            return response;
+        },
+        render_pool.get_executor());
+
+    Client slow = connect();
+    EXPECT_FALSE(slow.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
+    while (!rendering) context_.run_for(10ms);
+    // The render is blocked: the loop still answers another client.
+    Client other = connect();
+    EXPECT_EQ(other.request("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n").body(), "GET /fast");
+    release.set_value();
+    const auto response = slow.receive();
+    ASSERT_FALSE(slow.last_error()) << slow.last_error().message();
+    EXPECT_EQ(response.body(), "rendered");
+    EXPECT_NE(rendered_on, std::this_thread::get_id());
+    // HEAD: the rendered body's length, no body.
+    const auto head = slow.request("HEAD /slow HTTP/1.1\r\nHost: x\r\n\r\n", true);
+    EXPECT_EQ(head[bhttp::field::content_length], "8");
+    EXPECT_TRUE(head.body().empty());
+}
+
+TEST_F(HttpServerTest, BodiesToRenderAreMadeInlineWithoutARenderExecutor) {
+    start({}, "127.0.0.1:0", [](const Request&) {
+        Response response;
+        response.render_body = [] { return std::string("inline"); };
+        return response;
+    });
+    Client client = connect();
+    EXPECT_EQ(client.request("GET / HTTP/1.1\r\nHost: x\r\n\r\n").body(), "inline");
+}
+
+TEST_F(HttpServerTest, AFailedRenderBecomes500) {
+    asio::thread_pool render_pool(1);
+    start(
+        {}, "127.0.0.1:0",
+        [](const Request& request) {
+            if (request.path != "/broken") return echo(request);
+            Response response;
+            response.render_body = []() -> std::string { throw std::runtime_error("render bug"); };
+            return response;
+        },
+        render_pool.get_executor());
+    Client client = connect();
+    EXPECT_EQ(client.request("GET /broken HTTP/1.1\r\nHost: x\r\n\r\n").result_int(), 500u);
     EXPECT_EQ(client.request("GET /fine HTTP/1.1\r\nHost: x\r\n\r\n").result_int(), 200u);
 }
 
