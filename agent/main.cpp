@@ -1,6 +1,5 @@
 #include <utility>
 
-#include <curl/curl.h>
 #include <boost/asio/io_context.hpp>
 #include <cstdio>
 
@@ -30,8 +29,6 @@ int main(int argc, char** argv) {
         return 0;
     }
     log::configure(options.log_level, options.log_format);
-    // Before any thread exists: libcurl's global set-up is not thread-safe.
-    curl_global_init(CURL_GLOBAL_DEFAULT);
 
     auto loaded = load_config_file(options.config_file);
     std::vector<std::shared_ptr<CompiledTarget>> targets;

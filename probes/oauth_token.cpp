@@ -1,7 +1,5 @@
 #include "probes/oauth_token.hpp"
 
-#include <curl/curl.h>
-
 #include <boost/property_tree/json_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
 #include <cstdio>
@@ -13,6 +11,7 @@
 #include "agent/log.hpp"
 #include "probes/blocking_work.hpp"
 #include "probes/credentials.hpp"
+#include "probes/curl_library.hpp"
 
 namespace mailcanary {
 namespace {
@@ -20,10 +19,11 @@ namespace {
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
-std::string form_field(CURL* curl, std::string_view name, const std::string& value) {
-    char* escaped = curl_easy_escape(curl, value.c_str(), static_cast<int>(value.size()));
+std::string form_field(const CurlLibrary& curl, CURL* handle, std::string_view name,
+                       const std::string& value) {
+    char* escaped = curl.easy_escape(handle, value.c_str(), static_cast<int>(value.size()));
     std::string field = std::string(name) + "=" + (escaped != nullptr ? escaped : "");
-    curl_free(escaped);
+    curl.free_memory(escaped);
     return field;
 }
 
@@ -84,31 +84,34 @@ std::optional<TokenResponse> request_token(const OAuthSettings& settings,
         if (!secret) return std::nullopt;
         client_secret = std::move(*secret);
     }
-    std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
-    if (!curl) {
+    const CurlLibrary* library = curl_library(error);
+    if (library == nullptr) return std::nullopt;
+    const CurlLibrary& curl = *library;
+    std::unique_ptr<CURL, void (*)(CURL*)> request(curl.easy_init(), curl.easy_cleanup);
+    if (!request) {
         error = "libcurl could not start a request";
         return std::nullopt;
     }
-    std::string body = form_field(curl.get(), "grant_type", "refresh_token") + "&" +
-                       form_field(curl.get(), "refresh_token", refresh_token) + "&" +
-                       form_field(curl.get(), "client_id", settings.client_id);
+    CURL* handle = request.get();
+    std::string body = form_field(curl, handle, "grant_type", "refresh_token") + "&" +
+                       form_field(curl, handle, "refresh_token", refresh_token) + "&" +
+                       form_field(curl, handle, "client_id", settings.client_id);
     if (!client_secret.empty())
-        body += "&" + form_field(curl.get(), "client_secret", client_secret);
-    if (!settings.scope.empty()) body += "&" + form_field(curl.get(), "scope", settings.scope);
+        body += "&" + form_field(curl, handle, "client_secret", client_secret);
+    if (!settings.scope.empty()) body += "&" + form_field(curl, handle, "scope", settings.scope);
 
     std::string answer;
-    CURL* handle = curl.get();
-    curl_easy_setopt(handle, CURLOPT_URL, settings.token_url.c_str());
-    curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "https");
-    curl_easy_setopt(handle, CURLOPT_POSTFIELDS, body.c_str());
-    curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS,
+    curl.easy_setopt(handle, CURLOPT_URL, settings.token_url.c_str());
+    curl.easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "https");
+    curl.easy_setopt(handle, CURLOPT_POSTFIELDS, body.c_str());
+    curl.easy_setopt(handle, CURLOPT_TIMEOUT_MS,
                      static_cast<long>(std::max<long long>(timeout.count(), 1)));
-    curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(handle, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(handle, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl.easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
+    curl.easy_setopt(handle, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl.easy_setopt(handle, CURLOPT_SSL_VERIFYHOST, 2L);
     if (!settings.ca_file.empty())
-        curl_easy_setopt(handle, CURLOPT_CAINFO, settings.ca_file.c_str());
-    curl_easy_setopt(
+        curl.easy_setopt(handle, CURLOPT_CAINFO, settings.ca_file.c_str());
+    curl.easy_setopt(
         handle, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t count, void* out) {
             auto& text = *static_cast<std::string*>(out);
             // A token answer is small; a server sending megabytes is not a token endpoint.
@@ -116,24 +119,24 @@ std::optional<TokenResponse> request_token(const OAuthSettings& settings,
             text.append(data, size * count);
             return size * count;
         });
-    curl_easy_setopt(handle, CURLOPT_WRITEDATA, &answer);
+    curl.easy_setopt(handle, CURLOPT_WRITEDATA, &answer);
     // Lets a stopping agent abort an exchange at once instead of waiting out its timeout.
-    curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(
+    curl.easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
+    curl.easy_setopt(
         handle, CURLOPT_XFERINFOFUNCTION,
         +[](void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
             return blocking_work_stopping() ? 1 : 0;
         });
     char curl_error[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, curl_error);
+    curl.easy_setopt(handle, CURLOPT_ERRORBUFFER, curl_error);
 
-    if (const CURLcode code = curl_easy_perform(handle); code != CURLE_OK) {
+    if (const CURLcode code = curl.easy_perform(handle); code != CURLE_OK) {
         error = "token endpoint " + settings.token_url + ": " +
-                (curl_error[0] != '\0' ? std::string(curl_error) : curl_easy_strerror(code));
+                (curl_error[0] != '\0' ? std::string(curl_error) : curl.easy_strerror(code));
         return std::nullopt;
     }
     long status = 0;
-    curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &status);
+    curl.easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &status);
     return parse_token_response(status, answer, error);
 }
 

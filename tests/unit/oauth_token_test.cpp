@@ -1,4 +1,5 @@
 #include "probes/oauth_token.hpp"
+#include "probes/curl_library.hpp"
 
 #include <utility>
 
@@ -63,6 +64,32 @@ class OAuthTokenTest : public testing::Test {
     fs::path dir_;
     std::string ca_file_;
 };
+
+TEST(CurlLibrary, IsLoadedOnceAndWorks) {
+    std::string error;
+    const CurlLibrary* curl = curl_library(error);
+    ASSERT_NE(curl, nullptr) << error;
+    EXPECT_EQ(curl_library(error), curl);
+    CURL* handle = curl->easy_init();
+    ASSERT_NE(handle, nullptr);
+    char* escaped = curl->easy_escape(handle, "a b&c", 5);
+    EXPECT_STREQ(escaped, "a%20b%26c");
+    curl->free_memory(escaped);
+    curl->easy_cleanup(handle);
+}
+
+TEST(CurlLibrary, AMissingLibraryIsAnErrorSayingWhatToInstall) {
+    std::string error;
+    EXPECT_FALSE(load_curl_library("libmailcanary-no-such-curl.so.4", error));
+    EXPECT_NE(error.find("libmailcanary-no-such-curl.so.4"), std::string::npos) << error;
+    EXPECT_NE(error.find("apt install libcurl4"), std::string::npos) << error;
+}
+
+TEST(CurlLibrary, ALibraryWithoutCurlsFunctionsIsRefused) {
+    std::string error;
+    EXPECT_FALSE(load_curl_library("libz.so.1", error));  // loads, but is not libcurl
+    EXPECT_EQ(error, "libcurl has no curl_global_init");
+}
 
 TEST(TokenResponse, ParsesTheRfc6749Answer) {
     std::string error;
