@@ -13,7 +13,7 @@ using prometheus::BuildHistogram;
 
 // Scheduling lateness is normally well under a millisecond; seconds mean the agent is overloaded.
 const prometheus::Histogram::BucketBoundaries kLatenessBuckets = {
-    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
+    0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
 
 double seconds(std::chrono::nanoseconds duration) {
     return std::chrono::duration<double>(duration).count();
