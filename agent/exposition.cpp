@@ -3,9 +3,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
-#include <cstdint>
 #include <limits>
-#include <string_view>
 
 namespace mailcanary {
 namespace {
@@ -14,14 +12,16 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
-void append_count(std::string& out, std::uint64_t count) {
+constexpr double kInfinity = std::numeric_limits<double>::infinity();
+
+void append_value(std::string& out, std::uint64_t value) {
     std::array<char, 24> buffer;
-    const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), count);
+    const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
     out.append(buffer.data(), result.ptr);
 }
 
-// As prometheus-cpp 1.0.1 writes numbers (printf's %.16g), so that no `le` label and no value
-// changes its spelling: dashboards and alerts select buckets by that text.
+// As prometheus-cpp 1.0.1 writes numbers (printf's %.16g): dashboards and alerts select buckets
+// by the text of `le`.
 void append_value(std::string& out, double value) {
     if (std::isnan(value)) {
         out += "NaN";
@@ -50,94 +50,62 @@ void append_escaped(std::string& out, std::string_view text, bool quote) {
     }
 }
 
-// The start of a sample line up to its value: name, suffix and labels (plus `le` or `quantile`).
-// The labels are escaped once per series, for every line of a histogram.
-class SampleHead {
-  public:
-    SampleHead(std::string& out, const MetricFamily& family, const ClientMetric& metric,
-               std::string& labels)
-        : out_(out), name_(family.name), labels_(labels) {
-        labels_.clear();
-        for (const auto& label : metric.label) {
-            if (!labels_.empty()) labels_ += ',';
-            labels_ += label.name;
-            labels_ += "=\"";
-            append_escaped(labels_, label.value, true);
-            labels_ += '"';
+// A sample line: name and suffix, the labels (and `le` or `quantile` after them), the value, and
+// the timestamp in milliseconds unless it is 0.
+template <typename Value>
+void append_line(std::string& out, std::string_view name, std::string_view suffix,
+                 std::string_view labels, std::string_view extra_name, const double* extra_value,
+                 Value value, std::int64_t timestamp_ms = 0) {
+    out += name;
+    out += suffix;
+    if (!labels.empty() || extra_value != nullptr) {
+        out += '{';
+        out += labels;
+        if (extra_value != nullptr) {
+            if (!labels.empty()) out += ',';
+            out += extra_name;
+            out += "=\"";
+            append_value(out, *extra_value);
+            out += '"';
         }
+        out += '}';
     }
-
-    void write(std::string_view suffix) {
-        out_ += name_;
-        out_ += suffix;
-        if (!labels_.empty()) {
-            out_ += '{';
-            out_ += labels_;
-            out_ += '}';
-        }
-        out_ += ' ';
-    }
-
-    void write(std::string_view suffix, std::string_view extra_name, double extra_value) {
-        out_ += name_;
-        out_ += suffix;
-        out_ += '{';
-        out_ += labels_;
-        if (!labels_.empty()) out_ += ',';
-        out_ += extra_name;
-        out_ += "=\"";
-        append_value(out_, extra_value);
-        out_ += "\"} ";
-    }
-
-  private:
-    std::string& out_;
-    const std::string& name_;
-    std::string& labels_;
-};
-
-void end_sample(std::string& out, const ClientMetric& metric) {
-    if (metric.timestamp_ms != 0) {
+    out += ' ';
+    append_value(out, value);
+    if (timestamp_ms != 0) {
         out += ' ';
-        out += std::to_string(metric.timestamp_ms);
+        out += std::to_string(timestamp_ms);
     }
     out += '\n';
 }
 
-void append_histogram(std::string& out, SampleHead& head, const ClientMetric& metric) {
+void append_client_histogram(std::string& out, const MetricFamily& family, std::string_view labels,
+                             const ClientMetric& metric) {
     const auto& histogram = metric.histogram;
-    head.write("_count");
-    append_count(out, histogram.sample_count);
-    end_sample(out, metric);
-    head.write("_sum");
-    append_value(out, histogram.sample_sum);
-    end_sample(out, metric);
-    double last_bound = -std::numeric_limits<double>::infinity();
+    const auto stamp = metric.timestamp_ms;
+    append_line(out, family.name, "_count", labels, {}, nullptr, histogram.sample_count, stamp);
+    append_line(out, family.name, "_sum", labels, {}, nullptr, histogram.sample_sum, stamp);
+    double last_bound = -kInfinity;
     for (const auto& bucket : histogram.bucket) {
-        head.write("_bucket", "le", bucket.upper_bound);
-        append_count(out, bucket.cumulative_count);
-        end_sample(out, metric);
+        append_line(out, family.name, "_bucket", labels, "le", &bucket.upper_bound,
+                    bucket.cumulative_count, stamp);
         last_bound = bucket.upper_bound;
     }
-    if (last_bound != std::numeric_limits<double>::infinity()) {
-        head.write("_bucket", "le", std::numeric_limits<double>::infinity());
-        append_count(out, histogram.sample_count);
-        end_sample(out, metric);
+    if (last_bound != kInfinity) {
+        append_line(out, family.name, "_bucket", labels, "le", &kInfinity, histogram.sample_count,
+                    stamp);
     }
 }
 
-void append_summary(std::string& out, SampleHead& head, const ClientMetric& metric) {
+void append_client_summary(std::string& out, const MetricFamily& family, std::string_view labels,
+                           const ClientMetric& metric) {
     const auto& summary = metric.summary;
-    head.write("_count");
-    append_count(out, summary.sample_count);
-    end_sample(out, metric);
-    head.write("_sum");
-    append_value(out, summary.sample_sum);
-    end_sample(out, metric);
+    const auto stamp = metric.timestamp_ms;
+    append_line(out, family.name, "_count", labels, {}, nullptr, summary.sample_count, stamp);
+    append_line(out, family.name, "_sum", labels, {}, nullptr, summary.sample_sum, stamp);
     for (const auto& quantile : summary.quantile) {
-        head.write("", "quantile", quantile.quantile);
-        append_value(out, quantile.value);
-        end_sample(out, metric);
+        append_line(out, family.name, "", labels, "quantile", &quantile.quantile, quantile.value,
+                    stamp);
     }
 }
 
@@ -170,34 +138,71 @@ double single_value(MetricType type, const ClientMetric& metric) {
 
 }  // namespace
 
+void append_family_header(std::string& out, std::string_view name, std::string_view help,
+                          std::string_view type) {
+    if (!help.empty()) {
+        out += "# HELP ";
+        out += name;
+        out += ' ';
+        append_escaped(out, help, false);
+        out += '\n';
+    }
+    out += "# TYPE ";
+    out += name;
+    out += ' ';
+    out += type;
+    out += '\n';
+}
+
+void append_label(std::string& labels, std::string_view name, std::string_view value) {
+    if (!labels.empty()) labels += ',';
+    labels += name;
+    labels += "=\"";
+    append_escaped(labels, value, true);
+    labels += '"';
+}
+
+void append_sample(std::string& out, std::string_view name, std::string_view labels, double value) {
+    append_line(out, name, "", labels, {}, nullptr, value);
+}
+
+void append_sample(std::string& out, std::string_view name, std::string_view labels,
+                   std::uint64_t value) {
+    append_line(out, name, "", labels, {}, nullptr, value);
+}
+
+void append_histogram(std::string& out, std::string_view name, std::string_view labels,
+                      std::span<const double> bounds, std::span<const std::uint64_t> counts,
+                      double sum) {
+    std::uint64_t total = 0;
+    for (const auto count : counts) total += count;
+    append_line(out, name, "_count", labels, {}, nullptr, total);
+    append_line(out, name, "_sum", labels, {}, nullptr, sum);
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < bounds.size() && i < counts.size(); ++i) {
+        cumulative += counts[i];
+        append_line(out, name, "_bucket", labels, "le", &bounds[i], cumulative);
+    }
+    append_line(out, name, "_bucket", labels, "le", &kInfinity, total);
+}
+
 void append_text_format(const std::vector<MetricFamily>& families, std::string& out) {
     std::string labels;  // reused: one allocation per scrape rather than per series
     for (const auto& family : families) {
-        if (!family.help.empty()) {
-            out += "# HELP ";
-            out += family.name;
-            out += ' ';
-            append_escaped(out, family.help, false);
-            out += '\n';
-        }
-        out += "# TYPE ";
-        out += family.name;
-        out += ' ';
-        out += type_name(family.type);
-        out += '\n';
+        append_family_header(out, family.name, family.help, type_name(family.type));
         for (const auto& metric : family.metric) {
-            SampleHead head(out, family, metric, labels);
+            labels.clear();
+            for (const auto& label : metric.label) append_label(labels, label.name, label.value);
             switch (family.type) {
                 case MetricType::Histogram:
-                    append_histogram(out, head, metric);
+                    append_client_histogram(out, family, labels, metric);
                     break;
                 case MetricType::Summary:
-                    append_summary(out, head, metric);
+                    append_client_summary(out, family, labels, metric);
                     break;
                 default:
-                    head.write("");
-                    append_value(out, single_value(family.type, metric));
-                    end_sample(out, metric);
+                    append_line(out, family.name, "", labels, {}, nullptr,
+                                single_value(family.type, metric), metric.timestamp_ms);
             }
         }
     }

@@ -1,5 +1,7 @@
 #include "agent/metrics.hpp"
 
+#include <algorithm>
+
 #include "agent/exposition.hpp"
 #include "agent/process_metrics.hpp"
 #include "agent/version.hpp"
@@ -7,13 +9,69 @@
 namespace mailcanary {
 namespace {
 
-using prometheus::BuildCounter;
 using prometheus::BuildGauge;
 using prometheus::BuildHistogram;
 
 // Scheduling lateness is normally well under a millisecond; seconds mean the agent is overloaded.
 const prometheus::Histogram::BucketBoundaries kLatenessBuckets = {
     0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
+
+// The families of the per-(target, probe) series, in the order they are exposed.
+enum class ProbeFamily : std::size_t {
+    success,
+    duration,
+    phase_duration,
+    phase_last_duration,
+    runs,
+    failures,
+    last_run,
+    last_success,
+    consecutive_failures,
+    skipped,
+    smtp_replies,
+    cert_expiry,
+    tls_info,
+};
+
+struct FamilyText {
+    std::string_view name;
+    std::string_view help;
+    std::string_view type;
+};
+
+constexpr std::array<FamilyText, 13> kProbeFamilies = {{
+    {"mailcanary_probe_success", "1 if the last run of the probe succeeded, 0 if it failed.",
+     "gauge"},
+    {"mailcanary_probe_duration_seconds",
+     "Duration of probe runs, from the start of name resolution to the end.", "histogram"},
+    {"mailcanary_probe_phase_duration_seconds", "Duration of each phase of probe runs.",
+     "histogram"},
+    {"mailcanary_probe_phase_last_duration_seconds",
+     "Duration of each phase in the last run (when phase histograms are off).", "gauge"},
+    {"mailcanary_probe_runs_total", "Probe runs completed, successful or not.", "counter"},
+    {"mailcanary_probe_failures_total", "Failed probe runs, by reason.", "counter"},
+    {"mailcanary_probe_last_run_timestamp_seconds",
+     "Unix time at which the last run of the probe finished.", "gauge"},
+    {"mailcanary_probe_last_success_timestamp_seconds",
+     "Unix time at which the last successful run finished.", "gauge"},
+    {"mailcanary_probe_consecutive_failures",
+     "Runs of the probe that failed in a row, up to the last one; 0 after a success.", "gauge"},
+    {"mailcanary_probe_skipped_total",
+     "Scheduled runs not started: the previous run was still going (overlap), the global cap "
+     "on runs in flight was reached (concurrency), or the agent was stalled past the tick "
+     "(stalled).",
+     "counter"},
+    {"mailcanary_smtp_replies_total", "SMTP reply codes received, by the command they answered.",
+     "counter"},
+    {"mailcanary_tls_cert_expiry_timestamp_seconds",
+     "Unix time at which the earliest-expiring certificate presented by the server expires "
+     "(also when verification failed).",
+     "gauge"},
+    {"mailcanary_tls_info", "TLS version and cipher negotiated in the last run; always 1.",
+     "gauge"},
+}};
+
+constexpr std::array<std::string_view, 3> kSkipReasons = {"overlap", "concurrency", "stalled"};
 
 double seconds(std::chrono::nanoseconds duration) {
     return std::chrono::duration<double>(duration).count();
@@ -23,9 +81,11 @@ double unix_seconds(std::chrono::system_clock::time_point when) {
     return std::chrono::duration<double>(when.time_since_epoch()).count();
 }
 
-template <typename Metric>
-void remove_if_set(prometheus::Family<Metric>& family, Metric* metric) {
-    if (metric != nullptr) family.Remove(metric);
+std::string escaped_labels(std::string_view target, std::string_view probe) {
+    std::string labels;
+    append_label(labels, "probe", probe);
+    append_label(labels, "target", target);
+    return labels;
 }
 
 }  // namespace
@@ -34,63 +94,6 @@ Metrics::Metrics(const MetricsConfig& config)
     : config_(config),
       registry_(std::make_shared<prometheus::Registry>()),
       process_(std::make_shared<ProcessCollector>()),
-      success_(BuildGauge()
-                   .Name("mailcanary_probe_success")
-                   .Help("1 if the last run of the probe succeeded, 0 if it failed.")
-                   .Register(*registry_)),
-      duration_(BuildHistogram()
-                    .Name("mailcanary_probe_duration_seconds")
-                    .Help("Duration of probe runs, from the start of name resolution to the end.")
-                    .Register(*registry_)),
-      phase_duration_(BuildHistogram()
-                          .Name("mailcanary_probe_phase_duration_seconds")
-                          .Help("Duration of each phase of probe runs.")
-                          .Register(*registry_)),
-      phase_last_duration_(
-          BuildGauge()
-              .Name("mailcanary_probe_phase_last_duration_seconds")
-              .Help("Duration of each phase in the last run (when phase histograms are off).")
-              .Register(*registry_)),
-      runs_(BuildCounter()
-                .Name("mailcanary_probe_runs_total")
-                .Help("Probe runs completed, successful or not.")
-                .Register(*registry_)),
-      failures_(BuildCounter()
-                    .Name("mailcanary_probe_failures_total")
-                    .Help("Failed probe runs, by reason.")
-                    .Register(*registry_)),
-      last_run_(BuildGauge()
-                    .Name("mailcanary_probe_last_run_timestamp_seconds")
-                    .Help("Unix time at which the last run of the probe finished.")
-                    .Register(*registry_)),
-      last_success_(BuildGauge()
-                        .Name("mailcanary_probe_last_success_timestamp_seconds")
-                        .Help("Unix time at which the last successful run finished.")
-                        .Register(*registry_)),
-      consecutive_failures_(BuildGauge()
-                                .Name("mailcanary_probe_consecutive_failures")
-                                .Help("Runs of the probe that failed in a row, up to the last "
-                                      "one; 0 after a success.")
-                                .Register(*registry_)),
-      skipped_(BuildCounter()
-                   .Name("mailcanary_probe_skipped_total")
-                   .Help("Scheduled runs not started: the previous run was still going "
-                         "(overlap), the global cap on runs in flight was reached "
-                         "(concurrency), or the agent was stalled past the tick (stalled).")
-                   .Register(*registry_)),
-      smtp_replies_(BuildCounter()
-                        .Name("mailcanary_smtp_replies_total")
-                        .Help("SMTP reply codes received, by the command they answered.")
-                        .Register(*registry_)),
-      cert_expiry_(BuildGauge()
-                       .Name("mailcanary_tls_cert_expiry_timestamp_seconds")
-                       .Help("Unix time at which the earliest-expiring certificate presented "
-                             "by the server expires (also when verification failed).")
-                       .Register(*registry_)),
-      tls_info_(BuildGauge()
-                    .Name("mailcanary_tls_info")
-                    .Help("TLS version and cipher negotiated in the last run; always 1.")
-                    .Register(*registry_)),
       lateness_(BuildHistogram()
                     .Name("mailcanary_schedule_lateness_seconds")
                     .Help("How late runs started against their planned time.")
@@ -139,144 +142,201 @@ void Metrics::record_reload(bool successful, std::chrono::system_clock::time_poi
 }
 
 std::string Metrics::serialize() const {
+    std::string text;
+    // Room for about what the last scrape wrote: a large exposition then grows without copies.
+    text.reserve(last_size_.load(std::memory_order_relaxed) * 9 / 8);
+    {
+        std::lock_guard lock(series_mutex_);
+        for (std::size_t family = 0; family < kProbeFamilies.size(); ++family) {
+            const auto& [name, help, type] = kProbeFamilies[family];
+            const auto header_at = text.size();
+            append_family_header(text, name, help, type);
+            const auto samples_at = text.size();
+            for (const ProbeSeries* series : series_) series->write(family, text);
+            // As prometheus-cpp does, a family without samples is left out altogether.
+            if (text.size() == samples_at) text.resize(header_at);
+        }
+    }
     auto families = registry_->Collect();
     auto process = process_->Collect();
     families.insert(families.end(), std::make_move_iterator(process.begin()),
                     std::make_move_iterator(process.end()));
-    std::string text;
-    // Room for about what the last scrape wrote: a large exposition then grows without copies.
-    text.reserve(last_size_.load(std::memory_order_relaxed) * 9 / 8);
     append_text_format(families, text);
     last_size_.store(text.size(), std::memory_order_relaxed);
     return text;
 }
 
+void ProbeSeries::Histogram::observe(double value, const std::vector<double>& bounds) {
+    // The first bucket whose bound is >= value (`le`), as prometheus-cpp counts.
+    ++counts[static_cast<std::size_t>(std::lower_bound(bounds.begin(), bounds.end(), value) -
+                                      bounds.begin())];
+    sum += value;
+}
+
 ProbeSeries::ProbeSeries(Metrics& metrics, std::string target, std::string probe)
     : metrics_(metrics),
-      labels_{{"target", target}, {"probe", probe}},
-      roundtrip_(probe == "roundtrip"),
-      duration_(metrics.duration_.Add(labels_, metrics.config_.duration_buckets)),
-      runs_(metrics.runs_.Add(labels_)),
-      skipped_{&metrics.skipped_.Add(labels_with({{"reason", "overlap"}})),
-               &metrics.skipped_.Add(labels_with({{"reason", "concurrency"}})), nullptr} {
-    if (roundtrip_) metrics_.roundtrip_.add_target(target);
+      target_(std::move(target)),
+      probe_(std::move(probe)),
+      labels_(escaped_labels(target_, probe_)),
+      roundtrip_(probe_ == "roundtrip"),
+      duration_(metrics.config_.duration_buckets.size()),
+      skipped_{0, 0, std::nullopt} {
+    if (roundtrip_) metrics_.roundtrip_.add_target(target_);
+    std::lock_guard lock(metrics_.series_mutex_);
+    // One series per (target, probe) at a time: the scheduler's job for the pair owns it.
+    metrics_.series_.insert(this);
 }
 
 ProbeSeries::~ProbeSeries() {
-    if (roundtrip_) metrics_.roundtrip_.remove_target(labels_.at("target"));
-    metrics_.duration_.Remove(&duration_);
-    metrics_.runs_.Remove(&runs_);
-    remove_if_set(metrics_.success_, success_);
-    remove_if_set(metrics_.last_run_, last_run_);
-    remove_if_set(metrics_.last_success_, last_success_);
-    remove_if_set(metrics_.consecutive_failures_, consecutive_failures_);
-    for (auto* counter : skipped_) remove_if_set(metrics_.skipped_, counter);
-    for (auto* histogram : phase_histograms_) remove_if_set(metrics_.phase_duration_, histogram);
-    for (auto* gauge : phase_last_) remove_if_set(metrics_.phase_last_duration_, gauge);
-    for (auto* counter : failures_) remove_if_set(metrics_.failures_, counter);
-    for (auto& [key, counter] : replies_) metrics_.smtp_replies_.Remove(counter);
-    remove_if_set(metrics_.cert_expiry_, cert_expiry_);
-    remove_if_set(metrics_.tls_info_, tls_info_);
+    {
+        std::lock_guard lock(metrics_.series_mutex_);
+        if (const auto found = metrics_.series_.find(this);
+            found != metrics_.series_.end() && *found == this) {
+            metrics_.series_.erase(found);
+        }
+    }
+    if (roundtrip_) metrics_.roundtrip_.remove_target(target_);
 }
 
-prometheus::Labels ProbeSeries::labels_with(
-    std::initializer_list<std::pair<const std::string, std::string>> extra) const {
-    prometheus::Labels labels = labels_;
-    labels.insert(extra);
+std::string ProbeSeries::labels_with(
+    std::initializer_list<std::pair<std::string_view, std::string_view>> extra) const {
+    std::string labels;
+    auto next = extra.begin();
+    const auto extra_before = [&](std::string_view name) {
+        for (; next != extra.end() && (name.empty() || next->first < name); ++next) {
+            append_label(labels, next->first, next->second);
+        }
+    };
+    extra_before("probe");
+    append_label(labels, "probe", probe_);
+    extra_before("target");
+    append_label(labels, "target", target_);
+    extra_before({});
     return labels;
 }
 
 void ProbeSeries::record_skip(SkipReason reason) {
-    auto*& counter = skipped_[static_cast<std::size_t>(reason)];
-    if (counter == nullptr) counter = &metrics_.skipped_.Add(labels_with({{"reason", "stalled"}}));
-    counter->Increment();
+    std::lock_guard lock(mutex_);
+    auto& counter = skipped_[static_cast<std::size_t>(reason)];
+    counter = counter.value_or(0) + 1;
 }
 
 void ProbeSeries::record_run(const Outcome& outcome, const RunMetrics& run,
                              std::chrono::nanoseconds duration,
                              std::chrono::system_clock::time_point finished) {
-    runs_.Increment();
-    duration_.Observe(seconds(duration));
-    if (success_ == nullptr) {
-        success_ = &metrics_.success_.Add(labels_);
-        last_run_ = &metrics_.last_run_.Add(labels_);
-        consecutive_failures_ = &metrics_.consecutive_failures_.Add(labels_);
-    }
-    success_->Set(outcome.success() ? 1 : 0);
-    if (outcome.success()) {
-        consecutive_failures_->Set(0);
-    } else {
-        consecutive_failures_->Increment();
-    }
-    last_run_->Set(unix_seconds(finished));
-    if (outcome.success()) {
-        if (last_success_ == nullptr) last_success_ = &metrics_.last_success_.Add(labels_);
-        last_success_->Set(unix_seconds(finished));
-    }
-    if (outcome.failure) {
-        auto*& counter = failures_[static_cast<std::size_t>(*outcome.failure)];
-        if (counter == nullptr) {
-            counter = &metrics_.failures_.Add(
-                labels_with({{"reason", std::string(to_string(*outcome.failure))}}));
+    {
+        std::lock_guard lock(mutex_);
+        const auto& config = metrics_.config_;
+        ++runs_;
+        duration_.observe(seconds(duration), config.duration_buckets);
+        has_result_ = true;
+        succeeded_ = outcome.success();
+        consecutive_failures_ = succeeded_ ? 0 : consecutive_failures_ + 1;
+        last_run_ = unix_seconds(finished);
+        if (succeeded_) last_success_ = last_run_;
+        if (outcome.failure) {
+            auto& counter = failures_[static_cast<std::size_t>(*outcome.failure)];
+            counter = counter.value_or(0) + 1;
         }
-        counter->Increment();
-    }
-
-    for (const Phase phase : kAllPhases) {
-        const auto index = static_cast<std::size_t>(phase);
-        const auto& elapsed = run.phase_durations[index];
-        if (!elapsed) continue;
-        const auto phase_labels = labels_with({{"phase", std::string(to_string(phase))}});
-        if (metrics_.config_.phase_histograms) {
-            auto*& histogram = phase_histograms_[index];
-            if (histogram == nullptr) {
-                histogram =
-                    &metrics_.phase_duration_.Add(phase_labels, metrics_.config_.duration_buckets);
-            }
-            histogram->Observe(seconds(*elapsed));
-        } else {
-            auto*& gauge = phase_last_[index];
-            if (gauge == nullptr) gauge = &metrics_.phase_last_duration_.Add(phase_labels);
-            gauge->Set(seconds(*elapsed));
-        }
-    }
-    // A phase the last run did not reach has no last duration: a stale one would mislead.
-    if (!metrics_.config_.phase_histograms) {
         for (std::size_t index = 0; index < kPhaseCount; ++index) {
-            if (phase_last_[index] != nullptr && !run.phase_durations[index]) {
-                metrics_.phase_last_duration_.Remove(std::exchange(phase_last_[index], nullptr));
+            const auto& elapsed = run.phase_durations[index];
+            if (config.phase_histograms) {
+                if (!elapsed) continue;
+                auto& histogram = phase_histograms_[index];
+                if (!histogram) histogram.emplace(config.duration_buckets.size());
+                histogram->observe(seconds(*elapsed), config.duration_buckets);
+            } else {
+                // A phase the last run did not reach has no last duration: a stale one would
+                // mislead.
+                phase_last_[index] =
+                    elapsed ? std::optional<double>(seconds(*elapsed)) : std::nullopt;
             }
         }
+        for (const auto& reply : run.replies) ++replies_[reply];
+        record_tls(run);
     }
-
-    for (const auto& [command, code] : run.replies) {
-        auto*& counter = replies_[{command, code}];
-        if (counter == nullptr) {
-            counter = &metrics_.smtp_replies_.Add(
-                labels_with({{"command", std::string(command)}, {"code", std::to_string(code)}}));
-        }
-        counter->Increment();
-    }
-    record_tls(run);
-    if (roundtrip_) metrics_.roundtrip_.record_run(labels_.at("target"), outcome, run);
+    if (roundtrip_) metrics_.roundtrip_.record_run(target_, outcome, run);
 }
 
 void ProbeSeries::record_tls(const RunMetrics& run) {
-    if (run.cert_not_after) {
-        if (cert_expiry_ == nullptr) cert_expiry_ = &metrics_.cert_expiry_.Add(labels_);
-        cert_expiry_->Set(unix_seconds(*run.cert_not_after));
-    }
-    if (run.tls_version && run.tls_cipher) {
-        std::pair<std::string, std::string> negotiated{*run.tls_version, *run.tls_cipher};
-        if (tls_info_ != nullptr && negotiated != tls_info_labels_) {
-            metrics_.tls_info_.Remove(std::exchange(tls_info_, nullptr));
-        }
-        if (tls_info_ == nullptr) {
-            tls_info_ = &metrics_.tls_info_.Add(
-                labels_with({{"version", negotiated.first}, {"cipher", negotiated.second}}));
-            tls_info_->Set(1);
-            tls_info_labels_ = std::move(negotiated);
-        }
+    if (run.cert_not_after) cert_expiry_ = unix_seconds(*run.cert_not_after);
+    if (run.tls_version && run.tls_cipher) tls_info_.emplace(*run.tls_version, *run.tls_cipher);
+}
+
+void ProbeSeries::write(std::size_t family, std::string& out) const {
+    const std::string_view name = kProbeFamilies[family].name;
+    const auto& bounds = metrics_.config_.duration_buckets;
+    std::lock_guard lock(mutex_);
+    switch (static_cast<ProbeFamily>(family)) {
+        case ProbeFamily::success:
+            if (has_result_) append_sample(out, name, labels_, succeeded_ ? 1.0 : 0.0);
+            break;
+        case ProbeFamily::duration:
+            append_histogram(out, name, labels_, bounds, duration_.counts, duration_.sum);
+            break;
+        case ProbeFamily::phase_duration:
+            for (std::size_t index = 0; index < kPhaseCount; ++index) {
+                if (const auto& histogram = phase_histograms_[index]) {
+                    append_histogram(out, name,
+                                     labels_with({{"phase", to_string(kAllPhases[index])}}), bounds,
+                                     histogram->counts, histogram->sum);
+                }
+            }
+            break;
+        case ProbeFamily::phase_last_duration:
+            for (std::size_t index = 0; index < kPhaseCount; ++index) {
+                if (const auto& last = phase_last_[index]) {
+                    append_sample(out, name, labels_with({{"phase", to_string(kAllPhases[index])}}),
+                                  *last);
+                }
+            }
+            break;
+        case ProbeFamily::runs:
+            append_sample(out, name, labels_, runs_);
+            break;
+        case ProbeFamily::failures:
+            for (std::size_t index = 0; index < failures_.size(); ++index) {
+                if (const auto& count = failures_[index]) {
+                    const auto reason = to_string(static_cast<FailureReason>(index));
+                    append_sample(out, name, labels_with({{"reason", reason}}), *count);
+                }
+            }
+            break;
+        case ProbeFamily::last_run:
+            if (has_result_) append_sample(out, name, labels_, last_run_);
+            break;
+        case ProbeFamily::last_success:
+            if (last_success_) append_sample(out, name, labels_, *last_success_);
+            break;
+        case ProbeFamily::consecutive_failures:
+            if (has_result_) append_sample(out, name, labels_, consecutive_failures_);
+            break;
+        case ProbeFamily::skipped:
+            for (std::size_t index = 0; index < skipped_.size(); ++index) {
+                if (const auto& count = skipped_[index]) {
+                    append_sample(out, name, labels_with({{"reason", kSkipReasons[index]}}),
+                                  *count);
+                }
+            }
+            break;
+        case ProbeFamily::smtp_replies:
+            for (const auto& [reply, count] : replies_) {
+                const std::string code = std::to_string(reply.second);
+                append_sample(out, name, labels_with({{"code", code}, {"command", reply.first}}),
+                              count);
+            }
+            break;
+        case ProbeFamily::cert_expiry:
+            if (cert_expiry_) append_sample(out, name, labels_, *cert_expiry_);
+            break;
+        case ProbeFamily::tls_info:
+            if (tls_info_) {
+                append_sample(
+                    out, name,
+                    labels_with({{"cipher", tls_info_->second}, {"version", tls_info_->first}}),
+                    1.0);
+            }
+            break;
     }
 }
 

@@ -1,9 +1,7 @@
-// The agent's Prometheus series: the families, and a handle per (target, probe) that holds its
-// series so recording a run does no label lookups.
+// The agent's Prometheus series: a handle per (target, probe) that holds its series, so that
+// recording a run does no label lookups, and the agent-wide ones.
 #pragma once
 
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
@@ -11,9 +9,14 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "agent/config.hpp"
@@ -31,7 +34,10 @@ enum class SkipReason { overlap, concurrency, stalled };
 class Metrics;
 
 // The series of one (target, probe). Created when the pair is scheduled, removed with it.
-// Not thread-safe: used on the agent's event loop only, like everything that records.
+// Recorded on the agent's event loop; written out by /metrics on the render thread.
+//
+// Kept here rather than as prometheus-cpp metrics: a label map per series, a hash node and a
+// copy of the bucket bounds per histogram made about 8 KB per target (docs/benchmarks.md).
 class ProbeSeries {
   public:
     ProbeSeries(Metrics& metrics, std::string target, std::string probe);
@@ -45,33 +51,50 @@ class ProbeSeries {
     void record_skip(SkipReason reason);
 
   private:
-    prometheus::Labels labels_with(
-        std::initializer_list<std::pair<const std::string, std::string>> extra) const;
+    friend class Metrics;
+
+    struct Histogram {
+        explicit Histogram(std::size_t bounds) : counts(bounds + 1) {}
+        void observe(double value, const std::vector<double>& bounds);
+        std::vector<std::uint64_t> counts;  // per bucket, not cumulative; the last is +Inf's
+        double sum = 0;
+    };
+
+    // This series' samples of one of the families in kProbeFamilies (metrics.cpp).
+    void write(std::size_t family, std::string& out) const;
+    // The (target, probe) labels and `extra` (sorted by name), in alphabetical order as exposed.
+    std::string labels_with(
+        std::initializer_list<std::pair<std::string_view, std::string_view>> extra) const;
     void record_tls(const RunMetrics& run);
 
     Metrics& metrics_;
-    prometheus::Labels labels_;
-    bool roundtrip_;  // the roundtrip probe's series also has the mailcanary_roundtrip_* ones
-    prometheus::Histogram& duration_;
-    prometheus::Counter& runs_;
+    const std::string target_;
+    const std::string probe_;
+    const std::string labels_;  // `probe="…",target="…"`, escaped once
+    const bool roundtrip_;  // the roundtrip probe's series also has the mailcanary_roundtrip_* ones
+
+    mutable std::mutex mutex_;  // recording (the loop) against writing out (the render thread)
+    Histogram duration_;
+    std::uint64_t runs_ = 0;
     // Absent until there is a result: a 0 before the first run would read as a failure.
-    prometheus::Gauge* success_ = nullptr;
-    prometheus::Gauge* last_run_ = nullptr;
-    prometheus::Gauge* last_success_ = nullptr;
-    prometheus::Gauge* consecutive_failures_ = nullptr;
-    std::array<prometheus::Counter*, 3> skipped_;  // stalled: created when first needed
-    // Created when first needed: a probe only has the phases, reasons and replies it has seen.
-    std::array<prometheus::Histogram*, kPhaseCount> phase_histograms_{};
-    std::array<prometheus::Gauge*, kPhaseCount> phase_last_{};
-    std::array<prometheus::Counter*, kAllFailureReasons.size()> failures_{};
-    std::map<std::pair<std::string_view, int>, prometheus::Counter*> replies_;
-    prometheus::Gauge* cert_expiry_ = nullptr;
-    prometheus::Gauge* tls_info_ = nullptr;
-    std::pair<std::string, std::string> tls_info_labels_;
+    bool has_result_ = false;
+    bool succeeded_ = false;
+    double last_run_ = 0;
+    std::optional<double> last_success_;
+    std::uint64_t consecutive_failures_ = 0;
+    std::array<std::optional<std::uint64_t>, 3> skipped_;  // stalled: absent until it happens
+    // Present once seen: a probe only has the phases, reasons and replies it has met.
+    std::array<std::optional<Histogram>, kPhaseCount> phase_histograms_;
+    std::array<std::optional<double>, kPhaseCount> phase_last_;
+    std::array<std::optional<std::uint64_t>, kAllFailureReasons.size()> failures_;
+    std::map<std::pair<std::string_view, int>, std::uint64_t> replies_;
+    std::optional<double> cert_expiry_;
+    std::optional<std::pair<std::string, std::string>> tls_info_;  // version, cipher
 };
 
-// Owns the registry. The families are registered once; bucket boundaries come from the config
-// the agent started with (changing them needs a restart, as series cannot change buckets).
+// Owns the agent's series: the per-(target, probe) ones and a prometheus-cpp registry for the
+// rest. Bucket boundaries come from the config the agent started with (changing them needs a
+// restart, as series cannot change buckets).
 class Metrics {
   public:
     explicit Metrics(const MetricsConfig& config);
@@ -90,32 +113,26 @@ class Metrics {
     const MetricsConfig& config() const { return config_; }
     // Where the mailbox trackers report what happens outside runs.
     RoundtripEvents& roundtrip_events() { return roundtrip_; }
-    // The exposition, in the Prometheus text format 0.0.4. Thread-safe (prometheus-cpp's
-    // families lock): /metrics renders it off the loop.
+    // The exposition, in the Prometheus text format 0.0.4. Thread-safe: /metrics renders it off
+    // the loop while runs are recorded.
     std::string serialize() const;
 
   private:
     friend class ProbeSeries;
 
+    struct ByName {
+        bool operator()(const ProbeSeries* a, const ProbeSeries* b) const {
+            return std::tie(a->target_, a->probe_) < std::tie(b->target_, b->probe_);
+        }
+    };
+
     MetricsConfig config_;
+    mutable std::mutex series_mutex_;  // adding and removing series against writing them out
+    std::set<const ProbeSeries*, ByName> series_;
+
     std::shared_ptr<prometheus::Registry> registry_;
     std::shared_ptr<prometheus::Collectable> process_;
     mutable std::atomic<std::size_t> last_size_{0};  // of the last exposition, to reserve for
-
-    prometheus::Family<prometheus::Gauge>& success_;
-    prometheus::Family<prometheus::Histogram>& duration_;
-    prometheus::Family<prometheus::Histogram>& phase_duration_;
-    prometheus::Family<prometheus::Gauge>& phase_last_duration_;
-    prometheus::Family<prometheus::Counter>& runs_;
-    prometheus::Family<prometheus::Counter>& failures_;
-    prometheus::Family<prometheus::Gauge>& last_run_;
-    prometheus::Family<prometheus::Gauge>& last_success_;
-    prometheus::Family<prometheus::Gauge>& consecutive_failures_;
-    prometheus::Family<prometheus::Counter>& skipped_;
-    prometheus::Family<prometheus::Counter>& smtp_replies_;
-    prometheus::Family<prometheus::Gauge>& cert_expiry_;
-    prometheus::Family<prometheus::Gauge>& tls_info_;
-
     prometheus::Histogram& lateness_;
     prometheus::Gauge& in_flight_;
     prometheus::Gauge& targets_;

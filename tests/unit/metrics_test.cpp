@@ -2,6 +2,10 @@
 #include "agent/version.hpp"
 
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
 #include "support/exposition.hpp"
 
 namespace mailcanary {
@@ -258,6 +262,47 @@ TEST(Metrics, CountsFailuresInARowUntilASuccess) {
     EXPECT_EQ(value_of(metrics.serialize(), consecutive), 0);
     series->record_run(refused, RunMetrics{}, 1ms, kFinished);
     EXPECT_EQ(value_of(metrics.serialize(), consecutive), 1);
+}
+
+TEST(Metrics, HistogramBucketsIncludeTheirBoundAndAccumulate) {
+    Metrics metrics(MetricsConfig{{0.01, 0.1}, true});
+    auto series = metrics.series_for("mx", "connect");
+    for (const auto duration : {5ms, 10ms, 50ms, 2000ms}) {
+        series->record_run(Outcome{}, RunMetrics{}, duration, kFinished);
+    }
+    const auto text = metrics.serialize();
+    const std::string name = "mailcanary_probe_duration_seconds";
+    const std::string labels = R"(probe="connect",target="mx")";
+    EXPECT_EQ(value_of(text, name + "_bucket{" + labels + ",le=\"0.01\"}"), 2);
+    EXPECT_EQ(value_of(text, name + "_bucket{" + labels + ",le=\"0.1\"}"), 3);
+    EXPECT_EQ(value_of(text, name + "_bucket{" + labels + ",le=\"+Inf\"}"), 4);
+    EXPECT_EQ(value_of(text, name + "_count{" + labels + "}"), 4);
+    EXPECT_DOUBLE_EQ(value_of(text, name + "_sum{" + labels + "}"), 2.065);
+}
+
+TEST(Metrics, SerializesWhileRunsAreRecordedAndSeriesComeAndGo) {
+    Metrics metrics(MetricsConfig{{0.01, 0.1}, true});
+    auto series = metrics.series_for("mx", "connect");
+    std::atomic<bool> done{false};
+    std::atomic<std::size_t> scrapes{0};
+    std::thread scraper([&] {
+        while (!done) {
+            EXPECT_NE(metrics.serialize().find("mailcanary_probe_runs_total"), std::string::npos);
+            ++scrapes;
+        }
+    });
+    int runs = 0;
+    for (int i = 0; i < 2000 || scrapes < 20; ++i, ++runs) {
+        series->record_run(i % 2 ? Outcome{} : Outcome::failed(FailureReason::closed, ""),
+                           tls_run("TLSv1.3", "X"), 1ms, kFinished);
+        auto passing = metrics.series_for("passing-" + std::to_string(i % 7), "connect");
+        passing->record_skip(SkipReason::overlap);
+    }
+    done = true;
+    scraper.join();
+    const auto text = metrics.serialize();
+    EXPECT_EQ(value_of(text, R"(mailcanary_probe_runs_total{probe="connect",target="mx"})"), runs);
+    EXPECT_EQ(text.find("passing-"), std::string::npos);
 }
 
 }  // namespace
