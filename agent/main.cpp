@@ -1,5 +1,7 @@
 #include <utility>
 
+#include <malloc.h>
+
 #include <boost/asio/io_context.hpp>
 #include <cstdio>
 
@@ -29,6 +31,10 @@ int main(int argc, char** argv) {
         return 0;
     }
     log::configure(options.log_level, options.log_format);
+    // A /metrics body can be a hundred megabytes. As a mapping of its own it is given back to the
+    // system once sent; glibc would otherwise raise its mmap threshold after the first such
+    // free and keep later bodies in the heap, holding the largest scrape's size for good.
+    mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
 
     auto loaded = load_config_file(options.config_file);
     std::vector<std::shared_ptr<CompiledTarget>> targets;
