@@ -104,9 +104,9 @@ constexpr std::array<std::string_view, 11> kAuthKeys{
     "token_file",         "token_url", "client_id",    "refresh_token_file",
     "client_secret_file", "scope",     "token_ca_file"};
 // [targets.roundtrip] holds its IMAP login's credentials itself, under the keys of [targets.auth].
-constexpr std::array<std::string_view, 11> kRoundtripOwnKeys{
-    "imap_host", "imap_port", "imap_tls", "tls_options",   "mailbox",    "junk_folders",
-    "timeout",   "cleanup",   "idle",     "poll_interval", "authserv_id"};
+constexpr std::array<std::string_view, 12> kRoundtripOwnKeys{
+    "imap_host", "imap_port", "imap_tls", "tls_options",   "mailbox",       "junk_folders",
+    "timeout",   "cleanup",   "idle",     "poll_interval", "prompt_checks", "authserv_id"};
 
 template <size_t A, size_t B>
 constexpr std::array<std::string_view, A + B> concatenated(
@@ -1297,6 +1297,7 @@ class ConfigReader {
         roundtrip.cleanup = read_choice(table, path, "cleanup", kCleanupModes, "cleanup mode")
                                 .value.value_or(CleanupMode::delete_message);
         roundtrip.idle = read<bool>(table, path, "idle").value.value_or(true);
+        roundtrip.prompt_checks = read<bool>(table, path, "prompt_checks").value.value_or(true);
         const Setting<Duration> poll_interval = checked(read_duration(table, path, "poll_interval"),
                                                         path, "poll_interval", check_poll_interval);
         roundtrip.poll_interval = poll_interval.value.value_or(roundtrip.poll_interval);

@@ -88,6 +88,10 @@ struct RoundtripConfig {
     CleanupMode cleanup = CleanupMode::delete_message;
     bool idle = true;                                  // use IDLE when the server offers it
     Duration poll_interval = std::chrono::seconds(1);  // NOOP polling without IDLE
+    // While a probe message is awaited, also look every 5% of its time in flight (25 ms at the
+    // least, poll_interval at the most): a server's delayed IDLE notice (Dovecot's 500 ms) or a
+    // long poll_interval would otherwise be counted as delivery time.
+    bool prompt_checks = true;
     // Trust only Authentication-Results headers from this authserv-id (RFC 8601 5); empty:
     // the topmost one, which the receiving server added last.
     std::string authserv_id;

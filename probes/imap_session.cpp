@@ -221,6 +221,30 @@ asio::awaitable<std::optional<Completion>> Session::execute(std::string command,
     co_return client_->completion();
 }
 
+void Session::send_done_at(Clock::time_point when) {
+    // Re-arming cancels the earlier wait, whose handler then does nothing.
+    connection_->idle_timer.expires_at(when);
+    connection_->idle_timer.async_wait([this, weak = std::weak_ptr(connection_)](error_code ec) {
+        auto alive = weak.lock();
+        if (ec || !alive || !alive->idle_active || alive->done_sent || alive->closed) return;
+        alive->done_sent = true;
+        auto bytes = std::make_shared<std::string>(client_->stop_idling().bytes);
+        const auto written = [bytes](error_code, std::size_t) {};
+        if (alive->tls) {
+            asio::async_write(*alive->tls, asio::buffer(*bytes), written);
+        } else {
+            asio::async_write(alive->socket, asio::buffer(*bytes), written);
+        }
+    });
+}
+
+void Session::end_idle() {
+    if (connection_ && connection_->idle_active && !connection_->done_sent &&
+        !connection_->closed) {
+        send_done_at(Clock::now());
+    }
+}
+
 asio::awaitable<bool> Session::idle(Clock::time_point until) {
     if (!client_ || !client_->ready()) {
         broken(FailureReason::imap_protocol, "IDLE on a session that is not ready");
@@ -240,19 +264,7 @@ asio::awaitable<bool> Session::idle(Clock::time_point until) {
     // timer's handler may run after this coroutine has left, and must then do nothing.
     connection->idle_active = true;
     connection->done_sent = false;
-    connection->idle_timer.expires_at(until);
-    connection->idle_timer.async_wait([this, weak = std::weak_ptr(connection)](error_code ec) {
-        auto alive = weak.lock();
-        if (ec || !alive || !alive->idle_active || alive->done_sent || alive->closed) return;
-        alive->done_sent = true;
-        auto bytes = std::make_shared<std::string>(client_->stop_idling().bytes);
-        const auto written = [bytes](error_code, std::size_t) {};
-        if (alive->tls) {
-            asio::async_write(*alive->tls, asio::buffer(*bytes), written);
-        } else {
-            asio::async_write(alive->socket, asio::buffer(*bytes), written);
-        }
-    });
+    send_done_at(until);
     while (action.kind == Action::Kind::idling) {
         if (client_->take_mailbox_changed() && !connection->done_sent) {
             connection->idle_timer.cancel();

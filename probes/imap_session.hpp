@@ -49,6 +49,8 @@ class Session {
     // IDLE (RFC 2177) until new mail is announced or `until` passes, then DONE. False, with
     // failure() set, when the session broke.
     boost::asio::awaitable<bool> idle(Clock::time_point until);
+    // Ends an idle() in progress now, as if `until` had come; does nothing otherwise.
+    void end_idle();
     // Cuts the connection at once; whatever is in progress ends with a failure.
     void close();
 
@@ -63,6 +65,8 @@ class Session {
     boost::asio::awaitable<Action> drive(Action action, Clock::time_point deadline);
     boost::asio::awaitable<bool> handshake(const Endpoint& endpoint);
     Action broken(FailureReason reason, std::string detail);
+    // Says DONE at `when` while idle() waits for the server.
+    void send_done_at(Clock::time_point when);
 
     boost::asio::any_io_executor executor_;
     Transcript& transcript_;

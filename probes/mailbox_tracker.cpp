@@ -29,6 +29,10 @@ constexpr auto kCommandTimeout = std::chrono::seconds(30);
 constexpr auto kIdleRefresh = std::chrono::minutes(25);
 // How often the whole folder is searched for leftovers (new mail is checked as it comes).
 constexpr auto kSweepInterval = std::chrono::minutes(5);
+// Prompt checks (MailboxSettings::prompt_checks) look every 1/20 of the time the oldest
+// awaited message has been in flight, so the time is known to 5%, but not more often than this.
+constexpr int kPromptCheckDivisor = 20;
+constexpr auto kPromptCheckMin = std::chrono::milliseconds(25);
 constexpr auto kFirstBackoff = std::chrono::seconds(1);
 constexpr auto kMaxBackoff = std::chrono::seconds(60);
 constexpr std::size_t kFetchBatch = 100;
@@ -136,14 +140,15 @@ void log_watching(const std::string& mailbox, const std::string& folder, bool id
 
 std::string MailboxSettings::key() const {
     const auto& tls = endpoint.tls_options;
-    std::string key =
-        endpoint.host + '\n' + std::to_string(endpoint.port) + '\n' +
-        std::to_string(static_cast<int>(endpoint.tls)) + '\n' + tls.ca_file + '\n' +
-        tls.server_name + '\n' + (tls.insecure_skip_verify ? "skip" : "verify") + '\n' +
-        std::to_string(static_cast<int>(tls.min_version)) + '\n' + client.credentials.username +
-        '\n' + client.credentials.secret + '\n' + (oauth ? "oauth" : "") + '\n' + token_file +
-        '\n' + mailbox + '\n' + std::to_string(static_cast<int>(cleanup)) + '\n' +
-        (use_idle ? "idle" : "poll") + '\n' + std::to_string(poll_interval.count()) + '\n';
+    std::string key = endpoint.host + '\n' + std::to_string(endpoint.port) + '\n' +
+                      std::to_string(static_cast<int>(endpoint.tls)) + '\n' + tls.ca_file + '\n' +
+                      tls.server_name + '\n' + (tls.insecure_skip_verify ? "skip" : "verify") +
+                      '\n' + std::to_string(static_cast<int>(tls.min_version)) + '\n' +
+                      client.credentials.username + '\n' + client.credentials.secret + '\n' +
+                      (oauth ? "oauth" : "") + '\n' + token_file + '\n' + mailbox + '\n' +
+                      std::to_string(static_cast<int>(cleanup)) + '\n' +
+                      (use_idle ? "idle" : "poll") + '\n' + std::to_string(poll_interval.count()) +
+                      '\n' + (prompt_checks ? "prompt" : "") + '\n';
     if (junk_folders) {
         key += "junk:";
         for (const auto& folder : *junk_folders) key += folder + '\t';
@@ -186,8 +191,24 @@ std::string MailboxTracker::detection() const {
 }
 
 void MailboxTracker::expect(const std::string& token, const std::string& target) {
-    pending_[token] = Pending{target, std::nullopt, nullptr};
+    pending_[token] = Pending{target, std::nullopt, nullptr, Clock::now()};
     report_pending(target);
+    if (!settings_.prompt_checks) return;
+    // Long waits for news end now, so the folders are looked at on the prompt schedule.
+    for (imap::Session* session : sessions_) session->end_idle();
+    for (asio::steady_timer* poll : poll_waits_) poll->cancel();
+}
+
+std::optional<Duration> MailboxTracker::prompt_check_interval() const {
+    if (!settings_.prompt_checks) return std::nullopt;
+    std::optional<Clock::time_point> oldest;
+    for (const auto& [token, pending] : pending_) {
+        if (!pending.arrival && (!oldest || pending.since < *oldest)) oldest = pending.since;
+    }
+    if (!oldest) return std::nullopt;
+    const Duration in_flight = Clock::now() - *oldest;
+    return std::min<Duration>(std::max<Duration>(in_flight / kPromptCheckDivisor, kPromptCheckMin),
+                              settings_.poll_interval);
 }
 
 void MailboxTracker::abandon(const std::string& token) {
@@ -265,12 +286,14 @@ asio::awaitable<WaitResult> MailboxTracker::wait(std::string token, Clock::time_
     co_return result;
 }
 
-asio::awaitable<void> MailboxTracker::pause(Duration duration) {
+asio::awaitable<void> MailboxTracker::pause(Duration duration, bool for_mail) {
     asio::steady_timer timer(executor_, duration);
     sleepers_.insert(&timer);
+    if (for_mail) poll_waits_.insert(&timer);
     boost::system::error_code ignored;
     if (!stopped_) co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
     sleepers_.erase(&timer);
+    poll_waits_.erase(&timer);
 }
 
 void MailboxTracker::session_failed(const imap::Failure& failure, bool junk) {
@@ -377,12 +400,14 @@ asio::awaitable<imap::Failure> MailboxTracker::follow_folder(imap::Session& sess
                 folder.next_sweep = Clock::now() + std::min<Duration>(kSweepInterval, age_limit_);
             }
         }
+        const auto prompt = prompt_check_interval();
         if (use_idle) {
-            const auto until = std::min(folder.next_sweep, Clock::now() + kIdleRefresh);
+            auto until = std::min(folder.next_sweep, Clock::now() + kIdleRefresh);
+            if (prompt) until = std::min(until, Clock::now() + *prompt);
             if (!co_await session.idle(until)) co_return session.failure();
-            changed = true;  // new mail, or time for a sweep: either way, look
+            changed = true;  // new mail, time for a sweep or a prompt check: either way, look
         } else {
-            co_await pause(settings_.poll_interval);
+            co_await pause(prompt.value_or(settings_.poll_interval), true);
             if (stopped_) break;
             if (!co_await session.execute("NOOP", Clock::now() + kCommandTimeout)) {
                 co_return session.failure();

@@ -49,6 +49,7 @@ struct MailboxSettings {
     CleanupMode cleanup = CleanupMode::delete_message;
     bool use_idle = true;
     Duration poll_interval = std::chrono::seconds(1);
+    bool prompt_checks = true;  // RoundtripConfig::prompt_checks
     std::string token_secret;
     std::string label;  // "user@host:port/INBOX": logs and the leftovers metric
 
@@ -107,6 +108,7 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
         std::string target;
         std::optional<Arrival> arrival;
         boost::asio::steady_timer* waiter = nullptr;  // the run's, while it waits
+        Clock::time_point since;                      // registered (just before sending)
     };
     struct Folder;
 
@@ -128,7 +130,11 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
                                          const std::vector<std::uint32_t>& uids,
                                          Clock::time_point seen);
     boost::asio::awaitable<bool> remove(imap::Session& session, Folder& folder, std::uint32_t uid);
-    boost::asio::awaitable<void> pause(Duration duration);
+    // Waits `duration`; stop() ends it, and when `for_mail`, so does a message to wait for.
+    boost::asio::awaitable<void> pause(Duration duration, bool for_mail = false);
+    // How soon to look again while messages are awaited (settings_.prompt_checks); nullopt
+    // when none is.
+    std::optional<Duration> prompt_check_interval() const;
     void session_failed(const imap::Failure& failure, bool junk);
     void wake(Pending& pending);
     void report_pending(const std::string& target);
@@ -152,7 +158,8 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     RecentTokens lost_;                     // given up on as lost: an arrival is late
     RecentTokens abandoned_;                // not accepted, or the run stopped: nobody waits
     std::vector<imap::Session*> sessions_;  // open ones, for stop()
-    std::set<boost::asio::steady_timer*> sleepers_;  // pauses in progress, for stop()
+    std::set<boost::asio::steady_timer*> sleepers_;    // pauses in progress, for stop()
+    std::set<boost::asio::steady_timer*> poll_waits_;  // those between polls, for expect()
     std::optional<std::string> trash_folder_;
     bool junk_watchers_started_ = false;
     bool inbox_up_ = false;

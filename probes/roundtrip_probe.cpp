@@ -50,6 +50,7 @@ MailboxSettings mailbox_settings_for(const CompiledTarget& target) {
     settings.cleanup = roundtrip.cleanup;
     settings.use_idle = roundtrip.idle;
     settings.poll_interval = roundtrip.poll_interval;
+    settings.prompt_checks = roundtrip.prompt_checks;
     settings.token_secret = target.token_secret;
     settings.label = roundtrip.auth.username + "@" + roundtrip.imap_host + ":" +
                      std::to_string(roundtrip.imap_port) + "/" + roundtrip.mailbox;

@@ -270,6 +270,30 @@ TEST_F(RoundtripIntegration, DroppedSessionReconnectsWithoutFailingRuns) {
     }
 }
 
+// Dovecot tells IDLE clients of new mail 500 ms after it stored it (NOTIFY_DELAY_MSECS): IDLE
+// alone counts that wait as delivery time; prompt checks (the default) look meanwhile.
+TEST_F(RoundtripIntegration, PromptChecksDoNotWaitForDovecotsDelayedIdleNotice) {
+    const auto mean_roundtrip = [&](const std::string& roundtrip_extra) {
+        AgentProcess agent(
+            dir_, header() + roundtrip_target("rt", host(), port("MAILSTACK_IMAP_PORT"), "starttls",
+                                              roundtrip_extra));
+        EXPECT_TRUE(agent.started()) << agent.log();
+        const auto count = series("mailcanary_roundtrip_seconds_count", "rt");
+        const auto text =
+            agent.wait_for([&](const std::string& t) { return value_of(t, count) >= 3; }, 20s);
+        EXPECT_GE(value_of(text, count), 3) << text << agent.log();
+        EXPECT_NE(agent.log().find("mode=idle"), std::string::npos) << agent.log();
+        EXPECT_EQ(agent.stop(SIGTERM, 3s), 0);
+        return value_of(text, series("mailcanary_roundtrip_seconds_sum", "rt")) /
+               value_of(text, count);
+    };
+    const double idle_alone = mean_roundtrip("timeout = \"10s\"\nprompt_checks = false\n");
+    EXPECT_GE(idle_alone, 0.5);
+    const double prompt = mean_roundtrip("timeout = \"10s\"\n");
+    // Delivery through Postfix and LMTP takes some milliseconds; the checks come every 25 ms.
+    EXPECT_LT(prompt, 0.3);
+}
+
 TEST_F(RoundtripIntegration, ServerWithoutIdleIsPolled) {
     AgentProcess agent(
         dir_, header() + roundtrip_target("polled", env_.at("MAILSTACK_IMAPS_NOIDLE_HOST"),

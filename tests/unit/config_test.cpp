@@ -854,6 +854,9 @@ std::vector<ErrorCase> error_cases() {
         {"IdleString",
          roundtrip_target_with("idle = \"yes\"\n"),
          {7, 8, "targets[1].roundtrip.idle", "expected a boolean, got a string"}},
+        {"PromptChecksString",
+         roundtrip_target_with("prompt_checks = \"no\"\n"),
+         {7, 17, "targets[1].roundtrip.prompt_checks", "expected a boolean, got a string"}},
         {"PollIntervalTooShort",
          roundtrip_target_with("poll_interval = \"5ms\"\n"),
          {7, 17, "targets[1].roundtrip.poll_interval", "must be between 10ms and 1h, got 5ms"}},
@@ -1813,6 +1816,7 @@ timeout = "5m"
 cleanup = "trash"
 idle = false
 poll_interval = "250ms"
+prompt_checks = false
 authserv_id = "mx.example.net"
 [targets.roundtrip.tls_options]
 ca_file = "../certs/./imap-ca.pem"
@@ -1855,6 +1859,7 @@ roundtrip = { username = "u", mechanism = "xoauth2", token_url = "https://oauth2
         .cleanup = CleanupMode::trash,
         .idle = false,
         .poll_interval = 250ms,
+        .prompt_checks = false,
         .authserv_id = "mx.example.net"};
     EXPECT_EQ(result.config->targets[0].roundtrip, mx1);
     // Like [targets.auth] and [targets.message], parsed without the probe that uses it.

@@ -7,6 +7,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <functional>
 
 #include "probes/imap_session.hpp"
@@ -97,6 +99,30 @@ TEST(ImapSession, IdleEndsAtOnceWhenNewMailIsAnnounced) {
     EXPECT_LT(elapsed, 2s);
     ASSERT_TRUE(noop.has_value());
     EXPECT_TRUE(noop->ok());
+}
+
+TEST(ImapSession, EndIdleSaysDoneAtOnce) {
+    FakeSmtpServer server(
+        logged_in_then({test::expect_line("C2 IDLE"), test::send("+ idling\r\n"),
+                        test::expect_line("DONE"), test::send("C2 OK Idle completed.\r\n"),
+                        test::expect_line("C3 NOOP"), test::send("C3 OK NOOP completed.\r\n")}));
+    bool idled = false;
+    std::optional<Completion> noop;
+    const auto elapsed = with_session(server, [&](Session& session) -> asio::awaitable<void> {
+        asio::steady_timer soon(co_await asio::this_coro::executor, 100ms);
+        soon.async_wait([&session](boost::system::error_code) { session.end_idle(); });
+        idled = co_await session.idle(Clock::now() + 10s);
+        session.end_idle();  // not idling: nothing to end, nothing sent
+        noop = co_await session.execute("NOOP", Clock::now() + 2s);
+    });
+    EXPECT_TRUE(idled);
+    EXPECT_GE(elapsed, 100ms);
+    EXPECT_LT(elapsed, 2s);
+    ASSERT_TRUE(noop.has_value());
+    EXPECT_TRUE(noop->ok());
+    ASSERT_TRUE(server.wait_for_disconnects(2s));
+    const auto lines = server.received_lines();
+    EXPECT_EQ(std::count(lines.begin(), lines.end(), "DONE"), 1);
 }
 
 TEST(ImapSession, SilentServerFailsTheLoginAtTheDeadline) {
