@@ -771,8 +771,11 @@ def section_roundtrip(args, results):
                    input=b"From: someone@example.test\r\nSubject: not a probe\r\n\r\nhello\r\n")
     try:
         # 2.3 s between messages: not a multiple of the poll interval, so the phase drifts.
-        for mode, idle, poll in (("IDLE", True, "1s"), ("polling every 1s", False, "1s"),
-                                 ("polling every 25ms", False, "25ms")):
+        for mode, idle, poll, prompt in (
+                ("IDLE with prompt checks (the default)", True, "1s", True),
+                ("IDLE alone (prompt_checks = false)", True, "1s", False),
+                ("polling every 1s (prompt_checks = false)", False, "1s", False),
+                ("polling every 25ms (prompt_checks = false)", False, "25ms", False)):
             config = os.path.join(args.work, "roundtrip.toml")
             with open(config, "w") as f:
                 f.write(f"""[agent]
@@ -800,6 +803,7 @@ password_file = "{stack}/secrets/probe.password"
 timeout = "30s"
 idle = {"true" if idle else "false"}
 poll_interval = "{poll}"
+prompt_checks = {"true" if prompt else "false"}
 [targets.roundtrip.tls_options]
 ca_file = "{stack}/tls/ca.pem"
 """)

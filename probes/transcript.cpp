@@ -1,6 +1,8 @@
 #include "probes/transcript.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <string_view>
 
 namespace mailcanary {
 namespace {
@@ -20,16 +22,25 @@ char direction_letter(Transcript::Direction direction) {
 }  // namespace
 
 std::string printable(std::string_view text) {
-    std::string out;
-    out.reserve(text.size());
-    for (const char c : text) {
+    const auto needs_escape = [](char c) {
         const auto byte = static_cast<unsigned char>(c);
-        if (byte < 0x20 || byte >= 0x7f) {
-            char escaped[8];
-            std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
-            out += escaped;
+        return byte < 0x20 || byte >= 0x7f;
+    };
+    // Replies are nearly always plain ASCII: copy them whole (this was 6 % of a plain probe's
+    // instructions byte by byte).
+    const auto first = std::find_if(text.begin(), text.end(), needs_escape);
+    std::string out(text.begin(), first);
+    if (first == text.end()) return out;
+    constexpr std::string_view kHex = "0123456789abcdef";
+    out.reserve(text.size() + 12);
+    for (auto it = first; it != text.end(); ++it) {
+        if (needs_escape(*it)) {
+            const auto byte = static_cast<unsigned char>(*it);
+            out += "\\x";
+            out += kHex[byte >> 4];
+            out += kHex[byte & 0xf];
         } else {
-            out += c;
+            out += *it;
         }
     }
     return out;
