@@ -39,6 +39,13 @@ boost::asio::awaitable<void> connect_in_order(boost::asio::ip::tcp::socket& sock
 // no server caused. Linux drops the mode after a while, so it is set before every read.
 void request_quick_ack(boost::asio::ip::tcp::socket& socket);
 
+// Reads what has arrived once the socket is readable, and when: the time the kernel received the
+// last of it (SO_TIMESTAMPNS, set by connect_in_order), else the time of the read. A phase timed
+// from arrival does not count the moments the agent's loop was busy with other runs.
+boost::asio::awaitable<std::size_t> read_with_arrival(
+    boost::asio::ip::tcp::socket& socket, boost::asio::mutable_buffer buffer,
+    std::chrono::steady_clock::time_point& arrival, boost::system::error_code& ec);
+
 std::string to_string(const boost::asio::ip::tcp::endpoint& endpoint);
 
 }  // namespace mailcanary

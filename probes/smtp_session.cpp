@@ -6,6 +6,7 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -77,30 +78,47 @@ struct Connection {
 };
 
 // Accumulates wall time per phase; a phase entered twice (EHLO before and after STARTTLS) adds up.
+// A phase that ends with a reply ends when the reply arrived (arrived()), not when the loop got
+// to it; the next starts when the agent acts. The moments in between, when the agent's loop was
+// busy elsewhere, are in no phase (they are in the run's duration).
 class PhaseClock {
   public:
     explicit PhaseClock(RunMetrics& metrics) : metrics_(metrics) {}
 
+    // What was just read arrived at `at`: the end of the current phase if the next enter() or
+    // stop() leaves it.
+    void arrived(Clock::time_point at) { arrival_ = at; }
+
     void enter(Phase phase) {
-        const auto now = Clock::now();
+        const auto end = end_time();
         if (current_ && *current_ != phase) {
-            metrics_.add_phase(*current_, now - since_);
-            since_ = now;
+            metrics_.add_phase(*current_, end - since_);
+            since_ = Clock::now();
         } else if (!current_) {
-            since_ = now;
+            since_ = Clock::now();
         }
         current_ = phase;
     }
 
     void stop() {
-        if (current_) metrics_.add_phase(*current_, Clock::now() - since_);
+        const auto end = end_time();
+        if (current_) metrics_.add_phase(*current_, end - since_);
         current_.reset();
     }
 
   private:
+    // The arrival of the last read, if nothing happened since, within the phase; else now.
+    Clock::time_point end_time() {
+        const auto now = Clock::now();
+        const auto arrival = std::exchange(arrival_, std::nullopt);
+        if (!arrival || !current_) return now;
+        return std::clamp(*arrival, since_, now);
+    }
+
     RunMetrics& metrics_;
     std::optional<Phase> current_;
     Clock::time_point since_;
+    std::optional<Clock::time_point> arrival_;
 };
 
 FailureReason timeout_reason(Phase phase) {
@@ -162,13 +180,19 @@ asio::awaitable<void> handshake(Connection& connection, const ProbeRun& run, err
                         *run.metrics.tls_cipher);
 }
 
-asio::awaitable<std::size_t> read_some(Connection& connection, error_code& ec) {
+// Reads what is there; `arrival` is when it arrived (plaintext: the kernel's receive time; over
+// TLS, which decrypts inside the stream, when the read completed).
+asio::awaitable<std::size_t> read_some(Connection& connection, Clock::time_point& arrival,
+                                       error_code& ec) {
     request_quick_ack(connection.socket);
     auto buffer = asio::buffer(connection.buffer);
-    auto token = asio::redirect_error(asio::use_awaitable, ec);
-    // Not a conditional expression: g++ 12 mishandles co_await on one.
-    if (connection.tls) co_return co_await connection.tls->async_read_some(buffer, token);
-    co_return co_await connection.socket.async_read_some(buffer, token);
+    if (!connection.tls) {
+        co_return co_await read_with_arrival(connection.socket, buffer, arrival, ec);
+    }
+    const std::size_t received = co_await connection.tls->async_read_some(
+        buffer, asio::redirect_error(asio::use_awaitable, ec));
+    arrival = Clock::now();
+    co_return received;
 }
 
 asio::awaitable<void> write_all(Connection& connection, std::string_view bytes, error_code& ec) {
@@ -249,12 +273,14 @@ asio::awaitable<Outcome> run_dialog(ProbeRun run, Dialog& dialog) {
                     if (!ec) action = dialog.on_written();
                     break;
                 case Action::Kind::read: {
-                    const std::size_t received = co_await read_some(*connection, ec);
+                    Clock::time_point arrival;
+                    const std::size_t received = co_await read_some(*connection, arrival, ec);
                     if (!ec) {
+                        clock.arrived(arrival);
                         action = dialog.on_bytes({connection->buffer.data(), received});
                         if (dialog.message_accepted() && !run.metrics.message_accepted_at) {
                             // The round trip is timed from here.
-                            run.metrics.message_accepted_at = Clock::now();
+                            run.metrics.message_accepted_at = std::max(arrival, started);
                             run.metrics.submission = *run.metrics.message_accepted_at - started;
                         }
                     } else if (is_end_of_stream(ec) && !connection->timed_out) {

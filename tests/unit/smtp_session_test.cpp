@@ -78,9 +78,20 @@ class SessionTest : public testing::Test {
         return probe(compile(config), &run_connect_probe, stop_after);
     }
 
-    static ProbeResult probe(const CompiledTarget& compiled, ProbeFunction run,
-                             std::optional<std::chrono::milliseconds> stop_after = std::nullopt) {
+    // `busy`: the loop is kept busy (as by other runs) for busy->second from busy->first after
+    // the start.
+    static ProbeResult probe(
+        const CompiledTarget& compiled, ProbeFunction run,
+        std::optional<std::chrono::milliseconds> stop_after = std::nullopt,
+        std::optional<std::pair<std::chrono::milliseconds, std::chrono::milliseconds>> busy =
+            std::nullopt) {
         asio::io_context io;
+        asio::steady_timer busy_timer(io);
+        if (busy) {
+            busy_timer.expires_after(busy->first);
+            busy_timer.async_wait(
+                [&](boost::system::error_code) { std::this_thread::sleep_for(busy->second); });
+        }
         ProbeResult result;
         Transcript transcript;
         StopSignal stop;
@@ -140,6 +151,20 @@ TEST_F(SessionTest, HealthyStartTlsSessionTimesEveryPhase) {
     const auto lines = server.received_lines();
     EXPECT_EQ(lines, (std::vector<std::string>{"EHLO probe.example", "STARTTLS",
                                                "EHLO probe.example", "QUIT"}));
+}
+
+TEST_F(SessionTest, ABannerThatArrivesWhileTheLoopIsBusyIsTimedByItsArrival) {
+    FakeSmtpServer server({delay(50ms), send("220 fake ESMTP\r\n"), expect_line("EHLO"),
+                           send("250 fake\r\n"), expect_line("QUIT"), send("221 bye\r\n")});
+    // The banner comes at 50 ms, while the loop is busy from 20 to 120 ms.
+    const auto result = probe(compile(target(server.port(), TlsMode::none)), &run_connect_probe,
+                              std::nullopt, std::pair{20ms, 100ms});
+    EXPECT_TRUE(result.outcome.success()) << result.outcome.detail << "\n" << result.transcript;
+    EXPECT_GE(result.elapsed, 120ms);
+    ASSERT_TRUE(phase(result, Phase::banner));
+    EXPECT_GE(*phase(result, Phase::banner), 45ms);
+    EXPECT_LT(*phase(result, Phase::banner), 80ms)
+        << "timed when the loop got to it, not on arrival";
 }
 
 TEST_F(SessionTest, ImplicitTls) {
