@@ -1,11 +1,14 @@
 #include "agent/scheduler.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <exception>
 #include <set>
+#include <tuple>
 #include <vector>
 
 namespace mailcanary {
@@ -23,13 +26,25 @@ TickPlan::Tick TickPlan::fire(Clock::time_point now) {
     return tick;
 }
 
+std::vector<Clock::duration> even_offsets(std::size_t count, Clock::duration interval,
+                                          Clock::duration phase) {
+    std::vector<Clock::duration> offsets;
+    offsets.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+        offsets.push_back(phase +
+                          interval * static_cast<Clock::rep>(i) / static_cast<Clock::rep>(count));
+    }
+    return offsets;
+}
+
 struct Scheduler::Job {
     Job(const asio::any_io_executor& executor, std::shared_ptr<const CompiledTarget> compiled,
-        const ProbeEntry& entry, std::shared_ptr<ProbeSeries> probe_series)
+        const ProbeEntry& entry, std::shared_ptr<ProbeSeries> probe_series, Clock::duration offset)
         : target(std::move(compiled)),
           probe(entry),
           series(std::move(probe_series)),
-          timer(executor) {}
+          timer(executor),
+          first_offset(offset) {}
 
     std::shared_ptr<const CompiledTarget> target;  // replaced on reload; runs keep their own copy
     const ProbeEntry& probe;
@@ -38,6 +53,7 @@ struct Scheduler::Job {
     bool retired = false;
     // Those of the runs in flight; more than one only for probes that allow it.
     std::set<StopSignal*> stops;
+    Clock::duration first_offset;  // from the job's start to its first run
 };
 
 Scheduler::Scheduler(asio::any_io_executor executor, Metrics& metrics, ResultStore& results,
@@ -61,6 +77,7 @@ void Scheduler::apply(const std::vector<std::shared_ptr<const CompiledTarget>>& 
         }
     }
 
+    std::vector<Start> starts;
     for (auto it = jobs_.begin(); it != jobs_.end();) {
         const auto found = wanted.find(it->first);
         Job& job = *it->second;
@@ -77,22 +94,39 @@ void Scheduler::apply(const std::vector<std::shared_ptr<const CompiledTarget>>& 
             job.target = target;
         } else {
             // New settings, new schedule; the counters go on.
-            auto series = job.series;
+            starts.push_back({target, entry, job.series});
             retire(job);
-            start_job(target, *entry, std::move(series));
         }
         wanted.erase(found);
         ++it;
     }
-    for (auto& [key, value] : wanted) start_job(value.first, *value.second);
+    for (auto& [key, value] : wanted) starts.push_back({value.first, value.second, nullptr});
+    start_jobs(std::move(starts));
     metrics_.set_targets(targets.size());
 }
 
-void Scheduler::start_job(std::shared_ptr<const CompiledTarget> target, const ProbeEntry& probe,
-                          std::shared_ptr<ProbeSeries> series) {
-    const JobKey key{target->config.name, std::string(probe.name)};
-    if (!series) series = metrics_.series_for(key.first, key.second);
-    auto job = std::make_shared<Job>(executor_, std::move(target), probe, std::move(series));
+void Scheduler::start_jobs(std::vector<Start> starts) {
+    // By interval, each group in (target, probe) order: a target's probes are due apart.
+    std::map<Clock::duration, std::vector<Start*>> by_interval;
+    for (auto& start : starts) by_interval[start.target->config.interval].push_back(&start);
+    for (auto& [interval, group] : by_interval) {
+        std::sort(group.begin(), group.end(), [](const Start* a, const Start* b) {
+            return std::tie(a->target->config.name, a->probe->name) <
+                   std::tie(b->target->config.name, b->probe->name);
+        });
+        const auto gap = interval / static_cast<Clock::rep>(group.size());
+        std::uniform_int_distribution<Clock::rep> phase(0,
+                                                        std::max<Clock::rep>(gap.count(), 1) - 1);
+        const auto offsets = even_offsets(group.size(), interval, Clock::duration(phase(random_)));
+        for (std::size_t i = 0; i < group.size(); ++i) start_job(std::move(*group[i]), offsets[i]);
+    }
+}
+
+void Scheduler::start_job(Start start, Clock::duration first_offset) {
+    const JobKey key{start.target->config.name, std::string(start.probe->name)};
+    if (!start.series) start.series = metrics_.series_for(key.first, key.second);
+    auto job = std::make_shared<Job>(executor_, std::move(start.target), *start.probe,
+                                     std::move(start.series), first_offset);
     jobs_[key] = job;
     asio::co_spawn(executor_, job_loop(std::move(job)), asio::detached);
 }
@@ -114,9 +148,7 @@ asio::awaitable<void> Scheduler::job_loop(std::shared_ptr<Job> job) {
     const auto interval = job->target->config.interval;
     const std::size_t max_running =
         job->probe.max_runs_in_flight ? job->probe.max_runs_in_flight(job->target->config) : 1;
-    // A random first offset spreads the runs of many targets over the interval.
-    std::uniform_int_distribution<Clock::rep> spread(0, interval.count() - 1);
-    TickPlan plan(Clock::now() + Clock::duration(spread(random_)), interval);
+    TickPlan plan(Clock::now() + job->first_offset, interval);
 
     while (!job->retired) {
         job->timer.expires_at(plan.next());

@@ -1,5 +1,5 @@
-// Runs every (target, probe) on its own clock: first runs spread over the interval, fixed rate
-// afterwards, never two runs of the same pair at once, a global cap on runs in flight.
+// Runs every (target, probe) on its own clock: first runs spread evenly over the interval, fixed
+// rate afterwards, never two runs of the same pair at once, a global cap on runs in flight.
 #pragma once
 
 #include <utility>
@@ -45,6 +45,14 @@ class TickPlan {
     Clock::duration interval_;
 };
 
+// The first-run offsets of `count` jobs that share `interval`: evenly `interval / count` apart,
+// from `phase` (below that gap). Random offsets bunch: at 500 STARTTLS runs/s the loop is busy
+// three quarters of the time, and runs due together waited for each other's handshakes (p99
+// lateness 7 to 40 ms against about 1 ms evenly spaced).
+std::vector<std::chrono::steady_clock::duration> even_offsets(
+    std::size_t count, std::chrono::steady_clock::duration interval,
+    std::chrono::steady_clock::duration phase);
+
 class Scheduler {
   public:
     using ProbeLookup = std::function<const ProbeEntry*(std::string_view)>;
@@ -53,7 +61,7 @@ class Scheduler {
 
     struct Options {
         unsigned max_in_flight = 512;
-        std::uint64_t seed = std::random_device{}();  // for the spread of first runs
+        std::uint64_t seed = std::random_device{}();  // for the phase of first runs
     };
 
     Scheduler(boost::asio::any_io_executor executor, Metrics& metrics, ResultStore& results,
@@ -75,10 +83,17 @@ class Scheduler {
 
   private:
     struct Job;
+    using Clock = std::chrono::steady_clock;
     using JobKey = std::pair<std::string, std::string>;  // (target, probe)
 
-    void start_job(std::shared_ptr<const CompiledTarget> target, const ProbeEntry& probe,
-                   std::shared_ptr<ProbeSeries> series = nullptr);
+    struct Start {
+        std::shared_ptr<const CompiledTarget> target;
+        const ProbeEntry* probe;
+        std::shared_ptr<ProbeSeries> series;  // null: new series
+    };
+    // Starts the jobs, those of one interval evenly spread over it.
+    void start_jobs(std::vector<Start> starts);
+    void start_job(Start start, Clock::duration first_offset);
     void retire(Job& job);
     boost::asio::awaitable<void> job_loop(std::shared_ptr<Job> job);
     boost::asio::awaitable<void> run_once(std::shared_ptr<Job> job);

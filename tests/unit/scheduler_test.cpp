@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -129,21 +131,36 @@ TEST_F(SchedulerTest, RunsEachTargetOnItsOwnInterval) {
     ASSERT_NE(results_.find({"a", "instant"}), nullptr);
 }
 
-TEST_F(SchedulerTest, SpreadsFirstRunsOverTheInterval) {
+TEST_F(SchedulerTest, SpreadsFirstRunsEvenlyOverTheInterval) {
     std::vector<std::shared_ptr<const CompiledTarget>> targets;
     for (int i = 0; i < 40; ++i)
         targets.push_back(target("t" + std::to_string(i), "instant", 400ms));
     const auto applied = Clock::now();
     scheduler_.apply(targets);
-    io_.run_for(390ms);  // less than one interval: each target's first run only
-    ASSERT_EQ(g_log.starts.size(), 40u);
+    io_.run_for(600ms);  // every first run, and some second ones
+    std::map<std::string, Clock::duration> first;
+    for (const auto& [name, at] : g_log.starts) first.emplace(name, at - applied);
+    ASSERT_EQ(first.size(), 40u);
     std::vector<Clock::duration> offsets;
-    for (const auto& [name, at] : g_log.starts) offsets.push_back(at - applied);
+    for (const auto& [name, offset] : first) offsets.push_back(offset);
     std::sort(offsets.begin(), offsets.end());
-    // Uniform over 400 ms: the middle half of the runs spans about 200 ms; a herd would span 0.
-    EXPECT_GT(offsets[30] - offsets[10], 100ms);
-    EXPECT_LT(offsets.front(), 100ms);
-    EXPECT_GT(offsets.back(), 300ms);
+    EXPECT_LT(offsets.front(), 20ms);
+    EXPECT_GT(offsets.back(), 380ms);
+    EXPECT_LT(offsets.back(), 420ms);
+    // 10 ms apart. Random offsets would leave a largest gap of about 40 ms, and a herd 0.
+    for (std::size_t i = 1; i < offsets.size(); ++i) {
+        EXPECT_LT(offsets[i] - offsets[i - 1], 30ms) << "between runs " << i - 1 << " and " << i;
+    }
+}
+
+TEST(EvenOffsets, AreIntervalOverCountApartFromThePhase) {
+    EXPECT_EQ(even_offsets(4, 1000ms, 30ms),
+              (std::vector<Clock::duration>{30ms, 280ms, 530ms, 780ms}));
+    EXPECT_EQ(even_offsets(1, 1000ms, 0ms), (std::vector<Clock::duration>{0ms}));
+    EXPECT_TRUE(even_offsets(0, 1000ms, 0ms).empty());
+    const auto many = even_offsets(3, 1s, 0ms);  // not a whole number of nanoseconds apart
+    EXPECT_EQ(many[1], Clock::duration(333'333'333));
+    EXPECT_EQ(many[2], Clock::duration(666'666'666));
 }
 
 TEST_F(SchedulerTest, NeverOverlapsARunAndCountsTheSkips) {
