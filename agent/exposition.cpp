@@ -79,12 +79,19 @@ void append_line(std::string& out, std::string_view name, std::string_view suffi
     out += '\n';
 }
 
+// A histogram's or summary's first two lines, in prometheus-cpp's order.
+void append_count_and_sum(std::string& out, std::string_view name, std::string_view labels,
+                          std::uint64_t count, double sum, std::int64_t timestamp_ms = 0) {
+    append_line(out, name, "_count", labels, {}, nullptr, count, timestamp_ms);
+    append_line(out, name, "_sum", labels, {}, nullptr, sum, timestamp_ms);
+}
+
 void append_client_histogram(std::string& out, const MetricFamily& family, std::string_view labels,
                              const ClientMetric& metric) {
     const auto& histogram = metric.histogram;
     const auto stamp = metric.timestamp_ms;
-    append_line(out, family.name, "_count", labels, {}, nullptr, histogram.sample_count, stamp);
-    append_line(out, family.name, "_sum", labels, {}, nullptr, histogram.sample_sum, stamp);
+    append_count_and_sum(out, family.name, labels, histogram.sample_count, histogram.sample_sum,
+                         stamp);
     double last_bound = -kInfinity;
     for (const auto& bucket : histogram.bucket) {
         append_line(out, family.name, "_bucket", labels, "le", &bucket.upper_bound,
@@ -101,8 +108,7 @@ void append_client_summary(std::string& out, const MetricFamily& family, std::st
                            const ClientMetric& metric) {
     const auto& summary = metric.summary;
     const auto stamp = metric.timestamp_ms;
-    append_line(out, family.name, "_count", labels, {}, nullptr, summary.sample_count, stamp);
-    append_line(out, family.name, "_sum", labels, {}, nullptr, summary.sample_sum, stamp);
+    append_count_and_sum(out, family.name, labels, summary.sample_count, summary.sample_sum, stamp);
     for (const auto& quantile : summary.quantile) {
         append_line(out, family.name, "", labels, "quantile", &quantile.quantile, quantile.value,
                     stamp);
@@ -176,8 +182,7 @@ void append_histogram(std::string& out, std::string_view name, std::string_view 
                       double sum) {
     std::uint64_t total = 0;
     for (const auto count : counts) total += count;
-    append_line(out, name, "_count", labels, {}, nullptr, total);
-    append_line(out, name, "_sum", labels, {}, nullptr, sum);
+    append_count_and_sum(out, name, labels, total, sum);
     std::uint64_t cumulative = 0;
     for (std::size_t i = 0; i < bounds.size() && i < counts.size(); ++i) {
         cumulative += counts[i];

@@ -374,7 +374,7 @@ asio::awaitable<void> discard_input(std::shared_ptr<Connection> connection) {
 
 struct Server::State {
     State(asio::any_io_executor io_executor, Handler request_handler, Limits server_limits,
-          std::optional<asio::any_io_executor> render_on)
+          asio::any_io_executor render_on)
         : executor(std::move(io_executor)),
           render_executor(std::move(render_on)),
           handler(std::move(request_handler)),
@@ -429,7 +429,7 @@ struct Server::State {
     asio::awaitable<std::optional<Response>> respond(RequestMessage& request);
 
     asio::any_io_executor executor;
-    std::optional<asio::any_io_executor> render_executor;
+    asio::any_io_executor render_executor;  // empty: render inline
     Handler handler;
     Limits limits;
     std::vector<std::shared_ptr<Listener>> listeners;
@@ -473,7 +473,7 @@ asio::awaitable<std::optional<Response>> Server::State::respond(RequestMessage& 
     auto render = std::exchange(reply->render_body, nullptr);
     try {
         if (render_executor) {
-            reply->body = co_await render_on(*render_executor, std::move(render));
+            reply->body = co_await render_on(render_executor, std::move(render));
         } else {
             reply->body = render();
         }
@@ -549,7 +549,7 @@ asio::awaitable<void> Server::State::serve(std::shared_ptr<State> state,
 }
 
 Server::Server(asio::any_io_executor executor, Handler handler, Limits limits,
-               std::optional<asio::any_io_executor> render_executor)
+               asio::any_io_executor render_executor)
     : state_(std::make_shared<State>(std::move(executor), std::move(handler), limits,
                                      std::move(render_executor))) {}
 

@@ -14,7 +14,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,9 +59,9 @@ struct Limits {
 
 class Server {
   public:
-    // `render_executor` runs Response::render_body; without one, bodies are rendered inline.
+    // `render_executor` runs Response::render_body; an empty one renders bodies inline.
     Server(boost::asio::any_io_executor executor, Handler handler, Limits limits = {},
-           std::optional<boost::asio::any_io_executor> render_executor = std::nullopt);
+           boost::asio::any_io_executor render_executor = {});
     // Closes everything at once; the handler is not called again. Destroy before the io_context.
     ~Server();
     Server(const Server&) = delete;

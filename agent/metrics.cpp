@@ -81,13 +81,6 @@ double unix_seconds(std::chrono::system_clock::time_point when) {
     return std::chrono::duration<double>(when.time_since_epoch()).count();
 }
 
-std::string escaped_labels(std::string_view target, std::string_view probe) {
-    std::string labels;
-    append_label(labels, "probe", probe);
-    append_label(labels, "target", target);
-    return labels;
-}
-
 }  // namespace
 
 Metrics::Metrics(const MetricsConfig& config)
@@ -177,7 +170,7 @@ ProbeSeries::ProbeSeries(Metrics& metrics, std::string target, std::string probe
     : metrics_(metrics),
       target_(std::move(target)),
       probe_(std::move(probe)),
-      labels_(escaped_labels(target_, probe_)),
+      labels_(labels_with({})),
       roundtrip_(probe_ == "roundtrip"),
       duration_(metrics.config_.duration_buckets.size()),
       skipped_{0, 0, std::nullopt} {
@@ -229,7 +222,6 @@ void ProbeSeries::record_run(const Outcome& outcome, const RunMetrics& run,
         const auto& config = metrics_.config_;
         ++runs_;
         duration_.observe(seconds(duration), config.duration_buckets);
-        has_result_ = true;
         succeeded_ = outcome.success();
         consecutive_failures_ = succeeded_ ? 0 : consecutive_failures_ + 1;
         last_run_ = unix_seconds(finished);
@@ -269,7 +261,7 @@ void ProbeSeries::write(std::size_t family, std::string& out) const {
     std::lock_guard lock(mutex_);
     switch (static_cast<ProbeFamily>(family)) {
         case ProbeFamily::success:
-            if (has_result_) append_sample(out, name, labels_, succeeded_ ? 1.0 : 0.0);
+            if (runs_ > 0) append_sample(out, name, labels_, succeeded_ ? 1.0 : 0.0);
             break;
         case ProbeFamily::duration:
             append_histogram(out, name, labels_, bounds, duration_.counts, duration_.sum);
@@ -303,13 +295,13 @@ void ProbeSeries::write(std::size_t family, std::string& out) const {
             }
             break;
         case ProbeFamily::last_run:
-            if (has_result_) append_sample(out, name, labels_, last_run_);
+            if (runs_ > 0) append_sample(out, name, labels_, last_run_);
             break;
         case ProbeFamily::last_success:
             if (last_success_) append_sample(out, name, labels_, *last_success_);
             break;
         case ProbeFamily::consecutive_failures:
-            if (has_result_) append_sample(out, name, labels_, consecutive_failures_);
+            if (runs_ > 0) append_sample(out, name, labels_, consecutive_failures_);
             break;
         case ProbeFamily::skipped:
             for (std::size_t index = 0; index < skipped_.size(); ++index) {

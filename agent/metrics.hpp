@@ -70,14 +70,14 @@ class ProbeSeries {
     Metrics& metrics_;
     const std::string target_;
     const std::string probe_;
-    const std::string labels_;  // `probe="…",target="…"`, escaped once
+    const std::string labels_;  // labels_with({}): `probe="…",target="…"`, escaped once
     const bool roundtrip_;  // the roundtrip probe's series also has the mailcanary_roundtrip_* ones
 
     mutable std::mutex mutex_;  // recording (the loop) against writing out (the render thread)
     Histogram duration_;
     std::uint64_t runs_ = 0;
-    // Absent until there is a result: a 0 before the first run would read as a failure.
-    bool has_result_ = false;
+    // Success, last run and failures in a row are absent until the first run (runs_ > 0): a 0
+    // before it would read as a failure.
     bool succeeded_ = false;
     double last_run_ = 0;
     std::optional<double> last_success_;

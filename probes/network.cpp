@@ -85,8 +85,6 @@ asio::awaitable<void> connect_in_order(tcp::socket& socket, std::vector<tcp::end
         if (!ec) {
             // Without it, Nagle and delayed ACKs stall small request/reply exchanges by 40 ms.
             socket.set_option(tcp::no_delay(true), ignored);
-            const int stamp = 1;  // for read_with_arrival
-            ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_TIMESTAMPNS, &stamp, sizeof stamp);
             transcript.note("connected to " + to_string(endpoint));
             co_return;
         }
@@ -98,6 +96,11 @@ asio::awaitable<void> connect_in_order(tcp::socket& socket, std::vector<tcp::end
 void request_quick_ack(tcp::socket& socket) {
     const int quick_ack = 1;
     ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &quick_ack, sizeof quick_ack);
+}
+
+void request_arrival_times(tcp::socket& socket) {
+    const int stamp = 1;
+    ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_TIMESTAMPNS, &stamp, sizeof stamp);
 }
 
 asio::awaitable<std::size_t> read_with_arrival(tcp::socket& socket, asio::mutable_buffer buffer,

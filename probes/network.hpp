@@ -39,9 +39,13 @@ boost::asio::awaitable<void> connect_in_order(boost::asio::ip::tcp::socket& sock
 // no server caused. Linux drops the mode after a while, so it is set before every read.
 void request_quick_ack(boost::asio::ip::tcp::socket& socket);
 
+// Asks the kernel to stamp what arrives on the connected socket (SO_TIMESTAMPNS), for
+// read_with_arrival.
+void request_arrival_times(boost::asio::ip::tcp::socket& socket);
+
 // Reads what has arrived once the socket is readable, and when: the time the kernel received the
-// last of it (SO_TIMESTAMPNS, set by connect_in_order), else the time of the read. A phase timed
-// from arrival does not count the moments the agent's loop was busy with other runs.
+// last of it (after request_arrival_times), else the time of the read. A phase timed from arrival
+// does not count the moments the agent's loop was busy with other runs.
 boost::asio::awaitable<std::size_t> read_with_arrival(
     boost::asio::ip::tcp::socket& socket, boost::asio::mutable_buffer buffer,
     std::chrono::steady_clock::time_point& arrival, boost::system::error_code& ec);

@@ -255,6 +255,7 @@ asio::awaitable<Outcome> run_dialog(ProbeRun run, Dialog& dialog) {
         connection->expired();  // a deadline passed between tries counts as a timeout too
         co_return io_failure(*connection, Phase::connect, ec);
     }
+    request_arrival_times(connection->socket);  // replies are timed by their arrival
 
     Action action = dialog.start();
     bool quit_sent = false;

@@ -112,7 +112,7 @@ class Client {
 class HttpServerTest : public ::testing::Test {
   protected:
     void start(Limits limits = {}, std::string address = "127.0.0.1:0", Handler handler = echo,
-               std::optional<asio::any_io_executor> render_executor = std::nullopt) {
+               asio::any_io_executor render_executor = {}) {
         server_.emplace(context_.get_executor(), std::move(handler), limits,
                         std::move(render_executor));
         ASSERT_TRUE(server_->listen({address}).empty());
