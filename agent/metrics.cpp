@@ -138,23 +138,24 @@ std::string Metrics::serialize() const {
     std::string text;
     // Room for about what the last scrape wrote: a large exposition then grows without copies.
     text.reserve(last_size_.load(std::memory_order_relaxed) * 9 / 8);
-    {
-        std::lock_guard lock(series_mutex_);
-        for (std::size_t family = 0; family < kProbeFamilies.size(); ++family) {
-            const auto& [name, help, type] = kProbeFamilies[family];
-            const auto header_at = text.size();
-            append_family_header(text, name, help, type);
-            const auto samples_at = text.size();
-            for (const ProbeSeries* series : series_) series->write(family, text);
-            // As prometheus-cpp does, a family without samples is left out altogether.
-            if (text.size() == samples_at) text.resize(header_at);
-        }
-    }
+    // The agent-wide series first: the scrape runs beside the loop, and a reload removes and
+    // adds targets before it counts as done, so a scrape that shows the reload done (read here)
+    // also shows its targets (read after).
     auto families = registry_->Collect();
     auto process = process_->Collect();
     families.insert(families.end(), std::make_move_iterator(process.begin()),
                     std::make_move_iterator(process.end()));
     append_text_format(families, text);
+    std::lock_guard lock(series_mutex_);
+    for (std::size_t family = 0; family < kProbeFamilies.size(); ++family) {
+        const auto& [name, help, type] = kProbeFamilies[family];
+        const auto header_at = text.size();
+        append_family_header(text, name, help, type);
+        const auto samples_at = text.size();
+        for (const ProbeSeries* series : series_) series->write(family, text);
+        // As prometheus-cpp does, a family without samples is left out altogether.
+        if (text.size() == samples_at) text.resize(header_at);
+    }
     last_size_.store(text.size(), std::memory_order_relaxed);
     return text;
 }

@@ -264,6 +264,21 @@ TEST(Metrics, CountsFailuresInARowUntilASuccess) {
     EXPECT_EQ(value_of(metrics.serialize(), consecutive), 1);
 }
 
+// /metrics renders beside the loop: a reload changes the targets, then marks itself done, so the
+// reload gauge must be read before the targets' series for a scrape never to show a reload done
+// with its removed targets still in it.
+TEST(Metrics, AgentWideSeriesComeBeforeThePerTargetOnes) {
+    Metrics metrics(MetricsConfig{{0.01}, true});
+    metrics.record_reload(true, kFinished);
+    auto series = metrics.series_for("mx", "connect");
+    const auto text = metrics.serialize();
+    const auto reload = text.find("mailcanary_config_last_reload_successful ");
+    const auto runs = text.find("mailcanary_probe_runs_total{");
+    ASSERT_NE(reload, std::string::npos);
+    ASSERT_NE(runs, std::string::npos);
+    EXPECT_LT(reload, runs);
+}
+
 TEST(Metrics, HistogramBucketsIncludeTheirBoundAndAccumulate) {
     Metrics metrics(MetricsConfig{{0.01, 0.1}, true});
     auto series = metrics.series_for("mx", "connect");
