@@ -11,14 +11,14 @@
 #include <filesystem>
 #include <map>
 
-#include "agent/log.hpp"
 #include "agent/status_page.hpp"
 #include "agent/version.hpp"
-#include "probes/credentials.hpp"
-#include "probes/oauth_token.hpp"
+#include "common/log.hpp"
 #include "probes/registry.hpp"
 #include "probes/roundtrip_probe.hpp"
-#include "probes/tls_client.hpp"
+#include "protocols/credentials.hpp"
+#include "protocols/oauth_token.hpp"
+#include "protocols/tls_client.hpp"
 
 namespace mailcanary {
 namespace {
@@ -123,10 +123,15 @@ std::vector<std::shared_ptr<CompiledTarget>> compile_targets(const Config& confi
     for (std::size_t index = 0; index < config.targets.size(); ++index) {
         const TargetConfig& target = config.targets[index];
         auto entry = std::make_shared<CompiledTarget>(target);
+        entry->smtp = Endpoint{.host = target.host,
+                               .port = target.port,
+                               .tls = target.tls,
+                               .tls_options = target.tls_options,
+                               .tls_context = nullptr};
         if (target.tls != TlsMode::none) {
             std::string problem;
-            entry->tls_context = contexts.get(target.tls_options, problem);
-            if (!entry->tls_context) {
+            entry->smtp.tls_context = contexts.get(target.tls_options, problem);
+            if (!entry->smtp.tls_context) {
                 errors.push_back({config.source_path, 0, 0,
                                   "targets[" + std::to_string(index + 1) + "].tls_options.ca_file",
                                   problem});

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/log.hpp"
+#include "common/log.hpp"
 
 namespace mailcanary {
 

@@ -1,6 +1,6 @@
 #include "agent/config.hpp"
 
-#include "probes/credentials.hpp"
+#include "protocols/credentials.hpp"
 
 #include <unistd.h>
 
@@ -21,9 +21,9 @@
 
 #include <toml++/toml.h>
 
+#include "common/text.hpp"
 #include "probes/probe.hpp"
 #include "probes/registry.hpp"
-#include "probes/text.hpp"
 
 namespace mailcanary {
 

@@ -8,10 +8,10 @@
 #include "agent/agent.hpp"
 #include "agent/cli.hpp"
 #include "agent/config.hpp"
-#include "agent/log.hpp"
 #include "agent/probe_once.hpp"
 #include "agent/version.hpp"
-#include "probes/blocking_work.hpp"
+#include "common/blocking_work.hpp"
+#include "common/log.hpp"
 
 int main(int argc, char** argv) {
     using namespace mailcanary;

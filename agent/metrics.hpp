@@ -21,9 +21,9 @@
 
 #include "agent/config.hpp"
 #include "agent/roundtrip_metrics.hpp"
-#include "probes/failure_reason.hpp"
-#include "probes/phase.hpp"
 #include "probes/probe.hpp"
+#include "protocols/failure_reason.hpp"
+#include "protocols/phase.hpp"
 
 namespace mailcanary {
 

@@ -8,7 +8,7 @@
 
 #include "agent/agent.hpp"
 #include "agent/status_page.hpp"
-#include "probes/blocking_work.hpp"
+#include "common/blocking_work.hpp"
 #include "probes/registry.hpp"
 
 namespace mailcanary {

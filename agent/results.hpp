@@ -8,8 +8,8 @@
 #include <string>
 #include <utility>
 
+#include "common/transcript.hpp"
 #include "probes/probe.hpp"
-#include "probes/transcript.hpp"
 
 namespace mailcanary {
 

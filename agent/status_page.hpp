@@ -6,9 +6,9 @@
 #include <string>
 
 #include "agent/config.hpp"
-#include "agent/duration.hpp"
 #include "agent/http_server.hpp"
 #include "agent/results.hpp"
+#include "common/duration.hpp"
 
 namespace mailcanary {
 

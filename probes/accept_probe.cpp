@@ -4,8 +4,8 @@
 #include "probes/accept_probe.hpp"
 
 #include "probes/auth_probe.hpp"
-#include "probes/message.hpp"
-#include "probes/smtp_session.hpp"
+#include "protocols/message.hpp"
+#include "protocols/smtp_session.hpp"
 
 namespace mailcanary {
 
@@ -39,7 +39,7 @@ boost::asio::awaitable<Outcome> submit_probe_message(ProbeRun run, std::string t
 
     smtp::Dialog dialog({target.tls, target.helo, std::move(auth), std::move(transaction)},
                         run.transcript);
-    Outcome outcome = co_await smtp::run_dialog(run, dialog);
+    Outcome outcome = co_await smtp::run_dialog(run.target.smtp, run.session(), dialog);
     if (dialog.queue_id()) outcome.queue_id = *dialog.queue_id();
     co_return outcome;
 }

@@ -4,9 +4,9 @@
 // the rejection is what success means.
 #include "probes/auth_probe.hpp"
 
-#include "probes/credentials.hpp"
-#include "probes/oauth_token.hpp"
-#include "probes/smtp_session.hpp"
+#include "protocols/credentials.hpp"
+#include "protocols/oauth_token.hpp"
+#include "protocols/smtp_session.hpp"
 
 namespace mailcanary {
 
@@ -84,7 +84,7 @@ boost::asio::awaitable<Outcome> run_auth_probe(ProbeRun run) {
     smtp::Dialog dialog(
         {target.tls, target.helo, std::get<smtp::AuthRequest>(std::move(request)), std::nullopt},
         run.transcript);
-    Outcome outcome = co_await smtp::run_dialog(run, dialog);
+    Outcome outcome = co_await smtp::run_dialog(run.target.smtp, run.session(), dialog);
     if (target.expect == Expectation::reject)
         outcome = expect_rejection(std::move(outcome), run.transcript);
     co_return outcome;

@@ -3,7 +3,7 @@
 #include <variant>
 
 #include "probes/probe.hpp"
-#include "probes/smtp_dialog.hpp"
+#include "protocols/smtp_dialog.hpp"
 
 namespace mailcanary {
 

@@ -2,14 +2,14 @@
 // Banner, EHLO, STARTTLS or implicit TLS as configured, certificate checks, QUIT.
 #include "probes/connect_probe.hpp"
 
-#include "probes/smtp_session.hpp"
+#include "protocols/smtp_session.hpp"
 
 namespace mailcanary {
 
 boost::asio::awaitable<Outcome> run_connect_probe(ProbeRun run) {
     const auto& target = run.target.config;
     smtp::Dialog dialog({target.tls, target.helo, std::nullopt, std::nullopt}, run.transcript);
-    co_return co_await smtp::run_dialog(run, dialog);
+    co_return co_await smtp::run_dialog(run.target.smtp, run.session(), dialog);
 }
 
 }  // namespace mailcanary

@@ -9,13 +9,13 @@
 #include <cstdio>
 #include <ctime>
 
-#include "agent/log.hpp"
-#include "probes/credentials.hpp"
-#include "probes/mail_headers.hpp"
-#include "probes/message.hpp"
-#include "probes/oauth_token.hpp"
+#include "common/log.hpp"
+#include "common/text.hpp"
 #include "probes/probe.hpp"
-#include "probes/text.hpp"
+#include "protocols/credentials.hpp"
+#include "protocols/mail_headers.hpp"
+#include "protocols/message.hpp"
+#include "protocols/oauth_token.hpp"
 
 namespace mailcanary {
 namespace {

@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/config.hpp"
-#include "probes/imap_session.hpp"
+#include "probes/target_config.hpp"
+#include "protocols/imap_session.hpp"
 
 namespace mailcanary {
 
@@ -40,7 +40,7 @@ class RoundtripEvents {
 };
 
 struct MailboxSettings {
-    imap::Endpoint endpoint;
+    Endpoint endpoint;
     imap::ClientOptions client;  // the secret is a password; OAuth2 tokens come from `oauth`
     std::shared_ptr<OAuthTokenSource> oauth;
     std::string token_file;  // an OAuth2 access token kept fresh by something else

@@ -9,7 +9,7 @@
 #include "probes/accept_probe.hpp"
 #include "probes/auth_probe.hpp"
 #include "probes/mailbox_tracker.hpp"
-#include "probes/message.hpp"
+#include "protocols/message.hpp"
 
 namespace mailcanary {
 namespace {
@@ -30,11 +30,11 @@ std::size_t roundtrip_runs_in_flight(const TargetConfig& target) {
 MailboxSettings mailbox_settings_for(const CompiledTarget& target) {
     const RoundtripConfig& roundtrip = *target.config.roundtrip;
     MailboxSettings settings;
-    settings.endpoint = imap::Endpoint{.host = roundtrip.imap_host,
-                                       .port = roundtrip.imap_port,
-                                       .tls = roundtrip.imap_tls,
-                                       .tls_options = roundtrip.tls_options,
-                                       .tls_context = target.imap_tls_context};
+    settings.endpoint = Endpoint{.host = roundtrip.imap_host,
+                                 .port = roundtrip.imap_port,
+                                 .tls = roundtrip.imap_tls,
+                                 .tls_options = roundtrip.tls_options,
+                                 .tls_context = target.imap_tls_context};
     settings.client.tls = roundtrip.imap_tls;
     settings.client.allow_plaintext = target.config.allow_plaintext_auth;
     imap::Credentials& credentials = settings.client.credentials;

@@ -3,8 +3,8 @@
 #include <sstream>
 
 #include "integration/harness.hpp"
-#include "probes/credentials.hpp"
-#include "probes/message.hpp"
+#include "protocols/credentials.hpp"
+#include "protocols/message.hpp"
 
 namespace mailcanary::test {
 namespace {

@@ -1,4 +1,4 @@
-#include "agent/duration.hpp"
+#include "common/duration.hpp"
 
 #include <gtest/gtest.h>
 

@@ -11,7 +11,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <functional>
 
-#include "probes/imap_session.hpp"
+#include "protocols/imap_session.hpp"
 #include "support/fake_smtp_server.hpp"
 
 namespace mailcanary::imap {

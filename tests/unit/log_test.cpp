@@ -1,4 +1,4 @@
-#include "agent/log.hpp"
+#include "common/log.hpp"
 
 #include <gtest/gtest.h>
 

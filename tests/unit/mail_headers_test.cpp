@@ -1,4 +1,4 @@
-#include "probes/mail_headers.hpp"
+#include "protocols/mail_headers.hpp"
 
 #include <gtest/gtest.h>
 

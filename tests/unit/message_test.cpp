@@ -1,4 +1,4 @@
-#include "probes/message.hpp"
+#include "protocols/message.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
-#include "probes/oauth_token.hpp"
-#include "probes/curl_library.hpp"
+#include "protocols/oauth_token.hpp"
+#include "common/curl_library.hpp"
 
 #include <utility>
 

@@ -1,4 +1,4 @@
-#include "probes/sasl.hpp"
+#include "protocols/sasl.hpp"
 
 #include <gtest/gtest.h>
 

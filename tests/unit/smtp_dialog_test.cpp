@@ -1,6 +1,6 @@
 // The SMTP dialog byte-exact, without sockets: each test is a script of what the server sends and
 // what the client must write, and ends with the outcome.
-#include "probes/smtp_dialog.hpp"
+#include "protocols/smtp_dialog.hpp"
 
 #include <gtest/gtest.h>
 

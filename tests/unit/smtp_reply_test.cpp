@@ -1,4 +1,4 @@
-#include "probes/smtp_reply.hpp"
+#include "protocols/smtp_reply.hpp"
 
 #include <gtest/gtest.h>
 

@@ -14,14 +14,14 @@
 #include <fstream>
 #include <thread>
 
+#include "common/blocking_work.hpp"
 #include "probes/auth_probe.hpp"
-#include "probes/blocking_work.hpp"
 #include "probes/connect_probe.hpp"
-#include "probes/network.hpp"
-#include "probes/oauth_token.hpp"
-#include "probes/sasl.hpp"
-#include "probes/smtp_session.hpp"
-#include "probes/tls_client.hpp"
+#include "protocols/network.hpp"
+#include "protocols/oauth_token.hpp"
+#include "protocols/sasl.hpp"
+#include "protocols/smtp_session.hpp"
+#include "protocols/tls_client.hpp"
 #include "support/fake_smtp_server.hpp"
 #include "support/fake_token_endpoint.hpp"
 #include "support/test_pki.hpp"
@@ -64,9 +64,14 @@ class SessionTest : public testing::Test {
 
     static CompiledTarget compile(const TargetConfig& config) {
         CompiledTarget compiled(config);
+        compiled.smtp = Endpoint{.host = config.host,
+                                 .port = config.port,
+                                 .tls = config.tls,
+                                 .tls_options = config.tls_options,
+                                 .tls_context = nullptr};
         std::string error;
         if (config.tls != TlsMode::none) {
-            compiled.tls_context = tls::make_client_context(config.tls_options, error);
+            compiled.smtp.tls_context = tls::make_client_context(config.tls_options, error);
         }
         EXPECT_TRUE(error.empty()) << error;
         return compiled;

@@ -1,0 +1,46 @@
+// What a run measured on the wire besides success, filled in by the protocol drivers and the
+// probe, turned into series by the scheduler.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "protocols/mail_headers.hpp"
+#include "protocols/phase.hpp"
+
+namespace mailcanary {
+
+// What one run measured besides success: filled by the probe, turned into series by the
+// scheduler. A fresh one per run, so nothing leaks from one run into the next.
+struct RunMetrics {
+    std::array<std::optional<std::chrono::nanoseconds>, kPhaseCount> phase_durations;
+    std::vector<std::pair<std::string_view, int>> replies;                // (command, reply code)
+    std::optional<std::chrono::system_clock::time_point> cert_not_after;  // earliest in chain
+    std::optional<std::string> tls_version;
+    std::optional<std::string> tls_cipher;
+    // A message was sent: when the server accepted it (the final 250), and how long that took
+    // from the start of the run.
+    std::optional<std::chrono::steady_clock::time_point> message_accepted_at;
+    std::optional<std::chrono::nanoseconds> submission;
+    // The roundtrip probe's message arrived (in the mailbox or a junk folder).
+    struct Delivery {
+        std::chrono::nanoseconds after_acceptance{};  // from the final 250 to being seen
+        bool junk = false;
+        AuthVerdicts verdicts;  // from the trusted Authentication-Results header
+        // Between the first and last Received headers, by the servers' clocks (1 s resolution).
+        std::optional<std::chrono::seconds> by_server_clocks;
+    };
+    std::optional<Delivery> delivery;
+
+    void add_phase(Phase phase, std::chrono::nanoseconds elapsed) {
+        auto& slot = phase_durations[static_cast<std::size_t>(phase)];
+        slot = slot.value_or(std::chrono::nanoseconds::zero()) + elapsed;
+    }
+};
+
+}  // namespace mailcanary

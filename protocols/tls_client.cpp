@@ -1,0 +1,116 @@
+#include "protocols/tls_client.hpp"
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
+#include <boost/asio/ip/address.hpp>
+#include <ctime>
+
+namespace mailcanary::tls {
+namespace {
+
+int openssl_version(TlsVersion version) {
+    switch (version) {
+        case TlsVersion::v1_0:
+            return TLS1_VERSION;
+        case TlsVersion::v1_1:
+            return TLS1_1_VERSION;
+        case TlsVersion::v1_2:
+            return TLS1_2_VERSION;
+        case TlsVersion::v1_3:
+            return TLS1_3_VERSION;
+    }
+    return TLS1_2_VERSION;
+}
+
+bool is_ip_literal(const std::string& host) {
+    boost::system::error_code ec;
+    boost::asio::ip::make_address(host, ec);
+    return !ec;
+}
+
+std::optional<std::chrono::system_clock::time_point> not_after(const X509* cert) {
+    std::tm tm{};
+    if (cert == nullptr || ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1) return std::nullopt;
+    return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+}  // namespace
+
+std::shared_ptr<boost::asio::ssl::context> make_client_context(const TlsOptions& options,
+                                                               std::string& error) {
+    auto context =
+        std::make_shared<boost::asio::ssl::context>(boost::asio::ssl::context::tls_client);
+    SSL_CTX* native = context->native_handle();
+    SSL_CTX_set_min_proto_version(native, openssl_version(options.min_version));
+    // Verification always runs, even with insecure_skip_verify, so the certificate's expiry is
+    // still read; the verify callback decides whether a failure counts.
+    context->set_verify_mode(boost::asio::ssl::verify_peer);
+    boost::system::error_code ec;
+    if (options.ca_file.empty()) {
+        context->set_default_verify_paths(ec);
+    } else {
+        context->load_verify_file(options.ca_file, ec);
+    }
+    if (ec) {
+        error = "cannot load trust anchors" +
+                (options.ca_file.empty() ? std::string() : " from " + options.ca_file) + ": " +
+                ec.message();
+        return nullptr;
+    }
+    return context;
+}
+
+bool prepare_connection(SSL* ssl, const std::string& host, const TlsOptions& options) {
+    const std::string& name = options.server_name.empty() ? host : options.server_name;
+    // A name OpenSSL refuses (a scoped IPv6 address, say) must fail the run: without it no
+    // identity would be checked at all.
+    if (is_ip_literal(name))
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str()) == 1;
+    return SSL_set_tlsext_host_name(ssl, name.c_str()) == 1 &&
+           SSL_set1_host(ssl, name.c_str()) == 1;
+}
+
+FailureReason classify_handshake_failure(SSL* ssl) {
+    switch (SSL_get_verify_result(ssl)) {
+        case X509_V_OK:
+            return FailureReason::tls_handshake;
+        case X509_V_ERR_CERT_HAS_EXPIRED:
+        case X509_V_ERR_CERT_NOT_YET_VALID:
+            return FailureReason::tls_cert_expired;
+        case X509_V_ERR_HOSTNAME_MISMATCH:
+        case X509_V_ERR_IP_ADDRESS_MISMATCH:
+            return FailureReason::tls_cert_hostname;
+        default:
+            return FailureReason::tls_cert_untrusted;
+    }
+}
+
+std::string describe_verify_result(SSL* ssl) {
+    return X509_verify_cert_error_string(SSL_get_verify_result(ssl));
+}
+
+std::optional<std::chrono::system_clock::time_point> earliest_not_after_verified(SSL* ssl) {
+    STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);
+    if (chain == nullptr || sk_X509_num(chain) == 0) return std::nullopt;
+    std::optional<std::chrono::system_clock::time_point> earliest;
+    for (int i = 0; i < sk_X509_num(chain); ++i) {
+        const auto expiry = not_after(sk_X509_value(chain, i));
+        if (expiry && (!earliest || *expiry < *earliest)) earliest = expiry;
+    }
+    return earliest;
+}
+
+std::optional<std::chrono::system_clock::time_point> earliest_not_after(X509_STORE_CTX* ctx) {
+    auto earliest = not_after(X509_STORE_CTX_get0_cert(ctx));
+    if (STACK_OF(X509)* presented = X509_STORE_CTX_get0_untrusted(ctx)) {
+        for (int i = 0; i < sk_X509_num(presented); ++i) {
+            const auto expiry = not_after(sk_X509_value(presented, i));
+            if (expiry && (!earliest || *expiry < *earliest)) earliest = expiry;
+        }
+    }
+    return earliest;
+}
+
+}  // namespace mailcanary::tls

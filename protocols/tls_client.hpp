@@ -1,0 +1,42 @@
+// TLS client setup shared by every probe: trust, minimum version, SNI, host-name verification,
+// and the classification of what went wrong.
+#pragma once
+
+#include <utility>
+
+#include <boost/asio/ssl/context.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "protocols/failure_reason.hpp"
+#include "protocols/tls_options.hpp"
+
+using SSL = struct ssl_st;
+using X509_STORE_CTX = struct x509_store_ctx_st;
+
+namespace mailcanary::tls {
+
+// Built once per target at config load. Returns null and sets `error` when the CA file cannot
+// be used.
+std::shared_ptr<boost::asio::ssl::context> make_client_context(const TlsOptions& options,
+                                                               std::string& error);
+
+// SNI (for names, never for IP literals, RFC 6066 3) and the name or address the certificate
+// must match. `host` is the target's host, used when server_name is empty. False when OpenSSL
+// refuses the name: the handshake must not go ahead without an identity to check.
+bool prepare_connection(SSL* ssl, const std::string& host, const TlsOptions& options);
+
+// Maps a failed handshake to a reason, from the certificate verification result.
+FailureReason classify_handshake_failure(SSL* ssl);
+std::string describe_verify_result(SSL* ssl);
+
+// The earliest notAfter among the certificates the peer presented, read during verification
+// so that it is known even when verification fails.
+std::optional<std::chrono::system_clock::time_point> earliest_not_after(X509_STORE_CTX* ctx);
+// After a verified handshake: the earliest notAfter in the chain that was actually verified. A
+// server may still send an expired cross-signed intermediate that verification does not use.
+std::optional<std::chrono::system_clock::time_point> earliest_not_after_verified(SSL* ssl);
+
+}  // namespace mailcanary::tls

@@ -1,0 +1,399 @@
+// The IMAP state machine, byte for byte, without sockets.
+#include <gtest/gtest.h>
+
+#include "protocols/imap_dialog.hpp"
+#include "protocols/sasl.hpp"
+
+namespace mailcanary::imap {
+namespace {
+
+using Kind = Action::Kind;
+
+std::vector<Response> read_all(std::string_view bytes) {
+    ResponseReader reader;
+    reader.feed(bytes);
+    std::vector<Response> out;
+    while (auto response = reader.next()) out.push_back(std::move(*response));
+    EXPECT_EQ(reader.error(), "");
+    return out;
+}
+
+TEST(ImapResponseReader, TaggedUntaggedAndContinuation) {
+    const auto responses = read_all(
+        "* OK [CAPABILITY IMAP4rev1 IDLE] ready\r\n"
+        "* 12 EXISTS\r\n"
+        "+ idling\r\n"
+        "C1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n");
+    ASSERT_EQ(responses.size(), 4u);
+    EXPECT_EQ(responses[0].kind, Response::Kind::untagged);
+    EXPECT_EQ(responses[0].name, "OK");
+    EXPECT_EQ(responses[0].code, "CAPABILITY IMAP4rev1 IDLE");
+    EXPECT_EQ(responses[0].text, "ready");
+    EXPECT_EQ(responses[1].number, 12u);
+    EXPECT_EQ(responses[1].name, "EXISTS");
+    EXPECT_EQ(responses[2].kind, Response::Kind::continuation);
+    EXPECT_EQ(responses[2].text, "idling");
+    EXPECT_EQ(responses[3].kind, Response::Kind::tagged);
+    EXPECT_EQ(responses[3].tag, "C1");
+    EXPECT_EQ(responses[3].name, "NO");
+    EXPECT_EQ(responses[3].code, "AUTHENTICATIONFAILED");
+    EXPECT_EQ(responses[3].text, "Authentication failed.");
+}
+
+TEST(ImapResponseReader, FetchWithLiteralArrivingInPieces) {
+    const std::string header = "X-Mailcanary-Token: mc1.a.b\r\n\r\n";
+    const std::string bytes =
+        "* 3 FETCH (UID 41 INTERNALDATE \"29-Nov-2026 09:00:01 +0000\" "
+        "BODY[HEADER.FIELDS (X-MAILCANARY-TOKEN)] {" +
+        std::to_string(header.size()) + "}\r\n" + header + ")\r\n";
+    ResponseReader reader;
+    // Every split point: a literal cut anywhere must wait for the rest.
+    for (std::size_t i = 0; i + 1 < bytes.size(); ++i) {
+        reader.feed(bytes.substr(i, 1));
+        ASSERT_FALSE(reader.next().has_value()) << "complete after " << i + 1 << " bytes";
+    }
+    reader.feed(bytes.substr(bytes.size() - 1));
+    const auto response = reader.next();
+    ASSERT_TRUE(response.has_value());
+    EXPECT_EQ(response->name, "FETCH");
+    EXPECT_EQ(response->number, 3u);
+    ASSERT_EQ(response->data.size(), 1u);
+    const auto& items = response->data[0].items;
+    ASSERT_EQ(items.size(), 6u);
+    EXPECT_TRUE(items[0].is_atom("UID"));
+    EXPECT_EQ(items[1].number(), 41u);
+    EXPECT_EQ(items[3].kind, Value::Kind::string);
+    EXPECT_EQ(items[3].text, "29-Nov-2026 09:00:01 +0000");
+    EXPECT_EQ(items[4].text, "BODY[HEADER.FIELDS (X-MAILCANARY-TOKEN)]");
+    EXPECT_EQ(items[5].text, header);
+}
+
+TEST(ImapResponseReader, ListSearchQuotedAndNil) {
+    const auto responses = read_all(
+        "* LIST (\\HasNoChildren \\Junk) \"/\" \"Spam \\\"box\\\"\"\r\n"
+        "* SEARCH 4 9 12\r\n"
+        "* LIST (\\Noselect) NIL \"\"\r\n");
+    ASSERT_EQ(responses.size(), 3u);
+    ASSERT_EQ(responses[0].data.size(), 3u);
+    EXPECT_EQ(responses[0].data[0].items[1].text, "\\Junk");
+    EXPECT_EQ(responses[0].data[2].text, "Spam \"box\"");
+    ASSERT_EQ(responses[1].data.size(), 3u);
+    EXPECT_EQ(responses[1].data[2].number(), 12u);
+    EXPECT_EQ(responses[2].data[1].kind, Value::Kind::nil);
+}
+
+TEST(ImapResponseReader, BoundsLinesAndLiterals) {
+    ResponseReader endless;
+    endless.feed("* OK " + std::string(ResponseReader::kMaxLineBytes + 1, 'x'));
+    EXPECT_FALSE(endless.next().has_value());
+    EXPECT_NE(endless.error(), "");
+
+    ResponseReader huge_literal;
+    huge_literal.feed("* 1 FETCH (BODY[] {999999999999}\r\n");
+    EXPECT_FALSE(huge_literal.next().has_value());
+    EXPECT_NE(huge_literal.error(), "");
+}
+
+TEST(ImapResponseReader, GarbageNeverCrashes) {
+    for (const std::string_view bytes :
+         {"\r\n", "*\r\n", "* 1\r\n", "((((((((((((((((((((((((((\r\n", "* 1 FETCH (UID\r\n",
+          "* LIST (\\a \"unterminated\r\n", "x {0}\r\n\r\n", "* 1 FETCH {3}\r\nabc)))\r\n"}) {
+        ResponseReader reader;
+        reader.feed(bytes);
+        while (reader.next()) {
+        }
+    }
+}
+
+TEST(ImapQuoted, EscapesOrRefuses) {
+    EXPECT_EQ(quoted("pa\"ss\\w"), "\"pa\\\"ss\\\\w\"");
+    EXPECT_FALSE(quoted("line\r\nbreak").has_value());
+    EXPECT_FALSE(quoted("caf\xc3\xa9").has_value());
+}
+
+// Drives a client like the session driver would, recording what it writes.
+class Conversation {
+  public:
+    explicit Conversation(ClientOptions options) : client_(std::move(options), transcript_) {}
+
+    Action start() { return last_ = client_.start(); }
+    // The server speaks; returns the client's next action, and completes writes on its behalf.
+    Action server(std::string_view bytes) {
+        last_ = client_.on_bytes(bytes);
+        return settle();
+    }
+    Action tls_established() {
+        last_ = client_.on_tls_established();
+        return settle();
+    }
+    Action command(std::string_view text) {
+        last_ = client_.command(text);
+        return settle();
+    }
+    Action idle() {
+        last_ = client_.idle();
+        return settle();
+    }
+    Action stop_idling() {
+        last_ = client_.stop_idling();
+        return settle();
+    }
+    Action closed() { return last_ = client_.on_closed(); }
+
+    // Everything the client wrote since the last call.
+    std::string written() { return std::exchange(written_, {}); }
+    Client& client() { return client_; }
+    Transcript& transcript() { return transcript_; }
+
+  private:
+    Action settle() {
+        while (last_.kind == Kind::write) {
+            written_ += std::string(last_.bytes);
+            last_ = client_.on_written();
+        }
+        return last_;
+    }
+
+    Transcript transcript_;
+    Client client_;
+    Action last_;
+    std::string written_;
+};
+
+ClientOptions password_options(TlsMode tls, std::string password = "s3cret") {
+    ClientOptions options;
+    options.tls = tls;
+    options.credentials.username = "probe@example.test";
+    options.credentials.secret = std::move(password);
+    return options;
+}
+
+constexpr std::string_view kDovecotGreeting =
+    "* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ STARTTLS "
+    "AUTH=PLAIN AUTH=LOGIN] Dovecot (Debian) ready.\r\n";
+
+TEST(ImapClient, ImplicitTlsThenLoginWithCapabilitiesInTheOk) {
+    Conversation c(password_options(TlsMode::implicit));
+    EXPECT_EQ(c.start().kind, Kind::start_tls);
+    EXPECT_EQ(c.tls_established().kind, Kind::read);
+    EXPECT_EQ(c.server(kDovecotGreeting).kind, Kind::read);
+    EXPECT_EQ(c.written(), "C1 LOGIN \"probe@example.test\" \"s3cret\"\r\n");
+    EXPECT_EQ(
+        c.server("C1 OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS MOVE SPECIAL-USE] Logged in\r\n").kind,
+        Kind::ready);
+    EXPECT_TRUE(c.client().has_capability("uidplus"));
+    EXPECT_FALSE(c.client().has_capability("STARTTLS"));
+    // The password never reaches the transcript.
+    EXPECT_EQ(c.transcript().to_text().find("s3cret"), std::string::npos);
+}
+
+TEST(ImapClient, StartTlsAsksForCapabilitiesAgainAndRefusesInjectedBytes) {
+    Conversation c(password_options(TlsMode::starttls));
+    EXPECT_EQ(c.start().kind, Kind::read);
+    c.server(kDovecotGreeting);
+    EXPECT_EQ(c.written(), "C1 STARTTLS\r\n");
+    EXPECT_EQ(c.server("C1 OK Begin TLS negotiation now.\r\n").kind, Kind::start_tls);
+    EXPECT_EQ(c.tls_established().kind, Kind::read);
+    EXPECT_EQ(c.written(), "C2 CAPABILITY\r\n");
+    c.server("* CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN\r\nC2 OK done\r\n");
+    EXPECT_EQ(c.written(), "C3 LOGIN \"probe@example.test\" \"s3cret\"\r\n");
+    EXPECT_EQ(c.server("C3 OK Logged in\r\n").kind, Kind::read);
+    EXPECT_EQ(c.written(), "C4 CAPABILITY\r\n");
+    EXPECT_EQ(c.server("* CAPABILITY IMAP4rev1 IDLE\r\nC4 OK done\r\n").kind, Kind::ready);
+    EXPECT_TRUE(c.client().has_capability("IDLE"));
+
+    Conversation injected(password_options(TlsMode::starttls));
+    injected.start();
+    injected.server(kDovecotGreeting);
+    EXPECT_EQ(injected.server("C1 OK Begin TLS\r\nC2 OK [CAPABILITY IMAP4rev1] fake\r\n").kind,
+              Kind::failed);
+    EXPECT_EQ(injected.client().failure()->reason, FailureReason::imap_tls);
+}
+
+TEST(ImapClient, StartTlsMissingIsATlsFailure) {
+    Conversation c(password_options(TlsMode::starttls));
+    c.start();
+    EXPECT_EQ(c.server("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hi\r\n").kind, Kind::failed);
+    EXPECT_EQ(c.client().failure()->reason, FailureReason::imap_tls);
+    EXPECT_EQ(c.written(), "");
+}
+
+TEST(ImapClient, NoCredentialsInTheClearUnlessAllowed) {
+    Conversation refused(password_options(TlsMode::none));
+    refused.start();
+    EXPECT_EQ(refused.server(kDovecotGreeting).kind, Kind::failed);
+    EXPECT_EQ(refused.client().failure()->reason, FailureReason::imap_auth);
+    EXPECT_EQ(refused.written(), "");
+
+    auto options = password_options(TlsMode::none);
+    options.allow_plaintext = true;
+    Conversation allowed(options);
+    allowed.start();
+    allowed.server(kDovecotGreeting);
+    EXPECT_EQ(allowed.written(), "C1 LOGIN \"probe@example.test\" \"s3cret\"\r\n");
+}
+
+TEST(ImapClient, GreetingWithoutCapabilitiesAsksForThem) {
+    Conversation c(password_options(TlsMode::implicit));
+    c.start();
+    c.tls_established();
+    c.server("* OK ready\r\n");
+    EXPECT_EQ(c.written(), "C1 CAPABILITY\r\n");
+    c.server("* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\nC1 OK\r\n");
+    EXPECT_EQ(c.written(), "C2 LOGIN \"probe@example.test\" \"s3cret\"\r\n");
+}
+
+TEST(ImapClient, LoginDisabledOrUnquotablePasswordUsesAuthenticatePlain) {
+    const std::string expected_response =
+        sasl::base64_encode(sasl::plain_response("probe@example.test", "caf\xc3\xa9"));
+    Conversation with_ir(password_options(TlsMode::implicit, "caf\xc3\xa9"));
+    with_ir.start();
+    with_ir.tls_established();
+    with_ir.server("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] hi\r\n");
+    EXPECT_EQ(with_ir.written(), "C1 AUTHENTICATE PLAIN " + expected_response + "\r\n");
+
+    Conversation without_ir(password_options(TlsMode::implicit));
+    without_ir.start();
+    without_ir.tls_established();
+    without_ir.server("* OK [CAPABILITY IMAP4rev1 LOGINDISABLED AUTH=PLAIN] hi\r\n");
+    EXPECT_EQ(without_ir.written(), "C1 AUTHENTICATE PLAIN\r\n");
+    EXPECT_EQ(without_ir.server("+ \r\n").kind, Kind::read);
+    EXPECT_EQ(without_ir.written(),
+              sasl::base64_encode(sasl::plain_response("probe@example.test", "s3cret")) + "\r\n");
+    EXPECT_EQ(without_ir.server("C1 OK [CAPABILITY IMAP4rev1 IDLE] in\r\n").kind, Kind::ready);
+    EXPECT_EQ(without_ir.transcript().to_text().find("s3cret"), std::string::npos);
+}
+
+TEST(ImapClient, RejectedLoginIsAnAuthFailureWithTheServersWords) {
+    Conversation c(password_options(TlsMode::implicit));
+    c.start();
+    c.tls_established();
+    c.server(kDovecotGreeting);
+    c.written();
+    EXPECT_EQ(c.server("C1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n").kind,
+              Kind::failed);
+    EXPECT_EQ(c.client().failure()->reason, FailureReason::imap_auth);
+    EXPECT_EQ(c.client().failure()->detail,
+              "login: NO [AUTHENTICATIONFAILED] Authentication failed.");
+}
+
+TEST(ImapClient, Xoauth2ErrorChallengeGetsAnEmptyAnswer) {
+    auto options = password_options(TlsMode::implicit, "ya29.token");
+    options.credentials.secret_is_token = true;
+    Conversation c(options);
+    c.start();
+    c.tls_established();
+    c.server("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2 AUTH=PLAIN] hi\r\n");
+    EXPECT_EQ(c.written(),
+              "C1 AUTHENTICATE XOAUTH2 " +
+                  sasl::base64_encode(sasl::xoauth2_response("probe@example.test", "ya29.token")) +
+                  "\r\n");
+    c.server("+ " + sasl::base64_encode("{\"status\":\"401\"}") + "\r\n");
+    EXPECT_EQ(c.written(), "\r\n");
+    EXPECT_EQ(c.server("C1 NO [AUTHENTICATIONFAILED] Invalid credentials\r\n").kind, Kind::failed);
+    EXPECT_EQ(c.client().failure()->reason, FailureReason::imap_auth);
+}
+
+TEST(ImapClient, ByeGreetingAndPreauth) {
+    Conversation refused(password_options(TlsMode::implicit));
+    refused.start();
+    refused.tls_established();
+    EXPECT_EQ(refused.server("* BYE Too many connections\r\n").kind, Kind::failed);
+    EXPECT_EQ(refused.client().failure()->reason, FailureReason::imap_connect);
+
+    Conversation preauth(password_options(TlsMode::implicit));
+    preauth.start();
+    preauth.tls_established();
+    EXPECT_EQ(preauth.server("* PREAUTH [CAPABILITY IMAP4rev1 IDLE] welcome\r\n").kind,
+              Kind::ready);
+    EXPECT_EQ(preauth.written(), "");
+}
+
+// A logged-in client, for the command tests.
+Conversation logged_in() {
+    Conversation c(password_options(TlsMode::implicit));
+    c.start();
+    c.tls_established();
+    c.server(kDovecotGreeting);
+    c.server("C1 OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS] Logged in\r\n");
+    c.written();
+    return c;
+}
+
+TEST(ImapClient, CommandCollectsUntaggedDataIncludingUnsolicited) {
+    Conversation c = logged_in();
+    EXPECT_EQ(c.command("UID SEARCH HEADER X-Mailcanary-Token \"mc1.\"").kind, Kind::read);
+    EXPECT_EQ(c.written(), "C2 UID SEARCH HEADER X-Mailcanary-Token \"mc1.\"\r\n");
+    // An EXISTS in the middle of another command's reply is normal IMAP.
+    EXPECT_EQ(c.server("* 5 EXISTS\r\n* SEARCH 7").kind, Kind::read);
+    EXPECT_EQ(c.server(" 9\r\nC2 OK Search completed (0.001 + 0.000 secs).\r\n").kind,
+              Kind::completed);
+    const Completion& done = c.client().completion();
+    EXPECT_TRUE(done.ok());
+    ASSERT_EQ(done.untagged.size(), 2u);
+    EXPECT_EQ(done.untagged[1].name, "SEARCH");
+    EXPECT_EQ(done.untagged[1].data.size(), 2u);
+    EXPECT_TRUE(c.client().take_mailbox_changed());
+    EXPECT_FALSE(c.client().take_mailbox_changed());
+}
+
+TEST(ImapClient, NoAndBadAreCompletionsNotSessionFailures) {
+    Conversation c = logged_in();
+    c.command("SELECT \"Missing\"");
+    EXPECT_EQ(c.written(), "C2 SELECT \"Missing\"\r\n");
+    EXPECT_EQ(c.server("C2 NO [NONEXISTENT] Mailbox doesn't exist: Missing\r\n").kind,
+              Kind::completed);
+    EXPECT_EQ(c.client().completion().describe(),
+              "NO [NONEXISTENT] Mailbox doesn't exist: Missing");
+    EXPECT_EQ(c.command("NOOP").kind, Kind::read);
+    EXPECT_EQ(c.written(), "C3 NOOP\r\n");
+    EXPECT_EQ(c.server("C3 OK NOOP completed.\r\n").kind, Kind::completed);
+}
+
+TEST(ImapClient, IdleUntilNewMailThenDone) {
+    Conversation c = logged_in();
+    EXPECT_EQ(c.idle().kind, Kind::read);
+    EXPECT_EQ(c.written(), "C2 IDLE\r\n");
+    EXPECT_EQ(c.server("+ idling\r\n").kind, Kind::idling);
+    EXPECT_FALSE(c.client().take_mailbox_changed());
+    EXPECT_EQ(c.server("* OK Still here\r\n").kind, Kind::idling);
+    EXPECT_EQ(c.server("* 4 EXISTS\r\n* 1 RECENT\r\n").kind, Kind::idling);
+    EXPECT_TRUE(c.client().take_mailbox_changed());
+    EXPECT_EQ(c.stop_idling().kind, Kind::read);
+    EXPECT_EQ(c.written(), "DONE\r\n");
+    EXPECT_EQ(c.server("C2 OK Idle completed (0.5 + 0.5 secs).\r\n").kind, Kind::completed);
+    EXPECT_TRUE(c.client().ready());
+}
+
+TEST(ImapClient, ByeThenCloseDuringIdleFailsWithTheServersWords) {
+    Conversation c = logged_in();
+    c.idle();
+    c.server("+ idling\r\n");
+    EXPECT_EQ(c.server("* BYE Server shutting down.\r\n").kind, Kind::idling);
+    EXPECT_EQ(c.closed().kind, Kind::failed);
+    EXPECT_EQ(c.client().failure()->reason, FailureReason::imap_protocol);
+    EXPECT_EQ(c.client().failure()->detail,
+              "the server closed the connection after BYE Server shutting down.");
+}
+
+TEST(ImapClient, DisconnectBeforeGreetingIsAConnectFailure) {
+    Conversation c(password_options(TlsMode::none));
+    c.start();
+    EXPECT_EQ(c.closed().kind, Kind::failed);
+    EXPECT_EQ(c.client().failure()->reason, FailureReason::imap_connect);
+}
+
+TEST(ImapClient, ForeignTagsAndGarbageAreProtocolFailures) {
+    Conversation foreign = logged_in();
+    foreign.command("NOOP");
+    EXPECT_EQ(foreign.server("C9 OK what?\r\n").kind, Kind::failed);
+    EXPECT_EQ(foreign.client().failure()->reason, FailureReason::imap_protocol);
+
+    Conversation garbage(password_options(TlsMode::none));
+    garbage.start();
+    EXPECT_EQ(garbage.server("220 mail.example.test ESMTP\r\n").kind, Kind::failed);
+    EXPECT_EQ(garbage.client().failure()->reason, FailureReason::imap_protocol);
+}
+
+}  // namespace
+}  // namespace mailcanary::imap
