@@ -15,10 +15,8 @@
 #include "agent/version.hpp"
 #include "common/log.hpp"
 #include "probes/registry.hpp"
-#include "probes/roundtrip_probe.hpp"
 #include "protocols/credentials.hpp"
-#include "protocols/oauth_token.hpp"
-#include "protocols/tls_client.hpp"
+#include "protocols/tls_contexts.hpp"
 
 namespace mailcanary {
 namespace {
@@ -27,70 +25,6 @@ namespace asio = boost::asio;
 
 constexpr auto kShutdownBudget = std::chrono::milliseconds(1500);
 constexpr auto kHttpGrace = std::chrono::milliseconds(300);
-
-// The auth probe's password, from the environment or a file (the loader has checked that it is
-// there; this is the read that keeps it).
-std::optional<std::string> load_password(const AuthConfig& auth, std::string& problem) {
-    if (!auth.password_file.empty()) return read_secret_file(auth.password_file, problem);
-    if (auth.password_env.empty()) return std::string();  // a token is read at every run instead
-    const char* value = std::getenv(auth.password_env.c_str());
-    if (value == nullptr || *value == '\0') {
-        problem = "environment variable " + auth.password_env + " is not set or empty";
-        return std::nullopt;
-    }
-    return std::string(value);
-}
-
-OAuthSettings oauth_settings(const AuthConfig& auth) {
-    return OAuthSettings{.token_url = auth.token_url,
-                         .client_id = auth.client_id,
-                         .client_secret_file = auth.client_secret_file,
-                         .refresh_token_file = auth.refresh_token_file,
-                         .scope = auth.scope,
-                         .ca_file = auth.token_ca_file};
-}
-
-// TLS client contexts of one load, one per trust store and minimum version: a context costs
-// about 18 KB and a millisecond to build, and targets mostly share a few. What differs per
-// connection (SNI, the name to verify, insecure_skip_verify) is set on each connection.
-class TlsContexts {
-  public:
-    std::shared_ptr<boost::asio::ssl::context> get(const TlsOptions& options,
-                                                   std::string& problem) {
-        auto& context = contexts_[{options.ca_file, options.min_version}];
-        if (!context) context = tls::make_client_context(options, problem);
-        return context;
-    }
-
-  private:
-    std::map<std::pair<std::string, TlsVersion>, std::shared_ptr<boost::asio::ssl::context>>
-        contexts_;
-};
-
-// The roundtrip probe's mailbox: its TLS context and credentials. False, with an error, when
-// they cannot be had.
-bool compile_mailbox(const RoundtripConfig& roundtrip, CompiledTarget& entry, TlsContexts& contexts,
-                     const std::string& key, const std::string& file,
-                     std::vector<ConfigError>& errors) {
-    std::string problem;
-    if (roundtrip.imap_tls != TlsMode::none) {
-        entry.imap_tls_context = contexts.get(roundtrip.tls_options, problem);
-        if (!entry.imap_tls_context) {
-            errors.push_back({file, 0, 0, key + ".tls_options.ca_file", problem});
-            return false;
-        }
-    }
-    auto password = load_password(roundtrip.auth, problem);
-    if (!password) {
-        errors.push_back({file, 0, 0, key, problem});
-        return false;
-    }
-    entry.imap_password = std::move(*password);
-    if (!roundtrip.auth.token_url.empty()) {
-        entry.imap_oauth = std::make_shared<OAuthTokenSource>(oauth_settings(roundtrip.auth));
-    }
-    return true;
-}
 
 void log_config_errors(const std::vector<ConfigError>& errors) {
     for (const auto& error : errors)
@@ -120,63 +54,58 @@ std::vector<std::shared_ptr<CompiledTarget>> compile_targets(const Config& confi
         token_secret = std::move(*secret);
     }
     TlsContexts contexts;  // new ones at every load: a rotated CA file counts from the reload
+    LoadContext load{contexts, config.source_path, errors};
     for (std::size_t index = 0; index < config.targets.size(); ++index) {
         const TargetConfig& target = config.targets[index];
+        const std::string path = "targets[" + std::to_string(index + 1) + "]";
         auto entry = std::make_shared<CompiledTarget>(target);
         entry->smtp = Endpoint{.host = target.host,
                                .port = target.port,
                                .tls = target.tls,
                                .tls_options = target.tls_options,
                                .tls_context = nullptr};
+        std::string problem;
         if (target.tls != TlsMode::none) {
-            std::string problem;
             entry->smtp.tls_context = contexts.get(target.tls_options, problem);
             if (!entry->smtp.tls_context) {
-                errors.push_back({config.source_path, 0, 0,
-                                  "targets[" + std::to_string(index + 1) + "].tls_options.ca_file",
-                                  problem});
+                errors.push_back(
+                    {config.source_path, 0, 0, path + ".tls_options.ca_file", problem});
                 continue;
             }
         }
         if (target.auth) {
-            std::string problem;
-            auto password = load_password(*target.auth, problem);
-            if (!password) {
-                errors.push_back({config.source_path, 0, 0,
-                                  "targets[" + std::to_string(index + 1) + "].auth", problem});
+            entry->smtp_login = CredentialSource::load(*target.auth, problem);
+            if (!entry->smtp_login) {
+                errors.push_back({config.source_path, 0, 0, path + ".auth", problem});
                 continue;
             }
-            entry->password = std::move(*password);
         }
         entry->token_secret = token_secret;
-        if (target.auth && !target.auth->token_url.empty()) {
-            entry->oauth = std::make_shared<OAuthTokenSource>(oauth_settings(*target.auth));
+        // A kind's own table is compiled (its secrets read) even while its probe is not listed,
+        // so that a mistake shows before the probe is turned on.
+        bool all_compiled = true;
+        for (const ProbeKind* kind : all_probes()) {
+            const bool listed = std::find(target.probes.begin(), target.probes.end(),
+                                          kind->name()) != target.probes.end();
+            const bool has_table = target.probe_options.contains(kind->name());
+            if (listed || has_table)
+                all_compiled = kind->compile(*entry, load, path) && all_compiled;
         }
-        if (target.roundtrip &&
-            !compile_mailbox(*target.roundtrip, *entry, contexts,
-                             "targets[" + std::to_string(index + 1) + "].roundtrip",
-                             config.source_path, errors)) {
-            continue;
-        }
-        compiled.push_back(std::move(entry));
+        if (all_compiled) compiled.push_back(std::move(entry));
     }
     return compiled;
 }
 
-std::vector<std::shared_ptr<const CompiledTarget>> attach_mailboxes(
-    std::vector<std::shared_ptr<CompiledTarget>> targets, MailboxRegistry& registry) {
+std::vector<std::shared_ptr<const CompiledTarget>> attach_resources(
+    std::vector<std::shared_ptr<CompiledTarget>> targets, ProbeResources& resources) {
     std::vector<std::shared_ptr<const CompiledTarget>> attached;
     for (auto& target : targets) {
-        const auto& probes = target->config.probes;
-        const bool follows_mail =
-            std::find(probes.begin(), probes.end(), "roundtrip") != probes.end();
-        // A [targets.roundtrip] table without the probe is checked but opens no IMAP session.
-        if (const auto& roundtrip = target->config.roundtrip; roundtrip && follows_mail) {
-            target->mailbox = registry.attach(mailbox_settings_for(*target), roundtrip->timeout);
+        for (const std::string& name : target->config.probes) {
+            find_probe(name)->attach(*target, resources);
         }
         attached.push_back(std::move(target));
     }
-    registry.commit();
+    resources.commit();
     return attached;
 }
 
@@ -186,8 +115,8 @@ Agent::Agent(asio::io_context& io, CliOptions options, Config config,
       options_(std::move(options)),
       config_(std::move(config)),
       metrics_(config_.agent.metrics),
-      mailboxes_(io.get_executor(), metrics_.roundtrip_events()),
-      scheduler_(io.get_executor(), metrics_, results_,
+      resources_(io.get_executor(), metrics_.registry(), config_.agent.metrics.duration_buckets),
+      scheduler_(io.get_executor(), metrics_, results_, resources_,
                  Scheduler::Options{.max_in_flight = config_.agent.max_concurrent_probes},
                  find_probe),
       http_(
@@ -204,7 +133,7 @@ Agent::Agent(asio::io_context& io, CliOptions options, Config config,
                                            {"detail", result.outcome.detail}});
             }
         });
-    scheduler_.apply(attach_mailboxes(std::move(targets), mailboxes_));
+    scheduler_.apply(attach_resources(std::move(targets), resources_));
     metrics_.record_reload(true, std::chrono::system_clock::now());
 }
 
@@ -254,7 +183,7 @@ void Agent::shutdown() {
     if (stopping_) return;
     stopping_ = true;
     scheduler_.stop();
-    mailboxes_.stop();
+    resources_.stop();
     http_.stop(kHttpGrace);
     // Runs in flight say QUIT and end within their goodbye grace; anything left after the budget
     // is cut, so the process always exits promptly.
@@ -308,7 +237,7 @@ bool Agent::reload(std::string& report) {
         log::warn("[metrics] changed: takes effect at the next restart");
     }
     scheduler_.set_max_in_flight(config.agent.max_concurrent_probes);
-    scheduler_.apply(attach_mailboxes(std::move(targets), mailboxes_));
+    scheduler_.apply(attach_resources(std::move(targets), resources_));
     config_.targets = std::move(config.targets);
     config_.agent.max_concurrent_probes = config.agent.max_concurrent_probes;
     metrics_.record_reload(true, std::chrono::system_clock::now());

@@ -17,7 +17,7 @@
 #include "agent/metrics.hpp"
 #include "agent/results.hpp"
 #include "agent/scheduler.hpp"
-#include "probes/mailbox_tracker.hpp"
+#include "probes/probe_kind.hpp"
 
 namespace mailcanary {
 
@@ -31,10 +31,10 @@ std::vector<std::shared_ptr<CompiledTarget>> compile_targets(
     const Config& config, std::vector<ConfigError>& errors,
     SecretPolicy secret_policy = SecretPolicy::load_or_create);
 
-// Gives every roundtrip target the tracker of its mailbox (shared by targets delivering to the
-// same one) and stops the registry's trackers that no target uses any more.
-std::vector<std::shared_ptr<const CompiledTarget>> attach_mailboxes(
-    std::vector<std::shared_ptr<CompiledTarget>> targets, MailboxRegistry& registry);
+// Gives the targets of a compiled load the shared resources their probes use (the round trip's
+// mailbox sessions), and lets go of those no target uses any more.
+std::vector<std::shared_ptr<const CompiledTarget>> attach_resources(
+    std::vector<std::shared_ptr<CompiledTarget>> targets, ProbeResources& resources);
 
 class Agent {
   public:
@@ -57,7 +57,7 @@ class Agent {
     CliOptions options_;
     Config config_;
     Metrics metrics_;
-    MailboxRegistry mailboxes_;  // before the scheduler: runs in flight use the trackers
+    ProbeResources resources_;  // before the scheduler: runs in flight use them
     ResultStore results_;
     Scheduler scheduler_;
     // Renders /metrics off the loop (a large one takes long enough to make runs late); after

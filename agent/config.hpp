@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/config_error.hpp"
 #include "common/duration.hpp"
 #include "probes/target_config.hpp"
 
@@ -33,18 +34,6 @@ struct Config {
     std::string source_path;  // the file it was loaded from
     AgentConfig agent;
     std::vector<TargetConfig> targets;
-};
-
-// One problem found while loading, located in the file.
-struct ConfigError {
-    std::string file;
-    unsigned line = 0;    // 1-based; 0 when the error has no place in the file
-    unsigned column = 0;  // 1-based
-    std::string key;      // dotted path, e.g. "targets[2].timeout"
-    std::string message;
-
-    // "file:line:column: key: message"
-    std::string to_string() const;
 };
 
 struct ConfigResult {

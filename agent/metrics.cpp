@@ -111,8 +111,7 @@ Metrics::Metrics(const MetricsConfig& config)
                                .Name("mailcanary_config_last_reload_success_timestamp_seconds")
                                .Help("Unix time of the last successful configuration (re)load.")
                                .Register(*registry_)
-                               .Add({})),
-      roundtrip_(*registry_, config.duration_buckets) {
+                               .Add({})) {
     BuildGauge()
         .Name("mailcanary_build_info")
         .Help("The agent's version and source revision; always 1.")
@@ -167,15 +166,15 @@ void ProbeSeries::Histogram::observe(double value, const std::vector<double>& bo
     sum += value;
 }
 
-ProbeSeries::ProbeSeries(Metrics& metrics, std::string target, std::string probe)
+ProbeSeries::ProbeSeries(Metrics& metrics, std::string target, std::string probe,
+                         std::unique_ptr<ProbeExtraSeries> extra)
     : metrics_(metrics),
       target_(std::move(target)),
       probe_(std::move(probe)),
       labels_(labels_with({})),
-      roundtrip_(probe_ == "roundtrip"),
+      extra_(std::move(extra)),
       duration_(metrics.config_.duration_buckets.size()),
       skipped_{0, 0, std::nullopt} {
-    if (roundtrip_) metrics_.roundtrip_.add_target(target_);
     std::lock_guard lock(metrics_.series_mutex_);
     // One series per (target, probe) at a time: the scheduler's job for the pair owns it.
     metrics_.series_.insert(this);
@@ -189,7 +188,6 @@ ProbeSeries::~ProbeSeries() {
             metrics_.series_.erase(found);
         }
     }
-    if (roundtrip_) metrics_.roundtrip_.remove_target(target_);
 }
 
 std::string ProbeSeries::labels_with(
@@ -248,7 +246,7 @@ void ProbeSeries::record_run(const Outcome& outcome, const RunMetrics& run,
         for (const auto& reply : run.replies) ++replies_[reply];
         record_tls(run);
     }
-    if (roundtrip_) metrics_.roundtrip_.record_run(target_, outcome, run);
+    if (extra_) extra_->record(outcome, run);
 }
 
 void ProbeSeries::record_tls(const RunMetrics& run) {

@@ -20,8 +20,7 @@
 #include <utility>
 
 #include "agent/config.hpp"
-#include "agent/roundtrip_metrics.hpp"
-#include "probes/probe.hpp"
+#include "probes/probe_kind.hpp"
 #include "protocols/failure_reason.hpp"
 #include "protocols/phase.hpp"
 
@@ -40,7 +39,9 @@ class Metrics;
 // copy of the bucket bounds per histogram made about 8 KB per target (docs/benchmarks.md).
 class ProbeSeries {
   public:
-    ProbeSeries(Metrics& metrics, std::string target, std::string probe);
+    // `extra`: the probe kind's own series of the target, kept (and removed) with these.
+    ProbeSeries(Metrics& metrics, std::string target, std::string probe,
+                std::unique_ptr<ProbeExtraSeries> extra = nullptr);
     ~ProbeSeries();
     ProbeSeries(const ProbeSeries&) = delete;
     ProbeSeries& operator=(const ProbeSeries&) = delete;
@@ -71,7 +72,7 @@ class ProbeSeries {
     const std::string target_;
     const std::string probe_;
     const std::string labels_;  // labels_with({}): `probe="…",target="…"`, escaped once
-    const bool roundtrip_;  // the roundtrip probe's series also has the mailcanary_roundtrip_* ones
+    const std::unique_ptr<ProbeExtraSeries> extra_;
 
     mutable std::mutex mutex_;  // recording (the loop) against writing out (the render thread)
     Histogram duration_;
@@ -101,8 +102,9 @@ class Metrics {
     Metrics(const Metrics&) = delete;
     Metrics& operator=(const Metrics&) = delete;
 
-    std::unique_ptr<ProbeSeries> series_for(const std::string& target, std::string_view probe) {
-        return std::make_unique<ProbeSeries>(*this, target, std::string(probe));
+    std::unique_ptr<ProbeSeries> series_for(const std::string& target, std::string_view probe,
+                                            std::unique_ptr<ProbeExtraSeries> extra = nullptr) {
+        return std::make_unique<ProbeSeries>(*this, target, std::string(probe), std::move(extra));
     }
 
     void observe_lateness(std::chrono::nanoseconds lateness);
@@ -111,8 +113,8 @@ class Metrics {
     void record_reload(bool successful, std::chrono::system_clock::time_point when);
 
     const MetricsConfig& config() const { return config_; }
-    // Where the mailbox trackers report what happens outside runs.
-    RoundtripEvents& roundtrip_events() { return roundtrip_; }
+    // Where the probe kinds register their own series.
+    prometheus::Registry& registry() { return *registry_; }
     // The exposition, in the Prometheus text format 0.0.4. Thread-safe: /metrics renders it off
     // the loop while runs are recorded.
     std::string serialize() const;
@@ -138,7 +140,6 @@ class Metrics {
     prometheus::Gauge& targets_;
     prometheus::Gauge& reload_successful_;
     prometheus::Gauge& reload_success_time_;
-    RoundtripMetrics roundtrip_;
 };
 
 }  // namespace mailcanary

@@ -1,5 +1,6 @@
 #include "agent/probe_once.hpp"
 
+#include <prometheus/registry.h>
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -9,22 +10,12 @@
 #include "agent/agent.hpp"
 #include "agent/status_page.hpp"
 #include "common/blocking_work.hpp"
+#include "probes/probe_kind.hpp"
 #include "probes/registry.hpp"
 
 namespace mailcanary {
 
 namespace asio = boost::asio;
-
-namespace {
-
-// One run has nowhere to keep counts of what happens outside it.
-class IgnoredRoundtripEvents : public RoundtripEvents {
-    void message_late(const std::string&) override {}
-    void leftover_removed(const std::string&) override {}
-    void pending_changed(const std::string&, std::size_t) override {}
-};
-
-}  // namespace
 
 int probe_once(const Config& config, std::vector<std::shared_ptr<CompiledTarget>> targets,
                const std::string& target_name) {
@@ -35,13 +26,14 @@ int probe_once(const Config& config, std::vector<std::shared_ptr<CompiledTarget>
         return 2;
     }
     asio::io_context io;
-    IgnoredRoundtripEvents events;
-    MailboxRegistry mailboxes(io.get_executor(), events);
-    const auto attached = attach_mailboxes(std::move(targets), mailboxes);
+    // One run has nowhere to keep series across runs: its kinds' own series go nowhere.
+    prometheus::Registry unexported;
+    ProbeResources resources(io.get_executor(), unexported, {});
+    const auto attached = attach_resources(std::move(targets), resources);
     const CompiledTarget& target = *attached.front();
     bool all_succeeded = true;
     for (const auto& probe_name : target.config.probes) {
-        const ProbeEntry* probe = find_probe(probe_name);
+        const ProbeKind* probe = find_probe(probe_name);
         RunMetrics metrics;
         Transcript transcript;
         StopSignal stop;
@@ -53,8 +45,8 @@ int probe_once(const Config& config, std::vector<std::shared_ptr<CompiledTarget>
                 const std::function<void()> no_cap;  // one run: nothing to count
                 outcome = co_await probe->run(ProbeRun{target, started + target.config.timeout,
                                                        metrics, transcript, stop, no_cap});
-                // The mailbox trackers would watch forever: this was the last run.
-                if (&probe_name == &target.config.probes.back()) mailboxes.stop();
+                // Shared resources (mailbox sessions) would go on forever: this was the last run.
+                if (&probe_name == &target.config.probes.back()) resources.stop();
             },
             asio::detached);
         io.restart();
@@ -64,7 +56,7 @@ int probe_once(const Config& config, std::vector<std::shared_ptr<CompiledTarget>
         std::printf("%s/%s: %s in %s\n%s", target.config.name.c_str(), probe_name.c_str(),
                     outcome_text(outcome).c_str(), format_milliseconds(elapsed).c_str(),
                     transcript.to_text().c_str());
-        for (const Phase phase : kAllPhases) {
+        for (const Phase phase : probe->phases()) {
             if (const auto& elapsed_phase =
                     metrics.phase_durations[static_cast<std::size_t>(phase)]) {
                 std::printf("  phase %-13s %s\n", std::string(to_string(phase)).c_str(),

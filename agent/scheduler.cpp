@@ -39,7 +39,7 @@ std::vector<Clock::duration> even_offsets(std::size_t count, Clock::duration int
 
 struct Scheduler::Job {
     Job(const asio::any_io_executor& executor, std::shared_ptr<const CompiledTarget> compiled,
-        const ProbeEntry& entry, std::shared_ptr<ProbeSeries> probe_series, Clock::duration offset)
+        const ProbeKind& entry, std::shared_ptr<ProbeSeries> probe_series, Clock::duration offset)
         : target(std::move(compiled)),
           probe(entry),
           series(std::move(probe_series)),
@@ -47,7 +47,7 @@ struct Scheduler::Job {
           first_offset(offset) {}
 
     std::shared_ptr<const CompiledTarget> target;  // replaced on reload; runs keep their own copy
-    const ProbeEntry& probe;
+    const ProbeKind& probe;
     std::shared_ptr<ProbeSeries> series;
     asio::steady_timer timer;
     bool retired = false;
@@ -57,10 +57,11 @@ struct Scheduler::Job {
 };
 
 Scheduler::Scheduler(asio::any_io_executor executor, Metrics& metrics, ResultStore& results,
-                     Options options, ProbeLookup lookup)
+                     ProbeResources& resources, Options options, ProbeLookup lookup)
     : executor_(std::move(executor)),
       metrics_(metrics),
       results_(results),
+      resources_(resources),
       options_(options),
       lookup_(std::move(lookup)),
       random_(options.seed) {}
@@ -68,10 +69,10 @@ Scheduler::Scheduler(asio::any_io_executor executor, Metrics& metrics, ResultSto
 Scheduler::~Scheduler() { stop(); }
 
 void Scheduler::apply(const std::vector<std::shared_ptr<const CompiledTarget>>& targets) {
-    std::map<JobKey, std::pair<std::shared_ptr<const CompiledTarget>, const ProbeEntry*>> wanted;
+    std::map<JobKey, std::pair<std::shared_ptr<const CompiledTarget>, const ProbeKind*>> wanted;
     for (const auto& target : targets) {
         for (const auto& probe_name : target->config.probes) {
-            if (const ProbeEntry* entry = lookup_(probe_name)) {
+            if (const ProbeKind* entry = lookup_(probe_name)) {
                 wanted[{target->config.name, probe_name}] = {target, entry};
             }
         }
@@ -111,8 +112,10 @@ void Scheduler::start_jobs(std::vector<Start> starts) {
     for (auto& start : starts) by_interval[start.target->config.interval].push_back(&start);
     for (auto& [interval, group] : by_interval) {
         std::sort(group.begin(), group.end(), [](const Start* a, const Start* b) {
-            return std::tie(a->target->config.name, a->probe->name) <
-                   std::tie(b->target->config.name, b->probe->name);
+            return std::pair<std::string_view, std::string_view>(a->target->config.name,
+                                                                 a->probe->name()) <
+                   std::pair<std::string_view, std::string_view>(b->target->config.name,
+                                                                 b->probe->name());
         });
         const auto gap = interval / static_cast<Clock::rep>(group.size());
         std::uniform_int_distribution<Clock::rep> phase(0,
@@ -123,8 +126,11 @@ void Scheduler::start_jobs(std::vector<Start> starts) {
 }
 
 void Scheduler::start_job(Start start, Clock::duration first_offset) {
-    const JobKey key{start.target->config.name, std::string(start.probe->name)};
-    if (!start.series) start.series = metrics_.series_for(key.first, key.second);
+    const JobKey key{start.target->config.name, std::string(start.probe->name())};
+    if (!start.series) {
+        start.series = metrics_.series_for(key.first, key.second,
+                                           start.probe->extra_series(resources_, key.first));
+    }
     auto job = std::make_shared<Job>(executor_, std::move(start.target), *start.probe,
                                      std::move(start.series), first_offset);
     jobs_[key] = job;
@@ -146,8 +152,7 @@ void Scheduler::stop() {
 
 asio::awaitable<void> Scheduler::job_loop(std::shared_ptr<Job> job) {
     const auto interval = job->target->config.interval;
-    const std::size_t max_running =
-        job->probe.max_runs_in_flight ? job->probe.max_runs_in_flight(job->target->config) : 1;
+    const std::size_t max_running = job->probe.max_runs_in_flight(*job->target);
     TickPlan plan(Clock::now() + job->first_offset, interval);
 
     while (!job->retired) {
@@ -210,8 +215,8 @@ asio::awaitable<void> Scheduler::run_once(std::shared_ptr<Job> job) {
 
     if (result.outcome.cancelled || job->retired) co_return;
     job->series->record_run(result.outcome, run_metrics, result.duration, result.finished);
-    if (observer_) observer_(*target, job->probe.name, result);
-    results_.record({target->config.name, std::string(job->probe.name)}, std::move(result));
+    if (observer_) observer_(*target, job->probe.name(), result);
+    results_.record({target->config.name, std::string(job->probe.name())}, std::move(result));
 }
 
 }  // namespace mailcanary

@@ -17,7 +17,7 @@
 
 #include "agent/metrics.hpp"
 #include "agent/results.hpp"
-#include "probes/probe.hpp"
+#include "probes/probe_kind.hpp"
 
 namespace mailcanary {
 
@@ -55,7 +55,7 @@ std::vector<std::chrono::steady_clock::duration> even_offsets(
 
 class Scheduler {
   public:
-    using ProbeLookup = std::function<const ProbeEntry*(std::string_view)>;
+    using ProbeLookup = std::function<const ProbeKind*(std::string_view)>;
     using RunObserver =
         std::function<void(const CompiledTarget&, std::string_view probe, const RunResult&)>;
 
@@ -64,8 +64,9 @@ class Scheduler {
         std::uint64_t seed = std::random_device{}();  // for the phase of first runs
     };
 
+    // `resources`: where the probe kinds keep what their targets share (their own series).
     Scheduler(boost::asio::any_io_executor executor, Metrics& metrics, ResultStore& results,
-              Options options, ProbeLookup lookup);
+              ProbeResources& resources, Options options, ProbeLookup lookup);
     ~Scheduler();
     Scheduler(const Scheduler&) = delete;
     Scheduler& operator=(const Scheduler&) = delete;
@@ -88,7 +89,7 @@ class Scheduler {
 
     struct Start {
         std::shared_ptr<const CompiledTarget> target;
-        const ProbeEntry* probe;
+        const ProbeKind* probe;
         std::shared_ptr<ProbeSeries> series;  // null: new series
     };
     // Starts the jobs, those of one interval evenly spread over it.
@@ -101,6 +102,7 @@ class Scheduler {
     boost::asio::any_io_executor executor_;
     Metrics& metrics_;
     ResultStore& results_;
+    ProbeResources& resources_;
     Options options_;
     ProbeLookup lookup_;
     RunObserver observer_;

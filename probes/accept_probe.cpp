@@ -4,6 +4,7 @@
 #include "probes/accept_probe.hpp"
 
 #include "probes/auth_probe.hpp"
+#include "probes/smtp_lists.hpp"
 #include "protocols/message.hpp"
 #include "protocols/smtp_session.hpp"
 
@@ -42,6 +43,29 @@ boost::asio::awaitable<Outcome> submit_probe_message(ProbeRun run, std::string t
     Outcome outcome = co_await smtp::run_dialog(run.target.smtp, run.session(), dialog);
     if (dialog.queue_id()) outcome.queue_id = *dialog.queue_id();
     co_return outcome;
+}
+
+namespace {
+
+class AcceptProbe final : public ProbeKind {
+  public:
+    std::string_view name() const override { return "accept"; }
+    std::span<const Phase> phases() const override { return smtp_lists::kAcceptPhases; }
+    std::span<const FailureReason> reasons() const override { return smtp_lists::kAcceptReasons; }
+    std::span<const std::string_view> required_tables() const override { return kTables; }
+    boost::asio::awaitable<Outcome> run(ProbeRun run) const override {
+        return run_accept_probe(run);
+    }
+
+  private:
+    static constexpr std::array<std::string_view, 1> kTables{"message"};
+};
+
+}  // namespace
+
+const ProbeKind& accept_probe() {
+    static const AcceptProbe kind;
+    return kind;
 }
 
 }  // namespace mailcanary

@@ -1,11 +1,13 @@
+// The accept probe: is mail accepted for delivery?
 #pragma once
 
 #include <string>
 
-#include "probes/probe.hpp"
+#include "probes/probe_kind.hpp"
 
 namespace mailcanary {
 
+const ProbeKind& accept_probe();
 boost::asio::awaitable<Outcome> run_accept_probe(ProbeRun run);
 
 // The accept probe's session, with a given token in the message: the roundtrip probe sends its

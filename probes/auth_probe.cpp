@@ -4,8 +4,7 @@
 // the rejection is what success means.
 #include "probes/auth_probe.hpp"
 
-#include "protocols/credentials.hpp"
-#include "protocols/oauth_token.hpp"
+#include "probes/smtp_lists.hpp"
 #include "protocols/smtp_session.hpp"
 
 namespace mailcanary {
@@ -50,30 +49,19 @@ boost::asio::awaitable<std::variant<smtp::AuthRequest, Outcome>> make_auth_reque
     const ProbeRun& run) {
     const TargetConfig& target = run.target.config;
     const AuthConfig& auth = *target.auth;
-    smtp::AuthRequest request{.mechanism = sasl_mechanism(auth.mechanism),
-                              .username = auth.username,
-                              .secret = run.target.password,
-                              .secret_is_token = false,
-                              .allow_plaintext = target.allow_plaintext_auth,
-                              .host = target.host,
-                              .port = target.port};
-    std::optional<std::string> token;
     std::string error;
-    if (!auth.token_file.empty()) {
-        // Read at every run: another process keeps the token fresh.
-        token = read_secret_file(auth.token_file, error);
-    } else if (run.target.oauth) {
-        token = co_await run.target.oauth->token(run.deadline, error);
-    } else {
-        co_return request;
-    }
-    if (!token) {
+    auto secret = co_await run.target.smtp_login->secret(run.deadline, error);
+    if (!secret) {
         run.transcript.note("failed: oauth_token: " + error);
         co_return Outcome::failed(FailureReason::oauth_token, "OAuth2 access token: " + error);
     }
-    request.secret = std::move(*token);
-    request.secret_is_token = true;
-    co_return request;
+    co_return smtp::AuthRequest{.mechanism = sasl_mechanism(auth.mechanism),
+                                .username = auth.username,
+                                .secret = std::move(secret->value),
+                                .secret_is_token = secret->is_token,
+                                .allow_plaintext = target.allow_plaintext_auth,
+                                .host = target.host,
+                                .port = target.port};
 }
 
 boost::asio::awaitable<Outcome> run_auth_probe(ProbeRun run) {
@@ -88,6 +76,28 @@ boost::asio::awaitable<Outcome> run_auth_probe(ProbeRun run) {
     if (target.expect == Expectation::reject)
         outcome = expect_rejection(std::move(outcome), run.transcript);
     co_return outcome;
+}
+
+namespace {
+
+class AuthProbe final : public ProbeKind {
+  public:
+    std::string_view name() const override { return "auth"; }
+    std::span<const Phase> phases() const override { return smtp_lists::kAuthPhases; }
+    std::span<const FailureReason> reasons() const override { return smtp_lists::kAuthReasons; }
+    std::span<const std::string_view> required_tables() const override { return kTables; }
+    bool honours_expect() const override { return true; }
+    boost::asio::awaitable<Outcome> run(ProbeRun run) const override { return run_auth_probe(run); }
+
+  private:
+    static constexpr std::array<std::string_view, 1> kTables{"auth"};
+};
+
+}  // namespace
+
+const ProbeKind& auth_probe() {
+    static const AuthProbe kind;
+    return kind;
 }
 
 }  // namespace mailcanary

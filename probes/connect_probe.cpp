@@ -2,6 +2,7 @@
 // Banner, EHLO, STARTTLS or implicit TLS as configured, certificate checks, QUIT.
 #include "probes/connect_probe.hpp"
 
+#include "probes/smtp_lists.hpp"
 #include "protocols/smtp_session.hpp"
 
 namespace mailcanary {
@@ -10,6 +11,25 @@ boost::asio::awaitable<Outcome> run_connect_probe(ProbeRun run) {
     const auto& target = run.target.config;
     smtp::Dialog dialog({target.tls, target.helo, std::nullopt, std::nullopt}, run.transcript);
     co_return co_await smtp::run_dialog(run.target.smtp, run.session(), dialog);
+}
+
+namespace {
+
+class ConnectProbe final : public ProbeKind {
+  public:
+    std::string_view name() const override { return "connect"; }
+    std::span<const Phase> phases() const override { return smtp_lists::kConnectPhases; }
+    std::span<const FailureReason> reasons() const override { return smtp_lists::kConnectReasons; }
+    boost::asio::awaitable<Outcome> run(ProbeRun run) const override {
+        return run_connect_probe(run);
+    }
+};
+
+}  // namespace
+
+const ProbeKind& connect_probe() {
+    static const ConnectProbe kind;
+    return kind;
 }
 
 }  // namespace mailcanary

@@ -15,7 +15,6 @@
 #include "protocols/credentials.hpp"
 #include "protocols/mail_headers.hpp"
 #include "protocols/message.hpp"
-#include "protocols/oauth_token.hpp"
 
 namespace mailcanary {
 namespace {
@@ -44,12 +43,6 @@ constexpr std::string_view kSearchTokens = "HEADER X-Mailcanary-Token \"mc1.\"";
 constexpr std::string_view kFetchItems =
     "(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (X-Mailcanary-Token Authentication-Results "
     "Received)])";
-
-std::string mailbox_argument(std::string_view name) {
-    // Mailbox names come from the configuration or the server's own LIST, and are never 8-bit
-    // (modified UTF-7): quoting cannot fail for them, but an unquotable one is still refused.
-    return imap::quoted(name).value_or("\"\"");
-}
 
 // RFC 9051 date-time: "29-Nov-2026 09:00:01 +0000" (the day may be space-padded).
 std::optional<std::chrono::system_clock::time_point> parse_internaldate(std::string_view text) {
@@ -144,9 +137,8 @@ std::string MailboxSettings::key() const {
                       std::to_string(static_cast<int>(endpoint.tls)) + '\n' + tls.ca_file + '\n' +
                       tls.server_name + '\n' + (tls.insecure_skip_verify ? "skip" : "verify") +
                       '\n' + std::to_string(static_cast<int>(tls.min_version)) + '\n' +
-                      client.credentials.username + '\n' + client.credentials.secret + '\n' +
-                      (oauth ? "oauth" : "") + '\n' + token_file + '\n' + mailbox + '\n' +
-                      std::to_string(static_cast<int>(cleanup)) + '\n' +
+                      client.credentials.username + '\n' + login->identity() + '\n' + mailbox +
+                      '\n' + std::to_string(static_cast<int>(cleanup)) + '\n' +
                       (use_idle ? "idle" : "poll") + '\n' + std::to_string(poll_interval.count()) +
                       '\n' + (prompt_checks ? "prompt" : "") + '\n';
     if (junk_folders) {
@@ -334,17 +326,10 @@ asio::awaitable<void> MailboxTracker::watch(std::string folder_name, bool junk) 
 asio::awaitable<std::optional<imap::Failure>> MailboxTracker::add_secret(
     imap::ClientOptions& options) {
     std::string error;
-    if (settings_.oauth) {
-        auto token = co_await settings_.oauth->token(Clock::now() + kConnectTimeout, error);
-        if (!token) co_return imap::Failure{FailureReason::imap_auth, "OAuth2 token: " + error};
-        options.credentials.secret = std::move(*token);
-        options.credentials.secret_is_token = true;
-    } else if (!settings_.token_file.empty()) {
-        auto token = read_secret_file(settings_.token_file, error);
-        if (!token) co_return imap::Failure{FailureReason::imap_auth, "token_file: " + error};
-        options.credentials.secret = std::move(*token);
-        options.credentials.secret_is_token = true;
-    }
+    auto secret = co_await settings_.login->secret(Clock::now() + kConnectTimeout, error);
+    if (!secret) co_return imap::Failure{FailureReason::imap_auth, "login secret: " + error};
+    options.credentials.secret = std::move(secret->value);
+    options.credentials.secret_is_token = secret->is_token;
     co_return std::nullopt;
 }
 
@@ -367,7 +352,7 @@ asio::awaitable<std::optional<imap::Failure>> MailboxTracker::open_folder(imap::
     if (!folder.junk && !junk_watchers_started_ && !co_await discover_folders(session)) {
         co_return session.failure();
     }
-    const auto selected = co_await session.execute("SELECT " + mailbox_argument(folder.name),
+    const auto selected = co_await session.execute("SELECT " + imap::mailbox_argument(folder.name),
                                                    Clock::now() + kCommandTimeout);
     if (!selected) co_return session.failure();
     if (!selected->ok()) {
@@ -551,7 +536,7 @@ asio::awaitable<bool> MailboxTracker::remove(imap::Session& session, Folder& fol
     const imap::Client& client = session.client();
     if (settings_.cleanup == CleanupMode::trash && client.has_capability("MOVE")) {
         const auto moved = co_await session.execute(
-            "UID MOVE " + uid_text + " " + mailbox_argument(trash_folder_.value_or("Trash")),
+            "UID MOVE " + uid_text + " " + imap::mailbox_argument(trash_folder_.value_or("Trash")),
             deadline);
         if (!moved) co_return false;
         if (!moved->ok()) {
@@ -563,7 +548,7 @@ asio::awaitable<bool> MailboxTracker::remove(imap::Session& session, Folder& fol
     }
     if (settings_.cleanup == CleanupMode::trash) {
         const auto copied = co_await session.execute(
-            "UID COPY " + uid_text + " " + mailbox_argument(trash_folder_.value_or("Trash")),
+            "UID COPY " + uid_text + " " + imap::mailbox_argument(trash_folder_.value_or("Trash")),
             deadline);
         if (!copied) co_return false;
         if (!copied->ok()) {

@@ -20,11 +20,11 @@
 #include <vector>
 
 #include "probes/target_config.hpp"
+#include "protocols/credential_source.hpp"
 #include "protocols/imap_session.hpp"
 
 namespace mailcanary {
 
-class OAuthTokenSource;
 class StopSignal;
 
 // What happens to probe messages outside any run, for the metrics.
@@ -39,11 +39,13 @@ class RoundtripEvents {
     virtual void pending_changed(const std::string& target, std::size_t pending) = 0;
 };
 
+// What the roundtrip probe does with its message once it has been measured.
+enum class CleanupMode { delete_message, trash, keep };
+
 struct MailboxSettings {
     Endpoint endpoint;
-    imap::ClientOptions client;  // the secret is a password; OAuth2 tokens come from `oauth`
-    std::shared_ptr<OAuthTokenSource> oauth;
-    std::string token_file;  // an OAuth2 access token kept fresh by something else
+    imap::ClientOptions client;  // without the secret, which comes from `login` at each login
+    std::shared_ptr<const CredentialSource> login;
     std::string mailbox = "INBOX";
     std::optional<std::vector<std::string>> junk_folders;  // unset: discover
     CleanupMode cleanup = CleanupMode::delete_message;

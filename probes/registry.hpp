@@ -1,4 +1,5 @@
-// The table of probes: adding a probe is one file and one line in registry.cpp.
+// The table of probe kinds: adding a kind is its own file (or folder) and one line in
+// registry.cpp.
 #pragma once
 
 #include <span>
@@ -6,10 +7,9 @@
 
 namespace mailcanary {
 
-struct ProbeEntry;
+class ProbeKind;
 
-std::span<const ProbeEntry> all_probes();
-const ProbeEntry* find_probe(std::string_view name);
-bool is_known_probe(std::string_view name);
+std::span<const ProbeKind* const> all_probes();
+const ProbeKind* find_probe(std::string_view name);
 
 }  // namespace mailcanary

@@ -6,45 +6,108 @@
 
 #include <algorithm>
 
+#include "common/joined.hpp"
 #include "probes/accept_probe.hpp"
 #include "probes/auth_probe.hpp"
-#include "probes/mailbox_tracker.hpp"
+#include "probes/roundtrip_metrics.hpp"
+#include "probes/settings_reader.hpp"
+#include "probes/smtp_lists.hpp"
+#include "probes/validators.hpp"
 #include "protocols/message.hpp"
+#include "protocols/tls_contexts.hpp"
 
 namespace mailcanary {
 namespace {
 
+constexpr std::string_view kName = "roundtrip";
 // A hard bound whatever the timeout/interval ratio: a mailbox that swallows mail must not make
 // the agent hold an unbounded number of runs.
 constexpr std::size_t kMaxRunsInFlight = 256;
+constexpr uint16_t kImapPort = 143;
+constexpr uint16_t kImapsPort = 993;  // IMAP over implicit TLS
+// Polling more often than this hammers the server; less often, and delivery times are noise.
+constexpr Duration kShortestPollInterval = std::chrono::milliseconds(10);
+constexpr Duration kLongestPollInterval = std::chrono::hours(1);
 
-}  // namespace
+// [targets.roundtrip] holds its IMAP login's credentials itself, under the keys of [targets.auth].
+constexpr std::array<std::string_view, 12> kOwnKeys{
+    "imap_host", "imap_port", "imap_tls", "tls_options",   "mailbox",       "junk_folders",
+    "timeout",   "cleanup",   "idle",     "poll_interval", "prompt_checks", "authserv_id"};
+constexpr auto kKeys = joined(kOwnKeys, kAuthKeys);
+constexpr std::array<std::string_view, 2> kTables{"message", "roundtrip"};
+// The IMAP wait is no phase of its own: its time is the round trip's (mailcanary_roundtrip_*).
+constexpr auto kReasons = joined(
+    smtp_lists::kAcceptReasons,
+    std::array{FailureReason::junk, FailureReason::lost, FailureReason::imap_connect,
+               FailureReason::imap_tls, FailureReason::imap_auth, FailureReason::imap_protocol});
 
-std::size_t roundtrip_runs_in_flight(const TargetConfig& target) {
-    if (!target.roundtrip || target.interval.count() <= 0) return 1;
-    const auto wait = target.timeout + target.roundtrip->timeout;
-    const auto runs = static_cast<std::size_t>(wait / target.interval) + 1;
-    return std::clamp<std::size_t>(runs, 1, kMaxRunsInFlight);
+constexpr std::array<Choice<CleanupMode>, 3> kCleanupModes{{
+    {"delete", CleanupMode::delete_message},
+    {"trash", CleanupMode::trash},
+    {"keep", CleanupMode::keep},
+}};
+
+std::optional<std::string> check_poll_interval(Duration interval) {
+    if (interval >= kShortestPollInterval && interval <= kLongestPollInterval) return std::nullopt;
+    return "must be between " + format_duration(kShortestPollInterval) + " and " +
+           format_duration(kLongestPollInterval) + ", got " + format_duration(interval);
 }
 
-MailboxSettings mailbox_settings_for(const CompiledTarget& target) {
-    const RoundtripConfig& roundtrip = *target.config.roundtrip;
+// What a target's runs use, built at load; the tracker is attached once the load compiled.
+struct RoundtripState {
+    RoundtripConfig options;
+    Endpoint imap;
+    std::shared_ptr<const CredentialSource> login;
+    std::shared_ptr<MailboxTracker> mailbox;
+};
+
+// The mailbox sessions and the mailcanary_roundtrip_* families, shared by every roundtrip
+// target for the agent's life.
+struct RoundtripResources final : SharedResource {
+    explicit RoundtripResources(ProbeResources& resources)
+        : metrics(resources.registry(), resources.duration_buckets()),
+          mailboxes(resources.executor(), metrics) {}
+    void commit() override { mailboxes.commit(); }
+    void stop() override { mailboxes.stop(); }
+
+    RoundtripMetrics metrics;
+    MailboxRegistry mailboxes;
+};
+
+RoundtripResources& roundtrip_resources(ProbeResources& resources) {
+    return resources.get<RoundtripResources>(
+        [&] { return std::make_unique<RoundtripResources>(resources); });
+}
+
+class RoundtripSeries final : public ProbeExtraSeries {
+  public:
+    RoundtripSeries(RoundtripMetrics& metrics, std::string target)
+        : metrics_(metrics), target_(std::move(target)) {
+        metrics_.add_target(target_);
+    }
+    ~RoundtripSeries() override { metrics_.remove_target(target_); }
+    void record(const Outcome& outcome, const RunMetrics& run) override {
+        metrics_.record_run(target_, outcome, run);
+    }
+
+  private:
+    RoundtripMetrics& metrics_;
+    std::string target_;
+};
+
+// The mailbox a roundtrip target delivers to, as its tracker needs it.
+MailboxSettings mailbox_settings_for(const CompiledTarget& target, const RoundtripState& state) {
+    const RoundtripConfig& roundtrip = state.options;
     MailboxSettings settings;
-    settings.endpoint = Endpoint{.host = roundtrip.imap_host,
-                                 .port = roundtrip.imap_port,
-                                 .tls = roundtrip.imap_tls,
-                                 .tls_options = roundtrip.tls_options,
-                                 .tls_context = target.imap_tls_context};
+    settings.endpoint = state.imap;
     settings.client.tls = roundtrip.imap_tls;
     settings.client.allow_plaintext = target.config.allow_plaintext_auth;
     imap::Credentials& credentials = settings.client.credentials;
     credentials.username = roundtrip.auth.username;
-    credentials.secret = target.imap_password;
     credentials.mechanism = sasl_mechanism(roundtrip.auth.mechanism);
     credentials.host = roundtrip.imap_host;
     credentials.port = roundtrip.imap_port;
-    settings.oauth = target.imap_oauth;
-    settings.token_file = roundtrip.auth.token_file;
+    settings.login = state.login;
     settings.mailbox = roundtrip.mailbox;
     settings.junk_folders = roundtrip.junk_folders;
     settings.cleanup = roundtrip.cleanup;
@@ -57,9 +120,11 @@ MailboxSettings mailbox_settings_for(const CompiledTarget& target) {
     return settings;
 }
 
-boost::asio::awaitable<Outcome> run_roundtrip_probe(ProbeRun run) {
+boost::asio::awaitable<Outcome> run_roundtrip(ProbeRun run) {
     const TargetConfig& target = run.target.config;
-    MailboxTracker& mailbox = *run.target.mailbox;  // the agent attaches one to every such target
+    const RoundtripState& state = run.target.state_of<RoundtripState>(kName);
+    const RoundtripConfig& options = state.options;
+    MailboxTracker& mailbox = *state.mailbox;  // attached with the load
     const std::string token = make_token(run.target.token_secret);
 
     // Known before it is sent: the message may arrive before this run hears the final 250.
@@ -78,11 +143,9 @@ boost::asio::awaitable<Outcome> run_roundtrip_probe(ProbeRun run) {
         return failure;
     };
     run.transcript.note("waiting for the message in " + mailbox.settings().label + " (" +
-                        mailbox.detection() + ", up to " +
-                        format_duration(target.roundtrip->timeout) + ")");
+                        mailbox.detection() + ", up to " + format_duration(options.timeout) + ")");
     if (run.waiting) run.waiting();
-    const WaitResult result =
-        co_await mailbox.wait(token, accepted + target.roundtrip->timeout, run.stop);
+    const WaitResult result = co_await mailbox.wait(token, accepted + options.timeout, run.stop);
     switch (result.kind) {
         case WaitResult::Kind::stopped:
             co_return Outcome::stopped();
@@ -92,9 +155,9 @@ boost::asio::awaitable<Outcome> run_roundtrip_probe(ProbeRun run) {
             co_return failed(result.failure.reason,
                              "reading " + mailbox.settings().label + ": " + result.failure.detail);
         case WaitResult::Kind::lost: {
-            const std::string detail = "not delivered to " + target.roundtrip->mailbox +
+            const std::string detail = "not delivered to " + options.mailbox +
                                        " or a junk folder within " +
-                                       format_duration(target.roundtrip->timeout);
+                                       format_duration(options.timeout);
             run.transcript.note("failed: lost: " + detail);
             co_return failed(FailureReason::lost, detail);
         }
@@ -107,7 +170,7 @@ boost::asio::awaitable<Outcome> run_roundtrip_probe(ProbeRun run) {
     RunMetrics::Delivery delivery;
     delivery.after_acceptance = std::max(arrival.seen - accepted, std::chrono::nanoseconds(0));
     delivery.junk = arrival.junk;
-    delivery.verdicts = message_verdicts(fields, target.roundtrip->authserv_id);
+    delivery.verdicts = message_verdicts(fields, options.authserv_id);
     delivery.by_server_clocks = received_span(fields);
     run.metrics.delivery = delivery;
     const std::string where = "in " + arrival.folder + " after " +
@@ -119,6 +182,157 @@ boost::asio::awaitable<Outcome> run_roundtrip_probe(ProbeRun run) {
         co_return failed(FailureReason::junk, "delivered to the junk folder " + where);
     }
     co_return outcome;
+}
+
+// A poll interval not shorter than the timeout would look into the mailbox at most once. The
+// error points at poll_interval if the table sets it, else at the timeout.
+void check_poll_below_timeout(SettingsReader& reader, const Setting<Duration>& poll_interval,
+                              const Setting<Duration>& timeout, const RoundtripConfig& roundtrip,
+                              std::string_view path) {
+    if (!poll_interval.present() && !timeout.present()) return;
+    if ((poll_interval.present() && !poll_interval.value) ||
+        (timeout.present() && !timeout.value) || roundtrip.poll_interval < roundtrip.timeout) {
+        return;
+    }
+    const auto describe = [](const Setting<Duration>& setting, Duration value) {
+        return format_duration(value) + (setting.present() ? "" : " (the default)");
+    };
+    const bool blame_poll = poll_interval.present();
+    reader.error((blame_poll ? poll_interval : timeout).node->source(),
+                 child_key(path, blame_poll ? "poll_interval" : "timeout"),
+                 "poll_interval " + describe(poll_interval, roundtrip.poll_interval) +
+                     " must be shorter than timeout " + describe(timeout, roundtrip.timeout));
+}
+
+class RoundtripProbe final : public ProbeKind {
+  public:
+    std::string_view name() const override { return kName; }
+    std::span<const Phase> phases() const override { return smtp_lists::kAcceptPhases; }
+    std::span<const FailureReason> reasons() const override { return kReasons; }
+    std::span<const std::string_view> required_tables() const override { return kTables; }
+    bool has_own_table() const override { return true; }
+
+    // The IMAP mailbox the message is followed into. Its defaults are RoundtripConfig's,
+    // except for those that depend on the target or on another key.
+    std::shared_ptr<const ProbeOptions> read_options(SettingsReader& reader,
+                                                     const toml::table& table,
+                                                     const std::string& path,
+                                                     const TargetConfig& target) const override {
+        reader.check_known_keys(table, path, kKeys);
+        RoundtripConfig roundtrip;
+        roundtrip.imap_host = reader
+                                  .checked(reader.read_non_empty_string(table, path, "imap_host"),
+                                           path, "imap_host", check_host)
+                                  .value.value_or(target.host);
+        roundtrip.imap_tls = reader.read_choice(table, path, "imap_tls", kTlsModes, "TLS mode")
+                                 .value.value_or(TlsMode::implicit);
+        const Setting<int64_t> port = reader.read_integer(table, path, "imap_port", 1, 65535);
+        roundtrip.imap_port =
+            port.value ? static_cast<uint16_t>(*port.value)
+                       : (roundtrip.imap_tls == TlsMode::implicit ? kImapsPort : kImapPort);
+        roundtrip.tls_options = reader.read_tls_options(
+            reader.read_section(table, path, "tls_options"), child_key(path, "tls_options"));
+        roundtrip.auth = reader.read_credentials(table, path, kImapSasl);
+        roundtrip.mailbox = reader
+                                .checked(reader.read<std::string>(table, path, "mailbox"), path,
+                                         "mailbox", check_mailbox_name)
+                                .value.value_or(roundtrip.mailbox);
+        roundtrip.junk_folders = reader
+                                     .read_string_list(table, path, "junk_folders", "folder names",
+                                                       check_mailbox_name, EmptyList::allowed)
+                                     .value;
+        const Setting<Duration> timeout = reader.read_duration(table, path, "timeout");
+        roundtrip.timeout = timeout.value.value_or(roundtrip.timeout);
+        roundtrip.cleanup =
+            reader.read_choice(table, path, "cleanup", kCleanupModes, "cleanup mode")
+                .value.value_or(CleanupMode::delete_message);
+        roundtrip.idle = reader.read<bool>(table, path, "idle").value.value_or(true);
+        roundtrip.prompt_checks =
+            reader.read<bool>(table, path, "prompt_checks").value.value_or(true);
+        const Setting<Duration> poll_interval =
+            reader.checked(reader.read_duration(table, path, "poll_interval"), path,
+                           "poll_interval", check_poll_interval);
+        roundtrip.poll_interval = poll_interval.value.value_or(roundtrip.poll_interval);
+        check_poll_below_timeout(reader, poll_interval, timeout, roundtrip, path);
+        roundtrip.authserv_id =
+            reader
+                .checked(reader.read_non_empty_string(table, path, "authserv_id"), path,
+                         "authserv_id", check_authserv_id)
+                .value.value_or("");
+        return std::make_shared<TypedOptions<RoundtripConfig>>(std::move(roundtrip));
+    }
+
+    void check_target(SettingsReader& reader, const toml::table& table, const std::string& path,
+                      const TargetConfig& /*target*/) const override {
+        const toml::node* mode = table.at_path("message.mode").node();
+        if (mode == nullptr || mode->value<std::string>() != "rcpt") return;
+        reader.error(mode->source(), child_key(child_key(path, "message"), "mode"),
+                     in_quotes("rcpt") + " sends no message, and the " + in_quotes(kName) +
+                         " probe follows one: use mode = " + in_quotes("data"));
+    }
+
+    bool compile(CompiledTarget& target, LoadContext& load,
+                 const std::string& path) const override {
+        const auto* options = target.config.probe_options.find<RoundtripConfig>(kName);
+        auto state = std::make_shared<RoundtripState>();
+        state->options = *options;
+        state->imap = Endpoint{.host = options->imap_host,
+                               .port = options->imap_port,
+                               .tls = options->imap_tls,
+                               .tls_options = options->tls_options,
+                               .tls_context = nullptr};
+        const std::string key = child_key(path, kName);
+        std::string problem;
+        if (options->imap_tls != TlsMode::none) {
+            state->imap.tls_context = load.tls.get(options->tls_options, problem);
+            if (!state->imap.tls_context) {
+                load.errors.push_back({load.file, 0, 0, key + ".tls_options.ca_file", problem});
+                return false;
+            }
+        }
+        auto login = CredentialSource::load(options->auth, problem);
+        if (!login) {
+            load.errors.push_back({load.file, 0, 0, key, problem});
+            return false;
+        }
+        state->login = std::make_shared<const CredentialSource>(std::move(*login));
+        target.kind_states[std::string(kName)] = std::move(state);
+        return true;
+    }
+
+    void attach(CompiledTarget& target, ProbeResources& resources) const override {
+        auto& state = target.state_of<RoundtripState>(kName);
+        state.mailbox = roundtrip_resources(resources).mailboxes.attach(
+            mailbox_settings_for(target, state), state.options.timeout);
+    }
+
+    // Runs overlap when the interval is shorter than delivery takes: each waits for its own
+    // message while the next is sent.
+    std::size_t max_runs_in_flight(const CompiledTarget& target) const override {
+        const auto* options = target.config.probe_options.find<RoundtripConfig>(kName);
+        if (options == nullptr || target.config.interval.count() <= 0) return 1;
+        const auto wait = target.config.timeout + options->timeout;
+        const auto runs = static_cast<std::size_t>(wait / target.config.interval) + 1;
+        return std::clamp<std::size_t>(runs, 1, kMaxRunsInFlight);
+    }
+
+    boost::asio::awaitable<Outcome> run(ProbeRun run) const override { return run_roundtrip(run); }
+
+    std::unique_ptr<ProbeExtraSeries> extra_series(ProbeResources& resources,
+                                                   const std::string& target) const override {
+        return std::make_unique<RoundtripSeries>(roundtrip_resources(resources).metrics, target);
+    }
+};
+
+}  // namespace
+
+RoundtripEvents& roundtrip_events(ProbeResources& resources) {
+    return roundtrip_resources(resources).metrics;
+}
+
+const ProbeKind& roundtrip_probe() {
+    static const RoundtripProbe kind;
+    return kind;
 }
 
 }  // namespace mailcanary

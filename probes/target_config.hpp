@@ -2,9 +2,14 @@
 // and the settings of its probes.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -13,6 +18,50 @@
 #include "protocols/tls_options.hpp"
 
 namespace mailcanary {
+
+// A probe kind's settings for one target, read by the kind from its table [targets.<kind>].
+class ProbeOptions {
+  public:
+    virtual ~ProbeOptions() = default;
+    virtual bool equals(const ProbeOptions& other) const = 0;
+};
+
+// The options of a kind as a plain struct with a defaulted ==.
+template <typename Settings>
+class TypedOptions final : public ProbeOptions {
+  public:
+    explicit TypedOptions(Settings value) : settings(std::move(value)) {}
+    bool equals(const ProbeOptions& other) const override {
+        const auto* same = dynamic_cast<const TypedOptions*>(&other);
+        return same != nullptr && same->settings == settings;
+    }
+    const Settings settings;
+};
+
+class ProbeOptionsByKind {
+  public:
+    void set(std::string_view kind, std::shared_ptr<const ProbeOptions> options) {
+        by_kind_[std::string(kind)] = std::move(options);
+    }
+    bool contains(std::string_view kind) const { return by_kind_.find(kind) != by_kind_.end(); }
+    // The kind's settings, if its table was given (and is of that type).
+    template <typename Settings>
+    const Settings* find(std::string_view kind) const {
+        const auto found = by_kind_.find(kind);
+        if (found == by_kind_.end()) return nullptr;
+        const auto* typed = dynamic_cast<const TypedOptions<Settings>*>(found->second.get());
+        return typed != nullptr ? &typed->settings : nullptr;
+    }
+    bool operator==(const ProbeOptionsByKind& other) const {
+        return std::equal(by_kind_.begin(), by_kind_.end(), other.by_kind_.begin(),
+                          other.by_kind_.end(), [](const auto& a, const auto& b) {
+                              return a.first == b.first && a.second->equals(*b.second);
+                          });
+    }
+
+  private:
+    std::map<std::string, std::shared_ptr<const ProbeOptions>, std::less<>> by_kind_;
+};
 
 // What the auth probe counts as success: the server accepting the credentials, or refusing
 // them with a 5xx (a negative test, e.g. that a disabled account stays disabled).
@@ -33,35 +82,6 @@ struct MessageConfig {
     bool operator==(const MessageConfig&) const = default;
 };
 
-// What the roundtrip probe does with its message once it has been measured.
-enum class CleanupMode { delete_message, trash, keep };
-
-// [targets.roundtrip]: the mailbox the probe message is followed into, read over IMAP.
-struct RoundtripConfig {
-    std::string imap_host;                 // default: the target's host
-    uint16_t imap_port = 993;              // default: 993 for "implicit", else 143
-    TlsMode imap_tls = TlsMode::implicit;  // none | starttls | implicit
-    TlsOptions tls_options;                // [targets.roundtrip.tls_options]
-    AuthConfig auth;                       // username and one secret source, as for SMTP
-    std::string mailbox = "INBOX";
-    // Unset: the folder with the \Junk special-use flag, else those of Junk, Spam and
-    // [Gmail]/Spam that exist. Set (even empty): exactly these.
-    std::optional<std::vector<std::string>> junk_folders;
-    Duration timeout = std::chrono::minutes(2);  // from the final 250 to "lost"
-    CleanupMode cleanup = CleanupMode::delete_message;
-    bool idle = true;                                  // use IDLE when the server offers it
-    Duration poll_interval = std::chrono::seconds(1);  // NOOP polling without IDLE
-    // While a probe message is awaited, also look every 5% of its time in flight (25 ms at the
-    // least, poll_interval at the most): a server's delayed IDLE notice (Dovecot's 500 ms) or a
-    // long poll_interval would otherwise be counted as delivery time.
-    bool prompt_checks = true;
-    // Trust only Authentication-Results headers from this authserv-id (RFC 8601 5); empty:
-    // the topmost one, which the receiving server added last.
-    std::string authserv_id;
-
-    bool operator==(const RoundtripConfig&) const = default;
-};
-
 struct TargetConfig {
     std::string name;
     std::string host;
@@ -76,7 +96,9 @@ struct TargetConfig {
     bool allow_plaintext_auth = false;  // false: credentials are never sent without TLS
     Expectation expect = Expectation::success;
     std::optional<MessageConfig> message;  // required when probes include "accept" or "roundtrip"
-    std::optional<RoundtripConfig> roundtrip;  // required when probes include "roundtrip"
+    // The tables of the probe kinds that have one ([targets.roundtrip], [targets.imap]), each
+    // read by its kind whenever it is present, even if the kind is not among `probes`.
+    ProbeOptionsByKind probe_options;
 
     bool operator==(const TargetConfig&) const = default;
 };

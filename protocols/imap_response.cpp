@@ -296,4 +296,6 @@ std::optional<std::string> quoted(std::string_view text) {
     return out;
 }
 
+std::string mailbox_argument(std::string_view name) { return quoted(name).value_or("\"\""); }
+
 }  // namespace mailcanary::imap

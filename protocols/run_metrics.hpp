@@ -4,6 +4,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,6 +37,8 @@ struct RunMetrics {
         std::optional<std::chrono::seconds> by_server_clocks;
     };
     std::optional<Delivery> delivery;
+    // Messages in the mailbox an IMAP run selected (its EXISTS count).
+    std::optional<std::uint32_t> mailbox_messages;
 
     void add_phase(Phase phase, std::chrono::nanoseconds elapsed) {
         auto& slot = phase_durations[static_cast<std::size_t>(phase)];

@@ -1,5 +1,7 @@
 #include "agent/config.hpp"
 
+#include "probes/roundtrip_probe.hpp"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +17,11 @@
 
 namespace mailcanary {
 namespace {
+
+// [targets.roundtrip] as the roundtrip probe read it; null when the target has none.
+const RoundtripConfig* roundtrip_of(const TargetConfig& target) {
+    return target.probe_options.find<RoundtripConfig>("roundtrip");
+}
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -230,7 +237,7 @@ interval = "1h"
                            .allow_plaintext_auth = false,
                            .expect = Expectation::success,
                            .message = std::nullopt,
-                           .roundtrip = std::nullopt};
+                           .probe_options = {}};
     const TargetConfig submissions{.name = "submissions",
                                    .host = "2001:db8::1",
                                    .port = 465,
@@ -247,7 +254,7 @@ interval = "1h"
                                    .allow_plaintext_auth = false,
                                    .expect = Expectation::success,
                                    .message = std::nullopt,
-                                   .roundtrip = std::nullopt};
+                                   .probe_options = {}};
     const TargetConfig custom_port{.name = "custom-port",
                                    .host = "192.0.2.7",
                                    .port = 2525,
@@ -261,7 +268,7 @@ interval = "1h"
                                    .allow_plaintext_auth = false,
                                    .expect = Expectation::success,
                                    .message = std::nullopt,
-                                   .roundtrip = std::nullopt};
+                                   .probe_options = {}};
     EXPECT_EQ(config.targets, (std::vector<TargetConfig>{mx1, submissions, custom_port}));
 }
 
@@ -292,7 +299,7 @@ TEST(ConfigLoad, MinimalTargetGetsBuiltInDefaults) {
                                 .allow_plaintext_auth = false,
                                 .expect = Expectation::success,
                                 .message = std::nullopt,
-                                .roundtrip = std::nullopt};
+                                .probe_options = {}};
     EXPECT_EQ(result.config->targets, std::vector<TargetConfig>{expected});
 }
 
@@ -1097,7 +1104,7 @@ token_file = "tokens/../tokens/mx4"
                            .allow_plaintext_auth = true,
                            .expect = Expectation::reject,
                            .message = std::nullopt,
-                           .roundtrip = std::nullopt};
+                           .probe_options = {}};
     const TargetConfig mx2{.name = "mx2",
                            .host = "mx2.example.net",
                            .port = 25,
@@ -1121,7 +1128,7 @@ token_file = "tokens/../tokens/mx4"
                            .allow_plaintext_auth = false,
                            .expect = Expectation::success,
                            .message = std::nullopt,
-                           .roundtrip = std::nullopt};
+                           .probe_options = {}};
     const TargetConfig mx3{.name = "mx3",
                            .host = "mx3.example.net",
                            .port = 465,
@@ -1145,7 +1152,7 @@ token_file = "tokens/../tokens/mx4"
                            .allow_plaintext_auth = false,
                            .expect = Expectation::success,
                            .message = std::nullopt,
-                           .roundtrip = std::nullopt};
+                           .probe_options = {}};
     // A token file need not exist at load; a relative one is resolved like any other path.
     const TargetConfig mx4{.name = "mx4",
                            .host = "mx4.example.net",
@@ -1170,7 +1177,7 @@ token_file = "tokens/../tokens/mx4"
                            .allow_plaintext_auth = false,
                            .expect = Expectation::success,
                            .message = std::nullopt,
-                           .roundtrip = std::nullopt};
+                           .probe_options = {}};
     EXPECT_EQ(result.config->targets, (std::vector<TargetConfig>{mx1, mx2, mx3, mx4}));
 }
 
@@ -1758,13 +1765,13 @@ TEST(ConfigRoundtrip, MinimalTableGetsDefaults) {
                                    .idle = true,
                                    .poll_interval = 1s,
                                    .authserv_id = ""};
-    EXPECT_EQ(result.config->targets.at(0).roundtrip, expected);
+    EXPECT_EQ(*roundtrip_of(result.config->targets.at(0)), expected);
 }
 
 TEST(ConfigRoundtrip, TargetWithoutRoundtripHasNone) {
     const ConfigResult result = load(kTarget);
     ASSERT_TRUE(result.config.has_value());
-    EXPECT_FALSE(result.config->targets.at(0).roundtrip.has_value());
+    EXPECT_FALSE((roundtrip_of(result.config->targets.at(0)) != nullptr));
 }
 
 TEST(ConfigRoundtrip, ImapPortDefaultsFollowImapTls) {
@@ -1775,20 +1782,20 @@ TEST(ConfigRoundtrip, ImapPortDefaultsFollowImapTls) {
         const ConfigResult result =
             load(roundtrip_target_with("imap_tls = \"" + std::string(tls) + "\"\n"));
         ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
-        EXPECT_EQ(result.config->targets.at(0).roundtrip->imap_tls, mode);
-        EXPECT_EQ(result.config->targets.at(0).roundtrip->imap_port, port);
+        EXPECT_EQ(roundtrip_of(result.config->targets.at(0))->imap_tls, mode);
+        EXPECT_EQ(roundtrip_of(result.config->targets.at(0))->imap_port, port);
     }
     const ConfigResult explicit_port =
         load(roundtrip_target_with("imap_tls = \"starttls\"\nimap_port = 10143\n"));
     ASSERT_TRUE(explicit_port.errors.empty()) << explicit_port.errors.front().to_string();
-    EXPECT_EQ(explicit_port.config->targets.at(0).roundtrip->imap_port, 10143);
+    EXPECT_EQ(roundtrip_of(explicit_port.config->targets.at(0))->imap_port, 10143);
     // The IMAP port does not follow the target's SMTP TLS mode.
     const ConfigResult smtp_implicit =
         load(target_with("tls = \"implicit\"\n[targets.roundtrip]\nusername = \"u\"\n"
                          "token_file = \"/t\"\nimap_tls = \"starttls\"\n"));
     ASSERT_TRUE(smtp_implicit.errors.empty()) << smtp_implicit.errors.front().to_string();
     EXPECT_EQ(smtp_implicit.config->targets.at(0).port, 465);
-    EXPECT_EQ(smtp_implicit.config->targets.at(0).roundtrip->imap_port, 143);
+    EXPECT_EQ(roundtrip_of(smtp_implicit.config->targets.at(0))->imap_port, 143);
 }
 
 TEST(ConfigRoundtrip, FullRoundtripConfigParsesToExpectedStructs) {
@@ -1861,7 +1868,7 @@ roundtrip = { username = "u", mechanism = "xoauth2", token_url = "https://oauth2
         .poll_interval = 250ms,
         .prompt_checks = false,
         .authserv_id = "mx.example.net"};
-    EXPECT_EQ(result.config->targets[0].roundtrip, mx1);
+    EXPECT_EQ(*roundtrip_of(result.config->targets[0]), mx1);
     // Like [targets.auth] and [targets.message], parsed without the probe that uses it.
     EXPECT_EQ(result.config->targets[0].probes, std::vector<std::string>{"connect"});
     // SMTP settings are not taken over: the target's own TLS options stay empty.
@@ -1889,7 +1896,7 @@ roundtrip = { username = "u", mechanism = "xoauth2", token_url = "https://oauth2
                               .idle = true,
                               .poll_interval = 1s,
                               .authserv_id = ""};
-    EXPECT_EQ(result.config->targets[1].roundtrip, mx2);
+    EXPECT_EQ(*roundtrip_of(result.config->targets[1]), mx2);
     EXPECT_FALSE(result.config->targets[1].auth.has_value());
 }
 
@@ -1904,9 +1911,9 @@ TEST(ConfigRoundtrip, CredentialsAreIndependentOfTargetsAuth) {
     const TargetConfig& target = result.config->targets.at(0);
     EXPECT_EQ(target.auth->username, "smtp-user");
     EXPECT_EQ(target.auth->token_file, "/smtp-token");
-    EXPECT_EQ(target.roundtrip->auth.username, "imap-user");
-    EXPECT_EQ(target.roundtrip->auth.password_env, kPasswordVariable);
-    EXPECT_EQ(target.roundtrip->auth.mechanism, AuthMechanism::plain);
+    EXPECT_EQ(roundtrip_of(target)->auth.username, "imap-user");
+    EXPECT_EQ(roundtrip_of(target)->auth.password_env, kPasswordVariable);
+    EXPECT_EQ(roundtrip_of(target)->auth.mechanism, AuthMechanism::plain);
 }
 
 TEST(ConfigRoundtrip, EveryImapMechanismIsAcceptedWithItsKindOfSecret) {
@@ -1923,7 +1930,7 @@ TEST(ConfigRoundtrip, EveryImapMechanismIsAcceptedWithItsKindOfSecret) {
         const ConfigResult result = load(roundtrip_credentials_with(
             "username = \"u\"\nmechanism = \"" + std::string(mechanism) + "\"\n" + source));
         ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
-        EXPECT_EQ(result.config->targets.at(0).roundtrip->auth.mechanism, value);
+        EXPECT_EQ(roundtrip_of(result.config->targets.at(0))->auth.mechanism, value);
     }
 }
 
@@ -1951,7 +1958,7 @@ TEST_F(ConfigRefreshFlow, WorksInTheRoundtripTableAsInTheAuthTable) {
         "username = \"u\"\nmechanism = \"oauthbearer\"\n" + flow_lines() +
         line("client_secret_file", client_secret_.string()) + line("scope", "imap")));
     ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
-    const AuthConfig& auth = result.config->targets.at(0).roundtrip->auth;
+    const AuthConfig& auth = roundtrip_of(result.config->targets.at(0))->auth;
     EXPECT_EQ(auth.token_url, "https://oauth2.example.net/token");
     EXPECT_EQ(auth.client_id, "mailcanary");
     EXPECT_EQ(auth.refresh_token_file, refresh_token_.string());
@@ -1985,7 +1992,7 @@ TEST(ConfigRoundtrip, RelativePathsAreResolvedAgainstTheConfigDirectory) {
                                    "ca_file = \"../certs/imap-ca.pem\"\n"));
     const ConfigResult result = load_config_file(config_file.string());
     ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
-    const RoundtripConfig& roundtrip = *result.config->targets.at(0).roundtrip;
+    const RoundtripConfig& roundtrip = *roundtrip_of(result.config->targets.at(0));
     EXPECT_EQ(roundtrip.auth.password_file, password_file.string());
     EXPECT_EQ(roundtrip.tls_options.ca_file, ca_file.string());
 }
@@ -2000,8 +2007,8 @@ TEST(ConfigRoundtrip, PlaintextImapIsLeftToAllowPlaintextAuthAtRunTime) {
         ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
         const TargetConfig& target = result.config->targets.at(0);
         EXPECT_EQ(target.allow_plaintext_auth, allow);
-        EXPECT_EQ(target.roundtrip->imap_tls, TlsMode::none);
-        EXPECT_EQ(target.roundtrip->imap_port, 143);
+        EXPECT_EQ(roundtrip_of(target)->imap_tls, TlsMode::none);
+        EXPECT_EQ(roundtrip_of(target)->imap_port, 143);
     }
 }
 
@@ -2011,15 +2018,15 @@ TEST(ConfigRoundtrip, TimeoutMayExceedTheTargetsInterval) {
                          "username = \"u\"\ntoken_file = \"/t\"\ntimeout = \"1d\"\n"
                          "poll_interval = \"1h\"\n"));
     ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
-    EXPECT_EQ(result.config->targets.at(0).roundtrip->timeout, 24h);
-    EXPECT_EQ(result.config->targets.at(0).roundtrip->poll_interval, 1h);
+    EXPECT_EQ(roundtrip_of(result.config->targets.at(0))->timeout, 24h);
+    EXPECT_EQ(roundtrip_of(result.config->targets.at(0))->poll_interval, 1h);
     EXPECT_EQ(result.config->targets.at(0).timeout, 10s);
 }
 
 TEST(ConfigRoundtrip, ShortestAcceptedPollInterval) {
     const ConfigResult result = load(roundtrip_target_with("poll_interval = \"10ms\"\n"));
     ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
-    EXPECT_EQ(result.config->targets.at(0).roundtrip->poll_interval, 10ms);
+    EXPECT_EQ(roundtrip_of(result.config->targets.at(0))->poll_interval, 10ms);
 }
 
 TEST(ConfigRoundtrip, ReportsEveryRoundtripMistakeInOneFile) {
@@ -2104,7 +2111,7 @@ TEST(ConfigRoundtripProbe, RunsWithMessageAndRoundtripTables) {
     const TargetConfig& target = result.config->targets.at(0);
     EXPECT_EQ(target.probes, (std::vector<std::string>{"connect", "roundtrip"}));
     EXPECT_TRUE(target.message.has_value());
-    EXPECT_TRUE(target.roundtrip.has_value());
+    EXPECT_TRUE((roundtrip_of(target) != nullptr));
 }
 
 TEST(ConfigRoundtripProbe, NeedsAMessageThatIsSent) {

@@ -6,6 +6,9 @@
 #include <atomic>
 #include <thread>
 
+#include <boost/asio/io_context.hpp>
+
+#include "probes/roundtrip_probe.hpp"
 #include "support/exposition.hpp"
 
 namespace mailcanary {
@@ -182,9 +185,22 @@ TEST(Metrics, DestroyingTheSeriesRemovesEverySeriesOfThePair) {
     EXPECT_NE(text.find("target=\"kept\""), std::string::npos);
 }
 
+// The roundtrip probe's own series, made by the kind as the scheduler makes them.
+struct RoundtripFixture {
+    explicit RoundtripFixture(Metrics& metrics)
+        : resources(io.get_executor(), metrics.registry(), metrics.config().duration_buckets) {}
+    std::unique_ptr<ProbeSeries> series_for(Metrics& metrics, const std::string& target) {
+        return metrics.series_for(target, "roundtrip",
+                                  roundtrip_probe().extra_series(resources, target));
+    }
+    boost::asio::io_context io;
+    ProbeResources resources;
+};
+
 TEST(RoundtripMetrics, ExistAtZeroFromSchedulingSoTheFirstLossIsAnIncrease) {
     Metrics metrics(MetricsConfig{{0.01, 0.1}, true});
-    auto series = metrics.series_for("mx", "roundtrip");
+    RoundtripFixture roundtrip(metrics);
+    auto series = roundtrip.series_for(metrics, "mx");
     auto connect = metrics.series_for("other", "connect");
     const auto text = metrics.serialize();
     EXPECT_EQ(value_of(text, R"(mailcanary_roundtrip_lost_total{target="mx"})"), 0);
@@ -200,7 +216,8 @@ TEST(RoundtripMetrics, ExistAtZeroFromSchedulingSoTheFirstLossIsAnIncrease) {
 
 TEST(RoundtripMetrics, RecordsDeliveryVerdictsLossAndEventsOutsideRuns) {
     Metrics metrics(MetricsConfig{{0.01, 0.1}, true});
-    auto series = metrics.series_for("mx", "roundtrip");
+    RoundtripFixture roundtrip(metrics);
+    auto series = roundtrip.series_for(metrics, "mx");
     RunMetrics delivered;
     delivered.submission = 30ms;
     delivered.delivery = RunMetrics::Delivery{};
@@ -211,10 +228,10 @@ TEST(RoundtripMetrics, RecordsDeliveryVerdictsLossAndEventsOutsideRuns) {
     series->record_run(Outcome{}, delivered, 800ms, kFinished);
     series->record_run(Outcome::failed(FailureReason::lost, "not delivered"), RunMetrics{}, 2min,
                        kFinished);
-    metrics.roundtrip_events().message_late("mx");
-    metrics.roundtrip_events().pending_changed("mx", 3);
-    metrics.roundtrip_events().leftover_removed("u@imap:993/INBOX");
-    metrics.roundtrip_events().message_late("removed-target");  // ignored, no crash
+    roundtrip_events(roundtrip.resources).message_late("mx");
+    roundtrip_events(roundtrip.resources).pending_changed("mx", 3);
+    roundtrip_events(roundtrip.resources).leftover_removed("u@imap:993/INBOX");
+    roundtrip_events(roundtrip.resources).message_late("removed-target");  // ignored, no crash
 
     const auto text = metrics.serialize();
     EXPECT_EQ(value_of(text, R"(mailcanary_roundtrip_seconds_count{target="mx"})"), 1);

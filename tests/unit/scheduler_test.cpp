@@ -81,11 +81,27 @@ asio::awaitable<Outcome> slow_probe(ProbeRun run) {
     co_return Outcome::failed(FailureReason::timeout, "slow");
 }
 
-const ProbeEntry kTestProbes[] = {{"instant", &instant_probe}, {"slow", &slow_probe}};
+// A probe kind that runs one of the functions above.
+class TestProbe final : public ProbeKind {
+  public:
+    using Function = asio::awaitable<Outcome> (*)(ProbeRun);
+    TestProbe(std::string_view name, Function function) : name_(name), function_(function) {}
+    std::string_view name() const override { return name_; }
+    std::span<const Phase> phases() const override { return {}; }
+    std::span<const FailureReason> reasons() const override { return {}; }
+    asio::awaitable<Outcome> run(ProbeRun run) const override { return function_(run); }
 
-const ProbeEntry* test_lookup(std::string_view name) {
-    for (const auto& entry : kTestProbes) {
-        if (entry.name == name) return &entry;
+  private:
+    std::string_view name_;
+    Function function_;
+};
+
+const TestProbe kInstantProbe{"instant", &instant_probe};
+const TestProbe kSlowProbe{"slow", &slow_probe};
+
+const ProbeKind* test_lookup(std::string_view name) {
+    for (const TestProbe* kind : {&kInstantProbe, &kSlowProbe}) {
+        if (kind->name() == name) return kind;
     }
     return nullptr;
 }
@@ -109,8 +125,13 @@ class SchedulerTest : public testing::Test {
     asio::io_context io_;
     Metrics metrics_{metrics_config_};
     ResultStore results_;
-    Scheduler scheduler_{io_.get_executor(), metrics_, results_,
-                         Scheduler::Options{.max_in_flight = 100, .seed = 42}, test_lookup};
+    ProbeResources resources_{io_.get_executor(), metrics_.registry(), {}};
+    Scheduler scheduler_{io_.get_executor(),
+                         metrics_,
+                         results_,
+                         resources_,
+                         Scheduler::Options{.max_in_flight = 100, .seed = 42},
+                         test_lookup};
 };
 
 TEST_F(SchedulerTest, RunsEachTargetOnItsOwnInterval) {
@@ -289,8 +310,9 @@ TEST(SchedulerLifetime, ARunInFlightOutlivesTheScheduler) {
     MetricsConfig config{{0.1}, true};
     Metrics metrics(config);
     ResultStore results;
+    ProbeResources resources(io.get_executor(), metrics.registry(), {});
     {
-        Scheduler scheduler(io.get_executor(), metrics, results,
+        Scheduler scheduler(io.get_executor(), metrics, results, resources,
                             Scheduler::Options{.max_in_flight = 10, .seed = 1}, test_lookup);
         scheduler.apply({target("slow", "slow", 100ms)});
         while (scheduler.in_flight() == 0) io.run_one_for(200ms);

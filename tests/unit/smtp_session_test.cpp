@@ -73,6 +73,7 @@ class SessionTest : public testing::Test {
         if (config.tls != TlsMode::none) {
             compiled.smtp.tls_context = tls::make_client_context(config.tls_options, error);
         }
+        if (config.auth) compiled.smtp_login = CredentialSource::load(*config.auth, error);
         EXPECT_TRUE(error.empty()) << error;
         return compiled;
     }
@@ -85,6 +86,8 @@ class SessionTest : public testing::Test {
 
     // `busy`: the loop is kept busy (as by other runs) for busy->second from busy->first after
     // the start.
+    using ProbeFunction = asio::awaitable<Outcome> (*)(ProbeRun run);
+
     static ProbeResult probe(
         const CompiledTarget& compiled, ProbeFunction run,
         std::optional<std::chrono::milliseconds> stop_after = std::nullopt,
@@ -354,16 +357,15 @@ TEST_F(SessionTest, LastErrorWhenNoAddressAccepts) {
 CompiledTarget with_refresh_flow(CompiledTarget compiled, const FakeTokenEndpoint& endpoint,
                                  const std::filesystem::path& dir, const std::string& ca_file) {
     std::ofstream(dir / "refresh-token") << "1//refresh\n";
-    compiled.config.auth = AuthConfig{};
-    compiled.config.auth->username = "canary@example.test";
-    compiled.config.auth->token_url = endpoint.url();
-    compiled.oauth = std::make_shared<OAuthTokenSource>(
-        OAuthSettings{.token_url = endpoint.url(),
-                      .client_id = "client",
-                      .client_secret_file = "",
-                      .refresh_token_file = (dir / "refresh-token").string(),
-                      .scope = "",
-                      .ca_file = ca_file});
+    AuthConfig& auth = compiled.config.auth.emplace();
+    auth.username = "canary@example.test";
+    auth.token_url = endpoint.url();
+    auth.client_id = "client";
+    auth.refresh_token_file = (dir / "refresh-token").string();
+    auth.token_ca_file = ca_file;
+    std::string problem;
+    compiled.smtp_login = CredentialSource::load(auth, problem);
+    EXPECT_TRUE(compiled.smtp_login.has_value()) << problem;
     return compiled;
 }
 
@@ -405,8 +407,9 @@ TEST_F(SessionTest, ExpectRejectFailsWhenTheServerAcceptsTheCredentials) {
     config.auth = AuthConfig{};
     config.auth->username = "canary@example.test";
     config.expect = Expectation::reject;
+    std::ofstream(dir_ / "password") << "should-have-been-refused\n";
+    config.auth->password_file = (dir_ / "password").string();
     auto compiled = compile(config);
-    compiled.password = "should-have-been-refused";
     const auto result = probe(compiled, &run_auth_probe);
     expect_failure(result, FailureReason::auth_accepted);
 }

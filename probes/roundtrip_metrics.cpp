@@ -1,4 +1,4 @@
-#include "agent/roundtrip_metrics.hpp"
+#include "probes/roundtrip_metrics.hpp"
 
 namespace mailcanary {
 namespace {

@@ -1,0 +1,20 @@
+// A problem found in a configuration file, located so that an operator can go straight to it.
+#pragma once
+
+#include <string>
+
+namespace mailcanary {
+
+// One problem found while loading, located in the file.
+struct ConfigError {
+    std::string file;
+    unsigned line = 0;    // 1-based; 0 when the error has no place in the file
+    unsigned column = 0;  // 1-based
+    std::string key;      // dotted path, e.g. "targets[2].timeout"
+    std::string message;
+
+    // "file:line:column: key: message"
+    std::string to_string() const;
+};
+
+}  // namespace mailcanary

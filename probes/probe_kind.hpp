@@ -1,0 +1,144 @@
+// A probe kind: everything one kind of probe brings to the agent, so that the loader, the
+// scheduler, the metrics and the one-shot command handle every kind alike. Adding a kind is a
+// class implementing this (its own file or folder) and one line in registry.cpp.
+#pragma once
+
+#include <utility>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <typeindex>
+#include <vector>
+
+#include "common/toml_reader.hpp"
+#include "probes/probe.hpp"
+#include "protocols/failure_reason.hpp"
+#include "protocols/phase.hpp"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace mailcanary {
+
+class SettingsReader;
+class TlsContexts;
+
+// Something several targets of a kind share for the agent's life, across reloads (the round
+// trip's mailbox sessions, a kind's own metric families).
+class SharedResource {
+  public:
+    virtual ~SharedResource() = default;
+    // A new configuration is in force: let go of what it no longer uses.
+    virtual void commit() {}
+    // The agent is stopping.
+    virtual void stop() {}
+};
+
+// The agent's shared resources, made by the kinds when first needed. Used on the agent's loop.
+class ProbeResources {
+  public:
+    ProbeResources(boost::asio::any_io_executor executor, prometheus::Registry& registry,
+                   std::vector<double> duration_buckets)
+        : executor_(std::move(executor)),
+          registry_(registry),
+          duration_buckets_(std::move(duration_buckets)) {}
+
+    const boost::asio::any_io_executor& executor() const { return executor_; }
+    // Where a kind registers its own metric families.
+    prometheus::Registry& registry() { return registry_; }
+    // [metrics] duration_buckets, for a kind's own duration histograms.
+    const std::vector<double>& duration_buckets() const { return duration_buckets_; }
+
+    template <typename Resource, typename Make>
+    Resource& get(Make make) {
+        auto& slot = resources_[std::type_index(typeid(Resource))];
+        if (!slot) slot = make();
+        return static_cast<Resource&>(*slot);
+    }
+
+    void commit() {
+        for (auto& [type, resource] : resources_) resource->commit();
+    }
+    void stop() {
+        for (auto& [type, resource] : resources_) resource->stop();
+    }
+
+  private:
+    boost::asio::any_io_executor executor_;
+    prometheus::Registry& registry_;
+    std::vector<double> duration_buckets_;
+    std::map<std::type_index, std::unique_ptr<SharedResource>> resources_;
+};
+
+// What a load gives every kind's compile step.
+struct LoadContext {
+    TlsContexts& tls;
+    const std::string& file;  // for errors
+    std::vector<ConfigError>& errors;
+};
+
+// A kind's own series of one target, alive while the (target, probe) pair is scheduled.
+class ProbeExtraSeries {
+  public:
+    virtual ~ProbeExtraSeries() = default;
+    virtual void record(const Outcome& outcome, const RunMetrics& run) = 0;
+};
+
+class ProbeKind {
+  public:
+    virtual ~ProbeKind() = default;
+
+    // As in the configuration's `probes` and the `probe` label.
+    virtual std::string_view name() const = 0;
+    // The phases its runs go through and the reasons they can fail for (docs/metrics.md lists
+    // them; a test holds the two together).
+    virtual std::span<const Phase> phases() const = 0;
+    virtual std::span<const FailureReason> reasons() const = 0;
+
+    // Tables of the target it cannot run without, e.g. "message" (its own included).
+    virtual std::span<const std::string_view> required_tables() const { return {}; }
+    // Whether it reads a table of its own, [targets.<name>].
+    virtual bool has_own_table() const { return false; }
+    // Reads [targets.<name>], reporting problems through `reader`; called whenever the table is
+    // there, so a table is checked even while its probe is not listed.
+    virtual std::shared_ptr<const ProbeOptions> read_options(SettingsReader& /*reader*/,
+                                                             const toml::table& /*table*/,
+                                                             const std::string& /*path*/,
+                                                             const TargetConfig& /*target*/) const {
+        return nullptr;
+    }
+    // Checks that span the target's settings, once they are all read; only for a target that
+    // lists this kind. `table` is the target's.
+    virtual void check_target(SettingsReader& /*reader*/, const toml::table& /*table*/,
+                              const std::string& /*path*/, const TargetConfig& /*target*/) const {}
+    // Whether the target's `expect = "reject"` applies to its runs.
+    virtual bool honours_expect() const { return false; }
+
+    // At load: builds what its runs need from the target's settings (secrets, TLS contexts).
+    // False when it cannot, with the errors added to `load`. Only for a target listing it.
+    virtual bool compile(CompiledTarget& /*target*/, LoadContext& /*load*/,
+                         const std::string& /*path*/) const {
+        return true;
+    }
+    // Once a whole load has compiled: takes the shared resources its runs use.
+    virtual void attach(CompiledTarget& /*target*/, ProbeResources& /*resources*/) const {}
+
+    // How many runs of one target may be in flight at once: one, unless runs mostly wait.
+    virtual std::size_t max_runs_in_flight(const CompiledTarget& /*target*/) const { return 1; }
+    virtual boost::asio::awaitable<Outcome> run(ProbeRun run) const = 0;
+
+    // Its own series for one target; null when it has none beyond the common ones.
+    virtual std::unique_ptr<ProbeExtraSeries> extra_series(ProbeResources& /*resources*/,
+                                                           const std::string& /*target*/) const {
+        return nullptr;
+    }
+};
+
+}  // namespace mailcanary
