@@ -16,6 +16,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "integration/harness.hpp"
 #include "probes/credentials.hpp"
@@ -161,10 +162,6 @@ const std::vector<Variant> kVariants = {
     {"phase_histograms=false", "last-durations", "[metrics]\nphase_histograms = false\n\n"},
 };
 
-std::string tail(const std::string& text, std::size_t size = 4000) {
-    return text.size() <= size ? text : "..." + text.substr(text.size() - size);
-}
-
 std::string golden_text(const std::vector<Contract>& contracts) {
     std::map<std::string, std::vector<std::string>> seen_with;  // line -> variants
     for (std::size_t i = 0; i < contracts.size(); ++i) {
@@ -212,11 +209,12 @@ std::string difference(const std::string& golden, const std::string& actual) {
                         std::back_inserter(missing));
     std::set_difference(in_actual.begin(), in_actual.end(), in_golden.begin(), in_golden.end(),
                         std::back_inserter(unexpected));
-    std::vector<std::pair<std::string, char>> merged;
-    for (const auto& line : missing) merged.emplace_back(line, '-');
-    for (const auto& line : unexpected) merged.emplace_back(line, '+');
-    std::sort(merged.begin(), merged.end());
     const auto family_of = [](const std::string& line) { return line.substr(0, line.find(' ')); };
+    // By family, and within one the golden line (-) before the served one (+), as in a diff.
+    std::vector<std::tuple<std::string, int, std::string>> merged;
+    for (const auto& line : missing) merged.emplace_back(family_of(line), 0, line);
+    for (const auto& line : unexpected) merged.emplace_back(family_of(line), 1, line);
+    std::sort(merged.begin(), merged.end());
     std::set<std::string> removed;
     std::set<std::string> added;
     for (const auto& line : missing) {
@@ -226,7 +224,7 @@ std::string difference(const std::string& golden, const std::string& actual) {
         if (!line.starts_with("#")) added.insert(family_of(line));
     }
     std::string out = "--- " + kGoldenFile.string() + " (expected)\n+++ /metrics (served)\n";
-    for (const auto& [line, sign] : merged) out += std::string(1, sign) + " " + line + "\n";
+    for (const auto& [family, side, line] : merged) out += (side == 0 ? "- " : "+ ") + line + "\n";
     std::set<std::string> changed;
     std::set_intersection(removed.begin(), removed.end(), added.begin(), added.end(),
                           std::inserter(changed, changed.end()));
@@ -371,15 +369,20 @@ TEST_F(MetricsContract, MetricsMatchTheGoldenFile) {
         agents.push_back(std::make_unique<AgentProcess>(agent_dir, config(variant)));
         ASSERT_TRUE(agents.back()->started()) << agents.back()->log();
     }
+    // Both agents run meanwhile: one bound for the two.
+    const auto deadline = Clock::now() + std::chrono::seconds(30);
     std::vector<Contract> contracts;
     std::string not_seen;
     for (std::size_t i = 0; i < agents.size(); ++i) {
-        const std::string text = agents[i]->wait_for(
-            [](const std::string& t) { return unmet(t).empty(); }, std::chrono::seconds(30));
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::max<Clock::duration>(deadline - Clock::now(), Clock::duration::zero()));
+        const std::string text =
+            agents[i]->wait_for([](const std::string& t) { return unmet(t).empty(); }, left);
         if (const auto missing = unmet(text); !missing.empty()) {
-            not_seen += "with " + kVariants[i].name + ", within 30 s:\n" + missing +
-                        "(a renamed family also shows here; see the difference below)\n" +
-                        "the agent's log, last lines:\n" + tail(agents[i]->log()) + "\n";
+            not_seen += "with " + kVariants[i].name + ", within 30 s of the start:\n" + missing +
+                        "  (a renamed family shows here too; see the difference below)\n"
+                        "  the agent's log: " +
+                        (dir_ / kVariants[i].dir / "agent.log").string() + "\n";
         }
         std::vector<std::string> problems;
         contracts.push_back(reduce(text, problems));
@@ -391,14 +394,14 @@ TEST_F(MetricsContract, MetricsMatchTheGoldenFile) {
     if (const char* update = std::getenv("MAILCANARY_UPDATE_GOLDEN");
         update != nullptr && std::string(update) == "1") {
         // A golden file from an agent that did not get everywhere would drop families.
-        ASSERT_EQ(not_seen, "") << "not writing " << kGoldenFile;
+        if (!not_seen.empty()) FAIL() << "not writing " << kGoldenFile << ":\n" << not_seen;
         fs::create_directories(kGoldenFile.parent_path());
         std::ofstream(kGoldenFile) << actual;
         std::cout << "MAILCANARY_UPDATE_GOLDEN=1: wrote " << split_lines(actual).size()
                   << " lines to " << kGoldenFile << "; review them with git diff.\n";
         return;
     }
-    EXPECT_EQ(not_seen, "");
+    if (!not_seen.empty()) ADD_FAILURE() << not_seen;
     const std::string golden = read_file(kGoldenFile);
     ASSERT_FALSE(golden.empty()) << kGoldenFile << " is missing or empty; create it with "
                                  << "MAILCANARY_UPDATE_GOLDEN=1 (docs/testing.md)";
