@@ -19,8 +19,8 @@
 #include <tuple>
 
 #include "integration/harness.hpp"
-#include "probes/credentials.hpp"
-#include "probes/message.hpp"
+#include "protocols/credentials.hpp"
+#include "protocols/message.hpp"
 
 namespace mailcanary::test {
 namespace {
