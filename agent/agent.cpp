@@ -185,26 +185,15 @@ void Agent::shutdown() {
     scheduler_.stop();
     resources_.stop();
     http_.stop(kHttpGrace);
-    // Runs in flight say QUIT and end within their goodbye grace; anything left after the budget
-    // is cut, so the process always exits promptly.
-    auto deadline = std::make_shared<asio::steady_timer>(io_, kShutdownBudget);
-    deadline->async_wait([this, deadline](boost::system::error_code ec) {
-        if (!ec && scheduler_.in_flight() > 0) {
-            log::warn("cutting runs still in flight",
-                      {{"runs", std::to_string(scheduler_.in_flight())}});
-        }
-        io_.stop();
-    });
-    // Leave as soon as nothing is in flight rather than waiting out the whole budget.
+    // Runs in flight say QUIT and end within their goodbye grace: the agent leaves as soon as
+    // the last one has ended, and cuts whatever is left after the budget.
     asio::co_spawn(
         io_,
-        [this, deadline]() -> asio::awaitable<void> {
-            asio::steady_timer poll(io_);
-            while (scheduler_.in_flight() > 0) {
-                poll.expires_after(std::chrono::milliseconds(10));
-                co_await poll.async_wait(asio::use_awaitable);
+        [this, runs = scheduler_.runs()]() -> asio::awaitable<void> {
+            if (!co_await runs->wait_until_empty(std::chrono::steady_clock::now() +
+                                                 kShutdownBudget)) {
+                log::warn("cutting runs still in flight", {{"runs", std::to_string(runs->size())}});
             }
-            deadline->cancel();
             io_.stop();
         },
         asio::detached);

@@ -51,8 +51,6 @@ struct Scheduler::Job {
     std::shared_ptr<ProbeSeries> series;
     asio::steady_timer timer;
     bool retired = false;
-    // Those of the runs in flight; more than one only for probes that allow it.
-    std::set<StopSignal*> stops;
     Clock::duration first_offset;  // from the job's start to its first run
 };
 
@@ -64,7 +62,8 @@ Scheduler::Scheduler(asio::any_io_executor executor, Metrics& metrics, ResultSto
       resources_(resources),
       options_(options),
       lookup_(std::move(lookup)),
-      random_(options.seed) {}
+      random_(options.seed),
+      runs_(std::make_shared<RunGroup>(executor_)) {}
 
 Scheduler::~Scheduler() { stop(); }
 
@@ -141,8 +140,7 @@ void Scheduler::retire(Job& job) {
     job.retired = true;
     job.series.reset();  // its series disappear now, not when a run in flight ends
     job.timer.cancel();
-    // Requesting a stop may end a run at once, and it removes itself from the set.
-    for (StopSignal* stop : std::vector(job.stops.begin(), job.stops.end())) stop->request();
+    runs_->stop(&job);
 }
 
 void Scheduler::stop() {
@@ -164,9 +162,9 @@ asio::awaitable<void> Scheduler::job_loop(std::shared_ptr<Job> job) {
         const auto tick = plan.fire(Clock::now());
         metrics_.observe_lateness(tick.lateness);
         for (unsigned i = 0; i < tick.missed; ++i) job->series->record_skip(SkipReason::stalled);
-        if (job->stops.size() >= max_running) {
+        if (runs_->runs_of(job.get()) >= max_running) {
             job->series->record_skip(SkipReason::overlap);
-        } else if (in_flight_ >= options_.max_in_flight) {
+        } else if (runs_->slots() >= options_.max_in_flight) {
             job->series->record_skip(SkipReason::concurrency);
         } else {
             asio::co_spawn(executor_, run_once(job), asio::detached);
@@ -175,45 +173,37 @@ asio::awaitable<void> Scheduler::job_loop(std::shared_ptr<Job> job) {
 }
 
 asio::awaitable<void> Scheduler::run_once(std::shared_ptr<Job> job) {
-    const std::weak_ptr<const bool> alive = alive_;
+    // A run may end after the scheduler is gone (its destructor retired the job): until it knows
+    // its job is not retired, it touches only what it holds (the job, the group of runs) and the
+    // metrics, which outlive the scheduler.
+    const std::shared_ptr<RunGroup> runs = runs_;
+    Metrics& metrics = metrics_;
     const auto target = job->target;
-    metrics_.set_in_flight(++in_flight_);
-
     StopSignal stop;
-    job->stops.insert(&stop);
     RunMetrics run_metrics;
     RunResult result;
     const auto started = Clock::now();
-    // A run that only waits (for delivery) holds no connection: it leaves the global cap. The
-    // function captures one reference, so every run's call gets it without an allocation.
-    struct Slot {
-        Scheduler& scheduler;
-        const std::weak_ptr<const bool>& alive;
-        bool counted = true;
-        void leave() {
-            if (!counted || alive.expired()) return;
-            counted = false;
-            scheduler.metrics_.set_in_flight(--scheduler.in_flight_);
+    {
+        RunGroup::Member member(*runs, job.get(), stop);
+        metrics.set_in_flight(runs->slots());
+        // A run that only waits (for delivery) holds no connection: it leaves the global cap.
+        // The function captures one reference, so every run's call gets it without allocating.
+        const std::function<void()> waiting = [&member] { member.release_slot(); };
+        try {
+            result.outcome =
+                co_await job->probe.run(ProbeRun{*target, started + target->config.timeout,
+                                                 run_metrics, result.transcript, stop, waiting});
+        } catch (const std::exception& error) {
+            // A bug must not take the agent down with it; it shows up as a failed run.
+            result.outcome = Outcome::failed(FailureReason::protocol,
+                                             std::string("internal error: ") + error.what());
+            result.transcript.note(result.outcome.detail);
         }
-    } slot{*this, alive};
-    const std::function<void()> waiting = [&slot] { slot.leave(); };
-    try {
-        result.outcome =
-            co_await job->probe.run(ProbeRun{*target, started + target->config.timeout, run_metrics,
-                                             result.transcript, stop, waiting});
-    } catch (const std::exception& error) {
-        // A bug must not take the agent down with it; it shows up as a failed run.
-        result.outcome = Outcome::failed(FailureReason::protocol,
-                                         std::string("internal error: ") + error.what());
-        result.transcript.note(result.outcome.detail);
     }
-    job->stops.erase(&stop);
-    if (alive.expired()) co_return;  // the scheduler is gone: nothing left to record into
+    metrics.set_in_flight(runs->slots());
+    if (result.outcome.cancelled || job->retired) co_return;
     result.duration = Clock::now() - started;
     result.finished = std::chrono::system_clock::now();
-    if (slot.counted) metrics_.set_in_flight(--in_flight_);
-
-    if (result.outcome.cancelled || job->retired) co_return;
     job->series->record_run(result.outcome, run_metrics, result.duration, result.finished);
     if (observer_) observer_(*target, job->probe.name(), result);
     results_.record({target->config.name, std::string(job->probe.name())}, std::move(result));

@@ -17,6 +17,7 @@
 
 #include "agent/metrics.hpp"
 #include "agent/results.hpp"
+#include "common/run_group.hpp"
 #include "probes/probe_kind.hpp"
 
 namespace mailcanary {
@@ -80,7 +81,10 @@ class Scheduler {
 
     // Stops every job and asks runs in flight to stop (they say QUIT where they can).
     void stop();
-    std::size_t in_flight() const { return in_flight_; }
+    // Runs in flight that hold a slot (use the network; the cap counts these).
+    std::size_t in_flight() const { return runs_->slots(); }
+    // Every run in flight, for a shutdown to wait for.
+    const std::shared_ptr<RunGroup>& runs() const { return runs_; }
 
   private:
     struct Job;
@@ -108,9 +112,7 @@ class Scheduler {
     RunObserver observer_;
     std::mt19937_64 random_;
     std::map<JobKey, std::shared_ptr<Job>> jobs_;
-    std::size_t in_flight_ = 0;
-    // Runs in flight outlive a stop; they check this before touching the scheduler again.
-    std::shared_ptr<const bool> alive_ = std::make_shared<const bool>(true);
+    std::shared_ptr<RunGroup> runs_;  // shared with the runs, which may outlive the scheduler
 };
 
 }  // namespace mailcanary
