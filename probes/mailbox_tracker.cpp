@@ -28,14 +28,9 @@ constexpr auto kCommandTimeout = std::chrono::seconds(30);
 constexpr auto kIdleRefresh = std::chrono::minutes(25);
 // How often the whole folder is searched for leftovers (new mail is checked as it comes).
 constexpr auto kSweepInterval = std::chrono::minutes(5);
-// Prompt checks (MailboxSettings::prompt_checks) look every 1/20 of the time the oldest
-// awaited message has been in flight, so the time is known to 5%, but not more often than this.
-constexpr int kPromptCheckDivisor = 20;
-constexpr auto kPromptCheckMin = std::chrono::milliseconds(25);
 constexpr auto kFirstBackoff = std::chrono::seconds(1);
 constexpr auto kMaxBackoff = std::chrono::seconds(60);
 constexpr std::size_t kFetchBatch = 100;
-constexpr std::size_t kMaxTokensRemembered = 10'000;
 
 constexpr std::string_view kTokenHeader = "X-Mailcanary-Token";
 // Header search is a substring match (RFC 9051 6.4.4): every token starts with this.
@@ -172,9 +167,7 @@ void MailboxTracker::stop() {
     stopped_ = true;
     for (imap::Session* session : sessions_) session->close();
     for (auto* sleeper : sleepers_) sleeper->cancel();
-    for (auto& [token, pending] : pending_) {
-        if (pending.waiter != nullptr) pending.waiter->cancel();
-    }
+    for (auto& [token, waiter] : waiters_) waiter->cancel();
 }
 
 std::string MailboxTracker::detection() const {
@@ -183,7 +176,7 @@ std::string MailboxTracker::detection() const {
 }
 
 void MailboxTracker::expect(const std::string& token, const std::string& target) {
-    pending_[token] = Pending{target, std::nullopt, nullptr, Clock::now()};
+    awaited_.expect(token, target, Clock::now());
     report_pending(target);
     if (!settings_.prompt_checks) return;
     // Long waits for news end now, so the folders are looked at on the prompt schedule.
@@ -193,34 +186,20 @@ void MailboxTracker::expect(const std::string& token, const std::string& target)
 
 std::optional<Duration> MailboxTracker::prompt_check_interval() const {
     if (!settings_.prompt_checks) return std::nullopt;
-    std::optional<Clock::time_point> oldest;
-    for (const auto& [token, pending] : pending_) {
-        if (!pending.arrival && (!oldest || pending.since < *oldest)) oldest = pending.since;
-    }
-    if (!oldest) return std::nullopt;
-    const Duration in_flight = Clock::now() - *oldest;
-    return std::min<Duration>(std::max<Duration>(in_flight / kPromptCheckDivisor, kPromptCheckMin),
-                              settings_.poll_interval);
+    return awaited_.prompt_check_interval(Clock::now(), settings_.poll_interval);
 }
 
 void MailboxTracker::abandon(const std::string& token) {
-    const auto found = pending_.find(token);
-    if (found == pending_.end()) return;
-    const std::string target = found->second.target;
-    pending_.erase(found);
-    abandoned_.add(token, target);
-    report_pending(target);
+    if (const auto target = awaited_.abandon(token)) report_pending(*target);
 }
 
 void MailboxTracker::report_pending(const std::string& target) {
-    const auto count = std::count_if(pending_.begin(), pending_.end(), [&](const auto& entry) {
-        return entry.second.target == target;
-    });
-    events_.pending_changed(target, static_cast<std::size_t>(count));
+    events_.pending_changed(target, awaited_.pending_for(target));
 }
 
-void MailboxTracker::wake(Pending& pending) {
-    if (pending.waiter != nullptr) pending.waiter->cancel();
+void MailboxTracker::wake(const std::string& token) {
+    if (const auto waiter = waiters_.find(token); waiter != waiters_.end())
+        waiter->second->cancel();
 }
 
 asio::awaitable<WaitResult> MailboxTracker::wait(std::string token, Clock::time_point deadline,
@@ -228,17 +207,16 @@ asio::awaitable<WaitResult> MailboxTracker::wait(std::string token, Clock::time_
     const auto self = shared_from_this();
     asio::steady_timer timer(executor_, deadline);
     WaitResult result;
-    if (auto found = pending_.find(token); found != pending_.end()) found->second.waiter = &timer;
+    if (awaited_.awaited(token)) waiters_[token] = &timer;
     stop.on_request([&timer] { timer.cancel(); });
     while (true) {
-        const auto found = pending_.find(token);
-        if (found == pending_.end()) {
+        if (!awaited_.awaited(token)) {
             result.kind = WaitResult::Kind::stopped;
             break;
         }
-        if (found->second.arrival) {
+        if (const Arrival* arrival = awaited_.arrival(token)) {
             result.kind = WaitResult::Kind::arrived;
-            result.arrival = std::move(*found->second.arrival);
+            result.arrival = *arrival;
             break;
         }
         if (stop.requested() || stopped_) {
@@ -265,16 +243,16 @@ asio::awaitable<WaitResult> MailboxTracker::wait(std::string token, Clock::time_
         co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
     }
     stop.clear();
-    if (const auto found = pending_.find(token); found != pending_.end()) {
-        const std::string target = found->second.target;
-        pending_.erase(found);
-        if (result.kind == WaitResult::Kind::lost) {
-            lost_.add(token, target);
-        } else if (result.kind != WaitResult::Kind::arrived) {
-            abandoned_.add(token, target);
-        }
-        report_pending(target);
+    waiters_.erase(token);
+    std::optional<std::string> target;
+    if (result.kind == WaitResult::Kind::lost) {
+        target = awaited_.give_up_as_lost(token);
+    } else if (result.kind == WaitResult::Kind::arrived) {
+        target = awaited_.finish(token);
+    } else {
+        target = awaited_.abandon(token);
     }
+    if (target) report_pending(*target);
     co_return result;
 }
 
@@ -295,7 +273,7 @@ void MailboxTracker::session_failed(const imap::Failure& failure, bool junk) {
     // the runs waiting now fail with the reason instead of waiting to call it lost.
     if (failure.reason == FailureReason::imap_auth || failure.reason == FailureReason::imap_tls) {
         hard_failure_ = failure;
-        for (auto& [token, pending] : pending_) wake(pending);
+        for (auto& [token, waiter] : waiters_) waiter->cancel();
     }
     log::warn("mailbox session failed", {{"mailbox", settings_.label},
                                          {"reason", to_string(failure.reason)},
@@ -494,23 +472,22 @@ asio::awaitable<bool> MailboxTracker::examine(imap::Session& session, Folder& fo
                 folder.ignored.insert(message->uid);  // not ours: never touched
                 continue;
             }
-            const auto waiting = pending_.find(token);
-            if (waiting != pending_.end()) {
-                waiting->second.arrival =
-                    Arrival{folder.name, folder.junk, seen, message->uid, message->headers};
-            } else if (const auto late_for = lost_.take(token)) {
-                events_.message_late(*late_for);
-                log::info("a message given up as lost arrived",
-                          {{"target", *late_for}, {"folder", folder.name}});
-            } else {
-                // Ours, but nobody waits: abandoned by this process, or left by an earlier one
-                // (which may still be a twin agent's run in flight until it is old enough).
-                const bool abandoned = abandoned_.take(token).has_value();
-                const bool old =
-                    message->internal_date &&
-                    std::chrono::system_clock::now() - *message->internal_date > age_limit_;
-                if (!abandoned && !old) continue;
-                events_.leftover_removed(settings_.label);
+            const auto classified = awaited_.classify(
+                token, Arrival{folder.name, folder.junk, seen, message->uid, message->headers},
+                message->internal_date, std::chrono::system_clock::now(), age_limit_);
+            switch (classified.found) {
+                case AwaitedMessages::Found::awaited:
+                    break;
+                case AwaitedMessages::Found::late:
+                    events_.message_late(classified.target);
+                    log::info("a message given up as lost arrived",
+                              {{"target", classified.target}, {"folder", folder.name}});
+                    break;
+                case AwaitedMessages::Found::leftover:
+                    events_.leftover_removed(settings_.label);
+                    break;
+                case AwaitedMessages::Found::too_young:
+                    continue;
             }
             bool session_ok = true;
             if (settings_.cleanup == CleanupMode::keep) {
@@ -520,9 +497,7 @@ asio::awaitable<bool> MailboxTracker::examine(imap::Session& session, Folder& fo
             }
             // The run goes on once its message is gone (its time was taken when it was seen):
             // a one-shot run that ends the process leaves nothing behind.
-            if (auto still_waiting = pending_.find(token); still_waiting != pending_.end()) {
-                wake(still_waiting->second);
-            }
+            wake(token);
             if (!session_ok) co_return false;
         }
     }
@@ -578,59 +553,6 @@ asio::awaitable<bool> MailboxTracker::remove(imap::Session& session, Folder& fol
     if (!expunged) co_return false;
     if (!expunged->ok()) folder.ignored.insert(uid);
     co_return true;
-}
-
-void MailboxTracker::RecentTokens::add(const std::string& token, const std::string& target) {
-    targets_[token] = target;
-    order_.push_back(token);
-    if (order_.size() > kMaxTokensRemembered) {
-        targets_.erase(order_.front());
-        order_.pop_front();
-    }
-}
-
-std::optional<std::string> MailboxTracker::RecentTokens::take(const std::string& token) {
-    const auto found = targets_.find(token);
-    if (found == targets_.end()) return std::nullopt;
-    std::string target = std::move(found->second);
-    targets_.erase(found);
-    return target;
-}
-
-MailboxRegistry::~MailboxRegistry() { stop(); }
-
-std::shared_ptr<MailboxTracker> MailboxRegistry::attach(MailboxSettings settings,
-                                                        Duration timeout) {
-    const std::string key = settings.key();
-    if (auto found = next_.find(key); found != next_.end()) {
-        found->second->set_age_limit(std::max(found->second->age_limit(), timeout));
-        return found->second;
-    }
-    std::shared_ptr<MailboxTracker> tracker;
-    if (auto running = trackers_.find(key); running != trackers_.end()) {
-        tracker = running->second;
-    } else {
-        tracker = std::make_shared<MailboxTracker>(executor_, std::move(settings), events_);
-        tracker->start();
-    }
-    tracker->set_age_limit(timeout);
-    next_[key] = tracker;
-    return tracker;
-}
-
-void MailboxRegistry::commit() {
-    for (auto& [key, tracker] : trackers_) {
-        if (!next_.contains(key)) tracker->stop();
-    }
-    trackers_ = std::move(next_);
-    next_.clear();
-}
-
-void MailboxRegistry::stop() {
-    for (auto& [key, tracker] : trackers_) tracker->stop();
-    for (auto& [key, tracker] : next_) tracker->stop();
-    trackers_.clear();
-    next_.clear();
 }
 
 }  // namespace mailcanary

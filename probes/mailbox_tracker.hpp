@@ -1,8 +1,10 @@
-// Follows probe messages into one mailbox over IMAP. One long-lived session per watched folder
-// (the mailbox, and each junk folder: IDLE watches one folder per session), shared by every run
-// that delivers there. Runs register their message's token before sending it and wait for its
-// arrival; the tracker finds messages by token, tells the run, and removes them. Messages are
-// only ever touched by UID after their token was verified with the installation's secret.
+// Watches one mailbox's folders over IMAP for probe messages: one long-lived session per watched
+// folder (the mailbox, and each junk folder: IDLE watches one folder per session), shared by
+// every run that delivers there. Runs register their message's token before sending it and wait
+// for its arrival; the tracker finds messages by token, tells the run, and removes them. What
+// each message is (awaited, late, a leftover) is AwaitedMessages' bookkeeping; which trackers
+// exist is MailboxRegistry's. Messages are only ever touched by UID after their token was
+// verified with the installation's secret.
 #pragma once
 
 #include <utility>
@@ -11,7 +13,6 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
-#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "probes/awaited_messages.hpp"
 #include "probes/target_config.hpp"
 #include "protocols/credential_source.hpp"
 #include "protocols/imap_session.hpp"
@@ -59,14 +61,6 @@ struct MailboxSettings {
     std::string key() const;
 };
 
-struct Arrival {
-    std::string folder;
-    bool junk = false;
-    std::chrono::steady_clock::time_point seen;
-    std::uint32_t uid = 0;
-    std::string headers;  // the header fields fetched (token, Authentication-Results, Received)
-};
-
 struct WaitResult {
     enum class Kind { arrived, lost, imap_failed, stopped };
     Kind kind = Kind::lost;
@@ -103,15 +97,9 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
 
     // How arrival is detected: "IDLE" or "polling every 1s" (for transcripts).
     std::string detection() const;
-    std::size_t pending() const { return pending_.size(); }
+    std::size_t pending() const { return awaited_.pending(); }
 
   private:
-    struct Pending {
-        std::string target;
-        std::optional<Arrival> arrival;
-        boost::asio::steady_timer* waiter = nullptr;  // the run's, while it waits
-        Clock::time_point since;                      // registered (just before sending)
-    };
     struct Folder;
 
     // One folder, for as long as the tracker runs: a session, then reconnects with backoff.
@@ -138,29 +126,18 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     // when none is.
     std::optional<Duration> prompt_check_interval() const;
     void session_failed(const imap::Failure& failure, bool junk);
-    void wake(Pending& pending);
+    // Wakes the run waiting for `token`, if any, to look at its message again.
+    void wake(const std::string& token);
     void report_pending(const std::string& target);
 
     boost::asio::any_io_executor executor_;
     MailboxSettings settings_;
     RoundtripEvents& events_;
     Duration age_limit_ = std::chrono::minutes(2);
-    std::map<std::string, Pending> pending_;  // by token
-    // Tokens remembered for a while (with their target); beyond a bound the oldest are
-    // forgotten, and their messages, should they come, are cleaned up as leftovers.
-    class RecentTokens {
-      public:
-        void add(const std::string& token, const std::string& target);
-        std::optional<std::string> take(const std::string& token);  // the target, if known
-
-      private:
-        std::map<std::string, std::string> targets_;
-        std::deque<std::string> order_;  // oldest first; may name tokens already taken
-    };
-    RecentTokens lost_;                     // given up on as lost: an arrival is late
-    RecentTokens abandoned_;                // not accepted, or the run stopped: nobody waits
-    std::vector<imap::Session*> sessions_;  // open ones, for stop()
-    std::set<boost::asio::steady_timer*> sleepers_;    // pauses in progress, for stop()
+    AwaitedMessages awaited_;
+    std::map<std::string, boost::asio::steady_timer*> waiters_;  // by token, while a run waits
+    std::vector<imap::Session*> sessions_;                       // open ones, for stop()
+    std::set<boost::asio::steady_timer*> sleepers_;              // pauses in progress, for stop()
     std::set<boost::asio::steady_timer*> poll_waits_;  // those between polls, for expect()
     std::optional<std::string> trash_folder_;
     bool junk_watchers_started_ = false;
@@ -170,26 +147,6 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     std::optional<imap::Failure> hard_failure_;
     bool uidplus_warned_ = false;
     bool stopped_ = false;
-};
-
-// The trackers of the configuration in force, by MailboxSettings::key(). On reload, targets
-// that deliver to the same mailbox keep its tracker (its sessions and messages in flight).
-class MailboxRegistry {
-  public:
-    MailboxRegistry(boost::asio::any_io_executor executor, RoundtripEvents& events)
-        : executor_(std::move(executor)), events_(events) {}
-    ~MailboxRegistry();
-
-    // Collects the trackers of a new configuration; commit() then stops the others.
-    std::shared_ptr<MailboxTracker> attach(MailboxSettings settings, Duration timeout);
-    void commit();
-    void stop();
-
-  private:
-    boost::asio::any_io_executor executor_;
-    RoundtripEvents& events_;
-    std::map<std::string, std::shared_ptr<MailboxTracker>> trackers_;
-    std::map<std::string, std::shared_ptr<MailboxTracker>> next_;
 };
 
 }  // namespace mailcanary

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "common/duration.hpp"
-#include "probes/mailbox_tracker.hpp"
+#include "probes/mailbox_registry.hpp"
 #include "probes/probe_kind.hpp"
 
 namespace mailcanary {

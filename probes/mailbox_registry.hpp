@@ -1,0 +1,37 @@
+// The mailbox trackers of the configuration in force, shared by every target that delivers to
+// the same mailbox and kept across reloads.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "common/duration.hpp"
+#include "probes/mailbox_tracker.hpp"
+
+namespace mailcanary {
+
+// The trackers of the configuration in force, by MailboxSettings::key(). On reload, targets
+// that deliver to the same mailbox keep its tracker (its sessions and messages in flight).
+class MailboxRegistry {
+  public:
+    MailboxRegistry(boost::asio::any_io_executor executor, RoundtripEvents& events)
+        : executor_(std::move(executor)), events_(events) {}
+    ~MailboxRegistry();
+
+    // Collects the trackers of a new configuration; commit() then stops the others.
+    std::shared_ptr<MailboxTracker> attach(MailboxSettings settings, Duration timeout);
+    void commit();
+    void stop();
+
+  private:
+    boost::asio::any_io_executor executor_;
+    RoundtripEvents& events_;
+    std::map<std::string, std::shared_ptr<MailboxTracker>> trackers_;
+    std::map<std::string, std::shared_ptr<MailboxTracker>> next_;
+};
+
+}  // namespace mailcanary
