@@ -266,7 +266,36 @@ asio::awaitable<void> MailboxTracker::pause(Duration duration, bool for_mail) {
     poll_waits_.erase(&timer);
 }
 
-void MailboxTracker::session_failed(const imap::Failure& failure, bool junk) {
+FailureReason roundtrip_reason(FailureReason session_reason) {
+    switch (session_reason) {
+        case FailureReason::dns:
+        case FailureReason::connect_refused:
+        case FailureReason::connect_timeout:
+        case FailureReason::network:
+        case FailureReason::closed:
+        case FailureReason::timeout:
+        case FailureReason::greeting_rejected:
+            return FailureReason::imap_connect;
+        case FailureReason::tls_handshake:
+        case FailureReason::tls_cert_untrusted:
+        case FailureReason::tls_cert_expired:
+        case FailureReason::tls_cert_hostname:
+        case FailureReason::starttls_unavailable:
+        case FailureReason::starttls_rejected:
+            return FailureReason::imap_tls;
+        case FailureReason::auth_unavailable:
+        case FailureReason::auth_rejected:
+        case FailureReason::auth_tempfail:
+        case FailureReason::auth_insecure:
+        case FailureReason::oauth_token:
+            return FailureReason::imap_auth;
+        default:
+            return FailureReason::imap_protocol;
+    }
+}
+
+void MailboxTracker::session_failed(const imap::Failure& session_failure, bool junk) {
+    const imap::Failure failure{roundtrip_reason(session_failure.reason), session_failure.detail};
     last_failure_ = failure;
     if (!junk) inbox_up_ = false;
     // Refused credentials or an unverifiable certificate will not heal within a run's timeout:
@@ -276,7 +305,7 @@ void MailboxTracker::session_failed(const imap::Failure& failure, bool junk) {
         for (auto& [token, waiter] : waiters_) waiter->cancel();
     }
     log::warn("mailbox session failed", {{"mailbox", settings_.label},
-                                         {"reason", to_string(failure.reason)},
+                                         {"reason", to_string(session_failure.reason)},
                                          {"detail", failure.detail}});
 }
 
@@ -305,7 +334,7 @@ asio::awaitable<std::optional<imap::Failure>> MailboxTracker::add_secret(
     imap::ClientOptions& options) {
     std::string error;
     auto secret = co_await settings_.login->secret(Clock::now() + kConnectTimeout, error);
-    if (!secret) co_return imap::Failure{FailureReason::imap_auth, "login secret: " + error};
+    if (!secret) co_return imap::Failure{FailureReason::oauth_token, "login secret: " + error};
     options.credentials.secret = std::move(secret->value);
     options.credentials.secret_is_token = secret->is_token;
     co_return std::nullopt;
@@ -334,7 +363,7 @@ asio::awaitable<std::optional<imap::Failure>> MailboxTracker::open_folder(imap::
                                                    Clock::now() + kCommandTimeout);
     if (!selected) co_return session.failure();
     if (!selected->ok()) {
-        co_return imap::Failure{FailureReason::imap_protocol,
+        co_return imap::Failure{FailureReason::select_rejected,
                                 "SELECT " + folder.name + ": " + selected->describe()};
     }
     for (const auto& response : selected->untagged) {
@@ -378,7 +407,7 @@ asio::awaitable<imap::Failure> MailboxTracker::follow_folder(imap::Session& sess
             changed = session.client().take_mailbox_changed();
         }
     }
-    co_return imap::Failure{FailureReason::imap_connect, "stopped"};
+    co_return imap::Failure{FailureReason::closed, "stopped"};
 }
 
 asio::awaitable<bool> MailboxTracker::discover_folders(imap::Session& session) {

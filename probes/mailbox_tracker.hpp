@@ -61,6 +61,11 @@ struct MailboxSettings {
     std::string key() const;
 };
 
+// The roundtrip probe's public reason (imap_connect, imap_tls, imap_auth or imap_protocol, in
+// docs/metrics.md) for a mailbox session's failure: the session says what failed in the terms
+// an SMTP session would, the probe keeps its coarser contract.
+FailureReason roundtrip_reason(FailureReason session_reason);
+
 struct WaitResult {
     enum class Kind { arrived, lost, imap_failed, stopped };
     Kind kind = Kind::lost;
@@ -125,7 +130,8 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     // How soon to look again while messages are awaited (settings_.prompt_checks); nullopt
     // when none is.
     std::optional<Duration> prompt_check_interval() const;
-    void session_failed(const imap::Failure& failure, bool junk);
+    // Takes a session's failure, in the roundtrip probe's terms from here on.
+    void session_failed(const imap::Failure& session_failure, bool junk);
     // Wakes the run waiting for `token`, if any, to look at its message again.
     void wake(const std::string& token);
     void report_pending(const std::string& target);

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace mailcanary {
@@ -46,6 +47,8 @@ enum class FailureReason {
     imap_tls,
     imap_auth,
     imap_protocol,
+    greeting_rejected,
+    select_rejected,
 };
 
 inline constexpr std::array kAllFailureReasons = {
@@ -86,8 +89,17 @@ inline constexpr std::array kAllFailureReasons = {
     FailureReason::imap_tls,
     FailureReason::imap_auth,
     FailureReason::imap_protocol,
+    FailureReason::greeting_rejected,
+    FailureReason::select_rejected,
 };
 
 std::string_view to_string(FailureReason reason);
+
+// A failure as a session reports it: the reason, and what failed in words (with the server's
+// reply, if any).
+struct Failure {
+    FailureReason reason = FailureReason::protocol;
+    std::string detail;
+};
 
 }  // namespace mailcanary

@@ -33,6 +33,31 @@ std::string Completion::describe() const {
 Client::Client(ClientOptions options, Transcript& transcript)
     : options_(std::move(options)), transcript_(transcript) {}
 
+std::optional<Phase> Client::phase() const {
+    switch (state_) {
+        case State::implicit_tls:
+        case State::upgrading:
+            return Phase::tls_handshake;
+        case State::greeting:
+            return Phase::greeting;
+        case State::capability:
+        case State::capability_after_login:
+            return Phase::capability;
+        case State::starttls:
+            return Phase::starttls;
+        case State::authenticating:
+            return Phase::auth;
+        case State::ready:
+        case State::command:
+        case State::idle_requested:
+        case State::idling:
+        case State::idle_done:
+        case State::failed:
+            break;
+    }
+    return std::nullopt;
+}
+
 bool Client::has_capability(std::string_view name) const {
     return std::any_of(capabilities_.begin(), capabilities_.end(),
                        [&](const std::string& capability) { return iequals(capability, name); });
@@ -56,12 +81,12 @@ Action Client::send(State next, std::string line, std::string_view shown_instead
 }
 
 Action Client::command(std::string_view text) {
-    if (state_ != State::ready) return fail(FailureReason::imap_protocol, "command while busy");
+    if (state_ != State::ready) return fail(FailureReason::protocol, "command while busy");
     return send(State::command, tagged(text));
 }
 
 Action Client::idle() {
-    if (state_ != State::ready) return fail(FailureReason::imap_protocol, "IDLE while busy");
+    if (state_ != State::ready) return fail(FailureReason::protocol, "IDLE while busy");
     return send(State::idle_requested, tagged("IDLE"));
 }
 
@@ -96,10 +121,7 @@ Action Client::on_closed() {
     if (state_ == State::failed) return {Action::Kind::failed, {}};
     std::string detail = "the server closed the connection";
     if (bye_) detail += " after BYE " + *bye_;
-    const bool logging_in = state_ == State::greeting || state_ == State::capability ||
-                            state_ == State::starttls || state_ == State::authenticating;
-    return fail(logging_in && !bye_ ? FailureReason::imap_connect : FailureReason::imap_protocol,
-                detail);
+    return fail(FailureReason::closed, detail);
 }
 
 Action Client::fail(FailureReason reason, std::string detail) {
@@ -120,7 +142,7 @@ Action Client::on_bytes(std::string_view received) {
         // the next command.
         if (next.kind != Action::Kind::read && next.kind != Action::Kind::idling) return next;
     }
-    if (!reader_.error().empty()) return fail(FailureReason::imap_protocol, reader_.error());
+    if (!reader_.error().empty()) return fail(FailureReason::protocol, reader_.error());
     return state_ == State::idling ? Action{Action::Kind::idling, {}} : read();
 }
 
@@ -161,17 +183,17 @@ Action Client::on_response(Response response) {
             if (completion_.untagged.size() < kMaxUntaggedPerCommand) {
                 completion_.untagged.push_back(std::move(response));
             } else {
-                return fail(FailureReason::imap_protocol, "too many untagged responses");
+                return fail(FailureReason::protocol, "too many untagged responses");
             }
         }
         return state_ == State::idling ? Action{Action::Kind::idling, {}} : read();
     }
     if (response.tag != tag_ || tag_.empty()) {
-        return fail(FailureReason::imap_protocol,
+        return fail(FailureReason::protocol,
                     "a completion for a command not sent: " + response.line);
     }
     if (state_ == State::ready || state_ == State::upgrading) {
-        return fail(FailureReason::imap_protocol, "a completion for a command not sent");
+        return fail(FailureReason::protocol, "a completion for a command not sent");
     }
     if (state_ == State::capability || state_ == State::starttls ||
         state_ == State::authenticating || state_ == State::capability_after_login) {
@@ -192,24 +214,25 @@ Action Client::on_greeting(const Response& response) {
     if (response.kind == Response::Kind::untagged && response.name == "PREAUTH") {
         // Already authenticated (RFC 9051 7.1.4): nothing to log in with, and no STARTTLS.
         if (options_.tls == TlsMode::starttls && !tls_active_) {
-            return fail(FailureReason::imap_tls, "PREAUTH greeting on a connection without TLS");
+            return fail(FailureReason::starttls_unavailable,
+                        "PREAUTH greeting on a connection without TLS");
         }
         if (capabilities_.empty()) return send(State::capability_after_login, tagged("CAPABILITY"));
         state_ = State::ready;
         return {Action::Kind::ready, {}};
     }
     if (response.kind == Response::Kind::untagged && response.name == "BYE") {
-        return fail(FailureReason::imap_connect,
+        return fail(FailureReason::greeting_rejected,
                     "the server refused the session: " + response.text);
     }
-    return fail(FailureReason::imap_protocol, "not an IMAP greeting: " + response.line);
+    return fail(FailureReason::protocol, "not an IMAP greeting: " + response.line);
 }
 
 Action Client::after_greeting_or_capabilities() {
     if (capabilities_.empty()) return send(State::capability, tagged("CAPABILITY"));
     if (options_.tls == TlsMode::starttls && !tls_active_) {
         if (!has_capability("STARTTLS")) {
-            return fail(FailureReason::imap_tls, "the server does not offer STARTTLS");
+            return fail(FailureReason::starttls_unavailable, "the server does not offer STARTTLS");
         }
         return send(State::starttls, tagged("STARTTLS"));
     }
@@ -219,75 +242,49 @@ Action Client::after_greeting_or_capabilities() {
 Action Client::start_login() {
     const Credentials& credentials = options_.credentials;
     if (!tls_active_ && !options_.allow_plaintext) {
-        return fail(FailureReason::imap_auth,
+        return fail(FailureReason::auth_insecure,
                     "refusing to send credentials without TLS (allow_plaintext_auth is false)");
     }
-    std::optional<sasl::Mechanism> mechanism = credentials.mechanism;
-    if (!mechanism && credentials.secret_is_token) {
-        mechanism = has_capability("AUTH=OAUTHBEARER") && !has_capability("AUTH=XOAUTH2")
-                        ? sasl::Mechanism::oauthbearer
-                        : sasl::Mechanism::xoauth2;
+    // IMAP's own LOGIN is the one every server has, unless it is disabled (RFC 9051 6.2.3) or
+    // the password cannot be quoted; AUTHENTICATE takes any bytes.
+    const bool login_disabled = has_capability("LOGINDISABLED");
+    const auto user = quoted(credentials.username);
+    const auto password = quoted(credentials.secret);
+    const bool login_named = credentials.mechanism == sasl::Mechanism::login;
+    if (login_named && login_disabled) {
+        return fail(FailureReason::auth_unavailable, "the server disables LOGIN (LOGINDISABLED)");
     }
-    const auto login_line = [&]() -> std::optional<std::string> {
-        auto user = quoted(credentials.username);
-        auto password = quoted(credentials.secret);
-        if (!user || !password) return std::nullopt;
-        return "LOGIN " + *user + " " + *password;
-    };
+    if (login_named && (!user || !password)) {
+        return fail(FailureReason::auth_unavailable,
+                    "the user name or password cannot be sent with LOGIN (8-bit or line "
+                    "breaks): use mechanism = \"plain\"");
+    }
+    const bool login_by_default = !credentials.mechanism && !credentials.secret_is_token &&
+                                  !login_disabled && user && password;
+    if (!login_named && !login_by_default) return start_authenticate();
+    std::string line = tagged("LOGIN " + *user + " " + *password);
+    return send(State::authenticating, std::move(line),
+                tag_ + " LOGIN " + printable(credentials.username) + " <password hidden>");
+}
+
+Action Client::start_authenticate() {
+    const Credentials& credentials = options_.credentials;
+    const auto offered = sasl::offered_mechanisms(capabilities_);
+    const auto mechanism =
+        sasl::choose(offered, credentials.secret_is_token, credentials.mechanism);
     if (!mechanism) {
-        // LOGIN is the one every server has, unless it is disabled (RFC 9051 6.2.3) or the
-        // password cannot be quoted; AUTHENTICATE PLAIN takes any bytes.
-        if (!has_capability("LOGINDISABLED")) {
-            if (auto line = login_line()) {
-                std::string tagged_line = tagged(*line);
-                return send(
-                    State::authenticating, std::move(tagged_line),
-                    tag_ + " LOGIN " + printable(credentials.username) + " <password hidden>");
-            }
-        }
-        mechanism = sasl::Mechanism::plain;
+        return fail(FailureReason::auth_unavailable,
+                    std::string(has_capability("LOGINDISABLED") ? "LOGIN is disabled and " : "") +
+                        sasl::describe_no_choice(offered, credentials.secret_is_token,
+                                                 credentials.mechanism));
     }
-    if (*mechanism == sasl::Mechanism::login) {
-        auto line = login_line();
-        if (!line) {
-            return fail(FailureReason::imap_auth,
-                        "the user name or password cannot be sent with LOGIN (8-bit or line "
-                        "breaks): use mechanism = \"plain\"");
-        }
-        std::string tagged_line = tagged(*line);
-        return send(State::authenticating, std::move(tagged_line),
-                    tag_ + " LOGIN " + printable(credentials.username) + " <password hidden>");
-    }
-    std::string response;
-    switch (*mechanism) {
-        case sasl::Mechanism::plain:
-            response = sasl::plain_response(credentials.username, credentials.secret);
-            break;
-        case sasl::Mechanism::xoauth2:
-            response = sasl::xoauth2_response(credentials.username, credentials.secret);
-            break;
-        case sasl::Mechanism::oauthbearer:
-            response = sasl::oauthbearer_response(credentials.username, credentials.host,
-                                                  credentials.port, credentials.secret);
-            break;
-        default:
-            return fail(
-                FailureReason::imap_auth,
-                "mechanism " + std::string(sasl::name(*mechanism)) + " is not supported for IMAP");
-    }
-    const std::string name(sasl::name(*mechanism));
-    if (!has_capability("AUTH=" + name)) {
-        return fail(FailureReason::imap_auth, "the server does not offer AUTH=" + name);
-    }
-    // With SASL-IR the credentials go with the command, saving a round trip (RFC 4959).
-    const bool initial_response = has_capability("SASL-IR");
-    std::string line = tagged("AUTHENTICATE " + name);
+    sasl_.emplace(*mechanism, sasl::Credential{credentials.username, credentials.secret,
+                                               credentials.host, credentials.port});
+    std::string line = tagged("AUTHENTICATE " + std::string(sasl::name(*mechanism)));
     const std::string shown_line = line + " <credentials hidden>";
-    sasl_response_sent_ = initial_response;
-    if (initial_response) {
-        line += " " + sasl::base64_encode(response);
-    } else {
-        pending_sasl_response_ = sasl::base64_encode(response);
+    // With SASL-IR the credentials go with the command, saving a round trip (RFC 4959).
+    if (const auto initial = sasl_->initial_response(has_capability("SASL-IR"))) {
+        line += " " + *initial;
     }
     return send(State::authenticating, std::move(line), shown_line);
 }
@@ -297,19 +294,18 @@ Action Client::on_continuation(const Response& response) {
         state_ = State::idling;
         return {Action::Kind::idling, {}};
     }
-    if (state_ == State::authenticating && !sasl_response_sent_) {
-        sasl_response_sent_ = true;
-        return send(State::authenticating, std::exchange(pending_sasl_response_, {}),
-                    "<credentials hidden>");
+    if (state_ == State::authenticating && sasl_) {
+        const auto answer = sasl_->answer(response.text);
+        if (!answer.error.empty()) {
+            return fail(FailureReason::protocol, answer.error + ": " + response.line);
+        }
+        if (!answer.server_error.empty()) {
+            transcript_.note("server's OAuth2 error: " + answer.server_error);
+        }
+        return send(State::authenticating, answer.response,
+                    answer.secret ? "<credentials hidden>" : "");
     }
-    if (state_ == State::authenticating) {
-        // A challenge after the credentials: XOAUTH2 and OAUTHBEARER report an error this way
-        // and wait for an empty response before saying NO (RFC 7628 3.2.3).
-        auto decoded = sasl::base64_decode(response.text);
-        transcript_.note("server error: " + printable(decoded.value_or(response.text)));
-        return send(State::authenticating, "");
-    }
-    return fail(FailureReason::imap_protocol, "an unexpected continuation request");
+    return fail(FailureReason::protocol, "an unexpected continuation request");
 }
 
 Action Client::on_login_sequence_completion(const Response& response) {
@@ -321,24 +317,32 @@ Action Client::on_login_sequence_completion(const Response& response) {
     switch (state_) {
         case State::capability:
             if (status != Status::ok) {
-                return fail(FailureReason::imap_protocol, "CAPABILITY: " + described);
+                return fail(FailureReason::protocol, "CAPABILITY: " + described);
             }
             if (capabilities_.empty()) {
-                return fail(FailureReason::imap_protocol, "the server listed no capabilities");
+                return fail(FailureReason::protocol, "the server listed no capabilities");
             }
             return after_greeting_or_capabilities();
         case State::starttls:
-            if (status != Status::ok)
-                return fail(FailureReason::imap_tls, "STARTTLS: " + described);
+            if (status != Status::ok) {
+                return fail(FailureReason::starttls_rejected, "STARTTLS: " + described);
+            }
             // Bytes after the OK and before the handshake would be plaintext injected into the
             // TLS session (CVE-2011-0411).
             if (reader_.has_partial()) {
-                return fail(FailureReason::imap_tls, "the server sent data after STARTTLS OK");
+                return fail(FailureReason::protocol, "the server sent data after STARTTLS OK");
             }
             state_ = State::upgrading;
             return {Action::Kind::start_tls, {}};
         case State::authenticating:
-            if (status != Status::ok) return fail(FailureReason::imap_auth, "login: " + described);
+            if (status != Status::ok) {
+                // RFC 5530: UNAVAILABLE is the authentication service failing, not the
+                // credentials.
+                return fail(starts_with_word(response.code, "UNAVAILABLE")
+                                ? FailureReason::auth_tempfail
+                                : FailureReason::auth_rejected,
+                            "login: " + described);
+            }
             // RFC 9051 6.2: capabilities may change after login; the OK often lists them.
             if (!starts_with_word(response.code, "CAPABILITY")) {
                 return send(State::capability_after_login, tagged("CAPABILITY"));
@@ -347,12 +351,12 @@ Action Client::on_login_sequence_completion(const Response& response) {
             return {Action::Kind::ready, {}};
         case State::capability_after_login:
             if (status != Status::ok) {
-                return fail(FailureReason::imap_protocol, "CAPABILITY: " + described);
+                return fail(FailureReason::protocol, "CAPABILITY: " + described);
             }
             state_ = State::ready;
             return {Action::Kind::ready, {}};
         default:
-            return fail(FailureReason::imap_protocol, "unexpected completion: " + described);
+            return fail(FailureReason::protocol, "unexpected completion: " + described);
     }
 }
 

@@ -13,6 +13,7 @@
 #include "common/transcript.hpp"
 #include "protocols/failure_reason.hpp"
 #include "protocols/imap_response.hpp"
+#include "protocols/phase.hpp"
 #include "protocols/sasl.hpp"
 #include "protocols/tls_options.hpp"
 
@@ -22,7 +23,8 @@ struct Credentials {
     std::string username;
     std::string secret;  // the password, or the OAuth2 access token
     bool secret_is_token = false;
-    // None: LOGIN (or AUTHENTICATE PLAIN) for a password, XOAUTH2 or OAUTHBEARER for a token.
+    // None: LOGIN for a password (AUTHENTICATE when LOGIN is disabled or cannot carry it), the
+    // strongest token mechanism offered for a token. Mechanism::login is the LOGIN command.
     std::optional<sasl::Mechanism> mechanism;
     std::string host;  // for OAUTHBEARER's host and port fields
     unsigned port = 0;
@@ -62,10 +64,7 @@ struct Completion {
     std::string describe() const;
 };
 
-struct Failure {
-    FailureReason reason = FailureReason::imap_protocol;
-    std::string detail;
-};
+using mailcanary::Failure;
 
 class Client {
   public:
@@ -91,6 +90,9 @@ class Client {
     bool take_mailbox_changed() { return std::exchange(mailbox_changed_, false); }
     bool idling() const { return state_ == State::idling; }
     bool ready() const { return state_ == State::ready; }
+    // Where the login sequence is, for timing and failure reasons: tls_handshake, greeting,
+    // capability, starttls or auth. None once logged in: the caller knows what its commands are.
+    std::optional<Phase> phase() const;
 
     // Bounds the data one command may collect (a SEARCH is one response, a FETCH one per message).
     static constexpr std::size_t kMaxUntaggedPerCommand = 100'000;
@@ -119,6 +121,7 @@ class Client {
     Action on_login_sequence_completion(const Response& response);
     Action after_greeting_or_capabilities();
     Action start_login();
+    Action start_authenticate();
     Action on_continuation(const Response& response);
     Action fail(FailureReason reason, std::string detail);
     // "C<n> command", making it the command in flight.
@@ -133,8 +136,7 @@ class Client {
     unsigned tag_counter_ = 0;
     std::string tag_;  // of the command in flight
     std::string out_;
-    std::string pending_sasl_response_;  // sent after "+" when the server lacks SASL-IR
-    bool sasl_response_sent_ = false;
+    std::optional<sasl::Exchange> sasl_;  // from AUTHENTICATE on
     std::vector<std::string> capabilities_;
     bool mailbox_changed_ = false;
     std::optional<std::string> bye_;  // what the server said before hanging up

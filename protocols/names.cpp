@@ -79,6 +79,10 @@ std::string_view to_string(FailureReason reason) {
             return "imap_auth";
         case FailureReason::imap_protocol:
             return "imap_protocol";
+        case FailureReason::greeting_rejected:
+            return "greeting_rejected";
+        case FailureReason::select_rejected:
+            return "select_rejected";
     }
     return "unknown";
 }
@@ -109,6 +113,14 @@ std::string_view to_string(Phase phase) {
             return "data_end";
         case Phase::quit:
             return "quit";
+        case Phase::greeting:
+            return "greeting";
+        case Phase::capability:
+            return "capability";
+        case Phase::select:
+            return "select";
+        case Phase::logout:
+            return "logout";
     }
     return "unknown";
 }

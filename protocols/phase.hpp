@@ -19,12 +19,18 @@ enum class Phase {
     data,
     data_end,
     quit,
+    // IMAP only (resolve, connect, starttls, tls_handshake and auth are shared with SMTP).
+    greeting,
+    capability,
+    select,
+    logout,
 };
 
 inline constexpr std::array kAllPhases = {
     Phase::resolve,  Phase::connect,       Phase::banner,   Phase::ehlo,
     Phase::starttls, Phase::tls_handshake, Phase::auth,     Phase::mail,
     Phase::rcpt,     Phase::data,          Phase::data_end, Phase::quit,
+    Phase::greeting, Phase::capability,    Phase::select,   Phase::logout,
 };
 
 inline constexpr std::size_t kPhaseCount = kAllPhases.size();

@@ -7,9 +7,25 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <utility>
 
 namespace mailcanary::sasl {
-namespace {}  // namespace
+namespace {
+
+Exchange::Answer with_credential(std::string response) {
+    Exchange::Answer answer;
+    answer.response = std::move(response);
+    answer.secret = true;
+    return answer;
+}
+
+Exchange::Answer unanswerable(std::string error) {
+    Exchange::Answer answer;
+    answer.error = std::move(error);
+    return answer;
+}
+
+}  // namespace
 
 std::string_view name(Mechanism mechanism) {
     switch (mechanism) {
@@ -134,7 +150,12 @@ std::vector<std::string> offered_mechanisms(std::span<const std::string> capabil
     return words;
 }
 
-std::optional<Mechanism> choose(std::span<const std::string> offered, bool have_token) {
+std::optional<Mechanism> choose(std::span<const std::string> offered, bool have_token,
+                                std::optional<Mechanism> wanted) {
+    const auto is_offered = [&](Mechanism mechanism) {
+        return std::find(offered.begin(), offered.end(), name(mechanism)) != offered.end();
+    };
+    if (wanted) return is_offered(*wanted) ? wanted : std::nullopt;
     static constexpr std::array kForPassword{Mechanism::cram_md5, Mechanism::plain,
                                              Mechanism::login};
     static constexpr std::array kForToken{Mechanism::oauthbearer, Mechanism::xoauth2};
@@ -142,10 +163,80 @@ std::optional<Mechanism> choose(std::span<const std::string> offered, bool have_
                                                       ? std::span<const Mechanism>(kForToken)
                                                       : std::span<const Mechanism>(kForPassword);
     for (const Mechanism mechanism : preference) {
-        if (std::find(offered.begin(), offered.end(), name(mechanism)) != offered.end())
-            return mechanism;
+        if (is_offered(mechanism)) return mechanism;
     }
     return std::nullopt;
+}
+
+std::string describe_no_choice(std::span<const std::string> offered, bool have_token,
+                               std::optional<Mechanism> wanted) {
+    if (offered.empty()) return "server offers no SASL mechanism";
+    std::string offered_text;
+    for (const auto& word : offered) offered_text += " " + word;
+    const std::string looked_for = wanted       ? std::string(name(*wanted))
+                                   : have_token ? "a token mechanism"
+                                                : "a password mechanism";
+    return "server offers AUTH" + offered_text + ", not " + looked_for;
+}
+
+Exchange::Exchange(Mechanism mechanism, Credential credential)
+    : mechanism_(mechanism), credential_(std::move(credential)) {
+    switch (mechanism_) {
+        case Mechanism::plain:
+            initial_response_ = plain_response(credential_.username, credential_.secret);
+            break;
+        case Mechanism::xoauth2:
+            initial_response_ = xoauth2_response(credential_.username, credential_.secret);
+            break;
+        case Mechanism::oauthbearer:
+            initial_response_ = oauthbearer_response(credential_.username, credential_.host,
+                                                     credential_.port, credential_.secret);
+            break;
+        case Mechanism::login:
+        case Mechanism::cram_md5:
+            break;  // the server speaks first
+    }
+}
+
+std::optional<std::string> Exchange::initial_response(bool command_can_carry_it) {
+    if (!command_can_carry_it) return std::nullopt;
+    return std::exchange(initial_response_, std::nullopt);
+}
+
+Exchange::Answer Exchange::answer(std::string_view challenge) {
+    if (initial_response_) {
+        return with_credential(*std::exchange(initial_response_, std::nullopt));
+    }
+    const int step = challenges_answered_++;
+    switch (mechanism_) {
+        case Mechanism::login:
+            // The challenges ask for the user name, then the password.
+            if (step == 0) return with_credential(base64_encode(credential_.username));
+            if (step == 1) return with_credential(base64_encode(credential_.secret));
+            break;
+        case Mechanism::cram_md5:
+            if (step == 0) {
+                const auto decoded = base64_decode(challenge);
+                if (!decoded) return unanswerable("CRAM-MD5 challenge is not base64");
+                return with_credential(
+                    cram_md5_response(credential_.username, credential_.secret, *decoded));
+            }
+            break;
+        case Mechanism::xoauth2:
+        case Mechanism::oauthbearer:
+            // The token was refused: the challenge carries the error (base64 JSON), and the
+            // answer (empty for XOAUTH2, ^A for OAUTHBEARER) asks for the final failure.
+            if (step == 0) {
+                Answer answer;
+                answer.response = mechanism_ == Mechanism::xoauth2 ? "" : base64_encode("\x01");
+                answer.server_error = base64_decode(challenge).value_or(std::string(challenge));
+                return answer;
+            }
+            break;
+        case Mechanism::plain:
+            break;
+    }
+    return unanswerable("unexpected SASL challenge");
 }
 
 }  // namespace mailcanary::sasl

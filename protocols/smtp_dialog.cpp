@@ -250,49 +250,22 @@ Action Dialog::start_auth() {
         return fail_and_quit(FailureReason::auth_unavailable,
                              "AUTH is not among the EHLO capabilities");
     }
-    if (auth.mechanism) {
-        if (std::find(offered.begin(), offered.end(), sasl::name(*auth.mechanism)) !=
-            offered.end()) {
-            auth_mechanism_ = auth.mechanism;
-        }
-    } else {
-        auth_mechanism_ = sasl::choose(offered, auth.secret_is_token);
+    const auto mechanism = sasl::choose(offered, auth.secret_is_token, auth.mechanism);
+    if (!mechanism) {
+        return fail_and_quit(
+            FailureReason::auth_unavailable,
+            sasl::describe_no_choice(offered, auth.secret_is_token, auth.mechanism));
     }
-    if (!auth_mechanism_) {
-        std::string offered_text;
-        for (const auto& word : offered) offered_text += " " + word;
-        const std::string wanted = auth.mechanism         ? std::string(sasl::name(*auth.mechanism))
-                                   : auth.secret_is_token ? "a token mechanism"
-                                                          : "a password mechanism";
-        return fail_and_quit(FailureReason::auth_unavailable,
-                             "server offers AUTH" + offered_text + ", not " + wanted);
+    sasl_.emplace(*mechanism, sasl::Credential{auth.username, auth.secret, auth.host, auth.port});
+    const std::string command = "AUTH " + std::string(sasl::name(*mechanism));
+    // RFC 4954 4: the initial response goes with the command.
+    if (const auto initial = sasl_->initial_response(true)) {
+        return send(State::auth, Phase::auth, command + " " + *initial, command + " <redacted>");
     }
-
-    const std::string command = "AUTH " + std::string(sasl::name(*auth_mechanism_));
-    switch (*auth_mechanism_) {
-        case sasl::Mechanism::plain:
-            return send(State::auth, Phase::auth,
-                        command + " " + sasl::plain_response(auth.username, auth.secret),
-                        command + " <redacted>");
-        case sasl::Mechanism::xoauth2:
-            return send(State::auth, Phase::auth,
-                        command + " " + sasl::xoauth2_response(auth.username, auth.secret),
-                        command + " <redacted>");
-        case sasl::Mechanism::oauthbearer:
-            return send(
-                State::auth, Phase::auth,
-                command + " " +
-                    sasl::oauthbearer_response(auth.username, auth.host, auth.port, auth.secret),
-                command + " <redacted>");
-        case sasl::Mechanism::login:
-        case sasl::Mechanism::cram_md5:
-            return send(State::auth, Phase::auth, command);
-    }
-    return fail_and_close(FailureReason::protocol, "unknown SASL mechanism");
+    return send(State::auth, Phase::auth, command);
 }
 
 Action Dialog::on_auth_reply(const Reply& reply) {
-    const AuthRequest& auth = *options_.auth;
     if (reply.code == 235) return after_auth();
     if (reply.klass() == 5) return rejected_by(FailureReason::auth_rejected, reply);
     if (reply.klass() == 4) return rejected_by(FailureReason::auth_tempfail, reply);
@@ -300,49 +273,15 @@ Action Dialog::on_auth_reply(const Reply& reply) {
         return fail_and_close(FailureReason::protocol,
                               "unexpected reply to AUTH: " + reply.summary());
     }
-
     // 334: the server wants the next SASL message.
-    const int step = auth_step_++;
-    const std::string challenge = reply.lines.empty() ? std::string() : reply.lines.front();
-    switch (*auth_mechanism_) {
-        case sasl::Mechanism::login:
-            if (step == 0)
-                return send(State::auth, Phase::auth, sasl::base64_encode(auth.username),
-                            "<redacted>");
-            if (step == 1)
-                return send(State::auth, Phase::auth, sasl::base64_encode(auth.secret),
-                            "<redacted>");
-            break;
-        case sasl::Mechanism::cram_md5:
-            if (step == 0) {
-                const auto decoded = sasl::base64_decode(challenge);
-                if (!decoded) {
-                    return fail_and_close(FailureReason::protocol,
-                                          "CRAM-MD5 challenge is not base64");
-                }
-                return send(State::auth, Phase::auth,
-                            sasl::cram_md5_response(auth.username, auth.secret, *decoded),
-                            "<redacted>");
-            }
-            break;
-        case sasl::Mechanism::xoauth2:
-        case sasl::Mechanism::oauthbearer:
-            // The token was refused: the 334 carries the error (base64 JSON); the client must
-            // answer (an empty line for XOAUTH2, ^A for OAUTHBEARER) to get the final 5xx.
-            if (step == 0) {
-                if (const auto details = sasl::base64_decode(challenge)) {
-                    transcript_.note("server's OAuth2 error: " + *details);
-                }
-                return send(State::auth, Phase::auth,
-                            *auth_mechanism_ == sasl::Mechanism::xoauth2
-                                ? ""
-                                : sasl::base64_encode("\x01"));
-            }
-            break;
-        case sasl::Mechanism::plain:
-            break;
+    const auto answer = sasl_->answer(reply.lines.empty() ? "" : reply.lines.front());
+    if (!answer.error.empty()) {
+        return fail_and_close(FailureReason::protocol, answer.error + ": " + reply.summary());
     }
-    return fail_and_close(FailureReason::protocol, "unexpected SASL challenge: " + reply.summary());
+    if (!answer.server_error.empty()) {
+        transcript_.note("server's OAuth2 error: " + answer.server_error);
+    }
+    return send(State::auth, Phase::auth, answer.response, answer.secret ? "<redacted>" : "");
 }
 
 Phase Dialog::phase_of(Command command) {

@@ -141,8 +141,7 @@ class Dialog {
     Phase phase_ = Phase::banner;
     bool awaiting_write_ = false;
     bool tls_active_ = false;
-    std::optional<sasl::Mechanism> auth_mechanism_;
-    int auth_step_ = 0;  // server challenges (334) answered so far
+    std::optional<sasl::Exchange> sasl_;  // from AUTH on
 
     enum class Command { mail, rcpt, data, rset };
     std::deque<Command> to_send_;   // without PIPELINING: the commands still to send, in order

@@ -82,6 +82,8 @@ ScriptStep hang() { return {ScriptStep::Kind::hang, {}, {}}; }
 
 ScriptStep close() { return {ScriptStep::Kind::close, {}, {}}; }
 
+ScriptStep reset() { return {ScriptStep::Kind::reset, {}, {}}; }
+
 // Everything below runs on the server's own thread, except what is guarded by mutex.
 struct FakeSmtpServer::Impl {
     class Connection;
@@ -121,6 +123,8 @@ class FakeSmtpServer::Impl::Connection : public std::enable_shared_from_this<Con
     awaitable<void> start_tls();
     awaitable<void> record_until_disconnect();
     void close();
+    // Closes with a TCP RST instead of a FIN.
+    void reset();
     // Makes whatever the connection is waiting for fail at once, so the server can stop.
     void abort();
 
@@ -178,6 +182,9 @@ awaitable<ScriptEnd> FakeSmtpServer::Impl::Connection::run_script() {
                     co_await close_tls();
                 }
                 co_return ScriptEnd::close;
+            case ScriptStep::Kind::reset:
+                reset();
+                co_return ScriptEnd::close;
         }
     }
     co_return ScriptEnd::keep_reading;
@@ -199,6 +206,13 @@ awaitable<void> FakeSmtpServer::Impl::Connection::record_until_disconnect() {
 void FakeSmtpServer::Impl::Connection::close() {
     boost::system::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+}
+
+void FakeSmtpServer::Impl::Connection::reset() {
+    boost::system::error_code ignored;
+    // A zero linger time makes close() send RST and drop what is unsent.
+    socket_.set_option(asio::socket_base::linger(true, 0), ignored);
     socket_.close(ignored);
 }
 

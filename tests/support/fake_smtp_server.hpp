@@ -22,7 +22,8 @@ struct ScriptStep {
         delay,
         send_forever,
         hang,
-        close
+        close,
+        reset
     };
 
     Kind kind{};
@@ -46,6 +47,8 @@ ScriptStep send_forever(std::string chunk);
 ScriptStep hang();
 // Closes the connection (after a TLS close_notify when TLS is up); later steps do not run.
 ScriptStep close();
+// Resets the connection (a TCP RST, no TLS close_notify); later steps do not run.
+ScriptStep reset();
 
 struct FakeServerOptions {
     std::optional<KeyPair> tls;  // required by start_tls() and implicit_tls

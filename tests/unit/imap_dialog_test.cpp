@@ -207,14 +207,14 @@ TEST(ImapClient, StartTlsAsksForCapabilitiesAgainAndRefusesInjectedBytes) {
     injected.server(kDovecotGreeting);
     EXPECT_EQ(injected.server("C1 OK Begin TLS\r\nC2 OK [CAPABILITY IMAP4rev1] fake\r\n").kind,
               Kind::failed);
-    EXPECT_EQ(injected.client().failure()->reason, FailureReason::imap_tls);
+    EXPECT_EQ(injected.client().failure()->reason, FailureReason::protocol);
 }
 
-TEST(ImapClient, StartTlsMissingIsATlsFailure) {
+TEST(ImapClient, StartTlsMissingIsStartTlsUnavailable) {
     Conversation c(password_options(TlsMode::starttls));
     c.start();
     EXPECT_EQ(c.server("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hi\r\n").kind, Kind::failed);
-    EXPECT_EQ(c.client().failure()->reason, FailureReason::imap_tls);
+    EXPECT_EQ(c.client().failure()->reason, FailureReason::starttls_unavailable);
     EXPECT_EQ(c.written(), "");
 }
 
@@ -222,7 +222,7 @@ TEST(ImapClient, NoCredentialsInTheClearUnlessAllowed) {
     Conversation refused(password_options(TlsMode::none));
     refused.start();
     EXPECT_EQ(refused.server(kDovecotGreeting).kind, Kind::failed);
-    EXPECT_EQ(refused.client().failure()->reason, FailureReason::imap_auth);
+    EXPECT_EQ(refused.client().failure()->reason, FailureReason::auth_insecure);
     EXPECT_EQ(refused.written(), "");
 
     auto options = password_options(TlsMode::none);
@@ -243,9 +243,13 @@ TEST(ImapClient, GreetingWithoutCapabilitiesAsksForThem) {
     EXPECT_EQ(c.written(), "C2 LOGIN \"probe@example.test\" \"s3cret\"\r\n");
 }
 
+// RFC 4616 as RFC 4959 carries it: base64 of authzid NUL authcid NUL passwd, once.
+std::string plain_initial_response(std::string_view password) {
+    return sasl::base64_encode(std::string("\0probe@example.test\0", 20) + std::string(password));
+}
+
 TEST(ImapClient, LoginDisabledOrUnquotablePasswordUsesAuthenticatePlain) {
-    const std::string expected_response =
-        sasl::base64_encode(sasl::plain_response("probe@example.test", "caf\xc3\xa9"));
+    const std::string expected_response = plain_initial_response("caf\xc3\xa9");
     Conversation with_ir(password_options(TlsMode::implicit, "caf\xc3\xa9"));
     with_ir.start();
     with_ir.tls_established();
@@ -258,8 +262,7 @@ TEST(ImapClient, LoginDisabledOrUnquotablePasswordUsesAuthenticatePlain) {
     without_ir.server("* OK [CAPABILITY IMAP4rev1 LOGINDISABLED AUTH=PLAIN] hi\r\n");
     EXPECT_EQ(without_ir.written(), "C1 AUTHENTICATE PLAIN\r\n");
     EXPECT_EQ(without_ir.server("+ \r\n").kind, Kind::read);
-    EXPECT_EQ(without_ir.written(),
-              sasl::base64_encode(sasl::plain_response("probe@example.test", "s3cret")) + "\r\n");
+    EXPECT_EQ(without_ir.written(), plain_initial_response("s3cret") + "\r\n");
     EXPECT_EQ(without_ir.server("C1 OK [CAPABILITY IMAP4rev1 IDLE] in\r\n").kind, Kind::ready);
     EXPECT_EQ(without_ir.transcript().to_text().find("s3cret"), std::string::npos);
 }
@@ -272,7 +275,7 @@ TEST(ImapClient, RejectedLoginIsAnAuthFailureWithTheServersWords) {
     c.written();
     EXPECT_EQ(c.server("C1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n").kind,
               Kind::failed);
-    EXPECT_EQ(c.client().failure()->reason, FailureReason::imap_auth);
+    EXPECT_EQ(c.client().failure()->reason, FailureReason::auth_rejected);
     EXPECT_EQ(c.client().failure()->detail,
               "login: NO [AUTHENTICATIONFAILED] Authentication failed.");
 }
@@ -284,14 +287,15 @@ TEST(ImapClient, Xoauth2ErrorChallengeGetsAnEmptyAnswer) {
     c.start();
     c.tls_established();
     c.server("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2 AUTH=PLAIN] hi\r\n");
-    EXPECT_EQ(c.written(),
-              "C1 AUTHENTICATE XOAUTH2 " +
-                  sasl::base64_encode(sasl::xoauth2_response("probe@example.test", "ya29.token")) +
-                  "\r\n");
+    // Google's format, base64-encoded once.
+    EXPECT_EQ(c.written(), "C1 AUTHENTICATE XOAUTH2 " +
+                               sasl::base64_encode("user=probe@example.test\x01"
+                                                   "auth=Bearer ya29.token\x01\x01") +
+                               "\r\n");
     c.server("+ " + sasl::base64_encode("{\"status\":\"401\"}") + "\r\n");
     EXPECT_EQ(c.written(), "\r\n");
     EXPECT_EQ(c.server("C1 NO [AUTHENTICATIONFAILED] Invalid credentials\r\n").kind, Kind::failed);
-    EXPECT_EQ(c.client().failure()->reason, FailureReason::imap_auth);
+    EXPECT_EQ(c.client().failure()->reason, FailureReason::auth_rejected);
 }
 
 TEST(ImapClient, ByeGreetingAndPreauth) {
@@ -299,7 +303,7 @@ TEST(ImapClient, ByeGreetingAndPreauth) {
     refused.start();
     refused.tls_established();
     EXPECT_EQ(refused.server("* BYE Too many connections\r\n").kind, Kind::failed);
-    EXPECT_EQ(refused.client().failure()->reason, FailureReason::imap_connect);
+    EXPECT_EQ(refused.client().failure()->reason, FailureReason::greeting_rejected);
 
     Conversation preauth(password_options(TlsMode::implicit));
     preauth.start();
@@ -371,28 +375,167 @@ TEST(ImapClient, ByeThenCloseDuringIdleFailsWithTheServersWords) {
     c.server("+ idling\r\n");
     EXPECT_EQ(c.server("* BYE Server shutting down.\r\n").kind, Kind::idling);
     EXPECT_EQ(c.closed().kind, Kind::failed);
-    EXPECT_EQ(c.client().failure()->reason, FailureReason::imap_protocol);
+    EXPECT_EQ(c.client().failure()->reason, FailureReason::closed);
     EXPECT_EQ(c.client().failure()->detail,
               "the server closed the connection after BYE Server shutting down.");
 }
 
-TEST(ImapClient, DisconnectBeforeGreetingIsAConnectFailure) {
+TEST(ImapClient, DisconnectBeforeGreetingIsClosed) {
     Conversation c(password_options(TlsMode::none));
     c.start();
     EXPECT_EQ(c.closed().kind, Kind::failed);
-    EXPECT_EQ(c.client().failure()->reason, FailureReason::imap_connect);
+    EXPECT_EQ(c.client().failure()->reason, FailureReason::closed);
 }
 
 TEST(ImapClient, ForeignTagsAndGarbageAreProtocolFailures) {
     Conversation foreign = logged_in();
     foreign.command("NOOP");
     EXPECT_EQ(foreign.server("C9 OK what?\r\n").kind, Kind::failed);
-    EXPECT_EQ(foreign.client().failure()->reason, FailureReason::imap_protocol);
+    EXPECT_EQ(foreign.client().failure()->reason, FailureReason::protocol);
 
     Conversation garbage(password_options(TlsMode::none));
     garbage.start();
     EXPECT_EQ(garbage.server("220 mail.example.test ESMTP\r\n").kind, Kind::failed);
-    EXPECT_EQ(garbage.client().failure()->reason, FailureReason::imap_protocol);
+    EXPECT_EQ(garbage.client().failure()->reason, FailureReason::protocol);
+}
+
+TEST(ImapClient, LoginFailuresSayWhetherToRetry) {
+    Conversation tempfail(password_options(TlsMode::implicit));
+    tempfail.start();
+    tempfail.tls_established();
+    tempfail.server(kDovecotGreeting);
+    // RFC 5530: the authentication service is down, the credentials may be fine.
+    EXPECT_EQ(tempfail.server("C1 NO [UNAVAILABLE] Temporary authentication failure\r\n").kind,
+              Kind::failed);
+    EXPECT_EQ(tempfail.client().failure()->reason, FailureReason::auth_tempfail);
+
+    Conversation bad(password_options(TlsMode::implicit));
+    bad.start();
+    bad.tls_established();
+    bad.server(kDovecotGreeting);
+    EXPECT_EQ(bad.server("C1 BAD Invalid arguments\r\n").kind, Kind::failed);
+    EXPECT_EQ(bad.client().failure()->reason, FailureReason::auth_rejected);
+}
+
+TEST(ImapClient, RefusedStartTlsIsStartTlsRejected) {
+    Conversation c(password_options(TlsMode::starttls));
+    c.start();
+    c.server(kDovecotGreeting);
+    EXPECT_EQ(c.written(), "C1 STARTTLS\r\n");
+    EXPECT_EQ(c.server("C1 NO [UNAVAILABLE] TLS is not configured\r\n").kind, Kind::failed);
+    EXPECT_EQ(c.client().failure()->reason, FailureReason::starttls_rejected);
+    EXPECT_EQ(c.client().failure()->detail, "STARTTLS: NO [UNAVAILABLE] TLS is not configured");
+}
+
+TEST(ImapClient, NoUsableMechanismSendsNothing) {
+    // LOGIN disabled and no AUTHENTICATE mechanism for a password.
+    Conversation disabled(password_options(TlsMode::implicit));
+    disabled.start();
+    disabled.tls_established();
+    EXPECT_EQ(disabled.server("* OK [CAPABILITY IMAP4rev1 LOGINDISABLED AUTH=XOAUTH2] hi\r\n").kind,
+              Kind::failed);
+    EXPECT_EQ(disabled.client().failure()->reason, FailureReason::auth_unavailable);
+    EXPECT_EQ(disabled.client().failure()->detail,
+              "LOGIN is disabled and server offers AUTH XOAUTH2, not a password mechanism");
+    EXPECT_EQ(disabled.written(), "");
+
+    // LOGIN asked for by name, but disabled.
+    auto options = password_options(TlsMode::implicit);
+    options.credentials.mechanism = sasl::Mechanism::login;
+    Conversation named(options);
+    named.start();
+    named.tls_established();
+    EXPECT_EQ(named.server("* OK [CAPABILITY IMAP4rev1 LOGINDISABLED AUTH=PLAIN] hi\r\n").kind,
+              Kind::failed);
+    EXPECT_EQ(named.client().failure()->reason, FailureReason::auth_unavailable);
+    EXPECT_EQ(named.written(), "");
+
+    // A mechanism asked for by name that the server does not offer.
+    options.credentials.mechanism = sasl::Mechanism::cram_md5;
+    Conversation missing(options);
+    missing.start();
+    missing.tls_established();
+    EXPECT_EQ(missing.server(kDovecotGreeting).kind, Kind::failed);
+    EXPECT_EQ(missing.client().failure()->reason, FailureReason::auth_unavailable);
+    EXPECT_EQ(missing.client().failure()->detail, "server offers AUTH PLAIN LOGIN, not CRAM-MD5");
+}
+
+// The mechanism is chosen as for SMTP AUTH, and runs through the same exchange.
+TEST(ImapClient, AuthenticateChoosesAndRunsMechanismsAsSmtpDoes) {
+    auto token = password_options(TlsMode::implicit, "ya29.token");
+    token.credentials.secret_is_token = true;
+    token.credentials.host = "imap.example.test";
+    token.credentials.port = 993;
+    Conversation oauth(token);
+    oauth.start();
+    oauth.tls_established();
+    oauth.server("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER] hi\r\n");
+    EXPECT_EQ(oauth.written(),
+              "C1 AUTHENTICATE OAUTHBEARER " +
+                  sasl::oauthbearer_response("probe@example.test", "imap.example.test", 993,
+                                             "ya29.token") +
+                  "\r\n");
+    // RFC 7628 3.2.3: the error challenge is answered with ^A, then the server says NO.
+    EXPECT_EQ(
+        oauth.server("+ " + sasl::base64_encode("{\"status\":\"invalid_token\"}") + "\r\n").kind,
+        Kind::read);
+    EXPECT_EQ(oauth.written(), sasl::base64_encode("\x01") + "\r\n");
+    EXPECT_NE(oauth.transcript().to_text().find("invalid_token"), std::string::npos);
+
+    // LOGIN disabled: the strongest password mechanism offered, CRAM-MD5, challenge and all.
+    const std::string challenge = "<1896.697170952@postoffice.reston.mci.net>";
+    Conversation cram(password_options(TlsMode::implicit));
+    cram.start();
+    cram.tls_established();
+    cram.server("* OK [CAPABILITY IMAP4rev1 LOGINDISABLED AUTH=PLAIN AUTH=CRAM-MD5] hi\r\n");
+    EXPECT_EQ(cram.written(), "C1 AUTHENTICATE CRAM-MD5\r\n");
+    cram.server("+ " + sasl::base64_encode(challenge) + "\r\n");
+    EXPECT_EQ(cram.written(),
+              sasl::cram_md5_response("probe@example.test", "s3cret", challenge) + "\r\n");
+    EXPECT_EQ(cram.server("C1 OK [CAPABILITY IMAP4rev1] in\r\n").kind, Kind::ready);
+    EXPECT_EQ(cram.transcript().to_text().find(
+                  sasl::cram_md5_response("probe@example.test", "s3cret", challenge)),
+              std::string::npos);
+
+    // A challenge the mechanism has no answer for breaks the protocol.
+    Conversation extra(password_options(TlsMode::implicit, "caf\xc3\xa9"));
+    extra.start();
+    extra.tls_established();
+    extra.server("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] hi\r\n");
+    extra.written();
+    EXPECT_EQ(extra.server("+ more?\r\n").kind, Kind::failed);
+    EXPECT_EQ(extra.client().failure()->reason, FailureReason::protocol);
+}
+
+TEST(ImapClient, PhasesFollowTheLoginSequence) {
+    Conversation c(password_options(TlsMode::starttls));
+    c.start();
+    EXPECT_EQ(c.client().phase(), Phase::greeting);
+    c.server("* OK IMAP4rev1 ready\r\n");
+    EXPECT_EQ(c.client().phase(), Phase::capability);
+    c.server("* CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN\r\nC1 OK\r\n");
+    EXPECT_EQ(c.client().phase(), Phase::starttls);
+    c.server("C2 OK go\r\n");
+    EXPECT_EQ(c.client().phase(), Phase::tls_handshake);
+    c.tls_established();
+    EXPECT_EQ(c.client().phase(), Phase::capability);
+    c.server("* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\nC3 OK\r\n");
+    EXPECT_EQ(c.client().phase(), Phase::auth);
+    EXPECT_EQ(c.server("C4 OK [CAPABILITY IMAP4rev1 IDLE] in\r\n").kind, Kind::ready);
+    EXPECT_EQ(c.client().phase(), std::nullopt);
+    c.command("SELECT INBOX");
+    EXPECT_EQ(c.client().phase(), std::nullopt) << "the caller names its commands' phases";
+
+    Conversation implicit(password_options(TlsMode::implicit));
+    implicit.start();
+    EXPECT_EQ(implicit.client().phase(), Phase::tls_handshake);
+}
+
+TEST(ImapClient, PreauthWithoutTheTlsAskedForIsStartTlsUnavailable) {
+    Conversation c(password_options(TlsMode::starttls));
+    c.start();
+    EXPECT_EQ(c.server("* PREAUTH [CAPABILITY IMAP4rev1] welcome\r\n").kind, Kind::failed);
+    EXPECT_EQ(c.client().failure()->reason, FailureReason::starttls_unavailable);
 }
 
 }  // namespace

@@ -62,5 +62,76 @@ TEST(Sasl, ChoosesTheStrongestTheCredentialAllows) {
     EXPECT_FALSE(choose(std::vector<std::string>{"PLAIN", "LOGIN"}, true));
 }
 
+TEST(Sasl, AnExplicitMechanismIsTakenOnlyWhenOffered) {
+    const std::vector<std::string> offered{"PLAIN", "CRAM-MD5"};
+    EXPECT_EQ(choose(offered, false, Mechanism::plain), Mechanism::plain);
+    EXPECT_FALSE(choose(offered, false, Mechanism::login));
+    EXPECT_EQ(describe_no_choice(offered, false, Mechanism::login),
+              "server offers AUTH PLAIN CRAM-MD5, not LOGIN");
+    EXPECT_EQ(describe_no_choice(offered, true, std::nullopt),
+              "server offers AUTH PLAIN CRAM-MD5, not a token mechanism");
+    EXPECT_EQ(describe_no_choice({}, false, std::nullopt), "server offers no SASL mechanism");
+}
+
+TEST(Sasl, OfferedMechanismsFromImapCapabilities) {
+    const std::vector<std::string> capabilities{"IMAP4rev1", "SASL-IR", "AUTH=PLAIN",
+                                                "auth=xoauth2", "IDLE"};
+    EXPECT_EQ(offered_mechanisms(capabilities), (std::vector<std::string>{"PLAIN", "XOAUTH2"}));
+}
+
+const Credential kCredential{"tim", "tanstaaftanstaaf", "server.example.com", 143};
+
+TEST(SaslExchange, InitialResponseGoesWithTheCommandOrAnswersTheFirstChallenge) {
+    Exchange carried(Mechanism::plain, kCredential);
+    EXPECT_EQ(carried.initial_response(true), "AHRpbQB0YW5zdGFhZnRhbnN0YWFm");
+    EXPECT_NE(carried.answer("").error, "") << "PLAIN has nothing more to say";
+
+    // Without SASL-IR the server asks for it with an empty challenge (RFC 4422 5).
+    Exchange asked(Mechanism::plain, kCredential);
+    EXPECT_EQ(asked.initial_response(false), std::nullopt);
+    const auto answer = asked.answer("");
+    EXPECT_EQ(answer.response, "AHRpbQB0YW5zdGFhZnRhbnN0YWFm");
+    EXPECT_TRUE(answer.secret);
+    EXPECT_EQ(answer.error, "");
+}
+
+TEST(SaslExchange, LoginAnswersUserThenPassword) {
+    Exchange login(Mechanism::login, kCredential);
+    EXPECT_EQ(login.initial_response(true), std::nullopt) << "the server speaks first";
+    EXPECT_EQ(login.answer("VXNlcm5hbWU6").response, base64_encode("tim"));
+    const auto password = login.answer("UGFzc3dvcmQ6");
+    EXPECT_EQ(password.response, base64_encode("tanstaaftanstaaf"));
+    EXPECT_TRUE(password.secret);
+    EXPECT_EQ(login.answer("").error, "unexpected SASL challenge");
+}
+
+TEST(SaslExchange, CramMd5AnswersItsChallengeAndRefusesGarbage) {
+    Exchange cram(Mechanism::cram_md5, kCredential);
+    EXPECT_EQ(cram.initial_response(true), std::nullopt);
+    EXPECT_EQ(cram.answer("PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+").response,
+              "dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw");
+
+    Exchange garbage(Mechanism::cram_md5, kCredential);
+    EXPECT_EQ(garbage.answer("!!!").error, "CRAM-MD5 challenge is not base64");
+}
+
+TEST(SaslExchange, OAuthErrorChallengeIsAnsweredToGetTheFinalFailure) {
+    const std::string error = R"({"status":"401","schemes":"bearer"})";
+    Exchange xoauth2(Mechanism::xoauth2, kCredential);
+    EXPECT_EQ(xoauth2.initial_response(true), xoauth2_response("tim", "tanstaaftanstaaf"));
+    const auto empty = xoauth2.answer(base64_encode(error));
+    EXPECT_EQ(empty.response, "");
+    EXPECT_FALSE(empty.secret);
+    EXPECT_EQ(empty.server_error, error);
+    EXPECT_NE(xoauth2.answer("").error, "");
+
+    Exchange oauthbearer(Mechanism::oauthbearer, kCredential);
+    EXPECT_EQ(oauthbearer.initial_response(true),
+              oauthbearer_response("tim", "server.example.com", 143, "tanstaaftanstaaf"));
+    const auto control_a = oauthbearer.answer("not base64 at all");
+    EXPECT_EQ(control_a.response, base64_encode("\x01"));  // RFC 7628 3.2.3
+    EXPECT_EQ(control_a.server_error, "not base64 at all");
+}
+
 }  // namespace
 }  // namespace mailcanary::sasl
