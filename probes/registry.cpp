@@ -6,16 +6,14 @@
 #include "probes/accept_probe.hpp"
 #include "probes/auth_probe.hpp"
 #include "probes/connect_probe.hpp"
+#include "probes/imap_probe.hpp"
 #include "probes/roundtrip_probe.hpp"
 
 namespace mailcanary {
 
 std::span<const ProbeKind* const> all_probes() {
     static const std::array kKinds{
-        &connect_probe(),
-        &auth_probe(),
-        &accept_probe(),
-        &roundtrip_probe(),
+        &connect_probe(), &auth_probe(), &accept_probe(), &roundtrip_probe(), &imap_probe(),
     };
     return kKinds;
 }

@@ -282,10 +282,10 @@ class MetricsContract : public AgentIntegration {
         fs::rename(staged, probe_maildir() / "new" / name);
     }
 
-    // Every probe kind, and the cases behind the families not every agent has: a failure
-    // (failures_total), TLS (tls_info, the certificate's expiry), a delivered message with
-    // verdicts (roundtrip auth_result) and two dated Received headers (Postfix's and LMTP's:
-    // server_clock_delivery_seconds).
+    // Every probe kind (imap since issue 11), and the cases behind the families not every agent
+    // has: a failure (failures_total), TLS (tls_info, the certificate's expiry), a delivered
+    // message with verdicts (roundtrip auth_result) and two dated Received headers (Postfix's and
+    // LMTP's: server_clock_delivery_seconds).
     std::string config(const Variant& variant) const {
         const std::string user = env_.at("MAILSTACK_USER");
         const std::string password_file = env_.at("MAILSTACK_PASSWORD_FILE");
@@ -310,7 +310,11 @@ class MetricsContract : public AgentIntegration {
                           "[targets.roundtrip]\nimap_host = \"" +
                           host() + "\"\nimap_port = " + port("MAILSTACK_IMAPS_PORT") +
                           "\nimap_tls = \"implicit\"\ntimeout = \"10s\"\n" + credentials +
-                          "[targets.roundtrip.tls_options]\nca_file = \"" + ca() + "\"\n");
+                          "[targets.roundtrip.tls_options]\nca_file = \"" + ca() + "\"\n") +
+               target("imap", port("MAILSTACK_SMTP_PORT"), "starttls",
+                      "probes = [\"imap\"]\n[targets.imap]\nport = " +
+                          port("MAILSTACK_IMAPS_PORT") + "\n" + credentials +
+                          "[targets.imap.tls_options]\nca_file = \"" + ca() + "\"\n");
     }
 };
 
@@ -332,7 +336,8 @@ std::vector<Condition> conditions() {
          std::vector<std::pair<std::string, std::string>>{{"healthy", "connect"},
                                                           {"auth", "auth"},
                                                           {"accept", "accept"},
-                                                          {"roundtrip", "roundtrip"}}) {
+                                                          {"roundtrip", "roundtrip"},
+                                                          {"imap", "imap"}}) {
         all.push_back({"the last " + probe + " run of " + target + " succeeded",
                        [series = success_series(target, probe)](const std::string& text) {
                            return value_of(text, series) == 1;

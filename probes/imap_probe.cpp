@@ -1,0 +1,247 @@
+#include "probes/imap_probe.hpp"
+
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <algorithm>
+#include <boost/asio/this_coro.hpp>
+
+#include "common/joined.hpp"
+#include "probes/auth_probe.hpp"
+#include "probes/settings_reader.hpp"
+#include "probes/validators.hpp"
+#include "protocols/imap_response.hpp"
+#include "protocols/imap_session.hpp"
+#include "protocols/tls_contexts.hpp"
+
+namespace mailcanary {
+namespace {
+
+constexpr std::string_view kName = "imap";
+constexpr uint16_t kImapPort = 143;
+constexpr uint16_t kImapsPort = 993;  // IMAP over implicit TLS
+// Once SELECT has answered the result is known: LOGOUT is a courtesy, bounded like SMTP's QUIT.
+constexpr auto kLogoutGrace = std::chrono::seconds(1);
+
+constexpr std::array<std::string_view, 6> kOwnKeys{
+    "host", "port", "tls", "tls_options", "mailbox", "allow_plaintext_auth"};
+constexpr auto kKeys = joined(kOwnKeys, kAuthKeys);
+constexpr std::array<std::string_view, 1> kTables{kName};
+
+// In the order a run meets them (tls_handshake first with implicit TLS, after starttls else).
+constexpr std::array kPhases{Phase::resolve,  Phase::connect,    Phase::tls_handshake,
+                             Phase::greeting, Phase::capability, Phase::starttls,
+                             Phase::auth,     Phase::select,     Phase::logout};
+constexpr std::array kReasons{
+    FailureReason::dns,
+    FailureReason::connect_refused,
+    FailureReason::connect_timeout,
+    FailureReason::network,
+    FailureReason::timeout,
+    FailureReason::closed,
+    FailureReason::protocol,
+    FailureReason::greeting_rejected,
+    FailureReason::tls_handshake,
+    FailureReason::tls_cert_untrusted,
+    FailureReason::tls_cert_expired,
+    FailureReason::tls_cert_hostname,
+    FailureReason::starttls_unavailable,
+    FailureReason::starttls_rejected,
+    FailureReason::auth_unavailable,
+    FailureReason::auth_rejected,
+    FailureReason::auth_tempfail,
+    FailureReason::auth_insecure,
+    FailureReason::oauth_token,
+    FailureReason::select_rejected,
+};
+
+// What a target's runs use, built at load.
+struct ImapState {
+    ImapOptions options;
+    Endpoint endpoint;
+    std::optional<CredentialSource> login;
+};
+
+// mailcanary_imap_mailbox_messages, shared by every imap target for the agent's life.
+struct ImapResources final : SharedResource {
+    explicit ImapResources(prometheus::Registry& registry)
+        : messages(prometheus::BuildGauge()
+                       .Name("mailcanary_imap_mailbox_messages")
+                       .Help("Messages in the mailbox the imap probe selected, at its last "
+                             "successful SELECT.")
+                       .Register(registry)) {}
+    prometheus::Family<prometheus::Gauge>& messages;
+};
+
+// Absent until the first successful SELECT; removed with the target.
+class ImapSeries final : public ProbeExtraSeries {
+  public:
+    ImapSeries(prometheus::Family<prometheus::Gauge>& family, std::string target)
+        : family_(family), target_(std::move(target)) {}
+    ~ImapSeries() override {
+        if (messages_ != nullptr) family_.Remove(messages_);
+    }
+    ImapSeries(const ImapSeries&) = delete;
+    ImapSeries& operator=(const ImapSeries&) = delete;
+
+    void record(const Outcome& /*outcome*/, const RunMetrics& run) override {
+        if (!run.mailbox_messages) return;
+        if (messages_ == nullptr) messages_ = &family_.Add({{"target", target_}});
+        messages_->Set(static_cast<double>(*run.mailbox_messages));
+    }
+
+  private:
+    prometheus::Family<prometheus::Gauge>& family_;
+    std::string target_;
+    prometheus::Gauge* messages_ = nullptr;
+};
+
+// The last EXISTS count among a command's untagged responses.
+std::optional<std::uint32_t> exists_count(const imap::Completion& completion) {
+    std::optional<std::uint32_t> count;
+    for (const imap::Response& response : completion.untagged) {
+        if (response.name == "EXISTS" && response.number) count = response.number;
+    }
+    return count;
+}
+
+boost::asio::awaitable<Outcome> run_imap(ProbeRun run) {
+    const ImapState& state = run.target.state_of<ImapState>(kName);
+    const ImapOptions& options = state.options;
+
+    std::string error;
+    auto secret = co_await state.login->secret(run.deadline, error);
+    if (!secret) {
+        run.transcript.note("failed: oauth_token: " + error);
+        co_return Outcome::failed(FailureReason::oauth_token, "OAuth2 access token: " + error);
+    }
+    imap::ClientOptions client;
+    client.tls = options.tls;
+    client.allow_plaintext = options.allow_plaintext_auth;
+    client.credentials = imap::Credentials{.username = options.auth.username,
+                                           .secret = std::move(secret->value),
+                                           .secret_is_token = secret->is_token,
+                                           .mechanism = sasl_mechanism(options.auth.mechanism),
+                                           .host = options.host,
+                                           .port = options.port};
+
+    imap::Session session(co_await boost::asio::this_coro::executor, run.transcript, &run.metrics);
+    run.stop.on_request([&session] { session.close(); });
+    struct StopHandlerReset {
+        StopSignal& stop;
+        ~StopHandlerReset() { stop.clear(); }
+    } reset_on_exit{run.stop};
+    const auto session_failure = [&] {
+        if (run.stop.requested()) return Outcome::stopped();
+        const imap::Failure& failure = session.failure();
+        run.transcript.note("failed: " + std::string(to_string(failure.reason)) + ": " +
+                            failure.detail);
+        return Outcome::failed(failure.reason, failure.detail);
+    };
+
+    if (!co_await session.open(state.endpoint, std::move(client), run.deadline)) {
+        co_return session_failure();
+    }
+    const auto selected = co_await session.execute(
+        "SELECT " + imap::mailbox_argument(options.mailbox), run.deadline, Phase::select);
+    if (!selected) co_return session_failure();
+    Outcome outcome;
+    if (selected->ok()) {
+        run.metrics.mailbox_messages = exists_count(*selected);
+    } else {
+        outcome = Outcome::failed(FailureReason::select_rejected,
+                                  "SELECT " + options.mailbox + ": " + selected->describe());
+        run.transcript.note("failed: select_rejected: " + outcome.detail);
+    }
+    const auto logout_deadline =
+        std::min(run.deadline, std::chrono::steady_clock::now() + kLogoutGrace);
+    if (!co_await session.logout(logout_deadline)) {
+        if (run.stop.requested()) co_return Outcome::stopped();
+        run.transcript.note("no clean answer to LOGOUT (" + session.failure().detail +
+                            "); the result stands");
+    }
+    co_return outcome;
+}
+
+class ImapProbe final : public ProbeKind {
+  public:
+    std::string_view name() const override { return kName; }
+    std::span<const Phase> phases() const override { return kPhases; }
+    std::span<const FailureReason> reasons() const override { return kReasons; }
+    std::span<const std::string_view> required_tables() const override { return kTables; }
+    bool has_own_table() const override { return true; }
+
+    std::shared_ptr<const ProbeOptions> read_options(SettingsReader& reader,
+                                                     const toml::table& table,
+                                                     const std::string& path,
+                                                     const TargetConfig& target) const override {
+        reader.check_known_keys(table, path, kKeys);
+        ImapOptions imap;
+        imap.host = reader
+                        .checked(reader.read_non_empty_string(table, path, "host"), path, "host",
+                                 check_host)
+                        .value.value_or(target.host);
+        imap.tls = reader.read_choice(table, path, "tls", kTlsModes, "TLS mode")
+                       .value.value_or(TlsMode::implicit);
+        const Setting<int64_t> port = reader.read_integer(table, path, "port", 1, 65535);
+        imap.port = port.value ? static_cast<uint16_t>(*port.value)
+                               : (imap.tls == TlsMode::implicit ? kImapsPort : kImapPort);
+        imap.tls_options = reader.read_tls_options(reader.read_section(table, path, "tls_options"),
+                                                   child_key(path, "tls_options"));
+        imap.auth = reader.read_credentials(table, path, kImapSasl);
+        imap.mailbox = reader
+                           .checked(reader.read<std::string>(table, path, "mailbox"), path,
+                                    "mailbox", check_mailbox_name)
+                           .value.value_or(imap.mailbox);
+        imap.allow_plaintext_auth =
+            reader.read<bool>(table, path, "allow_plaintext_auth").value.value_or(false);
+        return std::make_shared<TypedOptions<ImapOptions>>(std::move(imap));
+    }
+
+    bool compile(CompiledTarget& target, LoadContext& load,
+                 const std::string& path) const override {
+        const auto* options = target.config.probe_options.find<ImapOptions>(kName);
+        auto state = std::make_shared<ImapState>();
+        state->options = *options;
+        state->endpoint = Endpoint{.host = options->host,
+                                   .port = options->port,
+                                   .tls = options->tls,
+                                   .tls_options = options->tls_options,
+                                   .tls_context = nullptr};
+        const std::string key = child_key(path, kName);
+        std::string problem;
+        if (options->tls != TlsMode::none) {
+            state->endpoint.tls_context = load.tls.get(options->tls_options, problem);
+            if (!state->endpoint.tls_context) {
+                load.errors.push_back({load.file, 0, 0, key + ".tls_options.ca_file", problem});
+                return false;
+            }
+        }
+        state->login = CredentialSource::load(options->auth, problem);
+        if (!state->login) {
+            load.errors.push_back({load.file, 0, 0, key, problem});
+            return false;
+        }
+        target.kind_states[std::string(kName)] = std::move(state);
+        return true;
+    }
+
+    boost::asio::awaitable<Outcome> run(ProbeRun run) const override { return run_imap(run); }
+
+    std::unique_ptr<ProbeExtraSeries> extra_series(ProbeResources& resources,
+                                                   const std::string& target) const override {
+        auto& shared = resources.get<ImapResources>(
+            [&] { return std::make_unique<ImapResources>(resources.registry()); });
+        return std::make_unique<ImapSeries>(shared.messages, target);
+    }
+};
+
+}  // namespace
+
+const ProbeKind& imap_probe() {
+    static const ImapProbe kind;
+    return kind;
+}
+
+}  // namespace mailcanary
