@@ -1,0 +1,81 @@
+// docs/metrics.md against the contract tables: every phase, failure reason and probe kind the
+// agent can export is documented there, and nothing is documented that it cannot export.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include "probes/probe_kind.hpp"
+#include "probes/registry.hpp"
+#include "protocols/failure_reason.hpp"
+#include "protocols/phase.hpp"
+
+namespace mailcanary {
+namespace {
+
+std::string metrics_doc() {
+    std::ifstream file(std::string(MAILCANARY_SOURCE_DIR) + "/docs/metrics.md");
+    std::ostringstream text;
+    text << file.rdbuf();
+    return text.str();
+}
+
+// The names in the first column ("| `name` | ...") of the table that follows `heading`, up to
+// the next heading.
+std::set<std::string> first_column(const std::string& doc, const std::string& heading) {
+    std::set<std::string> names;
+    const auto start = doc.find("\n" + heading + "\n");
+    if (start == std::string::npos) return names;
+    std::istringstream lines(doc.substr(start + heading.size() + 2));
+    for (std::string line; std::getline(lines, line);) {
+        if (line.starts_with("#")) break;
+        if (!line.starts_with("| `")) continue;
+        const auto end = line.find('`', 3);
+        if (end != std::string::npos) names.insert(line.substr(3, end - 3));
+    }
+    return names;
+}
+
+template <typename Values>
+std::set<std::string> names_of(const Values& values) {
+    std::set<std::string> names;
+    for (const auto value : values) names.insert(std::string(to_string(value)));
+    return names;
+}
+
+TEST(ContractDocs, EveryPhaseIsDocumentedAndNoOther) {
+    EXPECT_EQ(first_column(metrics_doc(), "### `phase` values"), names_of(kAllPhases));
+}
+
+TEST(ContractDocs, EveryFailureReasonIsDocumentedAndNoOther) {
+    EXPECT_EQ(
+        first_column(metrics_doc(), "### `reason` values of `mailcanary_probe_failures_total`"),
+        names_of(kAllFailureReasons));
+}
+
+TEST(ContractDocs, EveryProbeKindIsDocumentedAndNoOther) {
+    std::set<std::string> kinds;
+    for (const ProbeKind* kind : all_probes()) kinds.insert(std::string(kind->name()));
+    const auto documented = first_column(metrics_doc(), "## Per (target, probe)");
+    std::set<std::string> probe_rows;
+    // The section's first table lists the probes; its second, the metrics (not probe names).
+    for (const auto& name : documented) {
+        if (!name.starts_with("mailcanary_")) probe_rows.insert(name);
+    }
+    EXPECT_EQ(probe_rows, kinds);
+}
+
+TEST(ContractDocs, TheNamesAreTheEnumeratorsInOrder) {
+    // The tables make the names from the enumerators: spot-check both ends of each.
+    EXPECT_EQ(to_string(kAllPhases.front()), "resolve");
+    EXPECT_EQ(to_string(Phase::logout), "logout");
+    EXPECT_EQ(to_string(kAllFailureReasons.front()), "dns");
+    EXPECT_EQ(to_string(FailureReason::select_rejected), "select_rejected");
+    EXPECT_EQ(static_cast<std::size_t>(FailureReason::select_rejected),
+              kAllFailureReasons.size() - 1);
+}
+
+}  // namespace
+}  // namespace mailcanary
