@@ -8,10 +8,13 @@ receiver inside this test. Steps:
 
  0. the inhibit rules: alerts posted to Alertmanager's API are inhibited as the file says;
  1. every query of dashboards/mailcanary.json returns data from the live Prometheus (the agent
-    runs connect, auth, accept and roundtrip targets, and one with an expired certificate);
+    runs connect, auth, accept, roundtrip and imap targets, one with an expired certificate and
+    one whose IMAP mailbox does not exist);
+    MailcanaryImapDown fires for the missing mailbox (Reason: select_rejected) and is paged, and
+    not for the healthy IMAP target;
  2. Postfix of the stack is stopped: MailcanarySMTPConnectFailing fires in Prometheus for the
     targets on it, Alertmanager delivers it to the pager receiver, and the AUTH and accept alerts
-    of those targets neither fire nor page;
+    of those targets neither fire nor page; IMAP (Dovecot, still running) does not alert;
  3. Postfix is started again: the alert resolves and the resolved notification arrives.
 
 Only addresses, intervals and durations differ from the shipped files, and each difference is
@@ -281,7 +284,7 @@ tls = "starttls"
 ca_file = "{ca}"
 server_name = "{name}"
 """
-    return text + roundtrip_target(stack)
+    return text + roundtrip_target(stack) + imap_targets(stack)
 
 
 def roundtrip_target(stack):
@@ -320,6 +323,44 @@ authserv_id = "{authserv}"
 ca_file = "{stack["MAILSTACK_CA_FILE"]}"
 server_name = "{stack["MAILSTACK_TLS_SERVER_NAME"]}"
 """
+
+
+def imap_targets(stack):
+    # The stack's Dovecot, as the round trip's user other@ (whose INBOX the round trip delivers
+    # to, so the message count moves): one target over STARTTLS that must succeed, and one over
+    # implicit TLS that selects a mailbox that does not exist, for the failure panels and
+    # MailcanaryImapDown (select_rejected: the login succeeds, SELECT is answered NO).
+    user = "other@" + stack["MAILSTACK_DOMAIN"]
+    common = f"""username = "{user}"
+password_file = "{stack["MAILSTACK_PASSWORD_FILE"]}"
+"""
+    tls = f"""ca_file = "{stack["MAILSTACK_CA_FILE"]}"
+server_name = "{stack["MAILSTACK_TLS_SERVER_NAME"]}"
+"""
+    return f"""
+# IMAP: greeting, CAPABILITY, STARTTLS, login, SELECT INBOX, LOGOUT.
+[[targets]]
+name = "e2e-imap"
+host = "{stack["MAILSTACK_HOST"]}"
+probes = ["imap"]
+[targets.imap]
+host = "{stack["MAILSTACK_HOST"]}"
+port = {stack["MAILSTACK_IMAP_PORT"]}
+tls = "starttls"
+{common}mailbox = "INBOX"
+[targets.imap.tls_options]
+{tls}
+# IMAP over implicit TLS, SELECT of a mailbox that does not exist: select_rejected.
+[[targets]]
+name = "e2e-imap-nomailbox"
+host = "{stack["MAILSTACK_HOST"]}"
+probes = ["imap"]
+[targets.imap]
+port = {stack["MAILSTACK_IMAPS_PORT"]}
+tls = "implicit"
+{common}mailbox = "mailcanary-e2e-no-such-mailbox"
+[targets.imap.tls_options]
+{tls}"""
 
 
 def check_agent_config(agent, path):
@@ -481,6 +522,11 @@ def prom_alerts(prom):
     return http_get_json(f"{prom}/api/v1/alerts")["data"]["alerts"]
 
 
+def prom_alerts_for(prom, target):
+    """Alerts of a target in Prometheus, pending or firing."""
+    return [a for a in prom_alerts(prom) if a["labels"].get("target") == target]
+
+
 def firing(prom, alertname, target):
     return [a for a in prom_alerts(prom) if a["labels"].get("alertname") == alertname
             and a["labels"].get("target") == target and a["state"] == "firing"]
@@ -560,7 +606,8 @@ def main():
         check_inhibition(am)
         wait_for("Prometheus to see Alertmanager",
                  lambda: http_get_json(f"{prom}/api/v1/alertmanagers")["data"]["activeAlertmanagers"], 30)
-        targets = ["e2e-mx", "e2e-submission", "e2e-expired", "e2e-roundtrip"]
+        targets = ["e2e-mx", "e2e-submission", "e2e-expired", "e2e-roundtrip", "e2e-imap",
+                   "e2e-imap-nomailbox"]
 
         def scraped():
             procs.check_alive()
@@ -574,6 +621,29 @@ def main():
 
         # 1. every dashboard query returns data
         ok = check_dashboard_queries(prom)
+
+        # The IMAP alert: fires and pages for the missing mailbox, with its reason and runbook;
+        # silent for the healthy IMAP target.
+        imap_alert = wait_for("MailcanaryImapDown for e2e-imap-nomailbox firing in Prometheus",
+                              lambda: firing(prom, "MailcanaryImapDown", "e2e-imap-nomailbox"), 30)[0]
+        if "Reason: select_rejected." not in imap_alert["annotations"]["description"]:
+            raise Failure(f"the IMAP alert does not name the reason: {imap_alert['annotations']}")
+        if "probe=imap" not in imap_alert["annotations"]["description"]:
+            raise Failure(f"the IMAP alert does not link the IMAP transcript: {imap_alert['annotations']}")
+
+        def imap_page():
+            for ev in receiver.pager_events():
+                details = json.dumps(ev.get("payload", {}).get("custom_details", {}))
+                if (ev.get("event_action") == "trigger" and "e2e-imap-nomailbox" in details
+                        and "MailcanaryImapDown" in details):
+                    return ev
+            return None
+        imap_trigger = wait_for("Alertmanager's PagerDuty trigger for e2e-imap-nomailbox", imap_page, 30)
+        if "runbooks.md#mailcanaryimapdown" not in json.dumps(imap_trigger.get("links", [])):
+            raise Failure(f"no IMAP runbook link in the page: {imap_trigger.get('links')}")
+        if prom_alerts_for(prom, "e2e-imap"):
+            raise Failure(f"alerts for the healthy e2e-imap: {prom_alerts_for(prom, 'e2e-imap')}")
+        log(f"IMAP alert fired and paged: {imap_alert['annotations']['description']}")
 
         # Nothing about e2e-mx may be firing yet.
         early = [a for a in prom_alerts(prom) if a["labels"].get("target") == "e2e-mx"]
@@ -618,6 +688,9 @@ def main():
         if symptoms:
             raise Failure(f"symptom alerts fire while connect fails: {symptoms}")
         log("no AUTH or accept alert for the unreachable targets")
+        # Dovecot is still up: an SMTP outage is not an IMAP one.
+        if prom_alerts_for(prom, "e2e-imap"):
+            raise Failure(f"IMAP alerts while only Postfix is down: {prom_alerts_for(prom, 'e2e-imap')}")
 
         # 3. recovery
         log("starting Postfix again")
@@ -642,7 +715,8 @@ def main():
         if leaked:
             raise Failure(f"a symptom alert was paged: {leaked[0]}")
         print(f"PASS: all {ok} dashboard queries returned data"
-              + f"; connect alert fired and paged, AUTH/accept alerts silent, resolved; {len(pages)} PagerDuty "
+              + "; IMAP alert fired and paged for the missing mailbox"
+              + f"; connect alert fired and paged, AUTH/accept/IMAP alerts silent, resolved; {len(pages)} PagerDuty "
               f"events received; {time.monotonic() - T0:.0f}s", flush=True)
         return 0
     except (Failure, KeyboardInterrupt) as e:
