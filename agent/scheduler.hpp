@@ -1,5 +1,6 @@
 // Runs every (target, probe) on its own clock: first runs spread evenly over the interval, fixed
-// rate afterwards, never two runs of the same pair at once, a global cap on runs in flight.
+// rate afterwards, no more runs of a pair at once than its probe kind allows (one, unless its
+// runs mostly wait), a global cap on runs in flight.
 #pragma once
 
 #include <utility>

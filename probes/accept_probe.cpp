@@ -6,6 +6,7 @@
 #include "probes/auth_probe.hpp"
 #include "probes/smtp_lists.hpp"
 #include "protocols/message.hpp"
+#include "protocols/token.hpp"
 #include "protocols/smtp_session.hpp"
 
 namespace mailcanary {

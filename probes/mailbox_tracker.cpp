@@ -14,7 +14,7 @@
 #include "probes/probe.hpp"
 #include "protocols/credentials.hpp"
 #include "protocols/mail_headers.hpp"
-#include "protocols/message.hpp"
+#include "protocols/token.hpp"
 
 namespace mailcanary {
 namespace {

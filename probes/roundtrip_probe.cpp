@@ -13,8 +13,8 @@
 #include "probes/settings_reader.hpp"
 #include "probes/smtp_lists.hpp"
 #include "probes/validators.hpp"
-#include "protocols/message.hpp"
 #include "protocols/tls_contexts.hpp"
+#include "protocols/token.hpp"
 
 namespace mailcanary {
 namespace {

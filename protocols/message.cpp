@@ -1,9 +1,6 @@
 #include "protocols/message.hpp"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/rand.h>
+#include "protocols/token.hpp"
 
 #include <array>
 #include <cctype>
@@ -12,38 +9,6 @@
 
 namespace mailcanary {
 namespace {
-
-std::string hex(const unsigned char* bytes, std::size_t size) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(size * 2);
-    for (std::size_t i = 0; i < size; ++i) {
-        out += kHex[bytes[i] >> 4];
-        out += kHex[bytes[i] & 15];
-    }
-    return out;
-}
-
-std::string random_hex(std::size_t bytes) {
-    std::array<unsigned char, 32> buffer{};
-    if (bytes > buffer.size() || RAND_bytes(buffer.data(), static_cast<int>(bytes)) != 1) {
-        throw std::runtime_error("no randomness for the probe token");
-    }
-    return hex(buffer.data(), bytes);
-}
-
-constexpr std::string_view kTokenVersion = "mc1";
-constexpr std::size_t kRunIdBytes = 16;
-constexpr std::size_t kMacBytes = 16;  // truncated HMAC-SHA256: 128 bits are plenty to forge-proof
-
-std::string mac_of(std::string_view run_id, std::string_view secret) {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-    unsigned int length = 0;
-    HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-         reinterpret_cast<const unsigned char*>(run_id.data()), run_id.size(), digest.data(),
-         &length);
-    return hex(digest.data(), kMacBytes);
-}
 
 // RFC 5322 3.3 date-time, in UTC: "Sun, 29 Nov 2026 07:31:02 +0000".
 std::string rfc5322_date(std::chrono::system_clock::time_point now) {
@@ -79,25 +44,6 @@ std::string join(const std::vector<std::string>& items, std::string_view separat
 
 }  // namespace
 
-std::string make_token(std::string_view secret) {
-    const std::string run_id = random_hex(kRunIdBytes);
-    return std::string(kTokenVersion) + "." + run_id + "." + mac_of(run_id, secret);
-}
-
-bool verify_token(std::string_view token, std::string_view secret) {
-    const std::size_t run_id_size = kRunIdBytes * 2;
-    const std::size_t expected_size = kTokenVersion.size() + 1 + run_id_size + 1 + kMacBytes * 2;
-    if (token.size() != expected_size || !token.starts_with(kTokenVersion) ||
-        token[kTokenVersion.size()] != '.' ||
-        token[kTokenVersion.size() + 1 + run_id_size] != '.') {
-        return false;
-    }
-    const auto run_id = token.substr(kTokenVersion.size() + 1, run_id_size);
-    const auto mac = token.substr(token.size() - kMacBytes * 2);
-    const std::string expected = mac_of(run_id, secret);
-    return CRYPTO_memcmp(expected.data(), mac.data(), expected.size()) == 0;
-}
-
 std::string dot_stuff(std::string_view text) {
     std::string out;
     out.reserve(text.size() + 16);
@@ -111,11 +57,7 @@ std::string dot_stuff(std::string_view text) {
 }
 
 std::string message_id(const MessageSpec& spec) {
-    const auto prefix_size = kTokenVersion.size() + 1;
-    const std::string run_id = spec.token.size() > prefix_size
-                                   ? spec.token.substr(prefix_size, kRunIdBytes * 2)
-                                   : spec.token;
-    return run_id + ".mailcanary@" + spec.message_id_domain;
+    return std::string(token_run_id(spec.token)) + ".mailcanary@" + spec.message_id_domain;
 }
 
 std::string compose_message(const MessageSpec& spec, std::chrono::system_clock::time_point now) {

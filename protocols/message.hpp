@@ -1,4 +1,5 @@
-// The probe message (RFC 5322) and the token that lets the agent recognise its own messages.
+// The probe message (RFC 5322) as it goes on the wire, and what the server said of it. The
+// token it carries is protocols/token.hpp's.
 #pragma once
 
 #include <chrono>
@@ -9,11 +10,6 @@
 #include <vector>
 
 namespace mailcanary {
-
-// "mc1.<run id>.<mac>": the run id is random, the mac an HMAC-SHA256 of it under the
-// installation's secret, so a token cannot be guessed or forged without the secret.
-std::string make_token(std::string_view secret);
-bool verify_token(std::string_view token, std::string_view secret);
 
 struct MessageSpec {
     std::string from;

@@ -1,5 +1,6 @@
-// The SMTP client dialog of the connect probe as a state machine without I/O: it consumes what
-// the server sends and says what to do next. A driver (smtp_session) performs the actions.
+// The SMTP client dialog of the SMTP probes (connect, auth, accept and the round trip's sending)
+// as a state machine without I/O: it consumes what the server sends and says what to do next.
+// A driver (smtp_session) performs the actions.
 #pragma once
 
 #include <deque>

@@ -1,5 +1,5 @@
-// Runs an SMTP dialog over a real connection: resolve, connect, then the dialog's actions, every
-// operation bounded by the run's deadline; I/O failures are classified into reasons.
+// Runs an SMTP dialog over a real connection (protocols/connection: resolve, connect, TLS), then
+// the dialog's actions, every operation bounded by the run's deadline; I/O failures become reasons.
 #pragma once
 
 #include <utility>

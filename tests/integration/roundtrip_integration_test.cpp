@@ -4,7 +4,7 @@
 
 #include "integration/harness.hpp"
 #include "protocols/credentials.hpp"
-#include "protocols/message.hpp"
+#include "protocols/token.hpp"
 
 namespace mailcanary::test {
 namespace {

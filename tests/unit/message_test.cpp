@@ -1,4 +1,5 @@
 #include "protocols/message.hpp"
+#include "protocols/token.hpp"
 
 #include <gtest/gtest.h>
 
