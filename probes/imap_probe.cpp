@@ -19,6 +19,7 @@ namespace mailcanary {
 namespace {
 
 constexpr std::string_view kName = "imap";
+constexpr std::string_view kMailboxMessages = "mailbox_messages";  // in RunMetrics::kind_values
 constexpr uint16_t kImapPort = 143;
 constexpr uint16_t kImapsPort = 993;  // IMAP over implicit TLS
 // Once SELECT has answered the result is known: LOGOUT is a courtesy, bounded like SMTP's QUIT.
@@ -86,9 +87,11 @@ class ImapSeries final : public ProbeExtraSeries {
     ImapSeries& operator=(const ImapSeries&) = delete;
 
     void record(const Outcome& /*outcome*/, const RunMetrics& run) override {
-        if (!run.mailbox_messages) return;
-        if (messages_ == nullptr) messages_ = &family_.Add({{"target", target_}});
-        messages_->Set(static_cast<double>(*run.mailbox_messages));
+        for (const auto& [name, value] : run.kind_values) {
+            if (name != kMailboxMessages) continue;
+            if (messages_ == nullptr) messages_ = &family_.Add({{"target", target_}});
+            messages_->Set(value);
+        }
     }
 
   private:
@@ -148,7 +151,9 @@ boost::asio::awaitable<Outcome> run_imap(ProbeRun run) {
     if (!selected) co_return session_failure();
     Outcome outcome;
     if (selected->ok()) {
-        run.metrics.mailbox_messages = exists_count(*selected);
+        if (const auto count = exists_count(*selected)) {
+            run.metrics.kind_values.emplace_back(kMailboxMessages, *count);
+        }
     } else {
         outcome = Outcome::failed(FailureReason::select_rejected,
                                   "SELECT " + options.mailbox + ": " + selected->describe());

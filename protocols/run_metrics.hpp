@@ -37,8 +37,9 @@ struct RunMetrics {
         std::optional<std::chrono::seconds> by_server_clocks;
     };
     std::optional<Delivery> delivery;
-    // Messages in the mailbox an IMAP run selected (its EXISTS count).
-    std::optional<std::uint32_t> mailbox_messages;
+    // What a probe kind measured for its own series (ProbeKind::extra_series), by name: the
+    // common series need not know every kind's figures.
+    std::vector<std::pair<std::string_view, double>> kind_values;
 
     void add_phase(Phase phase, std::chrono::nanoseconds elapsed) {
         auto& slot = phase_durations[static_cast<std::size_t>(phase)];
