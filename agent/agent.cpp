@@ -64,21 +64,10 @@ std::vector<std::shared_ptr<CompiledTarget>> compile_targets(const Config& confi
                                .tls = target.tls,
                                .tls_options = target.tls_options,
                                .tls_context = nullptr};
-        std::string problem;
-        if (target.tls != TlsMode::none) {
-            entry->smtp.tls_context = contexts.get(target.tls_options, problem);
-            if (!entry->smtp.tls_context) {
-                errors.push_back(
-                    {config.source_path, 0, 0, path + ".tls_options.ca_file", problem});
-                continue;
-            }
-        }
+        if (!load.add_tls_context(entry->smtp, path)) continue;
         if (target.auth) {
-            entry->smtp_login = CredentialSource::load(*target.auth, problem);
-            if (!entry->smtp_login) {
-                errors.push_back({config.source_path, 0, 0, path + ".auth", problem});
-                continue;
-            }
+            entry->smtp_login = load.load_login(*target.auth, path + ".auth");
+            if (!entry->smtp_login) continue;
         }
         entry->token_secret = token_secret;
         // A kind's own table is compiled (its secrets read) even while its probe is not listed,

@@ -215,19 +215,9 @@ class ImapProbe final : public ProbeKind {
                                    .tls_options = options->tls_options,
                                    .tls_context = nullptr};
         const std::string key = child_key(path, kName);
-        std::string problem;
-        if (options->tls != TlsMode::none) {
-            state->endpoint.tls_context = load.tls.get(options->tls_options, problem);
-            if (!state->endpoint.tls_context) {
-                load.errors.push_back({load.file, 0, 0, key + ".tls_options.ca_file", problem});
-                return false;
-            }
-        }
-        state->login = CredentialSource::load(options->auth, problem);
-        if (!state->login) {
-            load.errors.push_back({load.file, 0, 0, key, problem});
-            return false;
-        }
+        if (!load.add_tls_context(state->endpoint, key)) return false;
+        state->login = load.load_login(options->auth, key);
+        if (!state->login) return false;
         target.kind_states[std::string(kName)] = std::move(state);
         return true;
     }

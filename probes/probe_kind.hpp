@@ -82,6 +82,13 @@ struct LoadContext {
     TlsContexts& tls;
     const std::string& file;  // for errors
     std::vector<ConfigError>& errors;
+
+    // Gives `endpoint` this load's TLS context for its options (none with tls = "none"); false,
+    // with the error under `key`.tls_options.ca_file, when the trust store cannot be read.
+    bool add_tls_context(Endpoint& endpoint, const std::string& key);
+    // The login's credential source; empty, with the error under `key`, when its secret (a
+    // password from the environment or a file) cannot be read.
+    std::optional<CredentialSource> load_login(const AuthConfig& auth, const std::string& key);
 };
 
 // A kind's own series of one target, alive while the (target, probe) pair is scheduled.

@@ -282,19 +282,9 @@ class RoundtripProbe final : public ProbeKind {
                                .tls_options = options->tls_options,
                                .tls_context = nullptr};
         const std::string key = child_key(path, kName);
-        std::string problem;
-        if (options->imap_tls != TlsMode::none) {
-            state->imap.tls_context = load.tls.get(options->tls_options, problem);
-            if (!state->imap.tls_context) {
-                load.errors.push_back({load.file, 0, 0, key + ".tls_options.ca_file", problem});
-                return false;
-            }
-        }
-        auto login = CredentialSource::load(options->auth, problem);
-        if (!login) {
-            load.errors.push_back({load.file, 0, 0, key, problem});
-            return false;
-        }
+        if (!load.add_tls_context(state->imap, key)) return false;
+        auto login = load.load_login(options->auth, key);
+        if (!login) return false;
         state->login = std::make_shared<const CredentialSource>(std::move(*login));
         target.kind_states[std::string(kName)] = std::move(state);
         return true;
