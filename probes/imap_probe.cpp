@@ -20,8 +20,6 @@ namespace {
 
 constexpr std::string_view kName = "imap";
 constexpr std::string_view kMailboxMessages = "mailbox_messages";  // in RunMetrics::kind_values
-constexpr uint16_t kImapPort = 143;
-constexpr uint16_t kImapsPort = 993;  // IMAP over implicit TLS
 // Once SELECT has answered the result is known: LOGOUT is a courtesy, bounded like SMTP's QUIT.
 constexpr auto kLogoutGrace = std::chrono::seconds(1);
 
@@ -183,18 +181,13 @@ class ImapProbe final : public ProbeKind {
                                                      const TargetConfig& target) const override {
         reader.check_known_keys(table, path, kKeys);
         ImapOptions imap;
-        imap.host = reader
-                        .checked(reader.read_non_empty_string(table, path, "host"), path, "host",
-                                 check_host)
-                        .value.value_or(target.host);
-        imap.tls = reader.read_choice(table, path, "tls", kTlsModes, "TLS mode")
-                       .value.value_or(TlsMode::implicit);
-        const Setting<int64_t> port = reader.read_integer(table, path, "port", 1, 65535);
-        imap.port = port.value ? static_cast<uint16_t>(*port.value)
-                               : (imap.tls == TlsMode::implicit ? kImapsPort : kImapPort);
-        imap.tls_options = reader.read_tls_options(reader.read_section(table, path, "tls_options"),
-                                                   child_key(path, "tls_options"));
-        imap.auth = reader.read_credentials(table, path, kImapSasl);
+        ImapServer server =
+            reader.read_imap_server(table, path, {"host", "port", "tls"}, target.host);
+        imap.host = std::move(server.host);
+        imap.port = server.port;
+        imap.tls = server.tls;
+        imap.tls_options = std::move(server.tls_options);
+        imap.auth = std::move(server.auth);
         imap.mailbox = reader
                            .checked(reader.read<std::string>(table, path, "mailbox"), path,
                                     "mailbox", check_mailbox_name)

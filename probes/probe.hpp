@@ -34,10 +34,11 @@ struct CompiledTarget {
     std::optional<CredentialSource> smtp_login;  // from [targets.auth], when given
     std::string token_secret;  // signs each probe message's token; set when a probe sends mail
 
-    // What a kind built for this target at load (ProbeKind::compile), by kind name.
+    // What a kind built for this target at load (ProbeKind::compile), by kind name; a kind asks
+    // only for its own, which its compile step made.
     template <typename State>
     State& state_of(std::string_view kind) const {
-        return *std::static_pointer_cast<State>(kind_states.at(std::string(kind)));
+        return *std::static_pointer_cast<State>(kind_states.find(kind)->second);
     }
     std::map<std::string, std::shared_ptr<void>, std::less<>> kind_states;
 };

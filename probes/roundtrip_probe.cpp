@@ -23,8 +23,6 @@ constexpr std::string_view kName = "roundtrip";
 // A hard bound whatever the timeout/interval ratio: a mailbox that swallows mail must not make
 // the agent hold an unbounded number of runs.
 constexpr std::size_t kMaxRunsInFlight = 256;
-constexpr uint16_t kImapPort = 143;
-constexpr uint16_t kImapsPort = 993;  // IMAP over implicit TLS
 // Polling more often than this hammers the server; less often, and delivery times are noise.
 constexpr Duration kShortestPollInterval = std::chrono::milliseconds(10);
 constexpr Duration kLongestPollInterval = std::chrono::hours(1);
@@ -220,19 +218,13 @@ class RoundtripProbe final : public ProbeKind {
                                                      const TargetConfig& target) const override {
         reader.check_known_keys(table, path, kKeys);
         RoundtripConfig roundtrip;
-        roundtrip.imap_host = reader
-                                  .checked(reader.read_non_empty_string(table, path, "imap_host"),
-                                           path, "imap_host", check_host)
-                                  .value.value_or(target.host);
-        roundtrip.imap_tls = reader.read_choice(table, path, "imap_tls", kTlsModes, "TLS mode")
-                                 .value.value_or(TlsMode::implicit);
-        const Setting<int64_t> port = reader.read_integer(table, path, "imap_port", 1, 65535);
-        roundtrip.imap_port =
-            port.value ? static_cast<uint16_t>(*port.value)
-                       : (roundtrip.imap_tls == TlsMode::implicit ? kImapsPort : kImapPort);
-        roundtrip.tls_options = reader.read_tls_options(
-            reader.read_section(table, path, "tls_options"), child_key(path, "tls_options"));
-        roundtrip.auth = reader.read_credentials(table, path, kImapSasl);
+        ImapServer server = reader.read_imap_server(
+            table, path, {"imap_host", "imap_port", "imap_tls"}, target.host);
+        roundtrip.imap_host = std::move(server.host);
+        roundtrip.imap_port = server.port;
+        roundtrip.imap_tls = server.tls;
+        roundtrip.tls_options = std::move(server.tls_options);
+        roundtrip.auth = std::move(server.auth);
         roundtrip.mailbox = reader
                                 .checked(reader.read<std::string>(table, path, "mailbox"), path,
                                          "mailbox", check_mailbox_name)

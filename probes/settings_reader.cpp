@@ -225,4 +225,24 @@ std::vector<std::pair<std::string, std::string>> SettingsReader::read_headers(
     return headers;
 }
 
+ImapServer SettingsReader::read_imap_server(const toml::table& table, const std::string& path,
+                                            const ImapServerKeys& keys,
+                                            const std::string& default_host) {
+    constexpr uint16_t kImapPort = 143;
+    constexpr uint16_t kImapsPort = 993;  // IMAP over implicit TLS
+    ImapServer server;
+    server.host =
+        checked(read_non_empty_string(table, path, keys.host), path, keys.host, check_host)
+            .value.value_or(default_host);
+    server.tls =
+        read_choice(table, path, keys.tls, kTlsModes, "TLS mode").value.value_or(TlsMode::implicit);
+    const Setting<int64_t> port = read_integer(table, path, keys.port, 1, 65535);
+    server.port = port.value ? static_cast<uint16_t>(*port.value)
+                             : (server.tls == TlsMode::implicit ? kImapsPort : kImapPort);
+    server.tls_options =
+        read_tls_options(read_section(table, path, "tls_options"), child_key(path, "tls_options"));
+    server.auth = read_credentials(table, path, kImapSasl);
+    return server;
+}
+
 }  // namespace mailcanary

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -55,6 +56,21 @@ inline constexpr std::array<std::string_view, 11> kAuthKeys{
     "token_file",         "token_url", "client_id",    "refresh_token_file",
     "client_secret_file", "scope",     "token_ca_file"};
 
+// An IMAP table's server: the keys naming its host, port and TLS mode differ between tables
+// ([targets.imap] "host", [targets.roundtrip] "imap_host").
+struct ImapServerKeys {
+    std::string_view host;
+    std::string_view port;
+    std::string_view tls;
+};
+struct ImapServer {
+    std::string host;
+    uint16_t port = 993;
+    TlsMode tls = TlsMode::implicit;
+    TlsOptions tls_options;
+    AuthConfig auth;
+};
+
 class SettingsReader : public TomlReader {
   public:
     using TomlReader::TomlReader;
@@ -67,6 +83,10 @@ class SettingsReader : public TomlReader {
     AuthConfig read_credentials(const toml::table& table, const std::string& path,
                                 const SaslProfile& sasl);
     MessageConfig read_message(const toml::table& table, const std::string& path);
+    // The server an IMAP table logs in to: its host (default `default_host`), TLS mode
+    // (implicit by default), port (993 with implicit TLS, else 143), [.tls_options] and login.
+    ImapServer read_imap_server(const toml::table& table, const std::string& path,
+                                const ImapServerKeys& keys, const std::string& default_host);
 
   private:
     Setting<AuthMechanism> read_mechanism(const toml::table& table, std::string_view path,
