@@ -55,7 +55,10 @@ struct MailboxSettings {
     Duration poll_interval = std::chrono::seconds(1);
     bool prompt_checks = true;  // RoundtripConfig::prompt_checks
     std::string token_secret;
-    std::string label;  // "user@host:port/INBOX": logs and the leftovers metric
+    // The mailbox in logs, transcripts and the leftovers metric's `mailbox` label:
+    // "user@host:port/INBOX", and when another tracker would have the same, "... (target NAME)"
+    // (MailboxRegistry::commit).
+    std::string label;
 
     // Targets with equal keys share one tracker.
     std::string key() const;
@@ -86,6 +89,8 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     void start();
     void stop();
     const MailboxSettings& settings() const { return settings_; }
+    // Set by the registry when the trackers of a configuration are known: see MailboxSettings.
+    void set_label(std::string label) { settings_.label = std::move(label); }
     // Leftovers younger than the longest timeout of the targets delivering here are left alone.
     void set_age_limit(Duration limit) { age_limit_ = limit; }
     Duration age_limit() const { return age_limit_; }

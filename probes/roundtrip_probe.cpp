@@ -285,7 +285,7 @@ class RoundtripProbe final : public ProbeKind {
     void attach(CompiledTarget& target, ProbeResources& resources) const override {
         auto& state = target.state_of<RoundtripState>(kName);
         state.mailbox = roundtrip_resources(resources).mailboxes.attach(
-            mailbox_settings_for(target, state), state.options.timeout);
+            mailbox_settings_for(target, state), state.options.timeout, target.config.name);
     }
 
     // Runs overlap when the interval is shorter than delivery takes: each waits for its own

@@ -7,6 +7,11 @@
 # ports, and Debian's prometheus and alertmanager would otherwise sit on :9090
 # and :9093/:9094).
 #
+# Cyrus IMAP is not installed: cyrus-imapd conflicts with dovecot-imapd (both are an
+# imap-server), so its Debian packages are downloaded and unpacked into a cache
+# (MAILCANARY_CYRUS_ROOT), from where tests/stack/cyrus.sh runs it; only the libraries it links
+# are installed.
+#
 # Usage (as root, or with sudo available): bash scripts/install-deps.sh
 set -euo pipefail
 
@@ -19,7 +24,15 @@ RUNTIME_PKGS=(
   openssl curl ca-certificates iproute2 procps
   postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve
   prometheus prometheus-alertmanager
+  # What the unpacked Cyrus links (cyrus-common's library Depends, less libclamav12 and
+  # libzephyr4, which only the virus scanner and notifyd use) and the SASL plugins it checks
+  # passwords with.
+  libcom-err2 libical3 libicu72 libjansson4 libkrb5-3 libldap-2.5-0 libpcre3 libpq5
+  libsasl2-2 libsasl2-modules libsasl2-modules-db libsqlite3-0 libwrap0 libxapian30 libxml2
 )
+# Unpacked, not installed (see above): master, imapd, lmtpd, idled; saslpasswd2.
+CYRUS_DEBS=(cyrus-common cyrus-imapd sasl2-bin)
+CYRUS_ROOT=${MAILCANARY_CYRUS_ROOT:-/var/cache/mailcanary/cyrus/root}
 
 POLICY_RC=/usr/sbin/policy-rc.d
 created_policy_rc=0
@@ -80,6 +93,34 @@ stop_system_daemons() {
   done
 }
 
+# Downloads CYRUS_DEBS (kept beside the root, in debs/) and unpacks them into CYRUS_ROOT, once:
+# the stamp file lists what was unpacked. Delete the root to take newer packages.
+unpack_cyrus() {
+  local stamp=$CYRUS_ROOT.unpacked cache=${CYRUS_ROOT%/*}
+  if [[ -f $stamp && -d $CYRUS_ROOT ]]; then
+    echo "install-deps: Cyrus already unpacked in $CYRUS_ROOT ($(tr '\n' ' ' <"$stamp"))"
+    return 0
+  fi
+  log "downloading and unpacking ${CYRUS_DEBS[*]} into $CYRUS_ROOT"
+  as_root rm -rf "$cache/debs" "$CYRUS_ROOT" "$CYRUS_ROOT.tmp"
+  as_root mkdir -p "$cache/debs"
+  # apt-get download writes as its sandbox user (_apt).
+  as_root chmod 0777 "$cache/debs"
+  if ! (cd "$cache/debs" && as_root apt-get download -qq "${CYRUS_DEBS[@]}" </dev/null); then
+    log "apt-get download failed; updating the package lists and trying again"
+    as_root apt-get update -qq
+    (cd "$cache/debs" && as_root apt-get download -qq "${CYRUS_DEBS[@]}" </dev/null)
+  fi
+  as_root chmod 0755 "$cache/debs"
+  local deb
+  for deb in "$cache"/debs/*.deb; do
+    as_root dpkg -x "$deb" "$CYRUS_ROOT.tmp"
+  done
+  as_root mv "$CYRUS_ROOT.tmp" "$CYRUS_ROOT"
+  (cd "$cache/debs" && ls ./*.deb) | sed 's|^\./||' | as_root tee "$stamp" >/dev/null
+  echo "install-deps: unpacked $(tr '\n' ' ' <"$stamp")into $CYRUS_ROOT"
+}
+
 main() {
   export DEBIAN_FRONTEND=noninteractive
 
@@ -91,6 +132,7 @@ main() {
   if [[ ${#missing[@]} -eq 0 ]]; then
     stop_system_daemons
     echo "install-deps: all ${#BUILD_PKGS[@]} build + ${#RUNTIME_PKGS[@]} runtime packages already installed"
+    unpack_cyrus
     return 0
   fi
 
@@ -127,6 +169,7 @@ main() {
     is_installed "$pkg" || { log "package $pkg still not installed"; exit 1; }
   done
   echo "install-deps: installed ${#missing[@]} package(s): ${missing[*]}"
+  unpack_cyrus
 }
 
 main "$@"

@@ -19,10 +19,14 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "protocols/credentials.hpp"
+#include "protocols/token.hpp"
 #include "support/exposition.hpp"
 #include "support/files.hpp"
 
@@ -34,21 +38,27 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// KEY=VALUE lines written by tests/stack/mailstack.sh.
-inline std::map<std::string, std::string> stack_env() {
+// KEY=VALUE lines that a script of tests/stack wrote into the stack's directory: stack.env
+// (mailstack.sh), cyrus.env (cyrus.sh).
+inline std::map<std::string, std::string> stack_env(const std::string& file = "stack.env") {
     const char* dir = std::getenv("MAILCANARY_STACK_DIR");
     if (dir == nullptr) throw std::runtime_error("MAILCANARY_STACK_DIR is not set");
     std::map<std::string, std::string> env;
     env["MAILCANARY_STACK_DIR_PATH"] = dir;
-    std::ifstream in(fs::path(dir) / "stack.env");
-    if (!in)
-        throw std::runtime_error(std::string("no stack.env in ") + dir + ": is the stack started?");
+    std::ifstream in(fs::path(dir) / file);
+    if (!in) throw std::runtime_error("no " + file + " in " + dir + ": is the stack started?");
     for (std::string line; std::getline(in, line);) {
         const auto equals = line.find('=');
         if (equals != std::string::npos && line[0] != '#')
             env[line.substr(0, equals)] = line.substr(equals + 1);
     }
     return env;
+}
+
+// libcurl's write callback: appends what arrives to the std::string given as its data.
+inline size_t append_to_string(char* data, size_t size, size_t count, void* out) {
+    static_cast<std::string*>(out)->append(data, size * count);
+    return size * count;
 }
 
 struct HttpReply {
@@ -63,11 +73,7 @@ inline HttpReply http(const std::string& method, const std::string& url) {
     curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt(
-        curl, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t count, void* out) {
-            static_cast<std::string*>(out)->append(data, size * count);
-            return size * count;
-        });
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_to_string);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
     if (curl_easy_perform(curl) == CURLE_OK) {
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
@@ -240,6 +246,58 @@ inline std::function<bool(const std::string&)> each_reported(std::vector<std::st
 inline std::string failure_series(const std::string& target, const std::string& reason) {
     return R"(mailcanary_probe_failures_total{probe="connect",reason=")" + reason +
            R"(",target=")" + target + "\"}";
+}
+
+// Tells the messages of the agent run in `dir` by their token: signed with the secret it keeps
+// beside its config. Without that secret (the agent never started) nothing is the agent's.
+class OwnTokens {
+  public:
+    explicit OwnTokens(const fs::path& dir) {
+        std::string problem;
+        secret_ = read_secret_file(dir / "mailcanary.secret", problem);
+    }
+    bool known() const { return secret_.has_value(); }
+    // Whether `message` (or just its header) carries a token of this agent's.
+    bool in(const std::string& message) const {
+        static const std::regex token_header(R"(X-Mailcanary-Token: (mc1\.[0-9a-f.]+))");
+        std::smatch match;
+        return secret_ && std::regex_search(message, match, token_header) &&
+               verify_token(match[1].str(), *secret_);
+    }
+
+  private:
+    std::optional<std::string> secret_;
+};
+
+// `count()` (of the agent's messages left in a mailbox) taken while none of the roundtrip runs
+// of `targets` has a message in flight: pending 0 before and after, and no run ended meanwhile.
+// What a run in flight sent is not the agent's to have cleaned yet. -1 when no such moment came.
+inline int count_between_runs(const AgentProcess& agent, const std::vector<std::string>& targets,
+                              const std::function<int()>& count) {
+    const auto quiet = [&](const std::string& text) {
+        return std::all_of(targets.begin(), targets.end(), [&](const std::string& target) {
+            return value_of(text, "mailcanary_roundtrip_pending{target=\"" + target + "\"}") == 0;
+        });
+    };
+    const auto runs = [&](const std::string& text) {
+        double total = 0;
+        for (const auto& target : targets) {
+            total += value_of(
+                text, R"(mailcanary_probe_runs_total{probe="roundtrip",target=")" + target + "\"}");
+        }
+        return total;
+    };
+    const auto deadline = Clock::now() + 10s;
+    while (Clock::now() < deadline) {
+        const std::string before = agent.metrics();
+        if (quiet(before)) {
+            const int found = count();
+            const std::string after = agent.metrics();
+            if (quiet(after) && runs(after) == runs(before)) return found;
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    return -1;
 }
 
 // Files in a Maildir's new/ and cur/ that contain `needle`.

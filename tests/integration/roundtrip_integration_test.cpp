@@ -3,8 +3,6 @@
 #include <regex>
 
 #include "integration/harness.hpp"
-#include "protocols/credentials.hpp"
-#include "protocols/token.hpp"
 
 namespace mailcanary::test {
 namespace {
@@ -37,56 +35,22 @@ class RoundtripIntegration : public AgentIntegration {
     // Messages anywhere in the probe user's Maildir (inbox and folders) carrying a token that
     // this test's agent issued (its secret is beside its config).
     int own_messages() const {
-        std::string problem;
-        const auto secret = read_secret_file(dir_ / "mailcanary.secret", problem);
-        if (!secret) return -1;
-        const std::regex token_header(R"(X-Mailcanary-Token: (mc1\.[0-9a-f.]+))");
+        const OwnTokens own(dir_);
+        if (!own.known()) return -1;
         int found = 0;
         for (const auto& entry : fs::recursive_directory_iterator(maildir())) {
             if (!entry.is_regular_file()) continue;
             const auto parent = entry.path().parent_path().filename();
             if (parent != "new" && parent != "cur") continue;
-            const std::string text = read_file(entry.path());
-            std::smatch match;
-            if (std::regex_search(text, match, token_header) &&
-                verify_token(match[1].str(), *secret)) {
-                ++found;
-            }
+            if (own.in(read_file(entry.path()))) ++found;
         }
         return found;
     }
 
-    // This agent's messages in the mailbox, counted while none of its runs has a message in
-    // flight (pending 0 before and after the count, no run ended meanwhile): what a run in
-    // flight sent is not the agent's to have cleaned yet. -1 when no such moment came.
+    // This agent's messages in the mailbox, counted between its runs (count_between_runs).
     int own_messages_between_runs(const AgentProcess& agent,
                                   const std::vector<std::string>& targets) const {
-        const auto quiet = [&](const std::string& text) {
-            return std::all_of(targets.begin(), targets.end(), [&](const std::string& target) {
-                return value_of(text, "mailcanary_roundtrip_pending{target=\"" + target + "\"}") ==
-                       0;
-            });
-        };
-        const auto runs = [&](const std::string& text) {
-            double total = 0;
-            for (const auto& target : targets) {
-                total +=
-                    value_of(text, R"(mailcanary_probe_runs_total{probe="roundtrip",target=")" +
-                                       target + "\"}");
-            }
-            return total;
-        };
-        const auto deadline = Clock::now() + 10s;
-        while (Clock::now() < deadline) {
-            const std::string before = agent.metrics();
-            if (quiet(before)) {
-                const int found = own_messages();
-                const std::string after = agent.metrics();
-                if (quiet(after) && runs(after) == runs(before)) return found;
-            }
-            std::this_thread::sleep_for(10ms);
-        }
-        return -1;
+        return count_between_runs(agent, targets, [this] { return own_messages(); });
     }
 
     // Stores a message straight into the mailbox (no Postfix, no Sieve).
