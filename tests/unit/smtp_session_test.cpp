@@ -305,6 +305,41 @@ TEST_F(SessionTest, InsecureSkipVerifyAcceptsASelfSignedCertificate) {
     EXPECT_TRUE(result.metrics.cert_not_after);
 }
 
+// A server that aborts the handshake after sending its certificate (OpenSMTPD 6.8 on OpenSSL 3
+// answers every handshake with alert 80): the handshake failed, not the certificate, and the
+// detail says what the server said, whether the certificate was verified or not. Verification
+// that refuses the certificate first still names the certificate.
+TEST_F(SessionTest, AHandshakeTheServerAbortsIsTlsHandshakeVerifiedOrNot) {
+    struct Case {
+        const char* name;
+        KeyPair key;
+        bool skip_verify;
+        FailureReason reason;
+        const char* detail;
+    };
+    const std::vector<Case> cases{
+        {"trusted, verified", pki_.issue({}), false, FailureReason::tls_handshake,
+         "TLS handshake: tlsv1 alert internal error"},
+        {"self-signed, not verified", TestPki::self_signed({}), true, FailureReason::tls_handshake,
+         "TLS handshake: tlsv1 alert internal error"},
+        {"self-signed, verified", TestPki::self_signed({}), false,
+         FailureReason::tls_cert_untrusted, "certificate: self-signed certificate"}};
+    for (const Case& each : cases) {
+        SCOPED_TRACE(each.name);
+        FakeSmtpServer server(
+            {send("220 mx\r\n"), expect_line("EHLO"), send("250-mx\r\n250 STARTTLS\r\n"),
+             expect_line("STARTTLS"), send("220 2.0.0 go ahead\r\n"), abort_tls()},
+            {.tls = each.key, .implicit_tls = false});
+        auto config = target(server.port(), TlsMode::starttls);
+        config.tls_options.insecure_skip_verify = each.skip_verify;
+        const auto result = probe(config);
+        expect_failure(result, each.reason);
+        EXPECT_NE(result.outcome.detail.find(each.detail), std::string::npos)
+            << result.outcome.detail;
+        EXPECT_TRUE(result.metrics.cert_not_after) << "the certificate came before the abort";
+    }
+}
+
 TEST_F(SessionTest, StopSaysQuitWhenInStep) {
     FakeSmtpServer server({send("220 mx\r\n"), expect_line("EHLO"), hang()});
     const auto result = probe(target(server.port(), TlsMode::none, 5s), 200ms);
