@@ -5,7 +5,7 @@
 #include <cstdlib>
 
 #include "common/text.hpp"
-#include "protocols/message.hpp"
+#include "protocols/smtp_queue_id.hpp"
 
 namespace mailcanary::smtp {
 namespace {

@@ -462,6 +462,29 @@ TEST_F(DialogTest, PipelinedTransactionAttributesEachReply) {
     EXPECT_EQ(dialog_->replies()[6], (ReplyRecord{"data_end", 250}));
 }
 
+// The queue id is noted from any known form of the reply to the final dot; in another form none
+// is made up, and the transcript keeps the whole reply either way.
+TEST_F(DialogTest, QueueIdFromTheFinalReplyWhichTheTranscriptKeepsWhole) {
+    const std::vector<std::pair<std::string, std::optional<std::string>>> finals{
+        {"250 2.0.0 471ecd43 Message accepted for delivery", "471ecd43"},
+        {"250 2.0.0 Great success, thanks", std::nullopt}};
+    for (const auto& [final_reply, id] : finals) {
+        SCOPED_TRACE(final_reply);
+        transcript_ = Transcript();
+        play(with_transaction(),
+             ehlo_with("250 8BITMIME\r\n") +
+                 std::vector{C("MAIL FROM:<canary@example.org>\r\n"), S("250 ok\r\n"),
+                             C("RCPT TO:<probe@example.test>\r\n"), S("250 ok\r\n"), C("DATA\r\n"),
+                             S("354 go\r\n"), C(kMessage), S(final_reply + "\r\n"), C("QUIT\r\n"),
+                             S("221 bye\r\n")});
+        EXPECT_TRUE(dialog_->message_accepted());
+        EXPECT_EQ(dialog_->queue_id(), id);
+        const std::string text = transcript_.to_text();
+        EXPECT_NE(text.find("S: " + final_reply + "\n"), std::string::npos) << text;
+        EXPECT_EQ(text.find("queued as") != std::string::npos, id.has_value()) << text;
+    }
+}
+
 TEST_F(DialogTest, RcptModeResetsInsteadOfSendingData) {
     play(with_transaction({"a@example.test"}, true),
          ehlo_with("250 PIPELINING\r\n") +
