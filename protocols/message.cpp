@@ -3,7 +3,6 @@
 #include "protocols/token.hpp"
 
 #include <array>
-#include <cctype>
 #include <ctime>
 #include <stdexcept>
 
@@ -83,22 +82,6 @@ std::string compose_message(const MessageSpec& spec, std::chrono::system_clock::
     message += "This is a synthetic test message sent by mailcanary to check that mail flows.\r\n";
     message += "It is deleted automatically; if you can read it, something kept it.\r\n";
     return dot_stuff(message) + ".\r\n";
-}
-
-std::optional<std::string> queue_id_from_reply(std::string_view text) {
-    for (const std::string_view marker :
-         {std::string_view("queued as "), std::string_view("id=")}) {
-        const auto at = text.find(marker);
-        if (at == std::string_view::npos) continue;
-        std::size_t end = at + marker.size();
-        while (end < text.size() &&
-               (std::isalnum(static_cast<unsigned char>(text[end])) || text[end] == '-')) {
-            ++end;
-        }
-        if (end > at + marker.size())
-            return std::string(text.substr(at + marker.size(), end - at - marker.size()));
-    }
-    return std::nullopt;
 }
 
 }  // namespace mailcanary

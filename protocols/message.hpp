@@ -1,9 +1,8 @@
-// The probe message (RFC 5322) as it goes on the wire, and what the server said of it. The
-// token it carries is protocols/token.hpp's.
+// The probe message (RFC 5322) as it goes on the wire. The token it carries is
+// protocols/token.hpp's.
 #pragma once
 
 #include <chrono>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -29,8 +28,5 @@ std::string compose_message(const MessageSpec& spec, std::chrono::system_clock::
 
 // RFC 5321 4.5.2: a line that starts with "." gets one more.
 std::string dot_stuff(std::string_view text);
-
-// "queued as 4Xy2Z1" (Postfix, Sendmail, Exim's "id=") from the reply to the final dot.
-std::optional<std::string> queue_id_from_reply(std::string_view text);
 
 }  // namespace mailcanary

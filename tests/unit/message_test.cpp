@@ -68,11 +68,5 @@ TEST(Message, HeaderValuesCannotInjectLines) {
     EXPECT_EQ(message.find("\r\nBcc:"), std::string::npos);
 }
 
-TEST(QueueId, FromCommonServers) {
-    EXPECT_EQ(queue_id_from_reply("2.0.0 Ok: queued as 4Q9xYz1ABC"), "4Q9xYz1ABC");
-    EXPECT_EQ(queue_id_from_reply("OK id=1qX2yZ-0003Ab-Cd"), "1qX2yZ-0003Ab-Cd");
-    EXPECT_FALSE(queue_id_from_reply("2.0.0 OK"));
-}
-
 }  // namespace
 }  // namespace mailcanary
