@@ -285,6 +285,7 @@ FailureReason roundtrip_reason(FailureReason session_reason) {
             return FailureReason::imap_tls;
         case FailureReason::auth_unavailable:
         case FailureReason::auth_rejected:
+        case FailureReason::auth_disabled:
         case FailureReason::auth_tempfail:
         case FailureReason::auth_insecure:
         case FailureReason::oauth_token:
