@@ -93,6 +93,18 @@ class RoundtripSeries final : public ProbeExtraSeries {
     std::string target_;
 };
 
+AfterDelivery after_delivery(CleanupMode cleanup) {
+    switch (cleanup) {
+        case CleanupMode::delete_message:
+            return AfterDelivery::removed;
+        case CleanupMode::trash:
+            return AfterDelivery::trashed;
+        case CleanupMode::keep:
+            break;
+    }
+    return AfterDelivery::kept;
+}
+
 // The mailbox a roundtrip target delivers to, as its tracker needs it.
 MailboxSettings mailbox_settings_for(const CompiledTarget& target, const RoundtripState& state) {
     const RoundtripConfig& roundtrip = state.options;
@@ -127,7 +139,7 @@ boost::asio::awaitable<Outcome> run_roundtrip(ProbeRun run) {
 
     // Known before it is sent: the message may arrive before this run hears the final 250.
     mailbox.expect(token, target.name);
-    Outcome outcome = co_await submit_probe_message(run, token);
+    Outcome outcome = co_await submit_probe_message(run, token, after_delivery(options.cleanup));
     if (!outcome.success() || !run.metrics.message_accepted_at) {
         mailbox.abandon(token);
         co_return outcome;
