@@ -12,10 +12,12 @@
 namespace mailcanary {
 
 boost::asio::awaitable<Outcome> run_accept_probe(ProbeRun run) {
-    co_return co_await submit_probe_message(run, make_token(run.target.token_secret));
+    co_return co_await submit_probe_message(run, make_token(run.target.token_secret),
+                                            AfterDelivery::kept);
 }
 
-boost::asio::awaitable<Outcome> submit_probe_message(ProbeRun run, std::string token) {
+boost::asio::awaitable<Outcome> submit_probe_message(ProbeRun run, std::string token,
+                                                     AfterDelivery after_delivery) {
     const TargetConfig& target = run.target.config;
     const MessageConfig& message = *target.message;  // required by the config for this probe
 
@@ -31,7 +33,8 @@ boost::asio::awaitable<Outcome> submit_probe_message(ProbeRun run, std::string t
                            .subject = message.subject,
                            .headers = message.headers,
                            .token = std::move(token),
-                           .message_id_domain = target.helo};
+                           .message_id_domain = target.helo,
+                           .after_delivery = after_delivery};
     smtp::TransactionRequest transaction{
         .from = message.from,
         .to = message.to,

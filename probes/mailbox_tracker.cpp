@@ -12,6 +12,7 @@
 #include "common/log.hpp"
 #include "common/text.hpp"
 #include "probes/probe.hpp"
+#include "probes/well_known_folders.hpp"
 #include "protocols/credentials.hpp"
 #include "protocols/mail_headers.hpp"
 #include "protocols/token.hpp"
@@ -285,6 +286,7 @@ FailureReason roundtrip_reason(FailureReason session_reason) {
             return FailureReason::imap_tls;
         case FailureReason::auth_unavailable:
         case FailureReason::auth_rejected:
+        case FailureReason::auth_disabled:
         case FailureReason::auth_tempfail:
         case FailureReason::auth_insecure:
         case FailureReason::oauth_token:
@@ -416,37 +418,13 @@ asio::awaitable<bool> MailboxTracker::discover_folders(imap::Session& session) {
         special_use ? "LIST \"\" \"*\" RETURN (SPECIAL-USE)" : "LIST \"\" \"*\"",
         Clock::now() + kCommandTimeout);
     if (!listed) co_return false;
-    std::vector<std::string> flagged_junk;
-    std::vector<std::string> existing;
-    for (const auto& response : listed->untagged) {
-        if (response.name != "LIST" || response.data.size() < 3) continue;
-        const std::string& name = response.data[2].text;
-        existing.push_back(name);
-        for (const auto& flag : response.data[0].items) {
-            if (iequals(flag.text, "\\Junk")) flagged_junk.push_back(name);
-            if (iequals(flag.text, "\\Trash")) trash_folder_ = name;
-        }
-    }
-    const auto exists = [&](std::string_view wanted) {
-        return std::find_if(existing.begin(), existing.end(), [&](const std::string& name) {
-                   return iequals(name, wanted);
-               }) != existing.end();
-    };
-    if (!trash_folder_ && exists("Trash")) trash_folder_ = "Trash";
-
-    std::vector<std::string> junk;
-    if (settings_.junk_folders) {
-        junk = *settings_.junk_folders;
-    } else if (!flagged_junk.empty()) {
-        junk = flagged_junk;
-    } else {
-        for (const std::string_view name : {"Junk", "Spam", "[Gmail]/Spam"}) {
-            if (exists(name)) junk.emplace_back(name);
-        }
-    }
-    std::erase_if(junk, [&](const std::string& name) { return iequals(name, settings_.mailbox); });
+    const WellKnownFolders found = well_known_folders(listed_folders(listed->untagged),
+                                                      settings_.junk_folders, settings_.mailbox);
+    trash_folder_ = found.trash;
+    log_watched_folders(found, settings_.label, settings_.mailbox,
+                        settings_.cleanup == CleanupMode::trash);
     junk_watchers_started_ = true;
-    for (auto& name : junk) {
+    for (const auto& name : found.junk) {
         asio::co_spawn(executor_, watch(name, true), asio::detached);
     }
     co_return true;

@@ -9,6 +9,7 @@
 #include "common/joined.hpp"
 #include "probes/accept_probe.hpp"
 #include "probes/auth_probe.hpp"
+#include "probes/authserv_id_watch.hpp"
 #include "probes/roundtrip_metrics.hpp"
 #include "probes/settings_reader.hpp"
 #include "probes/smtp_lists.hpp"
@@ -57,6 +58,8 @@ struct RoundtripState {
     Endpoint imap;
     std::shared_ptr<const CredentialSource> login;
     std::shared_ptr<MailboxTracker> mailbox;
+    // Runs share it (the state is const to them): it counts deliveries across runs.
+    std::shared_ptr<AuthservIdWatch> authserv_watch = std::make_shared<AuthservIdWatch>();
 };
 
 // The mailbox sessions and the mailcanary_roundtrip_* families, shared by every roundtrip
@@ -93,6 +96,18 @@ class RoundtripSeries final : public ProbeExtraSeries {
     std::string target_;
 };
 
+AfterDelivery after_delivery(CleanupMode cleanup) {
+    switch (cleanup) {
+        case CleanupMode::delete_message:
+            return AfterDelivery::removed;
+        case CleanupMode::trash:
+            return AfterDelivery::trashed;
+        case CleanupMode::keep:
+            break;
+    }
+    return AfterDelivery::kept;
+}
+
 // The mailbox a roundtrip target delivers to, as its tracker needs it.
 MailboxSettings mailbox_settings_for(const CompiledTarget& target, const RoundtripState& state) {
     const RoundtripConfig& roundtrip = state.options;
@@ -127,7 +142,7 @@ boost::asio::awaitable<Outcome> run_roundtrip(ProbeRun run) {
 
     // Known before it is sent: the message may arrive before this run hears the final 250.
     mailbox.expect(token, target.name);
-    Outcome outcome = co_await submit_probe_message(run, token);
+    Outcome outcome = co_await submit_probe_message(run, token, after_delivery(options.cleanup));
     if (!outcome.success() || !run.metrics.message_accepted_at) {
         mailbox.abandon(token);
         co_return outcome;
@@ -169,6 +184,9 @@ boost::asio::awaitable<Outcome> run_roundtrip(ProbeRun run) {
     delivery.after_acceptance = std::max(arrival.seen - accepted, std::chrono::nanoseconds(0));
     delivery.junk = arrival.junk;
     delivery.verdicts = message_verdicts(fields, options.authserv_id);
+    if (!options.authserv_id.empty()) {
+        state.authserv_watch->observe(fields, options.authserv_id, target.name, run.transcript);
+    }
     delivery.by_server_clocks = received_span(fields);
     run.metrics.delivery = delivery;
     const std::string where = "in " + arrival.folder + " after " +

@@ -41,6 +41,23 @@ std::string join(const std::vector<std::string>& items, std::string_view separat
     return out;
 }
 
+// Only what is true: the accept probe leaves its message where it lands.
+std::string_view after_delivery_text(AfterDelivery after_delivery) {
+    switch (after_delivery) {
+        case AfterDelivery::removed:
+            return "mailcanary removes it from this folder once it has seen it arrive; if you "
+                   "can\r\n"
+                   "read it here, something kept it.\r\n";
+        case AfterDelivery::trashed:
+            return "mailcanary moves it to the trash once it has seen it arrive; if you can "
+                   "read\r\n"
+                   "it here, something kept it.\r\n";
+        case AfterDelivery::kept:
+            break;
+    }
+    return "The probe that sent it does not delete it; it may be deleted by hand.\r\n";
+}
+
 }  // namespace
 
 std::string dot_stuff(std::string_view text) {
@@ -80,7 +97,7 @@ std::string compose_message(const MessageSpec& spec, std::chrono::system_clock::
     for (const auto& [name, value] : spec.headers) header(name, value);
     message += "\r\n";
     message += "This is a synthetic test message sent by mailcanary to check that mail flows.\r\n";
-    message += "It is deleted automatically; if you can read it, something kept it.\r\n";
+    message += after_delivery_text(spec.after_delivery);
     return dot_stuff(message) + ".\r\n";
 }
 

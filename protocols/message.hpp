@@ -10,6 +10,13 @@
 
 namespace mailcanary {
 
+// What becomes of the message once it is delivered, as its body tells the reader.
+enum class AfterDelivery {
+    kept,     // the accept probe, or the round trip with cleanup = "keep"
+    removed,  // the round trip deletes it from the folder it arrived in
+    trashed,  // the round trip moves it to the trash
+};
+
 struct MessageSpec {
     std::string from;
     std::vector<std::string> to;
@@ -17,6 +24,7 @@ struct MessageSpec {
     std::vector<std::pair<std::string, std::string>> headers;  // extra headers, in order
     std::string token;
     std::string message_id_domain;  // right-hand side of the Message-ID
+    AfterDelivery after_delivery = AfterDelivery::kept;
 };
 
 // "<run id>.mailcanary@<domain>": traceable in server logs without revealing the token.

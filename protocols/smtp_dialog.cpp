@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "common/text.hpp"
+#include "protocols/auth_refusal.hpp"
 #include "protocols/smtp_queue_id.hpp"
 
 namespace mailcanary::smtp {
@@ -266,7 +267,7 @@ Action Dialog::start_auth() {
 
 Action Dialog::on_auth_reply(const Reply& reply) {
     if (reply.code == 235) return after_auth();
-    if (reply.klass() == 5) return rejected_by(FailureReason::auth_rejected, reply);
+    if (reply.klass() == 5) return rejected_by(smtp_auth_refusal(reply), reply);
     if (reply.klass() == 4) return rejected_by(FailureReason::auth_tempfail, reply);
     if (reply.code != 334) {
         return fail_and_close(FailureReason::protocol,

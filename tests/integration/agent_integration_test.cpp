@@ -493,19 +493,20 @@ TEST_F(AgentIntegration, ARefusedRecipientLeavesNoMessageBehind) {
 TEST_F(AgentIntegration, ShippedExampleConfigsAreValidAndCheckingLeavesNoTrace) {
     // The examples name secret files beside them that a user creates: the copies get placeholders.
     setenv("RELAY_CANARY_PASSWORD", "not-a-real-password", 1);
+    setenv("YAHOO_CANARY_PASSWORD", "not-a-real-password", 1);
     const fs::path source(MAILCANARY_SOURCE_DIR);
     const fs::path copy = dir_ / "examples";
     fs::copy(source / "config/examples", copy, fs::copy_options::recursive);
     fs::create_directories(copy / "secrets");
     for (const char* secret : {"gmail.refresh-token", "gmail.client-secret", "m365.refresh-token",
-                               "m365.client-secret"}) {
+                               "m365.client-secret", "fastmail.app-password"}) {
         std::ofstream(copy / "secrets" / secret) << "placeholder\n";
     }
     std::vector<fs::path> configs{source / "config/mailcanary.toml"};
     for (const auto& entry : fs::directory_iterator(copy)) {
         if (entry.path().extension() == ".toml") configs.push_back(entry.path());
     }
-    EXPECT_EQ(configs.size(), 4u);
+    EXPECT_EQ(configs.size(), 6u);
     for (const auto& config : configs) {
         const auto run =
             run_binary({"--config.file=" + config.string(), "--config.check"}, dir_ / "check.txt");

@@ -24,6 +24,7 @@ TEST(RoundtripReason, SessionReasonsMapToTheProbesContract) {
         {FailureReason::starttls_rejected, FailureReason::imap_tls},
         {FailureReason::auth_unavailable, FailureReason::imap_auth},
         {FailureReason::auth_rejected, FailureReason::imap_auth},
+        {FailureReason::auth_disabled, FailureReason::imap_auth},
         {FailureReason::auth_tempfail, FailureReason::imap_auth},
         {FailureReason::auth_insecure, FailureReason::imap_auth},
         {FailureReason::oauth_token, FailureReason::imap_auth},

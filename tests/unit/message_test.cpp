@@ -68,5 +68,28 @@ TEST(Message, HeaderValuesCannotInjectLines) {
     EXPECT_EQ(message.find("\r\nBcc:"), std::string::npos);
 }
 
+TEST(Message, TheBodySaysWhatBecomesOfItAndOnlyThat) {
+    MessageSpec spec{.from = "a@b",
+                     .to = {"c@d"},
+                     .subject = "s",
+                     .headers = {},
+                     .token = "t",
+                     .message_id_domain = "x"};
+    const auto body = [&](AfterDelivery after_delivery) {
+        spec.after_delivery = after_delivery;
+        const auto message = compose_message(spec, std::chrono::system_clock::now());
+        return message.substr(message.find("\r\n\r\n"));
+    };
+    // The accept probe deletes nothing: its message must not claim otherwise.
+    EXPECT_EQ(body(AfterDelivery::kept).find("deleted automatically"), std::string::npos);
+    EXPECT_NE(body(AfterDelivery::kept).find("does not delete it"), std::string::npos);
+    EXPECT_NE(body(AfterDelivery::removed).find("removes it from this folder"), std::string::npos);
+    EXPECT_NE(body(AfterDelivery::trashed).find("moves it to the trash"), std::string::npos);
+    for (const auto after_delivery :
+         {AfterDelivery::kept, AfterDelivery::removed, AfterDelivery::trashed}) {
+        EXPECT_TRUE(body(after_delivery).ends_with("\r\n.\r\n"));
+    }
+}
+
 }  // namespace
 }  // namespace mailcanary

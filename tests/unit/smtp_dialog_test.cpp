@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/provider_transcripts.hpp"
+
 namespace mailcanary::smtp {
 namespace {
 
@@ -412,6 +414,65 @@ INSTANTIATE_TEST_SUITE_P(
                         greeted("250 AUTH CRAM-MD5\r\n") +
                             std::vector{C("AUTH CRAM-MD5\r\n"), S("334 !!!not-base64\r\n")},
                         FailureReason::protocol, "not base64"}),
+    [](const auto& test_case) { return std::string(test_case.param.name); });
+
+// A provider's submission server byte for byte (support/provider_transcripts.hpp): banner,
+// EHLO, STARTTLS, EHLO again, then `login` (the client's AUTH and the server's answers), its
+// last answer `refusal`, and QUIT.
+std::vector<Step> provider_login(const std::string& banner, const std::string& ehlo,
+                                 const std::string& starttls, const std::string& ehlo_after_tls,
+                                 std::vector<Step> login, const std::string& refusal,
+                                 const std::string& quit) {
+    std::vector<Step> script{
+        S(banner), C("EHLO probe.example\r\n"), S(ehlo),          C("STARTTLS\r\n"), S(starttls),
+        TLS(),     C("EHLO probe.example\r\n"), S(ehlo_after_tls)};
+    script.insert(script.end(), login.begin(), login.end());
+    return script + std::vector{S(refusal), C("QUIT\r\n"), S(quit)};
+}
+
+// Exchange offers AUTH LOGIN XOAUTH2: a password goes with LOGIN.
+std::vector<Step> microsoft_login(const std::string& refusal) {
+    namespace p = test::providers;
+    return provider_login(p::kMicrosoftBanner, p::kMicrosoftEhlo, p::kMicrosoftStartTls,
+                          p::kMicrosoftEhloAfterTls,
+                          {C("AUTH LOGIN\r\n"), S("334 VXNlcm5hbWU6\r\n"),
+                           C(sasl::base64_encode("probe@example.test") + "\r\n"),
+                           S("334 UGFzc3dvcmQ6\r\n"), C(sasl::base64_encode(kSecret) + "\r\n")},
+                          refusal, p::kMicrosoftQuit);
+}
+
+// Gmail offers PLAIN among others: the strongest for a password.
+std::vector<Step> gmail_login(const std::string& refusal) {
+    namespace p = test::providers;
+    return provider_login(
+        p::kGmailBanner, p::kGmailEhlo, p::kGmailStartTls, p::kGmailEhloAfterTls,
+        {C("AUTH PLAIN " + sasl::plain_response("probe@example.test", kSecret) + "\r\n")}, refusal,
+        p::kGmailQuit);
+}
+
+const DialogOptions kProviderLogin = with_auth(std::nullopt, false, TlsMode::starttls);
+
+INSTANTIATE_TEST_SUITE_P(
+    Providers, DialogAuthFailure,
+    testing::Values(AuthFailureCase{"microsoft_smtp_auth_disabled", kProviderLogin,
+                                    microsoft_login(test::providers::kMicrosoftSmtpAuthDisabled),
+                                    FailureReason::auth_disabled,
+                                    "SmtpClientAuthentication is disabled"},
+                    AuthFailureCase{"microsoft_basic_auth_retired", kProviderLogin,
+                                    microsoft_login(test::providers::kMicrosoftBasicAuthRetired),
+                                    FailureReason::auth_disabled, "550 5.7.30"},
+                    AuthFailureCase{"microsoft_wrong_password", kProviderLogin,
+                                    microsoft_login(test::providers::kMicrosoftWrongPassword),
+                                    FailureReason::auth_rejected, "credentials were incorrect"},
+                    AuthFailureCase{"gmail_app_password_required", kProviderLogin,
+                                    gmail_login(test::providers::kGmailAppPasswordRequired),
+                                    FailureReason::auth_disabled, "534 5.7.9"},
+                    AuthFailureCase{"gmail_web_login_required", kProviderLogin,
+                                    gmail_login(test::providers::kGmailWebLoginRequired),
+                                    FailureReason::auth_disabled, "534 5.7.14"},
+                    AuthFailureCase{"gmail_wrong_password", kProviderLogin,
+                                    gmail_login(test::providers::kGmailWrongPassword),
+                                    FailureReason::auth_rejected, "535 5.7.8"}),
     [](const auto& test_case) { return std::string(test_case.param.name); });
 
 TEST_F(DialogTest, PlaintextAuthWhenExplicitlyAllowed) {

@@ -24,6 +24,7 @@
 #include "protocols/tls_client.hpp"
 #include "support/fake_smtp_server.hpp"
 #include "support/fake_token_endpoint.hpp"
+#include "support/provider_transcripts.hpp"
 #include "support/test_pki.hpp"
 
 namespace mailcanary::test {
@@ -526,6 +527,49 @@ TEST_F(SessionTest, ExpectRejectFailsWhenTheServerAcceptsTheCredentials) {
     auto compiled = compile(config);
     const auto result = probe(compiled, &run_auth_probe);
     expect_failure(result, FailureReason::auth_accepted);
+}
+
+// smtp.office365.com as it answers (support/provider_transcripts.hpp), its login refused with
+// `refusal`.
+std::vector<ScriptStep> microsoft_login_refused(const std::string& refusal) {
+    namespace p = providers;
+    return {send(p::kMicrosoftBanner),
+            expect_line("EHLO"),
+            send(p::kMicrosoftEhlo),
+            expect_line("STARTTLS"),
+            send(p::kMicrosoftStartTls),
+            start_tls(),
+            expect_line("EHLO"),
+            send(p::kMicrosoftEhloAfterTls),
+            expect_line("AUTH LOGIN"),
+            send("334 VXNlcm5hbWU6\r\n"),
+            expect_line(""),
+            send("334 UGFzc3dvcmQ6\r\n"),
+            expect_line(""),
+            send(refusal),
+            expect_line("QUIT"),
+            send(p::kMicrosoftQuit)};
+}
+
+// A negative test (expect = "reject") passes on a wrong password, never on SMTP AUTH turned off
+// for the tenant: then nobody can submit mail, with any password.
+TEST_F(SessionTest, ExpectRejectIsNotSatisfiedByAPolicyRefusal) {
+    std::ofstream(dir_ / "password") << "deliberately-wrong\n";
+    const auto negative_test_against = [&](const std::string& refusal) {
+        FakeSmtpServer server(microsoft_login_refused(refusal), {.tls = pki_.issue({})});
+        auto config = target(server.port(), TlsMode::starttls);
+        config.auth = AuthConfig{};
+        config.auth->username = "canary@example.test";
+        config.auth->password_file = (dir_ / "password").string();
+        config.expect = Expectation::reject;
+        return probe(compile(config), &run_auth_probe);
+    };
+    const auto disabled = negative_test_against(providers::kMicrosoftSmtpAuthDisabled);
+    expect_failure(disabled, FailureReason::auth_disabled);
+    EXPECT_NE(disabled.transcript.find("proves nothing about these credentials"), std::string::npos)
+        << disabled.transcript;
+    const auto wrong = negative_test_against(providers::kMicrosoftWrongPassword);
+    EXPECT_TRUE(wrong.outcome.success()) << wrong.outcome.detail << "\n" << wrong.transcript;
 }
 
 TEST_F(SessionTest, AnUnansweredQuitDoesNotFailARunThatSucceeded) {
