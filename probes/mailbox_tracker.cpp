@@ -33,8 +33,9 @@ constexpr auto kMaxBackoff = std::chrono::seconds(60);
 constexpr std::size_t kFetchBatch = 100;
 
 constexpr std::string_view kTokenHeader = "X-Mailcanary-Token";
-// Header search is a substring match (RFC 9051 6.4.4): every token starts with this.
-constexpr std::string_view kSearchTokens = "HEADER X-Mailcanary-Token \"mc1.\"";
+// Header search is a substring match (RFC 9051 6.4.4): tokens of both versions, "mc1." and
+// "mc2.", start with this.
+constexpr std::string_view kSearchTokens = "HEADER X-Mailcanary-Token \"mc\"";
 constexpr std::string_view kFetchItems =
     "(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (X-Mailcanary-Token Authentication-Results "
     "Received)])";

@@ -123,7 +123,10 @@ boost::asio::awaitable<Outcome> run_roundtrip(ProbeRun run) {
     const RoundtripState& state = run.target.state_of<RoundtripState>(kName);
     const RoundtripConfig& options = state.options;
     MailboxTracker& mailbox = *state.mailbox;  // attached with the load
-    const std::string token = make_token(run.target.token_secret);
+    // The run waits for its message until its SMTP deadline plus the timeout at the latest:
+    // signed into the token, that tells any agent sharing the mailbox when it is abandoned.
+    const std::string token =
+        make_token(run.target.token_secret, run.wall_deadline() + options.timeout);
 
     // Known before it is sent: the message may arrive before this run hears the final 250.
     mailbox.expect(token, target.name);

@@ -40,7 +40,7 @@ class RoundtripIntegration : public AgentIntegration {
         std::string problem;
         const auto secret = read_secret_file(dir_ / "mailcanary.secret", problem);
         if (!secret) return -1;
-        const std::regex token_header(R"(X-Mailcanary-Token: (mc1\.[0-9a-f.]+))");
+        const std::regex token_header(R"(X-Mailcanary-Token: (mc[12]\.[0-9a-f.]+))");
         int found = 0;
         for (const auto& entry : fs::recursive_directory_iterator(maildir())) {
             if (!entry.is_regular_file()) continue;
