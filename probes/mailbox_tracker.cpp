@@ -14,7 +14,6 @@
 #include "probes/probe.hpp"
 #include "protocols/credentials.hpp"
 #include "protocols/mail_headers.hpp"
-#include "protocols/token.hpp"
 
 namespace mailcanary {
 namespace {
@@ -154,8 +153,11 @@ struct MailboxTracker::Folder {
 };
 
 MailboxTracker::MailboxTracker(asio::any_io_executor executor, MailboxSettings settings,
-                               RoundtripEvents& events)
-    : executor_(std::move(executor)), settings_(std::move(settings)), events_(events) {}
+                               RoundtripEvents& events, std::shared_ptr<AwaitedTokens> agent_awaits)
+    : executor_(std::move(executor)),
+      settings_(std::move(settings)),
+      events_(events),
+      awaited_(settings_.token_secret, std::move(agent_awaits)) {}
 
 MailboxTracker::~MailboxTracker() { stop(); }
 
@@ -498,14 +500,15 @@ asio::awaitable<bool> MailboxTracker::examine(imap::Session& session, Folder& fo
             const auto fields = parse_header_block(message->headers);
             const auto tokens = header_values(fields, kTokenHeader);
             const std::string token = tokens.empty() ? std::string() : tokens.front();
-            if (token.empty() || !verify_token(token, settings_.token_secret)) {
-                folder.ignored.insert(message->uid);  // not ours: never touched
-                continue;
-            }
             const auto classified = awaited_.classify(
                 token, Arrival{folder.name, folder.junk, seen, message->uid, message->headers},
                 message->internal_date, std::chrono::system_clock::now(), age_limit_);
             switch (classified.found) {
+                case AwaitedMessages::Found::not_ours:
+                    folder.ignored.insert(message->uid);  // never touched
+                    continue;
+                case AwaitedMessages::Found::in_flight:
+                    continue;
                 case AwaitedMessages::Found::awaited:
                     break;
                 case AwaitedMessages::Found::late:
@@ -516,8 +519,6 @@ asio::awaitable<bool> MailboxTracker::examine(imap::Session& session, Folder& fo
                 case AwaitedMessages::Found::leftover:
                     events_.leftover_removed(settings_.label);
                     break;
-                case AwaitedMessages::Found::too_young:
-                    continue;
             }
             bool session_ok = true;
             if (settings_.cleanup == CleanupMode::keep) {

@@ -2,9 +2,9 @@
 // folder (the mailbox, and each junk folder: IDLE watches one folder per session), shared by
 // every run that delivers there. Runs register their message's token before sending it and wait
 // for its arrival; the tracker finds messages by token, tells the run, and removes them. What
-// each message is (awaited, late, a leftover) is AwaitedMessages' bookkeeping; which trackers
-// exist is MailboxRegistry's. Messages are only ever touched by UID after their token was
-// verified with the installation's secret.
+// each message is (awaited, late, a leftover, in flight elsewhere) is AwaitedMessages'
+// bookkeeping; which trackers exist is MailboxRegistry's. Messages are only ever touched by UID
+// after their token was verified with the installation's secret.
 #pragma once
 
 #include <utility>
@@ -77,8 +77,9 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
   public:
     using Clock = std::chrono::steady_clock;
 
+    // `agent_awaits`: the tokens every tracker of the agent awaits, shared by them all.
     MailboxTracker(boost::asio::any_io_executor executor, MailboxSettings settings,
-                   RoundtripEvents& events);
+                   RoundtripEvents& events, std::shared_ptr<AwaitedTokens> agent_awaits);
     ~MailboxTracker();
     MailboxTracker(const MailboxTracker&) = delete;
     MailboxTracker& operator=(const MailboxTracker&) = delete;
@@ -86,7 +87,8 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     void start();
     void stop();
     const MailboxSettings& settings() const { return settings_; }
-    // Leftovers younger than the longest timeout of the targets delivering here are left alone.
+    // Leftovers with mc1 tokens (no signed deadline) younger than the longest timeout of the
+    // targets delivering here are left alone.
     void set_age_limit(Duration limit) { age_limit_ = limit; }
     Duration age_limit() const { return age_limit_; }
 
