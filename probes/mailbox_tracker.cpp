@@ -13,6 +13,7 @@
 #include "common/text.hpp"
 #include "probes/probe.hpp"
 #include "protocols/credentials.hpp"
+#include "protocols/imap_removal.hpp"
 #include "protocols/mail_headers.hpp"
 
 namespace mailcanary {
@@ -35,9 +36,8 @@ constexpr std::string_view kTokenHeader = "X-Mailcanary-Token";
 // Header search is a substring match (RFC 9051 6.4.4): tokens of both versions, "mc1." and
 // "mc2.", start with this.
 constexpr std::string_view kSearchTokens = "HEADER X-Mailcanary-Token \"mc\"";
-constexpr std::string_view kFetchItems =
-    "(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (X-Mailcanary-Token Authentication-Results "
-    "Received)])";
+constexpr std::string_view kFetchedHeaders =
+    "BODY.PEEK[HEADER.FIELDS (X-Mailcanary-Token Authentication-Results Received)]";
 
 // RFC 9051 date-time: "29-Nov-2026 09:00:01 +0000" (the day may be space-padded).
 std::optional<std::chrono::system_clock::time_point> parse_internaldate(std::string_view text) {
@@ -67,10 +67,23 @@ std::optional<std::chrono::system_clock::time_point> parse_internaldate(std::str
     return std::chrono::system_clock::from_time_t(seconds - (sign == '-' ? -offset : offset));
 }
 
+// A MODSEQ value (RFC 7162: a list of one 63-bit number), kept as its digits for a later
+// UNCHANGEDSINCE; empty when it is anything else.
+std::string read_modseq(const imap::Value& value) {
+    if (value.kind != imap::Value::Kind::list || value.items.size() != 1) return {};
+    const std::string& digits = value.items[0].text;
+    const bool valid = !digits.empty() && digits.size() <= 20 &&
+                       std::all_of(digits.begin(), digits.end(), [](char c) {
+                           return std::isdigit(static_cast<unsigned char>(c)) != 0;
+                       });
+    return valid ? digits : std::string();
+}
+
 // One message of a FETCH response.
 struct Fetched {
     std::uint32_t uid = 0;
     std::optional<std::chrono::system_clock::time_point> internal_date;
+    std::string modseq;  // empty without CONDSTORE
     std::string headers;
 };
 
@@ -88,6 +101,8 @@ std::optional<Fetched> read_fetch(const imap::Response& response) {
             fetched.uid = value.number().value_or(0);
         } else if (name.is_atom("INTERNALDATE")) {
             fetched.internal_date = parse_internaldate(value.text);
+        } else if (name.is_atom("MODSEQ")) {
+            fetched.modseq = read_modseq(value);
         } else if (name.kind == imap::Value::Kind::atom &&
                    iequals(name.text.substr(0, std::min<std::size_t>(5, name.text.size())),
                            "BODY[")) {
@@ -109,13 +124,10 @@ std::string uid_set(const std::vector<std::uint32_t>& uids, std::size_t from, st
 
 std::optional<std::uint32_t> code_number(const imap::Response& response, std::string_view code) {
     if (!response.is_status()) return std::nullopt;
-    const std::string_view text(response.code);
-    if (text.size() <= code.size() + 1 || !iequals(text.substr(0, code.size()), code) ||
-        text[code.size()] != ' ') {
-        return std::nullopt;
-    }
+    const auto argument = imap::code_argument(response.code, code);
+    if (!argument) return std::nullopt;
     imap::Value number;
-    number.text = std::string(text.substr(code.size() + 1));
+    number.text = std::string(*argument);
     return number.number();
 }
 
@@ -146,6 +158,7 @@ std::string MailboxSettings::key() const {
 struct MailboxTracker::Folder {
     std::string name;
     bool junk = false;
+    bool modseqs = false;  // CONDSTORE: removals claim a message (UNCHANGEDSINCE) first
     std::uint32_t uid_validity = 0;
     std::uint32_t next_uid = 1;       // new mail is searched for from here
     std::set<std::uint32_t> ignored;  // not ours, or kept: never fetched again
@@ -362,14 +375,24 @@ asio::awaitable<std::optional<imap::Failure>> MailboxTracker::open_folder(imap::
     if (!folder.junk && !junk_watchers_started_ && !co_await discover_folders(session)) {
         co_return session.failure();
     }
-    const auto selected = co_await session.execute("SELECT " + imap::mailbox_argument(folder.name),
-                                                   Clock::now() + kCommandTimeout);
+    // CONDSTORE lets a removal claim a message, so that of two sessions removing the same
+    // leftover one does (RFC 7162 3.1.3); HIGHESTMODSEQ says the folder keeps mod-sequences.
+    const bool condstore = session.client().has_capability("CONDSTORE");
+    const auto selected = co_await session.execute(
+        "SELECT " + imap::mailbox_argument(folder.name) + (condstore ? " (CONDSTORE)" : ""),
+        Clock::now() + kCommandTimeout);
     if (!selected) co_return session.failure();
     if (!selected->ok()) {
         co_return imap::Failure{FailureReason::select_rejected,
                                 "SELECT " + folder.name + ": " + selected->describe()};
     }
+    folder.modseqs = false;
     for (const auto& response : selected->untagged) {
+        if (condstore && response.is_status() &&
+            imap::code_argument(response.code, "HIGHESTMODSEQ")) {
+            folder.modseqs = true;
+        }
+
         const auto validity = code_number(response, "UIDVALIDITY");
         // New UIDVALIDITY: the UIDs known so far name other messages now (RFC 9051 2.3.1.1).
         if (validity && *validity != folder.uid_validity) {
@@ -488,11 +511,13 @@ asio::awaitable<bool> MailboxTracker::check(imap::Session& session, Folder& fold
 asio::awaitable<bool> MailboxTracker::examine(imap::Session& session, Folder& folder,
                                               const std::vector<std::uint32_t>& uids,
                                               Clock::time_point seen) {
+    const std::string items = std::string("(UID INTERNALDATE ") +
+                              (folder.modseqs ? "MODSEQ " : "") + std::string(kFetchedHeaders) +
+                              ")";
     for (std::size_t from = 0; from < uids.size(); from += kFetchBatch) {
         const std::size_t to = std::min(uids.size(), from + kFetchBatch);
         const auto fetched = co_await session.execute(
-            "UID FETCH " + uid_set(uids, from, to) + " " + std::string(kFetchItems),
-            Clock::now() + kCommandTimeout);
+            "UID FETCH " + uid_set(uids, from, to) + " " + items, Clock::now() + kCommandTimeout);
         if (!fetched) co_return false;
         for (const auto& response : fetched->untagged) {
             const auto message = read_fetch(response);
@@ -517,56 +542,74 @@ asio::awaitable<bool> MailboxTracker::examine(imap::Session& session, Folder& fo
                               {{"target", classified.target}, {"folder", folder.name}});
                     break;
                 case AwaitedMessages::Found::leftover:
-                    events_.leftover_removed(settings_.label);
                     break;
             }
-            bool session_ok = true;
+            Removal removal = Removal::left;
             if (settings_.cleanup == CleanupMode::keep) {
                 folder.ignored.insert(message->uid);
             } else {
-                session_ok = co_await remove(session, folder, message->uid);
+                removal = co_await remove(session, folder, message->uid, message->modseq);
+            }
+            if (removal == Removal::removed &&
+                classified.found == AwaitedMessages::Found::leftover) {
+                events_.leftover_removed(settings_.label);
             }
             // The run goes on once its message is gone (its time was taken when it was seen):
             // a one-shot run that ends the process leaves nothing behind.
             wake(token);
-            if (!session_ok) co_return false;
+            if (removal == Removal::broken) co_return false;
         }
     }
     co_return true;
 }
 
-asio::awaitable<bool> MailboxTracker::remove(imap::Session& session, Folder& folder,
-                                             std::uint32_t uid) {
+MailboxTracker::Removal MailboxTracker::refused(Folder& folder, std::uint32_t uid,
+                                                std::string_view what,
+                                                const imap::Completion& reply) {
+    log::warn(what, {{"mailbox", settings_.label}, {"reply", reply.describe()}});
+    folder.ignored.insert(uid);
+    return Removal::left;
+}
+
+asio::awaitable<MailboxTracker::Removal> MailboxTracker::remove(imap::Session& session,
+                                                                Folder& folder, std::uint32_t uid,
+                                                                const std::string& modseq) {
     const auto deadline = Clock::now() + kCommandTimeout;
     const std::string uid_text = std::to_string(uid);
     const imap::Client& client = session.client();
+    const std::string trash = imap::mailbox_argument(trash_folder_.value_or("Trash"));
     if (settings_.cleanup == CleanupMode::trash && client.has_capability("MOVE")) {
-        const auto moved = co_await session.execute(
-            "UID MOVE " + uid_text + " " + imap::mailbox_argument(trash_folder_.value_or("Trash")),
-            deadline);
-        if (!moved) co_return false;
-        if (!moved->ok()) {
-            log::warn("cannot move a probe message to the trash",
-                      {{"mailbox", settings_.label}, {"reply", moved->describe()}});
-            folder.ignored.insert(uid);
+        const auto moved = co_await session.execute("UID MOVE " + uid_text + " " + trash, deadline);
+        if (!moved) co_return Removal::broken;
+        // Only COPYUID tells this move from another session's of the same message.
+        if (imap::move_moved(*moved, uid)) co_return Removal::removed;
+        // EXPUNGEISSUED: another session moved or expunged it first.
+        if (!moved->ok() && !iequals(moved->code, "EXPUNGEISSUED")) {
+            co_return refused(folder, uid, "cannot move a probe message to the trash", *moved);
         }
-        co_return true;
+        co_return Removal::left;
     }
     if (settings_.cleanup == CleanupMode::trash) {
-        const auto copied = co_await session.execute(
-            "UID COPY " + uid_text + " " + imap::mailbox_argument(trash_folder_.value_or("Trash")),
-            deadline);
-        if (!copied) co_return false;
+        const auto copied =
+            co_await session.execute("UID COPY " + uid_text + " " + trash, deadline);
+        if (!copied) co_return Removal::broken;
         if (!copied->ok()) {
-            log::warn("cannot copy a probe message to the trash",
-                      {{"mailbox", settings_.label}, {"reply", copied->describe()}});
-            folder.ignored.insert(uid);
-            co_return true;
+            co_return refused(folder, uid, "cannot copy a probe message to the trash", *copied);
         }
     }
-    const auto flagged =
-        co_await session.execute("UID STORE " + uid_text + " +FLAGS.SILENT (\\Deleted)", deadline);
-    if (!flagged) co_return false;
+    // With the mod-sequence it was fetched at, the flag is set only if nobody changed the
+    // message since: of two sessions removing it, one sets it, the other hears MODIFIED.
+    const std::string condition = modseq.empty() ? "" : " (UNCHANGEDSINCE " + modseq + ")";
+    const auto flagged = co_await session.execute(
+        "UID STORE " + uid_text + condition + " +FLAGS (\\Deleted)", deadline);
+    if (!flagged) co_return Removal::broken;
+    if (!flagged->ok()) {
+        co_return refused(folder, uid, "cannot flag a probe message \\Deleted", *flagged);
+    }
+    // Not updated: another session's to remove now, or gone already. A later sweep looks again.
+    if (!imap::store_updated(*flagged, uid)) co_return Removal::left;
+    imap::MessagePosition position(uid);
+    position.follow(flagged->untagged);
     // Only UID EXPUNGE (RFC 4315) removes exactly this message; a plain EXPUNGE would also
     // remove whatever else someone flagged \Deleted, so without UIDPLUS the flag stays.
     if (!client.has_capability("UIDPLUS")) {
@@ -578,12 +621,14 @@ asio::awaitable<bool> MailboxTracker::remove(imap::Session& session, Folder& fol
                 "expunged",
                 {{"mailbox", settings_.label}});
         }
-        co_return true;
+        co_return Removal::left;
     }
     const auto expunged = co_await session.execute("UID EXPUNGE " + uid_text, deadline);
-    if (!expunged) co_return false;
+    if (!expunged) co_return Removal::broken;
     if (!expunged->ok()) folder.ignored.insert(uid);
-    co_return true;
+    // Its sequence number, from the STORE's FETCH, names it in the server's EXPUNGE.
+    position.follow(expunged->untagged);
+    co_return position.expunged() ? Removal::removed : Removal::left;
 }
 
 }  // namespace mailcanary

@@ -4,7 +4,9 @@
 // for its arrival; the tracker finds messages by token, tells the run, and removes them. What
 // each message is (awaited, late, a leftover, in flight elsewhere) is AwaitedMessages'
 // bookkeeping; which trackers exist is MailboxRegistry's. Messages are only ever touched by UID
-// after their token was verified with the installation's secret.
+// after their token was verified with the installation's secret, and a leftover counts as
+// removed only once the server reported it gone (see docs/configuration.md, "Sharing a
+// mailbox").
 #pragma once
 
 #include <utility>
@@ -18,6 +20,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "probes/awaited_messages.hpp"
@@ -35,8 +38,8 @@ class RoundtripEvents {
     virtual ~RoundtripEvents() = default;
     // A message that its run had given up on as lost arrived after all.
     virtual void message_late(const std::string& target) = 0;
-    // A message of this agent's that no run waits for (left by a restart, a crash or an
-    // abandoned run) was found older than the timeout and cleaned up.
+    // A message of this agent's (or of one sharing its secret) that nobody waits for any more
+    // (left by a restart, a crash or an abandoned run) was removed, as the server confirmed.
     virtual void leftover_removed(const std::string& mailbox) = 0;
     virtual void pending_changed(const std::string& target, std::size_t pending) = 0;
 };
@@ -108,6 +111,12 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
 
   private:
     struct Folder;
+    // What became of a message the tracker set out to remove.
+    enum class Removal {
+        removed,  // the server reported it gone by this session's doing
+        left,     // still there (kept, refused), or someone else's to remove
+        broken    // the session failed
+    };
 
     // One folder, for as long as the tracker runs: a session, then reconnects with backoff.
     boost::asio::awaitable<void> watch(std::string folder, bool junk);
@@ -126,7 +135,13 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     boost::asio::awaitable<bool> examine(imap::Session& session, Folder& folder,
                                          const std::vector<std::uint32_t>& uids,
                                          Clock::time_point seen);
-    boost::asio::awaitable<bool> remove(imap::Session& session, Folder& folder, std::uint32_t uid);
+    // `modseq`: the message's when it was fetched, to claim it with (empty: no CONDSTORE).
+    boost::asio::awaitable<Removal> remove(imap::Session& session, Folder& folder,
+                                           std::uint32_t uid, const std::string& modseq);
+    // The server refused a step of removing the message (`what`): it stays, and is not tried
+    // again.
+    Removal refused(Folder& folder, std::uint32_t uid, std::string_view what,
+                    const imap::Completion& reply);
     // Waits `duration`; stop() ends it, and when `for_mail`, so does a message to wait for.
     boost::asio::awaitable<void> pause(Duration duration, bool for_mail = false);
     // How soon to look again while messages are awaited (settings_.prompt_checks); nullopt
