@@ -183,12 +183,30 @@ void MailboxTracker::stop() {
     stopped_ = true;
     for (imap::Session* session : sessions_) session->close();
     for (auto* sleeper : sleepers_) sleeper->cancel();
+    for (auto* login_wait : login_waits_) login_wait->cancel();
     for (auto& [token, waiter] : waiters_) waiter->cancel();
 }
 
 std::string MailboxTracker::detection() const {
     if (settings_.use_idle) return "IDLE when offered, else polling";
     return "polling every " + format_duration(settings_.poll_interval);
+}
+
+asio::awaitable<std::optional<imap::Failure>> MailboxTracker::login_failure(
+    Clock::time_point deadline, StopSignal& stop) {
+    const auto self = shared_from_this();
+    if (!login_tried_ && !stopped_) {
+        asio::steady_timer timer(executor_, deadline);
+        login_waits_.insert(&timer);
+        stop.on_request([&timer] { timer.cancel(); });
+        boost::system::error_code ignored;
+        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+        stop.clear();
+        login_waits_.erase(&timer);
+    }
+    if (login_tried_ || stop.requested() || stopped_) co_return login_failure_;
+    co_return imap::Failure{FailureReason::imap_connect,
+                            "the first login to the mailbox has no answer yet"};
 }
 
 void MailboxTracker::expect(const std::string& token, const std::string& target) {
@@ -239,9 +257,9 @@ asio::awaitable<WaitResult> MailboxTracker::wait(std::string token, Clock::time_
             result.kind = WaitResult::Kind::stopped;
             break;
         }
-        if (hard_failure_) {
+        if (login_refused()) {
             result.kind = WaitResult::Kind::imap_failed;
-            result.failure = *hard_failure_;
+            result.failure = *login_failure_;
             break;
         }
         if (Clock::now() >= deadline) {
@@ -314,12 +332,6 @@ void MailboxTracker::session_failed(const imap::Failure& session_failure, bool j
     const imap::Failure failure{roundtrip_reason(session_failure.reason), session_failure.detail};
     last_failure_ = failure;
     if (!junk) inbox_up_ = false;
-    // Refused credentials or an unverifiable certificate will not heal within a run's timeout:
-    // the runs waiting now fail with the reason instead of waiting to call it lost.
-    if (failure.reason == FailureReason::imap_auth || failure.reason == FailureReason::imap_tls) {
-        hard_failure_ = failure;
-        for (auto& [token, waiter] : waiters_) waiter->cancel();
-    }
     log::warn("mailbox session failed", {{"mailbox", settings_.label},
                                          {"reason", to_string(session_failure.reason)},
                                          {"detail", failure.detail}});
@@ -346,6 +358,28 @@ asio::awaitable<void> MailboxTracker::watch(std::string folder_name, bool junk) 
     }
 }
 
+bool MailboxTracker::login_refused() const {
+    return login_failure_ && (login_failure_->reason == FailureReason::imap_auth ||
+                              login_failure_->reason == FailureReason::imap_tls);
+}
+
+void MailboxTracker::login_settled(const std::optional<imap::Failure>& session_failure) {
+    login_tried_ = true;
+    login_failure_.reset();
+    if (session_failure) {
+        const FailureReason reason = roundtrip_reason(session_failure->reason);
+        if (reason != FailureReason::imap_protocol) {
+            login_failure_ = imap::Failure{reason, session_failure->detail};
+        }
+    }
+    for (auto* login_wait : login_waits_) login_wait->cancel();
+    // Refused credentials or an unverifiable certificate will not heal within a run's timeout:
+    // the runs waiting now fail with the reason instead of waiting to call it lost.
+    if (login_refused()) {
+        for (auto& [token, waiter] : waiters_) waiter->cancel();
+    }
+}
+
 asio::awaitable<std::optional<imap::Failure>> MailboxTracker::add_secret(
     imap::ClientOptions& options) {
     std::string error;
@@ -360,18 +394,26 @@ asio::awaitable<imap::Failure> MailboxTracker::watch_session(imap::Session& sess
                                                              bool& was_up) {
     if (auto failure = co_await open_folder(session, folder)) co_return std::move(*failure);
     was_up = true;
-    hard_failure_.reset();
     if (!folder.junk) inbox_up_ = true;
     co_return co_await follow_folder(session, folder);
 }
 
-asio::awaitable<std::optional<imap::Failure>> MailboxTracker::open_folder(imap::Session& session,
-                                                                          Folder& folder) {
+asio::awaitable<std::optional<imap::Failure>> MailboxTracker::log_in(imap::Session& session) {
     imap::ClientOptions options = settings_.client;
     if (auto failure = co_await add_secret(options)) co_return failure;
     if (!co_await session.open(settings_.endpoint, options, Clock::now() + kConnectTimeout)) {
         co_return session.failure();
     }
+    co_return std::nullopt;
+}
+
+asio::awaitable<std::optional<imap::Failure>> MailboxTracker::open_folder(imap::Session& session,
+                                                                          Folder& folder) {
+    const auto login = co_await log_in(session);
+    // The mailbox's own session speaks for the login: a junk folder's may fail for its own
+    // reasons (a limit on sessions, say) while mail can still be read.
+    if (!folder.junk && !stopped_) login_settled(login);
+    if (login) co_return login;
     if (!folder.junk && !junk_watchers_started_ && !co_await discover_folders(session)) {
         co_return session.failure();
     }
@@ -392,7 +434,6 @@ asio::awaitable<std::optional<imap::Failure>> MailboxTracker::open_folder(imap::
             imap::code_argument(response.code, "HIGHESTMODSEQ")) {
             folder.modseqs = true;
         }
-
         const auto validity = code_number(response, "UIDVALIDITY");
         // New UIDVALIDITY: the UIDs known so far name other messages now (RFC 9051 2.3.1.1).
         if (validity && *validity != folder.uid_validity) {

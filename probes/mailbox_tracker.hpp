@@ -95,6 +95,11 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     void set_age_limit(Duration limit) { age_limit_ = limit; }
     Duration age_limit() const { return age_limit_; }
 
+    // Before sending: whether the mailbox can be read back. The failure (imap_connect, imap_tls
+    // or imap_auth) of the last login, when it failed and none succeeded since; a message sent
+    // now could not be found. Until the first login is tried, waits for it (until `deadline`).
+    boost::asio::awaitable<std::optional<imap::Failure>> login_failure(Clock::time_point deadline,
+                                                                       StopSignal& stop);
     // Before sending: from now on a message with `token` is recognised as this run's.
     void expect(const std::string& token, const std::string& target);
     // The message was not sent (or not accepted): it is nobody's now; if it arrives anyway it
@@ -126,6 +131,11 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     // Login and SELECT; the failure, if any.
     boost::asio::awaitable<std::optional<imap::Failure>> open_folder(imap::Session& session,
                                                                      Folder& folder);
+    boost::asio::awaitable<std::optional<imap::Failure>> log_in(imap::Session& session);
+    // The mailbox's login worked, or failed: runs send again, or fail without sending.
+    void login_settled(const std::optional<imap::Failure>& session_failure);
+    // Refused credentials or an unverifiable certificate: waiting runs fail at once.
+    bool login_refused() const;
     // Checks for new mail as it is announced (IDLE) or polled, until the session fails.
     boost::asio::awaitable<imap::Failure> follow_folder(imap::Session& session, Folder& folder);
     // An OAuth2 access token, when the login uses one.
@@ -161,13 +171,16 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     std::map<std::string, boost::asio::steady_timer*> waiters_;  // by token, while a run waits
     std::vector<imap::Session*> sessions_;                       // open ones, for stop()
     std::set<boost::asio::steady_timer*> sleepers_;              // pauses in progress, for stop()
-    std::set<boost::asio::steady_timer*> poll_waits_;  // those between polls, for expect()
+    std::set<boost::asio::steady_timer*> poll_waits_;   // those between polls, for expect()
+    std::set<boost::asio::steady_timer*> login_waits_;  // runs waiting for the first login
     std::optional<std::string> trash_folder_;
     bool junk_watchers_started_ = false;
     bool inbox_up_ = false;
     std::optional<imap::Failure> last_failure_;
-    // Set when logging in is refused or TLS cannot be verified: waiting runs fail at once.
-    std::optional<imap::Failure> hard_failure_;
+    bool login_tried_ = false;  // the mailbox's session tried to log in at least once
+    // Set while the mailbox's login fails (imap_connect, imap_tls, imap_auth): runs fail
+    // without sending until a login works again.
+    std::optional<imap::Failure> login_failure_;
     bool uidplus_warned_ = false;
     bool stopped_ = false;
 };

@@ -313,7 +313,7 @@ TEST_F(RoundtripIntegration, ServerWithoutIdleIsPolled) {
     EXPECT_EQ(agent.log().find("mode=idle"), std::string::npos) << agent.log();
 }
 
-TEST_F(RoundtripIntegration, WrongImapPasswordIsImapAuthWithoutWaitingForTheTimeout) {
+TEST_F(RoundtripIntegration, WrongImapPasswordIsImapAuthAndSendsNothing) {
     const fs::path wrong = dir_ / "wrong.password";
     std::ofstream(wrong) << "not-the-password\n";
     std::string config =
@@ -323,11 +323,21 @@ TEST_F(RoundtripIntegration, WrongImapPasswordIsImapAuthWithoutWaitingForTheTime
                                 "password_file = \"" + wrong.string() + "\"");
     AgentProcess agent(dir_, config);
     ASSERT_TRUE(agent.started()) << agent.log();
-    const auto text = agent.wait_for(each_reported({"badlogin"}, "roundtrip"), 15s);
+    const auto failures = probe_failures("badlogin", "imap_auth");
+    const auto text =
+        agent.wait_for([&](const std::string& t) { return value_of(t, failures) >= 3; }, 15s);
     ASSERT_EQ(value_of(text, success_series("badlogin", "roundtrip")), 0) << text << agent.log();
-    EXPECT_GE(value_of(text, probe_failures("badlogin", "imap_auth")), 1) << text;
+    EXPECT_GE(value_of(text, failures), 3) << text;
     const auto transcript = http("GET", agent.url("/results?target=badlogin&probe=roundtrip")).body;
     EXPECT_NE(transcript.find("AUTHENTICATIONFAILED"), std::string::npos) << transcript;
+    EXPECT_NE(transcript.find("not sent: cannot log in to"), std::string::npos) << transcript;
+    ASSERT_EQ(agent.stop(SIGTERM, 3s), 0);
+    // Nothing was submitted, so nothing waits in Postfix's queue or lies in the mailbox.
+    EXPECT_EQ(value_of(text, series("mailcanary_roundtrip_submission_seconds_count", "badlogin")),
+              0)
+        << text;
+    EXPECT_EQ(transcript.find("MAIL FROM"), std::string::npos) << transcript;
+    EXPECT_EQ(own_messages(), 0);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The mailbox tracker: its one mapping of a session's fine failure reason to the roundtrip
 // probe's public, coarse one (docs/metrics.md); what the server's replies say about a removal;
-// against scripted servers, that a leftover two sessions remove is counted once.
+// against scripted servers, that a leftover two sessions remove is counted once, and that a
+// mailbox that cannot be logged in to is reported before anything is sent.
 #include <utility>
 
 #include <gtest/gtest.h>
@@ -15,8 +16,10 @@
 #include <fstream>
 #include <functional>
 
+#include "common/stop_signal.hpp"
 #include "probes/mailbox_tracker.hpp"
 #include "protocols/imap_removal.hpp"
+#include "protocols/sasl.hpp"
 #include "protocols/token.hpp"
 #include "support/fake_smtp_server.hpp"
 
@@ -298,6 +301,76 @@ TEST_F(TrackerTest, ALeftoverMovedToTheTrashCountsForTheMoveThatMovedIt) {
     run_until([&] { return idles(winner) && idles(loser); }, trackers);
     ASSERT_TRUE(idles(winner) && idles(loser)) << "the scripts did not run to the end";
     EXPECT_EQ(events_.removed, (std::map<std::string, int>{{"winner", 1}}));
+}
+
+// Before sending, a run asks whether the mailbox can be read: not while its login fails, and
+// again from the first login that works. The access token file is read at every login, so the
+// second login differs from the first; the server hangs up on the wrong one.
+TEST_F(TrackerTest, RunsSendNothingWhileTheLoginFailsAndSendAgainOnceItWorks) {
+    const fs::path token_file = dir_ / "token";
+    std::ofstream(token_file) << "expired-token";
+    const FakeSmtpServer server({
+        test::send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] ready\r\n"),
+        test::expect_line("C1 AUTHENTICATE XOAUTH2 " +
+                          sasl::base64_encode("user=probe\x01"
+                                              "auth=Bearer fresh-token\x01\x01")),
+        test::send("C1 OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS] Logged in\r\n"),
+        test::expect_line("C2 LIST"),
+        test::send("* LIST () \"/\" INBOX\r\nC2 OK List completed\r\n"),
+        test::expect_line("C3 SELECT \"INBOX\""),
+        test::send("C3 OK [READ-WRITE] Select completed\r\n"),
+        test::expect_line("C4 UID SEARCH"),
+        test::send("* SEARCH\r\nC4 OK Search completed\r\n"),
+        test::expect_line("C5 IDLE"),
+        test::hang(),
+    });
+    const auto watcher = tracker(server, "mailbox", CleanupMode::delete_message,
+                                 login(&AuthConfig::token_file, token_file));
+    std::optional<imap::Failure> first;
+    std::optional<imap::Failure> after_fix = imap::Failure{FailureReason::protocol, "not asked"};
+    bool done = false;
+    StopSignal stop;
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> {
+            // Asked before any login was tried, it waits for the first one's verdict.
+            first = co_await watcher->login_failure(std::chrono::steady_clock::now() + 5s, stop);
+            std::ofstream(token_file) << "fresh-token";
+            asio::steady_timer timer(io_);
+            const auto deadline = std::chrono::steady_clock::now() + 5s;
+            while (after_fix && std::chrono::steady_clock::now() < deadline) {
+                after_fix =
+                    co_await watcher->login_failure(std::chrono::steady_clock::now() + 5s, stop);
+                timer.expires_after(20ms);
+                co_await timer.async_wait(asio::use_awaitable);
+            }
+            done = true;
+        },
+        asio::detached);
+    run_until([&] { return done; }, {watcher});
+    ASSERT_TRUE(first);
+    EXPECT_EQ(to_string(first->reason), "imap_connect") << first->detail;
+    EXPECT_FALSE(after_fix.has_value()) << "the next login (1 s later) should have worked: "
+                                        << (after_fix ? after_fix->detail : "");
+}
+
+TEST_F(TrackerTest, ALoginStillUnansweredAtTheRunsDeadlineIsAFailure) {
+    const FakeSmtpServer silent({test::hang()});
+    const auto watcher = tracker(silent, "mailbox", CleanupMode::delete_message, password_login());
+    std::optional<imap::Failure> failure;
+    bool done = false;
+    StopSignal stop;
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> {
+            failure =
+                co_await watcher->login_failure(std::chrono::steady_clock::now() + 200ms, stop);
+            done = true;
+        },
+        asio::detached);
+    run_until([&] { return done; }, {watcher});
+    ASSERT_TRUE(failure);
+    EXPECT_EQ(to_string(failure->reason), "imap_connect");
 }
 
 }  // namespace
