@@ -211,6 +211,7 @@ asio::awaitable<std::optional<imap::Failure>> MailboxTracker::login_failure(
 
 void MailboxTracker::expect(const std::string& token, const std::string& target) {
     awaited_.expect(token, target, Clock::now());
+    excerpts_.begin(token);
     report_pending(target);
     if (!settings_.prompt_checks) return;
     // Long waits for news end now, so the folders are looked at on the prompt schedule.
@@ -224,6 +225,7 @@ std::optional<Duration> MailboxTracker::prompt_check_interval() const {
 }
 
 void MailboxTracker::abandon(const std::string& token) {
+    excerpts_.end(token, nullptr);
     if (const auto target = awaited_.abandon(token)) report_pending(*target);
 }
 
@@ -237,7 +239,7 @@ void MailboxTracker::wake(const std::string& token) {
 }
 
 asio::awaitable<WaitResult> MailboxTracker::wait(std::string token, Clock::time_point deadline,
-                                                 StopSignal& stop) {
+                                                 StopSignal& stop, Transcript& transcript) {
     const auto self = shared_from_this();
     asio::steady_timer timer(executor_, deadline);
     WaitResult result;
@@ -278,6 +280,7 @@ asio::awaitable<WaitResult> MailboxTracker::wait(std::string token, Clock::time_
     }
     stop.clear();
     waiters_.erase(token);
+    excerpts_.end(token, &transcript);
     std::optional<std::string> target;
     if (result.kind == WaitResult::Kind::lost) {
         target = awaited_.give_up_as_lost(token);
@@ -524,9 +527,13 @@ asio::awaitable<bool> MailboxTracker::check(imap::Session& session, Folder& fold
     const std::string command = everything ? "UID SEARCH " + std::string(kSearchTokens)
                                            : "UID SEARCH UID " + std::to_string(folder.next_uid) +
                                                  ":* " + std::string(kSearchTokens);
+    const auto sent = Clock::now();
     const auto searched = co_await session.execute(command, Clock::now() + kCommandTimeout);
     if (!searched) co_return false;
     const auto seen = Clock::now();
+    if (excerpts_.searching()) {
+        excerpts_.add_search(make_exchange(folder.name, command, *searched, sent));
+    }
     if (!searched->ok()) {
         // Some servers refuse HEADER searches they cannot index; the session is still fine.
         log::warn("mailbox search refused",
@@ -557,9 +564,11 @@ asio::awaitable<bool> MailboxTracker::examine(imap::Session& session, Folder& fo
                               ")";
     for (std::size_t from = 0; from < uids.size(); from += kFetchBatch) {
         const std::size_t to = std::min(uids.size(), from + kFetchBatch);
-        const auto fetched = co_await session.execute(
-            "UID FETCH " + uid_set(uids, from, to) + " " + items, Clock::now() + kCommandTimeout);
+        const std::string command = "UID FETCH " + uid_set(uids, from, to) + " " + items;
+        const auto sent = Clock::now();
+        const auto fetched = co_await session.execute(command, Clock::now() + kCommandTimeout);
         if (!fetched) co_return false;
+        std::shared_ptr<const ImapExchange> exchange;  // made once a run cares
         for (const auto& response : fetched->untagged) {
             const auto message = read_fetch(response);
             if (!message) continue;
@@ -576,6 +585,8 @@ asio::awaitable<bool> MailboxTracker::examine(imap::Session& session, Folder& fo
                 case AwaitedMessages::Found::in_flight:
                     continue;
                 case AwaitedMessages::Found::awaited:
+                    if (!exchange) exchange = make_exchange(folder.name, command, *fetched, sent);
+                    excerpts_.add(token, exchange, true);
                     break;
                 case AwaitedMessages::Found::late:
                     events_.message_late(classified.target);
@@ -589,7 +600,7 @@ asio::awaitable<bool> MailboxTracker::examine(imap::Session& session, Folder& fo
             if (settings_.cleanup == CleanupMode::keep) {
                 folder.ignored.insert(message->uid);
             } else {
-                removal = co_await remove(session, folder, message->uid, message->modseq);
+                removal = co_await remove(session, folder, message->uid, message->modseq, token);
             }
             if (removal == Removal::removed &&
                 classified.found == AwaitedMessages::Found::leftover) {
@@ -604,6 +615,16 @@ asio::awaitable<bool> MailboxTracker::examine(imap::Session& session, Folder& fo
     co_return true;
 }
 
+asio::awaitable<std::optional<imap::Completion>> MailboxTracker::execute_for(
+    const std::string& token, imap::Session& session, const Folder& folder, std::string command) {
+    const auto sent = Clock::now();
+    auto completion = co_await session.execute(command, sent + kCommandTimeout);
+    if (completion && excerpts_.wants(token)) {
+        excerpts_.add(token, make_exchange(folder.name, std::move(command), *completion, sent));
+    }
+    co_return completion;
+}
+
 MailboxTracker::Removal MailboxTracker::refused(Folder& folder, std::uint32_t uid,
                                                 std::string_view what,
                                                 const imap::Completion& reply) {
@@ -614,13 +635,14 @@ MailboxTracker::Removal MailboxTracker::refused(Folder& folder, std::uint32_t ui
 
 asio::awaitable<MailboxTracker::Removal> MailboxTracker::remove(imap::Session& session,
                                                                 Folder& folder, std::uint32_t uid,
-                                                                const std::string& modseq) {
-    const auto deadline = Clock::now() + kCommandTimeout;
+                                                                const std::string& modseq,
+                                                                const std::string& token) {
     const std::string uid_text = std::to_string(uid);
     const imap::Client& client = session.client();
     const std::string trash = imap::mailbox_argument(trash_folder_.value_or("Trash"));
     if (settings_.cleanup == CleanupMode::trash && client.has_capability("MOVE")) {
-        const auto moved = co_await session.execute("UID MOVE " + uid_text + " " + trash, deadline);
+        const auto moved =
+            co_await execute_for(token, session, folder, "UID MOVE " + uid_text + " " + trash);
         if (!moved) co_return Removal::broken;
         // Only COPYUID tells this move from another session's of the same message.
         if (imap::move_moved(*moved, uid)) co_return Removal::removed;
@@ -632,7 +654,7 @@ asio::awaitable<MailboxTracker::Removal> MailboxTracker::remove(imap::Session& s
     }
     if (settings_.cleanup == CleanupMode::trash) {
         const auto copied =
-            co_await session.execute("UID COPY " + uid_text + " " + trash, deadline);
+            co_await execute_for(token, session, folder, "UID COPY " + uid_text + " " + trash);
         if (!copied) co_return Removal::broken;
         if (!copied->ok()) {
             co_return refused(folder, uid, "cannot copy a probe message to the trash", *copied);
@@ -641,8 +663,8 @@ asio::awaitable<MailboxTracker::Removal> MailboxTracker::remove(imap::Session& s
     // With the mod-sequence it was fetched at, the flag is set only if nobody changed the
     // message since: of two sessions removing it, one sets it, the other hears MODIFIED.
     const std::string condition = modseq.empty() ? "" : " (UNCHANGEDSINCE " + modseq + ")";
-    const auto flagged = co_await session.execute(
-        "UID STORE " + uid_text + condition + " +FLAGS (\\Deleted)", deadline);
+    const auto flagged = co_await execute_for(
+        token, session, folder, "UID STORE " + uid_text + condition + " +FLAGS (\\Deleted)");
     if (!flagged) co_return Removal::broken;
     if (!flagged->ok()) {
         co_return refused(folder, uid, "cannot flag a probe message \\Deleted", *flagged);
@@ -664,7 +686,7 @@ asio::awaitable<MailboxTracker::Removal> MailboxTracker::remove(imap::Session& s
         }
         co_return Removal::left;
     }
-    const auto expunged = co_await session.execute("UID EXPUNGE " + uid_text, deadline);
+    const auto expunged = co_await execute_for(token, session, folder, "UID EXPUNGE " + uid_text);
     if (!expunged) co_return Removal::broken;
     if (!expunged->ok()) folder.ignored.insert(uid);
     // Its sequence number, from the STORE's FETCH, names it in the server's EXPUNGE.

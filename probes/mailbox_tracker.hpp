@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "probes/awaited_messages.hpp"
+#include "probes/mailbox_excerpts.hpp"
 #include "probes/target_config.hpp"
 #include "protocols/credential_source.hpp"
 #include "protocols/imap_session.hpp"
@@ -100,15 +101,17 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     // now could not be found. Until the first login is tried, waits for it (until `deadline`).
     boost::asio::awaitable<std::optional<imap::Failure>> login_failure(Clock::time_point deadline,
                                                                        StopSignal& stop);
-    // Before sending: from now on a message with `token` is recognised as this run's.
+    // Before sending: from now on a message with `token` is recognised as this run's, and the
+    // IMAP commands about it are kept for its transcript.
     void expect(const std::string& token, const std::string& target);
     // The message was not sent (or not accepted): it is nobody's now; if it arrives anyway it
     // is cleaned up as a leftover.
     void abandon(const std::string& token);
-    // Waits for the message until `deadline`. After a lost verdict the token is remembered, so
-    // a late arrival is counted and cleaned up.
+    // Waits for the message until `deadline`, then writes the IMAP commands that looked for it
+    // or removed it into `transcript`. After a lost verdict the token is remembered, so a late
+    // arrival is counted and cleaned up.
     boost::asio::awaitable<WaitResult> wait(std::string token, Clock::time_point deadline,
-                                            StopSignal& stop);
+                                            StopSignal& stop, Transcript& transcript);
 
     // How arrival is detected: "IDLE" or "polling every 1s" (for transcripts).
     std::string detection() const;
@@ -147,11 +150,17 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
                                          Clock::time_point seen);
     // `modseq`: the message's when it was fetched, to claim it with (empty: no CONDSTORE).
     boost::asio::awaitable<Removal> remove(imap::Session& session, Folder& folder,
-                                           std::uint32_t uid, const std::string& modseq);
+                                           std::uint32_t uid, const std::string& modseq,
+                                           const std::string& token);
     // The server refused a step of removing the message (`what`): it stays, and is not tried
     // again.
     Removal refused(Folder& folder, std::uint32_t uid, std::string_view what,
                     const imap::Completion& reply);
+    // Runs a command about `token`'s message, kept for its run's transcript.
+    boost::asio::awaitable<std::optional<imap::Completion>> execute_for(const std::string& token,
+                                                                        imap::Session& session,
+                                                                        const Folder& folder,
+                                                                        std::string command);
     // Waits `duration`; stop() ends it, and when `for_mail`, so does a message to wait for.
     boost::asio::awaitable<void> pause(Duration duration, bool for_mail = false);
     // How soon to look again while messages are awaited (settings_.prompt_checks); nullopt
@@ -168,6 +177,7 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     RoundtripEvents& events_;
     Duration age_limit_ = std::chrono::minutes(2);
     AwaitedMessages awaited_;
+    MailboxExcerpts excerpts_;
     std::map<std::string, boost::asio::steady_timer*> waiters_;  // by token, while a run waits
     std::vector<imap::Session*> sessions_;                       // open ones, for stop()
     std::set<boost::asio::steady_timer*> sleepers_;              // pauses in progress, for stop()

@@ -157,7 +157,8 @@ boost::asio::awaitable<Outcome> run_roundtrip(ProbeRun run) {
     run.transcript.note("waiting for the message in " + label + " (" + mailbox.detection() +
                         ", up to " + format_duration(options.timeout) + ")");
     if (run.waiting) run.waiting();
-    const WaitResult result = co_await mailbox.wait(token, accepted + options.timeout, run.stop);
+    const WaitResult result =
+        co_await mailbox.wait(token, accepted + options.timeout, run.stop, run.transcript);
     switch (result.kind) {
         case WaitResult::Kind::stopped:
             co_return Outcome::stopped();
