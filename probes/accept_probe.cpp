@@ -6,14 +6,16 @@
 #include "probes/auth_probe.hpp"
 #include "probes/smtp_lists.hpp"
 #include "protocols/message.hpp"
-#include "protocols/token.hpp"
 #include "protocols/smtp_session.hpp"
+#include "protocols/token.hpp"
 
 namespace mailcanary {
 
 boost::asio::awaitable<Outcome> run_accept_probe(ProbeRun run) {
-    co_return co_await submit_probe_message(run, make_token(run.target.token_secret),
-                                            AfterDelivery::kept);
+    // Nobody waits for an accept probe's message: a mailbox tracker may clean it up once the
+    // run is over.
+    co_return co_await submit_probe_message(
+        run, make_token(run.target.token_secret, run.wall_deadline()), AfterDelivery::kept);
 }
 
 boost::asio::awaitable<Outcome> submit_probe_message(ProbeRun run, std::string token,

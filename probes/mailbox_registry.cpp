@@ -20,7 +20,8 @@ std::shared_ptr<MailboxTracker> MailboxRegistry::attach(MailboxSettings settings
     if (auto running = trackers_.find(key); running != trackers_.end()) {
         tracker = running->second;
     } else {
-        tracker = std::make_shared<MailboxTracker>(executor_, std::move(settings), events_);
+        tracker =
+            std::make_shared<MailboxTracker>(executor_, std::move(settings), events_, awaited_);
         tracker->start();
     }
     tracker->set_age_limit(timeout);

@@ -16,6 +16,8 @@ namespace mailcanary {
 
 // The trackers of the configuration in force, by MailboxSettings::key(). On reload, targets
 // that deliver to the same mailbox keep its tracker (its sessions and messages in flight).
+// Trackers of one mailbox read through different settings (two ports, say) are two, and know
+// each other's awaited messages.
 class MailboxRegistry {
   public:
     MailboxRegistry(boost::asio::any_io_executor executor, RoundtripEvents& events)
@@ -38,6 +40,7 @@ class MailboxRegistry {
 
     boost::asio::any_io_executor executor_;
     RoundtripEvents& events_;
+    std::shared_ptr<AwaitedTokens> awaited_ = std::make_shared<AwaitedTokens>();
     std::map<std::string, std::shared_ptr<MailboxTracker>> trackers_;
     std::map<std::string, Attached> next_;
 };

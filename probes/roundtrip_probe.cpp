@@ -138,7 +138,21 @@ boost::asio::awaitable<Outcome> run_roundtrip(ProbeRun run) {
     const RoundtripState& state = run.target.state_of<RoundtripState>(kName);
     const RoundtripConfig& options = state.options;
     MailboxTracker& mailbox = *state.mailbox;  // attached with the load
-    const std::string token = make_token(run.target.token_secret);
+    const std::string& label = mailbox.settings().label;
+
+    // A message that cannot be read back would only be left in the mailbox: send none.
+    if (const auto unreadable = co_await mailbox.login_failure(run.deadline, run.stop)) {
+        const std::string reason(to_string(unreadable->reason));
+        run.transcript.note("not sent: cannot log in to " + label + " (" + reason +
+                            "): " + unreadable->detail);
+        co_return Outcome::failed(unreadable->reason,
+                                  "reading " + label + ": " + unreadable->detail);
+    }
+    if (run.stop.requested()) co_return Outcome::stopped();
+    // The run waits for its message until its SMTP deadline plus the timeout at the latest:
+    // signed into the token, that tells any agent sharing the mailbox when it is abandoned.
+    const std::string token =
+        make_token(run.target.token_secret, run.wall_deadline() + options.timeout);
 
     // Known before it is sent: the message may arrive before this run hears the final 250.
     mailbox.expect(token, target.name);
@@ -155,10 +169,11 @@ boost::asio::awaitable<Outcome> run_roundtrip(ProbeRun run) {
         failure.queue_id = queue_id;
         return failure;
     };
-    run.transcript.note("waiting for the message in " + mailbox.settings().label + " (" +
-                        mailbox.detection() + ", up to " + format_duration(options.timeout) + ")");
+    run.transcript.note("waiting for the message in " + label + " (" + mailbox.detection() +
+                        ", up to " + format_duration(options.timeout) + ")");
     if (run.waiting) run.waiting();
-    const WaitResult result = co_await mailbox.wait(token, accepted + options.timeout, run.stop);
+    const WaitResult result =
+        co_await mailbox.wait(token, accepted + options.timeout, run.stop, run.transcript);
     switch (result.kind) {
         case WaitResult::Kind::stopped:
             co_return Outcome::stopped();
@@ -166,7 +181,7 @@ boost::asio::awaitable<Outcome> run_roundtrip(ProbeRun run) {
             run.transcript.note("failed: " + std::string(to_string(result.failure.reason)) + ": " +
                                 result.failure.detail);
             co_return failed(result.failure.reason,
-                             "reading " + mailbox.settings().label + ": " + result.failure.detail);
+                             "reading " + label + ": " + result.failure.detail);
         case WaitResult::Kind::lost: {
             const std::string detail = "not delivered to " + options.mailbox +
                                        " or a junk folder within " +

@@ -7,14 +7,17 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -208,6 +211,33 @@ class AgentIntegration : public testing::Test {
         fs::create_directories(dir_);
     }
 
+    fs::path probe_maildir() const {
+        return fs::path(env_.at("MAILSTACK_MAIL_DIR")) / env_.at("MAILSTACK_DOMAIN") / "probe" /
+               "Maildir";
+    }
+
+    // Stores `message` in the probe user's INBOX the Maildir way (tmp/, then new/), owned by the
+    // user Dovecot stores mail as, the file's time (the message's INTERNALDATE) `age` ago. `name`
+    // is its unique file name.
+    void store_in_probe_inbox(const std::string& name, const std::string& message,
+                              std::chrono::seconds age) const {
+        // Dovecot creates the Maildir when the mailbox is first opened: on a fresh stack, now.
+        if (!fs::exists(probe_maildir() / "new")) {
+            const std::string open_inbox = "doveadm -c " + env_.at("MAILSTACK_DOVECOT_CONFIG") +
+                                           " mailbox status -u " + env_.at("MAILSTACK_USER") +
+                                           " messages INBOX >/dev/null";
+            ASSERT_EQ(std::system(open_inbox.c_str()), 0) << open_inbox;
+        }
+        const fs::path staged = probe_maildir() / "tmp" / name;
+        std::ofstream(staged) << message;
+        const passwd* mail_user = getpwnam("mail");
+        ASSERT_NE(mail_user, nullptr);
+        ASSERT_EQ(chown(staged.c_str(), mail_user->pw_uid, mail_user->pw_gid), 0)
+            << staged << ": " << std::strerror(errno);
+        fs::last_write_time(staged, fs::last_write_time(staged) - age);
+        fs::rename(staged, probe_maildir() / "new" / name);
+    }
+
     std::string host() const { return env_.at("MAILSTACK_HOST"); }
     std::string port(const char* key) const { return env_.at(key); }
     std::string ca() const { return env_.at("MAILSTACK_CA_FILE"); }
@@ -259,7 +289,7 @@ class OwnTokens {
     bool known() const { return secret_.has_value(); }
     // Whether `message` (or just its header) carries a token of this agent's.
     bool in(const std::string& message) const {
-        static const std::regex token_header(R"(X-Mailcanary-Token: (mc1\.[0-9a-f.]+))");
+        static const std::regex token_header(R"(X-Mailcanary-Token: (mc[12]\.[0-9a-f.]+))");
         std::smatch match;
         return secret_ && std::regex_search(message, match, token_header) &&
                verify_token(match[1].str(), *secret_);
