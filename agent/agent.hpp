@@ -52,10 +52,15 @@ class Agent {
 
   private:
     void shutdown();
+    // The cap on runs in flight: the configured one, else the default for the descriptor limit.
+    unsigned max_in_flight(const AgentConfig& agent) const {
+        return agent.max_concurrent_probes.value_or(default_max_in_flight_);
+    }
 
     boost::asio::io_context& io_;
     CliOptions options_;
     Config config_;
+    unsigned default_max_in_flight_;
     Metrics metrics_;
     ProbeResources resources_;  // before the scheduler: runs in flight use them
     ResultStore results_;
