@@ -104,7 +104,8 @@ Agent::Agent(asio::io_context& io, CliOptions options, Config config,
     : io_(io),
       options_(std::move(options)),
       config_(std::move(config)),
-      default_max_in_flight_(default_max_concurrent_probes(descriptor_limit())),
+      descriptor_limit_(descriptor_limit()),
+      default_max_in_flight_(default_max_concurrent_probes(descriptor_limit_)),
       metrics_(config_.agent.metrics),
       resources_(io.get_executor(), metrics_.registry(), config_.agent.metrics.duration_buckets),
       scheduler_(io.get_executor(), metrics_, results_, resources_,
@@ -129,6 +130,19 @@ Agent::Agent(asio::io_context& io, CliOptions options, Config config,
 
 Agent::~Agent() = default;
 
+unsigned Agent::max_in_flight(const AgentConfig& agent) const {
+    if (!agent.max_concurrent_probes) return default_max_in_flight_;
+    const unsigned configured = *agent.max_concurrent_probes;
+    if (configured > descriptors_for_runs(descriptor_limit_)) {
+        log::warn(
+            "max_concurrent_probes is more than the descriptor limit leaves for runs: runs "
+            "may fail to open their connection; raise the limit (docs/configuration.md)",
+            {{"max_concurrent_probes", std::to_string(configured)},
+             {"descriptor_limit", std::to_string(descriptor_limit_)}});
+    }
+    return configured;
+}
+
 int Agent::run() {
     const auto& addresses = options_.listen_addresses.empty() ? config_.agent.listen_addresses
                                                               : options_.listen_addresses;
@@ -148,7 +162,7 @@ int Agent::run() {
     log::info("started", {{"config", config_.source_path},
                           {"targets", std::to_string(config_.targets.size())},
                           {"max_concurrent_probes", std::to_string(scheduler_.max_in_flight())},
-                          {"descriptor_limit", std::to_string(descriptor_limit())},
+                          {"descriptor_limit", std::to_string(descriptor_limit_)},
                           {"version", version()}});
 
     asio::signal_set signals(io_, SIGINT, SIGTERM, SIGHUP);

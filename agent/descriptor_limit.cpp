@@ -43,11 +43,14 @@ std::uint64_t descriptor_limit() {
     return limit.rlim_cur;
 }
 
+std::uint64_t descriptors_for_runs(std::uint64_t descriptors) {
+    return descriptors - std::min<std::uint64_t>(kAgentDescriptors + http::Limits{}.max_connections,
+                                                 descriptors / 2);
+}
+
 unsigned default_max_concurrent_probes(std::uint64_t descriptors) {
-    const std::uint64_t reserved = std::min<std::uint64_t>(
-        kAgentDescriptors + http::Limits{}.max_connections, descriptors / 2);
-    const std::uint64_t runs = (descriptors - reserved) / 2;
-    return static_cast<unsigned>(std::clamp<std::uint64_t>(runs, 1, kMaxConcurrentProbesLimit));
+    return static_cast<unsigned>(std::clamp<std::uint64_t>(descriptors_for_runs(descriptors) / 2, 1,
+                                                           kMaxConcurrentProbesLimit));
 }
 
 }  // namespace mailcanary

@@ -314,5 +314,26 @@ TEST_F(OverloadIntegration, UnderALowDescriptorLimitTheCapFollowsAndEveryTargetS
         p99(seen.last, "mailcanary_schedule_lateness_seconds").c_str());
 }
 
+// A cap set in the file is used as it is, even one the descriptor limit cannot carry: the agent
+// says so.
+TEST_F(AgentIntegration, AConfiguredCapIsHonouredAndOneTooLargeForTheDescriptorLimitIsLogged) {
+    const fs::path prlimit = "/usr/bin/prlimit";
+    ASSERT_TRUE(fs::exists(prlimit));
+    AgentProcess agent(dir_, "[agent]\nmax_concurrent_probes = 5000\n",
+                       {prlimit.string(), "--nofile=1024:1024", "--"});
+    ASSERT_TRUE(agent.started()) << agent.log();
+    EXPECT_EQ(value_of(agent.metrics(), "mailcanary_probes_in_flight_limit"), 5000);
+    EXPECT_NE(agent.log().find("max_concurrent_probes is more than the descriptor limit leaves"),
+              std::string::npos)
+        << agent.log();
+    agent.write_config("[agent]\nmax_concurrent_probes = 300\n");
+    ASSERT_EQ(http("POST", agent.url("/-/reload")).status, 200);
+    EXPECT_EQ(value_of(agent.metrics(), "mailcanary_probes_in_flight_limit"), 300);
+    agent.write_config("");
+    ASSERT_EQ(http("POST", agent.url("/-/reload")).status, 200);
+    EXPECT_EQ(value_of(agent.metrics(), "mailcanary_probes_in_flight_limit"), 352)
+        << "removed from the file: the default for 1,024 descriptors";
+}
+
 }  // namespace
 }  // namespace mailcanary::test

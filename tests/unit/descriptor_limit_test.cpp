@@ -18,6 +18,12 @@ TEST(DefaultMaxConcurrentProbes, IsHalfTheDescriptorsLeftAfterTheAgentsOwn) {
     EXPECT_EQ(default_max_concurrent_probes(0), 1u);
 }
 
+TEST(DescriptorsForRuns, AreWhatTheAgentsOwnAndHttpLeave) {
+    EXPECT_EQ(descriptors_for_runs(1024), 704u);
+    EXPECT_EQ(descriptors_for_runs(256), 128u);
+    EXPECT_EQ(descriptors_for_runs(0), 0u);
+}
+
 TEST(DescriptorLimit, IsRaisedToTheHardLimit) {
     rlimit limit{};
     ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
