@@ -22,6 +22,14 @@ namespace {
 constexpr int kSilentTargets = 2000;
 constexpr auto kInterval = 5s;
 constexpr auto kResultsWithin = 3 * kInterval;
+// The agent stays near 30 MB resident here. Built with AddressSanitizer (as this test is, then),
+// its quarantine keeps up to 256 MB of freed memory and its shadow adds more: a bound that still
+// catches memory growing with the runs.
+#ifdef __SANITIZE_ADDRESS__
+constexpr double kMostResidentBytes = 1e9;
+#else
+constexpr double kMostResidentBytes = 150e6;
+#endif
 
 // The test process holds the silent servers' end of every connection the agent makes.
 void raise_own_descriptor_limit() {
@@ -192,7 +200,7 @@ class OverloadIntegration : public AgentIntegration {
         EXPECT_LE(seen.most_in_flight, limit);
         // A socket per run in flight, and the agent's own files and sockets.
         EXPECT_LE(seen.most_descriptors, seen.most_in_flight + 100);
-        EXPECT_LT(seen.most_resident_bytes, 150e6);
+        EXPECT_LT(seen.most_resident_bytes, kMostResidentBytes);
 
         // Each kind of server gave the result it should, however busy the agent was.
         const std::map<std::string, std::string> reasons{
