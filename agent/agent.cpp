@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <map>
 
+#include "agent/descriptor_limit.hpp"
 #include "agent/status_page.hpp"
 #include "agent/version.hpp"
 #include "common/log.hpp"
@@ -103,11 +104,12 @@ Agent::Agent(asio::io_context& io, CliOptions options, Config config,
     : io_(io),
       options_(std::move(options)),
       config_(std::move(config)),
+      descriptor_limit_(descriptor_limit()),
+      default_max_in_flight_(default_max_concurrent_probes(descriptor_limit_)),
       metrics_(config_.agent.metrics),
       resources_(io.get_executor(), metrics_.registry(), config_.agent.metrics.duration_buckets),
       scheduler_(io.get_executor(), metrics_, results_, resources_,
-                 Scheduler::Options{.max_in_flight = config_.agent.max_concurrent_probes},
-                 find_probe),
+                 Scheduler::Options{.max_in_flight = max_in_flight(config_.agent)}, find_probe),
       http_(
           io.get_executor(), [this](const http::Request& request) { return handle(request); }, {},
           render_pool_.get_executor()) {
@@ -128,6 +130,19 @@ Agent::Agent(asio::io_context& io, CliOptions options, Config config,
 
 Agent::~Agent() = default;
 
+unsigned Agent::max_in_flight(const AgentConfig& agent) const {
+    if (!agent.max_concurrent_probes) return default_max_in_flight_;
+    const unsigned configured = *agent.max_concurrent_probes;
+    if (configured > descriptors_for_runs(descriptor_limit_)) {
+        log::warn(
+            "max_concurrent_probes is more than the descriptor limit leaves for runs: runs "
+            "may fail to open their connection; raise the limit (docs/configuration.md)",
+            {{"max_concurrent_probes", std::to_string(configured)},
+             {"descriptor_limit", std::to_string(descriptor_limit_)}});
+    }
+    return configured;
+}
+
 int Agent::run() {
     const auto& addresses = options_.listen_addresses.empty() ? config_.agent.listen_addresses
                                                               : options_.listen_addresses;
@@ -146,6 +161,8 @@ int Agent::run() {
     }
     log::info("started", {{"config", config_.source_path},
                           {"targets", std::to_string(config_.targets.size())},
+                          {"max_concurrent_probes", std::to_string(scheduler_.max_in_flight())},
+                          {"descriptor_limit", std::to_string(descriptor_limit_)},
                           {"version", version()}});
 
     asio::signal_set signals(io_, SIGINT, SIGTERM, SIGHUP);
@@ -214,7 +231,7 @@ bool Agent::reload(std::string& report) {
     if (config.agent.metrics != config_.agent.metrics) {
         log::warn("[metrics] changed: takes effect at the next restart");
     }
-    scheduler_.set_max_in_flight(config.agent.max_concurrent_probes);
+    scheduler_.set_max_in_flight(max_in_flight(config.agent));
     scheduler_.apply(attach_resources(std::move(targets), resources_));
     config_.targets = std::move(config.targets);
     config_.agent.max_concurrent_probes = config.agent.max_concurrent_probes;
@@ -242,7 +259,9 @@ http::Response Agent::handle(const http::Request& request) {
         return http::plain_text(ok ? 200 : 500, report);
     }
     if (request.path == "/" && read_only) {
-        auto response = http::plain_text(200, render_status_page(config_, results_));
+        const RunSlots slots{scheduler_.in_flight(), scheduler_.queued(),
+                             scheduler_.max_in_flight()};
+        auto response = http::plain_text(200, render_status_page(config_, results_, slots));
         response.content_type = "text/html; charset=utf-8";
         return response;
     }

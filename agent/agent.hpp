@@ -6,6 +6,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -52,10 +53,15 @@ class Agent {
 
   private:
     void shutdown();
+    // The cap on runs in flight: the configured one, else the default for the descriptor limit.
+    // A configured one that the limit cannot carry is logged.
+    unsigned max_in_flight(const AgentConfig& agent) const;
 
     boost::asio::io_context& io_;
     CliOptions options_;
     Config config_;
+    std::uint64_t descriptor_limit_;
+    unsigned default_max_in_flight_;
     Metrics metrics_;
     ProbeResources resources_;  // before the scheduler: runs in flight use them
     ResultStore results_;

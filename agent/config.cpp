@@ -28,8 +28,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::string_view kDefaultListenAddress = ":9725";
-constexpr unsigned kDefaultMaxConcurrentProbes = 512;
-constexpr int64_t kMaxConcurrentProbesLimit = 100'000;
 constexpr std::array kDefaultDurationBuckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                              0.5,   1.0,  2.5,   5.0,  10.0};
 constexpr size_t kMaxDurationBuckets = 50;
@@ -173,8 +171,8 @@ class ConfigReader : public SettingsReader {
                 .value.value_or(std::vector<std::string>{std::string(kDefaultListenAddress)});
         const Setting<int64_t> max_probes =
             read_integer(table, path, "max_concurrent_probes", 1, kMaxConcurrentProbesLimit);
-        agent.max_concurrent_probes = max_probes.value ? static_cast<unsigned>(*max_probes.value)
-                                                       : kDefaultMaxConcurrentProbes;
+        if (max_probes.value)
+            agent.max_concurrent_probes = static_cast<unsigned>(*max_probes.value);
         agent.secret_file =
             checked(read_path(table, path, "secret_file"), path, "secret_file", check_secret_file)
                 .value.value_or(resolve(kDefaultSecretFile));

@@ -14,6 +14,9 @@
 
 namespace mailcanary {
 
+// The most `max_concurrent_probes` may be.
+inline constexpr unsigned kMaxConcurrentProbesLimit = 100'000;
+
 struct MetricsConfig {
     std::vector<double> duration_buckets;  // seconds, strictly increasing
     bool phase_histograms = true;          // false: a last-run gauge per phase instead
@@ -23,7 +26,8 @@ struct MetricsConfig {
 
 struct AgentConfig {
     std::vector<std::string> listen_addresses;  // "host:port", "[v6]:port" or ":port"
-    unsigned max_concurrent_probes = 512;
+    // Unset: derived from the descriptor limit (default_max_concurrent_probes).
+    std::optional<unsigned> max_concurrent_probes;
     MetricsConfig metrics;
     // Absolute path of the key that signs each probe message's token; by default
     // "mailcanary.secret" beside the config file. Created by the agent if it does not exist.

@@ -8,6 +8,7 @@
 #include "agent/agent.hpp"
 #include "agent/cli.hpp"
 #include "agent/config.hpp"
+#include "agent/descriptor_limit.hpp"
 #include "agent/probe_once.hpp"
 #include "agent/version.hpp"
 #include "common/blocking_work.hpp"
@@ -57,6 +58,11 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (options.probe_target) return probe_once(*loaded.config, targets, *options.probe_target);
+
+    // Every run in flight holds a socket, and the default cap on runs follows this limit.
+    std::string problem;
+    raise_descriptor_limit(problem);
+    if (!problem.empty()) log::warn("cannot raise the descriptor limit", {{"error", problem}});
 
     boost::asio::io_context io(1);
     Agent agent(io, options, std::move(*loaded.config), std::move(targets));

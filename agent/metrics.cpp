@@ -31,6 +31,9 @@ enum class ProbeFamily : std::size_t {
     smtp_replies,
     cert_expiry,
     tls_info,
+    interval,
+    backoff,
+    scheduled,
 };
 
 struct FamilyText {
@@ -39,7 +42,7 @@ struct FamilyText {
     std::string_view type;
 };
 
-constexpr std::array<FamilyText, 13> kProbeFamilies = {{
+constexpr std::array<FamilyText, 16> kProbeFamilies = {{
     {"mailcanary_probe_success", "1 if the last run of the probe succeeded, 0 if it failed.",
      "gauge"},
     {"mailcanary_probe_duration_seconds",
@@ -69,9 +72,23 @@ constexpr std::array<FamilyText, 13> kProbeFamilies = {{
      "gauge"},
     {"mailcanary_tls_info", "TLS version and cipher negotiated in the last run; always 1.",
      "gauge"},
+    {"mailcanary_probe_interval_seconds", "The configured interval between runs of the probe.",
+     "gauge"},
+    {"mailcanary_probe_backoff_seconds",
+     "How much later than its interval the next run comes because runs timed out; 0 when not "
+     "backing off.",
+     "gauge"},
+    {"mailcanary_probe_scheduled_timestamp_seconds",
+     "Unix time at which the probe of the target was scheduled: agent start, or the reload that "
+     "added or changed it.",
+     "gauge"},
 }};
 
-constexpr std::array<std::string_view, 3> kSkipReasons = {"overlap", "concurrency", "stalled"};
+// An agent-wide gauge without labels.
+prometheus::Gauge& gauge(prometheus::Registry& registry, const std::string& name,
+                         const std::string& help) {
+    return BuildGauge().Name(name).Help(help).Register(registry).Add({});
+}
 
 double seconds(std::chrono::nanoseconds duration) {
     return std::chrono::duration<double>(duration).count();
@@ -92,26 +109,17 @@ Metrics::Metrics(const MetricsConfig& config)
                     .Help("How late runs started against their planned time.")
                     .Register(*registry_)
                     .Add({}, kLatenessBuckets)),
-      in_flight_(BuildGauge()
-                     .Name("mailcanary_probes_in_flight")
-                     .Help("Probe runs in progress.")
-                     .Register(*registry_)
-                     .Add({})),
-      targets_(BuildGauge()
-                   .Name("mailcanary_targets")
-                   .Help("Targets in the configuration in force.")
-                   .Register(*registry_)
-                   .Add({})),
-      reload_successful_(BuildGauge()
-                             .Name("mailcanary_config_last_reload_successful")
-                             .Help("1 if the last configuration (re)load succeeded.")
-                             .Register(*registry_)
-                             .Add({})),
-      reload_success_time_(BuildGauge()
-                               .Name("mailcanary_config_last_reload_success_timestamp_seconds")
-                               .Help("Unix time of the last successful configuration (re)load.")
-                               .Register(*registry_)
-                               .Add({})) {
+      in_flight_(gauge(*registry_, "mailcanary_probes_in_flight", "Probe runs in progress.")),
+      in_flight_limit_(gauge(*registry_, "mailcanary_probes_in_flight_limit",
+                             "The cap on probe runs in flight (max_concurrent_probes).")),
+      queued_(gauge(*registry_, "mailcanary_probes_queued",
+                    "Probe runs due that wait for a slot under the cap on runs in flight.")),
+      targets_(gauge(*registry_, "mailcanary_targets", "Targets in the configuration in force.")),
+      reload_successful_(gauge(*registry_, "mailcanary_config_last_reload_successful",
+                               "1 if the last configuration (re)load succeeded.")),
+      reload_success_time_(gauge(*registry_,
+                                 "mailcanary_config_last_reload_success_timestamp_seconds",
+                                 "Unix time of the last successful configuration (re)load.")) {
     BuildGauge()
         .Name("mailcanary_build_info")
         .Help("The agent's version and source revision; always 1.")
@@ -125,6 +133,12 @@ void Metrics::observe_lateness(std::chrono::nanoseconds lateness) {
 }
 
 void Metrics::set_in_flight(std::size_t runs) { in_flight_.Set(static_cast<double>(runs)); }
+
+void Metrics::set_in_flight_limit(std::size_t runs) {
+    in_flight_limit_.Set(static_cast<double>(runs));
+}
+
+void Metrics::set_queued(std::size_t runs) { queued_.Set(static_cast<double>(runs)); }
 
 void Metrics::set_targets(std::size_t targets) { targets_.Set(static_cast<double>(targets)); }
 
@@ -211,6 +225,17 @@ void ProbeSeries::record_skip(SkipReason reason) {
     std::lock_guard lock(mutex_);
     auto& counter = skipped_[static_cast<std::size_t>(reason)];
     counter = counter.value_or(0) + 1;
+}
+
+void ProbeSeries::set_schedule(std::chrono::nanoseconds interval,
+                               std::chrono::system_clock::time_point when) {
+    std::lock_guard lock(mutex_);
+    schedule_ = Schedule{seconds(interval), unix_seconds(when)};
+}
+
+void ProbeSeries::set_backoff(std::chrono::nanoseconds backoff) {
+    std::lock_guard lock(mutex_);
+    if (schedule_) schedule_->backoff = seconds(backoff);
 }
 
 void ProbeSeries::record_run(const Outcome& outcome, const RunMetrics& run,
@@ -305,7 +330,7 @@ void ProbeSeries::write(std::size_t family, std::string& out) const {
         case ProbeFamily::skipped:
             for (std::size_t index = 0; index < skipped_.size(); ++index) {
                 if (const auto& count = skipped_[index]) {
-                    append_sample(out, name, labels_with({{"reason", kSkipReasons[index]}}),
+                    append_sample(out, name, labels_with({{"reason", kSkipReasonNames[index]}}),
                                   *count);
                 }
             }
@@ -327,6 +352,15 @@ void ProbeSeries::write(std::size_t family, std::string& out) const {
                     labels_with({{"cipher", tls_info_->second}, {"version", tls_info_->first}}),
                     1.0);
             }
+            break;
+        case ProbeFamily::interval:
+            if (schedule_) append_sample(out, name, labels_, schedule_->interval);
+            break;
+        case ProbeFamily::backoff:
+            if (schedule_) append_sample(out, name, labels_, schedule_->backoff);
+            break;
+        case ProbeFamily::scheduled:
+            if (schedule_) append_sample(out, name, labels_, schedule_->scheduled);
             break;
     }
 }

@@ -20,15 +20,12 @@
 #include <utility>
 
 #include "agent/config.hpp"
+#include "agent/skip_reason.hpp"
 #include "probes/probe_kind.hpp"
 #include "protocols/failure_reason.hpp"
 #include "protocols/phase.hpp"
 
 namespace mailcanary {
-
-// overlap: the previous run was still going; concurrency: the global cap on runs in flight was
-// reached; stalled: the agent's loop was blocked for a whole interval and the tick passed unseen.
-enum class SkipReason { overlap, concurrency, stalled };
 
 class Metrics;
 
@@ -50,6 +47,11 @@ class ProbeSeries {
                     std::chrono::nanoseconds duration,
                     std::chrono::system_clock::time_point finished);
     void record_skip(SkipReason reason);
+    // The pair was (re)scheduled at `when` with `interval`: its not-yet-run state, which the
+    // staleness alert counts from until a run finishes.
+    void set_schedule(std::chrono::nanoseconds interval,
+                      std::chrono::system_clock::time_point when);
+    void set_backoff(std::chrono::nanoseconds backoff);
 
   private:
     friend class Metrics;
@@ -84,6 +86,14 @@ class ProbeSeries {
     std::optional<double> last_success_;
     std::uint64_t consecutive_failures_ = 0;
     std::array<std::optional<std::uint64_t>, 3> skipped_;  // stalled: absent until it happens
+    // Seconds; absent until the scheduler sets them, so that no scrape sees a pair scheduled in
+    // 1970 (stale for decades) between its creation and its scheduling.
+    struct Schedule {
+        double interval;
+        double scheduled;  // Unix time
+        double backoff = 0;
+    };
+    std::optional<Schedule> schedule_;
     // Present once seen: a probe only has the phases, reasons and replies it has met.
     std::array<std::optional<Histogram>, kPhaseCount> phase_histograms_;
     std::array<std::optional<double>, kPhaseCount> phase_last_;
@@ -109,6 +119,8 @@ class Metrics {
 
     void observe_lateness(std::chrono::nanoseconds lateness);
     void set_in_flight(std::size_t runs);
+    void set_in_flight_limit(std::size_t runs);
+    void set_queued(std::size_t runs);
     void set_targets(std::size_t targets);
     void record_reload(bool successful, std::chrono::system_clock::time_point when);
 
@@ -137,6 +149,8 @@ class Metrics {
     mutable std::atomic<std::size_t> last_size_{0};  // of the last exposition, to reserve for
     prometheus::Histogram& lateness_;
     prometheus::Gauge& in_flight_;
+    prometheus::Gauge& in_flight_limit_;
+    prometheus::Gauge& queued_;
     prometheus::Gauge& targets_;
     prometheus::Gauge& reload_successful_;
     prometheus::Gauge& reload_success_time_;

@@ -23,6 +23,7 @@ struct RunResult {
 struct ProbeResults {
     std::optional<RunResult> last;
     std::optional<RunResult> last_failure;
+    std::chrono::nanoseconds backoff{};  // how much later than its interval the next run comes
 };
 
 class ResultStore {
@@ -33,6 +34,9 @@ class ResultStore {
         auto& entry = results_[key];
         if (!result.outcome.success()) entry.last_failure = result;
         entry.last = std::move(result);
+    }
+    void set_backoff(const Key& key, std::chrono::nanoseconds backoff) {
+        results_[key].backoff = backoff;
     }
     void erase(const Key& key) { results_.erase(key); }
     const std::map<Key, ProbeResults>& all() const { return results_; }

@@ -7,8 +7,6 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <exception>
-#include <set>
-#include <tuple>
 #include <vector>
 
 namespace mailcanary {
@@ -16,42 +14,67 @@ namespace mailcanary {
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
-TickPlan::Tick TickPlan::fire(Clock::time_point now) {
-    Tick tick{std::max(now - next_, Clock::duration::zero())};
-    next_ += interval_;
-    if (next_ <= now) {
-        tick.missed = static_cast<unsigned>((now - next_) / interval_) + 1;
-        next_ += interval_ * tick.missed;
+namespace {
+
+// A run that ended by its deadline without the server answering in time held its slot all
+// along: its job backs off (docs/configuration.md, "Overload").
+Dispatcher::RunEnd run_end(const Outcome& outcome) {
+    if (outcome.cancelled) return Dispatcher::RunEnd::stopped;
+    if (!outcome.failure) return Dispatcher::RunEnd::answered;
+    switch (*outcome.failure) {
+        case FailureReason::connect_timeout:
+        case FailureReason::banner_timeout:
+        case FailureReason::timeout:
+            return Dispatcher::RunEnd::timed_out;
+        default:
+            return Dispatcher::RunEnd::answered;
     }
-    return tick;
 }
 
-std::vector<Clock::duration> even_offsets(std::size_t count, Clock::duration interval,
-                                          Clock::duration phase) {
-    std::vector<Clock::duration> offsets;
-    offsets.reserve(count);
-    for (std::size_t i = 0; i < count; ++i) {
-        offsets.push_back(phase +
-                          interval * static_cast<Clock::rep>(i) / static_cast<Clock::rep>(count));
-    }
-    return offsets;
-}
+}  // namespace
 
 struct Scheduler::Job {
-    Job(const asio::any_io_executor& executor, std::shared_ptr<const CompiledTarget> compiled,
-        const ProbeKind& entry, std::shared_ptr<ProbeSeries> probe_series, Clock::duration offset)
-        : target(std::move(compiled)),
-          probe(entry),
-          series(std::move(probe_series)),
-          timer(executor),
-          first_offset(offset) {}
+    Job(std::shared_ptr<const CompiledTarget> compiled, const ProbeKind& entry,
+        std::shared_ptr<ProbeSeries> probe_series)
+        : target(std::move(compiled)), probe(entry), series(std::move(probe_series)) {}
 
     std::shared_ptr<const CompiledTarget> target;  // replaced on reload; runs keep their own copy
     const ProbeKind& probe;
     std::shared_ptr<ProbeSeries> series;
-    asio::steady_timer timer;
+    Dispatcher::JobId id = 0;
     bool retired = false;
-    Clock::duration first_offset;  // from the job's start to its first run
+};
+
+// The timer that wakes the scheduler when the dispatcher has something due. Its loop and the runs
+// hold it too: `stopped` tells them the scheduler may be gone.
+struct Scheduler::Wakeup {
+    explicit Wakeup(const asio::any_io_executor& executor) : timer(executor) {}
+    asio::steady_timer timer;
+    bool stopped = false;
+};
+
+// A run in flight: made when the dispatcher starts it, so that its slot counts at once (before
+// its coroutine first runs), with what it needs to give the slot back early.
+struct Scheduler::ActiveRun {
+    ActiveRun(Scheduler& owner, std::shared_ptr<Job> of)
+        : scheduler(owner),
+          wakeup(owner.wakeup_),
+          job(std::move(of)),
+          group(owner.runs_),
+          member(*group, job.get(), stop) {}
+
+    // The run only waits now (for a delivery): its slot goes to the next run due.
+    void release_slot() {
+        member.release_slot();
+        if (!wakeup->stopped) scheduler.dispatch();
+    }
+
+    Scheduler& scheduler;  // touched only while the wakeup is not stopped
+    std::shared_ptr<Wakeup> wakeup;
+    std::shared_ptr<Job> job;
+    std::shared_ptr<RunGroup> group;
+    StopSignal stop;
+    RunGroup::Member member;
 };
 
 Scheduler::Scheduler(asio::any_io_executor executor, Metrics& metrics, ResultStore& results,
@@ -60,10 +83,14 @@ Scheduler::Scheduler(asio::any_io_executor executor, Metrics& metrics, ResultSto
       metrics_(metrics),
       results_(results),
       resources_(resources),
-      options_(options),
       lookup_(std::move(lookup)),
       random_(options.seed),
-      runs_(std::make_shared<RunGroup>(executor_)) {}
+      dispatcher_(options.max_in_flight),
+      runs_(std::make_shared<RunGroup>(executor_)),
+      wakeup_(std::make_shared<Wakeup>(executor_)) {
+    metrics_.set_in_flight_limit(options.max_in_flight);
+    asio::co_spawn(executor_, wake_loop(wakeup_), asio::detached);
+}
 
 Scheduler::~Scheduler() { stop(); }
 
@@ -103,6 +130,13 @@ void Scheduler::apply(const std::vector<std::shared_ptr<const CompiledTarget>>& 
     for (auto& [key, value] : wanted) starts.push_back({value.first, value.second, nullptr});
     start_jobs(std::move(starts));
     metrics_.set_targets(targets.size());
+    dispatch();
+}
+
+void Scheduler::set_max_in_flight(unsigned runs) {
+    dispatcher_.set_max_in_flight(runs);
+    metrics_.set_in_flight_limit(runs);
+    if (!wakeup_->stopped) dispatch();  // a raised cap starts runs that wait
 }
 
 void Scheduler::start_jobs(std::vector<Start> starts) {
@@ -130,83 +164,100 @@ void Scheduler::start_job(Start start, Clock::duration first_offset) {
         start.series = metrics_.series_for(key.first, key.second,
                                            start.probe->extra_series(resources_, key.first));
     }
-    auto job = std::make_shared<Job>(executor_, std::move(start.target), *start.probe,
-                                     std::move(start.series), first_offset);
-    jobs_[key] = job;
-    asio::co_spawn(executor_, job_loop(std::move(job)), asio::detached);
+    const TargetConfig& config = start.target->config;
+    start.series->set_schedule(config.interval, std::chrono::system_clock::now());
+    auto job =
+        std::make_shared<Job>(std::move(start.target), *start.probe, std::move(start.series));
+    job->id = dispatcher_.add({.interval = config.interval,
+                               .timeout = config.timeout,
+                               .max_running = job->probe.max_runs_in_flight(*job->target)},
+                              Clock::now() + first_offset);
+    by_id_[job->id] = job;
+    jobs_[key] = std::move(job);
 }
 
 void Scheduler::retire(Job& job) {
     job.retired = true;
+    dispatcher_.remove(job.id);
+    by_id_.erase(job.id);
     job.series.reset();  // its series disappear now, not when a run in flight ends
-    job.timer.cancel();
     runs_->stop(&job);
 }
 
 void Scheduler::stop() {
+    wakeup_->stopped = true;
+    wakeup_->timer.cancel();
     for (auto& [key, job] : jobs_) retire(*job);
     jobs_.clear();
 }
 
-asio::awaitable<void> Scheduler::job_loop(std::shared_ptr<Job> job) {
-    const auto interval = job->target->config.interval;
-    const std::size_t max_running = job->probe.max_runs_in_flight(*job->target);
-    TickPlan plan(Clock::now() + job->first_offset, interval);
+void Scheduler::dispatch() {
+    const auto decisions = dispatcher_.advance(Clock::now(), runs_->slots());
+    for (const auto& skip : decisions.skips) by_id_.at(skip.job)->series->record_skip(skip.reason);
+    for (const auto& start : decisions.starts) {
+        metrics_.observe_lateness(start.lateness);
+        auto run = std::make_unique<ActiveRun>(*this, by_id_.at(start.job));
+        asio::co_spawn(executor_, run_once(std::move(run)), asio::detached);
+    }
+    metrics_.set_in_flight(runs_->slots());
+    metrics_.set_queued(dispatcher_.queued());
+    const auto next = dispatcher_.next_wakeup().value_or(Clock::time_point::max());
+    // Setting the timer ends the loop's wait on the previous time; it then waits on this one.
+    if (wakeup_->timer.expiry() != next) wakeup_->timer.expires_at(next);
+}
 
-    while (!job->retired) {
-        job->timer.expires_at(plan.next());
+asio::awaitable<void> Scheduler::wake_loop(std::shared_ptr<Wakeup> wakeup) {
+    while (!wakeup->stopped) {
         boost::system::error_code ec;
-        co_await job->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        if (job->retired) break;
-
-        const auto tick = plan.fire(Clock::now());
-        metrics_.observe_lateness(tick.lateness);
-        for (unsigned i = 0; i < tick.missed; ++i) job->series->record_skip(SkipReason::stalled);
-        if (runs_->runs_of(job.get()) >= max_running) {
-            job->series->record_skip(SkipReason::overlap);
-        } else if (runs_->slots() >= options_.max_in_flight) {
-            job->series->record_skip(SkipReason::concurrency);
-        } else {
-            asio::co_spawn(executor_, run_once(job), asio::detached);
-        }
+        co_await wakeup->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        if (!ec && !wakeup->stopped) dispatch();  // an error: the timer was set anew, or stopped
     }
 }
 
-asio::awaitable<void> Scheduler::run_once(std::shared_ptr<Job> job) {
-    // A run may end after the scheduler is gone (its destructor retired the job): until it knows
-    // its job is not retired, it touches only what it holds (the job, the group of runs) and the
-    // metrics, which outlive the scheduler.
-    const std::shared_ptr<RunGroup> runs = runs_;
-    Metrics& metrics = metrics_;
+asio::awaitable<void> Scheduler::run_once(std::unique_ptr<ActiveRun> run) {
+    // A run may end after the scheduler is gone (its destructor stopped the wakeup): until it
+    // knows the wakeup is not stopped, it touches only what it holds.
+    const std::shared_ptr<Job> job = run->job;
+    const std::shared_ptr<Wakeup> wakeup = run->wakeup;
     const auto target = job->target;
-    StopSignal stop;
     RunMetrics run_metrics;
     RunResult result;
     const auto started = Clock::now();
-    {
-        RunGroup::Member member(*runs, job.get(), stop);
-        metrics.set_in_flight(runs->slots());
-        // A run that only waits (for delivery) holds no connection: it leaves the global cap.
-        // The function captures one reference, so every run's call gets it without allocating.
-        const std::function<void()> waiting = [&member] { member.release_slot(); };
-        try {
-            result.outcome =
-                co_await job->probe.run(ProbeRun{*target, started + target->config.timeout,
-                                                 run_metrics, result.transcript, stop, waiting});
-        } catch (const std::exception& error) {
-            // A bug must not take the agent down with it; it shows up as a failed run.
-            result.outcome = Outcome::failed(FailureReason::protocol,
-                                             std::string("internal error: ") + error.what());
-            result.transcript.note(result.outcome.detail);
+    // The function captures one pointer, so every run's call gets it without allocating.
+    const std::function<void()> waiting = [active = run.get()] { active->release_slot(); };
+    try {
+        // A probe notices a stop only once it has registered for it: one asked to stop between
+        // its start and now (a reload or a shutdown right after) must not begin.
+        if (run->stop.requested()) {
+            result.outcome = Outcome::stopped();
+        } else {
+            result.outcome = co_await job->probe.run(
+                ProbeRun{*target, started + target->config.timeout, run_metrics, result.transcript,
+                         run->stop, waiting});
+        }
+    } catch (const std::exception& error) {
+        // A bug must not take the agent down with it; it shows up as a failed run.
+        result.outcome = Outcome::failed(FailureReason::protocol,
+                                         std::string("internal error: ") + error.what());
+        result.transcript.note(result.outcome.detail);
+    }
+    run.reset();  // its slot, if it still held one, comes free
+    if (wakeup->stopped) co_return;
+    if (!job->retired) {
+        dispatcher_.ended(job->id, run_end(result.outcome), Clock::now());
+        if (!result.outcome.cancelled) {
+            result.duration = Clock::now() - started;
+            result.finished = std::chrono::system_clock::now();
+            job->series->record_run(result.outcome, run_metrics, result.duration, result.finished);
+            const auto backoff = dispatcher_.backoff(job->id);
+            job->series->set_backoff(backoff);
+            if (observer_) observer_(*target, job->probe.name(), result);
+            const JobKey key{target->config.name, std::string(job->probe.name())};
+            results_.record(key, std::move(result));
+            results_.set_backoff(key, backoff);
         }
     }
-    metrics.set_in_flight(runs->slots());
-    if (result.outcome.cancelled || job->retired) co_return;
-    result.duration = Clock::now() - started;
-    result.finished = std::chrono::system_clock::now();
-    job->series->record_run(result.outcome, run_metrics, result.duration, result.finished);
-    if (observer_) observer_(*target, job->probe.name(), result);
-    results_.record({target->config.name, std::string(job->probe.name())}, std::move(result));
+    dispatch();
 }
 
 }  // namespace mailcanary

@@ -77,24 +77,31 @@ std::string outcome_text(const Outcome& outcome) {
     return text;
 }
 
-std::string render_status_page(const Config& config, const ResultStore& results) {
+std::string render_status_page(const Config& config, const ResultStore& results,
+                               const RunSlots& slots) {
     std::string page =
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>mailcanary</title>"
         "<style>body{font-family:sans-serif}td,th{padding:2px 10px;text-align:left}"
         ".ok{color:#186a3b}.failed{color:#b03a2e;font-weight:bold}</style></head><body>"
         "<h1>mailcanary</h1><p>Configuration: " +
         html_escape(config.source_path) + " &middot; " + std::to_string(config.targets.size()) +
-        " targets &middot; <a href=\"/metrics\">metrics</a></p>"
-        "<table><tr><th>target</th><th>probe</th><th>host</th><th>last run</th><th>result</th>"
-        "<th>duration</th><th>last failure</th></tr>";
+        " targets &middot; <a href=\"/metrics\">metrics</a></p><p>Runs in flight: " +
+        std::to_string(slots.in_flight) + " of " + std::to_string(slots.limit) +
+        " (max_concurrent_probes) &middot; waiting for a slot: " + std::to_string(slots.queued) +
+        "</p><table><tr><th>target</th><th>probe</th><th>host</th><th>interval</th>"
+        "<th>last run</th><th>result</th><th>duration</th><th>last failure</th></tr>";
     for (const auto& target : config.targets) {
         for (const auto& probe : target.probes) {
             const auto* found = results.find({target.name, probe});
             const std::string link =
                 "/results?target=" + url_encode(target.name) + "&amp;probe=" + url_encode(probe);
+            std::string interval = format_duration(target.interval);
+            if (found != nullptr && found->backoff > std::chrono::nanoseconds::zero()) {
+                interval += ", backing off: next run " + format_duration(found->backoff) + " later";
+            }
             page += "<tr><td>" + html_escape(target.name) + "</td><td>" + html_escape(probe) +
                     "</td><td>" + html_escape(target.host) + ":" + std::to_string(target.port) +
-                    "</td>";
+                    "</td><td>" + interval + "</td>";
             if (found == nullptr || !found->last) {
                 page += "<td colspan=\"4\">not run yet</td></tr>";
                 continue;

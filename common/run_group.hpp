@@ -1,7 +1,7 @@
 // The one owner of the runs in flight: it knows each run, how to ask it to stop, and which job
 // it belongs to, so that a reload stops a job's runs, a shutdown stops them all and waits for
-// them (cancel, wait, then cut), and the scheduler counts runs for its caps. Runs hold it by
-// shared_ptr: a run that ends after its scheduler is gone still has its group to leave.
+// them (cancel, wait, then cut), and the scheduler counts the slots held for its cap. Runs hold it
+// by shared_ptr: a run that ends after its scheduler is gone still has its group to leave.
 // Single-threaded like the agent's loop.
 #pragma once
 
@@ -49,10 +49,6 @@ class RunGroup {
     // Runs in flight, and those of them that still hold a slot (use the network).
     std::size_t size() const { return members_.size(); }
     std::size_t slots() const { return holding_slots_; }
-    std::size_t runs_of(const void* owner) const {
-        return static_cast<std::size_t>(std::count_if(
-            members_.begin(), members_.end(), [&](const Entry& e) { return e.owner == owner; }));
-    }
 
     // Asks the runs of `owner` (all runs when null) to stop; each leaves the group as it ends.
     void stop(const void* owner = nullptr) {

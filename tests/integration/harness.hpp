@@ -115,16 +115,22 @@ inline Run run_binary(std::vector<std::string> args, const fs::path& output_file
     return run;
 }
 
-// The agent as a long-running process with its own config file and log.
+// The agent as a long-running process with its own config file and log. `launcher`: a command
+// (absolute path first) that runs the agent, e.g. prlimit with the limits to run it under.
 class AgentProcess {
   public:
-    AgentProcess(const fs::path& dir, const std::string& config) : dir_(dir) {
+    AgentProcess(const fs::path& dir, const std::string& config,
+                 std::vector<std::string> launcher = {})
+        : dir_(dir) {
         fs::create_directories(dir_);
         write_config(config);
         const fs::path log = dir_ / "agent.log";
-        std::vector<std::string> args{MAILCANARY_BINARY,
-                                      "--config.file=" + (dir_ / "agent.toml").string(),
-                                      "--web.listen-address=127.0.0.1:0", "--log.level=debug"};
+        std::vector<std::string> args = std::move(launcher);
+        for (std::string arg :
+             {std::string(MAILCANARY_BINARY), "--config.file=" + (dir_ / "agent.toml").string(),
+              std::string("--web.listen-address=127.0.0.1:0"), std::string("--log.level=debug")}) {
+            args.push_back(std::move(arg));
+        }
         std::vector<char*> argv;
         for (auto& arg : args) argv.push_back(arg.data());
         argv.push_back(nullptr);
@@ -133,8 +139,7 @@ class AgentProcess {
         posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                          0644);
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-        if (posix_spawn(&pid_, MAILCANARY_BINARY, &actions, nullptr, argv.data(), environ) != 0)
-            pid_ = -1;
+        if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;
         posix_spawn_file_actions_destroy(&actions);
         // The log says where it listens (port 0 picked a free one).
         const auto deadline = Clock::now() + 10s;

@@ -11,7 +11,10 @@
   $target too;
 - every metric is documented in docs/metrics.md;
 - every query, with Grafana's variables expanded, is valid PromQL: Prometheus's own parser
-  (`promtool check rules` on a rules file made of the queries) must accept it.
+  (`promtool check rules` on a rules file made of the queries) must accept it;
+- saturation shows before results go stale: a panel puts the runs in flight against the cap and
+  the runs waiting for a slot, another divides one by the other, and one lists the targets that
+  back off.
 
 Usage: check_dashboard.py PROMTOOL
 """
@@ -27,7 +30,7 @@ import monitoring_lib as lib  # noqa: E402
 EXPECTED_UID = "mailcanary-overview"
 MIN_SCHEMA = 39   # Grafana 10.4 / 11
 AGENT_LEVEL = {"mailcanary_schedule_lateness_seconds_bucket", "mailcanary_probes_in_flight",
-               "mailcanary_targets", "mailcanary_config_last_reload_successful",
+               "mailcanary_probes_in_flight_limit", "mailcanary_probes_queued", "mailcanary_targets", "mailcanary_config_last_reload_successful",
                "mailcanary_config_last_reload_success_timestamp_seconds", "mailcanary_build_info",
                "mailcanary_probe_skipped_total", "up"}
 
@@ -170,6 +173,35 @@ def check_promql(promtool, dash):
     return len(exprs)
 
 
+def check_saturation(dash):
+    """The overload signals of docs/runbooks.md ("When the agent is overloaded") are on the
+    dashboard."""
+    def shown_together(*metrics):
+        for p in lib.all_panels(dash):
+            names = set()
+            for t in p.get("targets", []):
+                names |= set(lib.metric_names(t.get("expr", "")))
+            if all(m in names for m in metrics):
+                return p
+        return None
+
+    if not shown_together("mailcanary_probes_in_flight", "mailcanary_probes_in_flight_limit",
+                          "mailcanary_probes_queued"):
+        err("no panel shows runs in flight against the cap and the runs waiting for a slot")
+    ratio = [q for q in lib.queries(dash)
+             if re.search(r"mailcanary_probes_in_flight\{[^}]*\}\s*/\s*"
+                          r"mailcanary_probes_in_flight_limit\{", q.expr)]
+    if not ratio:
+        err("no query divides mailcanary_probes_in_flight by mailcanary_probes_in_flight_limit")
+    for q in ratio:
+        panel = next(p for p in lib.all_panels(dash) if p.get("id") == q.panel_id)
+        unit = ((panel.get("fieldConfig") or {}).get("defaults") or {}).get("unit")
+        if unit != "percentunit":
+            err(f"{q.name}: saturation is a ratio: unit percentunit, not {unit!r}")
+    if not shown_together("mailcanary_probe_backoff_seconds"):
+        err("no panel shows which targets back off (mailcanary_probe_backoff_seconds)")
+
+
 def json_str(s):
     import json
     return json.dumps(s)
@@ -207,6 +239,7 @@ def main():
     for q in qs:
         check_query_conventions(q, documented)
     parsed = check_promql(promtool, dash)
+    check_saturation(dash)
     check_provisioning()
     panels = [p for p in lib.all_panels(dash) if p.get("type") != "row"]
     for e in errors:

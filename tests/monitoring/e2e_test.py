@@ -15,7 +15,10 @@ receiver inside this test. Steps:
  2. Postfix of the stack is stopped: MailcanarySMTPConnectFailing fires in Prometheus for the
     targets on it, Alertmanager delivers it to the pager receiver, and the AUTH and accept alerts
     of those targets neither fire nor page; IMAP (Dovecot, still running) does not alert;
- 3. Postfix is started again: the alert resolves and the resolved notification arrives.
+ 3. Postfix is started again: the alert resolves and the resolved notification arrives;
+ 4. all along, a server that accepts connections and never speaks (e2e-silent): its runs time
+    out and back off (the dashboard's backoff panel has data), and its connect alert, firing
+    since step 1, is still firing at the end with the same start: backoff resets no `for:`.
 
 Only addresses, intervals and durations differ from the shipped files, and each difference is
 made by replacing one exact line, which must be found exactly once:
@@ -230,7 +233,31 @@ def read_env(path):
     return env
 
 
-def agent_config(stack, port):
+class SilentServer:
+    """Accepts connections on 127.0.0.1 and never says a word: a server whose greeting never
+    comes (the agent's runs time out and back off)."""
+
+    def __init__(self):
+        self.sock = socket.create_server((HOST, 0))
+        self.port = self.sock.getsockname()[1]
+        self.held = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self):
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+def agent_config(stack, port, silent_port):
     ca = stack["MAILSTACK_CA_FILE"]
     name = stack["MAILSTACK_TLS_SERVER_NAME"]
     h = stack["MAILSTACK_HOST"]
@@ -284,7 +311,14 @@ tls = "starttls"
 ca_file = "{ca}"
 server_name = "{name}"
 """
-    return text + roundtrip_target(stack) + imap_targets(stack)
+    return text + f"""
+# Accepts and never speaks: its runs time out and back off.
+[[targets]]
+name = "e2e-silent"
+host = "{HOST}"
+port = {silent_port}
+tls = "none"
+""" + roundtrip_target(stack) + imap_targets(stack)
 
 
 def roundtrip_target(stack):
@@ -575,6 +609,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="mailcanary-monitoring-e2e-")
     procs = Procs(tmp)
     receiver = Receiver()
+    silent = SilentServer()
     postfix_stopped = False
     # SIGTERM (e.g. ctest giving up) must still run the cleanup below.
     signal.signal(signal.SIGTERM, _interrupted)
@@ -585,7 +620,7 @@ def main():
 
         cfg = os.path.join(tmp, "mailcanary.toml")
         with open(cfg, "w") as f:
-            f.write(agent_config(stack, agent_port))
+            f.write(agent_config(stack, agent_port, silent.port))
         check_agent_config(args.agent, cfg)
         am_cfg = alertmanager_config(tmp, receiver.port)
         prom_cfg = prometheus_config(tmp, prom_port, am_port, agent_port)
@@ -607,7 +642,7 @@ def main():
         wait_for("Prometheus to see Alertmanager",
                  lambda: http_get_json(f"{prom}/api/v1/alertmanagers")["data"]["activeAlertmanagers"], 30)
         targets = ["e2e-mx", "e2e-submission", "e2e-expired", "e2e-roundtrip", "e2e-imap",
-                   "e2e-imap-nomailbox"]
+                   "e2e-imap-nomailbox", "e2e-silent"]
 
         def scraped():
             procs.check_alive()
@@ -644,6 +679,12 @@ def main():
         if prom_alerts_for(prom, "e2e-imap"):
             raise Failure(f"alerts for the healthy e2e-imap: {prom_alerts_for(prom, 'e2e-imap')}")
         log(f"IMAP alert fired and paged: {imap_alert['annotations']['description']}")
+
+        silent_alert = wait_for("MailcanarySMTPConnectFailing for e2e-silent firing in Prometheus",
+                                lambda: firing(prom, "MailcanarySMTPConnectFailing", "e2e-silent"),
+                                30)[0]
+        if "Reason: banner_timeout." not in silent_alert["annotations"]["description"]:
+            raise Failure(f"the silent server's alert does not name the reason: {silent_alert}")
 
         # Nothing about e2e-mx may be firing yet.
         early = [a for a in prom_alerts(prom) if a["labels"].get("target") == "e2e-mx"]
@@ -707,6 +748,15 @@ def main():
         log(f"resolved notification delivered {time.monotonic() - t_up:.1f}s after Postfix came back")
         del resolve
         procs.check_alive()
+        # 4. the silent server's alert has been firing all along, through its backoff.
+        still = firing(prom, "MailcanarySMTPConnectFailing", "e2e-silent")
+        if not still or still[0]["activeAt"] != silent_alert["activeAt"]:
+            raise Failure(f"the silent server's alert did not keep firing through backoff: "
+                          f"{silent_alert} then {still}")
+        backoff = http_get_json(f"{prom}/api/v1/query?query=" + urllib.parse.quote(
+            'mailcanary_probe_backoff_seconds{target="e2e-silent"}'))["data"]["result"]
+        log(f"e2e-silent: connect alert firing since {silent_alert['activeAt']}, through its "
+            f"backoff (now {backoff[0]['value'][1] if backoff else '?'} s)")
         pages = receiver.pager_events()
         # (inhibit-check-other's AUTH alert is not inhibited and may page)
         leaked = [ev for ev in pages if re.search(
@@ -716,7 +766,9 @@ def main():
             raise Failure(f"a symptom alert was paged: {leaked[0]}")
         print(f"PASS: all {ok} dashboard queries returned data"
               + "; IMAP alert fired and paged for the missing mailbox"
-              + f"; connect alert fired and paged, AUTH/accept/IMAP alerts silent, resolved; {len(pages)} PagerDuty "
+              + f"; connect alert fired and paged, AUTH/accept/IMAP alerts silent, resolved"
+              + "; the silent server's alert kept firing through its backoff"
+              + f"; {len(pages)} PagerDuty "
               f"events received; {time.monotonic() - T0:.0f}s", flush=True)
         return 0
     except (Failure, KeyboardInterrupt) as e:
@@ -731,6 +783,7 @@ def main():
     finally:
         procs.stop_all()
         receiver.close()
+        silent.close()
         if postfix_stopped:
             log("starting Postfix again (cleanup)")
             try:

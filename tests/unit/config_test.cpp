@@ -276,7 +276,8 @@ TEST(ConfigLoad, EmptyFileGivesDefaultsAndNoTargets) {
     const ConfigResult result = load("");
     ASSERT_TRUE(result.config.has_value());
     EXPECT_EQ(result.config->agent.listen_addresses, std::vector<std::string>{":9725"});
-    EXPECT_EQ(result.config->agent.max_concurrent_probes, 512u);
+    EXPECT_EQ(result.config->agent.max_concurrent_probes, std::nullopt)
+        << "unset: derived from the descriptor limit";
     EXPECT_EQ(result.config->agent.metrics.duration_buckets,
               (std::vector<double>{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}));
     EXPECT_TRUE(result.config->agent.metrics.phase_histograms);

@@ -1,5 +1,5 @@
-// docs/metrics.md against the contract tables: every phase, failure reason and probe kind the
-// agent can export is documented there, and nothing is documented that it cannot export.
+// docs/metrics.md against the contract: every phase, failure reason, probe kind and metric family
+// the agent can export is documented there, and nothing is documented that it cannot export.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -15,12 +15,14 @@
 namespace mailcanary {
 namespace {
 
-std::string metrics_doc() {
-    std::ifstream file(std::string(MAILCANARY_SOURCE_DIR) + "/docs/metrics.md");
+std::string source_file(const std::string& path) {
+    std::ifstream file(std::string(MAILCANARY_SOURCE_DIR) + "/" + path);
     std::ostringstream text;
     text << file.rdbuf();
     return text.str();
 }
+
+std::string metrics_doc() { return source_file("docs/metrics.md"); }
 
 // The names in the first column ("| `name` | ...") of the table that follows `heading`, up to
 // the next heading.
@@ -65,6 +67,27 @@ TEST(ContractDocs, EveryProbeKindIsDocumentedAndNoOther) {
         if (!name.starts_with("mailcanary_")) probe_rows.insert(name);
     }
     EXPECT_EQ(probe_rows, kinds);
+}
+
+// The metric families of the golden /metrics contract (tests/golden/metrics_contract.txt, which
+// the MetricsContract integration test holds to what the agent serves) against the first column
+// of every table in docs/metrics.md.
+TEST(ContractDocs, EveryMetricFamilyIsDocumentedAndNoOther) {
+    std::set<std::string> families;
+    std::istringstream golden(source_file("tests/golden/metrics_contract.txt"));
+    for (std::string line; std::getline(golden, line);) {
+        if (!line.empty() && line[0] != '#') families.insert(line.substr(0, line.find(' ')));
+    }
+    ASSERT_GT(families.size(), 30u);
+    std::set<std::string> documented;
+    std::istringstream doc(metrics_doc());
+    for (std::string line; std::getline(doc, line);) {
+        if (!line.starts_with("| `")) continue;
+        const std::string name = line.substr(3, line.find('`', 3) - 3);
+        if (name.starts_with("mailcanary_") || name.starts_with("process_"))
+            documented.insert(name);
+    }
+    EXPECT_EQ(documented, families);
 }
 
 TEST(ContractDocs, TheNamesAreTheEnumeratorsInOrder) {
