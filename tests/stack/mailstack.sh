@@ -41,6 +41,8 @@ PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
 log() { printf 'mailstack: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=tests/stack/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
   echo "usage: $0 start|stop|status|flush|queue DIR   (env: MAILSTACK_PORT_BASE, default 20000)" >&2
@@ -68,10 +70,8 @@ set_paths() {
 }
 
 set_ports() {
-  local base=${MAILSTACK_PORT_BASE:-20000}
-  if ! [[ $base =~ ^[0-9]+$ ]] || ((base < 1024 || base + 994 > 65535)); then
-    die "MAILSTACK_PORT_BASE=$base: need an integer >= 1024 with base+994 <= 65535"
-  fi
+  local base
+  base=$(port_base)
   SMTP_PORT=$((base + 25))
   SMTP_EXPIRED_PORT=$((base + 26))
   SUBMISSION_PORT=$((base + 587))
@@ -117,7 +117,7 @@ check_ports_free() {
   for hp in "$HOST:$SMTP_PORT" "$HOST:$SMTP_EXPIRED_PORT" "$HOST:$SUBMISSION_PORT" \
             "$HOST:$SMTPS_PORT" "$HOST:$IMAP_PORT" "$HOST:$IMAPS_PORT" "$HOST:$LMTP_PORT" \
             "$NOIDLE_HOST:$IMAP_NOIDLE_PORT" "$NOIDLE_HOST:$IMAPS_NOIDLE_PORT"; do
-    if (exec 3<>"/dev/tcp/${hp%:*}/${hp##*:}") 2>/dev/null; then
+    if port_in_use "${hp%:*}" "${hp##*:}"; then
       die "port $hp is already in use (another mail stack? set MAILSTACK_PORT_BASE)"
     fi
   done
@@ -541,38 +541,7 @@ start_dovecot() {
     fail_with_logs "dovecot failed to start"
 }
 
-# ---------------------------------------------------------------- processes
-
-# Echo PID from FILE if that process exists and is not a zombie.
-live_pid() {
-  local pid
-  [[ -r $1 ]] || return 1
-  pid=$(tr -dc '0-9' <"$1")
-  [[ -n $pid ]] && is_alive "$pid" && echo "$pid"
-}
-
-# PID 1 here reaps orphans late: a dead daemon can linger as a zombie.
-is_alive() {
-  local state
-  state=$(awk '/^State:/ {print $2}' "/proc/$1/status" 2>/dev/null) || return 1
-  [[ -n $state && $state != Z && $state != X ]]
-}
-
-children_of() {
-  ps -o pid= --ppid "$1" 2>/dev/null | tr -d " " || true
-}
-
-# Wait until every pid given is gone or a zombie; return 1 on timeout.
-wait_gone() {
-  local deadline=$((SECONDS + $1)) pid; shift
-  while ((SECONDS < deadline)); do
-    local any=0
-    for pid in "$@"; do is_alive "$pid" && any=1; done
-    ((any == 0)) && return 0
-    sleep 0.1
-  done
-  return 1
-}
+# ---------------------------------------------------------------- stopping
 
 stop_stack() {
   local pf dc pids=() pid
@@ -593,39 +562,11 @@ stop_stack() {
   # SIGTERM is what `dovecot stop` sends; it then polls with kill(pid, 0),
   # which a late-reaped zombie passes, so it would wait seconds for nothing.
   [[ -n $dc ]] && { kill -TERM "$dc" 2>/dev/null || true; }
-  if ! wait_gone $((STOP_TIMEOUT - 2)) "${pids[@]}"; then
-    log "daemons still alive after $((STOP_TIMEOUT - 2)) s, sending SIGKILL"
-    for pid in "${pids[@]}"; do
-      if is_alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-    done
-    wait_gone 2 "${pids[@]}" || die "processes survived SIGKILL: ${pids[*]}"
-  fi
+  wait_or_kill $((STOP_TIMEOUT - 2)) "${pids[@]}"
   log "stopped (postfix ${pf:-none}, dovecot ${dc:-none})"
 }
 
 # ---------------------------------------------------------------- readiness
-
-# Plain TCP: echo the first line (the banner), then send CMD (QUIT/LOGOUT).
-banner_plain() {
-  local host=$1 port=$2 cmd=$3
-  (line=""
-   exec 3<>"/dev/tcp/$host/$port" || exit 1
-   IFS= read -r -t 2 line <&3 || true
-   printf '%s\r\n' "$cmd" >&3 || true
-   printf '%s' "${line%$'\r'}") 2>/dev/null
-}
-
-# Implicit TLS, certificate verified against our CA; echo the first line.
-# -quiet implies -ign_eof, so s_client waits for the server to close after our
-# QUIT/LOGOUT.
-banner_tls() {
-  local host=$1 port=$2 cmd=$3 out
-  out=$(printf '%s\r\n' "$cmd" | timeout 5 openssl s_client -quiet \
-          -connect "$host:$port" -servername "$SERVER_NAME" \
-          -CAfile "$TLS/ca.pem" -verify_return_error 2>/dev/null) || true
-  out=${out%%$'\n'*}
-  printf '%s' "${out%$'\r'}"
-}
 
 # port_ready NAME HOST PORT: 0 once the listener greets as it should.
 port_ready() {
@@ -788,7 +729,7 @@ cmd_status() {
         *_PORT=*)
           key=${line%%=*} port=${line#*=}
           host=${env[${key%_PORT}_HOST]:-${env[MAILSTACK_HOST]:-$HOST}}
-          if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then echo "  $line listening"
+          if port_in_use "$host" "$port"; then echo "  $line listening"
           else echo "  $line closed"; rc=1; fi ;;
       esac
     done <"$DIR/stack.env"

@@ -1,0 +1,87 @@
+# shellcheck shell=bash
+# Helpers shared by the test stack's scripts (mailstack.sh, mtas.sh): sourced, not run.
+# The sourcing script defines log, die, TLS (the directory holding ca.pem) and SERVER_NAME.
+
+# The first port of a stack: MAILSTACK_PORT_BASE (default 20000). A stack uses ports up to
+# base+994, so stacks at bases 1000 apart never collide.
+port_base() {
+  local base=${MAILSTACK_PORT_BASE:-20000}
+  if ! [[ $base =~ ^[0-9]+$ ]] || ((base < 1024 || base + 994 > 65535)); then
+    die "MAILSTACK_PORT_BASE=$base: need an integer >= 1024 with base+994 <= 65535"
+  fi
+  echo "$base"
+}
+
+# ---------------------------------------------------------------- processes
+
+# Echo PID from FILE if that process exists and is not a zombie.
+live_pid() {
+  local pid
+  [[ -r $1 ]] || return 1
+  pid=$(tr -dc '0-9' <"$1")
+  [[ -n $pid ]] && is_alive "$pid" && echo "$pid"
+}
+
+# PID 1 here reaps orphans late: a dead daemon can linger as a zombie.
+is_alive() {
+  local state
+  state=$(awk '/^State:/ {print $2}' "/proc/$1/status" 2>/dev/null) || return 1
+  [[ -n $state && $state != Z && $state != X ]]
+}
+
+children_of() {
+  ps -o pid= --ppid "$1" 2>/dev/null | tr -d " " || true
+}
+
+# Wait until every pid given is gone or a zombie; return 1 on timeout.
+wait_gone() {
+  local deadline=$((SECONDS + $1)) pid; shift
+  while ((SECONDS < deadline)); do
+    local any=0
+    for pid in "$@"; do is_alive "$pid" && any=1; done
+    ((any == 0)) && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# wait_or_kill SECONDS PID...: wait for processes already told to stop; SIGKILL what is left
+# after SECONDS, and fail if even that does not end them.
+wait_or_kill() {
+  local seconds=$1 pid; shift
+  wait_gone "$seconds" "$@" && return 0
+  log "still alive after $seconds s, sending SIGKILL"
+  for pid in "$@"; do
+    if is_alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+  done
+  wait_gone 2 "$@" || die "processes survived SIGKILL: $*"
+}
+
+# ---------------------------------------------------------------- listeners
+
+# 0 if something accepts connections on HOST PORT.
+port_in_use() {
+  (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+# Plain TCP: echo the first line (the banner), then send CMD (QUIT/LOGOUT).
+banner_plain() {
+  local host=$1 port=$2 cmd=$3
+  (line=""
+   exec 3<>"/dev/tcp/$host/$port" || exit 1
+   IFS= read -r -t 2 line <&3 || true
+   printf '%s\r\n' "$cmd" >&3 || true
+   printf '%s' "${line%$'\r'}") 2>/dev/null
+}
+
+# Implicit TLS, certificate verified against our CA; echo the first line.
+# -quiet implies -ign_eof, so s_client waits for the server to close after our
+# QUIT/LOGOUT.
+banner_tls() {
+  local host=$1 port=$2 cmd=$3 out
+  out=$(printf '%s\r\n' "$cmd" | timeout 5 openssl s_client -quiet \
+          -connect "$host:$port" -servername "$SERVER_NAME" \
+          -CAfile "$TLS/ca.pem" -verify_return_error 2>/dev/null) || true
+  out=${out%%$'\n'*}
+  printf '%s' "${out%$'\r'}"
+}
