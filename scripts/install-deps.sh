@@ -16,10 +16,17 @@ BUILD_PKGS=(
   prometheus-cpp-dev libtomlplusplus-dev libgtest-dev libgmock-dev
 )
 RUNTIME_PKGS=(
-  openssl curl ca-certificates iproute2 procps
+  openssl curl ca-certificates iproute2 procps util-linux
   postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve
   prometheus prometheus-alertmanager
+  # The shared libraries of the unpacked Exim and OpenSMTPD (see MTA_DEBS).
+  libidn12 libgnutls-dane0 libnsl2 libdb5.3 libpcre2-8-0 libevent-2.1-7
 )
+# Exim and OpenSMTPD, which the integration tests run beside Postfix (tests/stack/mtas.sh). As
+# packages they conflict with Postfix (each is a mail-transport-agent), so they are never
+# installed: fetched with `apt-get download`, kept, and unpacked with `dpkg -x` under MTA_CACHE.
+MTA_DEBS=(exim4-daemon-light opensmtpd)
+MTA_CACHE=${MAILCANARY_MTA_CACHE:-/var/cache/mailcanary/mtas}
 
 POLICY_RC=/usr/sbin/policy-rc.d
 created_policy_rc=0
@@ -80,6 +87,43 @@ stop_system_daemons() {
   done
 }
 
+# $MTA_CACHE/debs holds the downloaded packages, $MTA_CACHE/roots/PKG each one unpacked (with
+# its version in .version). A root that is there is used as it is: no network then.
+fetch_mtas() {
+  local pkg missing=()
+  for pkg in "${MTA_DEBS[@]}"; do
+    [[ -s $MTA_CACHE/roots/$pkg/.version ]] || missing+=("$pkg")
+  done
+  if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "install-deps: ${MTA_DEBS[*]} already unpacked in $MTA_CACHE/roots"
+    return 0
+  fi
+  as_root mkdir -p "$MTA_CACHE/debs" "$MTA_CACHE/roots"
+  local download
+  download=$(as_root mktemp -d /tmp/mailcanary-debs.XXXXXX)
+  as_root chmod 0777 "$download"   # apt-get download writes as its sandbox user, _apt
+  # Lists may be missing (a fresh image) or name versions the mirror no longer has.
+  if ! (cd "$download" && as_root apt-get download -qq "${missing[@]}") >/dev/null 2>&1; then
+    as_root apt-get update -qq
+    (cd "$download" && as_root apt-get download -qq "${missing[@]}") ||
+      { log "apt-get download ${missing[*]} failed"; exit 1; }
+  fi
+  local deb version root
+  for pkg in "${missing[@]}"; do
+    deb=$(compgen -G "$download/${pkg}_*.deb" | head -n 1) || true
+    [[ -n $deb ]] || { log "apt-get download left no $pkg package"; exit 1; }
+    version=$(dpkg-deb -f "$deb" Version)
+    as_root mv "$deb" "$MTA_CACHE/debs/"
+    root=$MTA_CACHE/roots/$pkg
+    as_root rm -rf "$root.tmp" "$root"
+    as_root dpkg -x "$MTA_CACHE/debs/${deb##*/}" "$root.tmp"
+    printf '%s\n' "$version" | as_root tee "$root.tmp/.version" >/dev/null
+    as_root mv "$root.tmp" "$root"
+    echo "install-deps: unpacked $pkg $version in $root"
+  done
+  as_root rm -rf "$download"
+}
+
 main() {
   export DEBIAN_FRONTEND=noninteractive
 
@@ -91,6 +135,7 @@ main() {
   if [[ ${#missing[@]} -eq 0 ]]; then
     stop_system_daemons
     echo "install-deps: all ${#BUILD_PKGS[@]} build + ${#RUNTIME_PKGS[@]} runtime packages already installed"
+    fetch_mtas
     return 0
   fi
 
@@ -127,6 +172,7 @@ main() {
     is_installed "$pkg" || { log "package $pkg still not installed"; exit 1; }
   done
   echo "install-deps: installed ${#missing[@]} package(s): ${missing[*]}"
+  fetch_mtas
 }
 
 main "$@"
