@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Helpers shared by the test stack's scripts (mailstack.sh, mtas.sh): sourced, not run.
-# The sourcing script defines log, die, TLS (the directory holding ca.pem) and SERVER_NAME.
+# The sourcing script defines log, die, fail_with_logs MESSAGE (says what failed, shows its logs,
+# exits), TLS (the directory holding ca.pem) and SERVER_NAME.
 
 # The first port of a stack: MAILSTACK_PORT_BASE (default 20000). A stack uses ports up to
 # base+994, so stacks at bases 1000 apart never collide.
@@ -84,4 +85,40 @@ banner_tls() {
           -CAfile "$TLS/ca.pem" -verify_return_error 2>/dev/null) || true
   out=${out%%$'\n'*}
   printf '%s' "${out%$'\r'}"
+}
+
+# wait_listeners SECONDS READY ALIVE NAME=HOST:PORT...: runs `READY NAME HOST PORT` for each
+# listener until every one has answered 0, and `ALIVE` (which fails the start itself if a daemon
+# died) in between; fails the start naming those still silent after SECONDS.
+wait_listeners() {
+  local seconds=$1 ready=$2 alive=$3 listener name hp
+  shift 3
+  local deadline=$((SECONDS + seconds))
+  local -A pending=()
+  for listener in "$@"; do pending[${listener%%=*}]=${listener#*=}; done
+  while ((${#pending[@]} > 0)); do
+    for name in "${!pending[@]}"; do
+      hp=${pending[$name]}
+      "$ready" "$name" "${hp%:*}" "${hp##*:}" && unset "pending[$name]"
+    done
+    ((${#pending[@]} == 0)) && break
+    "$alive"
+    if ((SECONDS >= deadline)); then
+      local still=""
+      for name in "${!pending[@]}"; do still+=" $name:${pending[$name]}"; done
+      fail_with_logs "not ready after ${seconds}s:$still"
+    fi
+    sleep 0.1
+  done
+}
+
+# The last lines of each non-empty FILE, to stderr.
+show_log_tails() {
+  local file
+  for file in "$@"; do
+    if [[ -s $file ]]; then
+      echo "----- tail $file" >&2
+      tail -n 25 "$file" >&2
+    fi
+  done
 }

@@ -588,40 +588,23 @@ port_ready() {
   return 0
 }
 
+daemons_alive() {
+  live_pid "$PF_PID_FILE" >/dev/null || fail_with_logs "postfix master died during start"
+  live_pid "$DC_PID_FILE" >/dev/null || fail_with_logs "dovecot died during start"
+}
+
 wait_ready() {
-  local deadline=$((SECONDS + START_TIMEOUT))
-  local -A pending=([smtp]=$HOST:$SMTP_PORT [expired]=$HOST:$SMTP_EXPIRED_PORT
-                    [submission]=$HOST:$SUBMISSION_PORT [smtps]=$HOST:$SMTPS_PORT
-                    [imap]=$HOST:$IMAP_PORT [imaps]=$HOST:$IMAPS_PORT [lmtp]=$HOST:$LMTP_PORT
-                    [imap_noidle]=$NOIDLE_HOST:$IMAP_NOIDLE_PORT
-                    [imaps_noidle]=$NOIDLE_HOST:$IMAPS_NOIDLE_PORT)
-  local name hp
-  while ((${#pending[@]} > 0)); do
-    for name in "${!pending[@]}"; do
-      hp=${pending[$name]}
-      port_ready "$name" "${hp%:*}" "${hp##*:}" && unset "pending[$name]"
-    done
-    ((${#pending[@]} == 0)) && break
-    live_pid "$PF_PID_FILE" >/dev/null || fail_with_logs "postfix master died during start"
-    live_pid "$DC_PID_FILE" >/dev/null || fail_with_logs "dovecot died during start"
-    if ((SECONDS >= deadline)); then
-      local still=""
-      for name in "${!pending[@]}"; do still+=" $name:${pending[$name]}"; done
-      fail_with_logs "not ready after ${START_TIMEOUT}s:$still"
-    fi
-    sleep 0.1
-  done
+  wait_listeners "$START_TIMEOUT" port_ready daemons_alive \
+    "smtp=$HOST:$SMTP_PORT" "expired=$HOST:$SMTP_EXPIRED_PORT" \
+    "submission=$HOST:$SUBMISSION_PORT" "smtps=$HOST:$SMTPS_PORT" "imap=$HOST:$IMAP_PORT" \
+    "imaps=$HOST:$IMAPS_PORT" "lmtp=$HOST:$LMTP_PORT" \
+    "imap_noidle=$NOIDLE_HOST:$IMAP_NOIDLE_PORT" "imaps_noidle=$NOIDLE_HOST:$IMAPS_NOIDLE_PORT"
 }
 
 fail_with_logs() {
   log "error: $*"
-  local f
-  for f in postfix-start.log postfix.log dovecot-start.log dovecot.log; do
-    if [[ -s $LOGS/$f ]]; then
-      echo "----- tail $LOGS/$f" >&2
-      tail -n 25 "$LOGS/$f" >&2
-    fi
-  done
+  show_log_tails "$LOGS/postfix-start.log" "$LOGS/postfix.log" "$LOGS/dovecot-start.log" \
+    "$LOGS/dovecot.log"
   exit 1
 }
 

@@ -334,36 +334,27 @@ daemon_up() {
   pid=$(live_pid "$1") && [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$2" ]]
 }
 
-# listener_ready NAME PORT: 0 once the listener greets as it should.
+# listener_ready NAME HOST PORT: 0 once the listener greets as it should.
 listener_ready() {
   case $1 in
-    exim_smtps)     [[ $(banner_tls "$HOST" "$2" QUIT) == 220[-\ ]* ]] ;;
-    exim_*)         [[ $(banner_plain "$HOST" "$2" QUIT) == 220[-\ ]* ]] ;;
+    exim_smtps)      [[ $(banner_tls "$2" "$3" QUIT) == 220[-\ ]* ]] ;;
+    exim_*)          [[ $(banner_plain "$2" "$3" QUIT) == 220[-\ ]* ]] ;;
     # Its TLS handshakes fail; that it listens is all there is to see.
-    opensmtpd_smtps) port_in_use "$HOST" "$2" ;;
-    opensmtpd_*)    [[ $(banner_plain "$HOST" "$2" QUIT) == "220 "* ]] ;;
+    opensmtpd_smtps) port_in_use "$2" "$3" ;;
+    opensmtpd_*)     [[ $(banner_plain "$2" "$3" QUIT) == "220 "* ]] ;;
   esac
 }
 
+daemons_alive() {
+  live_pid "$EXIM_PID_FILE" >/dev/null || fail_with_logs "Exim died during start"
+  live_pid "$SMTPD_PID_FILE" >/dev/null || fail_with_logs "OpenSMTPD died during start"
+}
+
 wait_ready() {
-  local deadline=$((SECONDS + START_TIMEOUT)) name
-  local -A pending=([exim_smtp]=$EXIM_SMTP_PORT [exim_smtps]=$EXIM_SMTPS_PORT
-                    [exim_tls12]=$EXIM_TLS12_PORT [opensmtpd_smtp]=$SMTPD_SMTP_PORT
-                    [opensmtpd_starttls]=$SMTPD_STARTTLS_PORT [opensmtpd_smtps]=$SMTPD_SMTPS_PORT)
-  while ((${#pending[@]} > 0)); do
-    for name in "${!pending[@]}"; do
-      if listener_ready "$name" "${pending[$name]}"; then unset "pending[$name]"; fi
-    done
-    ((${#pending[@]} == 0)) && break
-    live_pid "$EXIM_PID_FILE" >/dev/null || fail_with_logs "Exim died during start"
-    live_pid "$SMTPD_PID_FILE" >/dev/null || fail_with_logs "OpenSMTPD died during start"
-    if ((SECONDS >= deadline)); then
-      local still=""
-      for name in "${!pending[@]}"; do still+=" $name:${pending[$name]}"; done
-      fail_with_logs "not ready after ${START_TIMEOUT}s:$still"
-    fi
-    sleep 0.1
-  done
+  wait_listeners "$START_TIMEOUT" listener_ready daemons_alive \
+    "exim_smtp=$HOST:$EXIM_SMTP_PORT" "exim_smtps=$HOST:$EXIM_SMTPS_PORT" \
+    "exim_tls12=$HOST:$EXIM_TLS12_PORT" "opensmtpd_smtp=$HOST:$SMTPD_SMTP_PORT" \
+    "opensmtpd_starttls=$HOST:$SMTPD_STARTTLS_PORT" "opensmtpd_smtps=$HOST:$SMTPD_SMTPS_PORT"
   daemon_up "$EXIM_PID_FILE" "$EXIM_BIN" || fail_with_logs "the Exim daemon is not the process started"
   daemon_up "$SMTPD_PID_FILE" "$SMTPD_BIN" ||
     fail_with_logs "the OpenSMTPD daemon is not the process started"
@@ -371,14 +362,8 @@ wait_ready() {
 
 fail_with_logs() {
   log "error: $*"
-  local f
-  for f in "$LOGS/exim-check.log" "$LOGS/exim.log" "$EXIM_DIR/log/mainlog" \
-           "$EXIM_DIR/log/paniclog" "$LOGS/opensmtpd-check.log" "$LOGS/opensmtpd.log"; do
-    if [[ -s $f ]]; then
-      echo "----- tail $f" >&2
-      tail -n 20 "$f" >&2
-    fi
-  done
+  show_log_tails "$LOGS/exim-check.log" "$LOGS/exim.log" "$EXIM_DIR/log/mainlog" \
+    "$EXIM_DIR/log/paniclog" "$LOGS/opensmtpd-check.log" "$LOGS/opensmtpd.log"
   exit 1
 }
 
