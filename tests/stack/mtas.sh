@@ -121,11 +121,12 @@ check_ports_free() {
 
 # Users the packages' maintainer scripts would have created, plus vmail, as whom OpenSMTPD runs
 # its LMTP client. Each gets an id unused on this machine, the same as uid and gid.
+readonly MTA_USERS=(Debian-exim opensmtpd opensmtpq vmail)
 declare -A ID_OF=()
 allocate_ids() {
   local name id=64999 taken
   taken=$(cut -d: -f3 /etc/passwd /etc/group | sort -u)
-  for name in Debian-exim opensmtpd opensmtpq vmail; do
+  for name in "${MTA_USERS[@]}"; do
     while grep -qx "$id" <<<"$taken"; do id=$((id - 1)); done
     ID_OF[$name]=$id
     id=$((id - 1))
@@ -134,10 +135,12 @@ allocate_ids() {
 
 write_namespace_files() {
   mkdir -p "$NS_ETC" "$SMTPD_DIR/vmail"
-  cp /etc/passwd "$NS_ETC/passwd"
-  cp /etc/group "$NS_ETC/group"
-  local name home
-  for name in Debian-exim opensmtpd opensmtpq vmail; do
+  # The machine's entries, but not its own users of these names (were the packages installed).
+  local name home pattern
+  pattern="^($(IFS='|'; echo "${MTA_USERS[*]}")):"
+  grep -Ev "$pattern" /etc/passwd >"$NS_ETC/passwd" || true
+  grep -Ev "$pattern" /etc/group >"$NS_ETC/group" || true
+  for name in "${MTA_USERS[@]}"; do
     home=/nonexistent
     [[ $name == vmail ]] && home=$SMTPD_DIR/vmail   # OpenSMTPD looks for ~/.forward
     printf '%s:x:%s:%s:mailcanary test stack:%s:/usr/sbin/nologin\n' \
@@ -172,7 +175,7 @@ write_exim_config() {
   local exim=${ID_OF[Debian-exim]}
   rm -rf "${EXIM_DIR:?}/spool"   # a fresh queue on every start
   mkdir -p "$EXIM_DIR/spool" "$EXIM_DIR/log" "$LOGS"
-  chown "$exim:$exim" "$EXIM_DIR/spool" "$EXIM_DIR/log"
+  chown -R "$exim:$exim" "$EXIM_DIR/spool" "$EXIM_DIR/log"   # ids may differ from last time
   # Exim reads its key after it gave up root.
   install -o "$exim" -g "$exim" -m 0600 "$TLS/server.key" "$EXIM_DIR/server.key"
   local users
