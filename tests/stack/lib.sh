@@ -65,6 +65,26 @@ port_in_use() {
   (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
 }
 
+# wait_ports_free SECONDS PORT...: fails at once if something listens on a PORT (another stack),
+# and waits up to SECONDS while a PORT is the local end of a connection: a port base inside the
+# ephemeral range (32768-60999) shares its ports with every client on the machine, and a daemon
+# cannot bind a port a connection holds. Closed connections (TIME-WAIT) are no obstacle.
+wait_ports_free() {
+  local seconds=$1 port holders
+  shift
+  local deadline=$((SECONDS + seconds))
+  for port in "$@"; do
+    while holders=$(ss -Htan exclude time-wait "( sport = :$port )") && [[ -n $holders ]]; do
+      [[ $holders != *LISTEN* ]] ||
+        die "port $port is already in use (another stack? set MAILSTACK_PORT_BASE)"
+      ((SECONDS < deadline)) ||
+        die "port $port is still the local end of a connection after $seconds s; choose a" \
+            "MAILSTACK_PORT_BASE outside the ephemeral range (32768-60999)"
+      sleep 0.2
+    done
+  done
+}
+
 # Plain TCP: echo the first line (the banner), then send CMD (QUIT/LOGOUT).
 banner_plain() {
   local host=$1 port=$2 cmd=$3

@@ -113,14 +113,8 @@ check_dir_traversable() {
 # Something already listening (another stack, a system daemon) would make the
 # start fail with a confusing log; say which port it is.
 check_ports_free() {
-  local hp
-  for hp in "$HOST:$SMTP_PORT" "$HOST:$SMTP_EXPIRED_PORT" "$HOST:$SUBMISSION_PORT" \
-            "$HOST:$SMTPS_PORT" "$HOST:$IMAP_PORT" "$HOST:$IMAPS_PORT" "$HOST:$LMTP_PORT" \
-            "$NOIDLE_HOST:$IMAP_NOIDLE_PORT" "$NOIDLE_HOST:$IMAPS_NOIDLE_PORT"; do
-    if port_in_use "${hp%:*}" "${hp##*:}"; then
-      die "port $hp is already in use (another mail stack? set MAILSTACK_PORT_BASE)"
-    fi
-  done
+  wait_ports_free 30 "$SMTP_PORT" "$SMTP_EXPIRED_PORT" "$SUBMISSION_PORT" "$SMTPS_PORT" \
+    "$IMAP_PORT" "$IMAPS_PORT" "$LMTP_PORT" "$IMAP_NOIDLE_PORT" "$IMAPS_NOIDLE_PORT"
 }
 
 # ---------------------------------------------------------------- TLS material

@@ -109,12 +109,7 @@ read_mail_stack() {
 }
 
 check_ports_free() {
-  local port
-  for port in "${ALL_PORTS[@]}"; do
-    if port_in_use "$HOST" "$port"; then
-      die "port $HOST:$port is already in use (another stack? set MAILSTACK_PORT_BASE)"
-    fi
-  done
+  wait_ports_free "$START_TIMEOUT" "${ALL_PORTS[@]}"
 }
 
 # ---------------------------------------------------------------- namespaces
@@ -329,6 +324,14 @@ start_daemon() {
   echo $! >"$pid_file"
 }
 
+# OpenSMTPD logs to stderr when in the foreground; what this start of it logged begins at
+# SMTPD_LOG_OFFSET.
+start_smtpd() {
+  SMTPD_LOG_OFFSET=$(stat -c %s "$LOGS/opensmtpd.log" 2>/dev/null || echo 0)
+  SMTPD_STARTS=$((SMTPD_STARTS + 1))
+  start_daemon opensmtpd "$SMTPD_PID_FILE" -n -d "$SMTPD_BIN" -f "$SMTPD_DIR/smtpd.conf"
+}
+
 # ---------------------------------------------------------------- readiness
 
 # The pid written at start is the daemon once unshare and bash have exec'd it.
@@ -348,9 +351,20 @@ listener_ready() {
   esac
 }
 
+# Exim waits and tries again when a port it binds is taken; OpenSMTPD exits. A port can be
+# taken between the check and the bind when the port base lies in the ephemeral range and a
+# client's connection happened to get it: OpenSMTPD is then started again, twice at most.
 daemons_alive() {
   live_pid "$EXIM_PID_FILE" >/dev/null || fail_with_logs "Exim died during start"
-  live_pid "$SMTPD_PID_FILE" >/dev/null || fail_with_logs "OpenSMTPD died during start"
+  live_pid "$SMTPD_PID_FILE" >/dev/null && return 0
+  if ((SMTPD_STARTS < 3)) && grep -q 'bind: Address already in use' \
+       < <(tail -c +$((SMTPD_LOG_OFFSET + 1)) "$LOGS/opensmtpd.log"); then
+    log "OpenSMTPD found a port taken by a connection; starting it again"
+    wait_ports_free "$START_TIMEOUT" "$SMTPD_SMTP_PORT" "$SMTPD_STARTTLS_PORT" "$SMTPD_SMTPS_PORT"
+    start_smtpd
+    return 0
+  fi
+  fail_with_logs "OpenSMTPD died during start"
 }
 
 wait_ready() {
@@ -363,10 +377,12 @@ wait_ready() {
     fail_with_logs "the OpenSMTPD daemon is not the process started"
 }
 
+# A failed start leaves nothing running.
 fail_with_logs() {
   log "error: $*"
   show_log_tails "$LOGS/exim-check.log" "$LOGS/exim.log" "$EXIM_DIR/log/mainlog" \
     "$EXIM_DIR/log/paniclog" "$LOGS/opensmtpd-check.log" "$LOGS/opensmtpd.log"
+  stop_mtas
   exit 1
 }
 
@@ -440,8 +456,8 @@ cmd_start() {
   write_exim_config
   write_smtpd_config
   start_daemon exim "$EXIM_PID_FILE" -bV -bdf "$EXIM_BIN" -C "$EXIM_DIR/exim.conf"
-  # OpenSMTPD logs to stderr when in the foreground.
-  start_daemon opensmtpd "$SMTPD_PID_FILE" -n -d "$SMTPD_BIN" -f "$SMTPD_DIR/smtpd.conf"
+  SMTPD_STARTS=0
+  start_smtpd
   wait_ready
   write_env
   local ms=$((($(date +%s%N) - started_ns) / 1000000))
