@@ -6,16 +6,20 @@
 #include "probes/auth_probe.hpp"
 #include "probes/smtp_lists.hpp"
 #include "protocols/message.hpp"
-#include "protocols/token.hpp"
 #include "protocols/smtp_session.hpp"
+#include "protocols/token.hpp"
 
 namespace mailcanary {
 
 boost::asio::awaitable<Outcome> run_accept_probe(ProbeRun run) {
-    co_return co_await submit_probe_message(run, make_token(run.target.token_secret));
+    // Nobody waits for an accept probe's message: a mailbox tracker may clean it up once the
+    // run is over.
+    co_return co_await submit_probe_message(
+        run, make_token(run.target.token_secret, run.wall_deadline()), AfterDelivery::kept);
 }
 
-boost::asio::awaitable<Outcome> submit_probe_message(ProbeRun run, std::string token) {
+boost::asio::awaitable<Outcome> submit_probe_message(ProbeRun run, std::string token,
+                                                     AfterDelivery after_delivery) {
     const TargetConfig& target = run.target.config;
     const MessageConfig& message = *target.message;  // required by the config for this probe
 
@@ -31,7 +35,8 @@ boost::asio::awaitable<Outcome> submit_probe_message(ProbeRun run, std::string t
                            .subject = message.subject,
                            .headers = message.headers,
                            .token = std::move(token),
-                           .message_id_domain = target.helo};
+                           .message_id_domain = target.helo,
+                           .after_delivery = after_delivery};
     smtp::TransactionRequest transaction{
         .from = message.from,
         .to = message.to,

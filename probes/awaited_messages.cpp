@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "protocols/token.hpp"
+
 namespace mailcanary {
 namespace {
 
@@ -12,9 +14,17 @@ constexpr auto kPromptCheckMin = std::chrono::milliseconds(25);
 
 }  // namespace
 
+AwaitedMessages::AwaitedMessages(std::string secret, std::shared_ptr<AwaitedTokens> agent_awaits)
+    : secret_(std::move(secret)), agent_awaits_(std::move(agent_awaits)) {}
+
+AwaitedMessages::~AwaitedMessages() {
+    for (const auto& [token, pending] : pending_) agent_awaits_->remove(token);
+}
+
 void AwaitedMessages::expect(const std::string& token, const std::string& target,
                              Clock::time_point now) {
     pending_[token] = Pending{target, std::nullopt, now};
+    agent_awaits_->add(token);
 }
 
 std::optional<std::string> AwaitedMessages::forget(const std::string& token) {
@@ -22,6 +32,7 @@ std::optional<std::string> AwaitedMessages::forget(const std::string& token) {
     if (found == pending_.end()) return std::nullopt;
     std::string target = std::move(found->second.target);
     pending_.erase(found);
+    agent_awaits_->remove(token);
     return target;
 }
 
@@ -54,19 +65,25 @@ std::size_t AwaitedMessages::pending_for(const std::string& target) const {
 }
 
 AwaitedMessages::Classified AwaitedMessages::classify(
-    const std::string& token, Arrival arrival,
-    std::optional<std::chrono::system_clock::time_point> internal_date,
-    std::chrono::system_clock::time_point now, Duration age_limit) {
+    std::string_view header_value, Arrival arrival,
+    std::optional<SystemClock::time_point> internal_date, SystemClock::time_point now,
+    Duration age_limit) {
+    const auto verified = verify_token(header_value, secret_);
+    if (!verified) return {Found::not_ours, {}};
+    const std::string token(header_value);
     if (const auto waiting = pending_.find(token); waiting != pending_.end()) {
         waiting->second.arrival = std::move(arrival);
         return {Found::awaited, waiting->second.target};
     }
     if (auto late_for = lost_.take(token)) return {Found::late, std::move(*late_for)};
-    // Ours, but nobody waits: abandoned by this process, or left by an earlier one (which may
-    // still be a twin agent's run in flight until it is old enough).
-    const bool abandoned = abandoned_.take(token).has_value();
-    const bool old = internal_date && now - *internal_date > age_limit;
-    return {abandoned || old ? Found::leftover : Found::too_young, {}};
+    if (agent_awaits_->contains(token)) return {Found::in_flight, {}};
+    if (abandoned_.take(token)) return {Found::leftover, {}};
+    // Left by another agent sharing the secret, or by an earlier process of this one: its
+    // sender may still wait for it until the deadline it signed. An mc1 token does not say,
+    // so its age must tell.
+    const bool abandoned = verified->deadline ? now > *verified->deadline + kDeadlineGrace
+                                              : internal_date && now - *internal_date > age_limit;
+    return {abandoned ? Found::leftover : Found::in_flight, {}};
 }
 
 std::optional<Duration> AwaitedMessages::prompt_check_interval(Clock::time_point now,

@@ -1,8 +1,8 @@
 // The bookkeeping of a mailbox's probe messages, without I/O and without a clock of its own
 // (every time is given), so it is tested with made-up times: which messages runs wait for, what
 // became of each (delivered, lost, abandoned), what a message found in a folder is (awaited,
-// late, a leftover to clean up, or not yet ours to touch), and how soon to look again while
-// messages are in flight.
+// late, a leftover to clean up, in flight elsewhere, or not ours), and how soon to look again
+// while messages are in flight.
 #pragma once
 
 #include <chrono>
@@ -10,8 +10,11 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 
 #include "common/duration.hpp"
 
@@ -26,9 +29,32 @@ struct Arrival {
     std::string headers;  // the header fields fetched (token, Authentication-Results, Received)
 };
 
+// The tokens the runs of one agent await, whichever mailbox tracker they wait with: trackers
+// that read one mailbox (through two ports, say) leave each other's messages alone.
+class AwaitedTokens {
+  public:
+    void add(const std::string& token) { tokens_.insert(token); }
+    void remove(const std::string& token) { tokens_.erase(token); }
+    bool contains(const std::string& token) const { return tokens_.contains(token); }
+
+  private:
+    std::set<std::string> tokens_;
+};
+
 class AwaitedMessages {
   public:
     using Clock = std::chrono::steady_clock;
+    using SystemClock = std::chrono::system_clock;
+
+    // A message whose signed deadline passed is still left alone this long: its sender's clock
+    // may run behind ours, and it should be the one to count a late arrival.
+    static constexpr Duration kDeadlineGrace = std::chrono::minutes(5);
+
+    // `secret` verifies tokens; `agent_awaits` is shared by every tracker of the agent.
+    AwaitedMessages(std::string secret, std::shared_ptr<AwaitedTokens> agent_awaits);
+    ~AwaitedMessages();
+    AwaitedMessages(const AwaitedMessages&) = delete;
+    AwaitedMessages& operator=(const AwaitedMessages&) = delete;
 
     // Before sending: from now on a message with `token` is recognised as this run's.
     void expect(const std::string& token, const std::string& target, Clock::time_point now);
@@ -46,21 +72,25 @@ class AwaitedMessages {
     std::size_t pending_for(const std::string& target) const;
     std::size_t pending() const { return pending_.size(); }
 
-    // What a message of ours (its token verified) found in a folder is.
+    // What a message found in a folder is, by its X-Mailcanary-Token header's value.
     enum class Found {
-        awaited,   // a run waits for it: its arrival is recorded now
-        late,      // its run gave up on it as lost: count it late, clean it up
-        leftover,  // nobody waits: abandoned by this process, or older than the age limit
-        too_young  // nobody waits, but a twin agent's run may still: leave it for now
+        awaited,    // a run of this tracker waits for it: its arrival is recorded now
+        late,       // its run gave up on it as lost: count it late, clean it up
+        leftover,   // nobody waits, nor can: abandoned by this process, past its signed
+                    // deadline and the grace, or (an mc1 token) older than the age limit
+        in_flight,  // another tracker of this agent waits for it, or another agent (or an
+                    // earlier run of this one) may still: leave it for now
+        not_ours    // not a token signed with this secret: never touched
     };
     struct Classified {
-        Found found = Found::too_young;
+        Found found = Found::not_ours;
         std::string target;  // for awaited and late
     };
-    // `internal_date`: when the server stored it (none: unknown, never old enough).
-    Classified classify(const std::string& token, Arrival arrival,
-                        std::optional<std::chrono::system_clock::time_point> internal_date,
-                        std::chrono::system_clock::time_point now, Duration age_limit);
+    // `internal_date`: when the server stored it (none: unknown, never old enough); it only
+    // decides for mc1 tokens, which carry no deadline, older than `age_limit`.
+    Classified classify(std::string_view token, Arrival arrival,
+                        std::optional<SystemClock::time_point> internal_date,
+                        SystemClock::time_point now, Duration age_limit);
 
     // While messages are awaited, how soon to look again: 1/20 of the oldest unseen message's
     // time in flight, 25 ms at least, `poll_interval` at most; none when nothing is awaited.
@@ -89,6 +119,8 @@ class AwaitedMessages {
 
     std::optional<std::string> forget(const std::string& token);
 
+    std::string secret_;
+    std::shared_ptr<AwaitedTokens> agent_awaits_;
     std::map<std::string, Pending> pending_;  // by token
     RecentTokens lost_;                       // given up on as lost: an arrival is late
     RecentTokens abandoned_;                  // not accepted, or the run stopped: nobody waits

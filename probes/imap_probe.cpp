@@ -49,6 +49,7 @@ constexpr std::array kReasons{
     FailureReason::starttls_rejected,
     FailureReason::auth_unavailable,
     FailureReason::auth_rejected,
+    FailureReason::auth_disabled,
     FailureReason::auth_tempfail,
     FailureReason::auth_insecure,
     FailureReason::oauth_token,

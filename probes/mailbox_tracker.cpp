@@ -12,9 +12,10 @@
 #include "common/log.hpp"
 #include "common/text.hpp"
 #include "probes/probe.hpp"
+#include "probes/well_known_folders.hpp"
 #include "protocols/credentials.hpp"
+#include "protocols/imap_removal.hpp"
 #include "protocols/mail_headers.hpp"
-#include "protocols/token.hpp"
 
 namespace mailcanary {
 namespace {
@@ -33,11 +34,11 @@ constexpr auto kMaxBackoff = std::chrono::seconds(60);
 constexpr std::size_t kFetchBatch = 100;
 
 constexpr std::string_view kTokenHeader = "X-Mailcanary-Token";
-// Header search is a substring match (RFC 9051 6.4.4): every token starts with this.
-constexpr std::string_view kSearchTokens = "HEADER X-Mailcanary-Token \"mc1.\"";
-constexpr std::string_view kFetchItems =
-    "(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (X-Mailcanary-Token Authentication-Results "
-    "Received)])";
+// Header search is a substring match (RFC 9051 6.4.4): tokens of both versions, "mc1." and
+// "mc2.", start with this.
+constexpr std::string_view kSearchTokens = "HEADER X-Mailcanary-Token \"mc\"";
+constexpr std::string_view kFetchedHeaders =
+    "BODY.PEEK[HEADER.FIELDS (X-Mailcanary-Token Authentication-Results Received)]";
 
 // RFC 9051 date-time: "29-Nov-2026 09:00:01 +0000" (the day may be space-padded).
 std::optional<std::chrono::system_clock::time_point> parse_internaldate(std::string_view text) {
@@ -67,10 +68,23 @@ std::optional<std::chrono::system_clock::time_point> parse_internaldate(std::str
     return std::chrono::system_clock::from_time_t(seconds - (sign == '-' ? -offset : offset));
 }
 
+// A MODSEQ value (RFC 7162: a list of one 63-bit number), kept as its digits for a later
+// UNCHANGEDSINCE; empty when it is anything else.
+std::string read_modseq(const imap::Value& value) {
+    if (value.kind != imap::Value::Kind::list || value.items.size() != 1) return {};
+    const std::string& digits = value.items[0].text;
+    const bool valid = !digits.empty() && digits.size() <= 20 &&
+                       std::all_of(digits.begin(), digits.end(), [](char c) {
+                           return std::isdigit(static_cast<unsigned char>(c)) != 0;
+                       });
+    return valid ? digits : std::string();
+}
+
 // One message of a FETCH response.
 struct Fetched {
     std::uint32_t uid = 0;
     std::optional<std::chrono::system_clock::time_point> internal_date;
+    std::string modseq;  // empty without CONDSTORE
     std::string headers;
 };
 
@@ -88,6 +102,8 @@ std::optional<Fetched> read_fetch(const imap::Response& response) {
             fetched.uid = value.number().value_or(0);
         } else if (name.is_atom("INTERNALDATE")) {
             fetched.internal_date = parse_internaldate(value.text);
+        } else if (name.is_atom("MODSEQ")) {
+            fetched.modseq = read_modseq(value);
         } else if (name.kind == imap::Value::Kind::atom &&
                    iequals(name.text.substr(0, std::min<std::size_t>(5, name.text.size())),
                            "BODY[")) {
@@ -109,13 +125,10 @@ std::string uid_set(const std::vector<std::uint32_t>& uids, std::size_t from, st
 
 std::optional<std::uint32_t> code_number(const imap::Response& response, std::string_view code) {
     if (!response.is_status()) return std::nullopt;
-    const std::string_view text(response.code);
-    if (text.size() <= code.size() + 1 || !iequals(text.substr(0, code.size()), code) ||
-        text[code.size()] != ' ') {
-        return std::nullopt;
-    }
+    const auto argument = imap::code_argument(response.code, code);
+    if (!argument) return std::nullopt;
     imap::Value number;
-    number.text = std::string(text.substr(code.size() + 1));
+    number.text = std::string(*argument);
     return number.number();
 }
 
@@ -146,6 +159,7 @@ std::string MailboxSettings::key() const {
 struct MailboxTracker::Folder {
     std::string name;
     bool junk = false;
+    bool modseqs = false;  // CONDSTORE: removals claim a message (UNCHANGEDSINCE) first
     std::uint32_t uid_validity = 0;
     std::uint32_t next_uid = 1;       // new mail is searched for from here
     std::set<std::uint32_t> ignored;  // not ours, or kept: never fetched again
@@ -153,8 +167,11 @@ struct MailboxTracker::Folder {
 };
 
 MailboxTracker::MailboxTracker(asio::any_io_executor executor, MailboxSettings settings,
-                               RoundtripEvents& events)
-    : executor_(std::move(executor)), settings_(std::move(settings)), events_(events) {}
+                               RoundtripEvents& events, std::shared_ptr<AwaitedTokens> agent_awaits)
+    : executor_(std::move(executor)),
+      settings_(std::move(settings)),
+      events_(events),
+      awaited_(settings_.token_secret, std::move(agent_awaits)) {}
 
 MailboxTracker::~MailboxTracker() { stop(); }
 
@@ -167,6 +184,7 @@ void MailboxTracker::stop() {
     stopped_ = true;
     for (imap::Session* session : sessions_) session->close();
     for (auto* sleeper : sleepers_) sleeper->cancel();
+    for (auto* login_wait : login_waits_) login_wait->cancel();
     for (auto& [token, waiter] : waiters_) waiter->cancel();
 }
 
@@ -175,8 +193,26 @@ std::string MailboxTracker::detection() const {
     return "polling every " + format_duration(settings_.poll_interval);
 }
 
+asio::awaitable<std::optional<imap::Failure>> MailboxTracker::login_failure(
+    Clock::time_point deadline, StopSignal& stop) {
+    const auto self = shared_from_this();
+    if (!login_tried_ && !stopped_) {
+        asio::steady_timer timer(executor_, deadline);
+        login_waits_.insert(&timer);
+        stop.on_request([&timer] { timer.cancel(); });
+        boost::system::error_code ignored;
+        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+        stop.clear();
+        login_waits_.erase(&timer);
+    }
+    if (login_tried_ || stop.requested() || stopped_) co_return login_failure_;
+    co_return imap::Failure{FailureReason::imap_connect,
+                            "the first login to the mailbox has no answer yet"};
+}
+
 void MailboxTracker::expect(const std::string& token, const std::string& target) {
     awaited_.expect(token, target, Clock::now());
+    excerpts_.begin(token);
     report_pending(target);
     if (!settings_.prompt_checks) return;
     // Long waits for news end now, so the folders are looked at on the prompt schedule.
@@ -190,6 +226,7 @@ std::optional<Duration> MailboxTracker::prompt_check_interval() const {
 }
 
 void MailboxTracker::abandon(const std::string& token) {
+    excerpts_.end(token, nullptr);
     if (const auto target = awaited_.abandon(token)) report_pending(*target);
 }
 
@@ -203,7 +240,7 @@ void MailboxTracker::wake(const std::string& token) {
 }
 
 asio::awaitable<WaitResult> MailboxTracker::wait(std::string token, Clock::time_point deadline,
-                                                 StopSignal& stop) {
+                                                 StopSignal& stop, Transcript& transcript) {
     const auto self = shared_from_this();
     asio::steady_timer timer(executor_, deadline);
     WaitResult result;
@@ -223,9 +260,9 @@ asio::awaitable<WaitResult> MailboxTracker::wait(std::string token, Clock::time_
             result.kind = WaitResult::Kind::stopped;
             break;
         }
-        if (hard_failure_) {
+        if (login_refused()) {
             result.kind = WaitResult::Kind::imap_failed;
-            result.failure = *hard_failure_;
+            result.failure = *login_failure_;
             break;
         }
         if (Clock::now() >= deadline) {
@@ -244,6 +281,7 @@ asio::awaitable<WaitResult> MailboxTracker::wait(std::string token, Clock::time_
     }
     stop.clear();
     waiters_.erase(token);
+    excerpts_.end(token, &transcript);
     std::optional<std::string> target;
     if (result.kind == WaitResult::Kind::lost) {
         target = awaited_.give_up_as_lost(token);
@@ -285,6 +323,7 @@ FailureReason roundtrip_reason(FailureReason session_reason) {
             return FailureReason::imap_tls;
         case FailureReason::auth_unavailable:
         case FailureReason::auth_rejected:
+        case FailureReason::auth_disabled:
         case FailureReason::auth_tempfail:
         case FailureReason::auth_insecure:
         case FailureReason::oauth_token:
@@ -298,12 +337,6 @@ void MailboxTracker::session_failed(const imap::Failure& session_failure, bool j
     const imap::Failure failure{roundtrip_reason(session_failure.reason), session_failure.detail};
     last_failure_ = failure;
     if (!junk) inbox_up_ = false;
-    // Refused credentials or an unverifiable certificate will not heal within a run's timeout:
-    // the runs waiting now fail with the reason instead of waiting to call it lost.
-    if (failure.reason == FailureReason::imap_auth || failure.reason == FailureReason::imap_tls) {
-        hard_failure_ = failure;
-        for (auto& [token, waiter] : waiters_) waiter->cancel();
-    }
     log::warn("mailbox session failed", {{"mailbox", settings_.label},
                                          {"reason", to_string(session_failure.reason)},
                                          {"detail", failure.detail}});
@@ -330,6 +363,28 @@ asio::awaitable<void> MailboxTracker::watch(std::string folder_name, bool junk) 
     }
 }
 
+bool MailboxTracker::login_refused() const {
+    return login_failure_ && (login_failure_->reason == FailureReason::imap_auth ||
+                              login_failure_->reason == FailureReason::imap_tls);
+}
+
+void MailboxTracker::login_settled(const std::optional<imap::Failure>& session_failure) {
+    login_tried_ = true;
+    login_failure_.reset();
+    if (session_failure) {
+        const FailureReason reason = roundtrip_reason(session_failure->reason);
+        if (reason != FailureReason::imap_protocol) {
+            login_failure_ = imap::Failure{reason, session_failure->detail};
+        }
+    }
+    for (auto* login_wait : login_waits_) login_wait->cancel();
+    // Refused credentials or an unverifiable certificate will not heal within a run's timeout:
+    // the runs waiting now fail with the reason instead of waiting to call it lost.
+    if (login_refused()) {
+        for (auto& [token, waiter] : waiters_) waiter->cancel();
+    }
+}
+
 asio::awaitable<std::optional<imap::Failure>> MailboxTracker::add_secret(
     imap::ClientOptions& options) {
     std::string error;
@@ -344,29 +399,46 @@ asio::awaitable<imap::Failure> MailboxTracker::watch_session(imap::Session& sess
                                                              bool& was_up) {
     if (auto failure = co_await open_folder(session, folder)) co_return std::move(*failure);
     was_up = true;
-    hard_failure_.reset();
     if (!folder.junk) inbox_up_ = true;
     co_return co_await follow_folder(session, folder);
 }
 
-asio::awaitable<std::optional<imap::Failure>> MailboxTracker::open_folder(imap::Session& session,
-                                                                          Folder& folder) {
+asio::awaitable<std::optional<imap::Failure>> MailboxTracker::log_in(imap::Session& session) {
     imap::ClientOptions options = settings_.client;
     if (auto failure = co_await add_secret(options)) co_return failure;
     if (!co_await session.open(settings_.endpoint, options, Clock::now() + kConnectTimeout)) {
         co_return session.failure();
     }
+    co_return std::nullopt;
+}
+
+asio::awaitable<std::optional<imap::Failure>> MailboxTracker::open_folder(imap::Session& session,
+                                                                          Folder& folder) {
+    const auto login = co_await log_in(session);
+    // The mailbox's own session speaks for the login: a junk folder's may fail for its own
+    // reasons (a limit on sessions, say) while mail can still be read.
+    if (!folder.junk && !stopped_) login_settled(login);
+    if (login) co_return login;
     if (!folder.junk && !junk_watchers_started_ && !co_await discover_folders(session)) {
         co_return session.failure();
     }
-    const auto selected = co_await session.execute("SELECT " + imap::mailbox_argument(folder.name),
-                                                   Clock::now() + kCommandTimeout);
+    // CONDSTORE lets a removal claim a message, so that of two sessions removing the same
+    // leftover one does (RFC 7162 3.1.3); HIGHESTMODSEQ says the folder keeps mod-sequences.
+    const bool condstore = session.client().has_capability("CONDSTORE");
+    const auto selected = co_await session.execute(
+        "SELECT " + imap::mailbox_argument(folder.name) + (condstore ? " (CONDSTORE)" : ""),
+        Clock::now() + kCommandTimeout);
     if (!selected) co_return session.failure();
     if (!selected->ok()) {
         co_return imap::Failure{FailureReason::select_rejected,
                                 "SELECT " + folder.name + ": " + selected->describe()};
     }
+    folder.modseqs = false;
     for (const auto& response : selected->untagged) {
+        if (condstore && response.is_status() &&
+            imap::code_argument(response.code, "HIGHESTMODSEQ")) {
+            folder.modseqs = true;
+        }
         const auto validity = code_number(response, "UIDVALIDITY");
         // New UIDVALIDITY: the UIDs known so far name other messages now (RFC 9051 2.3.1.1).
         if (validity && *validity != folder.uid_validity) {
@@ -416,37 +488,13 @@ asio::awaitable<bool> MailboxTracker::discover_folders(imap::Session& session) {
         special_use ? "LIST \"\" \"*\" RETURN (SPECIAL-USE)" : "LIST \"\" \"*\"",
         Clock::now() + kCommandTimeout);
     if (!listed) co_return false;
-    std::vector<std::string> flagged_junk;
-    std::vector<std::string> existing;
-    for (const auto& response : listed->untagged) {
-        if (response.name != "LIST" || response.data.size() < 3) continue;
-        const std::string& name = response.data[2].text;
-        existing.push_back(name);
-        for (const auto& flag : response.data[0].items) {
-            if (iequals(flag.text, "\\Junk")) flagged_junk.push_back(name);
-            if (iequals(flag.text, "\\Trash")) trash_folder_ = name;
-        }
-    }
-    const auto exists = [&](std::string_view wanted) {
-        return std::find_if(existing.begin(), existing.end(), [&](const std::string& name) {
-                   return iequals(name, wanted);
-               }) != existing.end();
-    };
-    if (!trash_folder_ && exists("Trash")) trash_folder_ = "Trash";
-
-    std::vector<std::string> junk;
-    if (settings_.junk_folders) {
-        junk = *settings_.junk_folders;
-    } else if (!flagged_junk.empty()) {
-        junk = flagged_junk;
-    } else {
-        for (const std::string_view name : {"Junk", "Spam", "[Gmail]/Spam"}) {
-            if (exists(name)) junk.emplace_back(name);
-        }
-    }
-    std::erase_if(junk, [&](const std::string& name) { return iequals(name, settings_.mailbox); });
+    const WellKnownFolders found = well_known_folders(listed_folders(listed->untagged),
+                                                      settings_.junk_folders, settings_.mailbox);
+    trash_folder_ = found.trash;
+    log_watched_folders(found, settings_.label, settings_.mailbox,
+                        settings_.cleanup == CleanupMode::trash);
     junk_watchers_started_ = true;
-    for (auto& name : junk) {
+    for (const auto& name : found.junk) {
         asio::co_spawn(executor_, watch(name, true), asio::detached);
     }
     co_return true;
@@ -457,9 +505,13 @@ asio::awaitable<bool> MailboxTracker::check(imap::Session& session, Folder& fold
     const std::string command = everything ? "UID SEARCH " + std::string(kSearchTokens)
                                            : "UID SEARCH UID " + std::to_string(folder.next_uid) +
                                                  ":* " + std::string(kSearchTokens);
+    const auto sent = Clock::now();
     const auto searched = co_await session.execute(command, Clock::now() + kCommandTimeout);
     if (!searched) co_return false;
     const auto seen = Clock::now();
+    if (excerpts_.searching()) {
+        excerpts_.add_search(make_exchange(folder.name, command, *searched, sent));
+    }
     if (!searched->ok()) {
         // Some servers refuse HEADER searches they cannot index; the session is still fine.
         log::warn("mailbox search refused",
@@ -485,27 +537,34 @@ asio::awaitable<bool> MailboxTracker::check(imap::Session& session, Folder& fold
 asio::awaitable<bool> MailboxTracker::examine(imap::Session& session, Folder& folder,
                                               const std::vector<std::uint32_t>& uids,
                                               Clock::time_point seen) {
+    const std::string items = std::string("(UID INTERNALDATE ") +
+                              (folder.modseqs ? "MODSEQ " : "") + std::string(kFetchedHeaders) +
+                              ")";
     for (std::size_t from = 0; from < uids.size(); from += kFetchBatch) {
         const std::size_t to = std::min(uids.size(), from + kFetchBatch);
-        const auto fetched = co_await session.execute(
-            "UID FETCH " + uid_set(uids, from, to) + " " + std::string(kFetchItems),
-            Clock::now() + kCommandTimeout);
+        const std::string command = "UID FETCH " + uid_set(uids, from, to) + " " + items;
+        const auto sent = Clock::now();
+        const auto fetched = co_await session.execute(command, Clock::now() + kCommandTimeout);
         if (!fetched) co_return false;
+        std::shared_ptr<const ImapExchange> exchange;  // made once a run cares
         for (const auto& response : fetched->untagged) {
             const auto message = read_fetch(response);
             if (!message) continue;
             const auto fields = parse_header_block(message->headers);
             const auto tokens = header_values(fields, kTokenHeader);
             const std::string token = tokens.empty() ? std::string() : tokens.front();
-            if (token.empty() || !verify_token(token, settings_.token_secret)) {
-                folder.ignored.insert(message->uid);  // not ours: never touched
-                continue;
-            }
             const auto classified = awaited_.classify(
                 token, Arrival{folder.name, folder.junk, seen, message->uid, message->headers},
                 message->internal_date, std::chrono::system_clock::now(), age_limit_);
             switch (classified.found) {
+                case AwaitedMessages::Found::not_ours:
+                    folder.ignored.insert(message->uid);  // never touched
+                    continue;
+                case AwaitedMessages::Found::in_flight:
+                    continue;
                 case AwaitedMessages::Found::awaited:
+                    if (!exchange) exchange = make_exchange(folder.name, command, *fetched, sent);
+                    excerpts_.add(token, exchange, true);
                     break;
                 case AwaitedMessages::Found::late:
                     events_.message_late(classified.target);
@@ -513,58 +572,85 @@ asio::awaitable<bool> MailboxTracker::examine(imap::Session& session, Folder& fo
                               {{"target", classified.target}, {"folder", folder.name}});
                     break;
                 case AwaitedMessages::Found::leftover:
-                    events_.leftover_removed(settings_.label);
                     break;
-                case AwaitedMessages::Found::too_young:
-                    continue;
             }
-            bool session_ok = true;
+            Removal removal = Removal::left;
             if (settings_.cleanup == CleanupMode::keep) {
                 folder.ignored.insert(message->uid);
             } else {
-                session_ok = co_await remove(session, folder, message->uid);
+                removal = co_await remove(session, folder, message->uid, message->modseq, token);
+            }
+            if (removal == Removal::removed &&
+                classified.found == AwaitedMessages::Found::leftover) {
+                events_.leftover_removed(settings_.label);
             }
             // The run goes on once its message is gone (its time was taken when it was seen):
             // a one-shot run that ends the process leaves nothing behind.
             wake(token);
-            if (!session_ok) co_return false;
+            if (removal == Removal::broken) co_return false;
         }
     }
     co_return true;
 }
 
-asio::awaitable<bool> MailboxTracker::remove(imap::Session& session, Folder& folder,
-                                             std::uint32_t uid) {
-    const auto deadline = Clock::now() + kCommandTimeout;
+asio::awaitable<std::optional<imap::Completion>> MailboxTracker::execute_for(
+    const std::string& token, imap::Session& session, const Folder& folder, std::string command) {
+    const auto sent = Clock::now();
+    auto completion = co_await session.execute(command, sent + kCommandTimeout);
+    if (completion && excerpts_.wants(token)) {
+        excerpts_.add(token, make_exchange(folder.name, std::move(command), *completion, sent));
+    }
+    co_return completion;
+}
+
+MailboxTracker::Removal MailboxTracker::refused(Folder& folder, std::uint32_t uid,
+                                                std::string_view what,
+                                                const imap::Completion& reply) {
+    log::warn(what, {{"mailbox", settings_.label}, {"reply", reply.describe()}});
+    folder.ignored.insert(uid);
+    return Removal::left;
+}
+
+asio::awaitable<MailboxTracker::Removal> MailboxTracker::remove(imap::Session& session,
+                                                                Folder& folder, std::uint32_t uid,
+                                                                const std::string& modseq,
+                                                                const std::string& token) {
     const std::string uid_text = std::to_string(uid);
     const imap::Client& client = session.client();
+    const std::string trash = imap::mailbox_argument(trash_folder_.value_or("Trash"));
     if (settings_.cleanup == CleanupMode::trash && client.has_capability("MOVE")) {
-        const auto moved = co_await session.execute(
-            "UID MOVE " + uid_text + " " + imap::mailbox_argument(trash_folder_.value_or("Trash")),
-            deadline);
-        if (!moved) co_return false;
-        if (!moved->ok()) {
-            log::warn("cannot move a probe message to the trash",
-                      {{"mailbox", settings_.label}, {"reply", moved->describe()}});
-            folder.ignored.insert(uid);
+        const auto moved =
+            co_await execute_for(token, session, folder, "UID MOVE " + uid_text + " " + trash);
+        if (!moved) co_return Removal::broken;
+        // Only COPYUID tells this move from another session's of the same message.
+        if (imap::move_moved(*moved, uid)) co_return Removal::removed;
+        // EXPUNGEISSUED: another session moved or expunged it first.
+        if (!moved->ok() && !iequals(moved->code, "EXPUNGEISSUED")) {
+            co_return refused(folder, uid, "cannot move a probe message to the trash", *moved);
         }
-        co_return true;
+        co_return Removal::left;
     }
     if (settings_.cleanup == CleanupMode::trash) {
-        const auto copied = co_await session.execute(
-            "UID COPY " + uid_text + " " + imap::mailbox_argument(trash_folder_.value_or("Trash")),
-            deadline);
-        if (!copied) co_return false;
+        const auto copied =
+            co_await execute_for(token, session, folder, "UID COPY " + uid_text + " " + trash);
+        if (!copied) co_return Removal::broken;
         if (!copied->ok()) {
-            log::warn("cannot copy a probe message to the trash",
-                      {{"mailbox", settings_.label}, {"reply", copied->describe()}});
-            folder.ignored.insert(uid);
-            co_return true;
+            co_return refused(folder, uid, "cannot copy a probe message to the trash", *copied);
         }
     }
-    const auto flagged =
-        co_await session.execute("UID STORE " + uid_text + " +FLAGS.SILENT (\\Deleted)", deadline);
-    if (!flagged) co_return false;
+    // With the mod-sequence it was fetched at, the flag is set only if nobody changed the
+    // message since: of two sessions removing it, one sets it, the other hears MODIFIED.
+    const std::string condition = modseq.empty() ? "" : " (UNCHANGEDSINCE " + modseq + ")";
+    const auto flagged = co_await execute_for(
+        token, session, folder, "UID STORE " + uid_text + condition + " +FLAGS (\\Deleted)");
+    if (!flagged) co_return Removal::broken;
+    if (!flagged->ok()) {
+        co_return refused(folder, uid, "cannot flag a probe message \\Deleted", *flagged);
+    }
+    // Not updated: another session's to remove now, or gone already. A later sweep looks again.
+    if (!imap::store_updated(*flagged, uid)) co_return Removal::left;
+    imap::MessagePosition position(uid);
+    position.follow(flagged->untagged);
     // Only UID EXPUNGE (RFC 4315) removes exactly this message; a plain EXPUNGE would also
     // remove whatever else someone flagged \Deleted, so without UIDPLUS the flag stays.
     if (!client.has_capability("UIDPLUS")) {
@@ -576,12 +662,14 @@ asio::awaitable<bool> MailboxTracker::remove(imap::Session& session, Folder& fol
                 "expunged",
                 {{"mailbox", settings_.label}});
         }
-        co_return true;
+        co_return Removal::left;
     }
-    const auto expunged = co_await session.execute("UID EXPUNGE " + uid_text, deadline);
-    if (!expunged) co_return false;
+    const auto expunged = co_await execute_for(token, session, folder, "UID EXPUNGE " + uid_text);
+    if (!expunged) co_return Removal::broken;
     if (!expunged->ok()) folder.ignored.insert(uid);
-    co_return true;
+    // Its sequence number, from the STORE's FETCH, names it in the server's EXPUNGE.
+    position.follow(expunged->untagged);
+    co_return position.expunged() ? Removal::removed : Removal::left;
 }
 
 }  // namespace mailcanary

@@ -2,9 +2,11 @@
 // folder (the mailbox, and each junk folder: IDLE watches one folder per session), shared by
 // every run that delivers there. Runs register their message's token before sending it and wait
 // for its arrival; the tracker finds messages by token, tells the run, and removes them. What
-// each message is (awaited, late, a leftover) is AwaitedMessages' bookkeeping; which trackers
-// exist is MailboxRegistry's. Messages are only ever touched by UID after their token was
-// verified with the installation's secret.
+// each message is (awaited, late, a leftover, in flight elsewhere) is AwaitedMessages'
+// bookkeeping; which trackers exist is MailboxRegistry's. Messages are only ever touched by UID
+// after their token was verified with the installation's secret, and a leftover counts as
+// removed only once the server reported it gone (see docs/configuration.md, "Sharing a
+// mailbox").
 #pragma once
 
 #include <utility>
@@ -18,9 +20,11 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "probes/awaited_messages.hpp"
+#include "probes/mailbox_excerpts.hpp"
 #include "probes/target_config.hpp"
 #include "protocols/credential_source.hpp"
 #include "protocols/imap_session.hpp"
@@ -35,8 +39,8 @@ class RoundtripEvents {
     virtual ~RoundtripEvents() = default;
     // A message that its run had given up on as lost arrived after all.
     virtual void message_late(const std::string& target) = 0;
-    // A message of this agent's that no run waits for (left by a restart, a crash or an
-    // abandoned run) was found older than the timeout and cleaned up.
+    // A message of this agent's (or of one sharing its secret) that nobody waits for any more
+    // (left by a restart, a crash or an abandoned run) was removed, as the server confirmed.
     virtual void leftover_removed(const std::string& mailbox) = 0;
     virtual void pending_changed(const std::string& target, std::size_t pending) = 0;
 };
@@ -55,7 +59,10 @@ struct MailboxSettings {
     Duration poll_interval = std::chrono::seconds(1);
     bool prompt_checks = true;  // RoundtripConfig::prompt_checks
     std::string token_secret;
-    std::string label;  // "user@host:port/INBOX": logs and the leftovers metric
+    // The mailbox in logs, transcripts and the leftovers metric's `mailbox` label:
+    // "user@host:port/INBOX", and when another tracker would have the same, "... (target NAME)"
+    // (MailboxRegistry::commit).
+    std::string label;
 
     // Targets with equal keys share one tracker.
     std::string key() const;
@@ -77,8 +84,9 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
   public:
     using Clock = std::chrono::steady_clock;
 
+    // `agent_awaits`: the tokens every tracker of the agent awaits, shared by them all.
     MailboxTracker(boost::asio::any_io_executor executor, MailboxSettings settings,
-                   RoundtripEvents& events);
+                   RoundtripEvents& events, std::shared_ptr<AwaitedTokens> agent_awaits);
     ~MailboxTracker();
     MailboxTracker(const MailboxTracker&) = delete;
     MailboxTracker& operator=(const MailboxTracker&) = delete;
@@ -86,19 +94,29 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     void start();
     void stop();
     const MailboxSettings& settings() const { return settings_; }
-    // Leftovers younger than the longest timeout of the targets delivering here are left alone.
+    // Set by the registry when the trackers of a configuration are known: see MailboxSettings.
+    void set_label(std::string label) { settings_.label = std::move(label); }
+    // Leftovers with mc1 tokens (no signed deadline) younger than the longest timeout of the
+    // targets delivering here are left alone.
     void set_age_limit(Duration limit) { age_limit_ = limit; }
     Duration age_limit() const { return age_limit_; }
 
-    // Before sending: from now on a message with `token` is recognised as this run's.
+    // Before sending: whether the mailbox can be read back. The failure (imap_connect, imap_tls
+    // or imap_auth) of the last login, when it failed and none succeeded since; a message sent
+    // now could not be found. Until the first login is tried, waits for it (until `deadline`).
+    boost::asio::awaitable<std::optional<imap::Failure>> login_failure(Clock::time_point deadline,
+                                                                       StopSignal& stop);
+    // Before sending: from now on a message with `token` is recognised as this run's, and the
+    // IMAP commands about it are kept for its transcript.
     void expect(const std::string& token, const std::string& target);
     // The message was not sent (or not accepted): it is nobody's now; if it arrives anyway it
     // is cleaned up as a leftover.
     void abandon(const std::string& token);
-    // Waits for the message until `deadline`. After a lost verdict the token is remembered, so
-    // a late arrival is counted and cleaned up.
+    // Waits for the message until `deadline`, then writes the IMAP commands that looked for it
+    // or removed it into `transcript`. After a lost verdict the token is remembered, so a late
+    // arrival is counted and cleaned up.
     boost::asio::awaitable<WaitResult> wait(std::string token, Clock::time_point deadline,
-                                            StopSignal& stop);
+                                            StopSignal& stop, Transcript& transcript);
 
     // How arrival is detected: "IDLE" or "polling every 1s" (for transcripts).
     std::string detection() const;
@@ -106,6 +124,12 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
 
   private:
     struct Folder;
+    // What became of a message the tracker set out to remove.
+    enum class Removal {
+        removed,  // the server reported it gone by this session's doing
+        left,     // still there (kept, refused), or someone else's to remove
+        broken    // the session failed
+    };
 
     // One folder, for as long as the tracker runs: a session, then reconnects with backoff.
     boost::asio::awaitable<void> watch(std::string folder, bool junk);
@@ -115,6 +139,11 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     // Login and SELECT; the failure, if any.
     boost::asio::awaitable<std::optional<imap::Failure>> open_folder(imap::Session& session,
                                                                      Folder& folder);
+    boost::asio::awaitable<std::optional<imap::Failure>> log_in(imap::Session& session);
+    // The mailbox's login worked, or failed: runs send again, or fail without sending.
+    void login_settled(const std::optional<imap::Failure>& session_failure);
+    // Refused credentials or an unverifiable certificate: waiting runs fail at once.
+    bool login_refused() const;
     // Checks for new mail as it is announced (IDLE) or polled, until the session fails.
     boost::asio::awaitable<imap::Failure> follow_folder(imap::Session& session, Folder& folder);
     // An OAuth2 access token, when the login uses one.
@@ -124,7 +153,19 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     boost::asio::awaitable<bool> examine(imap::Session& session, Folder& folder,
                                          const std::vector<std::uint32_t>& uids,
                                          Clock::time_point seen);
-    boost::asio::awaitable<bool> remove(imap::Session& session, Folder& folder, std::uint32_t uid);
+    // `modseq`: the message's when it was fetched, to claim it with (empty: no CONDSTORE).
+    boost::asio::awaitable<Removal> remove(imap::Session& session, Folder& folder,
+                                           std::uint32_t uid, const std::string& modseq,
+                                           const std::string& token);
+    // The server refused a step of removing the message (`what`): it stays, and is not tried
+    // again.
+    Removal refused(Folder& folder, std::uint32_t uid, std::string_view what,
+                    const imap::Completion& reply);
+    // Runs a command about `token`'s message, kept for its run's transcript.
+    boost::asio::awaitable<std::optional<imap::Completion>> execute_for(const std::string& token,
+                                                                        imap::Session& session,
+                                                                        const Folder& folder,
+                                                                        std::string command);
     // Waits `duration`; stop() ends it, and when `for_mail`, so does a message to wait for.
     boost::asio::awaitable<void> pause(Duration duration, bool for_mail = false);
     // How soon to look again while messages are awaited (settings_.prompt_checks); nullopt
@@ -141,16 +182,20 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     RoundtripEvents& events_;
     Duration age_limit_ = std::chrono::minutes(2);
     AwaitedMessages awaited_;
+    MailboxExcerpts excerpts_;
     std::map<std::string, boost::asio::steady_timer*> waiters_;  // by token, while a run waits
     std::vector<imap::Session*> sessions_;                       // open ones, for stop()
     std::set<boost::asio::steady_timer*> sleepers_;              // pauses in progress, for stop()
-    std::set<boost::asio::steady_timer*> poll_waits_;  // those between polls, for expect()
+    std::set<boost::asio::steady_timer*> poll_waits_;   // those between polls, for expect()
+    std::set<boost::asio::steady_timer*> login_waits_;  // runs waiting for the first login
     std::optional<std::string> trash_folder_;
     bool junk_watchers_started_ = false;
     bool inbox_up_ = false;
     std::optional<imap::Failure> last_failure_;
-    // Set when logging in is refused or TLS cannot be verified: waiting runs fail at once.
-    std::optional<imap::Failure> hard_failure_;
+    bool login_tried_ = false;  // the mailbox's session tried to log in at least once
+    // Set while the mailbox's login fails (imap_connect, imap_tls, imap_auth): runs fail
+    // without sending until a login works again.
+    std::optional<imap::Failure> login_failure_;
     bool uidplus_warned_ = false;
     bool stopped_ = false;
 };

@@ -54,6 +54,12 @@ struct ProbeRun {
     const std::function<void()>& waiting;
 
     SessionRun session() const { return {deadline, metrics, transcript, stop}; }
+    // The deadline by the wall clock, for what other hosts read (a probe message's token).
+    std::chrono::system_clock::time_point wall_deadline() const {
+        return std::chrono::system_clock::now() +
+               std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                   deadline - std::chrono::steady_clock::now());
+    }
 };
 
 }  // namespace mailcanary

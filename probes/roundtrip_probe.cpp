@@ -9,6 +9,7 @@
 #include "common/joined.hpp"
 #include "probes/accept_probe.hpp"
 #include "probes/auth_probe.hpp"
+#include "probes/authserv_id_watch.hpp"
 #include "probes/roundtrip_metrics.hpp"
 #include "probes/settings_reader.hpp"
 #include "probes/smtp_lists.hpp"
@@ -57,6 +58,8 @@ struct RoundtripState {
     Endpoint imap;
     std::shared_ptr<const CredentialSource> login;
     std::shared_ptr<MailboxTracker> mailbox;
+    // Runs share it (the state is const to them): it counts deliveries across runs.
+    std::shared_ptr<AuthservIdWatch> authserv_watch = std::make_shared<AuthservIdWatch>();
 };
 
 // The mailbox sessions and the mailcanary_roundtrip_* families, shared by every roundtrip
@@ -93,6 +96,18 @@ class RoundtripSeries final : public ProbeExtraSeries {
     std::string target_;
 };
 
+AfterDelivery after_delivery(CleanupMode cleanup) {
+    switch (cleanup) {
+        case CleanupMode::delete_message:
+            return AfterDelivery::removed;
+        case CleanupMode::trash:
+            return AfterDelivery::trashed;
+        case CleanupMode::keep:
+            break;
+    }
+    return AfterDelivery::kept;
+}
+
 // The mailbox a roundtrip target delivers to, as its tracker needs it.
 MailboxSettings mailbox_settings_for(const CompiledTarget& target, const RoundtripState& state) {
     const RoundtripConfig& roundtrip = state.options;
@@ -123,11 +138,25 @@ boost::asio::awaitable<Outcome> run_roundtrip(ProbeRun run) {
     const RoundtripState& state = run.target.state_of<RoundtripState>(kName);
     const RoundtripConfig& options = state.options;
     MailboxTracker& mailbox = *state.mailbox;  // attached with the load
-    const std::string token = make_token(run.target.token_secret);
+    const std::string& label = mailbox.settings().label;
+
+    // A message that cannot be read back would only be left in the mailbox: send none.
+    if (const auto unreadable = co_await mailbox.login_failure(run.deadline, run.stop)) {
+        const std::string reason(to_string(unreadable->reason));
+        run.transcript.note("not sent: cannot log in to " + label + " (" + reason +
+                            "): " + unreadable->detail);
+        co_return Outcome::failed(unreadable->reason,
+                                  "reading " + label + ": " + unreadable->detail);
+    }
+    if (run.stop.requested()) co_return Outcome::stopped();
+    // The run waits for its message until its SMTP deadline plus the timeout at the latest:
+    // signed into the token, that tells any agent sharing the mailbox when it is abandoned.
+    const std::string token =
+        make_token(run.target.token_secret, run.wall_deadline() + options.timeout);
 
     // Known before it is sent: the message may arrive before this run hears the final 250.
     mailbox.expect(token, target.name);
-    Outcome outcome = co_await submit_probe_message(run, token);
+    Outcome outcome = co_await submit_probe_message(run, token, after_delivery(options.cleanup));
     if (!outcome.success() || !run.metrics.message_accepted_at) {
         mailbox.abandon(token);
         co_return outcome;
@@ -140,10 +169,11 @@ boost::asio::awaitable<Outcome> run_roundtrip(ProbeRun run) {
         failure.queue_id = queue_id;
         return failure;
     };
-    run.transcript.note("waiting for the message in " + mailbox.settings().label + " (" +
-                        mailbox.detection() + ", up to " + format_duration(options.timeout) + ")");
+    run.transcript.note("waiting for the message in " + label + " (" + mailbox.detection() +
+                        ", up to " + format_duration(options.timeout) + ")");
     if (run.waiting) run.waiting();
-    const WaitResult result = co_await mailbox.wait(token, accepted + options.timeout, run.stop);
+    const WaitResult result =
+        co_await mailbox.wait(token, accepted + options.timeout, run.stop, run.transcript);
     switch (result.kind) {
         case WaitResult::Kind::stopped:
             co_return Outcome::stopped();
@@ -151,7 +181,7 @@ boost::asio::awaitable<Outcome> run_roundtrip(ProbeRun run) {
             run.transcript.note("failed: " + std::string(to_string(result.failure.reason)) + ": " +
                                 result.failure.detail);
             co_return failed(result.failure.reason,
-                             "reading " + mailbox.settings().label + ": " + result.failure.detail);
+                             "reading " + label + ": " + result.failure.detail);
         case WaitResult::Kind::lost: {
             const std::string detail = "not delivered to " + options.mailbox +
                                        " or a junk folder within " +
@@ -169,6 +199,9 @@ boost::asio::awaitable<Outcome> run_roundtrip(ProbeRun run) {
     delivery.after_acceptance = std::max(arrival.seen - accepted, std::chrono::nanoseconds(0));
     delivery.junk = arrival.junk;
     delivery.verdicts = message_verdicts(fields, options.authserv_id);
+    if (!options.authserv_id.empty()) {
+        state.authserv_watch->observe(fields, options.authserv_id, target.name, run.transcript);
+    }
     delivery.by_server_clocks = received_span(fields);
     run.metrics.delivery = delivery;
     const std::string where = "in " + arrival.folder + " after " +
@@ -285,7 +318,7 @@ class RoundtripProbe final : public ProbeKind {
     void attach(CompiledTarget& target, ProbeResources& resources) const override {
         auto& state = target.state_of<RoundtripState>(kName);
         state.mailbox = roundtrip_resources(resources).mailboxes.attach(
-            mailbox_settings_for(target, state), state.options.timeout);
+            mailbox_settings_for(target, state), state.options.timeout, target.config.name);
     }
 
     // Runs overlap when the interval is shorter than delivery takes: each waits for its own

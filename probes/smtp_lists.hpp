@@ -36,10 +36,10 @@ inline constexpr std::array kConnectReasons{
     FailureReason::closed,
 };
 // Logging in: what any kind that sends [targets.auth] credentials may fail for.
-inline constexpr auto kLoginReasons =
-    joined(kConnectReasons, std::array{FailureReason::auth_unavailable,
-                                       FailureReason::auth_rejected, FailureReason::auth_tempfail,
-                                       FailureReason::auth_insecure, FailureReason::oauth_token});
+inline constexpr auto kLoginReasons = joined(
+    kConnectReasons, std::array{FailureReason::auth_unavailable, FailureReason::auth_rejected,
+                                FailureReason::auth_disabled, FailureReason::auth_tempfail,
+                                FailureReason::auth_insecure, FailureReason::oauth_token});
 inline constexpr auto kAuthReasons =
     joined(kLoginReasons, std::array{FailureReason::auth_accepted});
 inline constexpr auto kAcceptReasons = joined(

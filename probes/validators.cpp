@@ -60,6 +60,12 @@ std::optional<std::string> check_mailbox_name(const std::string& name) {
 
 std::optional<std::string> check_authserv_id(const std::string& id) {
     if (has_space_or_control(id)) return "must not contain spaces or control characters";
+    // "*.mail.yahoo.com" matches the ids under it; a "*" anywhere else matches nothing.
+    const auto star = id.find('*');
+    if (star != std::string::npos &&
+        (star != 0 || id.size() < 3 || id[1] != '.' || id.find('*', 1) != std::string::npos)) {
+        return "may hold a \"*\" only as a leading \"*.\" before a domain (\"*.mail.yahoo.com\")";
+    }
     return std::nullopt;
 }
 

@@ -31,7 +31,8 @@ std::optional<std::string> check_host(const std::string& host);
 // break or a NUL can be sent.
 std::optional<std::string> check_mailbox_name(const std::string& name);
 
-// RFC 8601 2.5: in practice the receiving server's host name; it is compared, never sent.
+// RFC 8601 2.5: in practice the receiving server's host name; it is compared, never sent. A
+// leading "*." makes it a suffix ("*.mail.yahoo.com").
 std::optional<std::string> check_authserv_id(const std::string& id);
 
 // The EHLO argument goes into the SMTP dialog verbatim: no room for spaces or line breaks.

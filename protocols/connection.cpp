@@ -1,6 +1,7 @@
 #include "protocols/connection.hpp"
 
 #include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -126,17 +127,21 @@ asio::awaitable<void> Connection::start_tls(Endpoint endpoint, error_code& ec) {
         ec = asio::error::invalid_argument;
         co_return;
     }
-    tls_->set_verify_callback(
-        [metrics = metrics_, skip = endpoint.tls_options.insecure_skip_verify](
-            bool preverified, asio::ssl::verify_context& context) {
-            // Read here, during verification, so that it is known even when verification fails.
-            const auto not_after = tls::earliest_not_after(context.native_handle());
-            if (metrics != nullptr && not_after &&
-                (!metrics->cert_not_after || *not_after < *metrics->cert_not_after)) {
-                metrics->cert_not_after = not_after;
-            }
-            return preverified || skip;
-        });
+    rejected_certificate_.reset();
+    tls_->set_verify_callback([this, skip = endpoint.tls_options.insecure_skip_verify](
+                                  bool preverified, asio::ssl::verify_context& context) {
+        // Read here, during verification, so that it is known even when verification fails.
+        const auto not_after = tls::earliest_not_after(context.native_handle());
+        if (metrics_ != nullptr && not_after &&
+            (!metrics_->cert_not_after || *not_after < *metrics_->cert_not_after)) {
+            metrics_->cert_not_after = not_after;
+        }
+        if (preverified || skip) return true;
+        // Only this refusal makes a failed handshake the certificate's fault: OpenSSL's verify
+        // result is also set when verification is skipped, and the server may abort later.
+        rejected_certificate_ = X509_STORE_CTX_get_error(context.native_handle());
+        return false;
+    });
     co_await tls_->async_handshake(asio::ssl::stream_base::client,
                                    asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return;
@@ -205,12 +210,12 @@ Failure Connection::failure(const error_code& ec) {
         return {FailureReason::dns, lookup_failure_};
     }
     if (phase == Phase::tls_handshake) {
-        SSL* ssl = tls_ ? tls_->native_handle() : nullptr;
-        const FailureReason reason =
-            ssl != nullptr ? tls::classify_handshake_failure(ssl) : FailureReason::tls_handshake;
-        return {reason, reason == FailureReason::tls_handshake
-                            ? "TLS handshake: " + ec.message()
-                            : "certificate: " + tls::describe_verify_result(ssl)};
+        if (rejected_certificate_) {
+            return {tls::certificate_failure(*rejected_certificate_),
+                    "certificate: " + tls::describe_certificate_error(*rejected_certificate_)};
+        }
+        // Whatever else ended it (an alert from the server, say): its words are in the message.
+        return {FailureReason::tls_handshake, "TLS handshake: " + ec.message()};
     }
     if (phase == Phase::connect && ec == asio::error::connection_refused) {
         return {FailureReason::connect_refused, ec.message()};

@@ -62,7 +62,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // connect). Call set_deadline() first.
     boost::asio::awaitable<void> connect(Endpoint endpoint, boost::system::error_code& ec);
     // The TLS client handshake (phase tls_handshake): SNI, verification against the endpoint's
-    // host or server_name, certificate facts into the metrics even when verification fails.
+    // host or server_name, certificate facts into the metrics even when verification fails. It
+    // fails for the certificate (tls_cert_*) only when verification refused it; anything else
+    // (the server's alert, a close) is tls_handshake, insecure_skip_verify or not.
     boost::asio::awaitable<void> start_tls(Endpoint endpoint, boost::system::error_code& ec);
     boost::asio::awaitable<void> write(std::string_view bytes, boost::system::error_code& ec);
     // What the server sent, valid until the next read; eof when it closed the connection.
@@ -93,6 +95,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool interrupted_ = false;
     bool closed_ = false;
     std::string lookup_failure_;  // the detail of a dns failure
+    // Set when verification refused the server's certificate: X509_V_ERR_*.
+    std::optional<int> rejected_certificate_;
     Clock::time_point last_arrival_;
     std::array<char, 16 * 1024> buffer_;
 };

@@ -29,6 +29,7 @@ namespace mailcanary {
     X(closed) \
     X(auth_unavailable) \
     X(auth_rejected) \
+    X(auth_disabled) \
     X(auth_tempfail) \
     X(auth_insecure) \
     X(oauth_token) \

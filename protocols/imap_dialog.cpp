@@ -1,5 +1,6 @@
 #include "protocols/imap_dialog.hpp"
 #include "common/text.hpp"
+#include "protocols/auth_refusal.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -336,11 +337,7 @@ Action Client::on_login_sequence_completion(const Response& response) {
             return {Action::Kind::start_tls, {}};
         case State::authenticating:
             if (status != Status::ok) {
-                // RFC 5530: UNAVAILABLE is the authentication service failing, not the
-                // credentials.
-                return fail(starts_with_word(response.code, "UNAVAILABLE")
-                                ? FailureReason::auth_tempfail
-                                : FailureReason::auth_rejected,
+                return fail(imap_login_refusal(response.code, response.text),
                             "login: " + described);
             }
             // RFC 9051 6.2: capabilities may change after login; the OK often lists them.

@@ -1,5 +1,7 @@
 #include "protocols/imap_response.hpp"
+
 #include "common/text.hpp"
+#include "protocols/imap_utf7.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -296,6 +298,10 @@ std::optional<std::string> quoted(std::string_view text) {
     return out;
 }
 
-std::string mailbox_argument(std::string_view name) { return quoted(name).value_or("\"\""); }
+std::string mailbox_argument(std::string_view name) {
+    // Modified UTF-7 is printable ASCII: quoting cannot fail for it.
+    const auto encoded = encode_mailbox_name(name);
+    return encoded ? *quoted(*encoded) : std::string("\"\"");
+}
 
 }  // namespace mailcanary::imap

@@ -62,9 +62,9 @@ class ResponseReader {
 // The quoted form of a string argument (RFC 9051 4.3), or empty when it cannot be quoted (CR,
 // LF, NUL or 8-bit bytes): such a value needs a literal.
 std::optional<std::string> quoted(std::string_view text);
-// A mailbox name as a command argument. Names come from the configuration or the server's own
-// LIST, and are never 8-bit (modified UTF-7): quoting cannot fail for them, but an unquotable
-// one becomes "", which no server takes for a real mailbox.
+// A mailbox name (UTF-8, as the configuration and decoded LIST responses have it) as a command
+// argument: modified UTF-7 (RFC 3501 5.1.3), quoted. Quoting alone would refuse the 8-bit bytes
+// of "Корзина". A name that is not UTF-8 becomes "", which no server takes for a mailbox.
 std::string mailbox_argument(std::string_view name);
 
 }  // namespace mailcanary::imap

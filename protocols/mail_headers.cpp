@@ -363,14 +363,50 @@ std::optional<ParsedAuthResults> parse_authentication_results(std::string_view v
     return parsed;
 }
 
+bool authserv_id_matches(std::string_view id, std::string_view trusted) {
+    if (!trusted.starts_with("*.")) return iequals(id, trusted);
+    const std::string_view suffix = trusted.substr(1);  // ".mail.yahoo.com"
+    return id.size() > suffix.size() && iequals(id.substr(id.size() - suffix.size()), suffix);
+}
+
+std::vector<std::string> authserv_ids(const std::vector<HeaderField>& fields) {
+    std::vector<std::string> ids;
+    for (const auto& value : header_values(fields, "Authentication-Results")) {
+        if (const auto parsed = parse_authentication_results(value)) {
+            ids.push_back(parsed->authserv_id);
+        }
+    }
+    return ids;
+}
+
 AuthVerdicts message_verdicts(const std::vector<HeaderField>& fields,
                               std::string_view trusted_authserv_id) {
-    for (const auto& value : header_values(fields, "Authentication-Results")) {
-        const auto parsed = parse_authentication_results(value);
+    const auto is_auth_results = [&](std::size_t at) {
+        return iequals(fields[at].name, "Authentication-Results");
+    };
+    for (std::size_t at = 0; at < fields.size(); ++at) {
+        if (!is_auth_results(at)) continue;
+        const auto parsed = parse_authentication_results(fields[at].value);
         // Without a trusted id the topmost header is the one, usable or not: falling back to a
         // lower one would let the sender's own headers speak.
-        if (trusted_authserv_id.empty()) return parsed ? parsed->verdicts : AuthVerdicts{};
-        if (parsed && iequals(parsed->authserv_id, trusted_authserv_id)) return parsed->verdicts;
+        if (trusted_authserv_id.empty() && !parsed) return {};
+        if (!parsed || (!trusted_authserv_id.empty() &&
+                        !authserv_id_matches(parsed->authserv_id, trusted_authserv_id))) {
+            continue;
+        }
+        // A server may split its results over several headers, one right below the other
+        // (Fastmail: one for ARC, one for BIMI, one for DKIM, DMARC and SPF): those count too.
+        AuthVerdicts verdicts = parsed->verdicts;
+        for (std::size_t next = at + 1; next < fields.size() && is_auth_results(next); ++next) {
+            const auto more = parse_authentication_results(fields[next].value);
+            if (!more || !iequals(more->authserv_id, parsed->authserv_id)) break;
+            for (const AuthMethod method : kAuthMethods) {
+                const auto& found = more->verdicts.*verdict_member(method);
+                auto& verdict = verdicts.*verdict_member(method);
+                if (found && (!verdict || *found == "pass")) verdict = found;
+            }
+        }
+        return verdicts;
     }
     return {};
 }

@@ -67,10 +67,19 @@ struct ParsedAuthResults {
 // unusable: no authserv-id, or a comment or quoted string never closed (a truncated header).
 std::optional<ParsedAuthResults> parse_authentication_results(std::string_view value);
 
+// Whether an authserv-id is the trusted one: equal without regard to ASCII case, or, for a
+// trusted "*.mail.yahoo.com", any id ending in ".mail.yahoo.com" (Yahoo names the host).
+bool authserv_id_matches(std::string_view id, std::string_view trusted);
+
+// The authserv-ids of a message's usable Authentication-Results headers, top to bottom; "" for
+// one written without (Microsoft 365, Outlook.com).
+std::vector<std::string> authserv_ids(const std::vector<HeaderField>& fields);
+
 // The verdicts for a message. Anyone can write an Authentication-Results header into a message,
-// so only one header counts: with a trusted_authserv_id, the topmost header of that
-// authserv-id (case-insensitive); without one, the topmost header, which the receiving server
-// adds above any that came with the message.
+// so only one server's count: with a trusted_authserv_id, the topmost header that matches it
+// (authserv_id_matches); without one, the topmost header, which the receiving server adds above
+// any that came with the message. The headers of the same authserv-id directly below it count
+// with it: a server may split its results (a "pass" then wins, as within one header).
 AuthVerdicts message_verdicts(const std::vector<HeaderField>& fields,
                               std::string_view trusted_authserv_id);
 

@@ -3,7 +3,6 @@
 #include "protocols/token.hpp"
 
 #include <array>
-#include <cctype>
 #include <ctime>
 #include <stdexcept>
 
@@ -40,6 +39,23 @@ std::string join(const std::vector<std::string>& items, std::string_view separat
         out += item;
     }
     return out;
+}
+
+// Only what is true: the accept probe leaves its message where it lands.
+std::string_view after_delivery_text(AfterDelivery after_delivery) {
+    switch (after_delivery) {
+        case AfterDelivery::removed:
+            return "mailcanary removes it from this folder once it has seen it arrive; if you "
+                   "can\r\n"
+                   "read it here, something kept it.\r\n";
+        case AfterDelivery::trashed:
+            return "mailcanary moves it to the trash once it has seen it arrive; if you can "
+                   "read\r\n"
+                   "it here, something kept it.\r\n";
+        case AfterDelivery::kept:
+            break;
+    }
+    return "The probe that sent it does not delete it; it may be deleted by hand.\r\n";
 }
 
 }  // namespace
@@ -81,24 +97,8 @@ std::string compose_message(const MessageSpec& spec, std::chrono::system_clock::
     for (const auto& [name, value] : spec.headers) header(name, value);
     message += "\r\n";
     message += "This is a synthetic test message sent by mailcanary to check that mail flows.\r\n";
-    message += "It is deleted automatically; if you can read it, something kept it.\r\n";
+    message += after_delivery_text(spec.after_delivery);
     return dot_stuff(message) + ".\r\n";
-}
-
-std::optional<std::string> queue_id_from_reply(std::string_view text) {
-    for (const std::string_view marker :
-         {std::string_view("queued as "), std::string_view("id=")}) {
-        const auto at = text.find(marker);
-        if (at == std::string_view::npos) continue;
-        std::size_t end = at + marker.size();
-        while (end < text.size() &&
-               (std::isalnum(static_cast<unsigned char>(text[end])) || text[end] == '-')) {
-            ++end;
-        }
-        if (end > at + marker.size())
-            return std::string(text.substr(at + marker.size(), end - at - marker.size()));
-    }
-    return std::nullopt;
 }
 
 }  // namespace mailcanary

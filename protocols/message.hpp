@@ -1,15 +1,21 @@
-// The probe message (RFC 5322) as it goes on the wire, and what the server said of it. The
-// token it carries is protocols/token.hpp's.
+// The probe message (RFC 5322) as it goes on the wire. The token it carries is
+// protocols/token.hpp's.
 #pragma once
 
 #include <chrono>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 namespace mailcanary {
+
+// What becomes of the message once it is delivered, as its body tells the reader.
+enum class AfterDelivery {
+    kept,     // the accept probe, or the round trip with cleanup = "keep"
+    removed,  // the round trip deletes it from the folder it arrived in
+    trashed,  // the round trip moves it to the trash
+};
 
 struct MessageSpec {
     std::string from;
@@ -18,6 +24,7 @@ struct MessageSpec {
     std::vector<std::pair<std::string, std::string>> headers;  // extra headers, in order
     std::string token;
     std::string message_id_domain;  // right-hand side of the Message-ID
+    AfterDelivery after_delivery = AfterDelivery::kept;
 };
 
 // "<run id>.mailcanary@<domain>": traceable in server logs without revealing the token.
@@ -29,8 +36,5 @@ std::string compose_message(const MessageSpec& spec, std::chrono::system_clock::
 
 // RFC 5321 4.5.2: a line that starts with "." gets one more.
 std::string dot_stuff(std::string_view text);
-
-// "queued as 4Xy2Z1" (Postfix, Sendmail, Exim's "id=") from the reply to the final dot.
-std::optional<std::string> queue_id_from_reply(std::string_view text);
 
 }  // namespace mailcanary

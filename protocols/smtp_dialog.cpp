@@ -5,7 +5,8 @@
 #include <cstdlib>
 
 #include "common/text.hpp"
-#include "protocols/message.hpp"
+#include "protocols/auth_refusal.hpp"
+#include "protocols/smtp_queue_id.hpp"
 
 namespace mailcanary::smtp {
 namespace {
@@ -95,29 +96,28 @@ Action Dialog::on_closed() {
 
 Action Dialog::on_bytes(std::string_view received) {
     parser_.feed(received);
-    for (;;) {
-        switch (parser_.next()) {
-            case ReplyParser::Status::need_more:
-                return read();
-            case ReplyParser::Status::error:
-                return fail_and_close(FailureReason::protocol, parser_.error());
-            case ReplyParser::Status::reply:
-                break;
-        }
-        const Reply& reply = parser_.reply();
-        log_reply(transcript_, reply);
-        Action next = on_reply(reply);
-        // With PIPELINING the replies to several commands may already be here.
-        if (next.kind == Action::Kind::read) continue;
-        if (next.kind != Action::Kind::write) return next;
-        // Without PIPELINING a server speaks only when spoken to: more bytes here would be
-        // taken as the answer to the next command and desynchronise the dialog.
-        if (parser_.buffered() > 0) {
-            return fail_and_close(FailureReason::protocol,
-                                  "server sent data before the client's next command");
-        }
-        return next;
+    switch (parser_.next()) {
+        case ReplyParser::Status::need_more:
+            return read();
+        case ReplyParser::Status::error:
+            return fail_and_close(FailureReason::protocol, parser_.error());
+        case ReplyParser::Status::reply:
+            break;
     }
+    const Reply& reply = parser_.reply();
+    log_reply(transcript_, reply);
+    const Action next = on_reply(reply);
+    if (parser_.buffered() == 0) return next;
+    // With PIPELINING the replies to several commands may be here already. One reply per step,
+    // so that the driver times each command's phase alike however the bytes arrived.
+    if (next.kind == Action::Kind::read) return {Action::Kind::buffered, next.phase, {}};
+    // Without PIPELINING a server speaks only when spoken to: more bytes here would be taken as
+    // the answer to the next command and desynchronise the dialog.
+    if (next.kind == Action::Kind::write) {
+        return fail_and_close(FailureReason::protocol,
+                              "server sent data before the client's next command");
+    }
+    return next;
 }
 
 std::string_view Dialog::command_answered() const {
@@ -267,7 +267,7 @@ Action Dialog::start_auth() {
 
 Action Dialog::on_auth_reply(const Reply& reply) {
     if (reply.code == 235) return after_auth();
-    if (reply.klass() == 5) return rejected_by(FailureReason::auth_rejected, reply);
+    if (reply.klass() == 5) return rejected_by(smtp_auth_refusal(reply), reply);
     if (reply.klass() == 4) return rejected_by(FailureReason::auth_tempfail, reply);
     if (reply.code != 334) {
         return fail_and_close(FailureReason::protocol,
@@ -334,9 +334,11 @@ Action Dialog::start_transaction() {
     to_send_.push_back(transaction.rcpt_only ? Command::rset : Command::data);
 
     if (!has_capability("PIPELINING")) return send_next_command();
-    // RFC 2920: the whole group in one write; the replies come back in order.
+    // RFC 2920: MAIL and the RCPTs (and RSET, which sends nothing) in one write; the replies
+    // come back in order. DATA waits for them: a 354 to a pipelined DATA would commit the client
+    // to sending the message to the recipients that were accepted, even when one was refused.
     std::string batch;
-    while (!to_send_.empty()) {
+    while (!to_send_.empty() && to_send_.front() != Command::data) {
         const std::string line = command_line(to_send_.front());
         transcript_.client(line);
         batch += line + "\r\n";
@@ -387,13 +389,11 @@ Action Dialog::on_transaction_reply(const Reply& reply) {
             }
             break;
         case Command::data:
-            if (reply.code == 354) {
-                data_accepted_ = true;
-            } else if (rejected) {
+            if (rejected) {
                 record_failure(
                     klass == 4 ? FailureReason::data_tempfail : FailureReason::data_rejected,
                     reply.summary());
-            } else {
+            } else if (reply.code != 354) {
                 return fail_and_close(FailureReason::protocol,
                                       "unexpected reply to DATA: " + reply.summary());
             }
@@ -412,19 +412,19 @@ Action Dialog::on_transaction_reply(const Reply& reply) {
         phase_ = phase_of(awaiting_.front());
         return read();
     }
-    if (data_accepted_) {
-        // After a 354 the server takes whatever follows as the message: it must be sent, even
-        // when a pipelined RCPT was refused (the first failure still decides the outcome).
-        state_ = State::message;
-        phase_ = Phase::data_end;
-        transcript_.client("(message, " + std::to_string(options_.transaction->message.size()) +
-                           " bytes, then .)");
-        out_ = options_.transaction->message;
-        awaiting_write_ = true;
-        return {Action::Kind::write, phase_, out_};
-    }
-    if (failure_ || to_send_.empty()) return quit();
-    return send_next_command();
+    if (failure_) return quit();
+    if (command == Command::data) return send_message();  // after the 354
+    return to_send_.empty() ? quit() : send_next_command();
+}
+
+Action Dialog::send_message() {
+    state_ = State::message;
+    phase_ = Phase::data_end;
+    transcript_.client("(message, " + std::to_string(options_.transaction->message.size()) +
+                       " bytes, then .)");
+    out_ = options_.transaction->message;
+    awaiting_write_ = true;
+    return {Action::Kind::write, phase_, out_};
 }
 
 Action Dialog::on_message_reply(const Reply& reply) {

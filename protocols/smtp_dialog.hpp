@@ -21,6 +21,7 @@ namespace mailcanary::smtp {
 struct Action {
     enum class Kind {
         read,       // read more bytes, then call on_bytes (or on_closed at end of stream)
+        buffered,   // the server's next reply may be buffered already: call on_bytes({})
         write,      // write `bytes`, then call on_written
         start_tls,  // perform the TLS client handshake, then call on_tls_established
         done,       // close the connection; outcome() is final
@@ -50,7 +51,9 @@ struct AuthRequest {
     unsigned port = 0;
 };
 
-// Submit a message after EHLO (and AUTH): MAIL FROM, RCPT TO, DATA, pipelined when offered.
+// Submit a message after EHLO (and AUTH): MAIL FROM, RCPT TO, DATA. With PIPELINING, MAIL and
+// the RCPTs go in one write, and DATA only once every RCPT was accepted: a refused recipient
+// must not leave a message behind for the others.
 struct TransactionRequest {
     std::string from;
     std::vector<std::string> to;
@@ -123,6 +126,7 @@ class Dialog {
     Action on_transaction_reply(const Reply& reply);
     Action on_message_reply(const Reply& reply);
     Action send_next_command();
+    Action send_message();
     std::string_view command_answered() const;
     // A failure after which the session is still in step: say QUIT before closing.
     Action fail_and_quit(FailureReason reason, std::string detail);
@@ -148,7 +152,6 @@ class Dialog {
     std::deque<Command> to_send_;   // without PIPELINING: the commands still to send, in order
     std::deque<Command> awaiting_;  // sent, reply not yet read
     std::size_t next_recipient_ = 0;
-    bool data_accepted_ = false;  // DATA got 354: the message must be sent
     bool message_accepted_ = false;
     std::optional<std::string> queue_id_;
     std::string command_line(Command command);

@@ -60,8 +60,12 @@ asio::awaitable<Outcome> run_dialog(const Endpoint& endpoint, SessionRun run, Di
                 co_await connection->write(action.bytes, ec);
                 if (!ec) action = dialog.on_written();
                 break;
-            case Action::Kind::read: {
-                const std::string_view received = co_await connection->read(ec);
+            case Action::Kind::read:
+            case Action::Kind::buffered: {
+                // A buffered reply came with the last read: it is taken in a step of its own, in
+                // the phase the dialog moved to, without reading.
+                std::string_view received;
+                if (action.kind == Action::Kind::read) received = co_await connection->read(ec);
                 if (!ec) {
                     action = dialog.on_bytes(received);
                     if (dialog.message_accepted() && !run.metrics.message_accepted_at) {

@@ -72,10 +72,8 @@ bool prepare_connection(SSL* ssl, const std::string& host, const TlsOptions& opt
            SSL_set1_host(ssl, name.c_str()) == 1;
 }
 
-FailureReason classify_handshake_failure(SSL* ssl) {
-    switch (SSL_get_verify_result(ssl)) {
-        case X509_V_OK:
-            return FailureReason::tls_handshake;
+FailureReason certificate_failure(int verify_error) {
+    switch (verify_error) {
         case X509_V_ERR_CERT_HAS_EXPIRED:
         case X509_V_ERR_CERT_NOT_YET_VALID:
             return FailureReason::tls_cert_expired;
@@ -87,8 +85,8 @@ FailureReason classify_handshake_failure(SSL* ssl) {
     }
 }
 
-std::string describe_verify_result(SSL* ssl) {
-    return X509_verify_cert_error_string(SSL_get_verify_result(ssl));
+std::string describe_certificate_error(int verify_error) {
+    return X509_verify_cert_error_string(verify_error);
 }
 
 std::optional<std::chrono::system_clock::time_point> earliest_not_after_verified(SSL* ssl) {

@@ -28,9 +28,10 @@ std::shared_ptr<boost::asio::ssl::context> make_client_context(const TlsOptions&
 // refuses the name: the handshake must not go ahead without an identity to check.
 bool prepare_connection(SSL* ssl, const std::string& host, const TlsOptions& options);
 
-// Maps a failed handshake to a reason, from the certificate verification result.
-FailureReason classify_handshake_failure(SSL* ssl);
-std::string describe_verify_result(SSL* ssl);
+// The reason for a certificate that verification rejected, from its X509_V_ERR_* code, and
+// OpenSSL's words for the code.
+FailureReason certificate_failure(int verify_error);
+std::string describe_certificate_error(int verify_error);
 
 // The earliest notAfter among the certificates the peer presented, read during verification
 // so that it is known even when verification fails.

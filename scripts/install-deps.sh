@@ -7,6 +7,12 @@
 # ports, and Debian's prometheus and alertmanager would otherwise sit on :9090
 # and :9093/:9094).
 #
+# Cyrus IMAP, Exim and OpenSMTPD are not installed: each conflicts with a package the stack
+# needs (cyrus-imapd with dovecot-imapd, both an imap-server; exim4 and opensmtpd with postfix,
+# each a mail-transport-agent). Their Debian packages are downloaded and unpacked into caches
+# (MAILCANARY_CYRUS_ROOT, MAILCANARY_MTA_CACHE), from where tests/stack/cyrus.sh and
+# tests/stack/mtas.sh run them; only the libraries they link are installed.
+#
 # Usage (as root, or with sudo available): bash scripts/install-deps.sh
 set -euo pipefail
 
@@ -19,12 +25,18 @@ RUNTIME_PKGS=(
   openssl curl ca-certificates iproute2 procps util-linux
   postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve
   prometheus prometheus-alertmanager
-  # The shared libraries of the unpacked Exim and OpenSMTPD (see MTA_DEBS).
+  # What the unpacked Cyrus links (cyrus-common's library Depends, less libclamav12 and
+  # libzephyr4, which only the virus scanner and notifyd use) and the SASL plugins it checks
+  # passwords with.
+  libcom-err2 libical3 libicu72 libjansson4 libkrb5-3 libldap-2.5-0 libpcre3 libpq5
+  libsasl2-2 libsasl2-modules libsasl2-modules-db libsqlite3-0 libwrap0 libxapian30 libxml2
+  # What the unpacked Exim and OpenSMTPD link.
   libidn12 libgnutls-dane0 libnsl2 libdb5.3 libpcre2-8-0 libevent-2.1-7
 )
-# Exim and OpenSMTPD, which the integration tests run beside Postfix (tests/stack/mtas.sh). As
-# packages they conflict with Postfix (each is a mail-transport-agent), so they are never
-# installed: fetched with `apt-get download`, kept, and unpacked with `dpkg -x` under MTA_CACHE.
+# Unpacked, not installed (see above), into one root: master, imapd, lmtpd, idled; saslpasswd2.
+CYRUS_DEBS=(cyrus-common cyrus-imapd sasl2-bin)
+CYRUS_ROOT=${MAILCANARY_CYRUS_ROOT:-/var/cache/mailcanary/cyrus/root}
+# Unpacked, not installed, each into MTA_CACHE/roots/PACKAGE.
 MTA_DEBS=(exim4-daemon-light opensmtpd)
 MTA_CACHE=${MAILCANARY_MTA_CACHE:-/var/cache/mailcanary/mtas}
 
@@ -87,41 +99,45 @@ stop_system_daemons() {
   done
 }
 
-# $MTA_CACHE/debs holds the downloaded packages, $MTA_CACHE/roots/PKG each one unpacked (with
-# its version in .version). A root that is there is used as it is: no network then.
-fetch_mtas() {
-  local pkg missing=()
-  for pkg in "${MTA_DEBS[@]}"; do
-    [[ -s $MTA_CACHE/roots/$pkg/.version ]] || missing+=("$pkg")
-  done
-  if [[ ${#missing[@]} -eq 0 ]]; then
-    echo "install-deps: ${MTA_DEBS[*]} already unpacked in $MTA_CACHE/roots"
+# unpack_debs ROOT PACKAGE...: downloads the Debian packages (kept in ROOT.debs/) and unpacks
+# them all into ROOT, once: ROOT.unpacked lists each package with its version. A root that is
+# there is used as it is, without the network; delete it to take newer packages.
+unpack_debs() {
+  local root=$1; shift
+  local stamp=$root.unpacked debs=$root.debs
+  if [[ -s $stamp && -d $root ]]; then
+    echo "install-deps: already unpacked in $root: $(tr '\n' ' ' <"$stamp")"
     return 0
   fi
-  as_root mkdir -p "$MTA_CACHE/debs" "$MTA_CACHE/roots"
-  local download
-  download=$(as_root mktemp -d /tmp/mailcanary-debs.XXXXXX)
-  as_root chmod 0777 "$download"   # apt-get download writes as its sandbox user, _apt
-  # Lists may be missing (a fresh image) or name versions the mirror no longer has.
-  if ! (cd "$download" && as_root apt-get download -qq "${missing[@]}") >/dev/null 2>&1; then
+  log "downloading and unpacking $* into $root"
+  as_root rm -rf "$debs" "$root" "$root.tmp" "$stamp"
+  as_root mkdir -p "$debs"
+  as_root chmod 0777 "$debs"   # apt-get download writes as its sandbox user, _apt
+  # The package lists may be missing (a fresh image) or name versions the mirror no longer has.
+  if ! (cd "$debs" && as_root apt-get download -qq "$@" </dev/null); then
+    log "apt-get download failed; updating the package lists and trying again"
     as_root apt-get update -qq
-    (cd "$download" && as_root apt-get download -qq "${missing[@]}") ||
-      { log "apt-get download ${missing[*]} failed"; exit 1; }
+    (cd "$debs" && as_root apt-get download -qq "$@" </dev/null) ||
+      { log "apt-get download $* failed"; exit 1; }
   fi
-  local deb version root
-  for pkg in "${missing[@]}"; do
-    deb=$(compgen -G "$download/${pkg}_*.deb" | head -n 1) || true
-    [[ -n $deb ]] || { log "apt-get download left no $pkg package"; exit 1; }
-    version=$(dpkg-deb -f "$deb" Version)
-    as_root mv "$deb" "$MTA_CACHE/debs/"
-    root=$MTA_CACHE/roots/$pkg
-    as_root rm -rf "$root.tmp" "$root"
-    as_root dpkg -x "$MTA_CACHE/debs/${deb##*/}" "$root.tmp"
-    printf '%s\n' "$version" | as_root tee "$root.tmp/.version" >/dev/null
-    as_root mv "$root.tmp" "$root"
-    echo "install-deps: unpacked $pkg $version in $root"
+  as_root chmod 0755 "$debs"
+  local deb
+  for deb in "$debs"/*.deb; do
+    as_root dpkg -x "$deb" "$root.tmp"
+    # shellcheck disable=SC2016  # dpkg-deb's own ${field} syntax
+    dpkg-deb --show --showformat='${Package} ${Version}\n' "$deb"
+  done | as_root tee "$root.tmp.unpacked" >/dev/null
+  as_root mv "$root.tmp" "$root"
+  as_root mv "$root.tmp.unpacked" "$stamp"
+  echo "install-deps: unpacked in $root: $(tr '\n' ' ' <"$stamp")"
+}
+
+unpack_conflicting_servers() {
+  unpack_debs "$CYRUS_ROOT" "${CYRUS_DEBS[@]}"
+  local pkg
+  for pkg in "${MTA_DEBS[@]}"; do
+    unpack_debs "$MTA_CACHE/roots/$pkg" "$pkg"
   done
-  as_root rm -rf "$download"
 }
 
 main() {
@@ -135,7 +151,7 @@ main() {
   if [[ ${#missing[@]} -eq 0 ]]; then
     stop_system_daemons
     echo "install-deps: all ${#BUILD_PKGS[@]} build + ${#RUNTIME_PKGS[@]} runtime packages already installed"
-    fetch_mtas
+    unpack_conflicting_servers
     return 0
   fi
 
@@ -172,7 +188,7 @@ main() {
     is_installed "$pkg" || { log "package $pkg still not installed"; exit 1; }
   done
   echo "install-deps: installed ${#missing[@]} package(s): ${missing[*]}"
-  fetch_mtas
+  unpack_conflicting_servers
 }
 
 main "$@"

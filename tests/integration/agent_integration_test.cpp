@@ -1,5 +1,6 @@
 // The agent binary, run as a user runs it, against the real Postfix of tests/stack: its metrics
 // are read over HTTP. The ctest fixture starts the stack; MAILCANARY_STACK_DIR says where.
+#include <cstdio>
 #include <sstream>
 
 #include "integration/harness.hpp"
@@ -410,22 +411,102 @@ TEST_F(AgentIntegration, AcceptSubmitsARealMessageAndReportsRefusals) {
               0);
 }
 
+// What a shell command printed on stdout.
+std::string output_of(const std::string& command) {
+    std::string output;
+    FILE* pipe = popen(command.c_str(), "r");
+    if (pipe == nullptr) return output;
+    char chunk[4096];
+    for (std::size_t read = 0; (read = fread(chunk, 1, sizeof chunk, pipe)) > 0;) {
+        output.append(chunk, read);
+    }
+    pclose(pipe);
+    return output;
+}
+
+// The queue ids of the messages from `sender` in `mailstack.sh queue`'s listing (postqueue -j:
+// one JSON object a line, "queue_id" before "sender").
+std::vector<std::string> queued_from(const std::string& listing, const std::string& sender) {
+    std::vector<std::string> ids;
+    std::istringstream lines(listing);
+    const std::string key = "\"queue_id\": \"";
+    for (std::string line; std::getline(lines, line);) {
+        const auto at = line.find(key);
+        if (at == std::string::npos ||
+            line.find("\"sender\": \"" + sender + "\"") == std::string::npos)
+            continue;
+        const auto start = at + key.size();
+        ids.push_back(line.substr(start, line.find('"', start) - start));
+    }
+    return ids;
+}
+
+// One good and one refused recipient: the run fails with rcpt_rejected and the probe's message
+// reaches nobody. Every message here carries the stack's hold header, so one that Postfix
+// accepted stays in its hold queue, where `mailstack.sh queue` lists it: the control target's
+// does, and the one with the refused recipient must not.
+TEST_F(AgentIntegration, ARefusedRecipientLeavesNoMessageBehind) {
+    const std::string tag = std::to_string(getpid());
+    const std::string held_from = "held-" + tag + "@mailcanary.test";
+    const std::string mixed_from = "mixed-" + tag + "@mailcanary.test";
+    const auto held_message = [&](const std::string& from, const std::string& to) {
+        return "probes = [\"accept\"]\n" + tls_options() + "[targets.message]\nfrom = \"" + from +
+               "\"\nto = [" + to + "]\n[targets.message.headers]\n" +
+               env_.at("MAILSTACK_HOLD_HEADER") + " = \"yes\"\n";
+    };
+    const std::string user = "\"" + env_.at("MAILSTACK_USER") + "\"";
+    const fs::path config = dir_ / "refusal.toml";
+    std::ofstream(config)
+        << header()
+        << target("control", port("MAILSTACK_SMTP_PORT"), "starttls", held_message(held_from, user))
+        << target(
+               "mixed", port("MAILSTACK_SMTP_PORT"), "starttls",
+               held_message(mixed_from, user + ", \"" + env_.at("MAILSTACK_REFUSED_RCPT") + "\""));
+    const auto mixed =
+        run_binary({"--config.file=" + config.string(), "--probe=mixed"}, dir_ / "mixed.txt");
+    EXPECT_EQ(mixed.exit_code, 1) << mixed.output;
+    EXPECT_NE(mixed.output.find("failed: rcpt_rejected: 554 5.7.1"), std::string::npos)
+        << mixed.output;
+    EXPECT_EQ(mixed.output.find("C: DATA"), std::string::npos) << mixed.output;
+    const auto control =
+        run_binary({"--config.file=" + config.string(), "--probe=control"}, dir_ / "control.txt");
+    EXPECT_EQ(control.exit_code, 0) << control.output;
+
+    const std::string listing =
+        output_of("bash " MAILCANARY_SOURCE_DIR "/tests/stack/mailstack.sh queue " +
+                  env_.at("MAILCANARY_STACK_DIR_PATH"));
+    const auto left_behind = queued_from(listing, mixed_from);
+    EXPECT_TRUE(left_behind.empty()) << listing;
+    // The control shows that an accepted message would be listed.
+    const auto controls = queued_from(listing, held_from);
+    EXPECT_EQ(controls.size(), 1u) << listing;
+    // Dropped, not delivered: nobody reads them.
+    for (const auto& ids : {left_behind, controls}) {
+        for (const std::string& id : ids) {
+            const std::string drop = "postsuper -c " + env_.at("MAILSTACK_POSTFIX_CONFIG_DIR") +
+                                     " -d " + id + " hold 2>/dev/null";
+            EXPECT_EQ(std::system(drop.c_str()), 0) << drop;
+        }
+    }
+}
+
 TEST_F(AgentIntegration, ShippedExampleConfigsAreValidAndCheckingLeavesNoTrace) {
     // The examples name secret files beside them that a user creates: the copies get placeholders.
     setenv("RELAY_CANARY_PASSWORD", "not-a-real-password", 1);
+    setenv("YAHOO_CANARY_PASSWORD", "not-a-real-password", 1);
     const fs::path source(MAILCANARY_SOURCE_DIR);
     const fs::path copy = dir_ / "examples";
     fs::copy(source / "config/examples", copy, fs::copy_options::recursive);
     fs::create_directories(copy / "secrets");
     for (const char* secret : {"gmail.refresh-token", "gmail.client-secret", "m365.refresh-token",
-                               "m365.client-secret"}) {
+                               "m365.client-secret", "fastmail.app-password"}) {
         std::ofstream(copy / "secrets" / secret) << "placeholder\n";
     }
     std::vector<fs::path> configs{source / "config/mailcanary.toml"};
     for (const auto& entry : fs::directory_iterator(copy)) {
         if (entry.path().extension() == ".toml") configs.push_back(entry.path());
     }
-    EXPECT_EQ(configs.size(), 4u);
+    EXPECT_EQ(configs.size(), 6u);
     for (const auto& config : configs) {
         const auto run =
             run_binary({"--config.file=" + config.string(), "--config.check"}, dir_ / "check.txt");

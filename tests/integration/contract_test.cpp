@@ -6,7 +6,6 @@
 //
 // MAILCANARY_UPDATE_GOLDEN=1 rewrites the golden file in the source tree instead of comparing
 // (docs/testing.md); the change is then reviewed as a diff of that file.
-#include <pwd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -246,22 +245,11 @@ std::string difference(const std::string& golden, const std::string& actual) {
 
 class MetricsContract : public AgentIntegration {
   protected:
-    fs::path probe_maildir() const {
-        return fs::path(env_.at("MAILSTACK_MAIL_DIR")) / env_.at("MAILSTACK_DOMAIN") / "probe" /
-               "Maildir";
-    }
-
-    // One of the agent's own probe messages that no run waits for, delivered an hour ago:
-    // the agent's first search of the mailbox removes it as a leftover, which is what creates
-    // mailcanary_roundtrip_leftovers_removed_total. Its token is made with the secret the agent
-    // will find beside its configuration. Written the Maildir way (tmp/, then new/), owned by
-    // the user Dovecot stores mail as; the file's time is the message's INTERNALDATE.
+    // One of the agent's own probe messages that no run waits for, delivered an hour ago and
+    // signed with a deadline as old: the agent's first search of the mailbox removes it as a
+    // leftover, which is what creates mailcanary_roundtrip_leftovers_removed_total. Its token is
+    // made with the secret the agent will find beside its configuration.
     void seed_leftover(const fs::path& agent_dir) const {
-        // Dovecot creates the Maildir when the mailbox is first opened: on a fresh stack, now.
-        const std::string open_inbox = "doveadm -c " + env_.at("MAILSTACK_DOVECOT_CONFIG") +
-                                       " mailbox status -u " + env_.at("MAILSTACK_USER") +
-                                       " messages INBOX >/dev/null";
-        ASSERT_EQ(std::system(open_inbox.c_str()), 0) << open_inbox;
         std::string problem;
         const auto secret =
             load_or_create_secret((agent_dir / "mailcanary.secret").string(), problem);
@@ -269,17 +257,13 @@ class MetricsContract : public AgentIntegration {
         const std::string name = std::to_string(std::time(nullptr)) + ".P" +
                                  std::to_string(getpid()) + "_" + agent_dir.filename().string() +
                                  ".contract-test";
-        const fs::path staged = probe_maildir() / "tmp" / name;
-        std::ofstream(staged) << "From: canary@mailcanary.test\nTo: " << env_.at("MAILSTACK_USER")
-                              << "\nSubject: mailcanary probe\nMessage-ID: <" << name
-                              << "@mailcanary.test>\nX-Mailcanary-Token: " << make_token(*secret)
-                              << "\n\nleft over by an earlier run\n";
-        const passwd* mail_user = getpwnam("mail");
-        ASSERT_NE(mail_user, nullptr);
-        ASSERT_EQ(chown(staged.c_str(), mail_user->pw_uid, mail_user->pw_gid), 0)
-            << staged << ": " << std::strerror(errno);
-        fs::last_write_time(staged, fs::last_write_time(staged) - std::chrono::hours(1));
-        fs::rename(staged, probe_maildir() / "new" / name);
+        store_in_probe_inbox(name,
+                             "From: canary@mailcanary.test\nTo: " + env_.at("MAILSTACK_USER") +
+                                 "\nSubject: mailcanary probe\nMessage-ID: <" + name +
+                                 "@mailcanary.test>\nX-Mailcanary-Token: " +
+                                 make_token(*secret, std::chrono::system_clock::now() - 1h) +
+                                 "\n\nleft over by an earlier run\n",
+                             1h);
     }
 
     // Every probe kind (imap since issue 11), and the cases behind the families not every agent

@@ -7,22 +7,29 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "protocols/credentials.hpp"
+#include "protocols/token.hpp"
 #include "support/exposition.hpp"
 #include "support/files.hpp"
 
@@ -34,8 +41,8 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// KEY=VALUE lines written into the stack's directory: stack.env by tests/stack/mailstack.sh,
-// mtas.env by tests/stack/mtas.sh.
+// KEY=VALUE lines that a script of tests/stack wrote into the stack's directory: stack.env
+// (mailstack.sh), mtas.env (mtas.sh), cyrus.env (cyrus.sh).
 inline std::map<std::string, std::string> stack_env(const std::string& file = "stack.env") {
     const char* dir = std::getenv("MAILCANARY_STACK_DIR");
     if (dir == nullptr) throw std::runtime_error("MAILCANARY_STACK_DIR is not set");
@@ -51,6 +58,12 @@ inline std::map<std::string, std::string> stack_env(const std::string& file = "s
     return env;
 }
 
+// libcurl's write callback: appends what arrives to the std::string given as its data.
+inline size_t append_to_string(char* data, size_t size, size_t count, void* out) {
+    static_cast<std::string*>(out)->append(data, size * count);
+    return size * count;
+}
+
 struct HttpReply {
     long status = 0;
     std::string body;
@@ -63,11 +76,7 @@ inline HttpReply http(const std::string& method, const std::string& url) {
     curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt(
-        curl, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t count, void* out) {
-            static_cast<std::string*>(out)->append(data, size * count);
-            return size * count;
-        });
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_to_string);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
     if (curl_easy_perform(curl) == CURLE_OK) {
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
@@ -202,6 +211,33 @@ class AgentIntegration : public testing::Test {
         fs::create_directories(dir_);
     }
 
+    fs::path probe_maildir() const {
+        return fs::path(env_.at("MAILSTACK_MAIL_DIR")) / env_.at("MAILSTACK_DOMAIN") / "probe" /
+               "Maildir";
+    }
+
+    // Stores `message` in the probe user's INBOX the Maildir way (tmp/, then new/), owned by the
+    // user Dovecot stores mail as, the file's time (the message's INTERNALDATE) `age` ago. `name`
+    // is its unique file name.
+    void store_in_probe_inbox(const std::string& name, const std::string& message,
+                              std::chrono::seconds age) const {
+        // Dovecot creates the Maildir when the mailbox is first opened: on a fresh stack, now.
+        if (!fs::exists(probe_maildir() / "new")) {
+            const std::string open_inbox = "doveadm -c " + env_.at("MAILSTACK_DOVECOT_CONFIG") +
+                                           " mailbox status -u " + env_.at("MAILSTACK_USER") +
+                                           " messages INBOX >/dev/null";
+            ASSERT_EQ(std::system(open_inbox.c_str()), 0) << open_inbox;
+        }
+        const fs::path staged = probe_maildir() / "tmp" / name;
+        std::ofstream(staged) << message;
+        const passwd* mail_user = getpwnam("mail");
+        ASSERT_NE(mail_user, nullptr);
+        ASSERT_EQ(chown(staged.c_str(), mail_user->pw_uid, mail_user->pw_gid), 0)
+            << staged << ": " << std::strerror(errno);
+        fs::last_write_time(staged, fs::last_write_time(staged) - age);
+        fs::rename(staged, probe_maildir() / "new" / name);
+    }
+
     std::string host() const { return env_.at("MAILSTACK_HOST"); }
     std::string port(const char* key) const { return env_.at(key); }
     std::string ca() const { return env_.at("MAILSTACK_CA_FILE"); }
@@ -254,6 +290,58 @@ inline std::function<bool(const std::string&)> each_reported(std::vector<std::st
 inline std::string failure_series(const std::string& target, const std::string& reason) {
     return R"(mailcanary_probe_failures_total{probe="connect",reason=")" + reason +
            R"(",target=")" + target + "\"}";
+}
+
+// Tells the messages of the agent run in `dir` by their token: signed with the secret it keeps
+// beside its config. Without that secret (the agent never started) nothing is the agent's.
+class OwnTokens {
+  public:
+    explicit OwnTokens(const fs::path& dir) {
+        std::string problem;
+        secret_ = read_secret_file(dir / "mailcanary.secret", problem);
+    }
+    bool known() const { return secret_.has_value(); }
+    // Whether `message` (or just its header) carries a token of this agent's.
+    bool in(const std::string& message) const {
+        static const std::regex token_header(R"(X-Mailcanary-Token: (mc[12]\.[0-9a-f.]+))");
+        std::smatch match;
+        return secret_ && std::regex_search(message, match, token_header) &&
+               verify_token(match[1].str(), *secret_);
+    }
+
+  private:
+    std::optional<std::string> secret_;
+};
+
+// `count()` (of the agent's messages left in a mailbox) taken while none of the roundtrip runs
+// of `targets` has a message in flight: pending 0 before and after, and no run ended meanwhile.
+// What a run in flight sent is not the agent's to have cleaned yet. -1 when no such moment came.
+inline int count_between_runs(const AgentProcess& agent, const std::vector<std::string>& targets,
+                              const std::function<int()>& count) {
+    const auto quiet = [&](const std::string& text) {
+        return std::all_of(targets.begin(), targets.end(), [&](const std::string& target) {
+            return value_of(text, "mailcanary_roundtrip_pending{target=\"" + target + "\"}") == 0;
+        });
+    };
+    const auto runs = [&](const std::string& text) {
+        double total = 0;
+        for (const auto& target : targets) {
+            total += value_of(
+                text, R"(mailcanary_probe_runs_total{probe="roundtrip",target=")" + target + "\"}");
+        }
+        return total;
+    };
+    const auto deadline = Clock::now() + 10s;
+    while (Clock::now() < deadline) {
+        const std::string before = agent.metrics();
+        if (quiet(before)) {
+            const int found = count();
+            const std::string after = agent.metrics();
+            if (quiet(after) && runs(after) == runs(before)) return found;
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    return -1;
 }
 
 // Files in a Maildir's new/ and cur/ that contain `needle`.

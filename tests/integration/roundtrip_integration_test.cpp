@@ -1,21 +1,18 @@
 // The roundtrip probe against the real stack: Postfix delivers through LMTP to Dovecot
 // (Maildir), and the agent reads the mailbox back over Dovecot's IMAP.
+#include <openssl/hmac.h>
+
+#include <cstdio>
 #include <regex>
+#include <set>
 
 #include "integration/harness.hpp"
-#include "protocols/credentials.hpp"
-#include "protocols/token.hpp"
 
 namespace mailcanary::test {
 namespace {
 
 class RoundtripIntegration : public AgentIntegration {
   protected:
-    fs::path maildir() const {
-        return fs::path(env_.at("MAILSTACK_MAIL_DIR")) / env_.at("MAILSTACK_DOMAIN") / "probe" /
-               "Maildir";
-    }
-
     // A roundtrip target: SMTP with STARTTLS to Postfix, then the probe user's mailbox over
     // IMAP. `message_extra` goes into [targets.message], `roundtrip_extra` into
     // [targets.roundtrip].
@@ -32,65 +29,82 @@ class RoundtripIntegration : public AgentIntegration {
     // Messages anywhere in the probe user's Maildir (inbox and folders) carrying a token that
     // this test's agent issued (its secret is beside its config).
     int own_messages() const {
-        std::string problem;
-        const auto secret = read_secret_file(dir_ / "mailcanary.secret", problem);
-        if (!secret) return -1;
-        const std::regex token_header(R"(X-Mailcanary-Token: (mc1\.[0-9a-f.]+))");
+        const OwnTokens own(dir_);
+        if (!own.known()) return -1;
         int found = 0;
-        for (const auto& entry : fs::recursive_directory_iterator(maildir())) {
+        for (const auto& entry : fs::recursive_directory_iterator(probe_maildir())) {
             if (!entry.is_regular_file()) continue;
             const auto parent = entry.path().parent_path().filename();
             if (parent != "new" && parent != "cur") continue;
-            const std::string text = read_file(entry.path());
-            std::smatch match;
-            if (std::regex_search(text, match, token_header) &&
-                verify_token(match[1].str(), *secret)) {
-                ++found;
-            }
+            if (own.in(read_file(entry.path()))) ++found;
         }
         return found;
     }
 
-    // This agent's messages in the mailbox, counted while none of its runs has a message in
-    // flight (pending 0 before and after the count, no run ended meanwhile): what a run in
-    // flight sent is not the agent's to have cleaned yet. -1 when no such moment came.
+    // This agent's messages in the mailbox, counted between its runs (count_between_runs).
     int own_messages_between_runs(const AgentProcess& agent,
                                   const std::vector<std::string>& targets) const {
-        const auto quiet = [&](const std::string& text) {
-            return std::all_of(targets.begin(), targets.end(), [&](const std::string& target) {
-                return value_of(text, "mailcanary_roundtrip_pending{target=\"" + target + "\"}") ==
-                       0;
-            });
-        };
-        const auto runs = [&](const std::string& text) {
-            double total = 0;
-            for (const auto& target : targets) {
-                total +=
-                    value_of(text, R"(mailcanary_probe_runs_total{probe="roundtrip",target=")" +
-                                       target + "\"}");
-            }
-            return total;
-        };
-        const auto deadline = Clock::now() + 10s;
-        while (Clock::now() < deadline) {
-            const std::string before = agent.metrics();
-            if (quiet(before)) {
-                const int found = own_messages();
-                const std::string after = agent.metrics();
-                if (quiet(after) && runs(after) == runs(before)) return found;
-            }
-            std::this_thread::sleep_for(10ms);
+        return count_between_runs(agent, targets, [this] { return own_messages(); });
+    }
+
+    // Runs a shell command, returning what it printed.
+    static std::string output_of(const std::string& command) {
+        std::string out;
+        FILE* pipe = popen(command.c_str(), "r");
+        if (pipe == nullptr) return out;
+        char buffer[4096];
+        while (const std::size_t read = std::fread(buffer, 1, sizeof buffer, pipe)) {
+            out.append(buffer, read);
         }
-        return -1;
+        pclose(pipe);
+        return out;
+    }
+
+    // The stack's command line for `command` with `arguments` (after the stack's directory).
+    std::string mailstack(const std::string& command, const std::string& arguments = "") const {
+        return "bash " MAILCANARY_SOURCE_DIR "/tests/stack/mailstack.sh " + command + " " +
+               env_.at("MAILCANARY_STACK_DIR_PATH") + arguments;
+    }
+
+    // Releases the messages held in Postfix's queue for `held` or longer; remembers them all in
+    // `seen` (to drop what is left at the end).
+    void release_held_for(std::chrono::seconds held, std::set<std::string>& seen) const {
+        const std::string queue = output_of(mailstack("queue"));
+        const std::regex entry(
+            R"re("queue_name": "hold", "queue_id": "([0-9A-Za-z]+)", "arrival_time": ([0-9]+))re");
+        std::string ready;
+        for (std::sregex_iterator it(queue.begin(), queue.end(), entry), end; it != end; ++it) {
+            seen.insert((*it)[1].str());
+            if (std::time(nullptr) - std::stol((*it)[2].str()) >= held.count()) {
+                ready += " " + (*it)[1].str();
+            }
+        }
+        if (ready.empty()) return;
+        const std::string release = mailstack("release-held", ready + " >/dev/null");
+        EXPECT_EQ(std::system(release.c_str()), 0) << release;
+    }
+
+    void drop_held(const std::set<std::string>& ids) const {
+        for (const auto& id : ids) {
+            const std::string drop = "postsuper -c " + env_.at("MAILSTACK_POSTFIX_CONFIG_DIR") +
+                                     " -d " + id + " hold 2>/dev/null";
+            std::system(drop.c_str());
+        }
+    }
+
+    // Removes the probe user's messages whose Message-ID contains `marker`.
+    void expunge_marked(const std::string& marker) const {
+        const std::string expunge = "doveadm -c " + env_.at("MAILSTACK_DOVECOT_CONFIG") +
+                                    " expunge -u " + env_.at("MAILSTACK_USER") +
+                                    " mailbox INBOX header Message-ID " + marker;
+        EXPECT_EQ(std::system(expunge.c_str()), 0) << expunge;
     }
 
     // Stores a message straight into the mailbox (no Postfix, no Sieve).
     void save_message(const std::string& message) const {
         const fs::path file = dir_ / "saved.eml";
         std::ofstream(file) << message;
-        const std::string command =
-            "bash " MAILCANARY_SOURCE_DIR "/tests/stack/mailstack.sh save " +
-            env_.at("MAILCANARY_STACK_DIR_PATH") + " probe < " + file.string();
+        const std::string command = mailstack("save", " probe < " + file.string());
         ASSERT_EQ(std::system(command.c_str()), 0) << command;
     }
 };
@@ -114,7 +128,7 @@ TEST_F(RoundtripIntegration, DeliversOverIdleMeasuresAndLeavesOnlyOthersMessages
         "probe\r\nX-Mailcanary-Token: mc1.00000000000000000000000000000000."
         "00000000000000000000000000000000\r\nMessage-ID: <" +
         marker + "@example.test>\r\n\r\nnot yours\r\n");
-    ASSERT_EQ(messages_containing(maildir(), marker), 1);
+    ASSERT_EQ(messages_containing(probe_maildir(), marker), 1);
 
     AgentProcess agent(dir_,
                        "[defaults]\ninterval = \"1500ms\"\ntimeout = \"1s\"\nhelo = "
@@ -146,7 +160,7 @@ TEST_F(RoundtripIntegration, DeliversOverIdleMeasuresAndLeavesOnlyOthersMessages
     EXPECT_NE(agent.log().find("mode=idle"), std::string::npos) << agent.log();
 
     // The foreign message is untouched.
-    EXPECT_EQ(messages_containing(maildir(), marker), 1);
+    EXPECT_EQ(messages_containing(probe_maildir(), marker), 1);
 }
 
 TEST_F(RoundtripIntegration, MessageFiledIntoJunkIsAJunkFailureWithItsTime) {
@@ -308,7 +322,7 @@ TEST_F(RoundtripIntegration, ServerWithoutIdleIsPolled) {
     EXPECT_EQ(agent.log().find("mode=idle"), std::string::npos) << agent.log();
 }
 
-TEST_F(RoundtripIntegration, WrongImapPasswordIsImapAuthWithoutWaitingForTheTimeout) {
+TEST_F(RoundtripIntegration, WrongImapPasswordIsImapAuthAndSendsNothing) {
     const fs::path wrong = dir_ / "wrong.password";
     std::ofstream(wrong) << "not-the-password\n";
     std::string config =
@@ -318,11 +332,179 @@ TEST_F(RoundtripIntegration, WrongImapPasswordIsImapAuthWithoutWaitingForTheTime
                                 "password_file = \"" + wrong.string() + "\"");
     AgentProcess agent(dir_, config);
     ASSERT_TRUE(agent.started()) << agent.log();
-    const auto text = agent.wait_for(each_reported({"badlogin"}, "roundtrip"), 15s);
+    const auto failures = probe_failures("badlogin", "imap_auth");
+    const auto text =
+        agent.wait_for([&](const std::string& t) { return value_of(t, failures) >= 3; }, 15s);
     ASSERT_EQ(value_of(text, success_series("badlogin", "roundtrip")), 0) << text << agent.log();
-    EXPECT_GE(value_of(text, probe_failures("badlogin", "imap_auth")), 1) << text;
+    EXPECT_GE(value_of(text, failures), 3) << text;
     const auto transcript = http("GET", agent.url("/results?target=badlogin&probe=roundtrip")).body;
     EXPECT_NE(transcript.find("AUTHENTICATIONFAILED"), std::string::npos) << transcript;
+    EXPECT_NE(transcript.find("not sent: cannot log in to"), std::string::npos) << transcript;
+    ASSERT_EQ(agent.stop(SIGTERM, 3s), 0);
+    // Nothing was submitted, so nothing waits in Postfix's queue or lies in the mailbox.
+    EXPECT_EQ(value_of(text, series("mailcanary_roundtrip_submission_seconds_count", "badlogin")),
+              0)
+        << text;
+    EXPECT_EQ(transcript.find("MAIL FROM"), std::string::npos) << transcript;
+    EXPECT_EQ(own_messages(), 0);
+}
+
+// Issue 20: two targets read one mailbox through two ports. The quick one (IDLE, a 2 s timeout)
+// sweeps the mailbox every 2 s; the slow one looks only every 5 s, and Postfix holds its
+// messages 3 s first: they lie in the mailbox older than the quick one's timeout while the slow
+// one still waits for them. Its sweep used to take them, and the slow target paged "lost".
+TEST_F(RoundtripIntegration, TwoTargetsReadingOneMailboxNeverTakeEachOthersMessages) {
+    AgentProcess agent(
+        dir_,
+        "[defaults]\ninterval = \"2s\"\ntimeout = \"1s\"\nhelo = \"probe.mailcanary.test\"\n\n" +
+            roundtrip_target(
+                "slow", env_.at("MAILSTACK_IMAPS_NOIDLE_HOST"), port("MAILSTACK_IMAPS_NOIDLE_PORT"),
+                "implicit",
+                "timeout = \"12s\"\nidle = false\npoll_interval = \"5s\"\nprompt_checks = false\n",
+                "[targets.message.headers]\n" + env_.at("MAILSTACK_HOLD_HEADER") + " = \"yes\"\n") +
+            roundtrip_target("quick", host(), port("MAILSTACK_IMAPS_PORT"), "implicit",
+                             "timeout = \"2s\"\n"));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const auto delivered = [](const std::string& target) {
+        return series("mailcanary_roundtrip_delivered_total", target, "folder=\"inbox\",");
+    };
+    const auto lost = [](const std::string& text) {
+        return value_of(text, series("mailcanary_roundtrip_lost_total", "slow")) +
+               value_of(text, series("mailcanary_roundtrip_lost_total", "quick"));
+    };
+    std::set<std::string> held;
+    std::string text = agent.metrics();
+    const auto deadline = Clock::now() + 40s;
+    while (Clock::now() < deadline && value_of(text, delivered("slow")) < 3 && lost(text) == 0) {
+        release_held_for(3s, held);
+        std::this_thread::sleep_for(250ms);
+        text = agent.metrics();
+    }
+    const auto slow_run = http("GET", agent.url("/results?target=slow&probe=roundtrip")).body;
+    ASSERT_EQ(agent.stop(SIGTERM, 3s), 0);
+    drop_held(held);
+
+    EXPECT_EQ(lost(text), 0) << text << agent.log();
+    EXPECT_GE(value_of(text, delivered("slow")), 3) << text << agent.log();
+    EXPECT_GE(value_of(text, delivered("quick")), 3) << text;
+    for (const char* target : {"slow", "quick"}) {
+        EXPECT_EQ(value_of(text, probe_failures(target, "lost")), -1) << target << text;
+        EXPECT_EQ(value_of(text, success_series(target, "roundtrip")), 1) << target << text;
+    }
+    EXPECT_FALSE(held.empty()) << "the slow target's messages were to be held first";
+    // Its last run's transcript shows the IMAP side: the searches that looked for its message
+    // and the removal, with the server's replies; never the token.
+    for (const char* expected :
+         {"C: [INBOX] UID SEARCH UID ", "C: [INBOX] UID FETCH ", "C: [INBOX] UID STORE ",
+          "C: [INBOX] UID EXPUNGE ", "S: OK Expunge completed"}) {
+        EXPECT_NE(slow_run.find(expected), std::string::npos) << expected << "\n" << slow_run;
+    }
+    EXPECT_FALSE(std::regex_search(slow_run, std::regex(R"(mc2\.[0-9]+\.[0-9a-f]{32}\.)")))
+        << slow_run;
+}
+
+// An mc1 token, as agents before the signed deadline made them.
+std::string legacy_token(const std::string& secret, const std::string& run_id) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+         reinterpret_cast<const unsigned char*>(run_id.data()), run_id.size(), digest, &length);
+    std::string mac;
+    char hex[3];
+    for (unsigned int i = 0; i < 16; ++i) {
+        std::snprintf(hex, sizeof hex, "%02x", digest[i]);
+        mac += hex;
+    }
+    return "mc1." + run_id + "." + mac;
+}
+
+// Two agents with one secret (two vantage points writing to one mailbox). Each leaves the
+// other's messages alone while their signed deadlines say they are awaited; leftovers of the
+// secret that both see arrive at the same moment are removed, and counted by one of them.
+TEST_F(RoundtripIntegration, TwoAgentsWithOneSecretShareAMailboxAndCountEachLeftoverOnce) {
+    const fs::path secret_file = dir_ / "shared.secret";
+    std::string problem;
+    const auto secret = load_or_create_secret(secret_file.string(), problem);
+    ASSERT_TRUE(secret) << problem;
+    const auto config = [&](const std::string& name) {
+        return "[agent]\nsecret_file = \"" + secret_file.string() + "\"\n" + header() +
+               roundtrip_target(name, host(), port("MAILSTACK_IMAPS_PORT"), "implicit",
+                                "timeout = \"5s\"\n");
+    };
+    AgentProcess first(dir_ / "first", config("first"));
+    AgentProcess second(dir_ / "second", config("second"));
+    ASSERT_TRUE(first.started() && second.started()) << first.log() << second.log();
+    const auto delivered = [](const std::string& target) {
+        return series("mailcanary_roundtrip_delivered_total", target, "folder=\"inbox\",");
+    };
+    ASSERT_GE(value_of(first.wait_for([&](const std::string& t) {
+                  return value_of(t, delivered("first")) >= 1;
+              }),
+                       delivered("first")),
+              1);
+    ASSERT_GE(value_of(second.wait_for([&](const std::string& t) {
+                  return value_of(t, delivered("second")) >= 1;
+              }),
+                       delivered("second")),
+              1);
+
+    // Both watch the mailbox now. Left behind by runs long over: four current tokens whose
+    // deadline passed an hour ago, two old-format ones stored an hour ago. Still awaited by some
+    // third agent for an hour: two more.
+    const std::string marker = "shared-" + std::to_string(getpid()) + "-";
+    const auto store = [&](const std::string& name, const std::string& token,
+                           std::chrono::seconds age) {
+        store_in_probe_inbox(name,
+                             "From: canary@mailcanary.test\r\nSubject: mailcanary probe\r\n"
+                             "Message-ID: <" +
+                                 marker + name +
+                                 "@mailcanary.test>\r\n"
+                                 "X-Mailcanary-Token: " +
+                                 token + "\r\n\r\nshared\r\n",
+                             age);
+    };
+    const auto now = std::chrono::system_clock::now();
+    for (int i = 0; i < 4; ++i)
+        store("gone" + std::to_string(i), make_token(*secret, now - 1h), 0s);
+    store("old0", legacy_token(*secret, "0123456789abcdef0123456789abcde0"), 1h);
+    store("old1", legacy_token(*secret, "0123456789abcdef0123456789abcde1"), 1h);
+    store("awaited0", make_token(*secret, now + 1h), 0s);
+    store("awaited1", make_token(*secret, now + 1h), 0s);
+    const int leftovers = 6;
+
+    const std::string removed_series = "mailcanary_roundtrip_leftovers_removed_total{mailbox=\"" +
+                                       env_.at("MAILSTACK_USER") + "@" + host() + ":" +
+                                       port("MAILSTACK_IMAPS_PORT") + "/INBOX\"}";
+    std::string first_text;
+    std::string second_text;
+    const auto counted = [&] {
+        first_text = first.metrics();
+        second_text = second.metrics();
+        return std::max(0.0, value_of(first_text, removed_series)) +
+               std::max(0.0, value_of(second_text, removed_series));
+    };
+    const auto deadline = Clock::now() + 15s;
+    while (Clock::now() < deadline &&
+           (counted() < leftovers || value_of(first_text, delivered("first")) < 3 ||
+            value_of(second_text, delivered("second")) < 3)) {
+        std::this_thread::sleep_for(50ms);
+    }
+    std::this_thread::sleep_for(1s);  // time for a second count, were there one
+    const double removed = counted();
+    const int gone_left = messages_containing(probe_maildir(), marker + "gone") +
+                          messages_containing(probe_maildir(), marker + "old");
+    const int awaited_left = messages_containing(probe_maildir(), marker + "awaited");
+    ASSERT_EQ(first.stop(SIGTERM, 3s), 0);
+    ASSERT_EQ(second.stop(SIGTERM, 3s), 0);
+    expunge_marked(marker);
+
+    EXPECT_EQ(removed, leftovers) << first_text << second_text << first.log() << second.log();
+    EXPECT_EQ(gone_left, 0);
+    EXPECT_EQ(awaited_left, 2) << "another agent's messages in flight are left alone";
+    for (const auto& [target, text] : {std::pair{"first", first_text}, {"second", second_text}}) {
+        EXPECT_EQ(value_of(text, series("mailcanary_roundtrip_lost_total", target)), 0) << text;
+        EXPECT_GE(value_of(text, delivered(target)), 3) << text;
+    }
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# Helpers shared by the test stack's scripts (mailstack.sh, mtas.sh): sourced, not run.
-# The sourcing script defines log, die, fail_with_logs MESSAGE (says what failed, shows its logs,
-# exits), TLS (the directory holding ca.pem) and SERVER_NAME.
+# What the test stack's scripts (mailstack.sh, cyrus.sh, mtas.sh) share: their port base, their
+# daemons' processes, their listeners and logs. Sourced, not run; the caller defines log() and
+# die(), and fail_with_logs MESSAGE (says what failed, shows its logs, exits) for
+# wait_listeners.
 
 # The first port of a stack: MAILSTACK_PORT_BASE (default 20000). A stack uses ports up to
 # base+994, so stacks at bases 1000 apart never collide.
@@ -11,6 +12,17 @@ port_base() {
     die "MAILSTACK_PORT_BASE=$base: need an integer >= 1024 with base+994 <= 65535"
   fi
   echo "$base"
+}
+
+# read_env_file FILE ARRAY: the KEY=VALUE lines of FILE (stack.env) into the associative array
+# named ARRAY.
+# shellcheck disable=SC2034  # `into` is a nameref: it fills the caller's array
+read_env_file() {
+  local -n into=$2
+  local line
+  while IFS= read -r line; do
+    [[ $line == *=* ]] && into[${line%%=*}]=${line#*=}
+  done <"$1"
 }
 
 # ---------------------------------------------------------------- processes
@@ -30,8 +42,15 @@ is_alive() {
   [[ -n $state && $state != Z && $state != X ]]
 }
 
-children_of() {
-  ps -o pid= --ppid "$1" 2>/dev/null | tr -d " " || true
+# Echo each PID given (empty ones are skipped) and its children's: all must be gone before the
+# ports are free.
+with_children() {
+  local pid
+  for pid in "$@"; do
+    [[ -n $pid ]] || continue
+    echo "$pid"
+    ps -o pid= --ppid "$pid" 2>/dev/null | tr -d " " || true
+  done
 }
 
 # Wait until every pid given is gone or a zombie; return 1 on timeout.
@@ -46,9 +65,9 @@ wait_gone() {
   return 1
 }
 
-# wait_or_kill SECONDS PID...: wait for processes already told to stop; SIGKILL what is left
-# after SECONDS, and fail if even that does not end them.
-wait_or_kill() {
+# wait_gone_or_kill SECONDS PID...: wait for processes already told to stop; SIGKILL what is
+# left after SECONDS, and fail if even that does not end them.
+wait_gone_or_kill() {
   local seconds=$1 pid; shift
   wait_gone "$seconds" "$@" && return 0
   log "still alive after $seconds s, sending SIGKILL"
@@ -65,10 +84,11 @@ port_in_use() {
   (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
 }
 
-# wait_ports_free SECONDS PORT...: fails at once if something listens on a PORT (another stack),
-# and waits up to SECONDS while a PORT is the local end of a connection: a port base inside the
-# ephemeral range (32768-60999) shares its ports with every client on the machine, and a daemon
-# cannot bind a port a connection holds. Closed connections (TIME-WAIT) are no obstacle.
+# wait_ports_free SECONDS PORT...: fails at once if something listens on a PORT (another stack,
+# a system daemon), and waits up to SECONDS while a PORT is the local end of a connection: a
+# port base inside the ephemeral range (32768-60999) shares its ports with every client on the
+# machine, and a daemon cannot bind a port a connection holds. Closed connections (TIME-WAIT)
+# are no obstacle.
 wait_ports_free() {
   local seconds=$1 port holders
   shift
@@ -95,14 +115,14 @@ banner_plain() {
    printf '%s' "${line%$'\r'}") 2>/dev/null
 }
 
-# Implicit TLS, certificate verified against our CA; echo the first line.
-# -quiet implies -ign_eof, so s_client waits for the server to close after our
-# QUIT/LOGOUT.
+# banner_tls HOST PORT CMD SERVER_NAME CA_FILE: implicit TLS, the certificate verified for
+# SERVER_NAME against CA_FILE; echo the first line. -quiet implies -ign_eof, so s_client waits
+# for the server to close after our QUIT/LOGOUT.
 banner_tls() {
-  local host=$1 port=$2 cmd=$3 out
+  local host=$1 port=$2 cmd=$3 server_name=$4 ca_file=$5 out
   out=$(printf '%s\r\n' "$cmd" | timeout 5 openssl s_client -quiet \
-          -connect "$host:$port" -servername "$SERVER_NAME" \
-          -CAfile "$TLS/ca.pem" -verify_return_error 2>/dev/null) || true
+          -connect "$host:$port" -servername "$server_name" \
+          -CAfile "$ca_file" -verify_return_error 2>/dev/null) || true
   out=${out%%$'\n'*}
   printf '%s' "${out%$'\r'}"
 }
@@ -132,7 +152,9 @@ wait_listeners() {
   done
 }
 
-# The last lines of each non-empty FILE, to stderr.
+# ---------------------------------------------------------------- logs
+
+# The last lines of each LOG_FILE given that has anything in it, to stderr.
 show_log_tails() {
   local file
   for file in "$@"; do

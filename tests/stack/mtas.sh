@@ -343,7 +343,7 @@ daemon_up() {
 # listener_ready NAME HOST PORT: 0 once the listener greets as it should.
 listener_ready() {
   case $1 in
-    exim_smtps)      [[ $(banner_tls "$2" "$3" QUIT) == 220[-\ ]* ]] ;;
+    exim_smtps)      [[ $(banner_tls "$2" "$3" QUIT "$SERVER_NAME" "$TLS/ca.pem") == 220[-\ ]* ]] ;;
     exim_*)          [[ $(banner_plain "$2" "$3" QUIT) == 220[-\ ]* ]] ;;
     # Its TLS handshakes fail; that it listens is all there is to see.
     opensmtpd_smtps) port_in_use "$2" "$3" ;;
@@ -398,17 +398,18 @@ stop_mtas() {
   fi
   # Exim's delivery processes and OpenSMTPD's helpers must be gone before the ports are free.
   local pid_list
-  pid_list=$(for pid in $exim $smtpd; do echo "$pid"; children_of "$pid"; done)
+  pid_list=$(with_children "$exim" "$smtpd")
   mapfile -t pids <<<"$pid_list"
   for pid in $exim $smtpd; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait_or_kill "$STOP_TIMEOUT" "${pids[@]}"
+  wait_gone_or_kill "$STOP_TIMEOUT" "${pids[@]}"
   rm -f "$EXIM_PID_FILE" "$SMTPD_PID_FILE"
   log "stopped (exim ${exim:-none}, opensmtpd ${smtpd:-none})"
 }
 
 # ---------------------------------------------------------------- mtas.env
 
-version_of() { tr -d '\n' <"$1/.version" 2>/dev/null || echo unknown; }
+# What scripts/install-deps.sh unpacked into ROOT: ROOT.unpacked says "PACKAGE VERSION".
+version_of() { cut -d ' ' -f 2 "$1.unpacked" 2>/dev/null || echo unknown; }
 
 write_env() {
   cat >"$DIR/mtas.env.tmp" <<EOF

@@ -1,6 +1,11 @@
 #include "support/fake_smtp_server.hpp"
 
+#include <gtest/gtest.h>
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
+
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <condition_variable>
 #include <mutex>
@@ -45,8 +50,59 @@ bool starts_with_ignoring_case(std::string_view text, std::string_view prefix) {
 bool uses_tls(const std::vector<ScriptStep>& script, const FakeServerOptions& options) {
     return options.implicit_tls ||
            std::any_of(script.begin(), script.end(), [](const ScriptStep& step) {
-               return step.kind == ScriptStep::Kind::start_tls;
+               return step.kind == ScriptStep::Kind::start_tls ||
+                      step.kind == ScriptStep::Kind::abort_tls;
            });
+}
+
+// TLS 1.2 framing (RFC 5246 6.2.1, 7.4): a record is a type, a version and a 16-bit length; a
+// handshake message a type and a 24-bit length.
+constexpr unsigned char kAlertRecord = 21;
+constexpr unsigned char kHandshakeRecord = 22;
+constexpr unsigned char kCertificateMessage = 11;
+constexpr std::size_t kMaxRecordPayload = 16384;
+
+std::size_t big_endian(std::string_view bytes) {
+    std::size_t value = 0;
+    for (const char byte : bytes) value = value << 8 | static_cast<unsigned char>(byte);
+    return value;
+}
+
+// What the server sends instead of its first flight (`flight`, the plaintext records OpenSSL
+// wrote): the handshake messages up to and including the Certificate, then a fatal
+// internal_error alert. Empty when the flight has no Certificate.
+std::string cut_after_certificate(std::string_view flight) {
+    std::string version;
+    std::string messages;
+    while (flight.size() >= 5 && flight.size() >= 5 + big_endian(flight.substr(3, 2))) {
+        const std::size_t length = big_endian(flight.substr(3, 2));
+        if (static_cast<unsigned char>(flight[0]) == kHandshakeRecord) {
+            version = flight.substr(1, 2);
+            messages.append(flight.substr(5, length));
+        }
+        flight.remove_prefix(5 + length);
+    }
+    std::size_t kept = 0;
+    bool certificate = false;
+    while (!certificate && kept + 4 <= messages.size()) {
+        certificate = static_cast<unsigned char>(messages[kept]) == kCertificateMessage;
+        kept += 4 + big_endian(std::string_view(messages).substr(kept + 1, 3));
+    }
+    if (!certificate || kept > messages.size()) return {};
+    std::string out;
+    const auto record = [&](unsigned char type, std::string_view payload) {
+        out += static_cast<char>(type);
+        out += version;
+        out += static_cast<char>(payload.size() >> 8);
+        out += static_cast<char>(payload.size() & 0xff);
+        out += payload;
+    };
+    for (std::size_t at = 0; at < kept; at += kMaxRecordPayload) {
+        record(kHandshakeRecord,
+               std::string_view(messages).substr(at, std::min(kMaxRecordPayload, kept - at)));
+    }
+    record(kAlertRecord, "\x02\x50");  // fatal (2), internal_error (80)
+    return out;
 }
 
 // What a connection does once its script has stopped running.
@@ -65,6 +121,8 @@ ScriptStep expect_line(std::string prefix) {
 }
 
 ScriptStep start_tls() { return {ScriptStep::Kind::start_tls, {}, {}}; }
+
+ScriptStep abort_tls() { return {ScriptStep::Kind::abort_tls, {}, {}}; }
 
 ScriptStep delay(std::chrono::milliseconds duration) {
     return {ScriptStep::Kind::delay, {}, duration};
@@ -121,6 +179,7 @@ class FakeSmtpServer::Impl::Connection : public std::enable_shared_from_this<Con
 
     awaitable<ScriptEnd> run_script();
     awaitable<void> start_tls();
+    awaitable<void> abort_tls();
     awaitable<void> record_until_disconnect();
     void close();
     // Closes with a TCP RST instead of a FIN.
@@ -168,6 +227,9 @@ awaitable<ScriptEnd> FakeSmtpServer::Impl::Connection::run_script() {
             case ScriptStep::Kind::start_tls:
                 co_await start_tls();
                 break;
+            case ScriptStep::Kind::abort_tls:
+                co_await abort_tls();
+                co_return ScriptEnd::close;
             case ScriptStep::Kind::delay:
                 co_await sleep(step.duration);
                 break;
@@ -195,6 +257,34 @@ awaitable<void> FakeSmtpServer::Impl::Connection::start_tls() {
     read_buffer_.clear();
     tls_.emplace(socket_, *server_.tls_context);
     co_await tls_->async_handshake(asio::ssl::stream_base::server, use_awaitable);
+}
+
+awaitable<void> FakeSmtpServer::Impl::Connection::abort_tls() {
+    read_buffer_.clear();
+    // OpenSSL plays the server over memory BIOs, so that its first flight can be cut short.
+    const std::unique_ptr<SSL, decltype(&SSL_free)> ssl(
+        SSL_new(server_.tls_context->native_handle()), &SSL_free);
+    // TLS 1.2: the flight is plaintext, and a plaintext alert may follow it.
+    SSL_set_max_proto_version(ssl.get(), TLS1_2_VERSION);
+    BIO* const written = BIO_new(BIO_s_mem());
+    SSL_set_bio(ssl.get(), BIO_new(BIO_s_mem()), written);  // the SSL owns both
+    SSL_set_accept_state(ssl.get());
+    std::array<char, 4096> chunk{};
+    while (BIO_pending(written) == 0) {
+        const std::size_t received =
+            co_await socket_.async_read_some(asio::buffer(chunk), use_awaitable);
+        BIO_write(SSL_get_rbio(ssl.get()), chunk.data(), static_cast<int>(received));
+        const int result = SSL_do_handshake(ssl.get());
+        if (SSL_get_error(ssl.get(), result) != SSL_ERROR_WANT_READ) break;
+    }
+    std::string flight(static_cast<std::size_t>(BIO_pending(written)), '\0');
+    BIO_read(written, flight.data(), static_cast<int>(flight.size()));
+    const std::string cut = cut_after_certificate(flight);
+    if (cut.empty()) {
+        ADD_FAILURE() << "abort_tls: OpenSSL's first flight has no Certificate";
+        co_return;
+    }
+    co_await write(cut);
 }
 
 awaitable<void> FakeSmtpServer::Impl::Connection::record_until_disconnect() {

@@ -19,6 +19,7 @@ struct ScriptStep {
         send_dripped,
         expect_line,
         start_tls,
+        abort_tls,
         delay,
         send_forever,
         hang,
@@ -40,6 +41,10 @@ ScriptStep send_dripped(std::string bytes, std::chrono::milliseconds gap);
 ScriptStep expect_line(std::string prefix);
 // Server side of a TLS handshake; plaintext the client pipelined after its STARTTLS is dropped.
 ScriptStep start_tls();
+// Server side of a TLS 1.2 handshake that the server aborts after sending its certificate: its
+// ServerHello and Certificate, then a fatal internal_error alert (80) and a close, as OpenSMTPD
+// 6.8 on OpenSSL 3 does. The client has seen (and verified) the certificate by then.
+ScriptStep abort_tls();
 ScriptStep delay(std::chrono::milliseconds duration);
 // Writes chunk again and again until the client disconnects. Throws if chunk is empty.
 ScriptStep send_forever(std::string chunk);
@@ -51,7 +56,7 @@ ScriptStep close();
 ScriptStep reset();
 
 struct FakeServerOptions {
-    std::optional<KeyPair> tls;  // required by start_tls() and implicit_tls
+    std::optional<KeyPair> tls;  // required by start_tls(), abort_tls() and implicit_tls
     bool implicit_tls = false;   // TLS handshake right after accept, before the script
 };
 

@@ -1,10 +1,10 @@
 #include "agent/config.hpp"
 
 #include "probes/roundtrip_probe.hpp"
+#include "support/file_permissions.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <array>
 #include <cstdlib>
@@ -895,6 +895,14 @@ std::vector<ErrorCase> error_cases() {
          roundtrip_target_with("authserv_id = \"mx.example.net; spf=pass\"\n"),
          {7, 15, "targets[1].roundtrip.authserv_id",
           "must not contain spaces or control characters"}},
+        {"AuthservIdStarNotInFront",
+         roundtrip_target_with("authserv_id = \"mx.*.example.net\"\n"),
+         {7, 15, "targets[1].roundtrip.authserv_id",
+          "may hold a \"*\" only as a leading \"*.\" before a domain (\"*.mail.yahoo.com\")"}},
+        {"AuthservIdStarAlone",
+         roundtrip_target_with("authserv_id = \"*.\"\n"),
+         {7, 15, "targets[1].roundtrip.authserv_id",
+          "may hold a \"*\" only as a leading \"*.\" before a domain (\"*.mail.yahoo.com\")"}},
         {"AuthservIdNotString",
          roundtrip_target_with("authserv_id = true\n"),
          {7, 15, "targets[1].roundtrip.authserv_id", "expected a string, got a boolean"}},
@@ -1018,13 +1026,13 @@ TEST(ConfigLoad, AbsoluteCaFileIsKept) {
 }
 
 TEST(ConfigLoad, UnreadableCaFileIsReported) {
-    if (geteuid() == 0) GTEST_SKIP() << "root reads any file";
     const TempDir dir;
     ASSERT_FALSE(dir.path().empty());
     const fs::path ca_file = dir.write("ca.pem", "x");
     fs::permissions(ca_file, fs::perms::none);
     const fs::path config_file =
         dir.write("config.toml", target_with("[targets.tls_options]\nca_file = \"ca.pem\"\n"));
+    const test::FilePermissionsEnforced as_any_user;  // CI runs as root
     const ConfigResult result = load_config_file(config_file.string());
     ASSERT_EQ(result.errors.size(), 1u);
     EXPECT_EQ(result.errors[0].line, 5u);
@@ -1293,12 +1301,12 @@ TEST(ConfigAuth, PasswordFileWithOnlyLineBreaksIsEmpty) {
 }
 
 TEST(ConfigAuth, UnreadablePasswordFileIsReported) {
-    if (geteuid() == 0) GTEST_SKIP() << "root reads any file";
     const TempDir dir;
     ASSERT_FALSE(dir.path().empty());
     fs::permissions(dir.write("mx1.pw", kFilePassword), fs::perms::none);
     const fs::path config_file = dir.write(
         "config.toml", auth_target_with("username = \"u\"\npassword_file = \"mx1.pw\"\n"));
+    const test::FilePermissionsEnforced as_any_user;  // CI runs as root
     const ConfigResult result = load_config_file(config_file.string());
     ASSERT_EQ(result.errors.size(), 1u);
     EXPECT_EQ(result.errors[0].line, 7u);

@@ -3,6 +3,7 @@
 
 #include "protocols/imap_dialog.hpp"
 #include "protocols/sasl.hpp"
+#include "support/provider_transcripts.hpp"
 
 namespace mailcanary::imap {
 namespace {
@@ -278,6 +279,39 @@ TEST(ImapClient, RejectedLoginIsAnAuthFailureWithTheServersWords) {
     EXPECT_EQ(c.client().failure()->reason, FailureReason::auth_rejected);
     EXPECT_EQ(c.client().failure()->detail,
               "login: NO [AUTHENTICATIONFAILED] Authentication failed.");
+}
+
+// Gmail and Microsoft (support/provider_transcripts.hpp): implicit TLS, a greeting without
+// capabilities, CAPABILITY, LOGIN, and the server's refusal.
+FailureReason provider_login_refused(const std::string& greeting, const std::string& capability,
+                                     const std::string& refusal) {
+    Conversation c(password_options(TlsMode::implicit));
+    c.start();
+    c.tls_established();
+    c.server(greeting);
+    EXPECT_EQ(c.written(), "C1 CAPABILITY\r\n");
+    c.server(capability + "C1 OK CAPABILITY completed.\r\n");
+    EXPECT_EQ(c.written(), "C2 LOGIN \"probe@example.test\" \"s3cret\"\r\n");
+    EXPECT_EQ(c.server("C2 " + refusal).kind, Kind::failed);
+    return c.client().failure() ? c.client().failure()->reason : FailureReason::protocol;
+}
+
+TEST(ImapClient, ProvidersLoginRefusalsByPolicyAreNotWrongPasswords) {
+    namespace p = test::providers;
+    const auto gmail = [](const std::string& refusal) {
+        return to_string(
+            provider_login_refused(p::kGmailImapGreeting, p::kGmailImapCapability, refusal));
+    };
+    const auto microsoft = [](const std::string& refusal) {
+        return to_string(provider_login_refused(p::kMicrosoftImapGreeting,
+                                                p::kMicrosoftImapCapability, refusal));
+    };
+    EXPECT_EQ(gmail(p::kGmailImapAppPasswordRequired), "auth_disabled");
+    EXPECT_EQ(gmail(p::kGmailImapWebLoginRequired), "auth_disabled");
+    EXPECT_EQ(gmail(p::kGmailImapWrongPassword), "auth_rejected");
+    EXPECT_EQ(microsoft(p::kMicrosoftImapBasicAuthDisabled), "auth_disabled");
+    // Exchange says the same for a wrong password and for IMAP turned off: it cannot be told.
+    EXPECT_EQ(microsoft(p::kMicrosoftImapLoginFailed), "auth_rejected");
 }
 
 TEST(ImapClient, Xoauth2ErrorChallengeGetsAnEmptyAnswer) {

@@ -379,6 +379,31 @@ TEST_F(ImapSessionTls, CertificateFailuresAreClassifiedAndTheExpiryIsStillKnown)
     }
 }
 
+// As for SMTP: a handshake the server aborts after its certificate is the handshake's failure,
+// with the server's alert, whether the certificate is verified or not.
+TEST_F(ImapSessionTls, AHandshakeTheServerAbortsIsTlsHandshakeVerifiedOrNot) {
+    struct Case {
+        const char* name;
+        KeyPair key;
+        bool skip_verify;
+    };
+    for (const Case& each : {Case{"trusted, verified", pki_.issue({}), false},
+                             Case{"self-signed, not verified", TestPki::self_signed({}), true}}) {
+        SCOPED_TRACE(each.name);
+        FakeSmtpServer server({test::abort_tls()}, {.tls = each.key, .implicit_tls = false});
+        Endpoint implicit = endpoint(server.port(), TlsMode::implicit);
+        implicit.tls_options.insecure_skip_verify = each.skip_verify;
+        const auto recorded = record_session(implicit, login(TlsMode::implicit));
+        EXPECT_FALSE(recorded.opened);
+        EXPECT_EQ(recorded.failure.reason, FailureReason::tls_handshake)
+            << to_string(recorded.failure.reason) << ": " << recorded.failure.detail;
+        EXPECT_NE(recorded.failure.detail.find("TLS handshake: tlsv1 alert internal error"),
+                  std::string::npos)
+            << recorded.failure.detail;
+        EXPECT_TRUE(recorded.metrics.cert_not_after) << "the certificate came before the abort";
+    }
+}
+
 TEST_F(ImapSessionTls, RefusedStartTlsIsStartTlsRejected) {
     FakeSmtpServer server(
         {test::send("* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n"),

@@ -474,6 +474,116 @@ TEST(AuthResultsOfMessage, AnUnusableTopmostHeaderIsNotReplacedByALowerOne) {
     EXPECT_EQ(message_verdicts({}, "mx.example.test"), AuthVerdicts{});
 }
 
+// As each provider writes them (docs/configuration.md has the authserv_id to set for each):
+// - Yahoo: the id names the host, e.g. atlas-production.v2-mail-prod1-gq1.omega.yahoo.com (and
+//   -bf1.): messages delivered to Yahoo in 2022-2025 published in public repositories. Note the
+//   "pass(p=REJECT)" with no space, and results outside RFC 8601's vocabulary ("unknown").
+// - Fastmail: one id, mx6.messagingengine.com, over several headers, one per group of results:
+//   the test data of Mail::AuthenticationResults (Perl, CPAN).
+// - Microsoft 365 and Outlook.com: no id, and the recipient's domain dropped in as a stray
+//   resinfo ("smtp.mailfrom=arm.com; arm.com; dkim=none"): Exchange Online headers archived on
+//   lore.kernel.org; an Outlook.com header of 2017 with "hotmail.com" in the same place, and
+//   deltachat-core-rust's authres tests ("Authentication-Results from Outlook without an
+//   authserv-id").
+
+TEST(AuthResultsOfMessage, YahooNamesTheHostSoASuffixIsTrusted) {
+    const auto fields = parse_header_block(
+        "Authentication-Results: atlas-production.v2-mail-prod1-gq1.omega.yahoo.com;\r\n"
+        " dkim=pass header.i=@pm.mtasv.net header.s=pm20250324"
+        " arc_overridden_status=NOT_OVERRIDDEN;\r\n"
+        " dkim=pass header.i=@mail.app.supabase.io header.s=20240920183138pm"
+        " arc_overridden_status=NOT_OVERRIDDEN;\r\n"
+        " spf=pass smtp.mailfrom=pm-bounces.mail.app.supabase.io"
+        " arc_overridden_status=NOT_OVERRIDDEN;\r\n"
+        " dmarc=pass(p=REJECT) header.from=mail.app.supabase.io"
+        " arc_overridden_status=NOT_OVERRIDDEN;\r\n"
+        "Received: from 104.245.209.200 (EHLO mta200a-ord.mtasv.net) by 10.253.233.86 with SMTPs;"
+        " Wed, 06 Aug 2025 21:48:28 +0000\r\n"
+        "Authentication-Results: forged.yahoo.com; spf=fail; dkim=fail; dmarc=fail\r\n");
+    const auto pass = verdicts("pass", "pass", "pass");
+    EXPECT_EQ(message_verdicts(fields, "*.yahoo.com"), pass);
+    EXPECT_EQ(message_verdicts(fields, "*.omega.yahoo.com"), pass);
+    EXPECT_EQ(message_verdicts(fields, "atlas-production.v2-mail-prod1-gq1.omega.yahoo.com"), pass);
+    // A suffix that these hosts do not have matches nothing: the watch then says so.
+    EXPECT_EQ(message_verdicts(fields, "*.mail.yahoo.com"), AuthVerdicts{});
+    EXPECT_EQ(verdicts_of("atlas-production.v2-mail-prod1-bf1.omega.yahoo.com; dkim=unknown;"
+                          " spf=none smtp.mailfrom=edm.example.tw; dmarc=unknown"
+                          " header.from=edm.example.tw;"),
+              verdicts("none", {}, {}));
+}
+
+TEST(AuthResultsOfMessage, AuthservIdSuffixes) {
+    EXPECT_TRUE(authserv_id_matches("a.mail.yahoo.com", "*.mail.yahoo.com"));
+    EXPECT_TRUE(authserv_id_matches("A.b.MAIL.Yahoo.com", "*.mail.yahoo.com"));
+    EXPECT_FALSE(authserv_id_matches("mail.yahoo.com", "*.mail.yahoo.com"));
+    EXPECT_FALSE(authserv_id_matches("evilmail.yahoo.com", "*.mail.yahoo.com"));
+    EXPECT_FALSE(authserv_id_matches("", "*.mail.yahoo.com"));
+    EXPECT_TRUE(authserv_id_matches("mx.google.com", "MX.google.com"));
+    EXPECT_FALSE(authserv_id_matches("x.mx.google.com", "mx.google.com"));
+}
+
+TEST(AuthResultsOfMessage, FastmailSplitsItsResultsOverSeveralHeaders) {
+    const auto fields = parse_header_block(
+        "ARC-Authentication-Results: i=1; mx6.messagingengine.com; spf=pass\r\n"
+        "Authentication-Results: mx6.messagingengine.com;\r\n"
+        "    x-csa=none;\r\n"
+        "    x-me-sender=none;\r\n"
+        "    x-ptr=pass smtp.helo=mail-wm1-f67.google.com\r\n"
+        "      policy.ptr=mail-wm1-f67.google.com\r\n"
+        "Authentication-Results: mx6.messagingengine.com;\r\n"
+        "    bimi=skipped (DMARC Policy is not at enforcement)\r\n"
+        "Authentication-Results: mx6.messagingengine.com;\r\n"
+        "    arc=none (no signatures found)\r\n"
+        "Authentication-Results: mx6.messagingengine.com;\r\n"
+        "    dkim=pass (2048-bit rsa key sha256) header.d=gmail.com\r\n"
+        "      header.i=@gmail.com header.b=hr44hXYS header.a=rsa-sha256\r\n"
+        "      header.s=20210112 x-bits=2048;\r\n"
+        "    dmarc=pass policy.published-domain-policy=none\r\n"
+        "      (p=none,sp=quarantine,d=none,d.eval=none) policy.policy-from=p\r\n"
+        "      header.from=gmail.com;\r\n"
+        "    iprev=pass smtp.remote-ip=209.85.128.67 (mail-wm1-f67.google.com);\r\n"
+        "    spf=pass smtp.mailfrom=alice@gmail.com\r\n"
+        "      smtp.helo=mail-wm1-f67.google.com\r\n"
+        "Received: from mail-wm1-f67.google.com by mx6.messagingengine.com;"
+        " Mon, 30 Nov 2026 10:00:00 +0000\r\n"
+        "Authentication-Results: mx6.messagingengine.com; dkim=fail; dmarc=fail\r\n");
+    const auto pass = verdicts("pass", "pass", "pass");
+    EXPECT_EQ(message_verdicts(fields, ""), pass);
+    EXPECT_EQ(message_verdicts(fields, "*.messagingengine.com"), pass);
+    // The sender's header, below the server's Received line, is not merged in.
+    const auto forged_below = parse_header_block(
+        "Authentication-Results: mx1.messagingengine.com; arc=none\r\n"
+        "Received: from evil.example by mx1.messagingengine.com;"
+        " Mon, 30 Nov 2026 10:00:00 +0000\r\n"
+        "Authentication-Results: mx1.messagingengine.com; spf=pass; dkim=pass; dmarc=pass\r\n");
+    EXPECT_EQ(message_verdicts(forged_below, "*.messagingengine.com"), AuthVerdicts{});
+    // Nor a header of another id right below.
+    const auto other_id = parse_header_block(
+        "Authentication-Results: mx1.messagingengine.com; dkim=fail\r\n"
+        "Authentication-Results: evil.example; spf=pass; dkim=pass\r\n");
+    EXPECT_EQ(message_verdicts(other_id, ""), verdicts({}, "fail", {}));
+}
+
+TEST(AuthResultsOfMessage, MicrosoftWritesNoAuthservIdAndStrayDomains) {
+    const auto fields = parse_header_block(
+        "Authentication-Results: spf=pass (sender IP is 217.140.110.172)\r\n"
+        " smtp.mailfrom=arm.com; arm.com; dkim=none (message not signed)\r\n"
+        " header.d=none;arm.com; dmarc=pass action=none\r\n"
+        " header.from=arm.com;compauth=pass reason=100\r\n");
+    EXPECT_EQ(authserv_ids(fields), std::vector<std::string>{""});
+    EXPECT_EQ(message_verdicts(fields, ""), verdicts("pass", "none", "pass"));
+    // Any authserv_id drops them all: for Microsoft it must stay unset.
+    EXPECT_EQ(message_verdicts(fields, "outlook.com"), AuthVerdicts{});
+    EXPECT_EQ(message_verdicts(fields, "hotmail.com"), AuthVerdicts{});
+    // Outlook.com, 2017: "hotmail.com" is a stray resinfo, not an authserv-id; "test" is no RFC
+    // result.
+    EXPECT_EQ(verdicts_of("spf=pass (sender IP is 192.30.252.194) smtp.mailfrom=github.com;"
+                          " hotmail.com; dkim=test (signature was verified)"
+                          " header.d=github.com;hotmail.com; dmarc=pass action=none"
+                          " header.from=github.com;"),
+              verdicts("pass", {}, "pass"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dates
 

@@ -1,11 +1,36 @@
-// The mailbox tracker's one mapping: a session's fine failure reason to the roundtrip probe's
-// public, coarse one (docs/metrics.md), so the probe's outcomes stay as they were.
-#include <gtest/gtest.h>
+// The mailbox tracker: its one mapping of a session's fine failure reason to the roundtrip
+// probe's public, coarse one (docs/metrics.md); what the server's replies say about a removal;
+// against scripted servers, that a leftover two sessions remove is counted once, and that a
+// mailbox that cannot be logged in to is reported before anything is sent.
+#include <utility>
 
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include "common/stop_signal.hpp"
 #include "probes/mailbox_tracker.hpp"
+#include "protocols/imap_removal.hpp"
+#include "protocols/sasl.hpp"
+#include "protocols/token.hpp"
+#include "support/fake_smtp_server.hpp"
 
 namespace mailcanary {
 namespace {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using test::FakeSmtpServer;
+using test::ScriptStep;
 
 TEST(RoundtripReason, SessionReasonsMapToTheProbesContract) {
     const std::vector<std::pair<FailureReason, FailureReason>> expected{
@@ -24,6 +49,7 @@ TEST(RoundtripReason, SessionReasonsMapToTheProbesContract) {
         {FailureReason::starttls_rejected, FailureReason::imap_tls},
         {FailureReason::auth_unavailable, FailureReason::imap_auth},
         {FailureReason::auth_rejected, FailureReason::imap_auth},
+        {FailureReason::auth_disabled, FailureReason::imap_auth},
         {FailureReason::auth_tempfail, FailureReason::imap_auth},
         {FailureReason::auth_insecure, FailureReason::imap_auth},
         {FailureReason::oauth_token, FailureReason::imap_auth},
@@ -42,6 +68,310 @@ TEST(RoundtripReason, EveryReasonEndsAsOneOfTheFourImapReasons) {
                     mapped == FailureReason::imap_auth || mapped == FailureReason::imap_protocol)
             << to_string(reason) << " -> " << to_string(mapped);
     }
+}
+
+// --- What replies say about a removal ---------------------------------------------------------
+
+// A command's completion as the server's bytes make it.
+imap::Completion reply(const std::string& untagged, imap::Status status = imap::Status::ok,
+                       std::string code = "") {
+    imap::ResponseReader reader;
+    reader.feed(untagged);
+    imap::Completion completion;
+    completion.status = status;
+    completion.code = std::move(code);
+    while (auto response = reader.next()) completion.untagged.push_back(std::move(*response));
+    EXPECT_EQ(reader.error(), "");
+    return completion;
+}
+
+TEST(ImapRemoval, UidSets) {
+    EXPECT_TRUE(imap::uid_set_contains("5", 5));
+    EXPECT_FALSE(imap::uid_set_contains("5", 6));
+    EXPECT_TRUE(imap::uid_set_contains("3:7,9", 4));
+    EXPECT_TRUE(imap::uid_set_contains("3:7,9", 9));
+    EXPECT_FALSE(imap::uid_set_contains("3:7,9", 8));
+    EXPECT_TRUE(imap::uid_set_contains("9:3", 3)) << "either order (RFC 9051 9)";
+    EXPECT_FALSE(imap::uid_set_contains("", 1));
+    EXPECT_FALSE(imap::uid_set_contains("x,1:y", 1)) << "malformed items match nothing";
+    EXPECT_TRUE(imap::uid_set_contains("x,2", 2));
+}
+
+// Replies as Dovecot 2.3 gave them when two sessions removed the same message.
+TEST(ImapRemoval, AStoreUpdatedOnlyWhatItsReplyNames) {
+    EXPECT_TRUE(
+        imap::store_updated(reply("* 3 FETCH (UID 5 MODSEQ (11) FLAGS (\\Deleted))\r\n"), 5));
+    EXPECT_FALSE(imap::store_updated(reply("* 3 FETCH (UID 6 FLAGS (\\Deleted))\r\n"), 5));
+    EXPECT_FALSE(imap::store_updated(reply("", imap::Status::ok, "MODIFIED 5"), 5))
+        << "another session changed it since it was fetched";
+    EXPECT_FALSE(imap::store_updated(reply("* 3 EXPUNGE\r\n"), 5))
+        << "gone already: OK, and another session's EXPUNGE reported now";
+    EXPECT_FALSE(
+        imap::store_updated(reply("* 3 FETCH (UID 5 FLAGS (\\Deleted))\r\n", imap::Status::no), 5));
+}
+
+TEST(ImapRemoval, AMoveMovedOnlyWhatItsCopyuidNames) {
+    EXPECT_TRUE(
+        imap::move_moved(reply("* OK [COPYUID 1796314396 4 1] Moved UIDs.\r\n* 2 EXPUNGE\r\n"), 4));
+    EXPECT_TRUE(imap::move_moved(reply("", imap::Status::ok, "COPYUID 7 3:5 10:12"), 4));
+    EXPECT_FALSE(imap::move_moved(reply("* 2 EXPUNGE\r\n", imap::Status::no, "EXPUNGEISSUED"), 4))
+        << "another session's move, reported during this one";
+    EXPECT_FALSE(imap::move_moved(reply("* 2 EXPUNGE\r\n"), 4)) << "no COPYUID: no proof";
+}
+
+TEST(ImapRemoval, AnExpungeIsMappedToItsUidThroughEarlierExpunges) {
+    imap::MessagePosition position(5);
+    position.follow(reply("* 1 EXPUNGE\r\n").untagged);  // before its place was known
+    position.follow(reply("* 3 FETCH (UID 5 FLAGS (\\Deleted))\r\n* 4 EXPUNGE\r\n").untagged);
+    EXPECT_FALSE(position.expunged()) << "a message after it";
+    position.follow(reply("* 1 EXPUNGE\r\n* 3 EXPUNGE\r\n").untagged);
+    EXPECT_FALSE(position.expunged()) << "3 is the one after it now: it moved to 2";
+    position.follow(reply("* 2 EXPUNGE\r\n").untagged);
+    EXPECT_TRUE(position.expunged());
+
+    imap::MessagePosition unknown(9);
+    unknown.follow(reply("* 1 EXPUNGE\r\n* 3 FETCH (FLAGS (\\Seen))\r\n* 3 EXPUNGE\r\n").untagged);
+    EXPECT_FALSE(unknown.expunged()) << "never named by a FETCH: no EXPUNGE is known to be it";
+}
+
+// --- Trackers against scripted servers -------------------------------------------------------
+
+struct CountingEvents final : RoundtripEvents {
+    void message_late(const std::string& /*target*/) override {}
+    void leftover_removed(const std::string& mailbox) override { ++removed[mailbox]; }
+    void pending_changed(const std::string& /*target*/, std::size_t /*pending*/) override {}
+    std::map<std::string, int> removed;
+};
+
+class TrackerTest : public testing::Test {
+  protected:
+    TrackerTest() {
+        dir_ = fs::temp_directory_path() /
+               ("mailcanary-tracker-" + std::to_string(getpid()) + "-" +
+                testing::UnitTest::GetInstance()->current_test_info()->name());
+        fs::create_directories(dir_);
+    }
+    ~TrackerTest() override { fs::remove_all(dir_); }
+
+    // The login of "probe" with a password file or an access token file.
+    static std::shared_ptr<const CredentialSource> login(std::string AuthConfig::*secret_key,
+                                                         const fs::path& file) {
+        AuthConfig auth;
+        auth.username = "probe";
+        auth.*secret_key = file.string();
+        std::string problem;
+        auto source = CredentialSource::load(auth, problem);
+        EXPECT_TRUE(source) << problem;
+        return std::make_shared<const CredentialSource>(std::move(*source));
+    }
+    std::shared_ptr<const CredentialSource> password_login() const {
+        std::ofstream(dir_ / "password") << "s3cret";
+        return login(&AuthConfig::password_file, dir_ / "password");
+    }
+
+    // A tracker of its own agent for the mailbox behind `server`.
+    std::shared_ptr<MailboxTracker> tracker(const FakeSmtpServer& server, const std::string& label,
+                                            CleanupMode cleanup,
+                                            std::shared_ptr<const CredentialSource> source) {
+        MailboxSettings settings;
+        settings.endpoint = Endpoint{"127.0.0.1", server.port(), TlsMode::none, {}, nullptr};
+        settings.client.tls = TlsMode::none;
+        settings.client.allow_plaintext = true;
+        settings.client.credentials.username = "probe";
+        settings.login = std::move(source);
+        settings.cleanup = cleanup;
+        settings.token_secret = kSecret;
+        settings.label = label;
+        auto made = std::make_shared<MailboxTracker>(io_.get_executor(), std::move(settings),
+                                                     events_, std::make_shared<AwaitedTokens>());
+        made->start();
+        return made;
+    }
+
+    // Runs the loop until `done` holds (checked every 10 ms) or 5 s pass, then stops the trackers.
+    void run_until(const std::function<bool()>& done,
+                   const std::vector<std::shared_ptr<MailboxTracker>>& trackers) {
+        asio::co_spawn(
+            io_,
+            [&]() -> asio::awaitable<void> {
+                asio::steady_timer timer(io_);
+                const auto deadline = std::chrono::steady_clock::now() + 5s;
+                while (!done() && std::chrono::steady_clock::now() < deadline) {
+                    timer.expires_after(10ms);
+                    co_await timer.async_wait(asio::use_awaitable);
+                }
+                for (const auto& each : trackers) each->stop();
+            },
+            asio::detached);
+        io_.run();
+    }
+
+    static constexpr const char* kSecret = "installation secret";
+    asio::io_context io_;
+    CountingEvents events_;
+    fs::path dir_;
+};
+
+bool idles(const FakeSmtpServer& server) {
+    const auto lines = server.received_lines();
+    return std::any_of(lines.begin(), lines.end(),
+                       [](const std::string& line) { return line.ends_with(" IDLE"); });
+}
+
+bool sent_line_starting(const FakeSmtpServer& server, const std::string& prefix) {
+    const auto lines = server.received_lines();
+    return std::any_of(lines.begin(), lines.end(),
+                       [&](const std::string& line) { return line.starts_with(prefix); });
+}
+
+// A command the client must send (its start) and the server's answer.
+struct Exchange {
+    std::string command;
+    std::string reply;
+};
+
+// Login, SELECT with CONDSTORE, the first sweep finding one message, its FETCH (MODSEQ 7)
+// showing a leftover of this secret whose signed deadline is an hour past; then the removal's
+// exchanges, and IDLE.
+std::vector<ScriptStep> sweep_finding_a_leftover(const std::vector<Exchange>& removal) {
+    const std::string headers =
+        "X-Mailcanary-Token: " +
+        make_token("installation secret", std::chrono::system_clock::now() - 1h) + "\r\n\r\n";
+    std::vector<ScriptStep> script{
+        test::send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n"),
+        test::expect_line("C1 LOGIN"),
+        test::send("C1 OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS MOVE CONDSTORE] Logged in\r\n"),
+        test::expect_line("C2 LIST \"\" \"*\""),
+        test::send("* LIST (\\HasNoChildren) \"/\" INBOX\r\n"
+                   "* LIST (\\HasNoChildren \\Trash) \"/\" Trash\r\nC2 OK List completed\r\n"),
+        test::expect_line("C3 SELECT \"INBOX\" (CONDSTORE)"),
+        test::send("* 3 EXISTS\r\n* OK [UIDVALIDITY 1] UIDs valid\r\n"
+                   "* OK [HIGHESTMODSEQ 10] Highest\r\nC3 OK [READ-WRITE] Select completed\r\n"),
+        test::expect_line("C4 UID SEARCH HEADER X-Mailcanary-Token \"mc\""),
+        test::send("* SEARCH 5\r\nC4 OK Search completed\r\n"),
+        test::expect_line("C5 UID FETCH 5 (UID INTERNALDATE MODSEQ BODY.PEEK[HEADER.FIELDS"),
+        test::send("* 3 FETCH (UID 5 INTERNALDATE \"29-Nov-2026 09:00:01 +0000\" MODSEQ (7) "
+                   "BODY[HEADER.FIELDS (X-MAILCANARY-TOKEN AUTHENTICATION-RESULTS RECEIVED)] {" +
+                   std::to_string(headers.size()) + "}\r\n" + headers +
+                   ")\r\nC5 OK Fetch completed\r\n")};
+    for (const auto& [command, reply] : removal) {
+        script.push_back(test::expect_line(command));
+        script.push_back(test::send(reply));
+    }
+    script.push_back(test::expect_line("C" + std::to_string(6 + removal.size()) + " IDLE"));
+    script.push_back(test::hang());
+    return script;
+}
+
+// Two agents sweep the same leftover at once, as Dovecot answered them: the one whose
+// conditional STORE set the flag expunges it and counts it; the other hears MODIFIED, or (had
+// the first been quicker still) finds it gone, OK'd, with the first's EXPUNGE reported to it.
+TEST_F(TrackerTest, ALeftoverTwoAgentsRemoveIsCountedOnce) {
+    const std::string claim = "C6 UID STORE 5 (UNCHANGEDSINCE 7) +FLAGS (\\Deleted)";
+    const FakeSmtpServer winner(sweep_finding_a_leftover({
+        {claim, "* 3 FETCH (UID 5 MODSEQ (11) FLAGS (\\Deleted))\r\nC6 OK Store completed\r\n"},
+        // Someone's message 1 went first, then this one (3, now 2).
+        {"C7 UID EXPUNGE 5", "* 1 EXPUNGE\r\n* 2 EXPUNGE\r\nC7 OK Expunge completed\r\n"},
+    }));
+    const FakeSmtpServer modified(
+        sweep_finding_a_leftover({{claim, "C6 OK [MODIFIED 5] Conditional store failed\r\n"}}));
+    const FakeSmtpServer gone(
+        sweep_finding_a_leftover({{claim, "* 3 EXPUNGE\r\nC6 OK Store completed\r\n"}}));
+    const std::vector trackers{
+        tracker(winner, "winner", CleanupMode::delete_message, password_login()),
+        tracker(modified, "modified", CleanupMode::delete_message, password_login()),
+        tracker(gone, "gone", CleanupMode::delete_message, password_login())};
+    run_until([&] { return idles(winner) && idles(modified) && idles(gone); }, trackers);
+    ASSERT_TRUE(idles(winner) && idles(modified) && idles(gone))
+        << "the scripts did not run to the end";
+    EXPECT_EQ(events_.removed, (std::map<std::string, int>{{"winner", 1}}));
+    EXPECT_FALSE(sent_line_starting(modified, "C7 UID EXPUNGE")) << "not its to remove";
+    EXPECT_FALSE(sent_line_starting(gone, "C7 UID EXPUNGE"));
+}
+
+TEST_F(TrackerTest, ALeftoverMovedToTheTrashCountsForTheMoveThatMovedIt) {
+    const std::string move = "C6 UID MOVE 5 \"Trash\"";
+    const FakeSmtpServer winner(sweep_finding_a_leftover(
+        {{move, "* OK [COPYUID 1 5 9] Moved UIDs.\r\n* 3 EXPUNGE\r\nC6 OK Move completed\r\n"}}));
+    const FakeSmtpServer loser(sweep_finding_a_leftover(
+        {{move,
+          "* 3 EXPUNGE\r\nC6 NO [EXPUNGEISSUED] Some of the requested messages no longer "
+          "exist\r\n"}}));
+    const std::vector trackers{tracker(winner, "winner", CleanupMode::trash, password_login()),
+                               tracker(loser, "loser", CleanupMode::trash, password_login())};
+    run_until([&] { return idles(winner) && idles(loser); }, trackers);
+    ASSERT_TRUE(idles(winner) && idles(loser)) << "the scripts did not run to the end";
+    EXPECT_EQ(events_.removed, (std::map<std::string, int>{{"winner", 1}}));
+}
+
+// Before sending, a run asks whether the mailbox can be read: not while its login fails, and
+// again from the first login that works. The access token file is read at every login, so the
+// second login differs from the first; the server hangs up on the wrong one.
+TEST_F(TrackerTest, RunsSendNothingWhileTheLoginFailsAndSendAgainOnceItWorks) {
+    const fs::path token_file = dir_ / "token";
+    std::ofstream(token_file) << "expired-token";
+    const FakeSmtpServer server({
+        test::send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] ready\r\n"),
+        test::expect_line("C1 AUTHENTICATE XOAUTH2 " +
+                          sasl::base64_encode("user=probe\x01"
+                                              "auth=Bearer fresh-token\x01\x01")),
+        test::send("C1 OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS] Logged in\r\n"),
+        test::expect_line("C2 LIST"),
+        test::send("* LIST () \"/\" INBOX\r\nC2 OK List completed\r\n"),
+        test::expect_line("C3 SELECT \"INBOX\""),
+        test::send("C3 OK [READ-WRITE] Select completed\r\n"),
+        test::expect_line("C4 UID SEARCH"),
+        test::send("* SEARCH\r\nC4 OK Search completed\r\n"),
+        test::expect_line("C5 IDLE"),
+        test::hang(),
+    });
+    const auto watcher = tracker(server, "mailbox", CleanupMode::delete_message,
+                                 login(&AuthConfig::token_file, token_file));
+    std::optional<imap::Failure> first;
+    std::optional<imap::Failure> after_fix = imap::Failure{FailureReason::protocol, "not asked"};
+    bool done = false;
+    StopSignal stop;
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> {
+            // Asked before any login was tried, it waits for the first one's verdict.
+            first = co_await watcher->login_failure(std::chrono::steady_clock::now() + 5s, stop);
+            std::ofstream(token_file) << "fresh-token";
+            asio::steady_timer timer(io_);
+            const auto deadline = std::chrono::steady_clock::now() + 5s;
+            while (after_fix && std::chrono::steady_clock::now() < deadline) {
+                after_fix =
+                    co_await watcher->login_failure(std::chrono::steady_clock::now() + 5s, stop);
+                timer.expires_after(20ms);
+                co_await timer.async_wait(asio::use_awaitable);
+            }
+            done = true;
+        },
+        asio::detached);
+    run_until([&] { return done; }, {watcher});
+    ASSERT_TRUE(first);
+    EXPECT_EQ(to_string(first->reason), "imap_connect") << first->detail;
+    EXPECT_FALSE(after_fix.has_value()) << "the next login (1 s later) should have worked: "
+                                        << (after_fix ? after_fix->detail : "");
+}
+
+TEST_F(TrackerTest, ALoginStillUnansweredAtTheRunsDeadlineIsAFailure) {
+    const FakeSmtpServer silent({test::hang()});
+    const auto watcher = tracker(silent, "mailbox", CleanupMode::delete_message, password_login());
+    std::optional<imap::Failure> failure;
+    bool done = false;
+    StopSignal stop;
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> {
+            failure =
+                co_await watcher->login_failure(std::chrono::steady_clock::now() + 200ms, stop);
+            done = true;
+        },
+        asio::detached);
+    run_until([&] { return done; }, {watcher});
+    ASSERT_TRUE(failure);
+    EXPECT_EQ(to_string(failure->reason), "imap_connect");
 }
 
 }  // namespace

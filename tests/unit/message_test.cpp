@@ -8,18 +8,59 @@ namespace {
 
 using namespace std::chrono_literals;
 
+const std::chrono::system_clock::time_point kDeadline{1'800'000'000s};
+
 TEST(Token, VerifiesOnlyWithTheSameSecretAndIsUniquePerRun) {
-    const std::string token = make_token("installation secret");
-    EXPECT_TRUE(token.starts_with("mc1."));
-    EXPECT_EQ(token.size(), 4u + 32 + 1 + 32);
-    EXPECT_TRUE(verify_token(token, "installation secret"));
+    const std::string token = make_token("installation secret", kDeadline);
+    EXPECT_TRUE(token.starts_with("mc2.1800000000.")) << token;
+    EXPECT_EQ(token.size(), 4u + 10 + 1 + 32 + 1 + 32);
+    const auto verified = verify_token(token, "installation secret");
+    ASSERT_TRUE(verified);
+    EXPECT_EQ(verified->deadline, kDeadline);
     EXPECT_FALSE(verify_token(token, "another installation"));
-    EXPECT_NE(make_token("installation secret"), token);
+    EXPECT_NE(make_token("installation secret", kDeadline), token);
     std::string forged = token;
-    forged[10] = forged[10] == 'a' ? 'b' : 'a';  // another run id, same mac
+    forged[20] = forged[20] == 'a' ? 'b' : 'a';  // another run id, same mac
     EXPECT_FALSE(verify_token(forged, "installation secret"));
-    EXPECT_FALSE(verify_token("mc1.short", "installation secret"));
+    EXPECT_FALSE(verify_token("mc2.short", "installation secret"));
     EXPECT_FALSE(verify_token("", "installation secret"));
+    EXPECT_EQ(token_run_id(token), token.substr(15, 32));
+}
+
+TEST(Token, TheDeadlineIsSignedAndRoundedUp) {
+    const std::string token = make_token("s", kDeadline + 1ms);
+    EXPECT_TRUE(token.starts_with("mc2.1800000001.")) << token;
+    // A later deadline written over a signed one is a forgery, not an extension.
+    std::string extended = token;
+    extended.replace(4, 10, "1900000000");
+    EXPECT_FALSE(verify_token(extended, "s"));
+    for (const char* malformed :
+         {"mc2..0123456789abcdef0123456789abcdef.00000000000000000000000000000000",
+          "mc2.12a.0123456789abcdef0123456789abcdef.00000000000000000000000000000000",
+          "mc2.1234567890123.0123456789abcdef0123456789abcdef.00000000000000000000000000000000",
+          "mc2.1.0123456789abcdef0123456789abcdef.00000000000000000000000000000000.x",
+          "mc3.1.0123456789abcdef0123456789abcdef.00000000000000000000000000000000"}) {
+        EXPECT_FALSE(verify_token(malformed, "s")) << malformed;
+    }
+}
+
+// Tokens written by earlier versions (and by other implementations of the format) stay
+// recognised: vectors computed with Python's hmac, independently of this code.
+TEST(Token, KnownVectorsOfBothVersionsVerify) {
+    const std::string legacy =
+        "mc1.0123456789abcdef0123456789abcdef.eba56d88cf5ded551fae7b74cc45a02c";
+    const auto old_token = verify_token(legacy, "installation secret");
+    ASSERT_TRUE(old_token);
+    EXPECT_EQ(old_token->deadline, std::nullopt) << "mc1 says nothing of its deadline";
+    EXPECT_EQ(token_run_id(legacy), "0123456789abcdef0123456789abcdef");
+
+    const std::string current =
+        "mc2.1800000000.0123456789abcdef0123456789abcdef.6558ce161a15099313d70fcd4d89af9b";
+    const auto new_token = verify_token(current, "installation secret");
+    ASSERT_TRUE(new_token);
+    EXPECT_EQ(new_token->deadline, kDeadline);
+    EXPECT_EQ(token_run_id(current), "0123456789abcdef0123456789abcdef");
+    EXPECT_FALSE(verify_token(current, "another installation"));
 }
 
 TEST(DotStuff, DoublesLeadingDotsOnly) {
@@ -32,7 +73,7 @@ TEST(Message, IsWellFormedRfc5322) {
                            .to = {"a@example.test", "b@example.test"},
                            .subject = "mailcanary probe",
                            .headers = {{"X-Team", "mail-ops"}},
-                           .token = make_token("s"),
+                           .token = make_token("s", kDeadline),
                            .message_id_domain = "probe.example.org"};
     const auto message =
         compose_message(spec, std::chrono::system_clock::time_point(1'796'000'000s));
@@ -68,10 +109,27 @@ TEST(Message, HeaderValuesCannotInjectLines) {
     EXPECT_EQ(message.find("\r\nBcc:"), std::string::npos);
 }
 
-TEST(QueueId, FromCommonServers) {
-    EXPECT_EQ(queue_id_from_reply("2.0.0 Ok: queued as 4Q9xYz1ABC"), "4Q9xYz1ABC");
-    EXPECT_EQ(queue_id_from_reply("OK id=1qX2yZ-0003Ab-Cd"), "1qX2yZ-0003Ab-Cd");
-    EXPECT_FALSE(queue_id_from_reply("2.0.0 OK"));
+TEST(Message, TheBodySaysWhatBecomesOfItAndOnlyThat) {
+    MessageSpec spec{.from = "a@b",
+                     .to = {"c@d"},
+                     .subject = "s",
+                     .headers = {},
+                     .token = "t",
+                     .message_id_domain = "x"};
+    const auto body = [&](AfterDelivery after_delivery) {
+        spec.after_delivery = after_delivery;
+        const auto message = compose_message(spec, std::chrono::system_clock::now());
+        return message.substr(message.find("\r\n\r\n"));
+    };
+    // The accept probe deletes nothing: its message must not claim otherwise.
+    EXPECT_EQ(body(AfterDelivery::kept).find("deleted automatically"), std::string::npos);
+    EXPECT_NE(body(AfterDelivery::kept).find("does not delete it"), std::string::npos);
+    EXPECT_NE(body(AfterDelivery::removed).find("removes it from this folder"), std::string::npos);
+    EXPECT_NE(body(AfterDelivery::trashed).find("moves it to the trash"), std::string::npos);
+    for (const auto after_delivery :
+         {AfterDelivery::kept, AfterDelivery::removed, AfterDelivery::trashed}) {
+        EXPECT_TRUE(body(after_delivery).ends_with("\r\n.\r\n"));
+    }
 }
 
 }  // namespace

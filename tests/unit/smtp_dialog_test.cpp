@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/provider_transcripts.hpp"
+
 namespace mailcanary::smtp {
 namespace {
 
@@ -20,6 +22,8 @@ const char* kind_name(Action::Kind kind) {
     switch (kind) {
         case Action::Kind::read:
             return "read";
+        case Action::Kind::buffered:
+            return "buffered";
         case Action::Kind::write:
             return "write";
         case Action::Kind::start_tls:
@@ -32,31 +36,36 @@ const char* kind_name(Action::Kind kind) {
 
 class DialogTest : public testing::Test {
   protected:
-    // Plays the script against the dialog and checks that it ends with `done`.
+    // Plays the script against the dialog and checks that it ends with `done`. Replies that
+    // came together are taken one step each, as the driver does.
     void play(DialogOptions options, const std::vector<Step>& script) {
         dialog_.emplace(std::move(options), transcript_);
-        Action action = dialog_->start();
+        phases_.clear();
+        Action action = entered(dialog_->start());
         for (std::size_t i = 0; i < script.size(); ++i) {
             const Step& step = script[i];
             SCOPED_TRACE("step " + std::to_string(i) + " (" + step.bytes + ")");
             switch (step.kind) {
                 case Step::Kind::server_sends:
                     ASSERT_EQ(action.kind, Action::Kind::read) << kind_name(action.kind);
-                    action = dialog_->on_bytes(step.bytes);
+                    action = entered(dialog_->on_bytes(step.bytes));
+                    while (action.kind == Action::Kind::buffered) {
+                        action = entered(dialog_->on_bytes({}));
+                    }
                     break;
                 case Step::Kind::client_writes:
                     ASSERT_EQ(action.kind, Action::Kind::write) << kind_name(action.kind);
                     ASSERT_EQ(std::string(action.bytes), step.bytes);
-                    action = dialog_->on_written();
+                    action = entered(dialog_->on_written());
                     break;
                 case Step::Kind::tls:
                     ASSERT_EQ(action.kind, Action::Kind::start_tls) << kind_name(action.kind);
                     EXPECT_EQ(action.phase, Phase::tls_handshake);
-                    action = dialog_->on_tls_established();
+                    action = entered(dialog_->on_tls_established());
                     break;
                 case Step::Kind::server_closes:
                     ASSERT_EQ(action.kind, Action::Kind::read) << kind_name(action.kind);
-                    action = dialog_->on_closed();
+                    action = entered(dialog_->on_closed());
                     break;
             }
         }
@@ -64,8 +73,17 @@ class DialogTest : public testing::Test {
         EXPECT_TRUE(dialog_->finished());
     }
 
+    // The driver enters each action's phase before it acts: the run records these, in order.
+    Action entered(Action action) {
+        if (action.kind != Action::Kind::done &&
+            (phases_.empty() || phases_.back() != action.phase))
+            phases_.push_back(action.phase);
+        return action;
+    }
+
     Transcript transcript_;
     std::optional<Dialog> dialog_;
+    std::vector<Phase> phases_;
 };
 
 const DialogOptions kPlain{TlsMode::none, "probe.example", std::nullopt, std::nullopt};
@@ -398,6 +416,65 @@ INSTANTIATE_TEST_SUITE_P(
                         FailureReason::protocol, "not base64"}),
     [](const auto& test_case) { return std::string(test_case.param.name); });
 
+// A provider's submission server byte for byte (support/provider_transcripts.hpp): banner,
+// EHLO, STARTTLS, EHLO again, then `login` (the client's AUTH and the server's answers), its
+// last answer `refusal`, and QUIT.
+std::vector<Step> provider_login(const std::string& banner, const std::string& ehlo,
+                                 const std::string& starttls, const std::string& ehlo_after_tls,
+                                 std::vector<Step> login, const std::string& refusal,
+                                 const std::string& quit) {
+    std::vector<Step> script{
+        S(banner), C("EHLO probe.example\r\n"), S(ehlo),          C("STARTTLS\r\n"), S(starttls),
+        TLS(),     C("EHLO probe.example\r\n"), S(ehlo_after_tls)};
+    script.insert(script.end(), login.begin(), login.end());
+    return script + std::vector{S(refusal), C("QUIT\r\n"), S(quit)};
+}
+
+// Exchange offers AUTH LOGIN XOAUTH2: a password goes with LOGIN.
+std::vector<Step> microsoft_login(const std::string& refusal) {
+    namespace p = test::providers;
+    return provider_login(p::kMicrosoftBanner, p::kMicrosoftEhlo, p::kMicrosoftStartTls,
+                          p::kMicrosoftEhloAfterTls,
+                          {C("AUTH LOGIN\r\n"), S("334 VXNlcm5hbWU6\r\n"),
+                           C(sasl::base64_encode("probe@example.test") + "\r\n"),
+                           S("334 UGFzc3dvcmQ6\r\n"), C(sasl::base64_encode(kSecret) + "\r\n")},
+                          refusal, p::kMicrosoftQuit);
+}
+
+// Gmail offers PLAIN among others: the strongest for a password.
+std::vector<Step> gmail_login(const std::string& refusal) {
+    namespace p = test::providers;
+    return provider_login(
+        p::kGmailBanner, p::kGmailEhlo, p::kGmailStartTls, p::kGmailEhloAfterTls,
+        {C("AUTH PLAIN " + sasl::plain_response("probe@example.test", kSecret) + "\r\n")}, refusal,
+        p::kGmailQuit);
+}
+
+const DialogOptions kProviderLogin = with_auth(std::nullopt, false, TlsMode::starttls);
+
+INSTANTIATE_TEST_SUITE_P(
+    Providers, DialogAuthFailure,
+    testing::Values(AuthFailureCase{"microsoft_smtp_auth_disabled", kProviderLogin,
+                                    microsoft_login(test::providers::kMicrosoftSmtpAuthDisabled),
+                                    FailureReason::auth_disabled,
+                                    "SmtpClientAuthentication is disabled"},
+                    AuthFailureCase{"microsoft_basic_auth_retired", kProviderLogin,
+                                    microsoft_login(test::providers::kMicrosoftBasicAuthRetired),
+                                    FailureReason::auth_disabled, "550 5.7.30"},
+                    AuthFailureCase{"microsoft_wrong_password", kProviderLogin,
+                                    microsoft_login(test::providers::kMicrosoftWrongPassword),
+                                    FailureReason::auth_rejected, "credentials were incorrect"},
+                    AuthFailureCase{"gmail_app_password_required", kProviderLogin,
+                                    gmail_login(test::providers::kGmailAppPasswordRequired),
+                                    FailureReason::auth_disabled, "534 5.7.9"},
+                    AuthFailureCase{"gmail_web_login_required", kProviderLogin,
+                                    gmail_login(test::providers::kGmailWebLoginRequired),
+                                    FailureReason::auth_disabled, "534 5.7.14"},
+                    AuthFailureCase{"gmail_wrong_password", kProviderLogin,
+                                    gmail_login(test::providers::kGmailWrongPassword),
+                                    FailureReason::auth_rejected, "535 5.7.8"}),
+    [](const auto& test_case) { return std::string(test_case.param.name); });
+
 TEST_F(DialogTest, PlaintextAuthWhenExplicitlyAllowed) {
     auto options = with_auth(sasl::Mechanism::plain, false, TlsMode::none);
     options.auth->allow_plaintext = true;
@@ -446,20 +523,51 @@ TEST_F(DialogTest, TransactionWithoutPipeliningOneCommandAtATime) {
                                                             {"quit", 221}}));
 }
 
-TEST_F(DialogTest, PipelinedTransactionAttributesEachReply) {
-    play(with_transaction({"a@example.test", "b@example.test"}),
-         ehlo_with("250-PIPELINING\r\n250 SIZE 10240000\r\n") +
-             std::vector{
-                 C("MAIL FROM:<canary@example.org> SIZE=" + std::to_string(kMessage.size()) +
-                   "\r\nRCPT TO:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n"),
-                 // All four replies in one segment, as a pipelining server sends them.
-                 S("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n"), C(kMessage),
-                 S("250 2.0.0 Ok: queued as ABC\r\n"), C("QUIT\r\n"), S("221 bye\r\n")});
+TEST_F(DialogTest, PipelinedTransactionAttributesEachReplyAndWaitsBeforeData) {
+    play(
+        with_transaction({"a@example.test", "b@example.test"}),
+        ehlo_with("250-PIPELINING\r\n250 SIZE 10240000\r\n") +
+            std::vector{C("MAIL FROM:<canary@example.org> SIZE=" + std::to_string(kMessage.size()) +
+                          "\r\nRCPT TO:<a@example.test>\r\nRCPT TO:<b@example.test>\r\n"),
+                        // All three replies in one segment, as a pipelining server sends them.
+                        S("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"), C("DATA\r\n"),
+                        S("354 go ahead\r\n"), C(kMessage), S("250 2.0.0 Ok: queued as ABC\r\n"),
+                        C("QUIT\r\n"), S("221 bye\r\n")});
     EXPECT_FALSE(dialog_->failure()) << dialog_->failure_detail();
-    EXPECT_EQ(dialog_->replies()[2], (ReplyRecord{"mail", 250}));
-    EXPECT_EQ(dialog_->replies()[4], (ReplyRecord{"rcpt", 250}));
-    EXPECT_EQ(dialog_->replies()[5], (ReplyRecord{"data", 354}));
-    EXPECT_EQ(dialog_->replies()[6], (ReplyRecord{"data_end", 250}));
+    EXPECT_EQ(dialog_->replies(), (std::vector<ReplyRecord>{{"banner", 220},
+                                                            {"ehlo", 250},
+                                                            {"mail", 250},
+                                                            {"rcpt", 250},
+                                                            {"rcpt", 250},
+                                                            {"data", 354},
+                                                            {"data_end", 250},
+                                                            {"quit", 221}}));
+    // Each reply closes its command's phase, even when they arrive together.
+    EXPECT_EQ(phases_, (std::vector{Phase::banner, Phase::ehlo, Phase::mail, Phase::rcpt,
+                                    Phase::data, Phase::data_end, Phase::quit}));
+}
+
+// The queue id is noted from any known form of the reply to the final dot; in another form none
+// is made up, and the transcript keeps the whole reply either way.
+TEST_F(DialogTest, QueueIdFromTheFinalReplyWhichTheTranscriptKeepsWhole) {
+    const std::vector<std::pair<std::string, std::optional<std::string>>> finals{
+        {"250 2.0.0 471ecd43 Message accepted for delivery", "471ecd43"},
+        {"250 2.0.0 Great success, thanks", std::nullopt}};
+    for (const auto& [final_reply, id] : finals) {
+        SCOPED_TRACE(final_reply);
+        transcript_ = Transcript();
+        play(with_transaction(),
+             ehlo_with("250 8BITMIME\r\n") +
+                 std::vector{C("MAIL FROM:<canary@example.org>\r\n"), S("250 ok\r\n"),
+                             C("RCPT TO:<probe@example.test>\r\n"), S("250 ok\r\n"), C("DATA\r\n"),
+                             S("354 go\r\n"), C(kMessage), S(final_reply + "\r\n"), C("QUIT\r\n"),
+                             S("221 bye\r\n")});
+        EXPECT_TRUE(dialog_->message_accepted());
+        EXPECT_EQ(dialog_->queue_id(), id);
+        const std::string text = transcript_.to_text();
+        EXPECT_NE(text.find("S: " + final_reply + "\n"), std::string::npos) << text;
+        EXPECT_EQ(text.find("queued as") != std::string::npos, id.has_value()) << text;
+    }
 }
 
 TEST_F(DialogTest, RcptModeResetsInsteadOfSendingData) {
@@ -472,20 +580,30 @@ TEST_F(DialogTest, RcptModeResetsInsteadOfSendingData) {
     EXPECT_EQ(dialog_->replies()[4], (ReplyRecord{"rset", 250}));
 }
 
-TEST_F(DialogTest, PipelinedRefusedRecipientStillSendsTheMessageAfter354) {
-    // One recipient refused, the other accepted: DATA gets 354, so the message must follow;
-    // the refusal decides the outcome.
+// One recipient refused, the other accepted: no DATA, so the probe's message reaches nobody (a
+// 354 to a pipelined DATA would have committed the client to sending it to the other one).
+TEST_F(DialogTest, PipelinedRefusedRecipientSendsNoData) {
     play(with_transaction({"a@example.test", "nobody@example.test"}),
          ehlo_with("250 PIPELINING\r\n") +
              std::vector{C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<a@example.test>\r\n"
-                           "RCPT TO:<nobody@example.test>\r\nDATA\r\n"),
+                           "RCPT TO:<nobody@example.test>\r\n"),
                          S("250 Ok\r\n250 Ok\r\n550 5.1.1 <nobody@example.test>: Recipient address "
-                           "rejected\r\n"
-                           "354 go\r\n"),
-                         C(kMessage), S("250 2.0.0 Ok: queued as Q1\r\n"), C("QUIT\r\n"),
-                         S("221 bye\r\n")});
+                           "rejected\r\n"),
+                         C("QUIT\r\n"), S("221 bye\r\n")});
     EXPECT_EQ(dialog_->failure(), FailureReason::rcpt_rejected);
     EXPECT_NE(dialog_->failure_detail().find("550 5.1.1 <nobody@example.test>"), std::string::npos);
+    EXPECT_FALSE(dialog_->message_accepted());
+    EXPECT_EQ(transcript_.to_text().find("DATA"), std::string::npos) << transcript_.to_text();
+}
+
+TEST_F(DialogTest, RefusedFirstRecipientWithoutPipeliningSendsNoData) {
+    play(with_transaction({"nobody@example.test", "a@example.test"}),
+         ehlo_with("250 8BITMIME\r\n") +
+             std::vector{C("MAIL FROM:<canary@example.org>\r\n"), S("250 Ok\r\n"),
+                         C("RCPT TO:<nobody@example.test>\r\n"), S("550 5.1.1 unknown\r\n"),
+                         C("QUIT\r\n"), S("221 bye\r\n")});
+    EXPECT_EQ(dialog_->failure(), FailureReason::rcpt_rejected);
+    EXPECT_FALSE(dialog_->message_accepted());
 }
 
 TEST_F(DialogTest, MessageOverTheAdvertisedSizeIsNotSent) {
@@ -544,37 +662,183 @@ INSTANTIATE_TEST_SUITE_P(
         FailureCase{
             "message_554", with_transaction(),
             ehlo_with("250 PIPELINING\r\n") +
-                std::vector{
-                    C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<probe@example.test>\r\nDATA\r\n"),
-                    S("250 ok\r\n250 ok\r\n354 go\r\n"), C(kMessage),
-                    S("554 5.7.1 Message rejected as spam\r\n"), C("QUIT\r\n"), S("221 bye\r\n")},
+                std::vector{C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<probe@example.test>\r\n"),
+                            S("250 ok\r\n250 ok\r\n"), C("DATA\r\n"), S("354 go\r\n"), C(kMessage),
+                            S("554 5.7.1 Message rejected as spam\r\n"), C("QUIT\r\n"),
+                            S("221 bye\r\n")},
             FailureReason::message_rejected, "spam"},
         FailureCase{
             "message_451", with_transaction(),
             ehlo_with("250 PIPELINING\r\n") +
-                std::vector{
-                    C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<probe@example.test>\r\nDATA\r\n"),
-                    S("250 ok\r\n250 ok\r\n354 go\r\n"), C(kMessage),
-                    S("451 4.3.0 queue file write error\r\n"), C("QUIT\r\n"), S("221 bye\r\n")},
+                std::vector{C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<probe@example.test>\r\n"),
+                            S("250 ok\r\n250 ok\r\n"), C("DATA\r\n"), S("354 go\r\n"), C(kMessage),
+                            S("451 4.3.0 queue file write error\r\n"), C("QUIT\r\n"),
+                            S("221 bye\r\n")},
             FailureReason::message_tempfail, "queue file"},
         FailureCase{
             "message_552", with_transaction(),
             ehlo_with("250 PIPELINING\r\n") +
-                std::vector{
-                    C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<probe@example.test>\r\nDATA\r\n"),
-                    S("250 ok\r\n250 ok\r\n354 go\r\n"), C(kMessage),
-                    S("552 5.3.4 Message size exceeds fixed limit\r\n"), C("QUIT\r\n"),
-                    S("221 bye\r\n")},
+                std::vector{C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<probe@example.test>\r\n"),
+                            S("250 ok\r\n250 ok\r\n"), C("DATA\r\n"), S("354 go\r\n"), C(kMessage),
+                            S("552 5.3.4 Message size exceeds fixed limit\r\n"), C("QUIT\r\n"),
+                            S("221 bye\r\n")},
             FailureReason::size_exceeded, "552 5.3.4"},
-        // A pipelined MAIL refusal: the server also answers RCPT and DATA, then QUIT follows.
+        // A pipelined MAIL refusal: the server also answers RCPT, then QUIT follows.
         FailureCase{
             "pipelined_mail_rejected", with_transaction(),
             ehlo_with("250 PIPELINING\r\n") +
-                std::vector{
-                    C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<probe@example.test>\r\nDATA\r\n"),
-                    S("553 5.1.8 bad sender\r\n503 5.5.1 need MAIL\r\n503 5.5.1 need RCPT\r\n"),
-                    C("QUIT\r\n"), S("221 bye\r\n")},
+                std::vector{C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<probe@example.test>\r\n"),
+                            S("553 5.1.8 bad sender\r\n503 5.5.1 need MAIL\r\n"), C("QUIT\r\n"),
+                            S("221 bye\r\n")},
             FailureReason::mail_rejected, "553 5.1.8"}),
+    [](const auto& test_case) { return std::string(test_case.param.name); });
+
+// --- Packet boundaries ---------------------------------------------------------------------
+
+// A run must not depend on how the server's bytes were cut into reads: each server turn split
+// at every position, and every turn dripped byte by byte, gives the same phases, replies,
+// transcript and outcome as the turns whole.
+struct SplitCase {
+    const char* name;
+    DialogOptions options;
+    std::vector<Step> script;
+};
+
+void PrintTo(const SplitCase& split_case, std::ostream* out) { *out << split_case.name; }
+
+class DialogSplits : public DialogTest, public testing::WithParamInterface<SplitCase> {
+  protected:
+    struct Seen {
+        std::vector<Phase> phases;
+        std::vector<ReplyRecord> replies;
+        std::vector<std::string> transcript;
+        std::optional<FailureReason> failure;
+        std::string detail;
+        std::optional<std::string> queue_id;
+    };
+
+    Seen seen(const std::vector<Step>& script) {
+        transcript_ = Transcript();
+        play(GetParam().options, script);
+        Seen result{phases_,
+                    dialog_->replies(),
+                    {},
+                    dialog_->failure(),
+                    dialog_->failure_detail(),
+                    dialog_->queue_id()};
+        for (const auto& entry : transcript_.entries()) {
+            result.transcript.push_back(std::to_string(static_cast<int>(entry.direction)) + " " +
+                                        entry.text);
+        }
+        return result;
+    }
+
+    void expect_same(const Seen& whole, const Seen& cut) {
+        EXPECT_EQ(cut.phases, whole.phases);
+        EXPECT_EQ(cut.replies, whole.replies);
+        EXPECT_EQ(cut.transcript, whole.transcript);
+        EXPECT_EQ(cut.failure, whole.failure);
+        EXPECT_EQ(cut.detail, whole.detail);
+        EXPECT_EQ(cut.queue_id, whole.queue_id);
+    }
+};
+
+TEST_P(DialogSplits, SameRunWhereverTheServersBytesAreCut) {
+    const std::vector<Step>& script = GetParam().script;
+    const Seen whole = seen(script);
+    ASSERT_FALSE(HasFailure());
+    std::vector<Step> dripped;
+    for (std::size_t turn = 0; turn < script.size(); ++turn) {
+        const Step& step = script[turn];
+        if (step.kind != Step::Kind::server_sends) {
+            dripped.push_back(step);
+            continue;
+        }
+        for (const char byte : step.bytes) dripped.push_back(S(std::string(1, byte)));
+        for (std::size_t at = 1; at < step.bytes.size(); ++at) {
+            SCOPED_TRACE("turn " + std::to_string(turn) + " cut at " + std::to_string(at));
+            std::vector<Step> cut = script;
+            cut[turn] = S(step.bytes.substr(0, at));
+            cut.insert(cut.begin() + static_cast<std::ptrdiff_t>(turn) + 1,
+                       S(step.bytes.substr(at)));
+            expect_same(whole, seen(cut));
+            if (HasFailure()) return;  // one cut's report is enough
+        }
+    }
+    SCOPED_TRACE("every byte apart");
+    expect_same(whole, seen(dripped));
+}
+
+DialogOptions login_and_transaction() {
+    DialogOptions options = with_transaction({"a@example.test", "b@example.test"});
+    options.tls = TlsMode::starttls;
+    options.auth = AuthRequest{.mechanism = sasl::Mechanism::login,
+                               .username = "probe@example.test",
+                               .secret = kSecret,
+                               .secret_is_token = false,
+                               .allow_plaintext = false,
+                               .host = "mx.example.test",
+                               .port = 587};
+    return options;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Dialogs, DialogSplits,
+    testing::Values(
+        SplitCase{"one_command_at_a_time", with_transaction({"a@example.test", "b@example.test"}),
+                  ehlo_with("250-8BITMIME\r\n250 SIZE 10240000\r\n") +
+                      std::vector{C("MAIL FROM:<canary@example.org> SIZE=" +
+                                    std::to_string(kMessage.size()) + "\r\n"),
+                                  S("250 2.1.0 Ok\r\n"), C("RCPT TO:<a@example.test>\r\n"),
+                                  S("250 2.1.5 Ok\r\n"), C("RCPT TO:<b@example.test>\r\n"),
+                                  S("250 2.1.5 Ok\r\n"), C("DATA\r\n"), S("354 go ahead\r\n"),
+                                  C(kMessage), S("250 2.0.0 Ok: queued as 4Q9xYz1ABC\r\n"),
+                                  C("QUIT\r\n"), S("221 2.0.0 Bye\r\n")}},
+        SplitCase{
+            "pipelined", with_transaction({"a@example.test", "b@example.test"}),
+            ehlo_with("250 PIPELINING\r\n") +
+                std::vector{C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<a@example.test>"
+                              "\r\nRCPT TO:<b@example.test>\r\n"),
+                            S("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"), C("DATA\r\n"),
+                            S("354 go ahead\r\n"), C(kMessage), S("250 OK id=1xZ1xz-0008NV-22\r\n"),
+                            C("QUIT\r\n"), S("221 bye\r\n")}},
+        SplitCase{"pipelined_refused_recipient",
+                  with_transaction({"a@example.test", "nobody@example.test"}),
+                  ehlo_with("250 PIPELINING\r\n") +
+                      std::vector{C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<a@example.test>"
+                                    "\r\nRCPT TO:<nobody@example.test>\r\n"),
+                                  S("250 Ok\r\n250 Ok\r\n550 5.1.1 unknown user\r\n"),
+                                  C("QUIT\r\n"), S("221 bye\r\n")}},
+        SplitCase{"pipelined_sender_refused", with_transaction(),
+                  ehlo_with("250 PIPELINING\r\n") +
+                      std::vector{C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<probe@example.test>"
+                                    "\r\n"),
+                                  S("553 5.1.8 bad sender\r\n503 5.5.1 need MAIL\r\n"),
+                                  C("QUIT\r\n"), S("221 bye\r\n")}},
+        SplitCase{"pipelined_closing_421", with_transaction(),
+                  ehlo_with("250 PIPELINING\r\n") +
+                      std::vector{C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<probe@example.test>"
+                                    "\r\n"),
+                                  S("250 Ok\r\n421 4.3.2 shutting down\r\n")}},
+        SplitCase{"pipelined_rcpt_mode", with_transaction({"a@example.test"}, true),
+                  ehlo_with("250 PIPELINING\r\n") +
+                      std::vector{C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<a@example.test>"
+                                    "\r\nRSET\r\n"),
+                                  S("250 Ok\r\n250 Ok\r\n250 2.0.0 Ok\r\n"), C("QUIT\r\n"),
+                                  S("221 bye\r\n")}},
+        SplitCase{
+            "starttls_login_pipelined",
+            login_and_transaction(),
+            {S("220-mx.example.test ESMTP\r\n220 ready\r\n"), C("EHLO probe.example\r\n"),
+             S("250-mx\r\n250-PIPELINING\r\n250 STARTTLS\r\n"), C("STARTTLS\r\n"),
+             S("220 2.0.0 go\r\n"), TLS(), C("EHLO probe.example\r\n"),
+             S("250-mx\r\n250-PIPELINING\r\n250 AUTH LOGIN\r\n"), C("AUTH LOGIN\r\n"),
+             S("334 VXNlcm5hbWU6\r\n"), C(sasl::base64_encode("probe@example.test") + "\r\n"),
+             S("334 UGFzc3dvcmQ6\r\n"), C(sasl::base64_encode(kSecret) + "\r\n"),
+             S("235 2.7.0 ok\r\n"),
+             C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<a@example.test>\r\n"
+               "RCPT TO:<b@example.test>\r\n"),
+             S("250 Ok\r\n250 Ok\r\n450 4.2.0 greylisted\r\n"), C("QUIT\r\n"), S("221 bye\r\n")}}),
     [](const auto& test_case) { return std::string(test_case.param.name); });
 
 TEST_F(DialogTest, PhasesFollowTheDialog) {

@@ -24,6 +24,7 @@
 #include "protocols/tls_client.hpp"
 #include "support/fake_smtp_server.hpp"
 #include "support/fake_token_endpoint.hpp"
+#include "support/provider_transcripts.hpp"
 #include "support/test_pki.hpp"
 
 namespace mailcanary::test {
@@ -305,6 +306,120 @@ TEST_F(SessionTest, InsecureSkipVerifyAcceptsASelfSignedCertificate) {
     EXPECT_TRUE(result.metrics.cert_not_after);
 }
 
+// A server that aborts the handshake after sending its certificate (OpenSMTPD 6.8 on OpenSSL 3
+// answers every handshake with alert 80): the handshake failed, not the certificate, and the
+// detail says what the server said, whether the certificate was verified or not. Verification
+// that refuses the certificate first still names the certificate.
+TEST_F(SessionTest, AHandshakeTheServerAbortsIsTlsHandshakeVerifiedOrNot) {
+    struct Case {
+        const char* name;
+        KeyPair key;
+        bool skip_verify;
+        FailureReason reason;
+        const char* detail;
+    };
+    const std::vector<Case> cases{
+        {"trusted, verified", pki_.issue({}), false, FailureReason::tls_handshake,
+         "TLS handshake: tlsv1 alert internal error"},
+        {"self-signed, not verified", TestPki::self_signed({}), true, FailureReason::tls_handshake,
+         "TLS handshake: tlsv1 alert internal error"},
+        {"self-signed, verified", TestPki::self_signed({}), false,
+         FailureReason::tls_cert_untrusted, "certificate: self-signed certificate"}};
+    for (const Case& each : cases) {
+        SCOPED_TRACE(each.name);
+        FakeSmtpServer server(
+            {send("220 mx\r\n"), expect_line("EHLO"), send("250-mx\r\n250 STARTTLS\r\n"),
+             expect_line("STARTTLS"), send("220 2.0.0 go ahead\r\n"), abort_tls()},
+            {.tls = each.key, .implicit_tls = false});
+        auto config = target(server.port(), TlsMode::starttls);
+        config.tls_options.insecure_skip_verify = each.skip_verify;
+        const auto result = probe(config);
+        expect_failure(result, each.reason);
+        EXPECT_NE(result.outcome.detail.find(each.detail), std::string::npos)
+            << result.outcome.detail;
+        EXPECT_TRUE(result.metrics.cert_not_after) << "the certificate came before the abort";
+    }
+}
+
+// With PIPELINING each reply closes its command's phase when it arrives: the run records the
+// same phases whether the server's replies come together or apart, and they add up to the run.
+TEST_F(SessionTest, PipelinedPhasesAreTheSameWhetherRepliesComeTogetherOrApart) {
+    const auto run_with_replies = [](bool apart) {
+        std::vector<ScriptStep> script{send("220 mx\r\n"),
+                                       expect_line("EHLO"),
+                                       send("250-mx\r\n250 PIPELINING\r\n"),
+                                       expect_line("MAIL FROM"),
+                                       expect_line("RCPT TO"),
+                                       expect_line("RCPT TO"),
+                                       delay(60ms)};
+        if (apart) {
+            for (const auto& step :
+                 {send("250 2.1.0 Ok\r\n"), delay(60ms), send("250 2.1.5 Ok\r\n"), delay(60ms),
+                  send("250 2.1.5 Ok\r\n")}) {
+                script.push_back(step);
+            }
+        } else {
+            script.push_back(send("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"));
+        }
+        for (const auto& step :
+             {expect_line("DATA"), delay(60ms), send("354 go ahead\r\n"), expect_line("Subject"),
+              expect_line(""), expect_line("body"), expect_line("."), delay(60ms),
+              send("250 2.0.0 Ok: queued as 4Q9xYz1ABC\r\n"), expect_line("QUIT"),
+              send("221 bye\r\n"), close()}) {
+            script.push_back(step);
+        }
+        FakeSmtpServer server(script);
+        ProbeResult result;
+        Transcript transcript;
+        StopSignal stop;
+        smtp::Dialog dialog({TlsMode::none, "probe.example", std::nullopt,
+                             smtp::TransactionRequest{.from = "canary@example.org",
+                                                      .to = {"a@example.test", "b@example.test"},
+                                                      .message = "Subject: x\r\n\r\nbody\r\n.\r\n",
+                                                      .rcpt_only = false}},
+                            transcript);
+        const Endpoint endpoint{"127.0.0.1", server.port(), TlsMode::none, {}, nullptr};
+        asio::io_context io;
+        const auto started = Clock::now();
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+                const SessionRun run{started + 5s, result.metrics, transcript, stop};
+                result.outcome = co_await smtp::run_dialog(endpoint, run, dialog);
+            },
+            asio::detached);
+        io.run();
+        result.elapsed = Clock::now() - started;
+        result.transcript = transcript.to_text();
+        return result;
+    };
+    const auto recorded = [](const ProbeResult& result) {
+        std::vector<Phase> phases;
+        for (const Phase each : kAllPhases) {
+            if (phase(result, each)) phases.push_back(each);
+        }
+        return phases;
+    };
+    const auto apart = run_with_replies(true);
+    const auto together = run_with_replies(false);
+    for (const auto* result : {&apart, &together}) {
+        ASSERT_TRUE(result->outcome.success()) << result->outcome.detail << result->transcript;
+        EXPECT_EQ(recorded(*result), (std::vector{Phase::resolve, Phase::connect, Phase::banner,
+                                                  Phase::ehlo, Phase::mail, Phase::rcpt,
+                                                  Phase::data, Phase::data_end, Phase::quit}));
+        std::chrono::nanoseconds sum{};
+        for (const Phase each : kAllPhases) sum += phase(*result, each).value_or(0ns);
+        // What is in no phase is the agent's own work between them.
+        EXPECT_LE(sum, result->elapsed);
+        EXPECT_GE(sum, result->elapsed * 9 / 10) << "waits left out of every phase";
+        EXPECT_GE(*phase(*result, Phase::mail), 55ms);
+        EXPECT_GE(*phase(*result, Phase::data), 55ms) << "DATA waits for the RCPT replies";
+        EXPECT_GE(*phase(*result, Phase::data_end), 55ms);
+    }
+    EXPECT_GE(*phase(apart, Phase::rcpt), 110ms) << "from the MAIL reply to the last RCPT reply";
+    EXPECT_LT(*phase(together, Phase::rcpt), 20ms);
+}
+
 TEST_F(SessionTest, StopSaysQuitWhenInStep) {
     FakeSmtpServer server({send("220 mx\r\n"), expect_line("EHLO"), hang()});
     const auto result = probe(target(server.port(), TlsMode::none, 5s), 200ms);
@@ -412,6 +527,49 @@ TEST_F(SessionTest, ExpectRejectFailsWhenTheServerAcceptsTheCredentials) {
     auto compiled = compile(config);
     const auto result = probe(compiled, &run_auth_probe);
     expect_failure(result, FailureReason::auth_accepted);
+}
+
+// smtp.office365.com as it answers (support/provider_transcripts.hpp), its login refused with
+// `refusal`.
+std::vector<ScriptStep> microsoft_login_refused(const std::string& refusal) {
+    namespace p = providers;
+    return {send(p::kMicrosoftBanner),
+            expect_line("EHLO"),
+            send(p::kMicrosoftEhlo),
+            expect_line("STARTTLS"),
+            send(p::kMicrosoftStartTls),
+            start_tls(),
+            expect_line("EHLO"),
+            send(p::kMicrosoftEhloAfterTls),
+            expect_line("AUTH LOGIN"),
+            send("334 VXNlcm5hbWU6\r\n"),
+            expect_line(""),
+            send("334 UGFzc3dvcmQ6\r\n"),
+            expect_line(""),
+            send(refusal),
+            expect_line("QUIT"),
+            send(p::kMicrosoftQuit)};
+}
+
+// A negative test (expect = "reject") passes on a wrong password, never on SMTP AUTH turned off
+// for the tenant: then nobody can submit mail, with any password.
+TEST_F(SessionTest, ExpectRejectIsNotSatisfiedByAPolicyRefusal) {
+    std::ofstream(dir_ / "password") << "deliberately-wrong\n";
+    const auto negative_test_against = [&](const std::string& refusal) {
+        FakeSmtpServer server(microsoft_login_refused(refusal), {.tls = pki_.issue({})});
+        auto config = target(server.port(), TlsMode::starttls);
+        config.auth = AuthConfig{};
+        config.auth->username = "canary@example.test";
+        config.auth->password_file = (dir_ / "password").string();
+        config.expect = Expectation::reject;
+        return probe(compile(config), &run_auth_probe);
+    };
+    const auto disabled = negative_test_against(providers::kMicrosoftSmtpAuthDisabled);
+    expect_failure(disabled, FailureReason::auth_disabled);
+    EXPECT_NE(disabled.transcript.find("proves nothing about these credentials"), std::string::npos)
+        << disabled.transcript;
+    const auto wrong = negative_test_against(providers::kMicrosoftWrongPassword);
+    EXPECT_TRUE(wrong.outcome.success()) << wrong.outcome.detail << "\n" << wrong.transcript;
 }
 
 TEST_F(SessionTest, AnUnansweredQuitDoesNotFailARunThatSucceeded) {
