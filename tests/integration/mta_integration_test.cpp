@@ -255,7 +255,7 @@ TEST_P(MtaIntegration, TheQueueIdOfTheFinalReplyIsReported) {
 }
 
 // A run that fails leaves nothing behind: with one recipient refused, the message goes to none
-// (Exim offers PIPELINING, so DATA was sent before the refusal was read; OpenSMTPD does not).
+// (Exim offers PIPELINING, and gets MAIL and both RCPTs at once; DATA must wait for their replies).
 TEST_P(MtaIntegration, ARunWithARefusedRecipientDeliversNothing) {
     const std::string sender = "canary@mailcanary.test";
     const std::vector<Case> cases{
