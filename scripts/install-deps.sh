@@ -7,10 +7,11 @@
 # ports, and Debian's prometheus and alertmanager would otherwise sit on :9090
 # and :9093/:9094).
 #
-# Cyrus IMAP is not installed: cyrus-imapd conflicts with dovecot-imapd (both are an
-# imap-server), so its Debian packages are downloaded and unpacked into a cache
-# (MAILCANARY_CYRUS_ROOT), from where tests/stack/cyrus.sh runs it; only the libraries it links
-# are installed.
+# Cyrus IMAP, Exim and OpenSMTPD are not installed: each conflicts with a package the stack
+# needs (cyrus-imapd with dovecot-imapd, both an imap-server; exim4 and opensmtpd with postfix,
+# each a mail-transport-agent). Their Debian packages are downloaded and unpacked into caches
+# (MAILCANARY_CYRUS_ROOT, MAILCANARY_MTA_CACHE), from where tests/stack/cyrus.sh and
+# tests/stack/mtas.sh run them; only the libraries they link are installed.
 #
 # Usage (as root, or with sudo available): bash scripts/install-deps.sh
 set -euo pipefail
@@ -21,7 +22,7 @@ BUILD_PKGS=(
   prometheus-cpp-dev libtomlplusplus-dev libgtest-dev libgmock-dev
 )
 RUNTIME_PKGS=(
-  openssl curl ca-certificates iproute2 procps
+  openssl curl ca-certificates iproute2 procps util-linux
   postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve
   prometheus prometheus-alertmanager
   # What the unpacked Cyrus links (cyrus-common's library Depends, less libclamav12 and
@@ -29,10 +30,15 @@ RUNTIME_PKGS=(
   # passwords with.
   libcom-err2 libical3 libicu72 libjansson4 libkrb5-3 libldap-2.5-0 libpcre3 libpq5
   libsasl2-2 libsasl2-modules libsasl2-modules-db libsqlite3-0 libwrap0 libxapian30 libxml2
+  # What the unpacked Exim and OpenSMTPD link.
+  libidn12 libgnutls-dane0 libnsl2 libdb5.3 libpcre2-8-0 libevent-2.1-7
 )
-# Unpacked, not installed (see above): master, imapd, lmtpd, idled; saslpasswd2.
+# Unpacked, not installed (see above), into one root: master, imapd, lmtpd, idled; saslpasswd2.
 CYRUS_DEBS=(cyrus-common cyrus-imapd sasl2-bin)
 CYRUS_ROOT=${MAILCANARY_CYRUS_ROOT:-/var/cache/mailcanary/cyrus/root}
+# Unpacked, not installed, each into MTA_CACHE/roots/PACKAGE.
+MTA_DEBS=(exim4-daemon-light opensmtpd)
+MTA_CACHE=${MAILCANARY_MTA_CACHE:-/var/cache/mailcanary/mtas}
 
 POLICY_RC=/usr/sbin/policy-rc.d
 created_policy_rc=0
@@ -93,32 +99,45 @@ stop_system_daemons() {
   done
 }
 
-# Downloads CYRUS_DEBS (kept beside the root, in debs/) and unpacks them into CYRUS_ROOT, once:
-# the stamp file lists what was unpacked. Delete the root to take newer packages.
-unpack_cyrus() {
-  local stamp=$CYRUS_ROOT.unpacked cache=${CYRUS_ROOT%/*}
-  if [[ -f $stamp && -d $CYRUS_ROOT ]]; then
-    echo "install-deps: Cyrus already unpacked in $CYRUS_ROOT ($(tr '\n' ' ' <"$stamp"))"
+# unpack_debs ROOT PACKAGE...: downloads the Debian packages (kept in ROOT.debs/) and unpacks
+# them all into ROOT, once: ROOT.unpacked lists each package with its version. A root that is
+# there is used as it is, without the network; delete it to take newer packages.
+unpack_debs() {
+  local root=$1; shift
+  local stamp=$root.unpacked debs=$root.debs
+  if [[ -s $stamp && -d $root ]]; then
+    echo "install-deps: already unpacked in $root: $(tr '\n' ' ' <"$stamp")"
     return 0
   fi
-  log "downloading and unpacking ${CYRUS_DEBS[*]} into $CYRUS_ROOT"
-  as_root rm -rf "$cache/debs" "$CYRUS_ROOT" "$CYRUS_ROOT.tmp"
-  as_root mkdir -p "$cache/debs"
-  # apt-get download writes as its sandbox user (_apt).
-  as_root chmod 0777 "$cache/debs"
-  if ! (cd "$cache/debs" && as_root apt-get download -qq "${CYRUS_DEBS[@]}" </dev/null); then
+  log "downloading and unpacking $* into $root"
+  as_root rm -rf "$debs" "$root" "$root.tmp" "$stamp"
+  as_root mkdir -p "$debs"
+  as_root chmod 0777 "$debs"   # apt-get download writes as its sandbox user, _apt
+  # The package lists may be missing (a fresh image) or name versions the mirror no longer has.
+  if ! (cd "$debs" && as_root apt-get download -qq "$@" </dev/null); then
     log "apt-get download failed; updating the package lists and trying again"
     as_root apt-get update -qq
-    (cd "$cache/debs" && as_root apt-get download -qq "${CYRUS_DEBS[@]}" </dev/null)
+    (cd "$debs" && as_root apt-get download -qq "$@" </dev/null) ||
+      { log "apt-get download $* failed"; exit 1; }
   fi
-  as_root chmod 0755 "$cache/debs"
+  as_root chmod 0755 "$debs"
   local deb
-  for deb in "$cache"/debs/*.deb; do
-    as_root dpkg -x "$deb" "$CYRUS_ROOT.tmp"
+  for deb in "$debs"/*.deb; do
+    as_root dpkg -x "$deb" "$root.tmp"
+    # shellcheck disable=SC2016  # dpkg-deb's own ${field} syntax
+    dpkg-deb --show --showformat='${Package} ${Version}\n' "$deb"
+  done | as_root tee "$root.tmp.unpacked" >/dev/null
+  as_root mv "$root.tmp" "$root"
+  as_root mv "$root.tmp.unpacked" "$stamp"
+  echo "install-deps: unpacked in $root: $(tr '\n' ' ' <"$stamp")"
+}
+
+unpack_conflicting_servers() {
+  unpack_debs "$CYRUS_ROOT" "${CYRUS_DEBS[@]}"
+  local pkg
+  for pkg in "${MTA_DEBS[@]}"; do
+    unpack_debs "$MTA_CACHE/roots/$pkg" "$pkg"
   done
-  as_root mv "$CYRUS_ROOT.tmp" "$CYRUS_ROOT"
-  (cd "$cache/debs" && ls ./*.deb) | sed 's|^\./||' | as_root tee "$stamp" >/dev/null
-  echo "install-deps: unpacked $(tr '\n' ' ' <"$stamp")into $CYRUS_ROOT"
 }
 
 main() {
@@ -132,7 +151,7 @@ main() {
   if [[ ${#missing[@]} -eq 0 ]]; then
     stop_system_daemons
     echo "install-deps: all ${#BUILD_PKGS[@]} build + ${#RUNTIME_PKGS[@]} runtime packages already installed"
-    unpack_cyrus
+    unpack_conflicting_servers
     return 0
   fi
 
@@ -169,7 +188,7 @@ main() {
     is_installed "$pkg" || { log "package $pkg still not installed"; exit 1; }
   done
   echo "install-deps: installed ${#missing[@]} package(s): ${missing[*]}"
-  unpack_cyrus
+  unpack_conflicting_servers
 }
 
 main "$@"

@@ -42,7 +42,7 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 // KEY=VALUE lines that a script of tests/stack wrote into the stack's directory: stack.env
-// (mailstack.sh), cyrus.env (cyrus.sh).
+// (mailstack.sh), mtas.env (mtas.sh), cyrus.env (cyrus.sh).
 inline std::map<std::string, std::string> stack_env(const std::string& file = "stack.env") {
     const char* dir = std::getenv("MAILCANARY_STACK_DIR");
     if (dir == nullptr) throw std::runtime_error("MAILCANARY_STACK_DIR is not set");
@@ -259,6 +259,20 @@ class AgentIntegration : public testing::Test {
     static std::string header() {
         return "[defaults]\ninterval = \"1s\"\ntimeout = \"800ms\"\nhelo = "
                "\"probe.mailcanary.test\"\n\n";
+    }
+    // [targets.message] and [targets.roundtrip]: a message to the stack's user, then awaited in
+    // their mailbox over IMAP. `message_extra` goes into [targets.message], `roundtrip_extra` into
+    // [targets.roundtrip].
+    std::string roundtrip_tables(const std::string& imap_host, const std::string& imap_port,
+                                 const std::string& imap_tls,
+                                 const std::string& roundtrip_extra = "",
+                                 const std::string& message_extra = "") const {
+        return "[targets.message]\nfrom = \"canary@mailcanary.test\"\nto = [\"" +
+               env_.at("MAILSTACK_USER") + "\"]\n" + message_extra +
+               "[targets.roundtrip]\nimap_host = \"" + imap_host + "\"\nimap_port = " + imap_port +
+               "\nimap_tls = \"" + imap_tls + "\"\nusername = \"" + env_.at("MAILSTACK_USER") +
+               "\"\npassword_file = \"" + env_.at("MAILSTACK_PASSWORD_FILE") + "\"\n" +
+               roundtrip_extra + "[targets.roundtrip.tls_options]\nca_file = \"" + ca() + "\"\n";
     }
 
     std::map<std::string, std::string> env_;

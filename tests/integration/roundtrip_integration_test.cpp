@@ -23,12 +23,7 @@ class RoundtripIntegration : public AgentIntegration {
         return target(
             name, port("MAILSTACK_SMTP_PORT"), "starttls",
             "probes = [\"roundtrip\"]\n" + tls_options() +
-                "[targets.message]\nfrom = \"canary@mailcanary.test\"\nto = [\"" +
-                env_.at("MAILSTACK_USER") + "\"]\n" + message_extra +
-                "[targets.roundtrip]\nimap_host = \"" + imap_host + "\"\nimap_port = " + imap_port +
-                "\nimap_tls = \"" + imap_tls + "\"\nusername = \"" + env_.at("MAILSTACK_USER") +
-                "\"\npassword_file = \"" + env_.at("MAILSTACK_PASSWORD_FILE") + "\"\n" +
-                roundtrip_extra + "[targets.roundtrip.tls_options]\nca_file = \"" + ca() + "\"\n");
+                roundtrip_tables(imap_host, imap_port, imap_tls, roundtrip_extra, message_extra));
     }
 
     // Messages anywhere in the probe user's Maildir (inbox and folders) carrying a token that

@@ -96,8 +96,7 @@ check_prereqs() {
 }
 
 check_ports_free() {
-  die_if_listening "$HOST:$IMAP_PORT" "$HOST:$IMAPS_PORT" "$HOST:$IMAP_NOIDLED_PORT" \
-    "$HOST:$LMTP_PORT"
+  wait_ports_free "$START_TIMEOUT" "$IMAP_PORT" "$IMAPS_PORT" "$IMAP_NOIDLED_PORT" "$LMTP_PORT"
 }
 
 # ---------------------------------------------------------------- configuration
@@ -273,7 +272,9 @@ stop_cyrus() {
 # ---------------------------------------------------------------- readiness
 
 fail_with_logs() {
-  fail_showing_logs "$*" "$LOGS/cyrus-start.log" "$LOGS/cyrus.log"
+  log "error: $*"
+  show_log_tails "$LOGS/cyrus-start.log" "$LOGS/cyrus.log"
+  exit 1
 }
 
 # imap_session PORT COMMAND...: logs in as probe@cyrus.test over STARTTLS (verified with the
@@ -359,7 +360,7 @@ cmd_status() {
   master=$(live_pid "$MASTER_PID_FILE" || true)
   if [[ -n $master ]]; then echo "cyrus: running (master pid $master)"; else echo "cyrus: stopped"; rc=1; fi
   for port in "$IMAP_PORT" "$IMAPS_PORT" "$IMAP_NOIDLED_PORT" "$LMTP_PORT"; do
-    if (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null; then echo "  $HOST:$port listening"
+    if port_in_use "$HOST" "$port"; then echo "  $HOST:$port listening"
     else echo "  $HOST:$port closed"; rc=1; fi
   done
   return $rc

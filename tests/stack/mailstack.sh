@@ -79,10 +79,8 @@ set_paths() {
 }
 
 set_ports() {
-  local base=${MAILSTACK_PORT_BASE:-20000}
-  if ! [[ $base =~ ^[0-9]+$ ]] || ((base < 1024 || base + 994 > 65535)); then
-    die "MAILSTACK_PORT_BASE=$base: need an integer >= 1024 with base+994 <= 65535"
-  fi
+  local base
+  base=$(port_base)
   PORT_BASE=$base
   SMTP_PORT=$((base + 25))
   SMTP_EXPIRED_PORT=$((base + 26))
@@ -126,9 +124,8 @@ check_dir_traversable() {
 # Something already listening (another stack, a system daemon) would make the
 # start fail with a confusing log; say which port it is.
 check_ports_free() {
-  die_if_listening "$HOST:$SMTP_PORT" "$HOST:$SMTP_EXPIRED_PORT" "$HOST:$SUBMISSION_PORT" \
-    "$HOST:$SMTPS_PORT" "$HOST:$IMAP_PORT" "$HOST:$IMAPS_PORT" "$HOST:$LMTP_PORT" \
-    "$NOIDLE_HOST:$IMAP_NOIDLE_PORT" "$NOIDLE_HOST:$IMAPS_NOIDLE_PORT"
+  wait_ports_free 30 "$SMTP_PORT" "$SMTP_EXPIRED_PORT" "$SUBMISSION_PORT" "$SMTPS_PORT" \
+    "$IMAP_PORT" "$IMAPS_PORT" "$LMTP_PORT" "$IMAP_NOIDLE_PORT" "$IMAPS_NOIDLE_PORT"
 }
 
 # ---------------------------------------------------------------- TLS material
@@ -572,7 +569,7 @@ create_exchange_folders() {
   done
 }
 
-# ---------------------------------------------------------------- processes
+# ---------------------------------------------------------------- stopping
 
 stop_stack() {
   local pf dc pids=()
@@ -618,33 +615,23 @@ port_ready() {
   return 0
 }
 
+daemons_alive() {
+  live_pid "$PF_PID_FILE" >/dev/null || fail_with_logs "postfix master died during start"
+  live_pid "$DC_PID_FILE" >/dev/null || fail_with_logs "dovecot died during start"
+}
+
 wait_ready() {
-  local deadline=$((SECONDS + START_TIMEOUT))
-  local -A pending=([smtp]=$HOST:$SMTP_PORT [expired]=$HOST:$SMTP_EXPIRED_PORT
-                    [submission]=$HOST:$SUBMISSION_PORT [smtps]=$HOST:$SMTPS_PORT
-                    [imap]=$HOST:$IMAP_PORT [imaps]=$HOST:$IMAPS_PORT [lmtp]=$HOST:$LMTP_PORT
-                    [imap_noidle]=$NOIDLE_HOST:$IMAP_NOIDLE_PORT
-                    [imaps_noidle]=$NOIDLE_HOST:$IMAPS_NOIDLE_PORT)
-  local name hp
-  while ((${#pending[@]} > 0)); do
-    for name in "${!pending[@]}"; do
-      hp=${pending[$name]}
-      port_ready "$name" "${hp%:*}" "${hp##*:}" && unset "pending[$name]"
-    done
-    ((${#pending[@]} == 0)) && break
-    live_pid "$PF_PID_FILE" >/dev/null || fail_with_logs "postfix master died during start"
-    live_pid "$DC_PID_FILE" >/dev/null || fail_with_logs "dovecot died during start"
-    if ((SECONDS >= deadline)); then
-      local still=""
-      for name in "${!pending[@]}"; do still+=" $name:${pending[$name]}"; done
-      fail_with_logs "not ready after ${START_TIMEOUT}s:$still"
-    fi
-    sleep 0.1
-  done
+  wait_listeners "$START_TIMEOUT" port_ready daemons_alive \
+    "smtp=$HOST:$SMTP_PORT" "expired=$HOST:$SMTP_EXPIRED_PORT" \
+    "submission=$HOST:$SUBMISSION_PORT" "smtps=$HOST:$SMTPS_PORT" "imap=$HOST:$IMAP_PORT" \
+    "imaps=$HOST:$IMAPS_PORT" "lmtp=$HOST:$LMTP_PORT" \
+    "imap_noidle=$NOIDLE_HOST:$IMAP_NOIDLE_PORT" "imaps_noidle=$NOIDLE_HOST:$IMAPS_NOIDLE_PORT"
 }
 
 fail_with_logs() {
-  fail_showing_logs "$*" "$LOGS"/{postfix-start,postfix,dovecot-start,dovecot}.log
+  log "error: $*"
+  show_log_tails "$LOGS"/{postfix-start,postfix,dovecot-start,dovecot}.log
+  exit 1
 }
 
 # ---------------------------------------------------------------- stack.env
@@ -755,7 +742,7 @@ cmd_status() {
         *_PORT=*)
           key=${line%%=*} port=${line#*=}
           host=${env[${key%_PORT}_HOST]:-${env[MAILSTACK_HOST]:-$HOST}}
-          if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then echo "  $line listening"
+          if port_in_use "$host" "$port"; then echo "  $line listening"
           else echo "  $line closed"; rc=1; fi ;;
       esac
     done <"$DIR/stack.env"
