@@ -445,6 +445,64 @@ TEST_F(TrackerTest, MailIsFoundAndCleanedUpWhereHeaderSearchFails) {
     }
 }
 
+// Login and SELECT of a folder whose next UID is `uid_next`, without CONDSTORE.
+std::vector<ScriptStep> selected(int uid_next) {
+    return {
+        test::send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n"),
+        test::expect_line("C1 LOGIN"),
+        test::send("C1 OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS] Logged in\r\n"),
+        test::expect_line("C2 LIST \"\" \"*\""),
+        test::send("* LIST (\\HasNoChildren) \"/\" INBOX\r\nC2 OK List completed\r\n"),
+        test::expect_line("C3 SELECT \"INBOX\""),
+        test::send("* OK [UIDVALIDITY 1] UIDs valid\r\n* OK [UIDNEXT " + std::to_string(uid_next) +
+                   "] next\r\nC3 OK [READ-WRITE] Select completed\r\n"),
+    };
+}
+
+// A big folder is read at start in ranges of 2000 UIDs up to its UIDNEXT, the last one open.
+TEST_F(TrackerTest, ABigFolderIsReadInBoundedRanges) {
+    auto script = selected(4500);
+    append(script, {{"C4 " + new_mail_fetch("1:2000"), "C4 OK Fetch completed\r\n"},
+                    {"C5 " + new_mail_fetch("2001:4000"), "C5 OK Fetch completed\r\n"},
+                    {"C6 " + new_mail_fetch("4001:*"), "C6 OK Fetch completed\r\n"}});
+    script.push_back(test::expect_line("C7 IDLE"));
+    script.push_back(test::hang());
+    const FakeSmtpServer server(std::move(script));
+    const auto watcher = tracker(server, "big", CleanupMode::delete_message, password_login());
+    run_until([&] { return idles(server); }, {watcher});
+    EXPECT_TRUE(idles(server)) << "the script did not run to the end";
+}
+
+// A sweep looks again only at the probe messages left to remove, here another agent's message
+// in flight (its deadline an hour away), until the server no longer has it.
+TEST_F(TrackerTest, ASweepLooksAgainOnlyAtProbeMessagesStillThere) {
+    const std::string in_flight =
+        token_header(make_token(kSecret, std::chrono::system_clock::now() + 1h));
+    auto script = selected(6);
+    append(
+        script,
+        {{"C4 " + new_mail_fetch("1:*"),
+          token_fetch(1, 4, "\r\n") + token_fetch(2, 5, in_flight) + "C4 OK Fetch completed\r\n"},
+         {"C5 UID FETCH 5 (UID INTERNALDATE BODY.PEEK",
+          message_fetch(2, 5, in_flight) + "C5 OK Fetch completed\r\n"},
+         {"C6 IDLE", "+ idling\r\n"},  // until the sweep is due
+         {"DONE", "C6 OK IDLE terminated\r\n"},
+         {"C7 " + new_mail_fetch("6:*"),
+          token_fetch(2, 5, in_flight) + "C7 OK Fetch completed\r\n"},
+         {"C8 UID FETCH 5 (UID INTERNALDATE BODY.PEEK", "C8 OK Fetch completed\r\n"},  // gone
+         {"C9 IDLE", "+ idling\r\n"},
+         {"DONE", "C9 OK IDLE terminated\r\n"},
+         {"C10 " + new_mail_fetch("6:*"), "C10 OK Fetch completed\r\n"}});
+    script.push_back(test::expect_line("C11 IDLE"));  // nothing left to look at again
+    script.push_back(test::hang());
+    const FakeSmtpServer server(std::move(script));
+    const auto watcher = tracker(server, "swept", CleanupMode::delete_message, password_login());
+    watcher->set_age_limit(100ms);  // sweeps every 100 ms instead of every 5 minutes
+    run_until([&] { return sent_line_starting(server, "C11 IDLE"); }, {watcher});
+    EXPECT_TRUE(sent_line_starting(server, "C11 IDLE")) << "the script did not run to the end";
+    EXPECT_TRUE(events_.removed.empty()) << "a message in flight is not a leftover";
+}
+
 // Before sending, a run asks whether the mailbox can be read: not while its login fails, and
 // again from the first login that works. The access token file is read at every login, so the
 // second login differs from the first; the server hangs up on the wrong one.
