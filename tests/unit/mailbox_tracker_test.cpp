@@ -331,6 +331,20 @@ TEST_F(TrackerTest, ALeftoverMovedToTheTrashCountsForTheMoveThatMovedIt) {
     EXPECT_EQ(events_.removed, (std::map<std::string, int>{{"winner", 1}}));
 }
 
+// Login and SELECT of a folder whose next UID is `uid_next`, without CONDSTORE.
+std::vector<ScriptStep> selected(int uid_next) {
+    return {
+        test::send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n"),
+        test::expect_line("C1 LOGIN"),
+        test::send("C1 OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS] Logged in\r\n"),
+        test::expect_line("C2 LIST \"\" \"*\""),
+        test::send("* LIST (\\HasNoChildren) \"/\" INBOX\r\nC2 OK List completed\r\n"),
+        test::expect_line("C3 SELECT \"INBOX\""),
+        test::send("* OK [UIDVALIDITY 1] UIDs valid\r\n* OK [UIDNEXT " + std::to_string(uid_next) +
+                   "] next\r\nC3 OK [READ-WRITE] Select completed\r\n"),
+    };
+}
+
 // How a provider answers `UID SEARCH HEADER X-Mailcanary-Token "mc"` (`tag` is the command's).
 // Gmail matches words, not substrings (https://github.com/emersion/go-imap/issues/120; its own
 // search is X-GM-RAW, https://developers.google.com/gmail/imap/imap-extensions): "mc" is no
@@ -364,16 +378,8 @@ std::vector<ScriptStep> provider_mailbox(std::string (*search)(const std::string
         }
         return tag + " BAD unexpected command\r\n";
     };
-    std::vector<ScriptStep> script{
-        test::send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n"),
-        test::expect_line("C1 LOGIN"),
-        test::send("C1 OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS MOVE] Logged in\r\n"),
-        test::expect_line("C2 LIST \"\" \"*\""),
-        test::send("* LIST (\\HasNoChildren) \"/\" INBOX\r\nC2 OK List completed\r\n"),
-        test::expect_line("C3 SELECT \"INBOX\""),
-        test::send("* 4 EXISTS\r\n* OK [UIDVALIDITY 1] UIDs valid\r\n* OK [UIDNEXT 9] next\r\n"
-                   "C3 OK [READ-WRITE] Select completed\r\n"),
-        test::answer(mailbox)};
+    auto script = selected(9);
+    script.push_back(test::answer(mailbox));
     const std::vector<Exchange> rest{
         {"C5 UID FETCH 6,7,8 (UID INTERNALDATE BODY.PEEK[HEADER.FIELDS",
          message_fetch(2, 6, own_leftover) + message_fetch(3, 7, theirs) +
@@ -443,20 +449,6 @@ TEST_F(TrackerTest, MailIsFoundAndCleanedUpWhereHeaderSearchFails) {
             EXPECT_EQ(line.find(" SEARCH "), std::string::npos) << "no search to rely on: " << line;
         }
     }
-}
-
-// Login and SELECT of a folder whose next UID is `uid_next`, without CONDSTORE.
-std::vector<ScriptStep> selected(int uid_next) {
-    return {
-        test::send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n"),
-        test::expect_line("C1 LOGIN"),
-        test::send("C1 OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS] Logged in\r\n"),
-        test::expect_line("C2 LIST \"\" \"*\""),
-        test::send("* LIST (\\HasNoChildren) \"/\" INBOX\r\nC2 OK List completed\r\n"),
-        test::expect_line("C3 SELECT \"INBOX\""),
-        test::send("* OK [UIDVALIDITY 1] UIDs valid\r\n* OK [UIDNEXT " + std::to_string(uid_next) +
-                   "] next\r\nC3 OK [READ-WRITE] Select completed\r\n"),
-    };
 }
 
 // A big folder is read at start in ranges of 2000 UIDs up to its UIDNEXT, the last one open.
