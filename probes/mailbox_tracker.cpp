@@ -27,16 +27,24 @@ constexpr auto kConnectTimeout = std::chrono::seconds(30);
 constexpr auto kCommandTimeout = std::chrono::seconds(30);
 // RFC 2177: servers may drop a client idle for 30 minutes; IDLE is re-issued well before.
 constexpr auto kIdleRefresh = std::chrono::minutes(25);
-// How often the whole folder is searched for leftovers (new mail is checked as it comes).
+// How often the probe messages left in a folder are looked at again (new mail is looked at as it
+// comes).
 constexpr auto kSweepInterval = std::chrono::minutes(5);
 constexpr auto kFirstBackoff = std::chrono::seconds(1);
 constexpr auto kMaxBackoff = std::chrono::seconds(60);
 constexpr std::size_t kFetchBatch = 100;
+// UIDs per FETCH when the folder is first read (up to its UIDNEXT at SELECT), so a folder of
+// 100k messages gives replies of at most this many short FETCH lines, not one giant reply.
+constexpr std::uint32_t kScanChunk = 2000;
 
 constexpr std::string_view kTokenHeader = "X-Mailcanary-Token";
-// Header search is a substring match (RFC 9051 6.4.4): tokens of both versions, "mc1." and
-// "mc2.", start with this.
-constexpr std::string_view kSearchTokens = "HEADER X-Mailcanary-Token \"mc\"";
+// New mail is found by fetching this one header of every new message, not by SEARCH: header
+// search is a substring match only by the RFC (9051 6.4.4). Gmail matches words ("mc" finds no
+// "mc2.<...>" token; https://github.com/emersion/go-imap/issues/120, and Google's own search
+// is X-GM-RAW, https://developers.google.com/gmail/imap/imap-extensions), Yahoo finds nothing
+// or answers "NO [UNAVAILABLE] Server error"
+// (https://github.com/MailCore/mailcore2/issues/823), Exchange departs from the RFC too.
+constexpr std::string_view kScannedHeader = "(UID BODY.PEEK[HEADER.FIELDS (X-Mailcanary-Token)])";
 constexpr std::string_view kFetchedHeaders =
     "BODY.PEEK[HEADER.FIELDS (X-Mailcanary-Token Authentication-Results Received)]";
 
@@ -161,9 +169,12 @@ struct MailboxTracker::Folder {
     bool junk = false;
     bool modseqs = false;  // CONDSTORE: removals claim a message (UNCHANGEDSINCE) first
     std::uint32_t uid_validity = 0;
-    std::uint32_t next_uid = 1;       // new mail is searched for from here
-    std::set<std::uint32_t> ignored;  // not ours, or kept: never fetched again
-    Clock::time_point next_sweep{};   // the next search of the whole folder
+    std::uint32_t next_uid = 1;  // every message below was looked at once
+    std::uint32_t scan_end = 0;  // UIDNEXT at SELECT: read up to there in chunks
+    // Messages with a token that are still to be removed (in flight for another run, someone
+    // else's removal in progress): looked at again by each sweep, until gone or settled.
+    std::set<std::uint32_t> recheck;
+    Clock::time_point next_sweep{};  // the next look at `recheck`
 };
 
 MailboxTracker::MailboxTracker(asio::any_io_executor executor, MailboxSettings settings,
@@ -434,6 +445,7 @@ asio::awaitable<std::optional<imap::Failure>> MailboxTracker::open_folder(imap::
                                 "SELECT " + folder.name + ": " + selected->describe()};
     }
     folder.modseqs = false;
+    folder.scan_end = 0;
     for (const auto& response : selected->untagged) {
         if (condstore && response.is_status() &&
             imap::code_argument(response.code, "HIGHESTMODSEQ")) {
@@ -443,9 +455,10 @@ asio::awaitable<std::optional<imap::Failure>> MailboxTracker::open_folder(imap::
         // New UIDVALIDITY: the UIDs known so far name other messages now (RFC 9051 2.3.1.1).
         if (validity && *validity != folder.uid_validity) {
             folder.uid_validity = *validity;
-            folder.ignored.clear();
+            folder.recheck.clear();
             folder.next_uid = 1;
         }
+        if (const auto next = code_number(response, "UIDNEXT")) folder.scan_end = *next;
     }
     co_return std::nullopt;
 }
@@ -500,38 +513,49 @@ asio::awaitable<bool> MailboxTracker::discover_folders(imap::Session& session) {
     co_return true;
 }
 
-asio::awaitable<bool> MailboxTracker::check(imap::Session& session, Folder& folder,
-                                            bool everything) {
-    const std::string command = everything ? "UID SEARCH " + std::string(kSearchTokens)
-                                           : "UID SEARCH UID " + std::to_string(folder.next_uid) +
-                                                 ":* " + std::string(kSearchTokens);
-    const auto sent = Clock::now();
-    const auto searched = co_await session.execute(command, Clock::now() + kCommandTimeout);
-    if (!searched) co_return false;
-    const auto seen = Clock::now();
-    if (excerpts_.searching()) {
-        excerpts_.add_search(make_exchange(folder.name, command, *searched, sent));
-    }
-    if (!searched->ok()) {
-        // Some servers refuse HEADER searches they cannot index; the session is still fine.
-        log::warn("mailbox search refused",
-                  {{"mailbox", settings_.label}, {"reply", searched->describe()}});
-        co_return true;
-    }
+asio::awaitable<bool> MailboxTracker::check(imap::Session& session, Folder& folder, bool sweep) {
     std::vector<std::uint32_t> uids;
-    for (const auto& response : searched->untagged) {
-        if (response.name != "SEARCH") continue;
-        for (const auto& value : response.data) {
-            const auto uid = value.number();
-            // "n:*" always includes the last message, even below n (RFC 9051 6.4.4).
-            if (!uid || (!everything && *uid < folder.next_uid)) continue;
-            if (folder.ignored.contains(*uid)) continue;
-            uids.push_back(*uid);
-        }
-    }
-    for (const auto uid : uids) folder.next_uid = std::max(folder.next_uid, uid + 1);
+    if (!co_await scan_new(session, folder, uids)) co_return false;
+    const auto seen = Clock::now();
+    if (sweep) uids.insert(uids.end(), folder.recheck.begin(), folder.recheck.end());
     if (uids.empty()) co_return true;
     co_return co_await examine(session, folder, uids, seen);
+}
+
+asio::awaitable<bool> MailboxTracker::scan_new(imap::Session& session, Folder& folder,
+                                               std::vector<std::uint32_t>& uids) {
+    while (true) {
+        const std::uint32_t from = folder.next_uid;
+        // The last range is open ("n:*") so that it takes whatever arrived since SELECT.
+        const bool last = folder.scan_end <= from || folder.scan_end - from <= kScanChunk;
+        const std::uint32_t to = from + kScanChunk - 1;
+        const std::string command = "UID FETCH " + std::to_string(from) + ":" +
+                                    (last ? "*" : std::to_string(to)) + " " +
+                                    std::string(kScannedHeader);
+        const auto sent = Clock::now();
+        const auto fetched = co_await session.execute(command, sent + kCommandTimeout);
+        if (!fetched) co_return false;
+        if (excerpts_.searching()) {
+            excerpts_.add_search(make_exchange(folder.name, command, *fetched, sent));
+        }
+        if (!fetched->ok()) {
+            // Looked at again from the same UID next time; the session is still fine.
+            log::warn("mailbox fetch of new mail refused",
+                      {{"mailbox", settings_.label}, {"reply", fetched->describe()}});
+            co_return true;
+        }
+        for (const auto& response : fetched->untagged) {
+            const auto message = read_fetch(response);
+            // "n:*" always includes the last message, even below n (RFC 9051 6.4.8).
+            if (!message || message->uid < from) continue;
+            folder.next_uid = std::max(folder.next_uid, message->uid + 1);
+            if (!header_values(parse_header_block(message->headers), kTokenHeader).empty()) {
+                uids.push_back(message->uid);
+            }
+        }
+        if (last) co_return true;
+        folder.next_uid = std::max(folder.next_uid, to + 1);
+    }
 }
 
 asio::awaitable<bool> MailboxTracker::examine(imap::Session& session, Folder& folder,
@@ -547,6 +571,8 @@ asio::awaitable<bool> MailboxTracker::examine(imap::Session& session, Folder& fo
         const auto fetched = co_await session.execute(command, Clock::now() + kCommandTimeout);
         if (!fetched) co_return false;
         std::shared_ptr<const ImapExchange> exchange;  // made once a run cares
+        // Looked at again only if still there and still to be removed.
+        for (std::size_t i = from; i < to; ++i) folder.recheck.erase(uids[i]);
         for (const auto& response : fetched->untagged) {
             const auto message = read_fetch(response);
             if (!message) continue;
@@ -557,10 +583,10 @@ asio::awaitable<bool> MailboxTracker::examine(imap::Session& session, Folder& fo
                 token, Arrival{folder.name, folder.junk, seen, message->uid, message->headers},
                 message->internal_date, std::chrono::system_clock::now(), age_limit_);
             switch (classified.found) {
-                case AwaitedMessages::Found::not_ours:
-                    folder.ignored.insert(message->uid);  // never touched
+                case AwaitedMessages::Found::not_ours:  // never touched
                     continue;
                 case AwaitedMessages::Found::in_flight:
+                    folder.recheck.insert(message->uid);
                     continue;
                 case AwaitedMessages::Found::awaited:
                     if (!exchange) exchange = make_exchange(folder.name, command, *fetched, sent);
@@ -574,11 +600,12 @@ asio::awaitable<bool> MailboxTracker::examine(imap::Session& session, Folder& fo
                 case AwaitedMessages::Found::leftover:
                     break;
             }
-            Removal removal = Removal::left;
-            if (settings_.cleanup == CleanupMode::keep) {
-                folder.ignored.insert(message->uid);
-            } else {
+            Removal removal = Removal::stays;
+            if (settings_.cleanup != CleanupMode::keep) {
                 removal = co_await remove(session, folder, message->uid, message->modseq, token);
+            }
+            if (removal == Removal::left || removal == Removal::broken) {
+                folder.recheck.insert(message->uid);
             }
             if (removal == Removal::removed &&
                 classified.found == AwaitedMessages::Found::leftover) {
@@ -603,12 +630,10 @@ asio::awaitable<std::optional<imap::Completion>> MailboxTracker::execute_for(
     co_return completion;
 }
 
-MailboxTracker::Removal MailboxTracker::refused(Folder& folder, std::uint32_t uid,
-                                                std::string_view what,
+MailboxTracker::Removal MailboxTracker::refused(std::string_view what,
                                                 const imap::Completion& reply) {
     log::warn(what, {{"mailbox", settings_.label}, {"reply", reply.describe()}});
-    folder.ignored.insert(uid);
-    return Removal::left;
+    return Removal::stays;
 }
 
 asio::awaitable<MailboxTracker::Removal> MailboxTracker::remove(imap::Session& session,
@@ -626,7 +651,7 @@ asio::awaitable<MailboxTracker::Removal> MailboxTracker::remove(imap::Session& s
         if (imap::move_moved(*moved, uid)) co_return Removal::removed;
         // EXPUNGEISSUED: another session moved or expunged it first.
         if (!moved->ok() && !iequals(moved->code, "EXPUNGEISSUED")) {
-            co_return refused(folder, uid, "cannot move a probe message to the trash", *moved);
+            co_return refused("cannot move a probe message to the trash", *moved);
         }
         co_return Removal::left;
     }
@@ -635,7 +660,7 @@ asio::awaitable<MailboxTracker::Removal> MailboxTracker::remove(imap::Session& s
             co_await execute_for(token, session, folder, "UID COPY " + uid_text + " " + trash);
         if (!copied) co_return Removal::broken;
         if (!copied->ok()) {
-            co_return refused(folder, uid, "cannot copy a probe message to the trash", *copied);
+            co_return refused("cannot copy a probe message to the trash", *copied);
         }
     }
     // With the mod-sequence it was fetched at, the flag is set only if nobody changed the
@@ -645,7 +670,7 @@ asio::awaitable<MailboxTracker::Removal> MailboxTracker::remove(imap::Session& s
         token, session, folder, "UID STORE " + uid_text + condition + " +FLAGS (\\Deleted)");
     if (!flagged) co_return Removal::broken;
     if (!flagged->ok()) {
-        co_return refused(folder, uid, "cannot flag a probe message \\Deleted", *flagged);
+        co_return refused("cannot flag a probe message \\Deleted", *flagged);
     }
     // Not updated: another session's to remove now, or gone already. A later sweep looks again.
     if (!imap::store_updated(*flagged, uid)) co_return Removal::left;
@@ -654,7 +679,6 @@ asio::awaitable<MailboxTracker::Removal> MailboxTracker::remove(imap::Session& s
     // Only UID EXPUNGE (RFC 4315) removes exactly this message; a plain EXPUNGE would also
     // remove whatever else someone flagged \Deleted, so without UIDPLUS the flag stays.
     if (!client.has_capability("UIDPLUS")) {
-        folder.ignored.insert(uid);
         if (!uidplus_warned_) {
             uidplus_warned_ = true;
             log::warn(
@@ -662,14 +686,14 @@ asio::awaitable<MailboxTracker::Removal> MailboxTracker::remove(imap::Session& s
                 "expunged",
                 {{"mailbox", settings_.label}});
         }
-        co_return Removal::left;
+        co_return Removal::stays;
     }
     const auto expunged = co_await execute_for(token, session, folder, "UID EXPUNGE " + uid_text);
     if (!expunged) co_return Removal::broken;
-    if (!expunged->ok()) folder.ignored.insert(uid);
     // Its sequence number, from the STORE's FETCH, names it in the server's EXPUNGE.
     position.follow(expunged->untagged);
-    co_return position.expunged() ? Removal::removed : Removal::left;
+    if (position.expunged()) co_return Removal::removed;
+    co_return expunged->ok() ? Removal::left : Removal::stays;
 }
 
 }  // namespace mailcanary

@@ -127,7 +127,8 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     // What became of a message the tracker set out to remove.
     enum class Removal {
         removed,  // the server reported it gone by this session's doing
-        left,     // still there (kept, refused), or someone else's to remove
+        left,     // someone else's to remove now, or gone already: a sweep looks again
+        stays,    // kept, or the server refused: not tried again
         broken    // the session failed
     };
 
@@ -149,7 +150,13 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     // An OAuth2 access token, when the login uses one.
     boost::asio::awaitable<std::optional<imap::Failure>> add_secret(imap::ClientOptions& options);
     boost::asio::awaitable<bool> discover_folders(imap::Session& session);
-    boost::asio::awaitable<bool> check(imap::Session& session, Folder& folder, bool everything);
+    // Looks at the mail new since the last look and, when `sweep`, again at the probe messages
+    // left in the folder (Folder::recheck).
+    boost::asio::awaitable<bool> check(imap::Session& session, Folder& folder, bool sweep);
+    // Appends to `uids` the messages from folder.next_uid on that carry a token header, and
+    // moves next_uid past them all.
+    boost::asio::awaitable<bool> scan_new(imap::Session& session, Folder& folder,
+                                          std::vector<std::uint32_t>& uids);
     boost::asio::awaitable<bool> examine(imap::Session& session, Folder& folder,
                                          const std::vector<std::uint32_t>& uids,
                                          Clock::time_point seen);
@@ -159,8 +166,7 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
                                            const std::string& token);
     // The server refused a step of removing the message (`what`): it stays, and is not tried
     // again.
-    Removal refused(Folder& folder, std::uint32_t uid, std::string_view what,
-                    const imap::Completion& reply);
+    Removal refused(std::string_view what, const imap::Completion& reply);
     // Runs a command about `token`'s message, kept for its run's transcript.
     boost::asio::awaitable<std::optional<imap::Completion>> execute_for(const std::string& token,
                                                                         imap::Session& session,

@@ -246,7 +246,7 @@ std::string difference(const std::string& golden, const std::string& actual) {
 class MetricsContract : public AgentIntegration {
   protected:
     // One of the agent's own probe messages that no run waits for, delivered an hour ago and
-    // signed with a deadline as old: the agent's first search of the mailbox removes it as a
+    // signed with a deadline as old: the agent's first read of the mailbox removes it as a
     // leftover, which is what creates mailcanary_roundtrip_leftovers_removed_total. Its token is
     // made with the secret the agent will find beside its configuration.
     void seed_leftover(const fs::path& agent_dir) const {

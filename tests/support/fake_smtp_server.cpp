@@ -120,6 +120,10 @@ ScriptStep expect_line(std::string prefix) {
     return {ScriptStep::Kind::expect_line, std::move(prefix), {}};
 }
 
+ScriptStep answer(std::function<std::string(const std::string& line)> respond) {
+    return {ScriptStep::Kind::answer, {}, {}, std::move(respond)};
+}
+
 ScriptStep start_tls() { return {ScriptStep::Kind::start_tls, {}, {}}; }
 
 ScriptStep abort_tls() { return {ScriptStep::Kind::abort_tls, {}, {}}; }
@@ -222,6 +226,13 @@ awaitable<ScriptEnd> FakeSmtpServer::Impl::Connection::run_script() {
                 if (!expected) {
                     co_return ScriptEnd::close;
                 }
+                break;
+            }
+            case ScriptStep::Kind::answer: {
+                std::string line = co_await read_line();
+                const std::string reply = step.respond(line);
+                server_.record(std::move(line));
+                co_await write(reply);
                 break;
             }
             case ScriptStep::Kind::start_tls:

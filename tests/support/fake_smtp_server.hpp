@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,12 +25,14 @@ struct ScriptStep {
         send_forever,
         hang,
         close,
-        reset
+        reset,
+        answer
     };
 
     Kind kind{};
     std::string bytes;                     // send, send_dripped, send_forever; expect_line's prefix
     std::chrono::milliseconds duration{};  // delay; the gap between bytes for send_dripped
+    std::function<std::string(const std::string& line)> respond{};  // answer
 };
 
 // Writes the bytes exactly.
@@ -39,6 +42,9 @@ ScriptStep send_dripped(std::string bytes, std::chrono::milliseconds gap);
 // Reads one CRLF-terminated line and records it (without CRLF); closes the connection when the
 // line does not start with prefix (compared case-insensitively).
 ScriptStep expect_line(std::string prefix);
+// Reads one CRLF-terminated line, records it, and writes what `respond` makes of it (without
+// its CRLF): a server whose answer depends on what the client chose to send.
+ScriptStep answer(std::function<std::string(const std::string& line)> respond);
 // Server side of a TLS handshake; plaintext the client pipelined after its STARTTLS is dropped.
 ScriptStep start_tls();
 // Server side of a TLS 1.2 handshake that the server aborts after sending its certificate: its

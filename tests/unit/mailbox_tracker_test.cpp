@@ -1,7 +1,8 @@
 // The mailbox tracker: its one mapping of a session's fine failure reason to the roundtrip
 // probe's public, coarse one (docs/metrics.md); what the server's replies say about a removal;
-// against scripted servers, that a leftover two sessions remove is counted once, and that a
-// mailbox that cannot be logged in to is reported before anything is sent.
+// against scripted servers, that a leftover two sessions remove is counted once, that mail is
+// found and cleaned up where header search fails (Gmail, Yahoo), and that a mailbox that cannot
+// be logged in to is reported before anything is sent.
 #include <utility>
 
 #include <gtest/gtest.h>
@@ -230,13 +231,45 @@ struct Exchange {
     std::string reply;
 };
 
+void append(std::vector<ScriptStep>& script, const std::vector<Exchange>& exchanges) {
+    for (const auto& [command, reply] : exchanges) {
+        script.push_back(test::expect_line(command));
+        script.push_back(test::send(reply));
+    }
+}
+
+// How the tracker looks for new mail in `uids`: their token header only.
+std::string new_mail_fetch(const std::string& uids) {
+    return "UID FETCH " + uids + " (UID BODY.PEEK[HEADER.FIELDS (X-Mailcanary-Token)])";
+}
+
+// The server's answer to new_mail_fetch for one message.
+std::string token_fetch(int sequence, int uid, const std::string& headers) {
+    return "* " + std::to_string(sequence) + " FETCH (UID " + std::to_string(uid) +
+           " BODY[HEADER.FIELDS (X-MAILCANARY-TOKEN)] {" + std::to_string(headers.size()) +
+           "}\r\n" + headers + ")\r\n";
+}
+
+// The server's answer to the tracker's fetch of a message it examines, `modseq` with CONDSTORE.
+std::string message_fetch(int sequence, int uid, const std::string& headers,
+                          const std::string& modseq = "") {
+    return "* " + std::to_string(sequence) + " FETCH (UID " + std::to_string(uid) +
+           " INTERNALDATE \"29-Nov-2026 09:00:01 +0000\" " +
+           (modseq.empty() ? "" : "MODSEQ (" + modseq + ") ") +
+           "BODY[HEADER.FIELDS (X-MAILCANARY-TOKEN AUTHENTICATION-RESULTS RECEIVED)] {" +
+           std::to_string(headers.size()) + "}\r\n" + headers + ")\r\n";
+}
+
+std::string token_header(const std::string& token) {
+    return "X-Mailcanary-Token: " + token + "\r\n\r\n";
+}
+
 // Login, SELECT with CONDSTORE, the first sweep finding one message, its FETCH (MODSEQ 7)
 // showing a leftover of this secret whose signed deadline is an hour past; then the removal's
 // exchanges, and IDLE.
 std::vector<ScriptStep> sweep_finding_a_leftover(const std::vector<Exchange>& removal) {
     const std::string headers =
-        "X-Mailcanary-Token: " +
-        make_token("installation secret", std::chrono::system_clock::now() - 1h) + "\r\n\r\n";
+        token_header(make_token("installation secret", std::chrono::system_clock::now() - 1h));
     std::vector<ScriptStep> script{
         test::send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n"),
         test::expect_line("C1 LOGIN"),
@@ -247,17 +280,11 @@ std::vector<ScriptStep> sweep_finding_a_leftover(const std::vector<Exchange>& re
         test::expect_line("C3 SELECT \"INBOX\" (CONDSTORE)"),
         test::send("* 3 EXISTS\r\n* OK [UIDVALIDITY 1] UIDs valid\r\n"
                    "* OK [HIGHESTMODSEQ 10] Highest\r\nC3 OK [READ-WRITE] Select completed\r\n"),
-        test::expect_line("C4 UID SEARCH HEADER X-Mailcanary-Token \"mc\""),
-        test::send("* SEARCH 5\r\nC4 OK Search completed\r\n"),
+        test::expect_line("C4 " + new_mail_fetch("1:*")),
+        test::send(token_fetch(3, 5, headers) + "C4 OK Fetch completed\r\n"),
         test::expect_line("C5 UID FETCH 5 (UID INTERNALDATE MODSEQ BODY.PEEK[HEADER.FIELDS"),
-        test::send("* 3 FETCH (UID 5 INTERNALDATE \"29-Nov-2026 09:00:01 +0000\" MODSEQ (7) "
-                   "BODY[HEADER.FIELDS (X-MAILCANARY-TOKEN AUTHENTICATION-RESULTS RECEIVED)] {" +
-                   std::to_string(headers.size()) + "}\r\n" + headers +
-                   ")\r\nC5 OK Fetch completed\r\n")};
-    for (const auto& [command, reply] : removal) {
-        script.push_back(test::expect_line(command));
-        script.push_back(test::send(reply));
-    }
+        test::send(message_fetch(3, 5, headers, "7") + "C5 OK Fetch completed\r\n")};
+    append(script, removal);
     script.push_back(test::expect_line("C" + std::to_string(6 + removal.size()) + " IDLE"));
     script.push_back(test::hang());
     return script;
@@ -304,6 +331,170 @@ TEST_F(TrackerTest, ALeftoverMovedToTheTrashCountsForTheMoveThatMovedIt) {
     EXPECT_EQ(events_.removed, (std::map<std::string, int>{{"winner", 1}}));
 }
 
+// Login and SELECT of a folder whose next UID is `uid_next`, without CONDSTORE.
+std::vector<ScriptStep> selected(int uid_next) {
+    return {
+        test::send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n"),
+        test::expect_line("C1 LOGIN"),
+        test::send("C1 OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS] Logged in\r\n"),
+        test::expect_line("C2 LIST \"\" \"*\""),
+        test::send("* LIST (\\HasNoChildren) \"/\" INBOX\r\nC2 OK List completed\r\n"),
+        test::expect_line("C3 SELECT \"INBOX\""),
+        test::send("* OK [UIDVALIDITY 1] UIDs valid\r\n* OK [UIDNEXT " + std::to_string(uid_next) +
+                   "] next\r\nC3 OK [READ-WRITE] Select completed\r\n"),
+    };
+}
+
+// How a provider answers `UID SEARCH HEADER X-Mailcanary-Token "mc"` (`tag` is the command's).
+// Gmail matches words, not substrings (https://github.com/emersion/go-imap/issues/120; its own
+// search is X-GM-RAW, https://developers.google.com/gmail/imap/imap-extensions): "mc" is no
+// word of a token "mc2.<deadline>.<run id>.<mac>", so it finds nothing. Yahoo's header search
+// finds nothing (https://github.com/MailCore/mailcore2/issues/823) or fails outright.
+std::string gmail_header_search(const std::string& tag) {
+    return "* SEARCH\r\n" + tag + " OK SEARCH completed (Success)\r\n";
+}
+std::string yahoo_header_search(const std::string& tag) {
+    return tag + " NO [UNAVAILABLE] UID SEARCH Server error - Please try again later\r\n";
+}
+
+// A mailbox of four messages (5: no token, 6: a leftover of this installation's, 7: another
+// installation's, 8: `awaited`) whose server searches like `search` does and fetches headers
+// as the RFC says; then what the tracker must do with them: remove 6 and 8, leave 7 alone.
+// On IDLE the server repeats its message count, and the tracker's fetch of "9:*" gets message
+// 7 again, as RFC 9051 6.4.8 has it for a range above the highest UID: it is no new message.
+std::vector<ScriptStep> provider_mailbox(std::string (*search)(const std::string& tag),
+                                         const std::string& awaited) {
+    const auto past = std::chrono::system_clock::now() - 1h;
+    const std::string own_leftover = token_header(make_token("installation secret", past));
+    const std::string theirs = token_header(make_token("another installation", past));
+    const std::string ours = token_header(awaited);
+    const std::string scan_reply = token_fetch(1, 5, "\r\n") + token_fetch(2, 6, own_leftover) +
+                                   token_fetch(3, 7, theirs) + token_fetch(4, 8, ours);
+    const auto mailbox = [=](const std::string& line) {
+        const std::string tag = line.substr(0, line.find(' '));
+        if (line.find(" SEARCH ") != std::string::npos) return search(tag);
+        if (line == tag + " " + new_mail_fetch("1:*")) {
+            return scan_reply + tag + " OK Fetch completed\r\n";
+        }
+        return tag + " BAD unexpected command\r\n";
+    };
+    auto script = selected(9);
+    script.push_back(test::answer(mailbox));
+    const std::vector<Exchange> rest{
+        {"C5 UID FETCH 6,7,8 (UID INTERNALDATE BODY.PEEK[HEADER.FIELDS",
+         message_fetch(2, 6, own_leftover) + message_fetch(3, 7, theirs) +
+             message_fetch(4, 8, ours) + "C5 OK Fetch completed\r\n"},
+        {"C6 UID STORE 6 +FLAGS (\\Deleted)",
+         "* 2 FETCH (UID 6 FLAGS (\\Deleted))\r\nC6 OK Store completed\r\n"},
+        {"C7 UID EXPUNGE 6", "* 2 EXPUNGE\r\nC7 OK Expunge completed\r\n"},
+        {"C8 UID STORE 8 +FLAGS (\\Deleted)",
+         "* 3 FETCH (UID 8 FLAGS (\\Deleted))\r\nC8 OK Store completed\r\n"},
+        {"C9 UID EXPUNGE 8", "* 3 EXPUNGE\r\nC9 OK Expunge completed\r\n"},
+        {"C10 IDLE", "+ idling\r\n* 2 EXISTS\r\n"},
+        {"DONE", "C10 OK IDLE terminated\r\n"},
+        {"C11 " + new_mail_fetch("9:*"), token_fetch(2, 7, theirs) + "C11 OK Fetch completed\r\n"},
+    };
+    append(script, rest);
+    script.push_back(test::expect_line("C12 IDLE"));
+    script.push_back(test::hang());
+    return script;
+}
+
+// Where a header search cannot find the tokens, the run still finds its message, and the
+// tracker still removes only what is its own to remove.
+TEST_F(TrackerTest, MailIsFoundAndCleanedUpWhereHeaderSearchFails) {
+    const auto deadline = std::chrono::system_clock::now() + 1h;
+    const std::string gmail_token = make_token(kSecret, deadline);
+    const std::string yahoo_token = make_token(kSecret, deadline);
+    const FakeSmtpServer gmail(provider_mailbox(gmail_header_search, gmail_token));
+    const FakeSmtpServer yahoo(provider_mailbox(yahoo_header_search, yahoo_token));
+    const std::vector trackers{
+        tracker(gmail, "gmail", CleanupMode::delete_message, password_login()),
+        tracker(yahoo, "yahoo", CleanupMode::delete_message, password_login())};
+    trackers[0]->expect(gmail_token, "gmail target");
+    trackers[1]->expect(yahoo_token, "yahoo target");
+    std::vector<WaitResult> results(2);
+    std::vector<Transcript> transcripts(2);
+    int waited = 0;
+    StopSignal stop;
+    for (std::size_t i = 0; i < 2; ++i) {
+        asio::co_spawn(
+            io_,
+            [&, i]() -> asio::awaitable<void> {
+                results[i] = co_await trackers[i]->wait(i == 0 ? gmail_token : yahoo_token,
+                                                        std::chrono::steady_clock::now() + 5s, stop,
+                                                        transcripts[i]);
+                ++waited;
+            },
+            asio::detached);
+    }
+    const auto idled_again = [](const FakeSmtpServer& server) {
+        return sent_line_starting(server, "C12 IDLE");
+    };
+    run_until([&] { return waited == 2 && idled_again(gmail) && idled_again(yahoo); }, trackers);
+    for (std::size_t i = 0; i < 2; ++i) {
+        const std::string provider = i == 0 ? "gmail" : "yahoo";
+        EXPECT_EQ(results[i].kind, WaitResult::Kind::arrived) << provider;
+        EXPECT_EQ(results[i].arrival.uid, 8u) << provider;
+        // The run's transcript shows the command that found its message.
+        EXPECT_NE(transcripts[i].to_text().find(new_mail_fetch("1:*")), std::string::npos)
+            << provider << ":\n"
+            << transcripts[i].to_text();
+    }
+    EXPECT_TRUE(idled_again(gmail) && idled_again(yahoo))
+        << "the scripts did not run to the end: a message fetched or touched that should not be";
+    EXPECT_EQ(events_.removed, (std::map<std::string, int>{{"gmail", 1}, {"yahoo", 1}}));
+    for (const FakeSmtpServer* server : {&gmail, &yahoo}) {
+        for (const auto& line : server->received_lines()) {
+            EXPECT_EQ(line.find(" SEARCH "), std::string::npos) << "no search to rely on: " << line;
+        }
+    }
+}
+
+// A big folder is read at start in ranges of 2000 UIDs up to its UIDNEXT, the last one open.
+TEST_F(TrackerTest, ABigFolderIsReadInBoundedRanges) {
+    auto script = selected(4500);
+    append(script, {{"C4 " + new_mail_fetch("1:2000"), "C4 OK Fetch completed\r\n"},
+                    {"C5 " + new_mail_fetch("2001:4000"), "C5 OK Fetch completed\r\n"},
+                    {"C6 " + new_mail_fetch("4001:*"), "C6 OK Fetch completed\r\n"}});
+    script.push_back(test::expect_line("C7 IDLE"));
+    script.push_back(test::hang());
+    const FakeSmtpServer server(std::move(script));
+    const auto watcher = tracker(server, "big", CleanupMode::delete_message, password_login());
+    run_until([&] { return idles(server); }, {watcher});
+    EXPECT_TRUE(idles(server)) << "the script did not run to the end";
+}
+
+// A sweep looks again only at the probe messages left to remove, here another agent's message
+// in flight (its deadline an hour away), until the server no longer has it.
+TEST_F(TrackerTest, ASweepLooksAgainOnlyAtProbeMessagesStillThere) {
+    const std::string in_flight =
+        token_header(make_token(kSecret, std::chrono::system_clock::now() + 1h));
+    auto script = selected(6);
+    append(
+        script,
+        {{"C4 " + new_mail_fetch("1:*"),
+          token_fetch(1, 4, "\r\n") + token_fetch(2, 5, in_flight) + "C4 OK Fetch completed\r\n"},
+         {"C5 UID FETCH 5 (UID INTERNALDATE BODY.PEEK",
+          message_fetch(2, 5, in_flight) + "C5 OK Fetch completed\r\n"},
+         {"C6 IDLE", "+ idling\r\n"},  // until the sweep is due
+         {"DONE", "C6 OK IDLE terminated\r\n"},
+         {"C7 " + new_mail_fetch("6:*"),
+          token_fetch(2, 5, in_flight) + "C7 OK Fetch completed\r\n"},
+         {"C8 UID FETCH 5 (UID INTERNALDATE BODY.PEEK", "C8 OK Fetch completed\r\n"},  // gone
+         {"C9 IDLE", "+ idling\r\n"},
+         {"DONE", "C9 OK IDLE terminated\r\n"},
+         {"C10 " + new_mail_fetch("6:*"), "C10 OK Fetch completed\r\n"}});
+    script.push_back(test::expect_line("C11 IDLE"));  // nothing left to look at again
+    script.push_back(test::hang());
+    const FakeSmtpServer server(std::move(script));
+    const auto watcher = tracker(server, "swept", CleanupMode::delete_message, password_login());
+    watcher->set_age_limit(100ms);  // sweeps every 100 ms instead of every 5 minutes
+    run_until([&] { return sent_line_starting(server, "C11 IDLE"); }, {watcher});
+    EXPECT_TRUE(sent_line_starting(server, "C11 IDLE")) << "the script did not run to the end";
+    EXPECT_TRUE(events_.removed.empty()) << "a message in flight is not a leftover";
+}
+
 // Before sending, a run asks whether the mailbox can be read: not while its login fails, and
 // again from the first login that works. The access token file is read at every login, so the
 // second login differs from the first; the server hangs up on the wrong one.
@@ -320,8 +511,8 @@ TEST_F(TrackerTest, RunsSendNothingWhileTheLoginFailsAndSendAgainOnceItWorks) {
         test::send("* LIST () \"/\" INBOX\r\nC2 OK List completed\r\n"),
         test::expect_line("C3 SELECT \"INBOX\""),
         test::send("C3 OK [READ-WRITE] Select completed\r\n"),
-        test::expect_line("C4 UID SEARCH"),
-        test::send("* SEARCH\r\nC4 OK Search completed\r\n"),
+        test::expect_line("C4 " + new_mail_fetch("1:*")),
+        test::send("C4 OK Fetch completed\r\n"),
         test::expect_line("C5 IDLE"),
         test::hang(),
     });
