@@ -44,7 +44,7 @@ std::shared_ptr<const ImapExchange> make_exchange(std::string folder, std::strin
 
 void MailboxExcerpts::begin(const std::string& token) { kept_[token]; }
 
-bool MailboxExcerpts::searching() const {
+bool MailboxExcerpts::awaits_unseen() const {
     return std::any_of(kept_.begin(), kept_.end(),
                        [](const auto& entry) { return !entry.second.seen; });
 }
@@ -69,7 +69,7 @@ void MailboxExcerpts::add(const std::string& token,
     if (shows_message) found->second.seen = true;
 }
 
-void MailboxExcerpts::add_search(const std::shared_ptr<const ImapExchange>& exchange) {
+void MailboxExcerpts::add_look_for_new_mail(const std::shared_ptr<const ImapExchange>& exchange) {
     for (auto& [token, kept] : kept_) {
         if (!kept.seen) keep(kept, exchange);
     }

@@ -1,8 +1,9 @@
 // What the mailbox said about each awaited message, for its run's transcript: the IMAP commands
-// that looked for it (searches), looked at it (fetches) and removed it (store, expunge, move),
-// with the server's replies, so a lost or late run shows what the mailbox answered. Bounded per
-// message: the first and the last few commands, few reply lines, short lines. The commands carry
-// no credentials (the login is not kept) and replies show no literals, so no token either.
+// that looked for it (fetches of new mail), looked at it (its headers) and removed it (store,
+// expunge, move), with the server's replies, so a lost or late run shows what the mailbox
+// answered. Bounded per message: the first and the last few commands, few reply lines, short
+// lines. The commands carry no credentials (the login is not kept) and replies show no literals,
+// so no token either.
 #pragma once
 
 #include <chrono>
@@ -43,14 +44,15 @@ class MailboxExcerpts {
     // From now on, commands concerning `token`'s message are kept for its run.
     void begin(const std::string& token);
     bool wants(const std::string& token) const { return kept_.contains(token); }
-    // Whether a search now concerns any run: one waits for a message not seen yet.
-    bool searching() const;
+    // Whether a look for new mail now concerns any run: one waits for a message not seen yet.
+    bool awaits_unseen() const;
     // A command about this message (a fetch that showed it, its removal). Once a fetch showed
-    // it, later searches are no longer about it.
+    // it, later looks for new mail are no longer about it.
     void add(const std::string& token, const std::shared_ptr<const ImapExchange>& exchange,
              bool shows_message = false);
-    // A search: it looked for every message not seen yet.
-    void add_search(const std::shared_ptr<const ImapExchange>& exchange);
+    // A look for new mail (the fetch of new UIDs' token headers): it concerns every message not
+    // seen yet.
+    void add_look_for_new_mail(const std::shared_ptr<const ImapExchange>& exchange);
     // Writes what was kept for `token` into `transcript`, if given, and forgets it.
     void end(const std::string& token, Transcript* transcript);
 

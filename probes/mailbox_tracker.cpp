@@ -535,8 +535,8 @@ asio::awaitable<bool> MailboxTracker::scan_new(imap::Session& session, Folder& f
         const auto sent = Clock::now();
         const auto fetched = co_await session.execute(command, sent + kCommandTimeout);
         if (!fetched) co_return false;
-        if (excerpts_.searching()) {
-            excerpts_.add_search(make_exchange(folder.name, command, *fetched, sent));
+        if (excerpts_.awaits_unseen()) {
+            excerpts_.add_look_for_new_mail(make_exchange(folder.name, command, *fetched, sent));
         }
         if (!fetched->ok()) {
             // Looked at again from the same UID next time; the session is still fine.

@@ -27,16 +27,17 @@ std::vector<std::string> lines_of(const Transcript& transcript) {
 
 TEST(MailboxExcerpts, ARunSeesTheSearchesForItsMessageThenItsFetchAndRemoval) {
     MailboxExcerpts excerpts;
-    EXPECT_FALSE(excerpts.searching());
+    EXPECT_FALSE(excerpts.awaits_unseen());
     excerpts.begin("mine");
     excerpts.begin("other");
-    EXPECT_TRUE(excerpts.searching());
-    excerpts.add_search(
+    EXPECT_TRUE(excerpts.awaits_unseen());
+    excerpts.add_look_for_new_mail(
         exchange("UID SEARCH UID 4:* HEADER X-Mailcanary-Token \"mc\"", {"* SEARCH 7"}));
     excerpts.add("mine", exchange("UID FETCH 7 (UID)", {"* 3 FETCH (UID 7 {120}"}), true);
     excerpts.add("mine", exchange("UID EXPUNGE 7", {"* 3 EXPUNGE"}));
-    excerpts.add_search(exchange("UID SEARCH UID 8:*", {"* SEARCH"}));  // only for "other"
-    excerpts.add("stranger", exchange("UID EXPUNGE 9"));                // nobody's run
+    excerpts.add_look_for_new_mail(
+        exchange("UID SEARCH UID 8:*", {"* SEARCH"}));    // only for "other"
+    excerpts.add("stranger", exchange("UID EXPUNGE 9"));  // nobody's run
 
     Transcript transcript;
     excerpts.end("mine", &transcript);
@@ -52,16 +53,16 @@ TEST(MailboxExcerpts, ARunSeesTheSearchesForItsMessageThenItsFetchAndRemoval) {
 
     Transcript other;
     excerpts.end("other", &other);
-    EXPECT_EQ(other.entries().size(), 6u) << "both searches, nothing else";
-    EXPECT_FALSE(excerpts.searching());
+    EXPECT_EQ(other.entries().size(), 6u) << "both looks for new mail, nothing else";
+    EXPECT_FALSE(excerpts.awaits_unseen());
 }
 
 TEST(MailboxExcerpts, ALongWaitKeepsTheFirstAndLastCommandsAndShortLines) {
     MailboxExcerpts excerpts;
     excerpts.begin("lost");
-    const std::size_t searches = 50;
-    for (std::size_t i = 0; i < searches; ++i) {
-        excerpts.add_search(exchange("UID SEARCH " + std::to_string(i)));
+    const std::size_t looks = 50;
+    for (std::size_t i = 0; i < looks; ++i) {
+        excerpts.add_look_for_new_mail(exchange("UID SEARCH " + std::to_string(i)));
     }
     std::vector<std::string> many(20, std::string(500, 'x'));
     excerpts.add("lost", exchange("UID FETCH 1:20 (UID)", many));
@@ -72,7 +73,7 @@ TEST(MailboxExcerpts, ALongWaitKeepsTheFirstAndLastCommandsAndShortLines) {
     EXPECT_EQ(lines.front(), "[INBOX] UID SEARCH 0");
     const auto left_out =
         std::find(lines.begin(), lines.end(),
-                  "(" + std::to_string(searches + 1 - 3 - 8) + " more IMAP commands left out)");
+                  "(" + std::to_string(looks + 1 - 3 - 8) + " more IMAP commands left out)");
     ASSERT_NE(left_out, lines.end());
     EXPECT_EQ(*(left_out - 2), "[INBOX] UID SEARCH 2");
     EXPECT_EQ(*(left_out + 1), "[INBOX] UID SEARCH 43");
@@ -88,10 +89,10 @@ TEST(MailboxExcerpts, ALongWaitKeepsTheFirstAndLastCommandsAndShortLines) {
 TEST(MailboxExcerpts, AnAbandonedRunsExcerptIsDropped) {
     MailboxExcerpts excerpts;
     excerpts.begin("abandoned");
-    excerpts.add_search(exchange("UID SEARCH ALL"));
+    excerpts.add_look_for_new_mail(exchange("UID SEARCH ALL"));
     excerpts.end("abandoned", nullptr);
     EXPECT_FALSE(excerpts.wants("abandoned"));
-    EXPECT_FALSE(excerpts.searching());
+    EXPECT_FALSE(excerpts.awaits_unseen());
 }
 
 }  // namespace
