@@ -34,6 +34,11 @@ void log_config_errors(const std::vector<ConfigError>& errors) {
 
 }  // namespace
 
+void log_config_warnings(const std::vector<ConfigError>& warnings) {
+    for (const auto& warning : warnings)
+        log::warn("configuration warning", {{"warning", warning.to_string()}});
+}
+
 std::vector<std::shared_ptr<CompiledTarget>> compile_targets(const Config& config,
                                                              std::vector<ConfigError>& errors,
                                                              SecretPolicy secret_policy) {
@@ -223,6 +228,7 @@ bool Agent::reload(std::string& report) {
         for (const auto& error : loaded.errors) report += error.to_string() + "\n";
         return false;
     }
+    log_config_warnings(loaded.warnings);
     Config& config = *loaded.config;
     if (options_.listen_addresses.empty() &&
         config.agent.listen_addresses != config_.agent.listen_addresses) {
@@ -238,6 +244,7 @@ bool Agent::reload(std::string& report) {
     metrics_.record_reload(true, std::chrono::system_clock::now());
     log::info("configuration reloaded", {{"targets", std::to_string(config_.targets.size())}});
     report = "configuration reloaded: " + std::to_string(config_.targets.size()) + " targets\n";
+    for (const auto& warning : loaded.warnings) report += "warning: " + warning.to_string() + "\n";
     return true;
 }
 

@@ -32,6 +32,9 @@ std::vector<std::shared_ptr<CompiledTarget>> compile_targets(
     const Config& config, std::vector<ConfigError>& errors,
     SecretPolicy secret_policy = SecretPolicy::load_or_create);
 
+// At start and at each reload: what works but should be fixed.
+void log_config_warnings(const std::vector<ConfigError>& warnings);
+
 // Gives the targets of a compiled load the shared resources their probes use (the round trip's
 // mailbox sessions), and lets go of those no target uses any more.
 std::vector<std::shared_ptr<const CompiledTarget>> attach_resources(

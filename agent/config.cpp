@@ -173,9 +173,14 @@ class ConfigReader : public SettingsReader {
             read_integer(table, path, "max_concurrent_probes", 1, kMaxConcurrentProbesLimit);
         if (max_probes.value)
             agent.max_concurrent_probes = static_cast<unsigned>(*max_probes.value);
-        agent.secret_file =
-            checked(read_path(table, path, "secret_file"), path, "secret_file", check_secret_file)
-                .value.value_or(resolve(kDefaultSecretFile));
+        const Setting<std::string> secret_file =
+            checked(read_path(table, path, "secret_file"), path, "secret_file", check_secret_file);
+        agent.secret_file = secret_file.value.value_or(resolve(kDefaultSecretFile));
+        if (secret_file.present()) {
+            warn_if_others_read(secret_file, path, "secret_file", "secret file");
+        } else if (auto problem = check_only_owner_reads(agent.secret_file, "secret file")) {
+            warning(table.source(), child_key(path, "secret_file"), std::move(*problem));
+        }
         return agent;
     }
 
@@ -293,6 +298,7 @@ class ConfigReader : public SettingsReader {
             return {};
         }
         std::vector<TargetConfig> targets;
+        std::vector<Placed> expects;  // each target's `expect`, where the file sets it
         std::map<std::string, unsigned, std::less<>> first_line_of_name;
         for (size_t i = 0; i < array->size(); ++i) {
             const toml::node& element = *array->get(i);
@@ -303,6 +309,7 @@ class ConfigReader : public SettingsReader {
             }
             const toml::table& table = *element.as_table();
             targets.push_back(read_target(table, path, defaults));
+            expects.push_back({table.get("expect"), child_key(path, "expect")});
             const toml::node* name = table.get("name");
             const std::string& name_text = targets.back().name;
             if (name_text.empty()) continue;  // missing or invalid: already reported
@@ -314,7 +321,52 @@ class ConfigReader : public SettingsReader {
                           std::to_string(first->second) + ")");
             }
         }
+        warn_about_refused_logins(targets, expects);
         return targets;
+    }
+
+    struct Placed {
+        const toml::node* node;  // null when not in the file
+        std::string key;
+    };
+
+    // A negative test's refused logins make a server delay the next logins from the agent's
+    // address (Dovecot's auth penalty: 2, 4, 8, up to 15 s), and those of other targets to the
+    // same server then time out: a false alarm caused by the agent itself.
+    void warn_about_refused_logins(const std::vector<TargetConfig>& targets,
+                                   const std::vector<Placed>& expects) {
+        for (std::size_t i = 0; i < targets.size(); ++i) {
+            const TargetConfig& negative = targets[i];
+            if (negative.expect != Expectation::reject || expects[i].node == nullptr) continue;
+            std::string slowed;
+            for (std::size_t j = 0; j < targets.size(); ++j) {
+                if (logs_in_to(targets[j], negative.host, /*negative_test=*/i == j)) {
+                    slowed += (slowed.empty() ? "" : ", ") + in_quotes(targets[j].name);
+                }
+            }
+            if (slowed.empty()) continue;
+            warning(expects[i].node->source(), expects[i].key,
+                    "the logins this negative test has refused on " + in_quotes(negative.host) +
+                        " delay the next logins from this agent there (Dovecot's auth penalty: "
+                        "up to 15 s), and with them those of " +
+                        slowed +
+                        ": run the negative test from another agent, on another address "
+                        "(docs/runbooks.md, "
+                        "\"auth penalty\")");
+        }
+    }
+
+    // Whether a run of one of the target's probes logs in to `host`; the probe that is the
+    // negative test itself does not count.
+    static bool logs_in_to(const TargetConfig& target, std::string_view host, bool negative_test) {
+        for (const std::string& name : target.probes) {
+            const ProbeKind* kind = find_probe(name);
+            if (kind == nullptr || (negative_test && kind->honours_expect())) continue;
+            for (const std::string& logged_into : kind->hosts_logged_into(target)) {
+                if (iequals(logged_into, host)) return true;
+            }
+        }
+        return false;
     }
 
     TargetConfig read_target(const toml::table& table, const std::string& path,
@@ -423,15 +475,17 @@ ConfigResult load_config_string(std::string_view text, const std::string& path_f
         const toml::table root = toml::parse(text, std::string_view(path_for_errors));
         Config config = reader.read(root);
         result.errors = reader.take_errors();
+        result.warnings = reader.take_warnings();
         if (result.errors.empty()) result.config = std::move(config);
     } catch (const toml::parse_error& parse_error) {
         reader.error(parse_error.source(), "", std::string(parse_error.description()));
         result.errors = reader.take_errors();
     }
-    std::stable_sort(result.errors.begin(), result.errors.end(),
-                     [](const ConfigError& a, const ConfigError& b) {
-                         return std::tie(a.line, a.column) < std::tie(b.line, b.column);
-                     });
+    const auto by_place = [](const ConfigError& a, const ConfigError& b) {
+        return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+    };
+    std::stable_sort(result.errors.begin(), result.errors.end(), by_place);
+    std::stable_sort(result.warnings.begin(), result.warnings.end(), by_place);
     return result;
 }
 

@@ -43,6 +43,7 @@ struct Config {
 struct ConfigResult {
     std::optional<Config> config;  // set only when errors is empty
     std::vector<ConfigError> errors;
+    std::vector<ConfigError> warnings;  // what works but should be fixed; never stops a load
 };
 
 // Parses and validates; every problem found is reported, not only the first.

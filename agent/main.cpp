@@ -52,11 +52,16 @@ int main(int argc, char** argv) {
         return 1;
     }
     if (options.config_check) {
+        for (const auto& warning : loaded.warnings)
+            std::fprintf(stderr, "warning: %s\n", warning.to_string().c_str());
         const std::size_t targets_count = loaded.config->targets.size();
-        std::printf("%s: configuration is valid (%zu target%s)\n", options.config_file.c_str(),
-                    targets_count, targets_count == 1 ? "" : "s");
+        const std::size_t warnings_count = loaded.warnings.size();
+        std::printf("%s: configuration is valid (%zu target%s, %zu warning%s)\n",
+                    options.config_file.c_str(), targets_count, targets_count == 1 ? "" : "s",
+                    warnings_count, warnings_count == 1 ? "" : "s");
         return 0;
     }
+    log_config_warnings(loaded.warnings);
     if (options.probe_target) return probe_once(*loaded.config, targets, *options.probe_target);
 
     // Every run in flight holds a socket, and the default cap on runs follows this limit.

@@ -5,7 +5,7 @@
 
 namespace mailcanary {
 
-// One problem found while loading, located in the file.
+// One problem found while loading (an error, or a warning), located in the file.
 struct ConfigError {
     std::string file;
     unsigned line = 0;    // 1-based; 0 when the error has no place in the file

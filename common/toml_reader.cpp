@@ -161,6 +161,11 @@ void TomlReader::error(const toml::source_region& where, std::string key, std::s
         {file_, where.begin.line, where.begin.column, std::move(key), std::move(message)});
 }
 
+void TomlReader::warning(const toml::source_region& where, std::string key, std::string message) {
+    warnings_.push_back(
+        {file_, where.begin.line, where.begin.column, std::move(key), std::move(message)});
+}
+
 void TomlReader::check_known_keys(const toml::table& table, std::string_view path,
                                   std::span<const std::string_view> known) {
     for (const auto& [key, node] : table) {

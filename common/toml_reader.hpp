@@ -96,8 +96,11 @@ class TomlReader {
 
     const std::string& file() const { return file_; }
     std::vector<ConfigError> take_errors() { return std::move(errors_); }
+    std::vector<ConfigError> take_warnings() { return std::move(warnings_); }
 
     void error(const toml::source_region& where, std::string key, std::string message);
+    // Something that works but that an operator should fix; it does not stop a load.
+    void warning(const toml::source_region& where, std::string key, std::string message);
     void report_type(const toml::node& node, const std::string& key, std::string_view expected);
 
     // Reports every key of `table` not in `known`, suggesting the closest known one.
@@ -189,6 +192,7 @@ class TomlReader {
     std::string file_;
     std::filesystem::path base_directory_;
     std::vector<ConfigError> errors_;
+    std::vector<ConfigError> warnings_;
 };
 
 // An empty table, for a section that is absent.

@@ -59,6 +59,9 @@ class AcceptProbe final : public ProbeKind {
     std::span<const Phase> phases() const override { return smtp_lists::kAcceptPhases; }
     std::span<const FailureReason> reasons() const override { return smtp_lists::kAcceptReasons; }
     std::span<const std::string_view> required_tables() const override { return kTables; }
+    std::vector<std::string> hosts_logged_into(const TargetConfig& target) const override {
+        return smtp_login_hosts(target);
+    }
     boost::asio::awaitable<Outcome> run(ProbeRun run) const override {
         return run_accept_probe(run);
     }

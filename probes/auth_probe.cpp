@@ -84,6 +84,11 @@ boost::asio::awaitable<Outcome> run_auth_probe(ProbeRun run) {
     co_return outcome;
 }
 
+std::vector<std::string> smtp_login_hosts(const TargetConfig& target) {
+    if (!target.auth) return {};
+    return {target.host};
+}
+
 namespace {
 
 class AuthProbe final : public ProbeKind {
@@ -93,6 +98,9 @@ class AuthProbe final : public ProbeKind {
     std::span<const FailureReason> reasons() const override { return smtp_lists::kAuthReasons; }
     std::span<const std::string_view> required_tables() const override { return kTables; }
     bool honours_expect() const override { return true; }
+    std::vector<std::string> hosts_logged_into(const TargetConfig& target) const override {
+        return smtp_login_hosts(target);
+    }
     boost::asio::awaitable<Outcome> run(ProbeRun run) const override { return run_auth_probe(run); }
 
   private:

@@ -198,6 +198,12 @@ class ImapProbe final : public ProbeKind {
         return std::make_shared<TypedOptions<ImapOptions>>(std::move(imap));
     }
 
+    std::vector<std::string> hosts_logged_into(const TargetConfig& target) const override {
+        const auto* options = target.probe_options.find<ImapOptions>(kName);
+        if (options == nullptr) return {};
+        return {options->host};
+    }
+
     bool compile(CompiledTarget& target, LoadContext& load,
                  const std::string& path) const override {
         const auto* options = target.config.probe_options.find<ImapOptions>(kName);

@@ -127,6 +127,11 @@ class ProbeKind {
                               const std::string& /*path*/, const TargetConfig& /*target*/) const {}
     // Whether the target's `expect = "reject"` applies to its runs.
     virtual bool honours_expect() const { return false; }
+    // The servers its runs of the target log in to (host names as configured): a refused login
+    // slows the next ones from the same address, whichever target makes them.
+    virtual std::vector<std::string> hosts_logged_into(const TargetConfig& /*target*/) const {
+        return {};
+    }
 
     // At load: builds what its runs need from the target's settings (secrets, TLS contexts).
     // False when it cannot, with the errors added to `load`. Only for a target listing it.

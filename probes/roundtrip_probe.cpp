@@ -296,6 +296,14 @@ class RoundtripProbe final : public ProbeKind {
                          " probe follows one: use mode = " + in_quotes("data"));
     }
 
+    std::vector<std::string> hosts_logged_into(const TargetConfig& target) const override {
+        std::vector<std::string> hosts = smtp_login_hosts(target);
+        if (const auto* options = target.probe_options.find<RoundtripConfig>(kName)) {
+            hosts.push_back(options->imap_host);
+        }
+        return hosts;
+    }
+
     bool compile(CompiledTarget& target, LoadContext& load,
                  const std::string& path) const override {
         const auto* options = target.config.probe_options.find<RoundtripConfig>(kName);

@@ -84,14 +84,30 @@ AuthConfig SettingsReader::read_credentials(const toml::table& table, const std:
     auth.password_env = checked(read_non_empty_string(table, path, "password_env"), path,
                                 "password_env", check_password_env)
                             .value.value_or("");
-    auth.password_file = checked(read_path(table, path, "password_file"), path, "password_file",
-                                 secret_holding_file("password file"))
-                             .value.value_or("");
+    auth.password_file = read_secret_file_path(table, path, "password_file", "password file");
     // Not checked on disk: another process keeps it fresh, and it is read at every run.
-    auth.token_file = read_path(table, path, "token_file").value.value_or("");
+    const Setting<std::string> token_file = read_path(table, path, "token_file");
+    warn_if_others_read(token_file, path, "token_file", "token file");
+    auth.token_file = token_file.value.value_or("");
     read_refresh_flow(table, path, auth);
     check_credential_source(table, path, mechanism);
     return auth;
+}
+
+std::string SettingsReader::read_secret_file_path(const toml::table& table, std::string_view path,
+                                                  std::string_view key, std::string_view what) {
+    const Setting<std::string> file =
+        checked(read_path(table, path, key), path, key, secret_holding_file(what));
+    warn_if_others_read(file, path, key, what);
+    return file.value.value_or("");
+}
+
+void SettingsReader::warn_if_others_read(const Setting<std::string>& file, std::string_view path,
+                                         std::string_view key, std::string_view what) {
+    if (!file.value) return;
+    if (auto problem = check_only_owner_reads(*file.value, what)) {
+        warning(file.node->source(), child_key(path, key), std::move(*problem));
+    }
 }
 
 // One of the protocol's mechanisms; one the agent has only for another protocol is named as
@@ -126,13 +142,9 @@ void SettingsReader::read_refresh_flow(const toml::table& table, const std::stri
                              check_no_control)
                          .value.value_or("");
     auth.refresh_token_file =
-        checked(read_path(table, path, "refresh_token_file"), path, "refresh_token_file",
-                secret_holding_file("refresh token file"))
-            .value.value_or("");
+        read_secret_file_path(table, path, "refresh_token_file", "refresh token file");
     auth.client_secret_file =
-        checked(read_path(table, path, "client_secret_file"), path, "client_secret_file",
-                secret_holding_file("client secret file"))
-            .value.value_or("");
+        read_secret_file_path(table, path, "client_secret_file", "client secret file");
     auth.scope = checked(read<std::string>(table, path, "scope"), path, "scope", check_no_control)
                      .value.value_or("");
     auth.token_ca_file = checked(read_path(table, path, "token_ca_file"), path, "token_ca_file",

@@ -87,8 +87,14 @@ class SettingsReader : public TomlReader {
     // (implicit by default), port (993 with implicit TLS, else 143), [.tls_options] and login.
     ImapServer read_imap_server(const toml::table& table, const std::string& path,
                                 const ImapServerKeys& keys, const std::string& default_host);
+    // Warns when a file holding a secret can be read by users other than its owner.
+    void warn_if_others_read(const Setting<std::string>& file, std::string_view path,
+                             std::string_view key, std::string_view what);
 
   private:
+    // A file with a secret in it, checked at load; "" when absent or invalid (reported).
+    std::string read_secret_file_path(const toml::table& table, std::string_view path,
+                                      std::string_view key, std::string_view what);
     Setting<AuthMechanism> read_mechanism(const toml::table& table, std::string_view path,
                                           const SaslProfile& sasl);
     void read_refresh_flow(const toml::table& table, const std::string& path, AuthConfig& auth);

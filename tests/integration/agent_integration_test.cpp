@@ -500,17 +500,22 @@ TEST_F(AgentIntegration, ShippedExampleConfigsAreValidAndCheckingLeavesNoTrace) 
     fs::create_directories(copy / "secrets");
     for (const char* secret : {"gmail.refresh-token", "gmail.client-secret", "m365.refresh-token",
                                "m365.client-secret", "fastmail.app-password"}) {
-        std::ofstream(copy / "secrets" / secret) << "placeholder\n";
+        const fs::path file = copy / "secrets" / secret;
+        std::ofstream(file) << "placeholder\n";
+        fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);
     }
     std::vector<fs::path> configs{source / "config/mailcanary.toml"};
     for (const auto& entry : fs::directory_iterator(copy)) {
         if (entry.path().extension() == ".toml") configs.push_back(entry.path());
     }
-    EXPECT_EQ(configs.size(), 6u);
+    fs::permissions(copy / "wrong-password.txt", fs::perms::owner_read | fs::perms::owner_write);
+    EXPECT_EQ(configs.size(), 7u);
     for (const auto& config : configs) {
         const auto run =
             run_binary({"--config.file=" + config.string(), "--config.check"}, dir_ / "check.txt");
         EXPECT_EQ(run.exit_code, 0) << config << "\n" << run.output;
+        EXPECT_NE(run.output.find(", 0 warnings)"), std::string::npos) << config << "\n"
+                                                                       << run.output;
     }
     EXPECT_FALSE(fs::exists(copy / "mailcanary.secret"));
 }

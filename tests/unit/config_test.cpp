@@ -2289,3 +2289,158 @@ TEST(ConfigTlsName, ServerNameCannotHideANulOrAScope) {
 
 }  // namespace
 }  // namespace mailcanary
+
+namespace mailcanary {
+namespace {
+
+std::string all_of(const std::vector<ConfigError>& problems) {
+    std::string all;
+    for (const ConfigError& problem : problems) all += problem.to_string() + "\n";
+    return all;
+}
+
+// Secrets the agent reads: a password file that others can read works, but is said to be exposed.
+TEST(ConfigWarnings, SecretFileReadableByOthersIsWarnedAboutWithItsPlace) {
+    const TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    const fs::path password_file = dir.write("mx1.pw", "S3cret\n");
+    const std::string config =
+        auth_target_with("username = \"u\"\npassword_file = \"" + password_file.string() + "\"\n");
+    const struct {
+        fs::perms mode;
+        std::string readers;  // "" when no warning is due
+    } cases[] = {
+        {fs::perms::owner_read | fs::perms::owner_write, ""},
+        {fs::perms::owner_read, ""},
+        {fs::perms::owner_read | fs::perms::group_read, "can be read by its group (mode 0440)"},
+        {fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+             fs::perms::others_read,
+         "can be read by its group and every user (mode 0644)"},
+        {fs::perms::owner_read | fs::perms::others_read, "can be read by every user (mode 0404)"},
+    };
+    for (const auto& [mode, readers] : cases) {
+        fs::permissions(password_file, mode);
+        const ConfigResult result = load(config);
+        SCOPED_TRACE(readers);
+        ASSERT_TRUE(result.errors.empty()) << all_of(result.errors);
+        if (readers.empty()) {
+            EXPECT_TRUE(result.warnings.empty()) << all_of(result.warnings);
+            continue;
+        }
+        ASSERT_EQ(result.warnings.size(), 1u) << all_of(result.warnings);
+        EXPECT_EQ(result.warnings[0].to_string(),
+                  "test.toml:7:17: targets[1].auth.password_file: password file \"" +
+                      password_file.string() + "\" " + readers +
+                      ": make it readable by its owner only (chmod 600)");
+    }
+}
+
+TEST(ConfigWarnings, TheAgentsOwnSecretFileIsCheckedWhereverItIs) {
+    const TempDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    const fs::path config_file = dir.write("config.toml", std::string(kTarget));
+    const fs::path beside = dir.write("mailcanary.secret", "key");
+    fs::permissions(beside, fs::perms::owner_read | fs::perms::others_read);
+    ConfigResult result = load_config_file(config_file.string());
+    ASSERT_EQ(result.warnings.size(), 1u) << all_of(result.warnings);
+    EXPECT_EQ(result.warnings[0].key, "agent.secret_file");
+    EXPECT_NE(result.warnings[0].message.find("can be read by every user"), std::string::npos);
+
+    fs::permissions(beside, fs::perms::owner_read);
+    result = load_config_file(config_file.string());
+    EXPECT_TRUE(result.warnings.empty()) << all_of(result.warnings);
+
+    const fs::path elsewhere = dir.write("keys/agent.key", "key");
+    fs::permissions(elsewhere, fs::perms::owner_read | fs::perms::group_read);
+    dir.write("config.toml", "[agent]\nsecret_file = \"keys/agent.key\"\n" + std::string(kTarget));
+    result = load_config_file(config_file.string());
+    ASSERT_EQ(result.warnings.size(), 1u) << all_of(result.warnings);
+    EXPECT_EQ(result.warnings[0].to_string(),
+              config_file.string() + ":2:15: agent.secret_file: secret file \"" +
+                  elsewhere.string() +
+                  "\" can be read by its group (mode 0440): make it readable by its owner only "
+                  "(chmod 600)");
+}
+
+// A negative test (expect = "reject") beside targets that log in to the same server: Dovecot's
+// auth penalty would make their logins slow, from the agent's own doing.
+constexpr std::string_view kNegativeTest = R"([[targets]]
+name = "disabled-account"
+host = "mail.example.net"
+probes = ["auth"]
+expect = "reject"
+[targets.auth]
+username = "disabled@example.net"
+password_env = "MAILCANARY_TEST_PASSWORD"
+)";
+
+std::string config_with_negative_test(std::string_view others) {
+    return std::string(kNegativeTest) + std::string(others);
+}
+
+TEST(ConfigWarnings, NegativeTestSharingAServerWithLoginsIsWarnedAbout) {
+    const ScopedEnv password(kPasswordVariable, "x");
+    const std::string accept_with_login = R"([[targets]]
+name = "submission"
+host = "MAIL.example.net"
+probes = ["accept"]
+[targets.auth]
+username = "probe@example.net"
+password_env = "MAILCANARY_TEST_PASSWORD"
+[targets.message]
+from = "probe@example.net"
+to = ["probe@example.net"]
+)";
+    const std::string roundtrip_reading_there = R"([[targets]]
+name = "relay"
+host = "relay.example.net"
+probes = ["roundtrip"]
+[targets.message]
+from = "probe@example.net"
+to = ["probe@example.net"]
+[targets.roundtrip]
+imap_host = "mail.example.net"
+username = "probe@example.net"
+password_env = "MAILCANARY_TEST_PASSWORD"
+)";
+    const ConfigResult result =
+        load(config_with_negative_test(accept_with_login + roundtrip_reading_there));
+    ASSERT_TRUE(result.errors.empty()) << all_of(result.errors);
+    ASSERT_EQ(result.warnings.size(), 1u) << all_of(result.warnings);
+    const ConfigError& warning = result.warnings[0];
+    EXPECT_EQ(warning.line, 5u);
+    EXPECT_EQ(warning.column, 10u);
+    EXPECT_EQ(warning.key, "targets[1].expect");
+    EXPECT_NE(warning.message.find("\"mail.example.net\""), std::string::npos) << warning.message;
+    EXPECT_NE(warning.message.find("those of \"submission\", \"relay\":"), std::string::npos)
+        << warning.message;
+}
+
+TEST(ConfigWarnings, NegativeTestAloneOnItsServerIsNotWarnedAbout) {
+    const ScopedEnv password(kPasswordVariable, "x");
+    const std::string cases[] = {
+        // Another server's logins.
+        R"([[targets]]
+name = "other"
+host = "mx.example.net"
+probes = ["auth"]
+[targets.auth]
+username = "probe@example.net"
+password_env = "MAILCANARY_TEST_PASSWORD"
+)",
+        // The same server, without a login.
+        R"([[targets]]
+name = "relay"
+host = "mail.example.net"
+probes = ["connect"]
+)",
+    };
+    for (const std::string& others : cases) {
+        const ConfigResult result = load(config_with_negative_test(others));
+        ASSERT_TRUE(result.errors.empty()) << all_of(result.errors);
+        EXPECT_TRUE(result.warnings.empty()) << all_of(result.warnings);
+    }
+}
+
+}  // namespace
+}  // namespace mailcanary
