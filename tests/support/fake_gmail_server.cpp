@@ -413,7 +413,7 @@ std::string FakeGmailServer::Impl::Connection::copy(const std::string& tag, Fold
     Folder* destination = server_.folder(next_astring(rest));
     if (destination == nullptr) return tag + " NO [TRYCREATE] No folder by that name (Failure)\r\n";
     if (destination->name == server_.spam || folder.name == server_.options.trash ||
-        folder.name == server_.spam) {
+        (folder.name == server_.spam && destination->name != server_.options.trash)) {
         return tag + " NO [CANNOT] not emulated\r\n";
     }
     std::vector<std::uint32_t> sources = uids_in(folder, set);
@@ -559,12 +559,13 @@ void FakeGmailServer::Impl::expunge(Folder& from, std::uint32_t uid) {
 
 void FakeGmailServer::Impl::copy(Folder& source, Folder& destination, int message, bool move) {
     if (&destination == folder(options.trash)) {
-        // In Trash, a message leaves All Mail; a MOVE takes every other label off too.
+        // In Trash, a message leaves All Mail; a MOVE takes every other label off too (and
+        // takes it out of Spam).
         Folder& everything = *folder(all_mail);
         if (const auto uid = everything.uid_of(message)) everything.entries.erase(*uid);
         if (move) {
             for (Folder& each : folders) {
-                if (is_label(each)) {
+                if (is_label(each) || each.name == spam) {
                     if (const auto uid = each.uid_of(message)) each.entries.erase(*uid);
                 }
             }

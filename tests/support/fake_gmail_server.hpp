@@ -17,8 +17,9 @@
 //   finds no "mc2.<...>" token.
 // Each folder has its own UIDs and UIDVALIDITY, as on Gmail. What is not emulated: CONDSTORE,
 // IDLE notices (IDLE is accepted and ended by DONE; the client finds new mail at its next look),
-// X-GM-* fetch items and X-GM-RAW, Spam as a destination, SMTP. One state serves every
-// connection, so a limit on simultaneous connections (Gmail's 15) could be added in accept.
+// X-GM-* fetch items and X-GM-RAW, moves into Spam or out of it other than to Trash, SMTP. One
+// state serves every connection, so a limit on simultaneous connections (Gmail's 15) could be added
+// in accept.
 #pragma once
 
 #include <cstdint>

@@ -616,6 +616,7 @@ std::string probe_message(const std::string& token) {
 struct GmailCase {
     std::string name;
     test::FakeGmailOptions options;
+    bool spam = false;  // the awaited message is filed in Spam
     friend void PrintTo(const GmailCase& gmail_case, std::ostream* out) { *out << gmail_case.name; }
 };
 
@@ -643,10 +644,14 @@ TEST_P(GmailCleanup, NothingIsLeftInAnyFolderAndNothingElseIsTouched) {
     watcher->set_age_limit(100ms);  // sweeps every 100 ms
     const std::string token = make_token(kSecret, now + 1h);
     watcher->expect(token, "gmail target");
-    gmail.deliver(probe_message(token));
-    gmail.add_label(token, gmail.sent());
-    ASSERT_EQ(gmail.folders_holding(token),
-              (std::vector<std::string>{"INBOX", gmail.all_mail(), gmail.sent()}));
+    if (GetParam().spam) {
+        gmail.deliver(probe_message(token), gmail.spam());
+    } else {
+        gmail.deliver(probe_message(token));
+        gmail.add_label(token, gmail.sent());
+        ASSERT_EQ(gmail.folders_holding(token),
+                  (std::vector<std::string>{"INBOX", gmail.all_mail(), gmail.sent()}));
+    }
 
     WaitResult result;
     bool waited = false;
@@ -663,6 +668,7 @@ TEST_P(GmailCleanup, NothingIsLeftInAnyFolderAndNothingElseIsTouched) {
     const auto gone = [&](const std::string& text) { return gmail.folders_holding(text).empty(); };
     run_until([&] { return waited && gone(token) && gone(leftover); }, {watcher});
     EXPECT_EQ(result.kind, WaitResult::Kind::arrived);
+    EXPECT_EQ(result.arrival.junk, GetParam().spam);
     EXPECT_EQ(gmail.folders_holding(token), std::vector<std::string>{})
         << "the probe message is left somewhere; transcript:\n"
         << transcript.to_text();
@@ -690,7 +696,9 @@ INSTANTIATE_TEST_SUITE_P(
         // A localised account: the trash is found by its \Trash flag, whatever its name
         // ("[Google Mail]/Корзина" in modified UTF-7).
         GmailCase{"localised",
-                  {.prefix = "[Google Mail]", .trash = "[Google Mail]/&BBoEPgRABDcEOAQ9BDA-"}}),
+                  {.prefix = "[Google Mail]", .trash = "[Google Mail]/&BBoEPgRABDcEOAQ9BDA-"}},
+        // Filed as spam: deleted from there through the trash too.
+        GmailCase{"spam", {}, true}),
     [](const testing::TestParamInfo<GmailCase>& param_info) { return param_info.param.name; });
 
 // Where the server does not say it is Gmail (no X-GM-EXT-1: Dovecot, Exchange, or Gmail behind
