@@ -739,6 +739,18 @@ asio::awaitable<MailboxTracker::Removal> MailboxTracker::purge_from_trash(
         }
         if (same) {
             purged = co_await expunge(session, trash, copy.uid, "", token);
+            // A server that expunges at once (Gmail's Auto-Expunge) need not name the message in
+            // its replies: the copy, which only this session knew of, is gone if its UID is.
+            if (purged == Removal::left) {
+                const auto again = co_await execute_for(token, session, trash, command);
+                if (!again) co_return Removal::broken;
+                const bool still_there = std::any_of(again->untagged.begin(), again->untagged.end(),
+                                                     [&](const imap::Response& response) {
+                                                         const auto message = read_fetch(response);
+                                                         return message && message->uid == copy.uid;
+                                                     });
+                if (again->ok() && !still_there) purged = Removal::removed;
+            }
             if (purged == Removal::broken) co_return purged;
         } else {
             log::warn(

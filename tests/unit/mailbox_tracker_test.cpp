@@ -299,10 +299,13 @@ std::string token_header(const std::string& token) {
 // Login, SELECT with CONDSTORE, the first sweep finding one message, its FETCH (MODSEQ 7)
 // showing a leftover of this secret whose signed deadline is an hour past; then the removal's
 // exchanges, and IDLE.
+std::string leftover_headers() {
+    return token_header(make_token("installation secret", std::chrono::system_clock::now() - 1h));
+}
+
 std::vector<ScriptStep> sweep_finding_a_leftover(const std::vector<Exchange>& removal,
-                                                 const std::string& more_capabilities = "") {
-    const std::string headers =
-        token_header(make_token("installation secret", std::chrono::system_clock::now() - 1h));
+                                                 const std::string& more_capabilities = "",
+                                                 const std::string& headers = leftover_headers()) {
     std::vector<ScriptStep> script{
         test::send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n"),
         test::expect_line("C1 LOGIN"),
@@ -724,6 +727,29 @@ TEST_F(TrackerTest, WithoutXGmExt1DeleteExpungesInPlaceUnlessToldOtherwise) {
         EXPECT_EQ(line.find(hidden.trash()), std::string::npos) << line;
     }
     EXPECT_EQ(told.folders_holding(second), std::vector<std::string>{});
+}
+
+// A server that expunges the trash's copy at once, naming no FETCH in its reply to the STORE
+// (how Gmail reports an Auto-Expunge is not documented): the copy's UID, looked up again, is
+// gone, so the leftover is removed for good and counted.
+TEST_F(TrackerTest, ACopyExpungedAtOnceWithoutAWordCountsOnceItsUidIsGone) {
+    const std::string headers = leftover_headers();
+    const FakeSmtpServer server(sweep_finding_a_leftover(
+        {{"C6 UID MOVE 5 \"Trash\"",
+          "* OK [COPYUID 9 5 3] Moved\r\n* 3 EXPUNGE\r\nC6 OK Success\r\n"},
+         {"C7 SELECT \"Trash\" (CONDSTORE)",
+          "* OK [UIDVALIDITY 9] UIDs valid\r\nC7 OK [READ-WRITE] selected\r\n"},
+         {"C8 " + new_mail_fetch("3"), token_fetch(1, 3, headers) + "C8 OK Success\r\n"},
+         {"C9 UID STORE 3 +FLAGS (\\Deleted)", "* 1 EXPUNGE\r\nC9 OK Success\r\n"},
+         {"C10 " + new_mail_fetch("3"), "C10 OK Success\r\n"},
+         {"C11 SELECT \"INBOX\" (CONDSTORE)",
+          "* OK [UIDVALIDITY 1] UIDs valid\r\nC11 OK [READ-WRITE] selected\r\n"}},
+        " X-GM-EXT-1", headers));
+    const auto watcher = tracker(server, "at-once", CleanupMode::delete_message, password_login());
+    run_until([&] { return idles(server); }, {watcher});
+    EXPECT_TRUE(idles(server)) << "the script did not run to the end: "
+                               << testing::PrintToString(server.received_lines());
+    EXPECT_EQ(events_.removed, (std::map<std::string, int>{{"at-once", 1}}));
 }
 
 // A server whose COPYUID names the wrong message in the trash (a bug, or a UID reused): the
