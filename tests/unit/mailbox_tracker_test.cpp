@@ -729,21 +729,32 @@ TEST_F(TrackerTest, WithoutXGmExt1DeleteExpungesInPlaceUnlessToldOtherwise) {
     EXPECT_EQ(told.folders_holding(second), std::vector<std::string>{});
 }
 
+// Leftover 5 moved to "Trash" as its UID 3 (COPYUID 9 5 3), the trash selected, `in_trash`
+// there, then INBOX selected again: the exchanges of a delete through the trash.
+std::vector<Exchange> through_the_trash(const std::vector<Exchange>& in_trash) {
+    std::vector<Exchange> exchanges{
+        {"C6 UID MOVE 5 \"Trash\"",
+         "* OK [COPYUID 9 5 3] Moved\r\n* 3 EXPUNGE\r\nC6 OK Success\r\n"},
+        {"C7 SELECT \"Trash\" (CONDSTORE)",
+         "* OK [UIDVALIDITY 9] UIDs valid\r\nC7 OK [READ-WRITE] selected\r\n"}};
+    exchanges.insert(exchanges.end(), in_trash.begin(), in_trash.end());
+    const std::string tag = "C" + std::to_string(8 + in_trash.size());
+    exchanges.push_back(
+        {tag + " SELECT \"INBOX\" (CONDSTORE)",
+         "* OK [UIDVALIDITY 1] UIDs valid\r\n" + tag + " OK [READ-WRITE] selected\r\n"});
+    return exchanges;
+}
+
 // A server that expunges the trash's copy at once, naming no FETCH in its reply to the STORE
 // (how Gmail reports an Auto-Expunge is not documented): the copy's UID, looked up again, is
 // gone, so the leftover is removed for good and counted.
 TEST_F(TrackerTest, ACopyExpungedAtOnceWithoutAWordCountsOnceItsUidIsGone) {
     const std::string headers = leftover_headers();
     const FakeSmtpServer server(sweep_finding_a_leftover(
-        {{"C6 UID MOVE 5 \"Trash\"",
-          "* OK [COPYUID 9 5 3] Moved\r\n* 3 EXPUNGE\r\nC6 OK Success\r\n"},
-         {"C7 SELECT \"Trash\" (CONDSTORE)",
-          "* OK [UIDVALIDITY 9] UIDs valid\r\nC7 OK [READ-WRITE] selected\r\n"},
-         {"C8 " + new_mail_fetch("3"), token_fetch(1, 3, headers) + "C8 OK Success\r\n"},
-         {"C9 UID STORE 3 +FLAGS (\\Deleted)", "* 1 EXPUNGE\r\nC9 OK Success\r\n"},
-         {"C10 " + new_mail_fetch("3"), "C10 OK Success\r\n"},
-         {"C11 SELECT \"INBOX\" (CONDSTORE)",
-          "* OK [UIDVALIDITY 1] UIDs valid\r\nC11 OK [READ-WRITE] selected\r\n"}},
+        through_the_trash(
+            {{"C8 " + new_mail_fetch("3"), token_fetch(1, 3, headers) + "C8 OK Success\r\n"},
+             {"C9 UID STORE 3 +FLAGS (\\Deleted)", "* 1 EXPUNGE\r\nC9 OK Success\r\n"},
+             {"C10 " + new_mail_fetch("3"), "C10 OK Success\r\n"}}),
         " X-GM-EXT-1", headers));
     const auto watcher = tracker(server, "at-once", CleanupMode::delete_message, password_login());
     run_until([&] { return idles(server); }, {watcher});
@@ -758,13 +769,8 @@ TEST_F(TrackerTest, ACopyInTheTrashWithAnotherTokenIsLeftAlone) {
     const std::string foreign =
         token_header(make_token("another installation", std::chrono::system_clock::now() - 1h));
     const FakeSmtpServer server(sweep_finding_a_leftover(
-        {{"C6 UID MOVE 5 \"Trash\"",
-          "* OK [COPYUID 9 5 3] Moved\r\n* 3 EXPUNGE\r\nC6 OK Success\r\n"},
-         {"C7 SELECT \"Trash\" (CONDSTORE)",
-          "* OK [UIDVALIDITY 9] UIDs valid\r\nC7 OK [READ-WRITE] selected\r\n"},
-         {"C8 " + new_mail_fetch("3"), token_fetch(1, 3, foreign) + "C8 OK Success\r\n"},
-         {"C9 SELECT \"INBOX\" (CONDSTORE)",
-          "* OK [UIDVALIDITY 1] UIDs valid\r\nC9 OK [READ-WRITE] selected\r\n"}},
+        through_the_trash(
+            {{"C8 " + new_mail_fetch("3"), token_fetch(1, 3, foreign) + "C8 OK Success\r\n"}}),
         " X-GM-EXT-1"));
     const auto watcher = tracker(server, "lying", CleanupMode::delete_message, password_login());
     run_until([&] { return idles(server); }, {watcher});
