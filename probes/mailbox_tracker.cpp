@@ -155,6 +155,7 @@ std::string MailboxSettings::key() const {
                       '\n' + std::to_string(static_cast<int>(tls.min_version)) + '\n' +
                       client.credentials.username + '\n' + login->identity() + '\n' + mailbox +
                       '\n' + std::to_string(static_cast<int>(cleanup)) + '\n' +
+                      std::to_string(static_cast<int>(delete_method)) + '\n' +
                       (use_idle ? "idle" : "poll") + '\n' + std::to_string(poll_interval.count()) +
                       '\n' + (prompt_checks ? "prompt" : "") + '\n';
     if (junk_folders) {
@@ -433,6 +434,11 @@ asio::awaitable<std::optional<imap::Failure>> MailboxTracker::open_folder(imap::
     if (!folder.junk && !junk_watchers_started_ && !co_await discover_folders(session)) {
         co_return session.failure();
     }
+    co_return co_await select(session, folder);
+}
+
+asio::awaitable<std::optional<imap::Failure>> MailboxTracker::select(imap::Session& session,
+                                                                     Folder& folder) {
     // CONDSTORE lets a removal claim a message, so that of two sessions removing the same
     // leftover one does (RFC 7162 3.1.3); HIGHESTMODSEQ says the folder keeps mod-sequences.
     const bool condstore = session.client().has_capability("CONDSTORE");
@@ -505,7 +511,9 @@ asio::awaitable<bool> MailboxTracker::discover_folders(imap::Session& session) {
                                                       settings_.junk_folders, settings_.mailbox);
     trash_folder_ = found.trash;
     log_watched_folders(found, settings_.label, settings_.mailbox,
-                        settings_.cleanup == CleanupMode::trash);
+                        settings_.cleanup == CleanupMode::trash ||
+                            (settings_.cleanup == CleanupMode::delete_message &&
+                             deletes_via_trash(session.client())));
     junk_watchers_started_ = true;
     for (const auto& name : found.junk) {
         asio::co_spawn(executor_, watch(name, true), asio::detached);
@@ -636,18 +644,57 @@ MailboxTracker::Removal MailboxTracker::refused(std::string_view what,
     return Removal::stays;
 }
 
+bool MailboxTracker::deletes_via_trash(const imap::Client& client) const {
+    switch (settings_.delete_method) {
+        case DeleteMethod::automatic:
+            return client.has_capability("X-GM-EXT-1");
+        case DeleteMethod::expunge:
+            return false;
+        case DeleteMethod::via_trash:
+            return true;
+    }
+    return false;
+}
+
 asio::awaitable<MailboxTracker::Removal> MailboxTracker::remove(imap::Session& session,
                                                                 Folder& folder, std::uint32_t uid,
                                                                 const std::string& modseq,
                                                                 const std::string& token) {
+    const bool via_trash = settings_.cleanup == CleanupMode::delete_message &&
+                           deletes_via_trash(session.client()) && folder.name != trash_folder_;
+    if (settings_.cleanup == CleanupMode::delete_message && !via_trash) {
+        co_return co_await expunge(session, folder, uid, modseq, token);
+    }
+    if (via_trash && !trash_folder_) {
+        if (!no_trash_warned_) {
+            no_trash_warned_ = true;
+            log::warn("no trash folder to delete probe messages through: they stay",
+                      {{"mailbox", settings_.label}});
+        }
+        co_return Removal::stays;
+    }
+    std::optional<imap::Copy> copy;
+    const Removal moved = co_await move_to_trash(session, folder, uid, modseq, token, copy);
+    if (!via_trash || !copy || moved == Removal::broken) co_return moved;
+    const Removal purged = co_await purge_from_trash(session, folder, *copy, token);
+    // Removed for real only once gone from both: the MOVE's COPYUID says this session took it
+    // from the folder (no other session counts it), the trash's EXPUNGE that it is gone.
+    if (purged == Removal::broken) co_return Removal::broken;
+    if (moved == Removal::removed && purged != Removal::removed) co_return Removal::stays;
+    co_return moved;
+}
+
+asio::awaitable<MailboxTracker::Removal> MailboxTracker::move_to_trash(
+    imap::Session& session, const Folder& folder, std::uint32_t uid, const std::string& modseq,
+    const std::string& token, std::optional<imap::Copy>& copy) {
     const std::string uid_text = std::to_string(uid);
-    const imap::Client& client = session.client();
     const std::string trash = imap::mailbox_argument(trash_folder_.value_or("Trash"));
-    if (settings_.cleanup == CleanupMode::trash && client.has_capability("MOVE")) {
+    if (session.client().has_capability("MOVE")) {
         const auto moved =
             co_await execute_for(token, session, folder, "UID MOVE " + uid_text + " " + trash);
         if (!moved) co_return Removal::broken;
         // Only COPYUID tells this move from another session's of the same message.
+        copy = imap::copied_to(*moved, uid);
         if (imap::move_moved(*moved, uid)) co_return Removal::removed;
         // EXPUNGEISSUED: another session moved or expunged it first.
         if (!moved->ok() && !iequals(moved->code, "EXPUNGEISSUED")) {
@@ -655,14 +702,82 @@ asio::awaitable<MailboxTracker::Removal> MailboxTracker::remove(imap::Session& s
         }
         co_return Removal::left;
     }
-    if (settings_.cleanup == CleanupMode::trash) {
-        const auto copied =
-            co_await execute_for(token, session, folder, "UID COPY " + uid_text + " " + trash);
-        if (!copied) co_return Removal::broken;
-        if (!copied->ok()) {
-            co_return refused("cannot copy a probe message to the trash", *copied);
+    const auto copied =
+        co_await execute_for(token, session, folder, "UID COPY " + uid_text + " " + trash);
+    if (!copied) co_return Removal::broken;
+    if (!copied->ok()) co_return refused("cannot copy a probe message to the trash", *copied);
+    copy = imap::copied_to(*copied, uid);
+    co_return co_await expunge(session, folder, uid, modseq, token);
+}
+
+asio::awaitable<MailboxTracker::Removal> MailboxTracker::purge_from_trash(
+    imap::Session& session, Folder& folder, const imap::Copy& copy, const std::string& token) {
+    Folder trash;
+    trash.name = *trash_folder_;
+    Removal purged = Removal::stays;
+    if (const auto failure = co_await select(session, trash)) {
+        if (failure->reason != FailureReason::select_rejected) co_return Removal::broken;
+        log::warn("cannot select the trash",
+                  {{"mailbox", settings_.label}, {"detail", failure->detail}});
+    } else if (trash.uid_validity != copy.uid_validity) {
+        // COPYUID's UIDs are valid under its UIDVALIDITY only (RFC 4315 3).
+        log::warn("the trash changed its UIDVALIDITY: the probe message stays there",
+                  {{"mailbox", settings_.label}});
+    } else {
+        // The UID came from the server's own word: the message is removed only once its token
+        // is seen to be the one verified in the folder it came from.
+        const std::string command =
+            "UID FETCH " + std::to_string(copy.uid) + " " + std::string(kScannedHeader);
+        const auto fetched = co_await execute_for(token, session, trash, command);
+        if (!fetched) co_return Removal::broken;
+        bool same = false;
+        for (const auto& response : fetched->untagged) {
+            const auto message = read_fetch(response);
+            if (!message || message->uid != copy.uid) continue;
+            const auto tokens = header_values(parse_header_block(message->headers), kTokenHeader);
+            same = tokens.size() == 1 && tokens.front() == token;
+        }
+        if (same) {
+            purged = co_await expunge(session, trash, copy.uid, "", token);
+            // A server that expunges at once (Gmail's Auto-Expunge) need not name the message in
+            // its replies: the copy, which only this session knew of, is gone if its UID is.
+            if (purged == Removal::left) {
+                const auto again = co_await execute_for(token, session, trash, command);
+                if (!again) co_return Removal::broken;
+                const bool still_there = std::any_of(again->untagged.begin(), again->untagged.end(),
+                                                     [&](const imap::Response& response) {
+                                                         const auto message = read_fetch(response);
+                                                         return message && message->uid == copy.uid;
+                                                     });
+                if (again->ok() && !still_there) purged = Removal::removed;
+            }
+            if (purged == Removal::broken) co_return purged;
+        } else {
+            log::warn(
+                "the trash's copy of a probe message is not the message moved there: left alone",
+                {{"mailbox", settings_.label}});
         }
     }
+    if (purged != Removal::removed) {
+        log::warn("a probe message moved to the trash stays there until the server empties it",
+                  {{"mailbox", settings_.label}});
+    }
+    // The session goes on watching its own folder.
+    if (const auto failure = co_await select(session, folder)) {
+        log::warn("cannot select the watched folder again",
+                  {{"mailbox", settings_.label}, {"detail", failure->detail}});
+        session.close();
+        co_return Removal::broken;
+    }
+    co_return purged;
+}
+
+asio::awaitable<MailboxTracker::Removal> MailboxTracker::expunge(imap::Session& session,
+                                                                 const Folder& folder,
+                                                                 std::uint32_t uid,
+                                                                 const std::string& modseq,
+                                                                 const std::string& token) {
+    const std::string uid_text = std::to_string(uid);
     // With the mod-sequence it was fetched at, the flag is set only if nobody changed the
     // message since: of two sessions removing it, one sets it, the other hears MODIFIED.
     const std::string condition = modseq.empty() ? "" : " (UNCHANGEDSINCE " + modseq + ")";
@@ -678,7 +793,7 @@ asio::awaitable<MailboxTracker::Removal> MailboxTracker::remove(imap::Session& s
     position.follow(flagged->untagged);
     // Only UID EXPUNGE (RFC 4315) removes exactly this message; a plain EXPUNGE would also
     // remove whatever else someone flagged \Deleted, so without UIDPLUS the flag stays.
-    if (!client.has_capability("UIDPLUS")) {
+    if (!session.client().has_capability("UIDPLUS")) {
         if (!uidplus_warned_) {
             uidplus_warned_ = true;
             log::warn(

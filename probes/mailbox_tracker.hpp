@@ -27,6 +27,7 @@
 #include "probes/mailbox_excerpts.hpp"
 #include "probes/target_config.hpp"
 #include "protocols/credential_source.hpp"
+#include "protocols/imap_removal.hpp"
 #include "protocols/imap_session.hpp"
 
 namespace mailcanary {
@@ -48,6 +49,15 @@ class RoundtripEvents {
 // What the roundtrip probe does with its message once it has been measured.
 enum class CleanupMode { delete_message, trash, keep };
 
+// How cleanup = "delete" deletes. Expunging where the message arrived deletes it on most servers,
+// but on Gmail (by default) only takes a label off: the message stays in All Mail. Moved to the
+// trash and expunged there, it is gone on every server.
+enum class DeleteMethod {
+    automatic,  // via_trash where the server has Gmail's semantics (X-GM-EXT-1), else expunge
+    expunge,    // flag \Deleted and UID EXPUNGE where it arrived
+    via_trash   // UID MOVE (or COPY) to the folder flagged \Trash, then the same there
+};
+
 struct MailboxSettings {
     Endpoint endpoint;
     imap::ClientOptions client;  // without the secret, which comes from `login` at each login
@@ -55,6 +65,7 @@ struct MailboxSettings {
     std::string mailbox = "INBOX";
     std::optional<std::vector<std::string>> junk_folders;  // unset: discover
     CleanupMode cleanup = CleanupMode::delete_message;
+    DeleteMethod delete_method = DeleteMethod::automatic;  // for CleanupMode::delete_message
     bool use_idle = true;
     Duration poll_interval = std::chrono::seconds(1);
     bool prompt_checks = true;  // RoundtripConfig::prompt_checks
@@ -164,6 +175,26 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     boost::asio::awaitable<Removal> remove(imap::Session& session, Folder& folder,
                                            std::uint32_t uid, const std::string& modseq,
                                            const std::string& token);
+    // Flags the message \Deleted and expunges it from the selected folder.
+    boost::asio::awaitable<Removal> expunge(imap::Session& session, const Folder& folder,
+                                            std::uint32_t uid, const std::string& modseq,
+                                            const std::string& token);
+    // MOVE, else COPY and then expunge here; `copy` says where the trash's copy is, when the
+    // server said (COPYUID).
+    boost::asio::awaitable<Removal> move_to_trash(imap::Session& session, const Folder& folder,
+                                                  std::uint32_t uid, const std::string& modseq,
+                                                  const std::string& token,
+                                                  std::optional<imap::Copy>& copy);
+    // Expunges the copy this session put in the trash, once it is seen to be `token`'s
+    // message, then selects `folder` again.
+    boost::asio::awaitable<Removal> purge_from_trash(imap::Session& session, Folder& folder,
+                                                     const imap::Copy& copy,
+                                                     const std::string& token);
+    // cleanup = "delete" moves messages to the trash and expunges them there.
+    bool deletes_via_trash(const imap::Client& client) const;
+    // SELECT; the failure, if any.
+    boost::asio::awaitable<std::optional<imap::Failure>> select(imap::Session& session,
+                                                                Folder& folder);
     // The server refused a step of removing the message (`what`): it stays, and is not tried
     // again.
     Removal refused(std::string_view what, const imap::Completion& reply);
@@ -203,6 +234,7 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     // without sending until a login works again.
     std::optional<imap::Failure> login_failure_;
     bool uidplus_warned_ = false;
+    bool no_trash_warned_ = false;
     bool stopped_ = false;
 };
 

@@ -29,9 +29,10 @@ constexpr Duration kShortestPollInterval = std::chrono::milliseconds(10);
 constexpr Duration kLongestPollInterval = std::chrono::hours(1);
 
 // [targets.roundtrip] holds its IMAP login's credentials itself, under the keys of [targets.auth].
-constexpr std::array<std::string_view, 12> kOwnKeys{
-    "imap_host", "imap_port", "imap_tls", "tls_options",   "mailbox",       "junk_folders",
-    "timeout",   "cleanup",   "idle",     "poll_interval", "prompt_checks", "authserv_id"};
+constexpr std::array<std::string_view, 13> kOwnKeys{
+    "imap_host",     "imap_port",   "imap_tls",     "tls_options", "mailbox",
+    "junk_folders",  "timeout",     "cleanup",      "idle",        "poll_interval",
+    "prompt_checks", "authserv_id", "delete_method"};
 constexpr auto kKeys = joined(kOwnKeys, kAuthKeys);
 constexpr std::array<std::string_view, 2> kTables{"message", "roundtrip"};
 // The IMAP wait is no phase of its own: its time is the round trip's (mailcanary_roundtrip_*).
@@ -44,6 +45,12 @@ constexpr std::array<Choice<CleanupMode>, 3> kCleanupModes{{
     {"delete", CleanupMode::delete_message},
     {"trash", CleanupMode::trash},
     {"keep", CleanupMode::keep},
+}};
+
+constexpr std::array<Choice<DeleteMethod>, 3> kDeleteMethods{{
+    {"auto", DeleteMethod::automatic},
+    {"expunge", DeleteMethod::expunge},
+    {"via_trash", DeleteMethod::via_trash},
 }};
 
 std::optional<std::string> check_poll_interval(Duration interval) {
@@ -124,6 +131,7 @@ MailboxSettings mailbox_settings_for(const CompiledTarget& target, const Roundtr
     settings.mailbox = roundtrip.mailbox;
     settings.junk_folders = roundtrip.junk_folders;
     settings.cleanup = roundtrip.cleanup;
+    settings.delete_method = roundtrip.delete_method;
     settings.use_idle = roundtrip.idle;
     settings.poll_interval = roundtrip.poll_interval;
     settings.prompt_checks = roundtrip.prompt_checks;
@@ -271,6 +279,14 @@ class RoundtripProbe final : public ProbeKind {
         roundtrip.cleanup =
             reader.read_choice(table, path, "cleanup", kCleanupModes, "cleanup mode")
                 .value.value_or(CleanupMode::delete_message);
+        const Setting<DeleteMethod> delete_method =
+            reader.read_choice(table, path, "delete_method", kDeleteMethods, "delete method");
+        roundtrip.delete_method = delete_method.value.value_or(DeleteMethod::automatic);
+        if (delete_method.present() && roundtrip.cleanup != CleanupMode::delete_message) {
+            reader.error(delete_method.node->source(), child_key(path, "delete_method"),
+                         "says how cleanup = " + in_quotes("delete") +
+                             " deletes: set it only with that cleanup mode");
+        }
         roundtrip.idle = reader.read<bool>(table, path, "idle").value.value_or(true);
         roundtrip.prompt_checks =
             reader.read<bool>(table, path, "prompt_checks").value.value_or(true);

@@ -25,8 +25,9 @@ struct RoundtripConfig {
     std::optional<std::vector<std::string>> junk_folders;
     Duration timeout = std::chrono::minutes(2);  // from the final 250 to "lost"
     CleanupMode cleanup = CleanupMode::delete_message;
-    bool idle = true;                                  // use IDLE when the server offers it
-    Duration poll_interval = std::chrono::seconds(1);  // NOOP polling without IDLE
+    DeleteMethod delete_method = DeleteMethod::automatic;  // how "delete" deletes
+    bool idle = true;                                      // use IDLE when the server offers it
+    Duration poll_interval = std::chrono::seconds(1);      // NOOP polling without IDLE
     // While a probe message is awaited, also look every 5% of its time in flight (25 ms at the
     // least, poll_interval at the most): a server's delayed IDLE notice (Dovecot's 500 ms) or a
     // long poll_interval would otherwise be counted as delivery time.

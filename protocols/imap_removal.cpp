@@ -28,14 +28,87 @@ std::optional<std::uint32_t> fetched_uid(const Response& response) {
     return std::nullopt;
 }
 
+// One item of a sequence-set, "5" or "3:7" (either order), as its ascending range.
+struct UidRange {
+    std::uint32_t low = 0;
+    std::uint32_t high = 0;
+    std::uint64_t size() const { return std::uint64_t{high} - low + 1; }
+};
+
+std::optional<UidRange> parse_range(std::string_view item) {
+    const auto colon = item.find(':');
+    const auto first = parse_uid(item.substr(0, colon));
+    const auto second = colon == std::string_view::npos ? first : parse_uid(item.substr(colon + 1));
+    if (!first || !second) return std::nullopt;
+    return UidRange{std::min(*first, *second), std::max(*first, *second)};
+}
+
+// The items of a sequence-set in the order listed; an item that is not a UID or a range of
+// UIDs is nullopt.
+std::vector<std::optional<UidRange>> ranges(std::string_view set) {
+    std::vector<std::optional<UidRange>> out;
+    while (!set.empty()) {
+        const auto comma = set.find(',');
+        out.push_back(parse_range(set.substr(0, comma)));
+        if (comma == std::string_view::npos) break;
+        set.remove_prefix(comma + 1);
+    }
+    return out;
+}
+
 // COPYUID's arguments: "<uidvalidity> <source set> <destination set>".
-bool copyuid_names(std::string_view code, std::uint32_t uid) {
-    auto arguments = code_argument(code, "COPYUID");
-    if (!arguments) return false;
+struct Copyuid {
+    std::uint32_t uid_validity = 0;
+    std::string_view source;
+    std::string_view destination;
+};
+
+std::optional<Copyuid> parse_copyuid(std::string_view code) {
+    const auto arguments = code_argument(code, "COPYUID");
+    if (!arguments) return std::nullopt;
     const auto first_space = arguments->find(' ');
-    if (first_space == std::string_view::npos) return false;
-    const auto rest = arguments->substr(first_space + 1);
-    return uid_set_contains(rest.substr(0, rest.find(' ')), uid);
+    const auto second_space = arguments->find(' ', first_space + 1);
+    if (first_space == std::string_view::npos || second_space == std::string_view::npos) {
+        return std::nullopt;
+    }
+    const auto validity = parse_uid(arguments->substr(0, first_space));
+    if (!validity) return std::nullopt;
+    return Copyuid{*validity, arguments->substr(first_space + 1, second_space - first_space - 1),
+                   arguments->substr(second_space + 1)};
+}
+
+// The COPYUID codes of a COPY's or MOVE's reply: in its completion, or (MOVE, RFC 6851 4.3) in
+// an untagged OK before its EXPUNGEs.
+std::vector<Copyuid> copyuids(const Completion& completion) {
+    std::vector<Copyuid> found;
+    if (!completion.ok()) return found;
+    if (auto copyuid = parse_copyuid(completion.code)) found.push_back(*copyuid);
+    for (const Response& response : completion.untagged) {
+        if (!response.is_status()) continue;
+        if (auto copyuid = parse_copyuid(response.code)) found.push_back(*copyuid);
+    }
+    return found;
+}
+
+std::optional<std::uint32_t> paired_uid(const Copyuid& copyuid, std::uint32_t uid) {
+    std::uint64_t index = 0;
+    bool found = false;
+    for (const auto& range : ranges(copyuid.source)) {
+        if (!range) return std::nullopt;
+        if (range->low <= uid && uid <= range->high) {
+            index += uid - range->low;
+            found = true;
+            break;
+        }
+        index += range->size();
+    }
+    if (!found) return std::nullopt;
+    for (const auto& range : ranges(copyuid.destination)) {
+        if (!range) return std::nullopt;
+        if (index < range->size()) return static_cast<std::uint32_t>(range->low + index);
+        index -= range->size();
+    }
+    return std::nullopt;
 }
 
 }  // namespace
@@ -49,19 +122,10 @@ std::optional<std::string_view> code_argument(std::string_view code, std::string
 }
 
 bool uid_set_contains(std::string_view set, std::uint32_t uid) {
-    while (!set.empty()) {
-        const auto comma = set.find(',');
-        const auto item = set.substr(0, comma);
-        const auto colon = item.find(':');
-        const auto low = parse_uid(item.substr(0, colon));
-        const auto high = colon == std::string_view::npos ? low : parse_uid(item.substr(colon + 1));
-        if (low && high && std::min(*low, *high) <= uid && uid <= std::max(*low, *high)) {
-            return true;
-        }
-        if (comma == std::string_view::npos) break;
-        set.remove_prefix(comma + 1);
-    }
-    return false;
+    const auto items = ranges(set);
+    return std::any_of(items.begin(), items.end(), [uid](const std::optional<UidRange>& range) {
+        return range && range->low <= uid && uid <= range->high;
+    });
 }
 
 bool store_updated(const Completion& completion, std::uint32_t uid) {
@@ -77,12 +141,19 @@ bool store_updated(const Completion& completion, std::uint32_t uid) {
 }
 
 bool move_moved(const Completion& completion, std::uint32_t uid) {
-    if (!completion.ok()) return false;
-    if (copyuid_names(completion.code, uid)) return true;
-    for (const Response& response : completion.untagged) {
-        if (response.is_status() && copyuid_names(response.code, uid)) return true;
+    const auto found = copyuids(completion);
+    return std::any_of(found.begin(), found.end(), [uid](const Copyuid& copyuid) {
+        return uid_set_contains(copyuid.source, uid);
+    });
+}
+
+std::optional<Copy> copied_to(const Completion& completion, std::uint32_t uid) {
+    for (const Copyuid& copyuid : copyuids(completion)) {
+        if (const auto destination = paired_uid(copyuid, uid)) {
+            return Copy{copyuid.uid_validity, *destination};
+        }
     }
-    return false;
+    return std::nullopt;
 }
 
 void MessagePosition::follow(const std::vector<Response>& responses) {

@@ -30,6 +30,16 @@ bool store_updated(const Completion& completion, std::uint32_t uid);
 // moved. An EXPUNGE in its reply may be another session's move of the same message.
 bool move_moved(const Completion& completion, std::uint32_t uid);
 
+// Where a UID COPY or UID MOVE put the message: the destination's UIDVALIDITY and the UID that
+// COPYUID (RFC 4315 3) pairs with `uid`, the n-th source UID going to the n-th destination UID,
+// each set in ascending order. None without COPYUID naming `uid`, or when the sets do not pair.
+struct Copy {
+    std::uint32_t uid_validity = 0;
+    std::uint32_t uid = 0;
+    bool operator==(const Copy&) const = default;
+};
+std::optional<Copy> copied_to(const Completion& completion, std::uint32_t uid);
+
 // One message's place in the selected mailbox, followed through untagged responses in the
 // order the server sent them: a FETCH naming its UID gives its sequence number; an EXPUNGE of
 // a lower number moves it down by one; an EXPUNGE of its own number says it is gone. Without

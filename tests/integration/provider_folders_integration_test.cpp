@@ -61,6 +61,41 @@ TEST_F(ProviderFolders, JunkInExchangesJunkEmailIsJunkNotLostAndTheTrashIsDelete
     EXPECT_EQ(log.find("cannot move a probe message to the trash"), std::string::npos) << log;
 }
 
+// cleanup = "delete" through the trash, as the agent deletes on Gmail (there by X-GM-EXT-1,
+// here by delete_method), against Dovecot's real COPYUID: a one-shot run moves its message to
+// "Deleted Items" and expunges the copy there, and no copy is left in any folder.
+TEST_F(ProviderFolders, DeleteViaTheTrashLeavesNoCopyInAnyFolder) {
+    const fs::path maildir = folder("Deleted Items").parent_path();
+    const auto probe_messages = [&] {
+        int found = messages_containing(maildir, ".mailcanary@probe.mailcanary.test");
+        for (const auto& entry : fs::directory_iterator(maildir)) {
+            if (entry.is_directory() && entry.path().filename().string().starts_with(".")) {
+                found += messages_containing(entry.path(), ".mailcanary@probe.mailcanary.test");
+            }
+        }
+        return found;
+    };
+    const int before = probe_messages();
+    const fs::path config = dir_ / "via-trash.toml";
+    std::ofstream(config) << header()
+                          << target("via-trash", port("MAILSTACK_SMTP_PORT"), "starttls",
+                                    "probes = [\"roundtrip\"]\n" + tls_options() +
+                                        "[targets.message]\nfrom = \"canary@mailcanary.test\"\n"
+                                        "to = [\"" +
+                                        user() + "\"]\n[targets.roundtrip]\nimap_host = \"" +
+                                        host() + "\"\nimap_port = " + port("MAILSTACK_IMAPS_PORT") +
+                                        "\n" + login() +
+                                        "timeout = \"10s\"\ndelete_method = \"via_trash\"\n"
+                                        "[targets.roundtrip.tls_options]\nca_file = \"" +
+                                        ca() + "\"\n");
+    const auto run =
+        run_binary({"--config.file=" + config.string(), "--probe=via-trash"}, dir_ / "run.txt");
+    EXPECT_EQ(run.exit_code, 0) << run.output;
+    EXPECT_NE(run.output.find("[INBOX] UID MOVE"), std::string::npos) << run.output;
+    EXPECT_NE(run.output.find("[Deleted Items] UID EXPUNGE"), std::string::npos) << run.output;
+    EXPECT_EQ(probe_messages(), before) << "a copy is left:\n" << run.output;
+}
+
 TEST_F(ProviderFolders, AMailboxNamedInCyrillicIsSelected) {
     // Before modified UTF-7, the name went out as "" and SELECT failed (select_rejected).
     AgentProcess agent(

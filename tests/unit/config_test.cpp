@@ -859,6 +859,14 @@ std::vector<ErrorCase> error_cases() {
          {7, 11, "targets[1].roundtrip.cleanup",
           "unknown cleanup mode \"delete_message\"; expected \"delete\", \"trash\" or "
           "\"keep\""}},
+        {"DeleteMethodUnknown",
+         roundtrip_target_with("delete_method = \"gmail\"\n"),
+         {7, 17, "targets[1].roundtrip.delete_method",
+          "unknown delete method \"gmail\"; expected \"auto\", \"expunge\" or \"via_trash\""}},
+        {"DeleteMethodWithoutDelete",
+         roundtrip_target_with("cleanup = \"trash\"\ndelete_method = \"via_trash\"\n"),
+         {8, 17, "targets[1].roundtrip.delete_method",
+          "says how cleanup = \"delete\" deletes: set it only with that cleanup mode"}},
         {"IdleString",
          roundtrip_target_with("idle = \"yes\"\n"),
          {7, 8, "targets[1].roundtrip.idle", "expected a boolean, got a string"}},
@@ -1771,10 +1779,22 @@ TEST(ConfigRoundtrip, MinimalTableGetsDefaults) {
                                    .junk_folders = std::nullopt,
                                    .timeout = 2min,
                                    .cleanup = CleanupMode::delete_message,
+                                   .delete_method = DeleteMethod::automatic,
                                    .idle = true,
                                    .poll_interval = 1s,
                                    .authserv_id = ""};
     EXPECT_EQ(*roundtrip_of(result.config->targets.at(0)), expected);
+}
+
+TEST(ConfigRoundtrip, DeleteMethodIsRead) {
+    for (const auto& [text, method] :
+         {std::pair{"auto", DeleteMethod::automatic}, std::pair{"expunge", DeleteMethod::expunge},
+          std::pair{"via_trash", DeleteMethod::via_trash}}) {
+        const ConfigResult result =
+            load(roundtrip_target_with("delete_method = \"" + std::string(text) + "\"\n"));
+        ASSERT_TRUE(result.errors.empty()) << result.errors.front().to_string();
+        EXPECT_EQ(roundtrip_of(result.config->targets.at(0))->delete_method, method) << text;
+    }
 }
 
 TEST(ConfigRoundtrip, TargetWithoutRoundtripHasNone) {

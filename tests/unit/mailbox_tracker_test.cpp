@@ -22,6 +22,7 @@
 #include "protocols/imap_removal.hpp"
 #include "protocols/sasl.hpp"
 #include "protocols/token.hpp"
+#include "support/fake_gmail_server.hpp"
 #include "support/fake_smtp_server.hpp"
 
 namespace mailcanary {
@@ -120,6 +121,30 @@ TEST(ImapRemoval, AMoveMovedOnlyWhatItsCopyuidNames) {
     EXPECT_FALSE(imap::move_moved(reply("* 2 EXPUNGE\r\n"), 4)) << "no COPYUID: no proof";
 }
 
+// Where a COPY or MOVE put the message, as Gmail (an untagged OK before the MOVE's EXPUNGE,
+// RFC 6851 4.3) and Dovecot (in the completion) say it; the n-th source UID pairs with the n-th
+// destination UID (RFC 4315 3).
+TEST(ImapRemoval, ACopyIsFoundWhereCopyuidPairsItsUid) {
+    using imap::Copy;
+    EXPECT_EQ(imap::copied_to(reply("* OK [COPYUID 607 5 12] Moved\r\n* 3 EXPUNGE\r\n"), 5),
+              (Copy{607, 12}));
+    EXPECT_EQ(imap::copied_to(reply("", imap::Status::ok, "COPYUID 7 3:5,9 10:12,20"), 4),
+              (Copy{7, 11}));
+    EXPECT_EQ(imap::copied_to(reply("", imap::Status::ok, "COPYUID 7 3:5,9 10:12,20"), 9),
+              (Copy{7, 20}));
+    EXPECT_EQ(imap::copied_to(reply("", imap::Status::ok, "COPYUID 7 5:3 12:10"), 5), (Copy{7, 12}))
+        << "a range in either order is the same range";
+    EXPECT_FALSE(imap::copied_to(reply("", imap::Status::ok, "COPYUID 7 3:5 10:12"), 6))
+        << "not among the UIDs copied";
+    EXPECT_FALSE(imap::copied_to(reply("", imap::Status::ok, "COPYUID 7 3:5 10:11"), 5))
+        << "fewer destination UIDs than source UIDs: no pairing to trust";
+    EXPECT_FALSE(imap::copied_to(reply("", imap::Status::ok, "COPYUID 7 x,5 10,11"), 5))
+        << "a malformed item makes the order unknown";
+    EXPECT_FALSE(imap::copied_to(reply("", imap::Status::ok, "COPYUID 7 5"), 5));
+    EXPECT_FALSE(imap::copied_to(reply("", imap::Status::no, "COPYUID 7 5 12"), 5));
+    EXPECT_FALSE(imap::copied_to(reply("* 3 EXPUNGE\r\n"), 5)) << "no COPYUID: no copy known";
+}
+
 TEST(ImapRemoval, AnExpungeIsMappedToItsUidThroughEarlierExpunges) {
     imap::MessagePosition position(5);
     position.follow(reply("* 1 EXPUNGE\r\n").untagged);  // before its place was known
@@ -174,13 +199,20 @@ class TrackerTest : public testing::Test {
     std::shared_ptr<MailboxTracker> tracker(const FakeSmtpServer& server, const std::string& label,
                                             CleanupMode cleanup,
                                             std::shared_ptr<const CredentialSource> source) {
+        return tracker(server.port(), label, cleanup, std::move(source));
+    }
+    std::shared_ptr<MailboxTracker> tracker(std::uint16_t port, const std::string& label,
+                                            CleanupMode cleanup,
+                                            std::shared_ptr<const CredentialSource> source,
+                                            DeleteMethod delete_method = DeleteMethod::automatic) {
         MailboxSettings settings;
-        settings.endpoint = Endpoint{"127.0.0.1", server.port(), TlsMode::none, {}, nullptr};
+        settings.endpoint = Endpoint{"127.0.0.1", port, TlsMode::none, {}, nullptr};
         settings.client.tls = TlsMode::none;
         settings.client.allow_plaintext = true;
         settings.client.credentials.username = "probe";
         settings.login = std::move(source);
         settings.cleanup = cleanup;
+        settings.delete_method = delete_method;
         settings.token_secret = kSecret;
         settings.label = label;
         auto made = std::make_shared<MailboxTracker>(io_.get_executor(), std::move(settings),
@@ -267,13 +299,18 @@ std::string token_header(const std::string& token) {
 // Login, SELECT with CONDSTORE, the first sweep finding one message, its FETCH (MODSEQ 7)
 // showing a leftover of this secret whose signed deadline is an hour past; then the removal's
 // exchanges, and IDLE.
-std::vector<ScriptStep> sweep_finding_a_leftover(const std::vector<Exchange>& removal) {
-    const std::string headers =
-        token_header(make_token("installation secret", std::chrono::system_clock::now() - 1h));
+std::string leftover_headers() {
+    return token_header(make_token("installation secret", std::chrono::system_clock::now() - 1h));
+}
+
+std::vector<ScriptStep> sweep_finding_a_leftover(const std::vector<Exchange>& removal,
+                                                 const std::string& more_capabilities = "",
+                                                 const std::string& headers = leftover_headers()) {
     std::vector<ScriptStep> script{
         test::send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n"),
         test::expect_line("C1 LOGIN"),
-        test::send("C1 OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS MOVE CONDSTORE] Logged in\r\n"),
+        test::send("C1 OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS MOVE CONDSTORE" + more_capabilities +
+                   "] Logged in\r\n"),
         test::expect_line("C2 LIST \"\" \"*\""),
         test::send("* LIST (\\HasNoChildren) \"/\" INBOX\r\n"
                    "* LIST (\\HasNoChildren \\Trash) \"/\" Trash\r\nC2 OK List completed\r\n"),
@@ -563,6 +600,186 @@ TEST_F(TrackerTest, ALoginStillUnansweredAtTheRunsDeadlineIsAFailure) {
     run_until([&] { return done; }, {watcher});
     ASSERT_TRUE(failure);
     EXPECT_EQ(to_string(failure->reason), "imap_connect");
+}
+
+// --- Cleanup on Gmail ------------------------------------------------------------------------
+//
+// Against support/fake_gmail_server, which keeps mail as Gmail documents it (its header cites
+// the sources): with Gmail's default IMAP settings a \Deleted flag and an expunge in INBOX only
+// take the Inbox label off, and the message stays in All Mail; moved to Trash and expunged
+// there it is gone. Where the server offers X-GM-EXT-1 (developers.google.com/gmail/imap/
+// imap-extensions), cleanup = "delete" therefore moves the message to the folder flagged \Trash
+// and expunges it there, by the UID the MOVE's COPYUID gave it (RFC 4315), once the copy there
+// shows the token verified in INBOX.
+
+std::string probe_message(const std::string& token) {
+    return "X-Mailcanary-Token: " + token + "\r\nSubject: mailcanary probe\r\n\r\nbody\r\n";
+}
+
+struct GmailCase {
+    std::string name;
+    test::FakeGmailOptions options;
+    bool spam = false;  // the awaited message is filed in Spam
+    friend void PrintTo(const GmailCase& gmail_case, std::ostream* out) { *out << gmail_case.name; }
+};
+
+class GmailCleanup : public TrackerTest, public testing::WithParamInterface<GmailCase> {};
+
+// An awaited message (its copy in Sent Mail too, as Gmail files a message sent to oneself) and
+// a leftover of this agent's are removed for good, from every folder, All Mail included; the
+// leftover counts once. Another installation's message in INBOX, and what is in Trash and All
+// Mail already (another installation's, a token forged without the secret, this agent's own
+// message archived before), are never touched.
+TEST_P(GmailCleanup, NothingIsLeftInAnyFolderAndNothingElseIsTouched) {
+    test::FakeGmailServer gmail(GetParam().options);
+    const auto now = std::chrono::system_clock::now();
+    const std::string leftover = make_token(kSecret, now - 1h);
+    const std::string theirs = make_token("another installation", now - 1h);
+    const std::string forged = "mc2.1.forged.AAAA";
+    const std::string archived = make_token(kSecret, now - 1h);
+    gmail.deliver(probe_message(leftover));
+    gmail.deliver(probe_message(theirs));
+    gmail.deliver(probe_message(theirs + "-in-trash"), gmail.trash());
+    gmail.deliver(probe_message(forged), gmail.trash());
+    gmail.deliver(probe_message(archived), gmail.all_mail());
+    const auto watcher =
+        tracker(gmail.port(), "gmail", CleanupMode::delete_message, password_login());
+    watcher->set_age_limit(100ms);  // sweeps every 100 ms
+    const std::string token = make_token(kSecret, now + 1h);
+    watcher->expect(token, "gmail target");
+    if (GetParam().spam) {
+        gmail.deliver(probe_message(token), gmail.spam());
+    } else {
+        gmail.deliver(probe_message(token));
+        gmail.add_label(token, gmail.sent());
+        ASSERT_EQ(gmail.folders_holding(token),
+                  (std::vector<std::string>{"INBOX", gmail.all_mail(), gmail.sent()}));
+    }
+
+    WaitResult result;
+    bool waited = false;
+    StopSignal stop;
+    Transcript transcript;
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> {
+            result = co_await watcher->wait(token, std::chrono::steady_clock::now() + 5s, stop,
+                                            transcript);
+            waited = true;
+        },
+        asio::detached);
+    const auto gone = [&](const std::string& text) { return gmail.folders_holding(text).empty(); };
+    run_until([&] { return waited && gone(token) && gone(leftover); }, {watcher});
+    EXPECT_EQ(result.kind, WaitResult::Kind::arrived);
+    EXPECT_EQ(result.arrival.junk, GetParam().spam);
+    EXPECT_EQ(gmail.folders_holding(token), std::vector<std::string>{})
+        << "the probe message is left somewhere; transcript:\n"
+        << transcript.to_text();
+    EXPECT_EQ(gmail.folders_holding(leftover), std::vector<std::string>{});
+    EXPECT_EQ(events_.removed, (std::map<std::string, int>{{"gmail", 1}}));
+    EXPECT_EQ(gmail.folders_holding(theirs + "\r\n"),
+              (std::vector<std::string>{"INBOX", gmail.all_mail()}));
+    EXPECT_EQ(gmail.folders_holding(theirs + "-in-trash"), std::vector<std::string>{gmail.trash()});
+    EXPECT_EQ(gmail.folders_holding(forged), std::vector<std::string>{gmail.trash()});
+    EXPECT_EQ(gmail.folders_holding(archived), std::vector<std::string>{gmail.all_mail()});
+    EXPECT_EQ(gmail.messages(), 4u) << testing::PrintToString(gmail.received_lines());
+    // The run's transcript shows the removal, the trash part included.
+    EXPECT_NE(transcript.to_text().find("UID EXPUNGE"), std::string::npos) << transcript.to_text();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Settings, GmailCleanup,
+    testing::Values(
+        // Gmail's defaults: a \Deleted flag expunges at once.
+        GmailCase{"defaults", {}},
+        // Auto-Expunge off: nothing is gone until the client expunges, in INBOX and in Trash.
+        GmailCase{"auto_expunge_off", {.auto_expunge = false}},
+        // Without MOVE: COPY to the trash, then \Deleted and UID EXPUNGE in INBOX, then Trash.
+        GmailCase{"copy_without_move", {.move = false, .auto_expunge = false}},
+        // A localised account: the trash is found by its \Trash flag, whatever its name
+        // ("[Google Mail]/Корзина" in modified UTF-7).
+        GmailCase{"localised",
+                  {.prefix = "[Google Mail]", .trash = "[Google Mail]/&BBoEPgRABDcEOAQ9BDA-"}},
+        // Filed as spam: deleted from there through the trash too.
+        GmailCase{"spam", {}, true}),
+    [](const testing::TestParamInfo<GmailCase>& param_info) { return param_info.param.name; });
+
+// Where the server does not say it is Gmail (no X-GM-EXT-1: Dovecot, Exchange, or Gmail behind
+// a proxy that hides it), "delete" expunges where the message arrived, as before: on such a
+// Gmail that archives it. delete_method = "via_trash" says what the server would not.
+TEST_F(TrackerTest, WithoutXGmExt1DeleteExpungesInPlaceUnlessToldOtherwise) {
+    test::FakeGmailServer hidden({.gmail_extensions = false});
+    test::FakeGmailServer told({.gmail_extensions = false});
+    const auto now = std::chrono::system_clock::now();
+    const std::string first = make_token(kSecret, now - 1h);
+    const std::string second = make_token(kSecret, now - 1h);
+    hidden.deliver(probe_message(first));
+    told.deliver(probe_message(second));
+    const std::vector trackers{
+        tracker(hidden.port(), "hidden", CleanupMode::delete_message, password_login()),
+        tracker(told.port(), "told", CleanupMode::delete_message, password_login(),
+                DeleteMethod::via_trash)};
+    run_until([&] { return events_.removed.size() == 2; }, trackers);
+    EXPECT_EQ(events_.removed, (std::map<std::string, int>{{"hidden", 1}, {"told", 1}}));
+    EXPECT_EQ(hidden.folders_holding(first), std::vector<std::string>{hidden.all_mail()})
+        << "expunged from INBOX, archived by Gmail";
+    for (const auto& line : hidden.received_lines()) {
+        EXPECT_EQ(line.find(hidden.trash()), std::string::npos) << line;
+    }
+    EXPECT_EQ(told.folders_holding(second), std::vector<std::string>{});
+}
+
+// Leftover 5 moved to "Trash" as its UID 3 (COPYUID 9 5 3), the trash selected, `in_trash`
+// there, then INBOX selected again: the exchanges of a delete through the trash.
+std::vector<Exchange> through_the_trash(const std::vector<Exchange>& in_trash) {
+    std::vector<Exchange> exchanges{
+        {"C6 UID MOVE 5 \"Trash\"",
+         "* OK [COPYUID 9 5 3] Moved\r\n* 3 EXPUNGE\r\nC6 OK Success\r\n"},
+        {"C7 SELECT \"Trash\" (CONDSTORE)",
+         "* OK [UIDVALIDITY 9] UIDs valid\r\nC7 OK [READ-WRITE] selected\r\n"}};
+    exchanges.insert(exchanges.end(), in_trash.begin(), in_trash.end());
+    const std::string tag = "C" + std::to_string(8 + in_trash.size());
+    exchanges.push_back(
+        {tag + " SELECT \"INBOX\" (CONDSTORE)",
+         "* OK [UIDVALIDITY 1] UIDs valid\r\n" + tag + " OK [READ-WRITE] selected\r\n"});
+    return exchanges;
+}
+
+// A server that expunges the trash's copy at once, naming no FETCH in its reply to the STORE
+// (how Gmail reports an Auto-Expunge is not documented): the copy's UID, looked up again, is
+// gone, so the leftover is removed for good and counted.
+TEST_F(TrackerTest, ACopyExpungedAtOnceWithoutAWordCountsOnceItsUidIsGone) {
+    const std::string headers = leftover_headers();
+    const FakeSmtpServer server(sweep_finding_a_leftover(
+        through_the_trash(
+            {{"C8 " + new_mail_fetch("3"), token_fetch(1, 3, headers) + "C8 OK Success\r\n"},
+             {"C9 UID STORE 3 +FLAGS (\\Deleted)", "* 1 EXPUNGE\r\nC9 OK Success\r\n"},
+             {"C10 " + new_mail_fetch("3"), "C10 OK Success\r\n"}}),
+        " X-GM-EXT-1", headers));
+    const auto watcher = tracker(server, "at-once", CleanupMode::delete_message, password_login());
+    run_until([&] { return idles(server); }, {watcher});
+    EXPECT_TRUE(idles(server)) << "the script did not run to the end: "
+                               << testing::PrintToString(server.received_lines());
+    EXPECT_EQ(events_.removed, (std::map<std::string, int>{{"at-once", 1}}));
+}
+
+// A server whose COPYUID names the wrong message in the trash (a bug, or a UID reused): the
+// copy there is fetched first, and a token other than the one moved is never flagged.
+TEST_F(TrackerTest, ACopyInTheTrashWithAnotherTokenIsLeftAlone) {
+    const std::string foreign =
+        token_header(make_token("another installation", std::chrono::system_clock::now() - 1h));
+    const FakeSmtpServer server(sweep_finding_a_leftover(
+        through_the_trash(
+            {{"C8 " + new_mail_fetch("3"), token_fetch(1, 3, foreign) + "C8 OK Success\r\n"}}),
+        " X-GM-EXT-1"));
+    const auto watcher = tracker(server, "lying", CleanupMode::delete_message, password_login());
+    run_until([&] { return idles(server); }, {watcher});
+    EXPECT_TRUE(idles(server)) << "the script did not run to the end: "
+                               << testing::PrintToString(server.received_lines());
+    for (const auto& line : server.received_lines()) {
+        EXPECT_EQ(line.find("UID STORE"), std::string::npos) << "flagged in the trash: " << line;
+    }
+    EXPECT_TRUE(events_.removed.empty()) << "not removed for good: not counted";
 }
 
 }  // namespace
