@@ -81,7 +81,8 @@ boost::asio::awaitable<std::variant<ImapAccount::Slot, Outcome>> session_slot(
         co_return held_back(run.transcript,
                             "the server throttles " + account.label() +
                                 ": backing off for another " +
-                                format_milliseconds(*until - std::chrono::steady_clock::now()));
+                                format_duration(std::chrono::ceil<std::chrono::seconds>(
+                                    *until - std::chrono::steady_clock::now())));
     }
     boost::asio::steady_timer wait(co_await boost::asio::this_coro::executor, run.deadline);
     run.stop.on_request([&wait] { wait.cancel(); });

@@ -219,16 +219,19 @@ TEST_F(ExchangeTest, AnAccountsSessionsStayWithinTheBound) {
 }
 
 // The imap probe's runs: a throttled login is `throttled`, and while the backoff lasts the next
-// run does not connect at all.
+// run does not connect at all; another account on the same server is not held back, and
+// Exchange's "NO LOGIN failed." stays a refused login.
 TEST_F(ExchangeTest, TheImapProbeClassifiesTheSameWay) {
     server_.throttle_logins(1, 60'000);
+    const auto imap_target = [&](const std::string& name, const std::string& user) {
+        return "[[targets]]\nname = \"" + name +
+               "\"\nhost = \"127.0.0.1\"\nprobes = [\"imap\"]\n[targets.imap]\nport = " +
+               std::to_string(server_.port()) +
+               "\ntls = \"none\"\nallow_plaintext_auth = true\nusername = \"" + user +
+               "\"\npassword_file = \"" + (dir_ / "password").string() + "\"\n";
+    };
     const std::string config_text =
-        "[[targets]]\nname = \"exchange\"\nhost = \"127.0.0.1\"\nprobes = [\"imap\"]\n"
-        "[targets.imap]\nport = " +
-        std::to_string(server_.port()) +
-        "\ntls = \"none\"\nallow_plaintext_auth = true\nusername = \"probe\"\n"
-        "password_file = \"" +
-        (dir_ / "password").string() + "\"\n";
+        imap_target("exchange", "probe") + imap_target("stranger", "stranger");
     const ConfigResult loaded = load_config_string(config_text, "exchange.toml");
     ASSERT_TRUE(loaded.errors.empty()) << loaded.errors.front().to_string();
     std::vector<ConfigError> errors;
@@ -239,7 +242,7 @@ TEST_F(ExchangeTest, TheImapProbeClassifiesTheSameWay) {
     const auto attached = attach_resources(std::move(compiled), resources);
     const ProbeKind* imap = find_probe("imap");
     ASSERT_NE(imap, nullptr);
-    const auto run_once = [&](Transcript& transcript) {
+    const auto run_once = [&](Transcript& transcript, std::size_t target = 0) {
         RunMetrics metrics;
         StopSignal stop;
         const std::function<void()> no_cap;
@@ -248,8 +251,8 @@ TEST_F(ExchangeTest, TheImapProbeClassifiesTheSameWay) {
         asio::co_spawn(
             io_,
             [&]() -> asio::awaitable<void> {
-                outcome = co_await imap->run(ProbeRun{*attached.front(), Clock::now() + 5s, metrics,
-                                                      transcript, stop, no_cap});
+                outcome = co_await imap->run(ProbeRun{*attached.at(target), Clock::now() + 5s,
+                                                      metrics, transcript, stop, no_cap});
                 done = true;
             },
             asio::detached);
@@ -267,6 +270,11 @@ TEST_F(ExchangeTest, TheImapProbeClassifiesTheSameWay) {
     EXPECT_NE(second_transcript.to_text().find("not connected"), std::string::npos)
         << second_transcript.to_text();
     EXPECT_EQ(server_.login_times().size(), 1u) << "the second run did not connect";
+    Transcript stranger_transcript;
+    const Outcome stranger = run_once(stranger_transcript, 1);
+    ASSERT_TRUE(stranger.failure);
+    EXPECT_EQ(to_string(*stranger.failure), "auth_rejected") << stranger.detail;
+    EXPECT_EQ(server_.login_times().size(), 2u);
     resources.stop();
 }
 
