@@ -10,10 +10,12 @@ namespace mailcanary::imap {
 namespace {
 
 // What the big providers say when they throttle, in their own words.
-constexpr std::array<std::string_view, 3> kThrottlingTexts{
+constexpr std::array<std::string_view, 4> kThrottlingTexts{
     "Too many simultaneous connections",     // Gmail, past 15 sessions of one account
     "exceeded command or bandwidth limits",  // Gmail, with [OVERQUOTA]
     "Request is throttled",                  // Exchange Online and Outlook.com
+    // Dovecot past mail_max_userip_connections, as "NO [UNAVAILABLE] ..."
+    "Maximum number of connections from user+IP exceeded",
 };
 
 // A hint beyond this is taken as this: an hour is past any backoff seen in public transcripts

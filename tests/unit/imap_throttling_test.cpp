@@ -15,6 +15,10 @@
 // - Microsoft: "Request is throttled. Suggested Backoff Time: N milliseconds", as NO (ikvk/
 //   imap_tools #135, imapsync/imapsync #198) or BAD then "* BYE Connection closed. 14"
 //   (simonrob/email-oauth2-proxy #191); imapsync's Office 365 FAQ: wait that long.
+// - Dovecot past mail_max_userip_connections (10 by default): "NO [UNAVAILABLE] Maximum number of
+//   connections from user+IP exceeded (mail_max_userip_connections=10)" to the login (its
+//   login-common/sasl-server.c; seen so in docker-mailserver fault-injection reports): the text
+//   decides over the code.
 // - Not throttling: Exchange's "BAD User is authenticated but not connected." Its causes in
 //   public threads are a login to a mailbox the account has no rights to (jstedfast/MailKit
 //   #1135), OAuth scopes or a service principal without mailbox permission
@@ -51,6 +55,10 @@ TEST(ImapThrottling, CodesAndProvidersWords) {
     EXPECT_TRUE(
         throttling("", "Request is throttled. Suggested Backoff Time: 1 milliseconds", "SELECT"));
     EXPECT_TRUE(throttling("", "request is THROTTLED", "")) << "case does not matter";
+    EXPECT_TRUE(throttling("UNAVAILABLE",
+                           "Maximum number of connections from user+IP exceeded "
+                           "(mail_max_userip_connections=10)",
+                           "LOGIN"));
 
     for (const char* storing : {"APPEND", "COPY", "MOVE", "UID COPY", "uid move"}) {
         EXPECT_FALSE(throttling("OVERQUOTA", "Quota exceeded", storing))
