@@ -14,6 +14,22 @@ bool iequals(std::string_view a, std::string_view b) {
                       [](char x, char y) { return upper(x) == upper(y); });
 }
 
+std::size_t find_ignoring_case(std::string_view text, std::string_view part) {
+    for (std::size_t at = 0; at + part.size() <= text.size(); ++at) {
+        if (iequals(text.substr(at, part.size()), part)) return at;
+    }
+    return std::string_view::npos;
+}
+
+bool contains_ignoring_case(std::string_view text, std::string_view part) {
+    return find_ignoring_case(text, part) != std::string_view::npos;
+}
+
+bool contains_any_ignoring_case(std::string_view text, std::span<const std::string_view> parts) {
+    return std::any_of(parts.begin(), parts.end(),
+                       [&](std::string_view part) { return contains_ignoring_case(text, part); });
+}
+
 std::string to_upper(std::string_view text) {
     std::string out(text);
     std::transform(out.begin(), out.end(), out.begin(), upper);

@@ -2,6 +2,8 @@
 // only, so the locale never takes part.
 #pragma once
 
+#include <cstddef>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -9,5 +11,11 @@ namespace mailcanary {
 
 bool iequals(std::string_view a, std::string_view b);
 std::string to_upper(std::string_view text);
+// Where `part` first occurs in `text`, ignoring ASCII case; npos when it does not.
+std::size_t find_ignoring_case(std::string_view text, std::string_view part);
+// Whether `part` occurs in `text`, ignoring ASCII case.
+bool contains_ignoring_case(std::string_view text, std::string_view part);
+// Whether any of `parts` occurs in `text`, ignoring ASCII case.
+bool contains_any_ignoring_case(std::string_view text, std::span<const std::string_view> parts);
 
 }  // namespace mailcanary

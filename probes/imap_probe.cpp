@@ -5,10 +5,13 @@
 #include <prometheus/registry.h>
 
 #include <algorithm>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <variant>
 
 #include "common/joined.hpp"
 #include "probes/auth_probe.hpp"
+#include "probes/imap_account.hpp"
 #include "probes/settings_reader.hpp"
 #include "probes/validators.hpp"
 #include "protocols/imap_response.hpp"
@@ -54,6 +57,7 @@ constexpr std::array kReasons{
     FailureReason::auth_insecure,
     FailureReason::oauth_token,
     FailureReason::select_rejected,
+    FailureReason::throttled,
 };
 
 // What a target's runs use, built at load.
@@ -61,7 +65,35 @@ struct ImapState {
     ImapOptions options;
     Endpoint endpoint;
     std::optional<CredentialSource> login;
+    std::shared_ptr<ImapAccount> account;  // attached with the load
 };
+
+Outcome held_back(Transcript& transcript, std::string detail) {
+    transcript.note("not connected: throttled: " + detail);
+    return Outcome::failed(FailureReason::throttled, std::move(detail));
+}
+
+// Whether the run may open a session to the account now: not while the server throttles it,
+// nor beyond the account's sessions (waiting for one to end until the run's deadline).
+boost::asio::awaitable<std::variant<ImapAccount::Slot, Outcome>> session_slot(
+    ProbeRun& run, ImapAccount& account) {
+    if (const auto until = account.backoff_until()) {
+        co_return held_back(run.transcript,
+                            "the server throttles " + account.label() +
+                                ": backing off for another " +
+                                format_duration(std::chrono::ceil<std::chrono::seconds>(
+                                    *until - std::chrono::steady_clock::now())));
+    }
+    boost::asio::steady_timer wait(co_await boost::asio::this_coro::executor, run.deadline);
+    run.stop.on_request([&wait] { wait.cancel(); });
+    auto slot = co_await account.take_slot(wait);
+    run.stop.clear();
+    if (slot) co_return std::move(*slot);
+    if (run.stop.requested()) co_return Outcome::stopped();
+    co_return held_back(run.transcript, "all " + std::to_string(account.max_sessions()) +
+                                            " sessions to " + account.label() +
+                                            " the agent allows at once are in use");
+}
 
 // mailcanary_imap_mailbox_messages, shared by every imap target for the agent's life.
 struct ImapResources final : SharedResource {
@@ -128,6 +160,9 @@ boost::asio::awaitable<Outcome> run_imap(ProbeRun run) {
                                            .host = options.host,
                                            .port = options.port};
 
+    auto slot = co_await session_slot(run, *state.account);
+    if (auto* held = std::get_if<Outcome>(&slot)) co_return std::move(*held);
+
     imap::Session session(co_await boost::asio::this_coro::executor, run.transcript, &run.metrics);
     run.stop.on_request([&session] { session.close(); });
     struct StopHandlerReset {
@@ -137,6 +172,7 @@ boost::asio::awaitable<Outcome> run_imap(ProbeRun run) {
     const auto session_failure = [&] {
         if (run.stop.requested()) return Outcome::stopped();
         const imap::Failure& failure = session.failure();
+        state.account->session_failed(failure);
         run.transcript.note("failed: " + std::string(to_string(failure.reason)) + ": " +
                             failure.detail);
         return Outcome::failed(failure.reason, failure.detail);
@@ -145,6 +181,7 @@ boost::asio::awaitable<Outcome> run_imap(ProbeRun run) {
     if (!co_await session.open(state.endpoint, std::move(client), run.deadline)) {
         co_return session_failure();
     }
+    state.account->logged_in();
     const auto selected = co_await session.execute(
         "SELECT " + imap::mailbox_argument(options.mailbox), run.deadline, Phase::select);
     if (!selected) co_return session_failure();
@@ -223,6 +260,12 @@ class ImapProbe final : public ProbeKind {
     }
 
     boost::asio::awaitable<Outcome> run(ProbeRun run) const override { return run_imap(run); }
+
+    void attach(CompiledTarget& target, ProbeResources& resources) const override {
+        auto& state = target.state_of<ImapState>(kName);
+        state.account = imap_accounts(resources).account(state.options.host, state.options.port,
+                                                         state.options.auth.username);
+    }
 
     std::unique_ptr<ProbeExtraSeries> extra_series(ProbeResources& resources,
                                                    const std::string& target) const override {

@@ -183,7 +183,11 @@ MailboxTracker::MailboxTracker(asio::any_io_executor executor, MailboxSettings s
     : executor_(std::move(executor)),
       settings_(std::move(settings)),
       events_(events),
-      awaited_(settings_.token_secret, std::move(agent_awaits)) {}
+      awaited_(settings_.token_secret, std::move(agent_awaits)) {
+    if (!settings_.account) {
+        settings_.account = std::make_shared<ImapAccount>(settings_.label, kMaxSessionsPerAccount);
+    }
+}
 
 MailboxTracker::~MailboxTracker() { stop(); }
 
@@ -233,7 +237,8 @@ void MailboxTracker::expect(const std::string& token, const std::string& target)
 }
 
 std::optional<Duration> MailboxTracker::prompt_check_interval() const {
-    if (!settings_.prompt_checks) return std::nullopt;
+    // Prompt checks are extra commands: none while the server asks for fewer.
+    if (!settings_.prompt_checks || settings_.account->backoff_until()) return std::nullopt;
     return awaited_.prompt_check_interval(Clock::now(), settings_.poll_interval);
 }
 
@@ -316,6 +321,22 @@ asio::awaitable<void> MailboxTracker::pause(Duration duration, bool for_mail) {
     poll_waits_.erase(&timer);
 }
 
+asio::awaitable<std::optional<ImapAccount::Slot>> MailboxTracker::account_slot() {
+    while (!stopped_) {
+        if (const auto until = settings_.account->backoff_until()) {
+            co_await pause(*until - Clock::now());
+            continue;
+        }
+        asio::steady_timer timer(executor_, Clock::time_point::max());
+        sleepers_.insert(&timer);
+        auto slot = co_await settings_.account->take_slot(timer);
+        sleepers_.erase(&timer);
+        // Throttled while it waited: it waits for the backoff first.
+        if (slot && !stopped_ && !settings_.account->backoff_until()) co_return slot;
+    }
+    co_return std::nullopt;
+}
+
 FailureReason roundtrip_reason(FailureReason session_reason) {
     switch (session_reason) {
         case FailureReason::dns:
@@ -340,6 +361,8 @@ FailureReason roundtrip_reason(FailureReason session_reason) {
         case FailureReason::auth_insecure:
         case FailureReason::oauth_token:
             return FailureReason::imap_auth;
+        case FailureReason::throttled:
+            return FailureReason::throttled;
         default:
             return FailureReason::imap_protocol;
     }
@@ -361,13 +384,17 @@ asio::awaitable<void> MailboxTracker::watch(std::string folder_name, bool junk) 
     folder.junk = junk;
     Duration backoff = kFirstBackoff;
     while (!stopped_) {
+        auto slot = co_await account_slot();
+        if (!slot) break;
         Transcript transcript;
         imap::Session session(executor_, transcript);
         sessions_.push_back(&session);
         bool was_up = false;
         const auto failure = co_await watch_session(session, folder, was_up);
         std::erase(sessions_, &session);
+        slot.reset();  // the session is closed: the pause below holds none
         if (stopped_) break;
+        settings_.account->session_failed(failure);
         if (was_up) backoff = kFirstBackoff;
         session_failed(failure, junk);
         co_await pause(backoff);
@@ -427,6 +454,7 @@ asio::awaitable<std::optional<imap::Failure>> MailboxTracker::log_in(imap::Sessi
 asio::awaitable<std::optional<imap::Failure>> MailboxTracker::open_folder(imap::Session& session,
                                                                           Folder& folder) {
     const auto login = co_await log_in(session);
+    if (!login) settings_.account->logged_in();
     // The mailbox's own session speaks for the login: a junk folder's may fail for its own
     // reasons (a limit on sessions, say) while mail can still be read.
     if (!folder.junk && !stopped_) login_settled(login);

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "probes/awaited_messages.hpp"
+#include "probes/imap_account.hpp"
 #include "probes/mailbox_excerpts.hpp"
 #include "probes/target_config.hpp"
 #include "protocols/credential_source.hpp"
@@ -70,6 +71,9 @@ struct MailboxSettings {
     Duration poll_interval = std::chrono::seconds(1);
     bool prompt_checks = true;  // RoundtripConfig::prompt_checks
     std::string token_secret;
+    // The account's sessions and backoff, shared with every other session to it (none: the
+    // tracker's own).
+    std::shared_ptr<ImapAccount> account;
     // The mailbox in logs, transcripts and the leftovers metric's `mailbox` label:
     // "user@host:port/INBOX", and when another tracker would have the same, "... (target NAME)"
     // (MailboxRegistry::commit).
@@ -205,8 +209,11 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
                                                                         std::string command);
     // Waits `duration`; stop() ends it, and when `for_mail`, so does a message to wait for.
     boost::asio::awaitable<void> pause(Duration duration, bool for_mail = false);
+    // Waits until the account may take one more session: the server's backoff over, a place
+    // free among its sessions. Nothing once stopped.
+    boost::asio::awaitable<std::optional<ImapAccount::Slot>> account_slot();
     // How soon to look again while messages are awaited (settings_.prompt_checks); nullopt
-    // when none is.
+    // when none is, or while the server throttles the account.
     std::optional<Duration> prompt_check_interval() const;
     // Takes a session's failure, in the roundtrip probe's terms from here on.
     void session_failed(const imap::Failure& session_failure, bool junk);

@@ -10,6 +10,7 @@
 #include "probes/accept_probe.hpp"
 #include "probes/auth_probe.hpp"
 #include "probes/authserv_id_watch.hpp"
+#include "probes/imap_account.hpp"
 #include "probes/roundtrip_metrics.hpp"
 #include "probes/settings_reader.hpp"
 #include "probes/smtp_lists.hpp"
@@ -36,10 +37,11 @@ constexpr std::array<std::string_view, 13> kOwnKeys{
 constexpr auto kKeys = joined(kOwnKeys, kAuthKeys);
 constexpr std::array<std::string_view, 2> kTables{"message", "roundtrip"};
 // The IMAP wait is no phase of its own: its time is the round trip's (mailcanary_roundtrip_*).
-constexpr auto kReasons = joined(
-    smtp_lists::kAcceptReasons,
-    std::array{FailureReason::junk, FailureReason::lost, FailureReason::imap_connect,
-               FailureReason::imap_tls, FailureReason::imap_auth, FailureReason::imap_protocol});
+constexpr auto kReasons =
+    joined(smtp_lists::kAcceptReasons,
+           std::array{FailureReason::junk, FailureReason::lost, FailureReason::imap_connect,
+                      FailureReason::imap_tls, FailureReason::imap_auth,
+                      FailureReason::imap_protocol, FailureReason::throttled});
 
 constexpr std::array<Choice<CleanupMode>, 3> kCleanupModes{{
     {"delete", CleanupMode::delete_message},
@@ -116,7 +118,8 @@ AfterDelivery after_delivery(CleanupMode cleanup) {
 }
 
 // The mailbox a roundtrip target delivers to, as its tracker needs it.
-MailboxSettings mailbox_settings_for(const CompiledTarget& target, const RoundtripState& state) {
+MailboxSettings mailbox_settings_for(const CompiledTarget& target, const RoundtripState& state,
+                                     ProbeResources& resources) {
     const RoundtripConfig& roundtrip = state.options;
     MailboxSettings settings;
     settings.endpoint = state.imap;
@@ -136,6 +139,8 @@ MailboxSettings mailbox_settings_for(const CompiledTarget& target, const Roundtr
     settings.poll_interval = roundtrip.poll_interval;
     settings.prompt_checks = roundtrip.prompt_checks;
     settings.token_secret = target.token_secret;
+    settings.account = imap_accounts(resources).account(roundtrip.imap_host, roundtrip.imap_port,
+                                                        roundtrip.auth.username);
     settings.label = roundtrip.auth.username + "@" + roundtrip.imap_host + ":" +
                      std::to_string(roundtrip.imap_port) + "/" + roundtrip.mailbox;
     return settings;
@@ -342,7 +347,8 @@ class RoundtripProbe final : public ProbeKind {
     void attach(CompiledTarget& target, ProbeResources& resources) const override {
         auto& state = target.state_of<RoundtripState>(kName);
         state.mailbox = roundtrip_resources(resources).mailboxes.attach(
-            mailbox_settings_for(target, state), state.options.timeout, target.config.name);
+            mailbox_settings_for(target, state, resources), state.options.timeout,
+            target.config.name);
     }
 
     // Runs overlap when the interval is shorter than delivery takes: each waits for its own

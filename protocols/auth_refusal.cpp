@@ -8,21 +8,6 @@
 namespace mailcanary {
 namespace {
 
-bool contains_ignoring_case(std::string_view text, std::string_view part) {
-    if (part.size() > text.size()) return false;
-    for (std::size_t at = 0; at + part.size() <= text.size(); ++at) {
-        if (iequals(text.substr(at, part.size()), part)) return true;
-    }
-    return false;
-}
-
-template <std::size_t N>
-bool says_any(std::string_view text, const std::array<std::string_view, N>& phrases) {
-    return std::any_of(phrases.begin(), phrases.end(), [&](std::string_view phrase) {
-        return contains_ignoring_case(text, phrase);
-    });
-}
-
 // Microsoft answers "535 5.7.139 Authentication unsuccessful, <why>" both for a policy and for a
 // wrong password ("the user credentials were incorrect"): only the why tells them apart.
 constexpr std::array<std::string_view, 4> kMicrosoftPolicy{
@@ -52,9 +37,10 @@ FailureReason smtp_auth_refusal(const smtp::Reply& reply) {
         case 30:  // Microsoft: "Basic authentication is not supported for Client Submission"
             return FailureReason::auth_disabled;
         case 139: {
-            const bool policy = std::any_of(
-                reply.lines.begin(), reply.lines.end(),
-                [](const std::string& line) { return says_any(line, kMicrosoftPolicy); });
+            const bool policy =
+                std::any_of(reply.lines.begin(), reply.lines.end(), [](const std::string& line) {
+                    return contains_any_ignoring_case(line, kMicrosoftPolicy);
+                });
             return policy ? FailureReason::auth_disabled : FailureReason::auth_rejected;
         }
         default:
@@ -67,7 +53,7 @@ FailureReason imap_login_refusal(std::string_view code, std::string_view text) {
     // RFC 5530: UNAVAILABLE is the authentication service failing, not the credentials.
     if (iequals(code_name, "UNAVAILABLE")) return FailureReason::auth_tempfail;
     if (iequals(code_name, "WEBALERT")) return FailureReason::auth_disabled;  // Gmail
-    if (says_any(text, kImapPolicy)) return FailureReason::auth_disabled;
+    if (contains_any_ignoring_case(text, kImapPolicy)) return FailureReason::auth_disabled;
     return FailureReason::auth_rejected;
 }
 

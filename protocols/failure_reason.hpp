@@ -4,9 +4,12 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace mailcanary {
 
@@ -50,7 +53,8 @@ namespace mailcanary {
     X(imap_auth) \
     X(imap_protocol) \
     X(greeting_rejected) \
-    X(select_rejected)
+    X(select_rejected) \
+    X(throttled)
 
 enum class FailureReason {
 #define MAILCANARY_ENUMERATOR(name) name,
@@ -74,10 +78,16 @@ constexpr std::string_view to_string(FailureReason reason) {
 }
 
 // A failure as a session reports it: the reason, and what failed in words (with the server's
-// reply, if any).
+// reply, if any). A server that throttles may say how long to wait before trying again.
 struct Failure {
+    Failure() = default;
+    Failure(FailureReason failure_reason, std::string failure_detail,
+            std::optional<std::chrono::milliseconds> hint = std::nullopt)
+        : reason(failure_reason), detail(std::move(failure_detail)), backoff_hint(hint) {}
+
     FailureReason reason = FailureReason::protocol;
     std::string detail;
+    std::optional<std::chrono::milliseconds> backoff_hint;
 };
 
 }  // namespace mailcanary

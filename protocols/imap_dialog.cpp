@@ -1,6 +1,7 @@
 #include "protocols/imap_dialog.hpp"
 #include "common/text.hpp"
 #include "protocols/auth_refusal.hpp"
+#include "protocols/imap_throttling.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -19,8 +20,26 @@ Status status_of(std::string_view name) {
     return Status::bad;
 }
 
+// A command's name: its first word, or its first two after UID ("UID COPY").
+std::string command_name(std::string_view command) {
+    const auto word_end = [&](std::size_t from) {
+        return std::min(command.find(' ', from), command.size());
+    };
+    const std::size_t first = word_end(0);
+    if (!iequals(command.substr(0, first), "UID") || first == command.size()) {
+        return std::string(command.substr(0, first));
+    }
+    return std::string(command.substr(0, word_end(first + 1)));
+}
+
 // What the transcript shows of a response: the first line, with literals counted, not shown.
 std::string shown(const Response& response) { return printable(response.line); }
+
+// A status response for failure details: "NO [CODE] text".
+std::string describe(const Response& response) {
+    return response.name + (response.code.empty() ? "" : " [" + response.code + "]") +
+           (response.text.empty() ? "" : " " + response.text);
+}
 
 }  // namespace
 
@@ -114,6 +133,7 @@ Action Client::on_tls_established() {
 
 std::string Client::tagged(std::string_view command) {
     tag_ = "C" + std::to_string(++tag_counter_);
+    command_name_ = command_name(command);
     completion_ = Completion{};
     return tag_ + " " + std::string(command);
 }
@@ -122,7 +142,14 @@ Action Client::on_closed() {
     if (state_ == State::failed) return {Action::Kind::failed, {}};
     std::string detail = "the server closed the connection";
     if (bye_) detail += " after BYE " + *bye_;
+    if (bye_throttling_) return fail_throttled(*bye_throttling_, detail);
     return fail(FailureReason::closed, detail);
+}
+
+Action Client::fail_throttled(const Throttling& throttling, std::string detail) {
+    const Action action = fail(FailureReason::throttled, std::move(detail));
+    failure_->backoff_hint = throttling.backoff_hint;
+    return action;
 }
 
 Action Client::fail(FailureReason reason, std::string detail) {
@@ -177,7 +204,10 @@ Action Client::on_response(Response response) {
     }
     if (response.kind == Response::Kind::continuation) return on_continuation(response);
     if (response.kind == Response::Kind::untagged) {
-        if (response.name == "BYE") bye_ = printable(response.text);
+        if (response.name == "BYE") {
+            bye_ = printable(response.text);
+            bye_throttling_ = throttling(response.code, response.text, {});
+        }
         if (response.name == "EXISTS") mailbox_changed_ = true;
         if (state_ == State::command || state_ == State::idle_requested ||
             state_ == State::idling || state_ == State::idle_done) {
@@ -195,6 +225,13 @@ Action Client::on_response(Response response) {
     }
     if (state_ == State::ready || state_ == State::upgrading) {
         return fail(FailureReason::protocol, "a completion for a command not sent");
+    }
+    // Throttled at any command, the login included: the session is over, and the server would
+    // refuse the next command too; whoever opens the next one waits first.
+    if (response.name != "OK") {
+        if (const auto throttled = throttling(response.code, response.text, command_name_)) {
+            return fail_throttled(*throttled, command_name_ + ": " + describe(response));
+        }
     }
     if (state_ == State::capability || state_ == State::starttls ||
         state_ == State::authenticating || state_ == State::capability_after_login) {
@@ -223,8 +260,11 @@ Action Client::on_greeting(const Response& response) {
         return {Action::Kind::ready, {}};
     }
     if (response.kind == Response::Kind::untagged && response.name == "BYE") {
-        return fail(FailureReason::greeting_rejected,
-                    "the server refused the session: " + response.text);
+        const std::string detail = "the server refused the session: " + response.text;
+        if (const auto throttled = throttling(response.code, response.text, {})) {
+            return fail_throttled(*throttled, detail);
+        }
+        return fail(FailureReason::greeting_rejected, detail);
     }
     return fail(FailureReason::protocol, "not an IMAP greeting: " + response.line);
 }
@@ -311,9 +351,7 @@ Action Client::on_continuation(const Response& response) {
 
 Action Client::on_login_sequence_completion(const Response& response) {
     const Status status = status_of(response.name);
-    const std::string described = response.name +
-                                  (response.code.empty() ? "" : " [" + response.code + "]") +
-                                  (response.text.empty() ? "" : " " + response.text);
+    const std::string described = describe(response);
     tag_.clear();
     switch (state_) {
         case State::capability:

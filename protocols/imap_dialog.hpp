@@ -13,6 +13,7 @@
 #include "common/transcript.hpp"
 #include "protocols/failure_reason.hpp"
 #include "protocols/imap_response.hpp"
+#include "protocols/imap_throttling.hpp"
 #include "protocols/phase.hpp"
 #include "protocols/sasl.hpp"
 #include "protocols/tls_options.hpp"
@@ -124,6 +125,8 @@ class Client {
     Action start_authenticate();
     Action on_continuation(const Response& response);
     Action fail(FailureReason reason, std::string detail);
+    // Fails as `throttled`, keeping the server's backoff hint.
+    Action fail_throttled(const Throttling& throttling, std::string detail);
     // "C<n> command", making it the command in flight.
     std::string tagged(std::string_view command);
     void note_capabilities_in(const Response& response);
@@ -134,12 +137,14 @@ class Client {
     State state_ = State::greeting;
     bool tls_active_ = false;
     unsigned tag_counter_ = 0;
-    std::string tag_;  // of the command in flight
+    std::string tag_;           // of the command in flight
+    std::string command_name_;  // of the command in flight: "SELECT", "UID FETCH"
     std::string out_;
     std::optional<sasl::Exchange> sasl_;  // from AUTHENTICATE on
     std::vector<std::string> capabilities_;
     bool mailbox_changed_ = false;
-    std::optional<std::string> bye_;  // what the server said before hanging up
+    std::optional<std::string> bye_;            // what the server said before hanging up
+    std::optional<Throttling> bye_throttling_;  // its BYE said it throttles the client
     Completion completion_;
     std::optional<Failure> failure_;
 };

@@ -136,6 +136,7 @@ void Session::send_done_at(Clock::time_point when) {
 }
 
 void Session::end_idle() {
+    if (idle_->starting) idle_->end_requested = true;
     if (connection_ && idle_->active && !idle_->done_sent && !connection_->closed()) {
         send_done_at(Clock::now());
     }
@@ -148,7 +149,11 @@ asio::awaitable<bool> Session::idle(Clock::time_point until) {
     }
     const auto connection = connection_;
     const auto deadline = until + kIdleDoneGrace;
+    // An end_idle() before the server's "+" (a run's message now on its way) is not lost.
+    idle_->starting = true;
+    idle_->end_requested = false;
     Action action = co_await drive(client_->idle(), deadline, std::nullopt);
+    idle_->starting = false;
     if (action.kind == Action::Kind::completed) {
         // A server may refuse IDLE (NO) despite advertising it: poll instead next time.
         co_return !connection->closed();
@@ -159,7 +164,7 @@ asio::awaitable<bool> Session::idle(Clock::time_point until) {
     // TLS stream allows one read and one write at once).
     idle_->active = true;
     idle_->done_sent = false;
-    send_done_at(until);
+    send_done_at(idle_->end_requested ? Clock::now() : until);
     while (action.kind == Action::Kind::idling) {
         if (client_->take_mailbox_changed() && !idle_->done_sent) {
             idle_->timer.cancel();

@@ -75,6 +75,8 @@ class Session {
         boost::asio::steady_timer timer;
         bool active = false;  // idle() is waiting for the server
         bool done_sent = false;
+        bool starting = false;       // IDLE sent, its "+" not yet in
+        bool end_requested = false;  // end_idle() came while starting: DONE at once
     };
 
     // Performs actions until the client asks for something the caller decides on; operations

@@ -107,4 +107,22 @@ inline const std::string kMicrosoftImapBasicAuthDisabled =
     "NO Basic authentication is disabled.\r\n"
     "* BYE Microsoft Exchange Server IMAP4 server signing off.\r\n";
 
+// Throttling, over IMAP. Gmail refuses a login past 15 sessions of one account
+// (https://support.google.com/mail/answer/7126229, "Too many simultaneous connections"): to
+// AUTHENTICATE in jstedfast/MailKit #377, to LOGIN in zone-eu/wildduck #35.
+inline const std::string kGmailImapTooManyConnections =
+    "NO [ALERT] Too many simultaneous connections. (Failure)\r\n";
+// Gmail's command and bandwidth limits (Workspace: 2,500 MB of IMAP download a day,
+// https://support.google.com/a/answer/1071518), to FETCH: ljmerza/ha-email-sensor #16,
+// mailcow/mailcow-dockerized #1554.
+inline const std::string kGmailImapOverQuota =
+    "NO [OVERQUOTA] Account exceeded command or bandwidth limits.\r\n";
+// Exchange Online: to FETCH in ikvk/imap_tools #135 (to APPEND in imapsync/imapsync #198); as BAD
+// and a BYE in simonrob/email-oauth2-proxy #191.
+inline const std::string kMicrosoftImapThrottled =
+    "NO Request is throttled. Suggested Backoff Time: 299910 milliseconds\r\n";
+inline const std::string kMicrosoftImapThrottledBye =
+    "BAD Request is throttled. Suggested Backoff Time: 89117 milliseconds\r\n"
+    "* BYE Connection closed. 14\r\n";
+
 }  // namespace mailcanary::test::providers

@@ -95,9 +95,8 @@ TEST(ContractDocs, TheNamesAreTheEnumeratorsInOrder) {
     EXPECT_EQ(to_string(kAllPhases.front()), "resolve");
     EXPECT_EQ(to_string(Phase::logout), "logout");
     EXPECT_EQ(to_string(kAllFailureReasons.front()), "dns");
-    EXPECT_EQ(to_string(FailureReason::select_rejected), "select_rejected");
-    EXPECT_EQ(static_cast<std::size_t>(FailureReason::select_rejected),
-              kAllFailureReasons.size() - 1);
+    EXPECT_EQ(to_string(FailureReason::throttled), "throttled");
+    EXPECT_EQ(static_cast<std::size_t>(FailureReason::throttled), kAllFailureReasons.size() - 1);
 }
 
 }  // namespace

@@ -314,6 +314,39 @@ TEST(ImapClient, ProvidersLoginRefusalsByPolicyAreNotWrongPasswords) {
     EXPECT_EQ(microsoft(p::kMicrosoftImapLoginFailed), "auth_rejected");
 }
 
+// Throttled logins are neither refused credentials nor an outage: the providers' words and RFC
+// 5530's codes for limits (sources in support/provider_transcripts.hpp and
+// tests/unit/imap_throttling_test.cpp).
+TEST(ImapClient, ThrottledLoginsAreNotRefusedCredentials) {
+    namespace p = test::providers;
+    const auto gmail = [](const std::string& refusal) {
+        return to_string(
+            provider_login_refused(p::kGmailImapGreeting, p::kGmailImapCapability, refusal));
+    };
+    const auto microsoft = [](const std::string& refusal) {
+        return to_string(provider_login_refused(p::kMicrosoftImapGreeting,
+                                                p::kMicrosoftImapCapability, refusal));
+    };
+    EXPECT_EQ(gmail(p::kGmailImapTooManyConnections), "throttled");
+    EXPECT_EQ(gmail(p::kGmailImapOverQuota), "throttled");
+    EXPECT_EQ(microsoft(p::kMicrosoftImapThrottled), "throttled");
+    EXPECT_EQ(microsoft("NO [LIMIT] Maximum number of connections exceeded\r\n"), "throttled");
+    // A subsystem down (RFC 5530: "the authentication backend", say) is no limit on the client.
+    EXPECT_EQ(microsoft("NO [UNAVAILABLE] Internal error\r\n"), "auth_tempfail");
+
+    Conversation c(password_options(TlsMode::implicit));
+    c.start();
+    c.tls_established();
+    c.server(p::kMicrosoftImapGreeting);
+    c.server(p::kMicrosoftImapCapability + "C1 OK CAPABILITY completed.\r\n");
+    c.written();
+    EXPECT_EQ(c.server("C2 " + p::kMicrosoftImapThrottled).kind, Kind::failed);
+    ASSERT_TRUE(c.client().failure());
+    EXPECT_EQ(c.client().failure()->backoff_hint, std::chrono::milliseconds(299910));
+    EXPECT_EQ(c.client().failure()->detail,
+              "LOGIN: NO Request is throttled. Suggested Backoff Time: 299910 milliseconds");
+}
+
 TEST(ImapClient, Xoauth2ErrorChallengeGetsAnEmptyAnswer) {
     auto options = password_options(TlsMode::implicit, "ya29.token");
     options.credentials.secret_is_token = true;
@@ -338,6 +371,13 @@ TEST(ImapClient, ByeGreetingAndPreauth) {
     refused.tls_established();
     EXPECT_EQ(refused.server("* BYE Too many connections\r\n").kind, Kind::failed);
     EXPECT_EQ(refused.client().failure()->reason, FailureReason::greeting_rejected);
+
+    Conversation limited(password_options(TlsMode::implicit));
+    limited.start();
+    limited.tls_established();
+    EXPECT_EQ(limited.server("* BYE [LIMIT] Too many connections from your address\r\n").kind,
+              Kind::failed);
+    EXPECT_EQ(limited.client().failure()->reason, FailureReason::throttled);
 
     Conversation preauth(password_options(TlsMode::implicit));
     preauth.start();
@@ -386,6 +426,37 @@ TEST(ImapClient, NoAndBadAreCompletionsNotSessionFailures) {
     EXPECT_EQ(c.command("NOOP").kind, Kind::read);
     EXPECT_EQ(c.written(), "C3 NOOP\r\n");
     EXPECT_EQ(c.server("C3 OK NOOP completed.\r\n").kind, Kind::completed);
+}
+
+// Throttled at a later command, the session is over with the reason and the server's hint; a
+// full mailbox (OVERQUOTA to COPY) stays the command's answer.
+TEST(ImapClient, AThrottledCommandEndsTheSession) {
+    namespace p = test::providers;
+    Conversation gmail = logged_in();
+    gmail.command("UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (X-Mailcanary-Token)])");
+    EXPECT_EQ(gmail.server("C2 " + p::kGmailImapOverQuota).kind, Kind::failed);
+    EXPECT_EQ(gmail.client().failure()->reason, FailureReason::throttled);
+    EXPECT_FALSE(gmail.client().failure()->backoff_hint);
+
+    Conversation microsoft = logged_in();
+    microsoft.command("SELECT \"INBOX\"");
+    EXPECT_EQ(microsoft.server("C2 " + p::kMicrosoftImapThrottledBye).kind, Kind::failed);
+    EXPECT_EQ(microsoft.client().failure()->reason, FailureReason::throttled);
+    EXPECT_EQ(microsoft.client().failure()->backoff_hint, std::chrono::milliseconds(89117));
+
+    Conversation full = logged_in();
+    full.command("UID COPY 5 \"Trash\"");
+    EXPECT_EQ(full.server("C2 NO [OVERQUOTA] Quota exceeded (mailbox for user is full)\r\n").kind,
+              Kind::completed);
+    EXPECT_FALSE(full.client().completion().ok());
+
+    // A BYE that says why, then the end of the connection.
+    Conversation bye = logged_in();
+    bye.idle();
+    bye.server("+ idling\r\n");
+    bye.server("* BYE [LIMIT] Too many simultaneous connections\r\n");
+    EXPECT_EQ(bye.closed().kind, Kind::failed);
+    EXPECT_EQ(bye.client().failure()->reason, FailureReason::throttled);
 }
 
 TEST(ImapClient, IdleUntilNewMailThenDone) {

@@ -57,17 +57,20 @@ TEST(RoundtripReason, SessionReasonsMapToTheProbesContract) {
         {FailureReason::oauth_token, FailureReason::imap_auth},
         {FailureReason::protocol, FailureReason::imap_protocol},
         {FailureReason::select_rejected, FailureReason::imap_protocol},
+        {FailureReason::throttled, FailureReason::throttled},
     };
     for (const auto& [session, roundtrip] : expected) {
         EXPECT_EQ(to_string(roundtrip_reason(session)), to_string(roundtrip)) << to_string(session);
     }
 }
 
-TEST(RoundtripReason, EveryReasonEndsAsOneOfTheFourImapReasons) {
+// Throttling keeps its name: it is neither a mailbox that cannot be reached nor a refused login.
+TEST(RoundtripReason, EveryReasonEndsAsOneOfTheFourImapReasonsOrThrottled) {
     for (const FailureReason reason : kAllFailureReasons) {
         const FailureReason mapped = roundtrip_reason(reason);
         EXPECT_TRUE(mapped == FailureReason::imap_connect || mapped == FailureReason::imap_tls ||
-                    mapped == FailureReason::imap_auth || mapped == FailureReason::imap_protocol)
+                    mapped == FailureReason::imap_auth || mapped == FailureReason::imap_protocol ||
+                    mapped == FailureReason::throttled)
             << to_string(reason) << " -> " << to_string(mapped);
     }
 }
