@@ -149,8 +149,9 @@ def build_env():
     return env
 
 
-def configure(log, jobs):
-    extra = []
+def configure(log):
+    # Tests are listed when ctest runs, not after each link: the unit tests are run directly.
+    extra = ["-DCMAKE_GTEST_DISCOVER_TESTS_DISCOVERY_MODE=PRE_TEST"]
     if os.environ.get("MAILCANARY_STACK_PORT_BASE"):
         extra.append("-DMAILCANARY_STACK_PORT_BASE=" + os.environ["MAILCANARY_STACK_PORT_BASE"])
     code, out = run(["cmake", "--preset", "release", *extra], log, env=build_env())
@@ -159,6 +160,8 @@ def configure(log, jobs):
 
 
 def build(targets, log, jobs):
+    if not targets:
+        return True, ""
     code, out = run(["cmake", "--build", str(BUILD), "-j", str(jobs), "--target", *targets],
                     log, env=build_env())
     return code == 0, out
@@ -168,8 +171,8 @@ def targets_for(tests):
     kind, _, argument = tests.partition(" ")
     if kind == "unit":
         return ["mailcanary_unit_tests"]
-    # Monitoring tests need nothing built; integration tests need the agent and their binary.
-    return [] if argument.startswith("monitoring_") else ["mailcanary", "all"]
+    # Monitoring tests need nothing built; integration tests need the agent and their binaries.
+    return [] if argument.lstrip("^").startswith("monitoring_") else ["all"]
 
 
 def run_tests(tests, log):
@@ -183,9 +186,9 @@ def run_tests(tests, log):
             if "[  PASSED  ] 0 tests" in out:
                 return "NO TESTS"  # a filter matching nothing protects nothing
             return None
-        failed = re.findall(r"^\[  FAILED  \] (\S+)", out, re.M)
+        failed = sorted(set(re.findall(r"^\[  FAILED  \] (\S+\.\S+)", out, re.M)))
         if failed:
-            return failed[0]
+            return failed[0] + (f" (+{len(failed) - 1})" if len(failed) > 1 else "")
         ran = re.findall(r"\[ RUN      \] (\S+)", out)
         return f"crash ({code}) in " + (ran[-1] if ran else "?")
     code, out = run(["ctest", "--test-dir", str(BUILD), "-R", argument, "--output-on-failure"],
@@ -257,11 +260,11 @@ def main():
     log.write_text("")
     print(f"mutants: {len(mutations)} mutations; scratch copy {SOURCE}, log {log}", flush=True)
     sync_scratch()
-    configure(log, args.jobs)
+    configure(log)
 
     # The named tests must pass unmutated, or a failure would prove nothing.
     targets = sorted({t for m in mutations for t in targets_for(m.tests)})
-    built, out = build(targets or ["mailcanary"], log, args.jobs)
+    built, out = build(targets, log, args.jobs)
     if not built:
         sys.exit(f"mutants: the unmutated scratch copy does not build (see {log})")
     for tests in sorted({m.tests for m in mutations}):
@@ -279,7 +282,7 @@ def main():
         verdict = apply(mutation)
         if verdict is None:
             try:
-                built, out = build(targets_for(mutation.tests) or ["mailcanary"], log, args.jobs)
+                built, out = build(targets_for(mutation.tests), log, args.jobs)
                 if not built:
                     verdict = "DOES NOT BUILD"
                 else:

@@ -252,9 +252,10 @@ std::string token_fetch(int sequence, int uid, const std::string& headers) {
 
 // The server's answer to the tracker's fetch of a message it examines, `modseq` with CONDSTORE.
 std::string message_fetch(int sequence, int uid, const std::string& headers,
-                          const std::string& modseq = "") {
+                          const std::string& modseq = "",
+                          const std::string& internal_date = "29-Nov-2026 09:00:01 +0000") {
     return "* " + std::to_string(sequence) + " FETCH (UID " + std::to_string(uid) +
-           " INTERNALDATE \"29-Nov-2026 09:00:01 +0000\" " +
+           " INTERNALDATE \"" + internal_date + "\" " +
            (modseq.empty() ? "" : "MODSEQ (" + modseq + ") ") +
            "BODY[HEADER.FIELDS (X-MAILCANARY-TOKEN AUTHENTICATION-RESULTS RECEIVED)] {" +
            std::to_string(headers.size()) + "}\r\n" + headers + ")\r\n";
@@ -493,6 +494,73 @@ TEST_F(TrackerTest, ASweepLooksAgainOnlyAtProbeMessagesStillThere) {
     run_until([&] { return sent_line_starting(server, "C11 IDLE"); }, {watcher});
     EXPECT_TRUE(sent_line_starting(server, "C11 IDLE")) << "the script did not run to the end";
     EXPECT_TRUE(events_.removed.empty()) << "a message in flight is not a leftover";
+}
+
+// The promise the README makes (issue 18): a message whose token does not verify with this
+// installation's secret is never touched, however old. Years old here, far past any sweep's age:
+// a forged token (a past deadline written over the signed one), tokens signed with another
+// installation's secret (both versions), malformed ones (a valid token with a byte more, one with
+// a byte less, a bare prefix). Beside them a leftover of this installation's own, which the sweep
+// removes: it shows the sweep ran and would have removed what it took for its own.
+TEST_F(TrackerTest, OldMessagesWithForgedForeignOrMalformedTokensAreNeverRemoved) {
+    const auto past = std::chrono::system_clock::now() - 1h;
+    const std::string own = make_token(kSecret, past);
+    std::string forged = make_token(kSecret, std::chrono::system_clock::now() + 1h);
+    forged.replace(4, 10, "1700000000");
+    const std::vector<std::string> not_ours{
+        forged,
+        make_token("another installation", past),
+        "mc1.0123456789abcdef0123456789abcdef.00000000000000000000000000000000",
+        own + "0",
+        own.substr(0, own.size() - 1),
+        "mc2.",
+    };
+    const std::string old_date = "01-Jan-2020 00:00:00 +0000";
+    std::string scan_reply, examined;
+    std::string uids;
+    int uid = 10;
+    for (const auto& token : not_ours) {
+        const int sequence = uid - 9;
+        scan_reply += token_fetch(sequence, uid, token_header(token));
+        examined += message_fetch(sequence, uid, token_header(token), "", old_date);
+        uids += std::to_string(uid) + ",";
+        ++uid;
+    }
+    const int own_uid = uid;
+    scan_reply += token_fetch(own_uid - 9, own_uid, token_header(own));
+    examined += message_fetch(own_uid - 9, own_uid, token_header(own), "", old_date);
+    uids += std::to_string(own_uid);
+    auto script = selected(own_uid + 1);
+    const std::string store = "C6 UID STORE " + std::to_string(own_uid) + " +FLAGS (\\Deleted)";
+    append(script,
+           {{"C4 " + new_mail_fetch("1:*"), scan_reply + "C4 OK Fetch completed\r\n"},
+            {"C5 UID FETCH " + uids + " (UID INTERNALDATE BODY.PEEK",
+             examined + "C5 OK Fetch completed\r\n"},
+            {store, "* " + std::to_string(own_uid - 9) + " FETCH (UID " + std::to_string(own_uid) +
+                        " FLAGS (\\Deleted))\r\nC6 OK Store completed\r\n"},
+            {"C7 UID EXPUNGE " + std::to_string(own_uid),
+             "* " + std::to_string(own_uid - 9) + " EXPUNGE\r\nC7 OK Expunge completed\r\n"},
+            {"C8 IDLE", "+ idling\r\n"},  // until the next sweep is due
+            {"DONE", "C8 OK IDLE terminated\r\n"},
+            {"C9 " + new_mail_fetch(std::to_string(own_uid + 1) + ":*"),
+             "C9 OK Fetch completed\r\n"}});
+    script.push_back(test::expect_line("C10 IDLE"));  // nothing of theirs is looked at again
+    script.push_back(test::hang());
+    const FakeSmtpServer server(std::move(script));
+    const auto watcher = tracker(server, "swept", CleanupMode::delete_message, password_login());
+    watcher->set_age_limit(100ms);  // sweeps every 100 ms instead of every 5 minutes
+    run_until([&] { return sent_line_starting(server, "C10 IDLE"); }, {watcher});
+    EXPECT_TRUE(sent_line_starting(server, "C10 IDLE"))
+        << "the script did not run to the end: a message touched that is not the agent's";
+    EXPECT_EQ(events_.removed, (std::map<std::string, int>{{"swept", 1}}))
+        << "the own leftover beside them is removed, and nothing else";
+    for (const auto& line : server.received_lines()) {
+        for (const char* touch : {"STORE", "EXPUNGE", "MOVE", "COPY"}) {
+            if (line.find(touch) == std::string::npos) continue;
+            EXPECT_NE(line.find(" " + std::to_string(own_uid)), std::string::npos)
+                << "touches a message not the agent's: " << line;
+        }
+    }
 }
 
 // Before sending, a run asks whether the mailbox can be read: not while its login fails, and
