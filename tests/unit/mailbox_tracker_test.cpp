@@ -332,6 +332,21 @@ TEST_F(TrackerTest, ALeftoverMovedToTheTrashCountsForTheMoveThatMovedIt) {
     EXPECT_EQ(events_.removed, (std::map<std::string, int>{{"winner", 1}}));
 }
 
+// cleanup = "keep": the operator keeps probe messages (to read them, or for a provider's own
+// filtering); a leftover the sweep finds is left where it is, unflagged.
+TEST_F(TrackerTest, KeepLeavesEvenALeftoverUntouched) {
+    const FakeSmtpServer server(sweep_finding_a_leftover({}));
+    const auto watcher = tracker(server, "kept", CleanupMode::keep, password_login());
+    run_until([&] { return idles(server); }, {watcher});
+    EXPECT_TRUE(idles(server)) << "the script did not run to the end: the leftover was touched";
+    for (const auto& line : server.received_lines()) {
+        for (const char* removal : {"UID STORE", "EXPUNGE", "UID MOVE", "UID COPY"}) {
+            EXPECT_EQ(line.find(removal), std::string::npos) << line;
+        }
+    }
+    EXPECT_TRUE(events_.removed.empty());
+}
+
 // Login and SELECT of a folder whose next UID is `uid_next`, without CONDSTORE.
 std::vector<ScriptStep> selected(int uid_next) {
     return {
@@ -555,7 +570,7 @@ TEST_F(TrackerTest, OldMessagesWithForgedForeignOrMalformedTokensAreNeverRemoved
     EXPECT_EQ(events_.removed, (std::map<std::string, int>{{"swept", 1}}))
         << "the own leftover beside them is removed, and nothing else";
     for (const auto& line : server.received_lines()) {
-        for (const char* touch : {"STORE", "EXPUNGE", "MOVE", "COPY"}) {
+        for (const char* touch : {"UID STORE", "EXPUNGE", "UID MOVE", "UID COPY"}) {
             if (line.find(touch) == std::string::npos) continue;
             EXPECT_NE(line.find(" " + std::to_string(own_uid)), std::string::npos)
                 << "touches a message not the agent's: " << line;
