@@ -105,6 +105,10 @@ TEST(ImapRemoval, AStoreUpdatedOnlyWhatItsReplyNames) {
     EXPECT_FALSE(imap::store_updated(reply("* 3 FETCH (UID 6 FLAGS (\\Deleted))\r\n"), 5));
     EXPECT_FALSE(imap::store_updated(reply("", imap::Status::ok, "MODIFIED 5"), 5))
         << "another session changed it since it was fetched";
+    EXPECT_FALSE(imap::store_updated(reply("* 3 FETCH (UID 5 MODSEQ (12) FLAGS (\\Deleted))\r\n",
+                                           imap::Status::ok, "MODIFIED 4:6"),
+                                     5))
+        << "refused as modified, with the flags another session set (RFC 7162 3.1.3)";
     EXPECT_FALSE(imap::store_updated(reply("* 3 EXPUNGE\r\n"), 5))
         << "gone already: OK, and another session's EXPUNGE reported now";
     EXPECT_FALSE(
@@ -265,16 +269,18 @@ std::string token_header(const std::string& token) {
     return "X-Mailcanary-Token: " + token + "\r\n\r\n";
 }
 
-// Login, SELECT with CONDSTORE, the first sweep finding one message, its FETCH (MODSEQ 7)
-// showing a leftover of this secret whose signed deadline is an hour past; then the removal's
-// exchanges, and IDLE.
-std::vector<ScriptStep> sweep_finding_a_leftover(const std::vector<Exchange>& removal) {
+// Login (the server's `capabilities` after it), SELECT with CONDSTORE, the first sweep finding
+// one message, its FETCH (MODSEQ 7) showing a leftover of this secret whose signed deadline is
+// an hour past; then the removal's exchanges, and IDLE.
+std::vector<ScriptStep> sweep_finding_a_leftover(
+    const std::vector<Exchange>& removal,
+    const std::string& capabilities = "IMAP4rev1 IDLE UIDPLUS MOVE CONDSTORE") {
     const std::string headers =
         token_header(make_token("installation secret", std::chrono::system_clock::now() - 1h));
     std::vector<ScriptStep> script{
         test::send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n"),
         test::expect_line("C1 LOGIN"),
-        test::send("C1 OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS MOVE CONDSTORE] Logged in\r\n"),
+        test::send("C1 OK [CAPABILITY " + capabilities + "] Logged in\r\n"),
         test::expect_line("C2 LIST \"\" \"*\""),
         test::send("* LIST (\\HasNoChildren) \"/\" INBOX\r\n"
                    "* LIST (\\HasNoChildren \\Trash) \"/\" Trash\r\nC2 OK List completed\r\n"),
@@ -330,6 +336,37 @@ TEST_F(TrackerTest, ALeftoverMovedToTheTrashCountsForTheMoveThatMovedIt) {
     run_until([&] { return idles(winner) && idles(loser); }, trackers);
     ASSERT_TRUE(idles(winner) && idles(loser)) << "the scripts did not run to the end";
     EXPECT_EQ(events_.removed, (std::map<std::string, int>{{"winner", 1}}));
+}
+
+// Without MOVE, the trash takes a copy by UID, then the message is flagged and expunged by UID.
+TEST_F(TrackerTest, WithoutMoveALeftoverIsCopiedToTheTrashByUid) {
+    const FakeSmtpServer server(sweep_finding_a_leftover(
+        {{"C6 UID COPY 5 \"Trash\"", "C6 OK [COPYUID 1 5 9] Copy completed\r\n"},
+         {"C7 UID STORE 5 (UNCHANGEDSINCE 7) +FLAGS (\\Deleted)",
+          "* 3 FETCH (UID 5 MODSEQ (11) FLAGS (\\Deleted))\r\nC7 OK Store completed\r\n"},
+         {"C8 UID EXPUNGE 5", "* 3 EXPUNGE\r\nC8 OK Expunge completed\r\n"}},
+        "IMAP4rev1 IDLE UIDPLUS CONDSTORE"));
+    const auto watcher = tracker(server, "copied", CleanupMode::trash, password_login());
+    run_until([&] { return idles(server); }, {watcher});
+    EXPECT_TRUE(idles(server)) << "the script did not run to the end";
+    EXPECT_EQ(events_.removed, (std::map<std::string, int>{{"copied", 1}}));
+}
+
+// Without UIDPLUS only a plain EXPUNGE exists, which would also remove whatever the user flagged
+// \Deleted: the leftover keeps its flag and nothing is expunged.
+TEST_F(TrackerTest, WithoutUidplusALeftoverIsFlaggedButNothingIsExpunged) {
+    const FakeSmtpServer server(
+        sweep_finding_a_leftover({{"C6 UID STORE 5 (UNCHANGEDSINCE 7) +FLAGS (\\Deleted)",
+                                   "* 3 FETCH (UID 5 MODSEQ (11) FLAGS (\\Deleted))\r\n"
+                                   "C6 OK Store completed\r\n"}},
+                                 "IMAP4rev1 IDLE MOVE CONDSTORE"));
+    const auto watcher = tracker(server, "flagged", CleanupMode::delete_message, password_login());
+    run_until([&] { return idles(server); }, {watcher});
+    EXPECT_TRUE(idles(server)) << "the script did not run to the end";
+    for (const auto& line : server.received_lines()) {
+        EXPECT_EQ(line.find("EXPUNGE"), std::string::npos) << line;
+    }
+    EXPECT_TRUE(events_.removed.empty()) << "flagged, not removed";
 }
 
 // cleanup = "keep": the operator keeps probe messages (to read them, or for a provider's own
