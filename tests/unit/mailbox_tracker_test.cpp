@@ -106,7 +106,7 @@ TEST(ImapRemoval, AStoreUpdatedOnlyWhatItsReplyNames) {
     EXPECT_FALSE(imap::store_updated(reply("", imap::Status::ok, "MODIFIED 5"), 5))
         << "another session changed it since it was fetched";
     EXPECT_FALSE(imap::store_updated(reply("* 3 FETCH (UID 5 MODSEQ (12) FLAGS (\\Deleted))\r\n",
-                                           imap::Status::ok, "MODIFIED 4:6"),
+                                           imap::Status::ok, "MODIFIED 5"),
                                      5))
         << "refused as modified, with the flags another session set (RFC 7162 3.1.3)";
     EXPECT_FALSE(imap::store_updated(reply("* 3 EXPUNGE\r\n"), 5))
