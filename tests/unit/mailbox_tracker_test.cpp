@@ -119,6 +119,8 @@ TEST(ImapRemoval, AMoveMovedOnlyWhatItsCopyuidNames) {
     EXPECT_TRUE(
         imap::move_moved(reply("* OK [COPYUID 1796314396 4 1] Moved UIDs.\r\n* 2 EXPUNGE\r\n"), 4));
     EXPECT_TRUE(imap::move_moved(reply("", imap::Status::ok, "COPYUID 7 3:5 10:12"), 4));
+    EXPECT_FALSE(imap::move_moved(reply("", imap::Status::ok, "COPYUID 7 5:6 10:11"), 4))
+        << "it moved other messages";
     EXPECT_FALSE(imap::move_moved(reply("* 2 EXPUNGE\r\n", imap::Status::no, "EXPUNGEISSUED"), 4))
         << "another session's move, reported during this one";
     EXPECT_FALSE(imap::move_moved(reply("* 2 EXPUNGE\r\n"), 4)) << "no COPYUID: no proof";

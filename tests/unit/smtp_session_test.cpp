@@ -303,6 +303,8 @@ TEST_P(SessionCertificates, FailureIsClassifiedAndExpiryStillKnown) {
         key = TestPki::self_signed({});
     } else if (name == "expired") {
         key = pki_.issue({.not_before = now - 48h, .not_after = now - 24h});
+    } else if (name == "wrong_address") {  // the target is 127.0.0.1, an IP literal
+        key = pki_.issue({.ip_addresses = {"127.0.0.2"}});
     } else {
         key = pki_.issue({});
         config.tls_options.server_name = "mx.elsewhere.example";
@@ -322,7 +324,8 @@ INSTANTIATE_TEST_SUITE_P(
     Cases, SessionCertificates,
     testing::Values(CertificateCase{"untrusted", FailureReason::tls_cert_untrusted},
                     CertificateCase{"expired", FailureReason::tls_cert_expired},
-                    CertificateCase{"wrong_name", FailureReason::tls_cert_hostname}),
+                    CertificateCase{"wrong_name", FailureReason::tls_cert_hostname},
+                    CertificateCase{"wrong_address", FailureReason::tls_cert_hostname}),
     [](const auto& test_case) { return std::string(test_case.param.name); });
 
 TEST_F(SessionTest, InsecureSkipVerifyAcceptsASelfSignedCertificate) {
