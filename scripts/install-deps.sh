@@ -18,6 +18,7 @@ set -euo pipefail
 
 BUILD_PKGS=(
   g++ cmake ninja-build git pkg-config
+  ccache  # scripts/mutants.sh's scratch build takes the release build's objects from it
   libboost-dev libssl-dev libcurl4-openssl-dev
   prometheus-cpp-dev libtomlplusplus-dev libgtest-dev libgmock-dev
 )

@@ -13,6 +13,11 @@ presets=("$@")
 bash scripts/install-deps.sh
 
 jobs=$(nproc)
+# ccache lets the mutation pass below take the release objects for its scratch copy.
+if command -v ccache >/dev/null; then
+  export CMAKE_CXX_COMPILER_LAUNCHER=${CMAKE_CXX_COMPILER_LAUNCHER:-ccache}
+  export CMAKE_C_COMPILER_LAUNCHER=${CMAKE_C_COMPILER_LAUNCHER:-ccache}
+fi
 for preset in "${presets[@]}"; do
   echo "== $preset: configure and build"
   cmake --preset "$preset" >/dev/null
@@ -22,3 +27,11 @@ for preset in "${presets[@]}"; do
   # cores would make them measure the machine instead.
   ctest --preset "$preset"
 done
+
+# Mutation testing of the safety and secret promises (docs/testing.md, "Mutants"): each mutation
+# tagged ci, applied alone to a scratch copy, must make a named test fail. The whole list is
+# `bash scripts/mutants.sh`.
+if [[ " ${presets[*]} " == *" release "* ]]; then
+  echo "== mutants: the safety and secret mutations"
+  bash scripts/mutants.sh --tag ci -j "$jobs"
+fi

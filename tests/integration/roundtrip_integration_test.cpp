@@ -507,5 +507,95 @@ TEST_F(RoundtripIntegration, TwoAgentsWithOneSecretShareAMailboxAndCountEachLeft
     }
 }
 
+// IMAP APPEND of a message file with an INTERNALDATE a year past: python3's imaplib, over TLS.
+constexpr const char* kAppendAYearAgo = R"py(
+import imaplib, ssl, sys, time
+host, port, user, password_file, ca, message_file = sys.argv[1:]
+imap = imaplib.IMAP4_SSL(host, int(port), ssl_context=ssl.create_default_context(cafile=ca))
+imap.login(user, open(password_file).read().strip())
+status, _ = imap.append("INBOX", None, imaplib.Time2Internaldate(time.time() - 365 * 86400),
+                        open(message_file, "rb").read())
+imap.logout()
+sys.exit(0 if status == "OK" else 1)
+)py";
+
+// The README's promise against the real Dovecot (issue 18): messages a year old, far past any
+// sweep's age, whose token does not verify with the agent's secret stay in the mailbox: a forged
+// token (a past deadline written over the signed one), tokens signed by another installation's
+// secret (both versions), malformed ones (a valid token with a byte more, with a byte less). The
+// agent's own leftover stored with them is removed: the sweep ran and judged them all.
+TEST_F(RoundtripIntegration, TheSweepLeavesOldMessagesWhoseTokenDoesNotVerify) {
+    const fs::path secret_file = dir_ / "own.secret";
+    std::string problem;
+    const auto secret = load_or_create_secret(secret_file.string(), problem);
+    ASSERT_TRUE(secret) << problem;
+    const auto now = std::chrono::system_clock::now();
+    const std::string own = make_token(*secret, now - 1h);
+    std::string forged = make_token(*secret, now + 1h);
+    forged.replace(4, 10, "1700000000");
+    const std::vector<std::pair<std::string, std::string>> not_ours{
+        {"forged", forged},
+        {"foreign", make_token("another installation", now - 1h)},
+        {"foreign-mc1", legacy_token("another installation", "0123456789abcdef0123456789abcdef")},
+        {"longer", own + "0"},
+        {"shorter", own.substr(0, own.size() - 1)},
+    };
+    const std::string marker = "unverified-" + std::to_string(getpid()) + "-";
+    const fs::path script = dir_ / "append.py";
+    std::ofstream(script) << kAppendAYearAgo;
+    const auto append = [&](const std::string& name, const std::string& token) {
+        const fs::path message = dir_ / (name + ".eml");
+        std::ofstream(message) << "From: canary@mailcanary.test\r\nSubject: mailcanary probe\r\n"
+                                  "Message-ID: <"
+                               << marker << name
+                               << "@mailcanary.test>\r\nX-Mailcanary-Token: " << token
+                               << "\r\n\r\nold\r\n";
+        const std::string command = "python3 " + script.string() + " " + host() + " " +
+                                    port("MAILSTACK_IMAPS_PORT") + " " + env_.at("MAILSTACK_USER") +
+                                    " " + env_.at("MAILSTACK_PASSWORD_FILE") + " " + ca() + " " +
+                                    message.string();
+        ASSERT_EQ(std::system(command.c_str()), 0) << command;
+    };
+    for (const auto& [name, token] : not_ours) append(name, token);
+    append("own", own);
+    // Dovecot's Maildir keeps the INTERNALDATE as the file's mtime: the APPEND's date took.
+    for (const char* sub : {"new", "cur"}) {
+        for (const auto& entry : fs::directory_iterator(probe_maildir() / sub)) {
+            if (read_file(entry.path()).find(marker) == std::string::npos) continue;
+            EXPECT_GT(fs::file_time_type::clock::now() - fs::last_write_time(entry.path()),
+                      std::chrono::hours(24 * 300))
+                << entry.path();
+        }
+    }
+
+    AgentProcess agent(dir_, "[agent]\nsecret_file = \"" + secret_file.string() + "\"\n" +
+                                 header() +
+                                 roundtrip_target("swept", host(), port("MAILSTACK_IMAPS_PORT"),
+                                                  "implicit", "timeout = \"5s\"\n"));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const std::string removed = "mailcanary_roundtrip_leftovers_removed_total{mailbox=\"" +
+                                env_.at("MAILSTACK_USER") + "@" + host() + ":" +
+                                port("MAILSTACK_IMAPS_PORT") + "/INBOX\"}";
+    const auto delivered =
+        series("mailcanary_roundtrip_delivered_total", "swept", "folder=\"inbox\",");
+    const std::string text = agent.wait_for(
+        [&](const std::string& t) {
+            return value_of(t, removed) >= 1 && value_of(t, delivered) >= 2;
+        },
+        15s);
+    const int own_left = messages_containing(probe_maildir(), marker + "own@");
+    std::map<std::string, int> left;
+    for (const auto& [name, token] : not_ours) {
+        left[name] = messages_containing(probe_maildir(), marker + name + "@");
+    }
+    ASSERT_EQ(agent.stop(SIGTERM, 3s), 0);
+    expunge_marked(marker);
+
+    EXPECT_GE(value_of(text, removed), 1) << text << agent.log();
+    EXPECT_EQ(own_left, 0) << "the agent's own leftover is removed: the sweep ran";
+    for (const auto& [name, token] : not_ours) {
+        EXPECT_EQ(left[name], 1) << name << " (" << token << ") was removed";
+    }
+}
 }  // namespace
 }  // namespace mailcanary::test

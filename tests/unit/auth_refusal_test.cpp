@@ -54,6 +54,8 @@ TEST(AuthRefusal, SmtpPolicyRefusalsAreNotWrongPasswords) {
         {providers::kGmailAppPasswordRequired, FailureReason::auth_disabled},
         {providers::kGmailWebLoginRequired, FailureReason::auth_disabled},
         {"534 Authentication mechanism is too weak\r\n", FailureReason::auth_disabled},
+        // RFC 4954's enhanced code for the same, with a server that answers it as 535.
+        {"535 5.7.9 Authentication mechanism is too weak\r\n", FailureReason::auth_disabled},
         {providers::kMicrosoftWrongPassword, FailureReason::auth_rejected},
         {providers::kMicrosoftWrongPasswordOld, FailureReason::auth_rejected},
         {providers::kGmailWrongPassword, FailureReason::auth_rejected},

@@ -150,8 +150,10 @@ TEST(AwaitedMessages, ForeignForgedAndMalformedTokensAreNotOurs) {
     AwaitedMessages messages = agent.tracker();
     std::string forged = token_until(kNow - 1h);
     forged.replace(4, 10, "1700000000");  // an earlier deadline written over the signed one
+    const std::string own = token_until(kNow - 1h);
     for (const std::string& token :
-         {make_token("another installation", kNow - 1h), forged, std::string("mc2.x"),
+         {make_token("another installation", kNow - 1h), forged, own + "0",
+          own.substr(0, own.size() - 1), std::string("mc2.x"),
           std::string("mc1.00000000000000000000000000000000.00000000000000000000000000000000"),
           std::string(""), std::string("not a token at all")}) {
         EXPECT_EQ(found(messages, token, kNow - 1h), Found::not_ours) << token;

@@ -314,6 +314,17 @@ std::optional<Clock::duration> back_at_65s(Clock::time_point started) {
     return started < kStart + 65s ? std::nullopt : std::optional<Clock::duration>(50ms);
 }
 
+// One timeout doubles the interval, no more, whatever a job's turn: a server that went silent
+// once is looked at again within two intervals.
+TEST(Dispatcher, OneTimeoutWaitsAtMostOneIntervalMore) {
+    Simulation sim(10);
+    const Dispatcher::JobSettings settings{.interval = 10s, .timeout = 3s};
+    std::vector<JobId> jobs;
+    for (int i = 0; i < 4; ++i) jobs.push_back(sim.add(settings, 0s, back_at_65s));
+    sim.run_until(kStart + 5s);
+    for (const JobId id : jobs) EXPECT_LE(sim.dispatcher().backoff(id), 10s) << id;
+}
+
 TEST(Dispatcher, TimeoutsStretchTheIntervalToFourAndTheFirstAnswerBringsItBack) {
     Simulation sim(10);
     const Dispatcher::JobSettings settings{.interval = 10s, .timeout = 3s};

@@ -256,6 +256,8 @@ TEST(ImapClient, LoginDisabledOrUnquotablePasswordUsesAuthenticatePlain) {
     with_ir.tls_established();
     with_ir.server("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] hi\r\n");
     EXPECT_EQ(with_ir.written(), "C1 AUTHENTICATE PLAIN " + expected_response + "\r\n");
+    EXPECT_EQ(with_ir.transcript().to_text().find(expected_response), std::string::npos)
+        << "the initial response is the password: " << with_ir.transcript().to_text();
 
     Conversation without_ir(password_options(TlsMode::implicit));
     without_ir.start();
@@ -355,10 +357,12 @@ TEST(ImapClient, Xoauth2ErrorChallengeGetsAnEmptyAnswer) {
     c.tls_established();
     c.server("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2 AUTH=PLAIN] hi\r\n");
     // Google's format, base64-encoded once.
-    EXPECT_EQ(c.written(), "C1 AUTHENTICATE XOAUTH2 " +
-                               sasl::base64_encode("user=probe@example.test\x01"
-                                                   "auth=Bearer ya29.token\x01\x01") +
-                               "\r\n");
+    const std::string initial = sasl::base64_encode(
+        "user=probe@example.test\x01"
+        "auth=Bearer ya29.token\x01\x01");
+    EXPECT_EQ(c.written(), "C1 AUTHENTICATE XOAUTH2 " + initial + "\r\n");
+    EXPECT_EQ(c.transcript().to_text().find(initial), std::string::npos)
+        << c.transcript().to_text();
     c.server("+ " + sasl::base64_encode("{\"status\":\"401\"}") + "\r\n");
     EXPECT_EQ(c.written(), "\r\n");
     EXPECT_EQ(c.server("C1 NO [AUTHENTICATIONFAILED] Invalid credentials\r\n").kind, Kind::failed);
@@ -586,6 +590,10 @@ TEST(ImapClient, AuthenticateChoosesAndRunsMechanismsAsSmtpDoes) {
         Kind::read);
     EXPECT_EQ(oauth.written(), sasl::base64_encode("\x01") + "\r\n");
     EXPECT_NE(oauth.transcript().to_text().find("invalid_token"), std::string::npos);
+    EXPECT_EQ(oauth.transcript().to_text().find(sasl::oauthbearer_response(
+                  "probe@example.test", "imap.example.test", 993, "ya29.token")),
+              std::string::npos)
+        << oauth.transcript().to_text();
 
     // LOGIN disabled: the strongest password mechanism offered, CRAM-MD5, challenge and all.
     const std::string challenge = "<1896.697170952@postoffice.reston.mci.net>";

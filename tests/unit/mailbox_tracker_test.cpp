@@ -109,6 +109,10 @@ TEST(ImapRemoval, AStoreUpdatedOnlyWhatItsReplyNames) {
     EXPECT_FALSE(imap::store_updated(reply("* 3 FETCH (UID 6 FLAGS (\\Deleted))\r\n"), 5));
     EXPECT_FALSE(imap::store_updated(reply("", imap::Status::ok, "MODIFIED 5"), 5))
         << "another session changed it since it was fetched";
+    EXPECT_FALSE(imap::store_updated(reply("* 3 FETCH (UID 5 MODSEQ (12) FLAGS (\\Deleted))\r\n",
+                                           imap::Status::ok, "MODIFIED 5"),
+                                     5))
+        << "refused as modified, with the flags another session set (RFC 7162 3.1.3)";
     EXPECT_FALSE(imap::store_updated(reply("* 3 EXPUNGE\r\n"), 5))
         << "gone already: OK, and another session's EXPUNGE reported now";
     EXPECT_FALSE(
@@ -119,6 +123,8 @@ TEST(ImapRemoval, AMoveMovedOnlyWhatItsCopyuidNames) {
     EXPECT_TRUE(
         imap::move_moved(reply("* OK [COPYUID 1796314396 4 1] Moved UIDs.\r\n* 2 EXPUNGE\r\n"), 4));
     EXPECT_TRUE(imap::move_moved(reply("", imap::Status::ok, "COPYUID 7 3:5 10:12"), 4));
+    EXPECT_FALSE(imap::move_moved(reply("", imap::Status::ok, "COPYUID 7 5:6 10:11"), 4))
+        << "it moved other messages";
     EXPECT_FALSE(imap::move_moved(reply("* 2 EXPUNGE\r\n", imap::Status::no, "EXPUNGEISSUED"), 4))
         << "another session's move, reported during this one";
     EXPECT_FALSE(imap::move_moved(reply("* 2 EXPUNGE\r\n"), 4)) << "no COPYUID: no proof";
@@ -287,9 +293,10 @@ std::string token_fetch(int sequence, int uid, const std::string& headers) {
 
 // The server's answer to the tracker's fetch of a message it examines, `modseq` with CONDSTORE.
 std::string message_fetch(int sequence, int uid, const std::string& headers,
-                          const std::string& modseq = "") {
+                          const std::string& modseq = "",
+                          const std::string& internal_date = "29-Nov-2026 09:00:01 +0000") {
     return "* " + std::to_string(sequence) + " FETCH (UID " + std::to_string(uid) +
-           " INTERNALDATE \"29-Nov-2026 09:00:01 +0000\" " +
+           " INTERNALDATE \"" + internal_date + "\" " +
            (modseq.empty() ? "" : "MODSEQ (" + modseq + ") ") +
            "BODY[HEADER.FIELDS (X-MAILCANARY-TOKEN AUTHENTICATION-RESULTS RECEIVED)] {" +
            std::to_string(headers.size()) + "}\r\n" + headers + ")\r\n";
@@ -299,21 +306,23 @@ std::string token_header(const std::string& token) {
     return "X-Mailcanary-Token: " + token + "\r\n\r\n";
 }
 
-// Login, SELECT with CONDSTORE, the first sweep finding one message, its FETCH (MODSEQ 7)
-// showing a leftover of this secret whose signed deadline is an hour past; then the removal's
-// exchanges, and IDLE.
+// Login (the server's `capabilities` after it), SELECT with CONDSTORE, the first sweep finding
+// one message, its FETCH (MODSEQ 7) showing a leftover of this secret whose signed deadline is
+// an hour past (or the given headers); then the removal's exchanges, and IDLE.
 std::string leftover_headers() {
     return token_header(make_token("installation secret", std::chrono::system_clock::now() - 1h));
 }
 
-std::vector<ScriptStep> sweep_finding_a_leftover(const std::vector<Exchange>& removal,
-                                                 const std::string& more_capabilities = "",
-                                                 const std::string& headers = leftover_headers()) {
+constexpr std::string_view kLeftoverServerCapabilities = "IMAP4rev1 IDLE UIDPLUS MOVE CONDSTORE";
+
+std::vector<ScriptStep> sweep_finding_a_leftover(
+    const std::vector<Exchange>& removal,
+    const std::string& capabilities = std::string(kLeftoverServerCapabilities),
+    const std::string& headers = leftover_headers()) {
     std::vector<ScriptStep> script{
         test::send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n"),
         test::expect_line("C1 LOGIN"),
-        test::send("C1 OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS MOVE CONDSTORE" + more_capabilities +
-                   "] Logged in\r\n"),
+        test::send("C1 OK [CAPABILITY " + capabilities + "] Logged in\r\n"),
         test::expect_line("C2 LIST \"\" \"*\""),
         test::send("* LIST (\\HasNoChildren) \"/\" INBOX\r\n"
                    "* LIST (\\HasNoChildren \\Trash) \"/\" Trash\r\nC2 OK List completed\r\n"),
@@ -369,6 +378,52 @@ TEST_F(TrackerTest, ALeftoverMovedToTheTrashCountsForTheMoveThatMovedIt) {
     run_until([&] { return idles(winner) && idles(loser); }, trackers);
     ASSERT_TRUE(idles(winner) && idles(loser)) << "the scripts did not run to the end";
     EXPECT_EQ(events_.removed, (std::map<std::string, int>{{"winner", 1}}));
+}
+
+// Without MOVE, the trash takes a copy by UID, then the message is flagged and expunged by UID.
+TEST_F(TrackerTest, WithoutMoveALeftoverIsCopiedToTheTrashByUid) {
+    const FakeSmtpServer server(sweep_finding_a_leftover(
+        {{"C6 UID COPY 5 \"Trash\"", "C6 OK [COPYUID 1 5 9] Copy completed\r\n"},
+         {"C7 UID STORE 5 (UNCHANGEDSINCE 7) +FLAGS (\\Deleted)",
+          "* 3 FETCH (UID 5 MODSEQ (11) FLAGS (\\Deleted))\r\nC7 OK Store completed\r\n"},
+         {"C8 UID EXPUNGE 5", "* 3 EXPUNGE\r\nC8 OK Expunge completed\r\n"}},
+        "IMAP4rev1 IDLE UIDPLUS CONDSTORE"));
+    const auto watcher = tracker(server, "copied", CleanupMode::trash, password_login());
+    run_until([&] { return idles(server); }, {watcher});
+    EXPECT_TRUE(idles(server)) << "the script did not run to the end";
+    EXPECT_EQ(events_.removed, (std::map<std::string, int>{{"copied", 1}}));
+}
+
+// Without UIDPLUS only a plain EXPUNGE exists, which would also remove whatever the user flagged
+// \Deleted: the leftover keeps its flag and nothing is expunged.
+TEST_F(TrackerTest, WithoutUidplusALeftoverIsFlaggedButNothingIsExpunged) {
+    const FakeSmtpServer server(
+        sweep_finding_a_leftover({{"C6 UID STORE 5 (UNCHANGEDSINCE 7) +FLAGS (\\Deleted)",
+                                   "* 3 FETCH (UID 5 MODSEQ (11) FLAGS (\\Deleted))\r\n"
+                                   "C6 OK Store completed\r\n"}},
+                                 "IMAP4rev1 IDLE MOVE CONDSTORE"));
+    const auto watcher = tracker(server, "flagged", CleanupMode::delete_message, password_login());
+    run_until([&] { return idles(server); }, {watcher});
+    EXPECT_TRUE(idles(server)) << "the script did not run to the end";
+    for (const auto& line : server.received_lines()) {
+        EXPECT_EQ(line.find("EXPUNGE"), std::string::npos) << line;
+    }
+    EXPECT_TRUE(events_.removed.empty()) << "flagged, not removed";
+}
+
+// cleanup = "keep": the operator keeps probe messages (to read them, or for a provider's own
+// filtering); a leftover the sweep finds is left where it is, unflagged.
+TEST_F(TrackerTest, KeepLeavesEvenALeftoverUntouched) {
+    const FakeSmtpServer server(sweep_finding_a_leftover({}));
+    const auto watcher = tracker(server, "kept", CleanupMode::keep, password_login());
+    run_until([&] { return idles(server); }, {watcher});
+    EXPECT_TRUE(idles(server)) << "the script did not run to the end: the leftover was touched";
+    for (const auto& line : server.received_lines()) {
+        for (const char* removal : {"UID STORE", "EXPUNGE", "UID MOVE", "UID COPY"}) {
+            EXPECT_EQ(line.find(removal), std::string::npos) << line;
+        }
+    }
+    EXPECT_TRUE(events_.removed.empty());
 }
 
 // Login and SELECT of a folder whose next UID is `uid_next`, without CONDSTORE.
@@ -533,6 +588,73 @@ TEST_F(TrackerTest, ASweepLooksAgainOnlyAtProbeMessagesStillThere) {
     run_until([&] { return sent_line_starting(server, "C11 IDLE"); }, {watcher});
     EXPECT_TRUE(sent_line_starting(server, "C11 IDLE")) << "the script did not run to the end";
     EXPECT_TRUE(events_.removed.empty()) << "a message in flight is not a leftover";
+}
+
+// The promise the README makes (issue 18): a message whose token does not verify with this
+// installation's secret is never touched, however old. Years old here, far past any sweep's age:
+// a forged token (a past deadline written over the signed one), tokens signed with another
+// installation's secret (both versions), malformed ones (a valid token with a byte more, one with
+// a byte less, a bare prefix). Beside them a leftover of this installation's own, which the sweep
+// removes: it shows the sweep ran and would have removed what it took for its own.
+TEST_F(TrackerTest, OldMessagesWithForgedForeignOrMalformedTokensAreNeverRemoved) {
+    const auto past = std::chrono::system_clock::now() - 1h;
+    const std::string own = make_token(kSecret, past);
+    std::string forged = make_token(kSecret, std::chrono::system_clock::now() + 1h);
+    forged.replace(4, 10, "1700000000");
+    const std::vector<std::string> not_ours{
+        forged,
+        make_token("another installation", past),
+        "mc1.0123456789abcdef0123456789abcdef.00000000000000000000000000000000",
+        own + "0",
+        own.substr(0, own.size() - 1),
+        "mc2.",
+    };
+    const std::string old_date = "01-Jan-2020 00:00:00 +0000";
+    std::string scan_reply, examined;
+    std::string uids;
+    int uid = 10;
+    for (const auto& token : not_ours) {
+        const int sequence = uid - 9;
+        scan_reply += token_fetch(sequence, uid, token_header(token));
+        examined += message_fetch(sequence, uid, token_header(token), "", old_date);
+        uids += std::to_string(uid) + ",";
+        ++uid;
+    }
+    const int own_uid = uid;
+    scan_reply += token_fetch(own_uid - 9, own_uid, token_header(own));
+    examined += message_fetch(own_uid - 9, own_uid, token_header(own), "", old_date);
+    uids += std::to_string(own_uid);
+    auto script = selected(own_uid + 1);
+    const std::string store = "C6 UID STORE " + std::to_string(own_uid) + " +FLAGS (\\Deleted)";
+    append(script,
+           {{"C4 " + new_mail_fetch("1:*"), scan_reply + "C4 OK Fetch completed\r\n"},
+            {"C5 UID FETCH " + uids + " (UID INTERNALDATE BODY.PEEK",
+             examined + "C5 OK Fetch completed\r\n"},
+            {store, "* " + std::to_string(own_uid - 9) + " FETCH (UID " + std::to_string(own_uid) +
+                        " FLAGS (\\Deleted))\r\nC6 OK Store completed\r\n"},
+            {"C7 UID EXPUNGE " + std::to_string(own_uid),
+             "* " + std::to_string(own_uid - 9) + " EXPUNGE\r\nC7 OK Expunge completed\r\n"},
+            {"C8 IDLE", "+ idling\r\n"},  // until the next sweep is due
+            {"DONE", "C8 OK IDLE terminated\r\n"},
+            {"C9 " + new_mail_fetch(std::to_string(own_uid + 1) + ":*"),
+             "C9 OK Fetch completed\r\n"}});
+    script.push_back(test::expect_line("C10 IDLE"));  // nothing of theirs is looked at again
+    script.push_back(test::hang());
+    const FakeSmtpServer server(std::move(script));
+    const auto watcher = tracker(server, "swept", CleanupMode::delete_message, password_login());
+    watcher->set_age_limit(100ms);  // sweeps every 100 ms instead of every 5 minutes
+    run_until([&] { return sent_line_starting(server, "C10 IDLE"); }, {watcher});
+    EXPECT_TRUE(sent_line_starting(server, "C10 IDLE"))
+        << "the script did not run to the end: a message touched that is not the agent's";
+    EXPECT_EQ(events_.removed, (std::map<std::string, int>{{"swept", 1}}))
+        << "the own leftover beside them is removed, and nothing else";
+    for (const auto& line : server.received_lines()) {
+        for (const char* touch : {"UID STORE", "EXPUNGE", "UID MOVE", "UID COPY"}) {
+            if (line.find(touch) == std::string::npos) continue;
+            EXPECT_NE(line.find(" " + std::to_string(own_uid)), std::string::npos)
+                << "touches a message not the agent's: " << line;
+        }
+    }
 }
 
 // Before sending, a run asks whether the mailbox can be read: not while its login fails, and
@@ -758,7 +880,7 @@ TEST_F(TrackerTest, ACopyExpungedAtOnceWithoutAWordCountsOnceItsUidIsGone) {
             {{"C8 " + new_mail_fetch("3"), token_fetch(1, 3, headers) + "C8 OK Success\r\n"},
              {"C9 UID STORE 3 +FLAGS (\\Deleted)", "* 1 EXPUNGE\r\nC9 OK Success\r\n"},
              {"C10 " + new_mail_fetch("3"), "C10 OK Success\r\n"}}),
-        " X-GM-EXT-1", headers));
+        std::string(kLeftoverServerCapabilities) + " X-GM-EXT-1", headers));
     const auto watcher = tracker(server, "at-once", CleanupMode::delete_message, password_login());
     run_until([&] { return idles(server); }, {watcher});
     EXPECT_TRUE(idles(server)) << "the script did not run to the end: "
@@ -774,7 +896,7 @@ TEST_F(TrackerTest, ACopyInTheTrashWithAnotherTokenIsLeftAlone) {
     const FakeSmtpServer server(sweep_finding_a_leftover(
         through_the_trash(
             {{"C8 " + new_mail_fetch("3"), token_fetch(1, 3, foreign) + "C8 OK Success\r\n"}}),
-        " X-GM-EXT-1"));
+        std::string(kLeftoverServerCapabilities) + " X-GM-EXT-1"));
     const auto watcher = tracker(server, "lying", CleanupMode::delete_message, password_login());
     run_until([&] { return idles(server); }, {watcher});
     EXPECT_TRUE(idles(server)) << "the script did not run to the end: "

@@ -22,6 +22,8 @@ TEST(Token, VerifiesOnlyWithTheSameSecretAndIsUniquePerRun) {
     std::string forged = token;
     forged[20] = forged[20] == 'a' ? 'b' : 'a';  // another run id, same mac
     EXPECT_FALSE(verify_token(forged, "installation secret"));
+    EXPECT_FALSE(verify_token(token + "0", "installation secret")) << "a byte after the mac";
+    EXPECT_FALSE(verify_token(token.substr(0, token.size() - 1), "installation secret"));
     EXPECT_FALSE(verify_token("mc2.short", "installation secret"));
     EXPECT_FALSE(verify_token("", "installation secret"));
     EXPECT_EQ(token_run_id(token), token.substr(15, 32));

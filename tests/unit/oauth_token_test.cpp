@@ -115,6 +115,9 @@ TEST(TokenResponse, ErrorsNameTheServersReasonButNoToken) {
     EXPECT_FALSE(parse_token_response(502, "<html>Bad Gateway</html>", error));
     EXPECT_NE(error.find("502"), std::string::npos);
     EXPECT_NE(error.find("not JSON"), std::string::npos);
+    // Some endpoints answer form-encoded: the body that is not JSON may be the tokens.
+    EXPECT_FALSE(parse_token_response(200, "access_token=ya29.a0&refresh_token=1//0g", error));
+    EXPECT_EQ(error, "token endpoint answered 200 with a body that is not JSON");
 }
 
 TEST_F(OAuthTokenTest, FetchesOnceAndReusesTheTokenUntilItNearlyExpires) {
@@ -179,6 +182,9 @@ TEST_F(OAuthTokenTest, AnEndpointWithAnUntrustedCertificateIsRefused) {
     EXPECT_FALSE(fetch(source, error));
     EXPECT_NE(error.find("certificate"), std::string::npos) << error;
     EXPECT_TRUE(endpoint.requests().empty());
+    // The request's form (refresh token, client secret) stays out of the transport's error.
+    EXPECT_EQ(error.find("refresh-1"), std::string::npos) << error;
+    EXPECT_EQ(error.find("s3cr3t"), std::string::npos) << error;
 }
 
 TEST_F(OAuthTokenTest, ASlowEndpointFailsByTheRunsDeadline) {

@@ -3,7 +3,11 @@
 // certificates made at test time.
 #include <utility>
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -194,6 +198,31 @@ TEST_F(SessionTest, SilentServerIsBannerTimeoutWithinTheTimeout) {
     EXPECT_GE(*phase(result, Phase::banner), 250ms);
 }
 
+// A listener whose accept queue is full drops new SYNs (Linux): the connect is neither completed
+// nor refused, as behind a firewall that drops, and that is a connect timeout.
+TEST_F(SessionTest, AConnectNeitherAnsweredNorRefusedIsConnectTimeout) {
+    const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    auto* const name = reinterpret_cast<sockaddr*>(&address);
+    socklen_t length = sizeof address;
+    ASSERT_EQ(::bind(listener, name, length), 0);
+    ASSERT_EQ(::listen(listener, 0), 0);
+    ASSERT_EQ(::getsockname(listener, name, &length), 0);
+    std::vector<int> queued;  // connections nobody accepts, until the queue is full
+    for (int i = 0; i < 4; ++i) {
+        queued.push_back(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+        ::connect(queued.back(), name, length);
+    }
+    std::this_thread::sleep_for(50ms);
+    const auto result = probe(target(ntohs(address.sin_port), TlsMode::none, 300ms));
+    expect_failure(result, FailureReason::connect_timeout);
+    EXPECT_LT(result.elapsed, 800ms);
+    for (const int socket : queued) ::close(socket);
+    ::close(listener);
+}
+
 TEST_F(SessionTest, DrippedBannerIsClassifiedWithinTheTimeout) {
     FakeSmtpServer server({send_dripped("220 " + std::string(200, 'x') + "\r\n", 10ms)});
     const auto result = probe(target(server.port(), TlsMode::none, 300ms));
@@ -274,6 +303,8 @@ TEST_P(SessionCertificates, FailureIsClassifiedAndExpiryStillKnown) {
         key = TestPki::self_signed({});
     } else if (name == "expired") {
         key = pki_.issue({.not_before = now - 48h, .not_after = now - 24h});
+    } else if (name == "wrong_address") {  // the target is 127.0.0.1, an IP literal
+        key = pki_.issue({.ip_addresses = {"127.0.0.2"}});
     } else {
         key = pki_.issue({});
         config.tls_options.server_name = "mx.elsewhere.example";
@@ -293,7 +324,8 @@ INSTANTIATE_TEST_SUITE_P(
     Cases, SessionCertificates,
     testing::Values(CertificateCase{"untrusted", FailureReason::tls_cert_untrusted},
                     CertificateCase{"expired", FailureReason::tls_cert_expired},
-                    CertificateCase{"wrong_name", FailureReason::tls_cert_hostname}),
+                    CertificateCase{"wrong_name", FailureReason::tls_cert_hostname},
+                    CertificateCase{"wrong_address", FailureReason::tls_cert_hostname}),
     [](const auto& test_case) { return std::string(test_case.param.name); });
 
 TEST_F(SessionTest, InsecureSkipVerifyAcceptsASelfSignedCertificate) {
