@@ -12,6 +12,13 @@ presets=("$@")
 
 bash scripts/install-deps.sh
 
+# The Debian package of the optimised build: lintian, an install into a fresh Debian 12 root, the
+# systemd unit through systemd-analyze (packaging/test_package.sh, docs/deploy.md).
+package_stage() {
+  echo "== package: cpack, lintian, install into Debian 12, systemd-analyze"
+  bash packaging/test_package.sh build/release
+}
+
 jobs=$(nproc)
 for preset in "${presets[@]}"; do
   echo "== $preset: configure and build"
@@ -22,3 +29,7 @@ for preset in "${presets[@]}"; do
   # cores would make them measure the machine instead.
   ctest --preset "$preset"
 done
+
+if [[ " ${presets[*]} " == *" release "* ]]; then
+  package_stage
+fi
