@@ -27,15 +27,16 @@ compare() {
   missing=$(comm -23 <(echo "$parser_flags") <(echo "$flags"))
   extra=$(comm -13 <(echo "$parser_flags") <(echo "$flags"))
   if [[ -n $missing ]]; then
-    echo "man_page_check: $what lacks flags the parser accepts:" $missing >&2
+    echo "man_page_check: $what lacks flags the parser accepts: ${missing//$'\n'/ }" >&2
     status=1
   fi
   if [[ -n $extra ]]; then
-    echo "man_page_check: $what names flags the parser does not accept:" $extra >&2
+    echo "man_page_check: $what names flags the parser does not accept: ${extra//$'\n'/ }" >&2
     status=1
   fi
 }
 compare "the man page ($man_page, OPTIONS)" "$man_flags"
 compare "mailcanary --help" "$help_flags"
-((status == 0)) && echo "man_page_check: the man page and --help name all $count flags:" $parser_flags
+((status == 0)) && echo "man_page_check: the man page and --help name all $count flags:" \
+  "${parser_flags//$'\n'/ }"
 exit $status

@@ -146,12 +146,14 @@ in_root "${agent_user[@]}" mailcanary --config.check --config.file=/etc/mailcana
 
 IFS=: read -r _ _ uid _ _ home shell < <(in_root getent passwd mailcanary) ||
   fail "no mailcanary user"
-((uid < 1000)) && [[ $home == /var/lib/mailcanary && $shell == /usr/sbin/nologin ]] ||
+if ((uid >= 1000)) || [[ $home != /var/lib/mailcanary || $shell != /usr/sbin/nologin ]]; then
   fail "mailcanary user: uid $uid, home $home, shell $shell"
+fi
 [[ -f $root/usr/lib/systemd/system/mailcanary.service ]] || fail "no unit installed"
 if compgen -G "$root/etc/systemd/system/*/mailcanary.service" >/dev/null; then
   fail "the unit was enabled: $(ls "$root"/etc/systemd/system/*/mailcanary.service)"
 fi
+# shellcheck disable=SC2016 # dpkg-query's own ${field} syntax
 in_root dpkg-query -W -f='${Conffiles}\n' mailcanary | grep -q '^ /etc/mailcanary/mailcanary.toml ' ||
   fail "/etc/mailcanary/mailcanary.toml is not a conffile"
 log "installed: --version, --config.check as mailcanary, system user $uid, unit not enabled, conffile"
@@ -180,6 +182,7 @@ sed -i "s/^Version: .*/Version: $version+upgradetest/" "$work/upgrade/DEBIAN/con
 dpkg-deb -b --root-owner-group "$work/upgrade" "$root/tmp/upgrade.deb" >/dev/null
 in_root dpkg -i /tmp/upgrade.deb </dev/null >"$work/dpkg.log" 2>&1 ||
   { cat "$work/dpkg.log" >&2; fail "upgrade"; }
+# shellcheck disable=SC2016
 [[ $(in_root dpkg-query -W -f='${Version}' mailcanary) == "$version+upgradetest" ]] ||
   fail "upgrade did not install $version+upgradetest"
 tail -n 1 "$root/etc/mailcanary/mailcanary.toml" | grep -qx '# changed by the administrator' ||
