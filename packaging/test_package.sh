@@ -21,7 +21,7 @@ readonly max_exposure=2.0
 readonly agent_port=9725 # the packaged configuration's; free in the agent's own namespace
 source_dir=$(cd "$(dirname "$0")/.." && pwd)
 
-log() { printf 'test_package: %s\n' "$*" >&2; }
+log() { printf 'test_package: [%3ds] %s\n' "$SECONDS" "$*" >&2; }
 fail() {
   log "FAILED: $*"
   exit 1
@@ -85,7 +85,6 @@ run_agent_in_namespace() {
   local status=0
   wait "$agent" || status=$?
   ((status == 0)) || { cat "$agent_log" >&2; fail "the agent exited with $status on SIGTERM"; }
-  log "agent: started as mailcanary, healthy, secret created (0600), reloaded on SIGHUP, stopped"
 }
 
 if [[ ${1:-} == --run-agent-in-namespace ]]; then
@@ -123,13 +122,14 @@ grep -v 'running with root privileges' <<<"$lintian_report" >&2 || true
 packages=$( (dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed -E 's/[|(].*//; s/ //g'; echo systemd) |
   sort -u | paste -sd, -)
 root_tar=$cache_dir/bookworm-$(sha256sum <<<"$packages" | cut -c1-16).tar
-if [[ ! -s $root_tar ]]; then
+if [[ ! -f $root_tar ]]; then
   log "making a Debian 12 root with $packages (once; cached in $root_tar)"
   mkdir -p "$cache_dir"
-  rm -f "$cache_dir"/bookworm-*.tar "$cache_dir"/*.tmp
-  mmdebstrap --quiet --variant=essential --dpkgopt=force-unsafe-io --include="$packages" \
-    bookworm "$root_tar.tmp" || fail "mmdebstrap"
-  mv "$root_tar.tmp" "$root_tar"
+  rm -rf "$cache_dir"/bookworm-*.tar "$cache_dir"/partial-*
+  partial=$cache_dir/partial-$(basename "$root_tar") # renamed once complete
+  mmdebstrap --quiet --variant=essential --format=tar --dpkgopt=force-unsafe-io \
+    --include="$packages" bookworm "$partial" || fail "mmdebstrap"
+  mv "$partial" "$root_tar"
 fi
 mkdir "$root"
 tar -C "$root" -xf "$root_tar"
@@ -173,13 +173,15 @@ grep -q "exposure level of $exposure " "$source_dir/docs/deploy.md" ||
 umount "$root/proc"
 log "unit: verify passes; exposure $exposure (at most $max_exposure)"
 
+log "starting the agent as mailcanary"
 unshare --net --pid --mount --fork --kill-child bash "$0" --run-agent-in-namespace "$root"
+log "agent: healthy, secret created (mailcanary, 0600), reloaded on SIGHUP, stopped on SIGTERM"
 
 log "upgrade with a changed configuration"
 echo '# changed by the administrator' >>"$root/etc/mailcanary/mailcanary.toml"
 dpkg-deb -R "$deb" "$work/upgrade"
 sed -i "s/^Version: .*/Version: $version+upgradetest/" "$work/upgrade/DEBIAN/control"
-dpkg-deb -b --root-owner-group "$work/upgrade" "$root/tmp/upgrade.deb" >/dev/null
+dpkg-deb -b -Znone --root-owner-group "$work/upgrade" "$root/tmp/upgrade.deb" >/dev/null
 in_root dpkg -i /tmp/upgrade.deb </dev/null >"$work/dpkg.log" 2>&1 ||
   { cat "$work/dpkg.log" >&2; fail "upgrade"; }
 # shellcheck disable=SC2016
