@@ -13,8 +13,9 @@
 # systemd is not PID 1 here: the unit is checked with systemd-analyze's offline forms only.
 #
 # Usage (as root): packaging/test_package.sh BUILD_DIR
-# The root is made once and kept as a tarball in MAILCANARY_PACKAGE_ROOT_CACHE (default
-# /var/cache/mailcanary/package-root), under a name that changes with the packages it holds.
+# The root is made once and kept in MAILCANARY_PACKAGE_ROOT_CACHE (default
+# /var/cache/mailcanary/package-root), under a name that changes with the packages it holds; each
+# run works on an overlay of it, so the cached root stays fresh and nothing is copied.
 set -euo pipefail
 
 readonly max_exposure=2.0
@@ -65,7 +66,9 @@ run_agent_in_namespace() {
     sleep 0.1
   done
   curl -fsS "$url/-/healthy" >/dev/null || { cat "$agent_log" >&2; fail "no answer on /-/healthy"; }
-  curl -fsS "$url/metrics" | grep -q '^mailcanary_config_last_reload_successful 1' ||
+  local metrics
+  metrics=$(curl -fsS "$url/metrics") || fail "no answer on /metrics"
+  grep -q '^mailcanary_config_last_reload_successful 1' <<<"$metrics" ||
     fail "/metrics does not say the configuration loaded"
 
   local secret=/var/lib/mailcanary/mailcanary.secret owner
@@ -88,6 +91,7 @@ run_agent_in_namespace() {
 }
 
 if [[ ${1:-} == --run-agent-in-namespace ]]; then
+  SECONDS=$3 # the clock of the run that started this one, for log lines
   run_agent_in_namespace "$2"
   exit 0
 fi
@@ -97,7 +101,8 @@ cache_dir=${MAILCANARY_PACKAGE_ROOT_CACHE:-/var/cache/mailcanary/package-root}
 work=$(mktemp -d /tmp/mailcanary-package.XXXXXX)
 root=$work/root
 cleanup() {
-  mountpoint -q "$root/proc" 2>/dev/null && umount "$root/proc"
+  mountpoint -q "$root/proc" && umount "$root/proc"
+  mountpoint -q "$root" && umount "$root"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -121,18 +126,19 @@ grep -v 'running with root privileges' <<<"$lintian_report" >&2 || true
 # dpkg -i must find every dependency satisfied and systemd-analyze sees Debian's own units.
 packages=$( (dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed -E 's/[|(].*//; s/ //g'; echo systemd) |
   sort -u | paste -sd, -)
-root_tar=$cache_dir/bookworm-$(sha256sum <<<"$packages" | cut -c1-16).tar
-if [[ ! -f $root_tar ]]; then
-  log "making a Debian 12 root with $packages (once; cached in $root_tar)"
+fresh_root=$cache_dir/bookworm-$(sha256sum <<<"$packages" | cut -c1-16)
+if [[ ! -d $fresh_root ]]; then
+  log "making a Debian 12 root with $packages (once; cached in $fresh_root)"
   mkdir -p "$cache_dir"
-  rm -rf "$cache_dir"/bookworm-*.tar "$cache_dir"/partial-*
-  partial=$cache_dir/partial-$(basename "$root_tar") # renamed once complete
-  mmdebstrap --quiet --variant=essential --format=tar --dpkgopt=force-unsafe-io \
+  rm -rf "$cache_dir"/bookworm-* "$cache_dir"/partial-*
+  partial=$cache_dir/partial-$(basename "$fresh_root") # renamed once complete
+  mmdebstrap --quiet --variant=essential --format=directory --dpkgopt=force-unsafe-io \
     --include="$packages" bookworm "$partial" || fail "mmdebstrap"
-  mv "$partial" "$root_tar"
+  mv "$partial" "$fresh_root"
 fi
-mkdir "$root"
-tar -C "$root" -xf "$root_tar"
+mkdir "$root" "$work/changes" "$work/overlay"
+mount -t overlay overlay \
+  -o "lowerdir=$fresh_root,upperdir=$work/changes,workdir=$work/overlay" "$root"
 
 log "installing into the root"
 cp "$deb" "$root/tmp/mailcanary.deb"
@@ -174,7 +180,7 @@ umount "$root/proc"
 log "unit: verify passes; exposure $exposure (at most $max_exposure)"
 
 log "starting the agent as mailcanary"
-unshare --net --pid --mount --fork --kill-child bash "$0" --run-agent-in-namespace "$root"
+unshare --net --pid --mount --fork --kill-child bash "$0" --run-agent-in-namespace "$root" "$SECONDS"
 log "agent: healthy, secret created (mailcanary, 0600), reloaded on SIGHUP, stopped on SIGTERM"
 
 log "upgrade with a changed configuration"
