@@ -33,6 +33,9 @@ RUNTIME_PKGS=(
   libsasl2-2 libsasl2-modules libsasl2-modules-db libsqlite3-0 libwrap0 libxapian30 libxml2
   # What the unpacked Exim and OpenSMTPD link.
   libidn12 libgnutls-dane0 libnsl2 libdb5.3 libpcre2-8-0 libevent-2.1-7
+  # The package test (packaging/test_package.sh): cpack's dpkg-shlibdeps, lintian, and a fresh
+  # Debian 12 root to install into.
+  dpkg-dev lintian mmdebstrap
 )
 # Unpacked, not installed (see above), into one root: master, imapd, lmtpd, idled; saslpasswd2.
 CYRUS_DEBS=(cyrus-common cyrus-imapd sasl2-bin)

@@ -12,6 +12,13 @@ presets=("$@")
 
 bash scripts/install-deps.sh
 
+# The Debian package of the optimised build: lintian, an install into a fresh Debian 12 root, the
+# systemd unit through systemd-analyze (packaging/test_package.sh, docs/deploy.md).
+package_stage() {
+  echo "== package: cpack, lintian, install into Debian 12, systemd-analyze"
+  bash packaging/test_package.sh build/release
+}
+
 jobs=$(nproc)
 # ccache lets the mutation pass below take the release objects for its scratch copy.
 if command -v ccache >/dev/null; then
@@ -34,4 +41,5 @@ done
 if [[ " ${presets[*]} " == *" release "* ]]; then
   echo "== mutants: the safety and secret mutations"
   bash scripts/mutants.sh --tag ci -j "$jobs"
+  package_stage
 fi
