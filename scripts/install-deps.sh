@@ -20,6 +20,7 @@ BUILD_PKGS=(
   g++ cmake ninja-build git pkg-config
   libboost-dev libssl-dev libcurl4-openssl-dev
   prometheus-cpp-dev libtomlplusplus-dev libgtest-dev libgmock-dev
+  libyaml-cpp-dev libcrypt-dev
 )
 RUNTIME_PKGS=(
   openssl curl ca-certificates iproute2 procps util-linux
