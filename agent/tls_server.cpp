@@ -35,13 +35,15 @@ std::shared_ptr<ssl::context> make_context(const TlsServerConfig& config, TlsSet
     SSL_CTX_set_min_proto_version(native, tls::openssl_version(config.min_version));
     SSL_CTX_set_max_proto_version(native, tls::openssl_version(config.max_version));
 
-    boost::system::error_code ec;
     if (auto problem = unreadable(config.cert_file)) return fail("cert_file", *problem);
-    context->use_certificate_chain_file(config.cert_file, ec);
-    if (ec) return fail("cert_file", config.cert_file + ": not a PEM certificate: " + ec.message());
     if (auto problem = unreadable(config.key_file)) return fail("key_file", *problem);
+    // The key first: OpenSSL then takes a certificate that does not match it without a word,
+    // and the check below can say plainly what is wrong.
+    boost::system::error_code ec;
     context->use_private_key_file(config.key_file, ssl::context::pem, ec);
     if (ec) return fail("key_file", config.key_file + ": not a PEM private key: " + ec.message());
+    context->use_certificate_chain_file(config.cert_file, ec);
+    if (ec) return fail("cert_file", config.cert_file + ": not a PEM certificate: " + ec.message());
     if (SSL_CTX_check_private_key(native) != 1)
         return fail("key_file", config.key_file + " is not the key of " + config.cert_file);
 

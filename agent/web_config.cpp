@@ -2,13 +2,11 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <array>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
+#include <tuple>
 
 #include "agent/basic_auth.hpp"
 #include "common/toml_reader.hpp"
@@ -303,24 +301,18 @@ WebConfigResult load_web_config_string(std::string_view text, const std::string&
         });
     if (result.errors.empty() && config.tls) load_tls_files(reader, marks, config);
     if (result.errors.empty()) result.config = std::move(config);
+    std::stable_sort(result.errors.begin(), result.errors.end(),
+                     [](const ConfigError& a, const ConfigError& b) {
+                         return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+                     });
     return result;
 }
 
 WebConfigResult load_web_config_file(const std::string& path) {
-    std::string problem;
-    std::ostringstream contents;
-    std::error_code ignored;
-    if (fs::is_directory(path, ignored)) {
-        problem = "is a directory";
-    } else if (std::ifstream file(path, std::ios::binary); !file.is_open()) {
-        problem = std::strerror(errno);  // set by the failed open
-    } else if (contents << file.rdbuf(); file.bad()) {
-        problem = "read error";
-    }
-    if (problem.empty()) return load_web_config_string(contents.str(), path);
-    WebConfigResult result;
-    result.errors.push_back({path, 0, 0, "", "cannot read web config file: " + problem});
-    return result;
+    ConfigError error;
+    if (auto contents = read_config_file(path, "web config", error))
+        return load_web_config_string(*contents, path);
+    return {std::nullopt, {std::move(error)}};
 }
 
 std::optional<WebConfig> load_web_config(const std::string& path,

@@ -158,8 +158,8 @@ INSTANTIATE_TEST_SUITE_P(
                      {"4:3: tls_server_config.min_versoin: unknown key; did you mean "
                       "\"min_version\"?"}},
         BadWebConfig{"UnknownTopKey",
-                     "basic_auth: {}\n",
-                     {"1:1: basic_auth: unknown key; did you mean \"basic_auth_users\"?"}},
+                     "basic_auth_user: {}\n",
+                     {"1:1: basic_auth_user: unknown key; did you mean \"basic_auth_users\"?"}},
         BadWebConfig{"UnsupportedKey",
                      "tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites: [X]\n",
                      {"4:3: tls_server_config.cipher_suites: not supported: OpenSSL's defaults "
@@ -209,12 +209,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadWebConfig{"AllAtOnce",
                      "tls_server_config:\n  key_file: b\n  curve_preferences: []\n"
                      "basic_auth_users:\n  bob: x\n",
-                     {"3:3: tls_server_config.curve_preferences: not supported: OpenSSL's "
+                     {"2:3: tls_server_config: cert_file is required",
+                      "3:3: tls_server_config.curve_preferences: not supported: OpenSSL's "
                       "defaults apply",
-                      "2:3: tls_server_config: cert_file is required",
                       "5:8: basic_auth_users.bob: expected a bcrypt hash such as htpasswd -nBC 10 "
                       "\"\" makes: $2y$10$ and 53 characters"}}),
-    [](const auto& info) { return std::string(info.param.name); });
+    [](const auto& test_case) { return std::string(test_case.param.name); });
 
 TEST(Bcrypt, HashesAreCheckedForTheirShape) {
     EXPECT_FALSE(bcrypt_hash_problem(bcrypt_hash("x")));
