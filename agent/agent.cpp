@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <map>
 
+#include "agent/basic_auth.hpp"
 #include "agent/descriptor_limit.hpp"
 #include "agent/status_page.hpp"
 #include "agent/version.hpp"
@@ -105,7 +106,8 @@ std::vector<std::shared_ptr<const CompiledTarget>> attach_resources(
 }
 
 Agent::Agent(asio::io_context& io, CliOptions options, Config config,
-             std::vector<std::shared_ptr<CompiledTarget>> targets)
+             std::vector<std::shared_ptr<CompiledTarget>> targets,
+             std::optional<WebConfig> web_config)
     : io_(io),
       options_(std::move(options)),
       config_(std::move(config)),
@@ -131,9 +133,21 @@ Agent::Agent(asio::io_context& io, CliOptions options, Config config,
         });
     scheduler_.apply(attach_resources(std::move(targets), resources_));
     metrics_.record_reload(true, std::chrono::system_clock::now());
+    protect_endpoints(web_config);
 }
 
 Agent::~Agent() = default;
+
+void Agent::protect_endpoints(const std::optional<WebConfig>& web_config) {
+    http::Protection protection;
+    if (web_config) {
+        protection.tls = web_config->tls_context;
+        if (!web_config->basic_auth_users.empty())
+            protection.basic_auth = std::make_shared<BasicAuth>(web_config->basic_auth_users);
+    }
+    serves_tls_ = protection.tls != nullptr;
+    http_.protect(std::move(protection));
+}
 
 unsigned Agent::max_in_flight(const AgentConfig& agent) const {
     if (!agent.max_concurrent_probes) return default_max_in_flight_;
@@ -162,7 +176,8 @@ int Agent::run() {
         std::string where = endpoint.address().to_string();
         if (endpoint.address().is_v6()) where = "[" + where + "]";
         where += ":" + std::to_string(endpoint.port());
-        log::info("serving metrics", {{"address", where}, {"url", "http://" + where + "/metrics"}});
+        const std::string scheme = serves_tls_ ? "https://" : "http://";
+        log::info("serving metrics", {{"address", where}, {"url", scheme + where + "/metrics"}});
     }
     log::info("started", {{"config", config_.source_path},
                           {"targets", std::to_string(config_.targets.size())},
@@ -219,6 +234,9 @@ bool Agent::reload(std::string& report) {
     auto loaded = load_config_file(options_.config_file);
     std::vector<std::shared_ptr<CompiledTarget>> targets;
     if (loaded.config) targets = compile_targets(*loaded.config, loaded.errors);
+    // The web configuration is read again too (new users, or TLS files elsewhere): all or nothing
+    // with the rest.
+    auto web_config = load_web_config(options_.web_config_file, loaded.errors);
     if (!loaded.errors.empty()) {
         metrics_.record_reload(false, std::chrono::system_clock::now());
         log_config_errors(loaded.errors);
@@ -237,6 +255,7 @@ bool Agent::reload(std::string& report) {
     if (config.agent.metrics != config_.agent.metrics) {
         log::warn("[metrics] changed: takes effect at the next restart");
     }
+    if (!options_.web_config_file.empty()) protect_endpoints(web_config);
     scheduler_.set_max_in_flight(max_in_flight(config.agent));
     scheduler_.apply(attach_resources(std::move(targets), resources_));
     config_.targets = std::move(config.targets);

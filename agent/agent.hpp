@@ -18,6 +18,7 @@
 #include "agent/metrics.hpp"
 #include "agent/results.hpp"
 #include "agent/scheduler.hpp"
+#include "agent/web_config.hpp"
 #include "probes/probe_kind.hpp"
 
 namespace mailcanary {
@@ -42,9 +43,11 @@ std::vector<std::shared_ptr<const CompiledTarget>> attach_resources(
 
 class Agent {
   public:
-    // `config` has been loaded and compiled successfully.
+    // `config` has been loaded and compiled successfully; `web_config` too, when the options
+    // name one.
     Agent(boost::asio::io_context& io, CliOptions options, Config config,
-          std::vector<std::shared_ptr<CompiledTarget>> targets);
+          std::vector<std::shared_ptr<CompiledTarget>> targets,
+          std::optional<WebConfig> web_config = std::nullopt);
     ~Agent();
 
     // Serves and probes until SIGTERM or SIGINT; returns the process exit code.
@@ -56,6 +59,7 @@ class Agent {
 
   private:
     void shutdown();
+    void protect_endpoints(const std::optional<WebConfig>& web_config);
     // The cap on runs in flight: the configured one, else the default for the descriptor limit.
     // A configured one that the limit cannot carry is logged.
     unsigned max_in_flight(const AgentConfig& agent) const;
@@ -73,6 +77,7 @@ class Agent {
     // metrics_, so that it is joined before the metrics it reads are destroyed.
     boost::asio::thread_pool render_pool_{1};
     http::Server http_;
+    bool serves_tls_ = false;
     bool stopping_ = false;
 };
 

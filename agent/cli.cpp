@@ -14,6 +14,8 @@ Flags:
   --config.check               validate the configuration, print every error, and exit
   --web.listen-address=ADDR    address to serve HTTP on, "host:port", "[v6]:port" or ":port";
                                repeat for several; replaces [agent] listen_addresses
+  --web.config.file=PATH       TLS and basic authentication for every endpoint, in the
+                               exporter-toolkit format (docs/web-config.md)
   --log.level=LEVEL            debug, info, warn or error (default: info)
   --log.format=FORMAT          logfmt or json (default: logfmt)
   --probe=TARGET               run TARGET's probes once, print each transcript, and exit
@@ -54,6 +56,10 @@ CliResult parse_cli(std::span<const char* const> args) {
             auto address = take_value();
             if (!address || address->empty()) return missing();
             options.listen_addresses.push_back(*address);
+        } else if (name == "--web.config.file") {
+            auto path = take_value();
+            if (!path || path->empty()) return missing();
+            options.web_config_file = *path;
         } else if (name == "--log.level") {
             auto text = take_value();
             if (!text) return missing();

@@ -14,6 +14,7 @@ struct CliOptions {
     std::string config_file = "config/mailcanary.toml";
     bool config_check = false;
     std::vector<std::string> listen_addresses;  // when given, replaces [agent] listen_addresses
+    std::string web_config_file;  // TLS and authentication of the endpoints; empty: none
     log::Level log_level = log::Level::info;
     log::Format log_format = log::Format::logfmt;
     std::optional<std::string> probe_target;  // one-shot: run this target's probes once and exit

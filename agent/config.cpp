@@ -4,11 +4,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <span>
 #include <sstream>
@@ -490,20 +487,10 @@ ConfigResult load_config_string(std::string_view text, const std::string& path_f
 }
 
 ConfigResult load_config_file(const std::string& path) {
-    std::string problem;
-    std::ostringstream contents;
-    std::error_code ignored;
-    if (fs::is_directory(path, ignored)) {
-        problem = "is a directory";
-    } else if (std::ifstream file(path, std::ios::binary); !file.is_open()) {
-        problem = std::strerror(errno);  // set by the failed open
-    } else if (contents << file.rdbuf(); file.bad()) {
-        problem = "read error";
-    }
-    if (problem.empty()) return load_config_string(contents.str(), path);
-    ConfigResult result;
-    result.errors.push_back({path, 0, 0, "", "cannot read config file: " + problem});
-    return result;
+    ConfigError error;
+    if (auto contents = read_config_file(path, "config", error))
+        return load_config_string(*contents, path);
+    return {std::nullopt, {std::move(error)}};
 }
 
 }  // namespace mailcanary

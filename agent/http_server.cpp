@@ -7,6 +7,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
@@ -26,6 +27,9 @@
 #include <optional>
 #include <set>
 #include <string_view>
+
+#include "agent/basic_auth.hpp"
+#include "agent/tls_server.hpp"
 
 namespace mailcanary::http {
 namespace {
@@ -287,14 +291,21 @@ std::optional<Response> call_handler(const Handler& handler, RequestMessage& req
     }
 }
 
-// Runs `render` on `executor` and resumes the caller on its own executor with the result.
-asio::awaitable<std::string> render_on(asio::any_io_executor executor,
-                                       std::function<std::string()> render) {
+// Runs `work` on `executor` (inline when it is empty) and resumes the caller on its own
+// executor with the result.
+template <typename Result>
+asio::awaitable<Result> run_on(asio::any_io_executor executor, std::function<Result()> work) {
+    if (!executor) co_return work();
     // A named closure: g++ 12 destroys a lambda temporary in a co_await expression twice.
-    auto task = [render = std::move(render)]() -> asio::awaitable<std::string> {
-        co_return render();
-    };
+    auto task = [work = std::move(work)]() -> asio::awaitable<Result> { co_return work(); };
     co_return co_await asio::co_spawn(std::move(executor), std::move(task), asio::use_awaitable);
+}
+
+Response unauthorized() {
+    auto response = plain_text(401, "Unauthorized\n");
+    response.headers.emplace_back("WWW-Authenticate",
+                                  "Basic realm=\"mailcanary\", charset=\"UTF-8\"");
+    return response;
 }
 
 ResponseMessage to_message(Response reply, const RequestMessage& request, bool keep_alive) {
@@ -347,13 +358,13 @@ bool expects_continue(const RequestMessage& request) {
     return beast::iequals(request[bhttp::field::expect], "100-continue");
 }
 
-asio::awaitable<beast::error_code> write_response(std::shared_ptr<Connection> connection,
+template <typename Stream>
+asio::awaitable<beast::error_code> write_response(Connection& connection, Stream& stream,
                                                   ResponseMessage response,
                                                   std::chrono::milliseconds timeout) {
     beast::error_code ec;
-    connection->stream.expires_after(timeout);
-    co_await bhttp::async_write(connection->stream, response,
-                                asio::redirect_error(asio::use_awaitable, ec));
+    connection.stream.expires_after(timeout);
+    co_await bhttp::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
     co_return ec;
 }
 
@@ -385,6 +396,10 @@ struct Server::State {
                                         std::shared_ptr<Listener> listener);
     static asio::awaitable<void> serve(std::shared_ptr<State> state,
                                        std::shared_ptr<Connection> connection);
+    // Reads requests and answers them until the connection ends: the same over TLS or not.
+    template <typename Stream>
+    static asio::awaitable<void> exchange(std::shared_ptr<State> state,
+                                          std::shared_ptr<Connection> connection, Stream& stream);
 
     void stop_accepting() {
         stopping = true;
@@ -427,11 +442,13 @@ struct Server::State {
     // The handler's reply with its body rendered (on the render executor if there is one);
     // nullopt when either threw, for a 500.
     asio::awaitable<std::optional<Response>> respond(RequestMessage& request);
+    asio::awaitable<bool> authorized(const RequestMessage& request);
 
     asio::any_io_executor executor;
     asio::any_io_executor render_executor;  // empty: render inline
     Handler handler;
     Limits limits;
+    Protection protection;
     std::vector<std::shared_ptr<Listener>> listeners;
     std::set<std::shared_ptr<Connection>> connections;
     asio::steady_timer grace_timer;  // runs only while stop() waits for requests in progress
@@ -472,11 +489,7 @@ asio::awaitable<std::optional<Response>> Server::State::respond(RequestMessage& 
     if (!reply || !reply->render_body) co_return reply;
     auto render = std::exchange(reply->render_body, nullptr);
     try {
-        if (render_executor) {
-            reply->body = co_await render_on(render_executor, std::move(render));
-        } else {
-            reply->body = render();
-        }
+        reply->body = co_await run_on(render_executor, std::move(render));
     } catch (...) {
         co_return std::nullopt;
     }
@@ -496,7 +509,42 @@ asio::awaitable<void> Server::State::serve(std::shared_ptr<State> state,
         const std::shared_ptr<Connection>& connection;
     } unregister{*state, connection};
 
-    beast::tcp_stream& stream = connection->stream;
+    if (const auto tls = state->protection.tls) {
+        const auto context = tls->current();  // outlives the stream that uses it
+        asio::ssl::stream<beast::tcp_stream&> stream(connection->stream, *context);
+        // Waiting for the handshake counts as waiting for a request: a client that opens
+        // connections and never says hello can be evicted at the cap, and is cut by stop().
+        connection->awaiting_request = true;
+        connection->waiting_since = std::chrono::steady_clock::now();
+        connection->stream.expires_after(state->limits.timeout);
+        beast::error_code ec;
+        co_await stream.async_handshake(asio::ssl::stream_base::server,
+                                        asio::redirect_error(asio::use_awaitable, ec));
+        if (!ec) co_await exchange(state, connection, stream);
+    } else {
+        co_await exchange(state, connection, connection->stream);
+    }
+    beast::error_code ec;
+    connection->stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    connection->stream.close();
+}
+
+asio::awaitable<bool> Server::State::authorized(const RequestMessage& request) {
+    // Held across the wait: a reload may replace the users meanwhile.
+    const std::shared_ptr<const BasicAuth> auth = protection.basic_auth;
+    if (!auth) co_return true;
+    const auto header = request[bhttp::field::authorization];
+    if (header.empty()) co_return false;
+    std::function<bool()> check = [auth, value = std::string(header)] {
+        return auth->allows(value);
+    };
+    co_return co_await run_on(render_executor, std::move(check));
+}
+
+template <typename Stream>
+asio::awaitable<void> Server::State::exchange(std::shared_ptr<State> state,
+                                              std::shared_ptr<Connection> connection,
+                                              Stream& stream) {
     for (;;) {
         auto& parser = connection->parser.emplace();
         parser.header_limit(state->limits.max_header_bytes);
@@ -505,7 +553,7 @@ asio::awaitable<void> Server::State::serve(std::shared_ptr<State> state,
         beast::error_code ec;
         connection->awaiting_request = true;
         connection->waiting_since = std::chrono::steady_clock::now();
-        stream.expires_after(state->limits.timeout);
+        connection->stream.expires_after(state->limits.timeout);
         co_await bhttp::async_read_header(stream, connection->buffer, parser,
                                           asio::redirect_error(asio::use_awaitable, ec));
         connection->awaiting_request = false;
@@ -521,31 +569,34 @@ asio::awaitable<void> Server::State::serve(std::shared_ptr<State> state,
         }
         if (ec) {
             if (const auto status = status_for_read_error(ec)) {
-                co_await write_response(connection, error_response(*status, 11, false),
+                co_await write_response(*connection, stream, error_response(*status, 11, false),
                                         state->limits.timeout);
                 co_await discard_input(connection);
             }
             break;
         }
-        if (!stream.socket().is_open()) {
+        if (!connection->stream.socket().is_open()) {
             break;  // closed by stop() or ~Server() while the request was arriving
         }
 
         RequestMessage request = parser.release();  // Beast accepts only HTTP/1.0 and 1.1
-        std::optional<Response> reply = co_await state->respond(request);
+        std::optional<Response> reply;
+        if (co_await state->authorized(request)) {
+            reply = co_await state->respond(request);
+        } else {
+            reply = unauthorized();
+        }
         const bool keep_alive_wanted = request.keep_alive() && !state->stopping;
         ResponseMessage response = reply ? to_message(std::move(*reply), request, keep_alive_wanted)
                                          : error_response(bhttp::status::internal_server_error,
                                                           request.version(), keep_alive_wanted);
         const bool keep_alive = response.keep_alive();
-        ec = co_await write_response(connection, std::move(response), state->limits.timeout);
+        ec = co_await write_response(*connection, stream, std::move(response),
+                                     state->limits.timeout);
         if (ec || !keep_alive) {
             break;
         }
     }
-    beast::error_code ec;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream.close();
 }
 
 Server::Server(asio::any_io_executor executor, Handler handler, Limits limits,
@@ -578,6 +629,8 @@ std::vector<std::string> Server::listen(const std::vector<std::string>& addresse
     }
     return errors;
 }
+
+void Server::protect(Protection protection) { state_->protection = std::move(protection); }
 
 std::vector<tcp::endpoint> Server::local_endpoints() const {
     std::vector<tcp::endpoint> endpoints;

@@ -17,6 +17,11 @@
 #include <string>
 #include <vector>
 
+namespace mailcanary {
+class BasicAuth;
+class TlsServerContext;
+}  // namespace mailcanary
+
 namespace mailcanary::http {
 
 struct Request {
@@ -57,6 +62,12 @@ struct Limits {
     std::uint64_t max_body_bytes = std::uint64_t{64} * 1024;  // beyond: 413
 };
 
+// What a client must show before its requests reach the handler (the web configuration file).
+struct Protection {
+    std::shared_ptr<TlsServerContext> tls;        // null: plain HTTP
+    std::shared_ptr<const BasicAuth> basic_auth;  // null: no authentication
+};
+
 class Server {
   public:
     // `render_executor` runs Response::render_body; an empty one renders bodies inline.
@@ -73,6 +84,12 @@ class Server {
     // failed (an address either listens on all its endpoints or on none). Fails after stop().
     std::vector<std::string> listen(const std::vector<std::string>& addresses);
     std::vector<boost::asio::ip::tcp::endpoint> local_endpoints() const;
+
+    // For connections accepted from now on, and requests read from now on. Every request is
+    // covered: one without the right credentials gets a 401 and never reaches the handler; a
+    // client that does not complete the TLS handshake (plain HTTP to a TLS port) is cut. The
+    // passwords are checked on the render executor, off the loop: bcrypt takes its time.
+    void protect(Protection protection);
 
     // Stops accepting and closes idle connections; requests in progress get their response (with
     // "Connection: close") for up to `grace`, then whatever is still open is cut. Leaves no work

@@ -11,6 +11,7 @@
 #include "agent/descriptor_limit.hpp"
 #include "agent/probe_once.hpp"
 #include "agent/version.hpp"
+#include "agent/web_config.hpp"
 #include "common/blocking_work.hpp"
 #include "common/log.hpp"
 
@@ -44,6 +45,9 @@ int main(int argc, char** argv) {
             *loaded.config, loaded.errors,
             options.config_check ? SecretPolicy::load_if_present : SecretPolicy::load_or_create);
     }
+    // The endpoints' protection: an agent whose file has errors does not start, rather than
+    // serve unprotected.
+    auto web_config = load_web_config(options.web_config_file, loaded.errors);
     if (!loaded.errors.empty()) {
         for (const auto& error : loaded.errors)
             std::fprintf(stderr, "%s\n", error.to_string().c_str());
@@ -59,6 +63,8 @@ int main(int argc, char** argv) {
         std::printf("%s: configuration is valid (%zu target%s, %zu warning%s)\n",
                     options.config_file.c_str(), targets_count, targets_count == 1 ? "" : "s",
                     warnings_count, warnings_count == 1 ? "" : "s");
+        if (web_config)
+            std::printf("%s: web configuration is valid\n", options.web_config_file.c_str());
         return 0;
     }
     log_config_warnings(loaded.warnings);
@@ -70,7 +76,7 @@ int main(int argc, char** argv) {
     if (!problem.empty()) log::warn("cannot raise the descriptor limit", {{"error", problem}});
 
     boost::asio::io_context io(1);
-    Agent agent(io, options, std::move(*loaded.config), std::move(targets));
+    Agent agent(io, options, std::move(*loaded.config), std::move(targets), std::move(web_config));
     const int exit_code = agent.run();
     stop_blocking_work();  // workers post results to `io`: stop them while `io` still exists
     return exit_code;

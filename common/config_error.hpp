@@ -1,7 +1,9 @@
 // A problem found in a configuration file, located so that an operator can go straight to it.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace mailcanary {
 
@@ -16,5 +18,10 @@ struct ConfigError {
     // "file:line:column: key: message"
     std::string to_string() const;
 };
+
+// The whole file at `path`; when it cannot be read, nullopt and an error without a place
+// ("cannot read <what> file: No such file or directory").
+std::optional<std::string> read_config_file(const std::string& path, std::string_view what,
+                                            ConfigError& error);
 
 }  // namespace mailcanary

@@ -1,9 +1,30 @@
 #include "common/toml_reader.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 namespace mailcanary {
+
+std::optional<std::string> read_config_file(const std::string& path, std::string_view what,
+                                            ConfigError& error) {
+    std::string problem;
+    std::ostringstream contents;
+    std::error_code ignored;
+    if (std::filesystem::is_directory(path, ignored)) {
+        problem = "is a directory";
+    } else if (std::ifstream file(path, std::ios::binary); !file.is_open()) {
+        problem = std::strerror(errno);  // set by the failed open
+    } else if (contents << file.rdbuf(); file.bad()) {
+        problem = "read error";
+    }
+    if (problem.empty()) return contents.str();
+    error = {path, 0, 0, "", "cannot read " + std::string(what) + " file: " + problem};
+    return std::nullopt;
+}
 
 std::string ConfigError::to_string() const {
     std::string text = file;

@@ -8,7 +8,6 @@
 #include <ctime>
 
 namespace mailcanary::tls {
-namespace {
 
 int openssl_version(TlsVersion version) {
     switch (version) {
@@ -23,6 +22,8 @@ int openssl_version(TlsVersion version) {
     }
     return TLS1_2_VERSION;
 }
+
+namespace {
 
 bool is_ip_literal(const std::string& host) {
     boost::system::error_code ec;

@@ -18,6 +18,9 @@ using X509_STORE_CTX = struct x509_store_ctx_st;
 
 namespace mailcanary::tls {
 
+// OpenSSL's number for the version, as SSL_CTX_set_min_proto_version takes it.
+int openssl_version(TlsVersion version);
+
 // Built once per target at config load. Returns null and sets `error` when the CA file cannot
 // be used.
 std::shared_ptr<boost::asio::ssl::context> make_client_context(const TlsOptions& options,

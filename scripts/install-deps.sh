@@ -21,6 +21,7 @@ BUILD_PKGS=(
   ccache  # scripts/mutants.sh's scratch build takes the release build's objects from it
   libboost-dev libssl-dev libcurl4-openssl-dev
   prometheus-cpp-dev libtomlplusplus-dev libgtest-dev libgmock-dev
+  libyaml-cpp-dev libcrypt-dev
 )
 RUNTIME_PKGS=(
   openssl curl ca-certificates iproute2 procps util-linux

@@ -18,9 +18,10 @@ TEST(Cli, Defaults) {
 }
 
 TEST(Cli, BothValueFormsAndRepeatedListenAddresses) {
-    const auto result = parse({"--config.file", "a.toml", "--web.listen-address=127.0.0.1:9000",
-                               "--web.listen-address", "[::1]:9000", "--log.level=debug",
-                               "--log.format", "json", "--config.check", "--probe=mx1"});
+    const auto result =
+        parse({"--config.file", "a.toml", "--web.listen-address=127.0.0.1:9000",
+               "--web.listen-address", "[::1]:9000", "--log.level=debug", "--log.format", "json",
+               "--config.check", "--probe=mx1", "--web.config.file", "web.yml"});
     ASSERT_TRUE(result.options) << result.error;
     EXPECT_EQ(result.options->config_file, "a.toml");
     EXPECT_EQ(result.options->listen_addresses,
@@ -29,6 +30,7 @@ TEST(Cli, BothValueFormsAndRepeatedListenAddresses) {
     EXPECT_EQ(result.options->log_format, log::Format::json);
     EXPECT_TRUE(result.options->config_check);
     EXPECT_EQ(result.options->probe_target, "mx1");
+    EXPECT_EQ(result.options->web_config_file, "web.yml");
 }
 
 struct BadFlag {
@@ -56,12 +58,14 @@ INSTANTIATE_TEST_SUITE_P(
                             "\"loud\" is not one of debug, info, warn, error"},
                     BadFlag{{"--log.format=xml"}, "\"xml\" is not one of logfmt, json"},
                     BadFlag{{"--config.check=yes"}, "takes no value"},
+                    BadFlag{{"--web.config.file="}, "--web.config.file needs a value"},
                     BadFlag{{"--web.listen-addres=:1"}, "unknown flag \"--web.listen-addres=:1\""},
                     BadFlag{{"stray"}, "unknown flag \"stray\""}));
 
 TEST(Cli, UsageNamesEveryFlag) {
-    for (const char* flag : {"--config.file", "--config.check", "--web.listen-address",
-                             "--log.level", "--log.format", "--probe", "--version", "--help"}) {
+    for (const char* flag :
+         {"--config.file", "--config.check", "--web.listen-address", "--web.config.file",
+          "--log.level", "--log.format", "--probe", "--version", "--help"}) {
         EXPECT_NE(usage().find(flag), std::string::npos) << flag;
     }
 }

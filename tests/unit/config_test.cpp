@@ -2,6 +2,7 @@
 
 #include "probes/roundtrip_probe.hpp"
 #include "support/file_permissions.hpp"
+#include "support/files.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -25,6 +26,7 @@ const RoundtripConfig* roundtrip_of(const TargetConfig& target) {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using test::TempDir;
 
 constexpr std::string_view kFile = "test.toml";
 
@@ -113,33 +115,6 @@ std::string machine_host_name() {
     if (gethostname(buffer.data(), buffer.size() - 1) != 0 || buffer[0] == '\0') return "localhost";
     return buffer.data();
 }
-
-// A fresh directory under the system temp directory, removed with its contents afterwards.
-class TempDir {
-  public:
-    TempDir() {
-        std::string pattern = (fs::temp_directory_path() / "mailcanary-config-XXXXXX").string();
-        path_ = mkdtemp(pattern.data()) != nullptr ? fs::path(pattern) : fs::path();
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        if (!path_.empty()) fs::remove_all(path_, ignored);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    const fs::path& path() const { return path_; }
-
-    fs::path write(const fs::path& relative, std::string_view contents) const {
-        fs::path file = path_ / relative;
-        fs::create_directories(file.parent_path());
-        std::ofstream(file) << contents;
-        return file;
-    }
-
-  private:
-    fs::path path_;
-};
 
 // Sets an environment variable for one test (unsets it for a null value), then restores it.
 class ScopedEnv {

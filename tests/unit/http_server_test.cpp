@@ -1,5 +1,11 @@
 #include "agent/http_server.hpp"
 
+#include "agent/basic_auth.hpp"
+#include "agent/tls_server.hpp"
+#include "protocols/sasl.hpp"
+#include "support/files.hpp"
+#include "support/test_pki.hpp"
+
 #include <utility>  // before any Boost header: Boost 1.74 coroutines with g++ 12
 
 #include <gtest/gtest.h>
@@ -458,6 +464,56 @@ TEST_F(HttpServerTest, DestroyingTheServerClosesEverything) {
     server_.reset();
     EXPECT_LT(run_to_completion(), 1s);
     EXPECT_TRUE(client.closed_by_server());
+}
+
+// bcrypt of "s3cret" at cost 4, as htpasswd -B would make it.
+constexpr char kSecretHash[] = "$2b$04$VfRw7Y/idv.6pdrH4tgDW.G0aYb1UxSYj0MjirRs6leLXbTbNQu7O";
+
+std::string get_with_authorization(std::string_view path, std::string_view authorization) {
+    std::string request = "GET " + std::string(path) + " HTTP/1.1\r\nHost: x\r\n";
+    if (!authorization.empty()) request += "Authorization: " + std::string(authorization) + "\r\n";
+    return request + "\r\n";
+}
+
+TEST_F(HttpServerTest, WithUsersNoRequestReachesTheHandlerWithoutTheRightPassword) {
+    asio::thread_pool render(1);
+    start({}, "127.0.0.1:0", echo, render.get_executor());
+    server_->protect(
+        {nullptr, std::make_shared<BasicAuth>(
+                      std::map<std::string, std::string, std::less<>>{{"alice", kSecretHash}})});
+    Client client = connect();
+    for (const std::string& authorization :
+         {std::string(), "Basic " + sasl::base64_encode("alice:wrong"),
+          "Basic " + sasl::base64_encode("bob:s3cret"), std::string("Bearer s3cret")}) {
+        const auto response = client.request(get_with_authorization("/metrics", authorization));
+        EXPECT_EQ(response.result_int(), 401) << authorization;
+        EXPECT_EQ(response[bhttp::field::www_authenticate],
+                  "Basic realm=\"mailcanary\", charset=\"UTF-8\"");
+        EXPECT_EQ(response.body(), "Unauthorized\n");
+        EXPECT_TRUE(response.keep_alive()) << "a 401 does not end the connection";
+    }
+    const auto allowed = client.request(
+        get_with_authorization("/metrics", "Basic " + sasl::base64_encode("alice:s3cret")));
+    EXPECT_EQ(allowed.result_int(), 200);
+    EXPECT_EQ(allowed.body(), "GET /metrics");
+}
+
+TEST_F(HttpServerTest, PlainHttpToATlsPortIsCutWithoutAnAnswer) {
+    test::TempDir dir;
+    const auto pair = test::TestPki().issue({});
+    TlsServerConfig config;
+    config.cert_file = dir.write("server.crt", pair.cert_pem).string();
+    config.key_file = dir.write("server.key", pair.key_pem).string();
+    TlsSetupError error;
+    const auto tls = TlsServerContext::load(config, error);
+    ASSERT_NE(tls, nullptr) << error.message;
+    start();
+    server_->protect({tls, nullptr});
+    Client client = connect();
+    const auto response = client.request("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    // Closed without a byte: no HTTP answer, not even a TLS alert.
+    EXPECT_EQ(client.last_error(), bhttp::error::end_of_stream)
+        << client.last_error().message() << "; status " << response.result_int();
 }
 
 }  // namespace
