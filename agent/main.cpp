@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <cstdio>
 
@@ -37,7 +38,10 @@ int main(int argc, char** argv) {
     // free and keep later bodies in the heap, holding the largest scrape's size for good.
     mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
 
-    auto loaded = load_config_file(options.config_file);
+    auto loaded = load_config_file(options.config_file, options.shard);
+    // --config.check and --probe see every target; a running agent only its shard's.
+    if (loaded.config && !options.config_check && !options.probe_target)
+        keep_own_shard(*loaded.config);
     std::vector<std::shared_ptr<CompiledTarget>> targets;
     if (loaded.config) {
         targets = compile_targets(
@@ -52,9 +56,18 @@ int main(int argc, char** argv) {
         return 1;
     }
     if (options.config_check) {
-        const std::size_t targets_count = loaded.config->targets.size();
-        std::printf("%s: configuration is valid (%zu target%s)\n", options.config_file.c_str(),
-                    targets_count, targets_count == 1 ? "" : "s");
+        const auto& all = loaded.config->targets;
+        const Shard& shard = loaded.config->agent.shard;
+        std::string shard_part;
+        if (shard.count > 1) {
+            const auto own = std::count_if(all.begin(), all.end(), [&](const TargetConfig& target) {
+                return owns(shard, target.name);
+            });
+            shard_part = ", " + std::to_string(own) + " in shard " + std::to_string(shard.index) +
+                         " of " + std::to_string(shard.count);
+        }
+        std::printf("%s: configuration is valid (%zu target%s%s)\n", options.config_file.c_str(),
+                    all.size(), all.size() == 1 ? "" : "s", shard_part.c_str());
         return 0;
     }
     if (options.probe_target) return probe_once(*loaded.config, targets, *options.probe_target);
