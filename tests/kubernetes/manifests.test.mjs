@@ -233,6 +233,7 @@ function mountedFiles(folder, workload) {
     }
     const secret = find(folder, "Secret");
     assert.equal(volume.secret.secretName, secret.metadata.name);
+    assert.equal(volume.secret.defaultMode, 0o440, "the password readable by the pod's group only");
     return [mount.mountPath, secret.stringData];
   });
 }
