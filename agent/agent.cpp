@@ -132,6 +132,7 @@ Agent::Agent(asio::io_context& io, CliOptions options, Config config,
             }
         });
     scheduler_.apply(attach_resources(std::move(targets), resources_));
+    metrics_.set_shard(config_.agent.shard);
     metrics_.record_reload(true, std::chrono::system_clock::now());
     protect_endpoints(web_config);
 }
@@ -181,6 +182,8 @@ int Agent::run() {
     }
     log::info("started", {{"config", config_.source_path},
                           {"targets", std::to_string(config_.targets.size())},
+                          {"shard", std::to_string(config_.agent.shard.index) + "/" +
+                                        std::to_string(config_.agent.shard.count)},
                           {"max_concurrent_probes", std::to_string(scheduler_.max_in_flight())},
                           {"descriptor_limit", std::to_string(descriptor_limit_)},
                           {"version", version()}});
@@ -231,9 +234,12 @@ bool Agent::reload(std::string& report) {
         report = "the agent is stopping; not reloading\n";
         return false;
     }
-    auto loaded = load_config_file(options_.config_file);
+    auto loaded = load_config_file(options_.config_file, options_.shard);
     std::vector<std::shared_ptr<CompiledTarget>> targets;
-    if (loaded.config) targets = compile_targets(*loaded.config, loaded.errors);
+    if (loaded.config) {
+        keep_own_shard(*loaded.config);
+        targets = compile_targets(*loaded.config, loaded.errors);
+    }
     // The web configuration is read again too (new users, or TLS files elsewhere): all or nothing
     // with the rest.
     auto web_config = load_web_config(options_.web_config_file, loaded.errors);
@@ -260,8 +266,12 @@ bool Agent::reload(std::string& report) {
     scheduler_.apply(attach_resources(std::move(targets), resources_));
     config_.targets = std::move(config.targets);
     config_.agent.max_concurrent_probes = config.agent.max_concurrent_probes;
+    config_.agent.shard = config.agent.shard;
+    metrics_.set_shard(config_.agent.shard);
     metrics_.record_reload(true, std::chrono::system_clock::now());
-    log::info("configuration reloaded", {{"targets", std::to_string(config_.targets.size())}});
+    log::info("configuration reloaded", {{"targets", std::to_string(config_.targets.size())},
+                                         {"shard", std::to_string(config_.agent.shard.index) + "/" +
+                                                       std::to_string(config_.agent.shard.count)}});
     report = "configuration reloaded: " + std::to_string(config_.targets.size()) + " targets\n";
     for (const auto& warning : loaded.warnings) report += "warning: " + warning.to_string() + "\n";
     return true;

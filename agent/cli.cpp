@@ -18,6 +18,11 @@ Flags:
                                exporter-toolkit format (docs/web-config.md)
   --log.level=LEVEL            debug, info, warn or error (default: info)
   --log.format=FORMAT          logfmt or json (default: logfmt)
+  --shard.index=I              probe only this agent's share of the targets: agent I (from 0) of
+                               --shard.count; "from-hostname" takes I from the host name's
+                               trailing "-<ordinal>" (a StatefulSet pod); replaces [agent] shard_index
+  --shard.count=N              how many agents share the targets (default: 1, all of them);
+                               replaces [agent] shard_count
   --probe=TARGET               run TARGET's probes once, print each transcript, and exit
                                (0 when every probe succeeded, 1 otherwise)
   --version                    print the version and exit
@@ -74,6 +79,21 @@ CliResult parse_cli(std::span<const char* const> args) {
             auto format = log::parse_format(*text);
             if (!format) return {{}, "--log.format: \"" + *text + "\" is not one of logfmt, json"};
             options.log_format = *format;
+        } else if (name == "--shard.index") {
+            auto text = take_value();
+            if (!text) return missing();
+            std::string problem;
+            options.shard.index = parse_shard_index(*text, problem);
+            if (!options.shard.index) return {{}, "--shard.index: \"" + *text + "\" " + problem};
+        } else if (name == "--shard.count") {
+            auto text = take_value();
+            if (!text) return missing();
+            options.shard.count = parse_shard_count(*text);
+            if (!options.shard.count) {
+                return {{},
+                        "--shard.count: \"" + *text + "\" must be a number from 1 to " +
+                            std::to_string(kMaxShardCount)};
+            }
         } else if (name == "--probe") {
             auto target = take_value();
             if (!target || target->empty()) return missing();

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/shard.hpp"
 #include "common/log.hpp"
 
 namespace mailcanary {
@@ -18,6 +19,7 @@ struct CliOptions {
     log::Level log_level = log::Level::info;
     log::Format log_format = log::Format::logfmt;
     std::optional<std::string> probe_target;  // one-shot: run this target's probes once and exit
+    ShardFlags shard;                         // applied at start and at every reload
     bool show_version = false;
     bool show_help = false;
 };

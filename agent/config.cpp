@@ -36,8 +36,8 @@ constexpr uint16_t kSmtpPort = 25;
 constexpr uint16_t kSubmissionsPort = 465;  // SMTP over implicit TLS
 
 constexpr std::array<std::string_view, 4> kRootKeys{"agent", "metrics", "defaults", "targets"};
-constexpr std::array<std::string_view, 3> kAgentKeys{"listen_addresses", "max_concurrent_probes",
-                                                     "secret_file"};
+constexpr std::array<std::string_view, 5> kAgentKeys{"listen_addresses", "max_concurrent_probes",
+                                                     "secret_file", "shard_index", "shard_count"};
 constexpr std::array<std::string_view, 2> kMetricsKeys{"duration_buckets", "phase_histograms"};
 constexpr std::array<std::string_view, 5> kDefaultsKeys{"interval", "timeout", "helo", "tls",
                                                         "probes"};
@@ -139,18 +139,23 @@ class ConfigReader : public SettingsReader {
     using SettingsReader::read;
     using SettingsReader::SettingsReader;
 
-    Config read(const toml::table& root) {
+    Config read(const toml::table& root, const ShardFlags& shard_flags) {
         check_known_keys(root, "", kRootKeys);
         Config config;
         config.source_path = file();
-        config.agent = read_agent(read_section(root, "", "agent"));
+        config.agent = read_agent(read_section(root, "", "agent"), shard_flags);
         config.agent.metrics = read_metrics(read_section(root, "", "metrics"));
         const TargetDefaults defaults = read_defaults(read_section(root, "", "defaults"));
         config.targets = read_targets(root, defaults);
         return config;
     }
 
+    // Problems with the flags, which have no place in the file.
+    std::vector<ConfigError> take_flag_errors() { return std::move(flag_errors_); }
+
   private:
+    std::vector<ConfigError> flag_errors_;
+
     Setting<std::vector<std::string>> read_probes(const toml::table& table, std::string_view path) {
         return read_string_list(table, path, "probes", "probe names", check_probe_name);
     }
@@ -159,7 +164,7 @@ class ConfigReader : public SettingsReader {
         return checked(read<std::string>(table, path, "helo"), path, "helo", check_helo);
     }
 
-    AgentConfig read_agent(const toml::table& table) {
+    AgentConfig read_agent(const toml::table& table, const ShardFlags& shard_flags) {
         constexpr std::string_view path = "agent";
         check_known_keys(table, path, kAgentKeys);
         AgentConfig agent;
@@ -178,7 +183,71 @@ class ConfigReader : public SettingsReader {
         } else if (auto problem = check_only_owner_reads(agent.secret_file, "secret file")) {
             warning(table.source(), child_key(path, "secret_file"), std::move(*problem));
         }
+        agent.shard = read_shard(table, path, shard_flags);
         return agent;
+    }
+
+    // shard_index and shard_count, each replaced by its flag when given. A wrong index is
+    // blamed where it was given: at its flag or at its key.
+    Shard read_shard(const toml::table& table, std::string_view path, const ShardFlags& flags) {
+        const Setting<int64_t> count = read_integer(table, path, "shard_count", 1, kMaxShardCount);
+        const Setting<ShardIndexSetting> index = read_shard_index(table, path);
+        if ((!flags.count && count.present() && !count.value) ||
+            (!flags.index && index.present() && !index.value)) {
+            return {};  // already reported
+        }
+        Shard shard;
+        shard.count = flags.count.value_or(static_cast<unsigned>(count.value.value_or(1)));
+        const ShardIndexSetting wanted =
+            flags.index ? *flags.index : index.value.value_or(ShardIndexSetting{0});
+        const auto blame = [&](std::string message) {
+            if (flags.index) {
+                flag_errors_.push_back({"command line", 0, 0, "--shard.index", std::move(message)});
+            } else {
+                error(index.node->source(), child_key(path, "shard_index"), std::move(message));
+            }
+        };
+        if (wanted.number) {
+            shard.index = *wanted.number;
+        } else {
+            const std::string host_name = machine_host_name();
+            const std::optional<unsigned> ordinal = ordinal_of_host_name(host_name);
+            if (!ordinal) {
+                blame("the host name " + in_quotes(host_name) +
+                      " does not end in \"-<ordinal>\" (as a StatefulSet's pods do)");
+                return {};
+            }
+            shard.index = *ordinal;
+        }
+        if (shard.index >= shard.count) {
+            const std::string count_source = flags.count       ? "--shard.count"
+                                             : count.present() ? "shard_count"
+                                                               : "the default shard_count";
+            blame("shard index " + std::to_string(shard.index) + " must be less than " +
+                  count_source + " " + std::to_string(shard.count));
+            return {};
+        }
+        return shard;
+    }
+
+    // A number, or "from-hostname".
+    Setting<ShardIndexSetting> read_shard_index(const toml::table& table, std::string_view path) {
+        Setting<ShardIndexSetting> setting{table.get("shard_index"), std::nullopt};
+        if (!setting.present()) return setting;
+        const std::string key = child_key(path, "shard_index");
+        std::string text;
+        if (const auto* number = setting.node->as_integer()) {
+            text = std::to_string(number->get());
+        } else if (const auto* string = setting.node->as_string()) {
+            text = string->get();
+        } else {
+            report_type(*setting.node, key, "an integer or \"from-hostname\"");
+            return setting;
+        }
+        std::string problem;
+        setting.value = parse_shard_index(text, problem);
+        if (!setting.value) error(setting.node->source(), key, std::move(problem));
+        return setting;
     }
 
     MetricsConfig read_metrics(const toml::table& table) {
@@ -465,14 +534,16 @@ fs::path directory_of(const std::string& config_path) {
 
 }  // namespace
 
-ConfigResult load_config_string(std::string_view text, const std::string& path_for_errors) {
+ConfigResult load_config_string(std::string_view text, const std::string& path_for_errors,
+                                const ShardFlags& shard_flags) {
     ConfigReader reader(path_for_errors, directory_of(path_for_errors));
     ConfigResult result;
     try {
         const toml::table root = toml::parse(text, std::string_view(path_for_errors));
-        Config config = reader.read(root);
+        Config config = reader.read(root, shard_flags);
         result.errors = reader.take_errors();
         result.warnings = reader.take_warnings();
+        for (auto& error : reader.take_flag_errors()) result.errors.push_back(std::move(error));
         if (result.errors.empty()) result.config = std::move(config);
     } catch (const toml::parse_error& parse_error) {
         reader.error(parse_error.source(), "", std::string(parse_error.description()));
@@ -486,11 +557,17 @@ ConfigResult load_config_string(std::string_view text, const std::string& path_f
     return result;
 }
 
-ConfigResult load_config_file(const std::string& path) {
+ConfigResult load_config_file(const std::string& path, const ShardFlags& shard_flags) {
     ConfigError error;
     if (auto contents = read_config_file(path, "config", error))
-        return load_config_string(*contents, path);
-    return {std::nullopt, {std::move(error)}};
+        return load_config_string(*contents, path, shard_flags);
+    return {std::nullopt, {std::move(error)}, {}};
+}
+
+void keep_own_shard(Config& config) {
+    std::erase_if(config.targets, [&shard = config.agent.shard](const TargetConfig& target) {
+        return !owns(shard, target.name);
+    });
 }
 
 }  // namespace mailcanary

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/shard.hpp"
 #include "common/config_error.hpp"
 #include "common/duration.hpp"
 #include "probes/target_config.hpp"
@@ -32,6 +33,8 @@ struct AgentConfig {
     // Absolute path of the key that signs each probe message's token; by default
     // "mailcanary.secret" beside the config file. Created by the agent if it does not exist.
     std::string secret_file;
+    // This agent's share of the targets ([agent] shard_index and shard_count, or their flags).
+    Shard shard;
 };
 
 struct Config {
@@ -46,8 +49,13 @@ struct ConfigResult {
     std::vector<ConfigError> warnings;  // what works but should be fixed; never stops a load
 };
 
-// Parses and validates; every problem found is reported, not only the first.
-ConfigResult load_config_file(const std::string& path);
-ConfigResult load_config_string(std::string_view text, const std::string& path_for_errors);
+// Parses and validates; every problem found is reported, not only the first. `shard_flags`
+// replace the file's shard settings.
+ConfigResult load_config_file(const std::string& path, const ShardFlags& shard_flags = {});
+ConfigResult load_config_string(std::string_view text, const std::string& path_for_errors,
+                                const ShardFlags& shard_flags = {});
+
+// Keeps only the targets of this agent's shard (config.agent.shard).
+void keep_own_shard(Config& config);
 
 }  // namespace mailcanary

@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <cstdio>
 
@@ -38,7 +39,10 @@ int main(int argc, char** argv) {
     // free and keep later bodies in the heap, holding the largest scrape's size for good.
     mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
 
-    auto loaded = load_config_file(options.config_file);
+    auto loaded = load_config_file(options.config_file, options.shard);
+    // --config.check and --probe see every target; a running agent only its shard's.
+    if (loaded.config && !options.config_check && !options.probe_target)
+        keep_own_shard(*loaded.config);
     std::vector<std::shared_ptr<CompiledTarget>> targets;
     if (loaded.config) {
         targets = compile_targets(
@@ -58,11 +62,20 @@ int main(int argc, char** argv) {
     if (options.config_check) {
         for (const auto& warning : loaded.warnings)
             std::fprintf(stderr, "warning: %s\n", warning.to_string().c_str());
-        const std::size_t targets_count = loaded.config->targets.size();
+        const auto& all = loaded.config->targets;
+        const Shard& shard = loaded.config->agent.shard;
+        std::string shard_part;
+        if (shard.count > 1) {
+            const auto own = std::count_if(all.begin(), all.end(), [&](const TargetConfig& target) {
+                return owns(shard, target.name);
+            });
+            shard_part = ", " + std::to_string(own) + " in shard " + std::to_string(shard.index) +
+                         " of " + std::to_string(shard.count);
+        }
         const std::size_t warnings_count = loaded.warnings.size();
-        std::printf("%s: configuration is valid (%zu target%s, %zu warning%s)\n",
-                    options.config_file.c_str(), targets_count, targets_count == 1 ? "" : "s",
-                    warnings_count, warnings_count == 1 ? "" : "s");
+        std::printf("%s: configuration is valid (%zu target%s%s, %zu warning%s)\n",
+                    options.config_file.c_str(), all.size(), all.size() == 1 ? "" : "s",
+                    shard_part.c_str(), warnings_count, warnings_count == 1 ? "" : "s");
         if (web_config)
             std::printf("%s: web configuration is valid\n", options.web_config_file.c_str());
         return 0;

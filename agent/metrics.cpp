@@ -114,7 +114,13 @@ Metrics::Metrics(const MetricsConfig& config)
                              "The cap on probe runs in flight (max_concurrent_probes).")),
       queued_(gauge(*registry_, "mailcanary_probes_queued",
                     "Probe runs due that wait for a slot under the cap on runs in flight.")),
-      targets_(gauge(*registry_, "mailcanary_targets", "Targets in the configuration in force.")),
+      targets_(gauge(*registry_, "mailcanary_targets",
+                     "Targets in the configuration in force that this agent's shard probes.")),
+      shard_info_(BuildGauge()
+                      .Name("mailcanary_shard_info")
+                      .Help("Which of the agents sharing the targets this one is (index from 0 "
+                            "of count); always 1.")
+                      .Register(*registry_)),
       reload_successful_(gauge(*registry_, "mailcanary_config_last_reload_successful",
                                "1 if the last configuration (re)load succeeded.")),
       reload_success_time_(gauge(*registry_,
@@ -141,6 +147,13 @@ void Metrics::set_in_flight_limit(std::size_t runs) {
 void Metrics::set_queued(std::size_t runs) { queued_.Set(static_cast<double>(runs)); }
 
 void Metrics::set_targets(std::size_t targets) { targets_.Set(static_cast<double>(targets)); }
+
+void Metrics::set_shard(const Shard& shard) {
+    if (shard_info_series_ != nullptr) shard_info_.Remove(shard_info_series_);
+    shard_info_series_ = &shard_info_.Add(
+        {{"index", std::to_string(shard.index)}, {"count", std::to_string(shard.count)}});
+    shard_info_series_->Set(1);
+}
 
 void Metrics::record_reload(bool successful, std::chrono::system_clock::time_point when) {
     reload_successful_.Set(successful ? 1 : 0);

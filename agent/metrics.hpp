@@ -122,6 +122,8 @@ class Metrics {
     void set_in_flight_limit(std::size_t runs);
     void set_queued(std::size_t runs);
     void set_targets(std::size_t targets);
+    // mailcanary_shard_info: which agent of how many this is.
+    void set_shard(const Shard& shard);
     void record_reload(bool successful, std::chrono::system_clock::time_point when);
 
     const MetricsConfig& config() const { return config_; }
@@ -152,6 +154,8 @@ class Metrics {
     prometheus::Gauge& in_flight_limit_;
     prometheus::Gauge& queued_;
     prometheus::Gauge& targets_;
+    prometheus::Family<prometheus::Gauge>& shard_info_;
+    prometheus::Gauge* shard_info_series_ = nullptr;
     prometheus::Gauge& reload_successful_;
     prometheus::Gauge& reload_success_time_;
 };

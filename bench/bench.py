@@ -15,6 +15,8 @@ Sections (--only takes a comma-separated subset):
   callgrind instructions per probe (plain, STARTTLS) and the top functions
   check     check_smtp CPU per probe at 50/s (a process per probe)
   roundtrip round-trip detection delay (only when the agent has a roundtrip probe)
+  sizing    mailcanary alone, 1,000 to 10,000 STARTTLS targets at 30 s: CPU, memory and /metrics
+            with and without phase histograms (docs/scaling.md); not in the default set
 """
 from __future__ import annotations
 
@@ -37,10 +39,12 @@ import urllib.request
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 HOST = "127.0.0.1"
-SINK_PORT, SINK_CONTROL = 30025, 30026
-SLOW_SINK_PORT, SLOW_SINK_CONTROL = 30027, 30028
-AGENT_PORT = 30725
-EXPORTER_PORT = 30115
+# Another test stack on the machine may sit on these: MAILCANARY_BENCH_PORT_BASE moves them all.
+PORT_BASE = int(os.environ.get("MAILCANARY_BENCH_PORT_BASE", "30000"))
+SINK_PORT, SINK_CONTROL = PORT_BASE + 25, PORT_BASE + 26
+SLOW_SINK_PORT, SLOW_SINK_CONTROL = PORT_BASE + 27, PORT_BASE + 28
+AGENT_PORT = PORT_BASE + 725
+EXPORTER_PORT = PORT_BASE + 115
 CHECK_SMTP = "/usr/lib/nagios/plugins/check_smtp"
 EXPORTER = "/usr/bin/prometheus-blackbox-exporter"
 
@@ -298,16 +302,20 @@ class Agent:
         self.process.stop()
 
 
-def run_agent(args, sink, dialog, rate, window, interval_s=1.0, banner_check=False):
-    """Runs the agent with `rate` targets every second against the sink; measures one window."""
+def run_agent(args, sink, dialog, rate, window, interval_s=1.0, banner_check=False,
+              phase_histograms=True, scrape=False):
+    """Runs the agent with `rate` targets every second against the sink; measures one window
+    (and, with `scrape`, then one /metrics fetch)."""
     config = os.path.join(args.work, "agent.toml")
     targets = int(round(rate * interval_s))
     buckets = ACCURACY_BUCKETS if banner_check else None
     settle()
     agent_config(config, targets, f"{int(interval_s * 1000)}ms", f"{int(interval_s * 900)}ms",
                  "starttls" if dialog == "starttls" else "none",
-                 SLOW_SINK_PORT if banner_check else SINK_PORT, sink.ca, buckets=buckets)
+                 SLOW_SINK_PORT if banner_check else SINK_PORT, sink.ca, buckets=buckets,
+                 phase_histograms=phase_histograms)
     agent = Agent(args.mailcanary, args.work, config)
+    metrics = None
     try:
         time.sleep(interval_s + 1.5)  # every target has started; connections are warm
         pid = agent.process.pid
@@ -321,6 +329,8 @@ def run_agent(args, sink, dialog, rate, window, interval_s=1.0, banner_check=Fal
         sink_cpu1 = cpu_seconds(sink.process.pid)
         rss, hwm = memory_mb(pid)
         sink_stats = sink.stats()
+        if scrape:
+            metrics = curl_scrape(agent.url + "/metrics", pid, args.work)
     finally:
         agent.stop()
     runs = after.runs - before.runs
@@ -341,6 +351,8 @@ def run_agent(args, sink, dialog, rate, window, interval_s=1.0, banner_check=Fal
         "scrape_s": round(after.scrape_seconds, 4),
         "sink": sink_stats, "sink_cpu_s": round(sink_cpu1 - sink_cpu0, 4),
         "sink_cpu_share": round((sink_cpu1 - sink_cpu0) / elapsed, 4),
+        "cores": round((cpu1 - cpu0) / elapsed, 4), "interval_s": interval_s,
+        "phase_histograms": phase_histograms, "metrics": metrics,
     }
     result["sustained"] = bool(runs >= 0.98 * rate * elapsed and result["skips"] == 0 and
                                result["failures"] == 0 and within_5ms >= 0.99)
@@ -444,6 +456,8 @@ def run_exporter(args, exporter, sink, dialog, rate, window, port=SINK_PORT, sam
         "rss_mb": round(rss, 1), "hwm_mb": round(hwm, 1), "sink": sink.stats(),
         "sink_cpu_s": round(sink_cpu1 - sink_cpu0, 4),
         "sink_cpu_share": round((sink_cpu1 - sink_cpu0) / elapsed, 4),
+        "cores": round((cpu1 - cpu0) / elapsed, 4), "interval_s": interval_s,
+        "phase_histograms": phase_histograms, "metrics": metrics,
     }
     result["sustained"] = bool(d["ok"] == d["planned"] and
                                (d["lateness_ms"].get("p99") or 99) < 5 and
@@ -574,6 +588,18 @@ def section_accuracy(args, slow_sink, exporter, results):
                             "p99": round(values[int(0.99 * (len(values) - 1))], 4)}
         out.append(r)
         log(f"  -> duration {r['duration_ms']} sink {r['sink']['banner_us']} {summary(r)}")
+
+
+def section_sizing(args, sink, results):
+    """What one agent carries (docs/scaling.md): STARTTLS targets at the default 30 s interval,
+    the CPU share of a core, RSS and /metrics size in steady state, with and without phase
+    histograms."""
+    out = results.setdefault("sizing", [])
+    for targets, histograms in ((1000, True), (5000, True), (10000, True), (10000, False)):
+        log(f"sizing: {targets} STARTTLS targets at 30 s, phase_histograms={histograms}")
+        out.append(run_agent(args, sink, "starttls", targets / 30, args.sizing_window,
+                             interval_s=30.0, phase_histograms=histograms, scrape=True))
+        log(f"  -> {out[-1]}")
 
 
 def section_memory(args, sink, exporter, results):
@@ -898,6 +924,20 @@ def ratio(ours, theirs):
 def report(results):
     lines = []
     add = lines.append
+    sizing = results.get("sizing", [])
+    if sizing:
+        add("## One agent: STARTTLS targets at 30 s (docs/scaling.md)")
+        add("")
+        add("| targets | phase histograms | probes/s | cores | CPU-ms/probe | RSS MB | "
+            "/metrics MB | series | sustained |")
+        add("|---|---|---|---|---|---|---|---|---|")
+        for r in sizing:
+            m = r.get("metrics") or {}
+            add(f"| {r['targets']} | {'yes' if r['phase_histograms'] else 'no'} | "
+                f"{fmt(r['runs'] / r['window_s'], 1)} | {fmt(r['cores'], 3)} | "
+                f"{fmt(r['cpu_ms_per_probe'])} | {r['rss_mb']} | "
+                f"{fmt(m.get('bytes', 0) / 1e6, 1)} | {m.get('series')} | {r['sustained']} |")
+        add("")
     cpu = results.get("cpu", [])
     if cpu:
         add("## CPU-seconds per 1,000 probes (median of runs; user+sys from /proc/PID/stat)")
@@ -1063,6 +1103,7 @@ def main():
     parser.add_argument("--plain-ladder", default="1000,1500,2000,3000,4000")
     parser.add_argument("--starttls-ladder", default="100,200,300,500,750")
     parser.add_argument("--callgrind-seconds", type=float, default=20)
+    parser.add_argument("--sizing-window", type=float, default=30)
     parser.add_argument("--roundtrip-seconds", type=float, default=45)
     parser.add_argument("--report-only", action="store_true",
                         help="print the tables of an existing --out file")
@@ -1093,7 +1134,10 @@ def main():
     sink = Sink(args.tools, args.work, SINK_PORT, SINK_CONTROL)
     slow_sink = exporter = None
     try:
-        exporter = Exporter(args.work, sink.ca)
+        if sections & {"cpu", "maxrate", "accuracy", "memory"}:
+            exporter = Exporter(args.work, sink.ca)
+        if "sizing" in sections:
+            section_sizing(args, sink, results)
         if "cpu" in sections:
             section_cpu(args, sink, exporter, results)
         if "check" in sections:

@@ -38,6 +38,13 @@ RUNTIME_PKGS=(
   # Debian 12 root to install into.
   dpkg-dev lintian mmdebstrap
 )
+# The Kubernetes manifests' checks (tests/kubernetes): yamllint, and node with npm unless the
+# machine has them already (a Node.js from elsewhere, e.g. NodeSource's nodejs, which brings
+# its own npm and conflicts with Debian's npm package).
+RUNTIME_PKGS+=(yamllint)
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  RUNTIME_PKGS+=(nodejs npm)
+fi
 # Unpacked, not installed (see above), into one root: master, imapd, lmtpd, idled; saslpasswd2.
 CYRUS_DEBS=(cyrus-common cyrus-imapd sasl2-bin)
 CYRUS_ROOT=${MAILCANARY_CYRUS_ROOT:-/var/cache/mailcanary/cyrus/root}

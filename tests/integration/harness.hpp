@@ -116,11 +116,12 @@ inline Run run_binary(std::vector<std::string> args, const fs::path& output_file
 }
 
 // The agent as a long-running process with its own config file and log. `launcher`: a command
-// (absolute path first) that runs the agent, e.g. prlimit with the limits to run it under.
+// (absolute path first) that runs the agent, e.g. prlimit with the limits to run it under;
+// `flags`: more of the agent's own flags.
 class AgentProcess {
   public:
     AgentProcess(const fs::path& dir, const std::string& config,
-                 std::vector<std::string> launcher = {})
+                 std::vector<std::string> launcher = {}, std::vector<std::string> flags = {})
         : dir_(dir) {
         fs::create_directories(dir_);
         write_config(config);
@@ -131,6 +132,7 @@ class AgentProcess {
               std::string("--web.listen-address=127.0.0.1:0"), std::string("--log.level=debug")}) {
             args.push_back(std::move(arg));
         }
+        for (std::string& flag : flags) args.push_back(std::move(flag));
         std::vector<char*> argv;
         for (auto& arg : args) argv.push_back(arg.data());
         argv.push_back(nullptr);

@@ -3,7 +3,8 @@
 
 - valid JSON, a stable uid, a current schemaVersion, unique panel ids, no overlapping panels;
 - a `datasource` variable, used by every panel and every query;
-- `job`, `instance` and `target` variables, multi-select with All;
+- `job`, `site`, `instance` and `target` variables, multi-select with All; the instances are
+  those of the chosen sites;
 - every panel has a unit and a description, and at least one query;
 - every range in a query is $__rate_interval, or $__range in an instant query ("over the whole
   time range"); rate() and increase() always use $__rate_interval;
@@ -56,7 +57,11 @@ def check_structure(dash):
     ds = variables.get("datasource")
     if not ds or ds.get("type") != "datasource" or ds.get("query") != "prometheus":
         err('no variable "datasource" of type datasource for prometheus')
-    for name in ("job", "instance", "target"):
+    # Sites (vantage points) are compared by the `site` target label: the agents a site
+    # variable picks are the instances the other panels show.
+    if 'site=~"$site"' not in (variables.get("instance") or {}).get("definition", ""):
+        err('the "instance" variable does not filter on site=~"$site"')
+    for name in ("job", "site", "instance", "target"):
         v = variables.get(name)
         if not v:
             err(f'no variable "{name}"')

@@ -52,20 +52,37 @@ TEST_P(CliErrors, AreClear) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, CliErrors,
-    testing::Values(BadFlag{{"--config.file"}, "--config.file needs a value"},
-                    BadFlag{{"--config.file="}, "--config.file needs a value"},
-                    BadFlag{{"--log.level=loud"},
-                            "\"loud\" is not one of debug, info, warn, error"},
-                    BadFlag{{"--log.format=xml"}, "\"xml\" is not one of logfmt, json"},
-                    BadFlag{{"--config.check=yes"}, "takes no value"},
-                    BadFlag{{"--web.config.file="}, "--web.config.file needs a value"},
-                    BadFlag{{"--web.listen-addres=:1"}, "unknown flag \"--web.listen-addres=:1\""},
-                    BadFlag{{"stray"}, "unknown flag \"stray\""}));
+    testing::Values(
+        BadFlag{{"--config.file"}, "--config.file needs a value"},
+        BadFlag{{"--config.file="}, "--config.file needs a value"},
+        BadFlag{{"--log.level=loud"}, "\"loud\" is not one of debug, info, warn, error"},
+        BadFlag{{"--log.format=xml"}, "\"xml\" is not one of logfmt, json"},
+        BadFlag{{"--config.check=yes"}, "takes no value"},
+        BadFlag{{"--web.config.file="}, "--web.config.file needs a value"},
+        BadFlag{{"--web.listen-addres=:1"}, "unknown flag \"--web.listen-addres=:1\""},
+        BadFlag{{"--shard.index=-1"},
+                "--shard.index: \"-1\" must be a number from 0 to 9999 or "
+                "\"from-hostname\""},
+        BadFlag{{"--shard.index"}, "--shard.index needs a value"},
+        BadFlag{{"--shard.count=0"}, "--shard.count: \"0\" must be a number from 1 to 10000"},
+        BadFlag{{"stray"}, "unknown flag \"stray\""}));
+
+TEST(Cli, ShardFlags) {
+    auto result = parse({"--shard.index=from-hostname", "--shard.count", "4"});
+    ASSERT_TRUE(result.options) << result.error;
+    EXPECT_EQ(result.options->shard.index, ShardIndexSetting{});
+    EXPECT_EQ(result.options->shard.count, 4u);
+    result = parse({"--shard.index", "3"});
+    ASSERT_TRUE(result.options) << result.error;
+    EXPECT_EQ(result.options->shard.index, ShardIndexSetting{3u});
+    EXPECT_EQ(result.options->shard.count, std::nullopt);
+}
 
 TEST(Cli, UsageNamesEveryFlag) {
     for (const char* flag :
          {"--config.file", "--config.check", "--web.listen-address", "--web.config.file",
-          "--log.level", "--log.format", "--probe", "--version", "--help"}) {
+          "--log.level", "--log.format", "--probe", "--shard.index", "--shard.count", "--version",
+          "--help"}) {
         EXPECT_NE(usage().find(flag), std::string::npos) << flag;
     }
 }

@@ -600,6 +600,24 @@ std::vector<ErrorCase> error_cases() {
          {2, 1, "agent.secret",
           "expected one of: listen_addresses, max_concurrent_probes, "
           "secret_file"}},
+        {"ShardCountZero",
+         "[agent]\nshard_count = 0\n",
+         {2, 15, "agent.shard_count", "must be between 1 and 10000, got 0"}},
+        {"ShardIndexNegative",
+         "[agent]\nshard_count = 3\nshard_index = -1\n",
+         {3, 15, "agent.shard_index", "must be a number from 0 to 9999 or \"from-hostname\""}},
+        {"ShardIndexUnknownWord",
+         "[agent]\nshard_count = 3\nshard_index = \"hostname\"\n",
+         {3, 15, "agent.shard_index", "must be a number from 0 to 9999 or \"from-hostname\""}},
+        {"ShardIndexWrongType",
+         "[agent]\nshard_index = 1.5\n",
+         {2, 15, "agent.shard_index", "expected an integer or \"from-hostname\", got"}},
+        {"ShardIndexNotBelowCount",
+         "[agent]\nshard_count = 3\nshard_index = 3\n",
+         {3, 15, "agent.shard_index", "shard index 3 must be less than shard_count 3"}},
+        {"ShardIndexWithoutCount",
+         "[agent]\nshard_index = 1\n",
+         {2, 15, "agent.shard_index", "must be less than the default shard_count 1"}},
         {"MessageNotTable",
          target_with("probes = [\"accept\"]\nmessage = \"canary@example.org\"\n"),
          {5, 11, "targets[1].message", "expected a table, got a string"}},
@@ -2280,6 +2298,78 @@ TEST(ConfigTlsName, ServerNameCannotHideANulOrAScope) {
               "names.toml:10:15: targets[2].tls_options.server_name: a scoped IPv6 address cannot "
               "be checked "
               "against a certificate");
+}
+
+constexpr std::string_view kThreeShards = R"([agent]
+shard_count = 3
+shard_index = 2
+)";
+
+TEST(ConfigShard, DefaultIsOneAgentWithEveryTarget) {
+    const auto result = load(target_with(""));
+    ASSERT_TRUE(result.config) << result.errors.front().to_string();
+    EXPECT_EQ(result.config->agent.shard, (Shard{0, 1}));
+}
+
+TEST(ConfigShard, FileSetsTheShard) {
+    const auto result = load(kThreeShards);
+    ASSERT_TRUE(result.config) << result.errors.front().to_string();
+    EXPECT_EQ(result.config->agent.shard, (Shard{2, 3}));
+}
+
+TEST(ConfigShard, FlagsWinOverTheFile) {
+    const auto result =
+        load_config_string(kThreeShards, std::string(kFile), {ShardIndexSetting{4u}, 5u});
+    ASSERT_TRUE(result.config) << result.errors.front().to_string();
+    EXPECT_EQ(result.config->agent.shard, (Shard{4, 5}));
+}
+
+TEST(ConfigShard, AnIndexFromAFlagIsBlamedOnTheFlag) {
+    const auto result =
+        load_config_string(kThreeShards, std::string(kFile), {ShardIndexSetting{7u}, {}});
+    ASSERT_EQ(result.errors.size(), 1u);
+    EXPECT_EQ(result.errors[0].to_string(),
+              "command line: --shard.index: shard index 7 must be less than shard_count 3");
+}
+
+TEST(ConfigShard, ACountFromAFlagIsNamedWhenTheIndexIsTooHigh) {
+    const auto result = load_config_string(kThreeShards, std::string(kFile), {std::nullopt, 2u});
+    expect_errors(
+        result, {{3, 15, "agent.shard_index", "shard index 2 must be less than --shard.count 2"}});
+}
+
+// The index is the ordinal ending this machine's host name, or an error that names the host name.
+TEST(ConfigShard, IndexFromHostName) {
+    const std::string host_name = machine_host_name();
+    const auto result = load("[agent]\nshard_count = 10000\nshard_index = \"from-hostname\"\n");
+    if (const auto ordinal = ordinal_of_host_name(host_name)) {
+        ASSERT_TRUE(result.config) << result.errors.front().to_string();
+        EXPECT_EQ(result.config->agent.shard.index, *ordinal);
+    } else {
+        expect_errors(result,
+                      {{3, 15, "agent.shard_index",
+                        "the host name \"" + host_name + "\" does not end in \"-<ordinal>\""}});
+    }
+}
+
+TEST(ConfigShard, KeepOwnShardKeepsTheTargetsThisAgentOwns) {
+    std::string text(kThreeShards);
+    for (int i = 0; i < 30; ++i) {
+        text += "[[targets]]\nname = \"mx" + std::to_string(i) + "\"\nhost = \"mx.example\"\n";
+    }
+    auto result = load(text);
+    ASSERT_TRUE(result.config) << result.errors.front().to_string();
+    Config& config = *result.config;
+    std::vector<std::string> expected;
+    for (const auto& target : config.targets) {
+        if (shard_owner(target.name, 3) == 2) expected.push_back(target.name);
+    }
+    ASSERT_FALSE(expected.empty());
+    ASSERT_LT(expected.size(), 30u);
+    keep_own_shard(config);
+    std::vector<std::string> kept;
+    for (const auto& target : config.targets) kept.push_back(target.name);
+    EXPECT_EQ(kept, expected);
 }
 
 }  // namespace

@@ -52,6 +52,17 @@ TEST(Metrics, NoResultSeriesBeforeTheFirstRun) {
               1);
 }
 
+TEST(Metrics, ShardInfoShowsTheShardInForceOnly) {
+    Metrics metrics(MetricsConfig{{0.01}, true});
+    metrics.set_shard(Shard{2, 3});
+    auto text = metrics.serialize();
+    EXPECT_EQ(value_of(text, R"(mailcanary_shard_info{count="3",index="2"})"), 1);
+    metrics.set_shard(Shard{0, 4});  // a reload that changed shard_count
+    text = metrics.serialize();
+    EXPECT_EQ(value_of(text, R"(mailcanary_shard_info{count="3",index="2"})"), -1);
+    EXPECT_EQ(value_of(text, R"(mailcanary_shard_info{count="4",index="0"})"), 1);
+}
+
 TEST(Metrics, RecordsASuccessfulRun) {
     Metrics metrics(MetricsConfig{{0.001, 0.005}, true});
     auto series = metrics.series_for("mx", "connect");
