@@ -22,7 +22,8 @@ if [[ ! -s $tarball ]]; then
   log "making a Debian 12 root with mmdebstrap into $tarball"
   mkdir -p "$(dirname "$tarball")"
   # merged-usr: as Debian 12 installs it (else usrmerge is installed, and perl with it).
-  mmdebstrap --quiet --variant=apt --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+  rm -f "$tarball.tmp"
+  mmdebstrap --quiet --format=tar --variant=apt --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
