@@ -45,6 +45,10 @@ RUNTIME_PKGS+=(yamllint)
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   RUNTIME_PKGS+=(nodejs npm)
 fi
+# The container test (tests/container): podman with runc (crun, its default, cannot run on hosts
+# like CI's) and catatonit (which makes a pod's infra image locally: no registry is reachable), and
+# mmdebstrap for a Debian base image.
+CONTAINER_PKGS=(podman runc catatonit mmdebstrap)
 # Unpacked, not installed (see above), into one root: master, imapd, lmtpd, idled; saslpasswd2.
 CYRUS_DEBS=(cyrus-common cyrus-imapd sasl2-bin)
 CYRUS_ROOT=${MAILCANARY_CYRUS_ROOT:-/var/cache/mailcanary/cyrus/root}
@@ -156,13 +160,13 @@ main() {
   export DEBIAN_FRONTEND=noninteractive
 
   local missing=() pkg
-  for pkg in "${BUILD_PKGS[@]}" "${RUNTIME_PKGS[@]}"; do
+  for pkg in "${BUILD_PKGS[@]}" "${RUNTIME_PKGS[@]}" "${CONTAINER_PKGS[@]}"; do
     is_installed "$pkg" || missing+=("$pkg")
   done
 
   if [[ ${#missing[@]} -eq 0 ]]; then
     stop_system_daemons
-    echo "install-deps: all ${#BUILD_PKGS[@]} build + ${#RUNTIME_PKGS[@]} runtime packages already installed"
+    echo "install-deps: all ${#BUILD_PKGS[@]} build + ${#RUNTIME_PKGS[@]} runtime + ${#CONTAINER_PKGS[@]} container packages already installed"
     unpack_conflicting_servers
     return 0
   fi

@@ -3,12 +3,14 @@
 # integration tests (the integration tests start and stop a real Postfix + Dovecot on loopback).
 # The whole suite runs twice: optimised, then under AddressSanitizer and UndefinedBehaviorSanitizer.
 #
-# Usage: bash scripts/test.sh [PRESET...]   (default: release sanitize)
+# Then, once, the container image and the sidecar with podman (tests/container/container_test.py).
+#
+# Usage: bash scripts/test.sh [STAGE...]   (a preset or `container`; default: release sanitize container)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 presets=("$@")
-((${#presets[@]})) || presets=(release sanitize)
+((${#presets[@]})) || presets=(release sanitize container)
 
 bash scripts/install-deps.sh
 
@@ -26,6 +28,11 @@ if command -v ccache >/dev/null; then
   export CMAKE_C_COMPILER_LAUNCHER=${CMAKE_C_COMPILER_LAUNCHER:-ccache}
 fi
 for preset in "${presets[@]}"; do
+  if [[ $preset == container ]]; then
+    echo "== container: image and sidecar"
+    python3 tests/container/container_test.py
+    continue
+  fi
   echo "== $preset: configure and build"
   cmake --preset "$preset" >/dev/null
   cmake --build --preset "$preset" -j "$jobs"
