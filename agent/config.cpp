@@ -180,7 +180,7 @@ class ConfigReader : public SettingsReader {
         agent.secret_file = secret_file.value.value_or(resolve(kDefaultSecretFile));
         if (secret_file.present()) {
             warn_if_others_read(secret_file, path, "secret_file", "secret file");
-        } else if (auto problem = check_only_owner_reads(agent.secret_file, "secret file")) {
+        } else if (auto problem = check_not_world_readable(agent.secret_file, "secret file")) {
             warning(table.source(), child_key(path, "secret_file"), std::move(*problem));
         }
         agent.shard = read_shard(table, path, shard_flags);

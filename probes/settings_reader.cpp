@@ -105,7 +105,7 @@ std::string SettingsReader::read_secret_file_path(const toml::table& table, std:
 void SettingsReader::warn_if_others_read(const Setting<std::string>& file, std::string_view path,
                                          std::string_view key, std::string_view what) {
     if (!file.value) return;
-    if (auto problem = check_only_owner_reads(*file.value, what)) {
+    if (auto problem = check_not_world_readable(*file.value, what)) {
         warning(file.node->source(), child_key(path, key), std::move(*problem));
     }
 }

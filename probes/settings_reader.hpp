@@ -87,7 +87,7 @@ class SettingsReader : public TomlReader {
     // (implicit by default), port (993 with implicit TLS, else 143), [.tls_options] and login.
     ImapServer read_imap_server(const toml::table& table, const std::string& path,
                                 const ImapServerKeys& keys, const std::string& default_host);
-    // Warns when a file holding a secret can be read by users other than its owner.
+    // Warns when a file holding a secret can be read by every user.
     void warn_if_others_read(const Setting<std::string>& file, std::string_view path,
                              std::string_view key, std::string_view what);
 

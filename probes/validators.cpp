@@ -121,20 +121,15 @@ std::optional<std::string> check_secret_holding_file(const std::string& file,
     return std::nullopt;
 }
 
-std::optional<std::string> check_only_owner_reads(const std::string& file, std::string_view what) {
+std::optional<std::string> check_not_world_readable(const std::string& file,
+                                                    std::string_view what) {
     std::error_code error;
     const fs::perms perms = fs::status(file, error).permissions();
-    if (error) return std::nullopt;
-    const bool group = (perms & fs::perms::group_read) != fs::perms::none;
-    const bool others = (perms & fs::perms::others_read) != fs::perms::none;
-    if (!group && !others) return std::nullopt;
+    if (error || (perms & fs::perms::others_read) == fs::perms::none) return std::nullopt;
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(perms & fs::perms::mask));
-    const std::string readers = group && others ? "its group and every user"
-                                : group         ? "its group"
-                                                : "every user";
-    return std::string(what) + " " + in_quotes(file) + " can be read by " + readers + " (mode " +
-           mode + "): make it readable by its owner only (chmod 600)";
+    return std::string(what) + " " + in_quotes(file) + " can be read by every user (mode " + mode +
+           "): make it readable by its owner only (chmod 600), or its group (640)";
 }
 
 ElementCheck readable_file(std::string_view what) {

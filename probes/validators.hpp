@@ -62,10 +62,10 @@ ElementCheck readable_file(std::string_view what);
 
 ElementCheck secret_holding_file(std::string_view what);
 
-// A secret in a file that users other than its owner can read (its group, or everyone): a
-// warning, since a group may be meant to read it (a Kubernetes fsGroup). None when only the
-// owner can, or when the file is not there.
-std::optional<std::string> check_only_owner_reads(const std::string& file, std::string_view what);
+// A secret in a file that every user can read: a warning. Its group may read it: that is how a
+// Kubernetes Secret reaches a pod's non-root user (defaultMode 0440 with an fsGroup). None when
+// the file is not there.
+std::optional<std::string> check_not_world_readable(const std::string& file, std::string_view what);
 
 // An address as the accept probe writes it, in MAIL FROM:<...>, RCPT TO:<...> and the From and
 // To headers: a deliberately plain "local@domain", nothing that needs quoting or could end the

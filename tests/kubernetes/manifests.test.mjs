@@ -207,7 +207,7 @@ function configCheck(configMap, mounts, flags = []) {
     for (const [mountPath, files] of mounts) {
       const target = path.join(dir, path.relative("/etc/mailcanary", mountPath));
       fs.mkdirSync(target, { recursive: true });
-      for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(target, name), content);
+      for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(target, name), content, { mode: 0o440 });
     }
     const configPath = path.join(dir, "config/mailcanary.toml");
     const config = configMap.data["mailcanary.toml"].replaceAll("/etc/mailcanary/", dir + "/");
@@ -251,7 +251,7 @@ test("sidecar: mailcanary is a native sidecar of the mail server pod", () => {
 test("sidecar: the configuration passes --config.check with the Secret's keys as its files", () => {
   const deployment = find("sidecar", "Deployment");
   const output = configCheck(find("sidecar", "ConfigMap"), mountedFiles("sidecar", deployment));
-  assert.match(output, /configuration is valid \(2 targets\)/);
+  assert.match(output, /configuration is valid \(2 targets, 0 warnings\)/);
   // And the password file is the Secret's, not something that happens to exist.
   const withoutSecret = mountedFiles("sidecar", deployment).filter(([mount]) => !mount.endsWith("secrets"));
   assert.throws(() => configCheck(find("sidecar", "ConfigMap"), withoutSecret), /password_file/);
@@ -277,7 +277,7 @@ test("shards: every agent of the StatefulSet probes its own shard", () => {
   let sum = 0;
   for (let index = 0; index < count; index++) {
     const output = configCheck(configMap, mounts, [`--shard.index=${index}`, `--shard.count=${count}`]);
-    const match = /\((\d+) targets, (\d+) in shard (\d+) of (\d+)\)/.exec(output);
+    const match = /\((\d+) targets, (\d+) in shard (\d+) of (\d+), 0 warnings\)/.exec(output);
     assert.ok(match, output);
     total = Number(match[1]);
     sum += Number(match[2]);

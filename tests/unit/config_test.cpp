@@ -2397,10 +2397,10 @@ TEST(ConfigWarnings, SecretFileReadableByOthersIsWarnedAboutWithItsPlace) {
     } cases[] = {
         {fs::perms::owner_read | fs::perms::owner_write, ""},
         {fs::perms::owner_read, ""},
-        {fs::perms::owner_read | fs::perms::group_read, "can be read by its group (mode 0440)"},
+        {fs::perms::owner_read | fs::perms::group_read, ""},  // a Kubernetes Secret's 0440
         {fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
              fs::perms::others_read,
-         "can be read by its group and every user (mode 0644)"},
+         "can be read by every user (mode 0644)"},
         {fs::perms::owner_read | fs::perms::others_read, "can be read by every user (mode 0404)"},
     };
     for (const auto& [mode, readers] : cases) {
@@ -2416,7 +2416,7 @@ TEST(ConfigWarnings, SecretFileReadableByOthersIsWarnedAboutWithItsPlace) {
         EXPECT_EQ(result.warnings[0].to_string(),
                   "test.toml:7:17: targets[1].auth.password_file: password file \"" +
                       password_file.string() + "\" " + readers +
-                      ": make it readable by its owner only (chmod 600)");
+                      ": make it readable by its owner only (chmod 600), or its group (640)");
     }
 }
 
@@ -2436,15 +2436,15 @@ TEST(ConfigWarnings, TheAgentsOwnSecretFileIsCheckedWhereverItIs) {
     EXPECT_TRUE(result.warnings.empty()) << all_of(result.warnings);
 
     const fs::path elsewhere = dir.write("keys/agent.key", "key");
-    fs::permissions(elsewhere, fs::perms::owner_read | fs::perms::group_read);
+    fs::permissions(elsewhere, fs::perms::owner_read | fs::perms::others_read);
     dir.write("config.toml", "[agent]\nsecret_file = \"keys/agent.key\"\n" + std::string(kTarget));
     result = load_config_file(config_file.string());
     ASSERT_EQ(result.warnings.size(), 1u) << all_of(result.warnings);
     EXPECT_EQ(result.warnings[0].to_string(),
               config_file.string() + ":2:15: agent.secret_file: secret file \"" +
                   elsewhere.string() +
-                  "\" can be read by its group (mode 0440): make it readable by its owner only "
-                  "(chmod 600)");
+                  "\" can be read by every user (mode 0404): make it readable by its owner only "
+                  "(chmod 600), or its group (640)");
 }
 
 // A negative test (expect = "reject") beside targets that log in to the same server: Dovecot's
