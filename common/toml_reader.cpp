@@ -177,14 +177,17 @@ const toml::table& empty_table() {
 TomlReader::TomlReader(std::string file, std::filesystem::path base_directory)
     : file_(std::move(file)), base_directory_(std::move(base_directory)) {}
 
+ConfigError TomlReader::located(const toml::source_region& where, std::string key,
+                                std::string message) const {
+    return {file_, where.begin.line, where.begin.column, std::move(key), std::move(message)};
+}
+
 void TomlReader::error(const toml::source_region& where, std::string key, std::string message) {
-    errors_.push_back(
-        {file_, where.begin.line, where.begin.column, std::move(key), std::move(message)});
+    errors_.push_back(located(where, std::move(key), std::move(message)));
 }
 
 void TomlReader::warning(const toml::source_region& where, std::string key, std::string message) {
-    warnings_.push_back(
-        {file_, where.begin.line, where.begin.column, std::move(key), std::move(message)});
+    warnings_.push_back(located(where, std::move(key), std::move(message)));
 }
 
 void TomlReader::check_known_keys(const toml::table& table, std::string_view path,

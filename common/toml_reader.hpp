@@ -189,6 +189,9 @@ class TomlReader {
         if constexpr (std::is_same_v<T, bool>) return "a boolean";
     }
 
+    ConfigError located(const toml::source_region& where, std::string key,
+                        std::string message) const;
+
     std::string file_;
     std::filesystem::path base_directory_;
     std::vector<ConfigError> errors_;

@@ -42,17 +42,20 @@ struct ExpectedError {
 
 ConfigResult load(std::string_view text) { return load_config_string(text, std::string(kFile)); }
 
+// One line each, for failure messages.
+std::string all_of(const std::vector<ConfigError>& problems) {
+    std::string all;
+    for (const ConfigError& problem : problems) all += problem.to_string() + "\n";
+    return all;
+}
+
 std::string target_with(std::string_view fields) {
     return std::string(kTarget) + std::string(fields);
 }
 
 void expect_errors(const ConfigResult& result, const std::vector<ExpectedError>& expected) {
     EXPECT_FALSE(result.config.has_value());
-    ASSERT_EQ(result.errors.size(), expected.size()) << [&] {
-        std::string all;
-        for (const ConfigError& error : result.errors) all += error.to_string() + "\n";
-        return all;
-    }();
+    ASSERT_EQ(result.errors.size(), expected.size()) << all_of(result.errors);
     for (size_t i = 0; i < expected.size(); ++i) {
         const ConfigError& error = result.errors[i];
         SCOPED_TRACE(error.to_string());
@@ -2377,12 +2380,6 @@ TEST(ConfigShard, KeepOwnShardKeepsTheTargetsThisAgentOwns) {
 
 namespace mailcanary {
 namespace {
-
-std::string all_of(const std::vector<ConfigError>& problems) {
-    std::string all;
-    for (const ConfigError& problem : problems) all += problem.to_string() + "\n";
-    return all;
-}
 
 // Secrets the agent reads: a password file that others can read works, but is said to be exposed.
 TEST(ConfigWarnings, SecretFileReadableByOthersIsWarnedAboutWithItsPlace) {

@@ -26,6 +26,7 @@
 #include "probes/registry.hpp"
 #include "protocols/token.hpp"
 #include "support/fake_exchange_imap.hpp"
+#include "support/files.hpp"
 
 namespace mailcanary {
 namespace {
@@ -58,14 +59,7 @@ std::size_t count_sent(const FakeExchangeImap& server, const std::string& part) 
 
 class ExchangeTest : public testing::Test {
   protected:
-    ExchangeTest() {
-        dir_ = fs::temp_directory_path() /
-               ("mailcanary-exchange-" + std::to_string(getpid()) + "-" +
-                testing::UnitTest::GetInstance()->current_test_info()->name());
-        fs::create_directories(dir_);
-        std::ofstream(dir_ / "password") << "s3cret";
-    }
-    ~ExchangeTest() override { fs::remove_all(dir_); }
+    ExchangeTest() : password_file_(dir_.write("password", "s3cret")) {}
 
     std::shared_ptr<MailboxTracker> tracker(std::shared_ptr<ImapAccount> account,
                                             bool use_idle = true) {
@@ -76,7 +70,7 @@ class ExchangeTest : public testing::Test {
         settings.client.credentials.username = "probe";
         AuthConfig auth;
         auth.username = "probe";
-        auth.password_file = (dir_ / "password").string();
+        auth.password_file = password_file_.string();
         std::string problem;
         auto source = CredentialSource::load(auth, problem);
         EXPECT_TRUE(source) << problem;
@@ -109,7 +103,8 @@ class ExchangeTest : public testing::Test {
     FakeExchangeImap server_;
     asio::io_context io_;
     NoEvents events_;
-    fs::path dir_;
+    const test::TempDir dir_;
+    const fs::path password_file_;
 };
 
 TEST_F(ExchangeTest, JunkIsFoundInJunkEmailAndRemovedWithoutMove) {
@@ -228,7 +223,7 @@ TEST_F(ExchangeTest, TheImapProbeClassifiesTheSameWay) {
                "\"\nhost = \"127.0.0.1\"\nprobes = [\"imap\"]\n[targets.imap]\nport = " +
                std::to_string(server_.port()) +
                "\ntls = \"none\"\nallow_plaintext_auth = true\nusername = \"" + user +
-               "\"\npassword_file = \"" + (dir_ / "password").string() + "\"\n";
+               "\"\npassword_file = \"" + password_file_.string() + "\"\n";
     };
     const std::string config_text =
         imap_target("exchange", "probe") + imap_target("stranger", "stranger");
