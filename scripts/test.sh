@@ -2,23 +2,40 @@
 # Sets up and runs every test: installs what is missing, builds, and runs the unit and
 # integration tests (the integration tests start and stop a real Postfix + Dovecot on loopback).
 # The whole suite runs twice: optimised, then under AddressSanitizer and UndefinedBehaviorSanitizer.
+# Then the tests labelled `threads` under ThreadSanitizer (tsan), every fuzzer for a bounded time
+# (fuzz: FUZZ_SECONDS each, default 10) and clang-tidy on every file (tidy, after release).
 #
-# Usage: bash scripts/test.sh [PRESET...]   (default: release sanitize)
+# Usage: bash scripts/test.sh [STEP...]   (a preset, or fuzz or tidy; default: all of
+#                                          release sanitize tsan fuzz tidy)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-presets=("$@")
-((${#presets[@]})) || presets=(release sanitize)
+steps=("$@")
+((${#steps[@]})) || steps=(release sanitize tsan fuzz tidy)
 
 bash scripts/install-deps.sh
 
 jobs=$(nproc)
-for preset in "${presets[@]}"; do
-  echo "== $preset: configure and build"
-  cmake --preset "$preset" >/dev/null
-  cmake --build --preset "$preset" -j "$jobs"
-  echo "== $preset: tests"
-  # Serial on purpose: the scheduler tests measure real timer spacing, and parallel tests on two
-  # cores would make them measure the machine instead.
-  ctest --preset "$preset"
+for step in "${steps[@]}"; do
+  started=$SECONDS
+  case $step in
+    fuzz)
+      echo "== fuzz: build and run every target"
+      bash scripts/fuzz.sh --seconds="${FUZZ_SECONDS:-10}"
+      ;;
+    tidy)
+      echo "== tidy: clang-tidy on every file"
+      bash scripts/tidy.sh build/release
+      ;;
+    *)
+      echo "== $step: configure and build"
+      cmake --preset "$step" >/dev/null
+      cmake --build --preset "$step" -j "$jobs"
+      echo "== $step: tests"
+      # Serial on purpose: the scheduler tests measure real timer spacing, and parallel tests on
+      # two cores would make them measure the machine instead.
+      ctest --preset "$step"
+      ;;
+  esac
+  echo "== $step: $((SECONDS - started)) s"
 done

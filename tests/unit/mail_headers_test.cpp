@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <random>
 
 namespace mailcanary {
 namespace {
@@ -401,7 +400,7 @@ TEST(AuthResults, UnusableValuesGiveNothing) {
     EXPECT_EQ(verdicts_of(std::string("example.com; spf=pass\0dkim=pass", 31)), AuthVerdicts{});
 }
 
-TEST(AuthResults, EveryTruncationAndRandomBytesAreSafe) {
+TEST(AuthResults, EveryTruncationGivesBoundedVerdicts) {
     const std::string header =
         "mx.google.com (c (n) \\) x) 1;\r\n dkim/1=pass reason=\"a \\\" ; b\" header.i=@example.com"
         " header.b=\"Ab+/c=\";\r\n\tspf=pass (google.com: domain of x@example.com) "
@@ -419,22 +418,7 @@ TEST(AuthResults, EveryTruncationAndRandomBytesAreSafe) {
         }
     }
     EXPECT_EQ(verdicts_of(header), verdicts("pass", "pass", "pass"));
-
-    std::mt19937 random(8601);
-    const std::string alphabet = "();=\"\\/. \t\r\nab1@-";
-    for (int round = 0; round < 2000; ++round) {
-        std::string value;
-        const auto size = random() % 40;
-        for (std::size_t i = 0; i < size; ++i) {
-            value += (random() % 8 == 0) ? static_cast<char>(random() % 256)
-                                         : alphabet[random() % alphabet.size()];
-        }
-        parse_authentication_results(value);
-        parse_rfc5322_date(value);
-        const auto fields = parse_header_block("Received: " + value + "\r\n" + value);
-        message_verdicts(fields, "");
-        received_span(fields);
-    }
+    // Random bytes: the auth_results and mail_headers fuzzers (tests/fuzz), with these properties.
 }
 
 // ---------------------------------------------------------------------------------------------
