@@ -210,7 +210,7 @@ asio::awaitable<std::string> render_on(asio::any_io_executor executor,
     auto task = [render = std::move(render)]() -> asio::awaitable<std::string> {
         co_return render();
     };
-    co_return co_await asio::co_spawn(std::move(executor), std::move(task), asio::use_awaitable);
+    co_return co_await asio::co_spawn(executor, std::move(task), asio::use_awaitable);
 }
 
 asio::awaitable<beast::error_code> write_response(std::shared_ptr<Connection> connection,

@@ -132,6 +132,7 @@ class AgentProcess {
             args.push_back(std::move(arg));
         }
         std::vector<char*> argv;
+        argv.reserve(args.size() + 1);
         for (auto& arg : args) argv.push_back(arg.data());
         argv.push_back(nullptr);
         posix_spawn_file_actions_t actions;
