@@ -600,6 +600,14 @@ TEST(Rfc5322Date, CurrentAndObsoleteForms) {
     EXPECT_EQ(parse_rfc5322_date("Fri, Feb 15 2002 17:19:07 -0800"), utc(2002, 2, 16, 1, 19, 7));
 }
 
+// Found by the mail_headers fuzzer (tests/fuzz/regressions/mail_headers/): a year past 2262 made
+// the conversion to system_clock's nanoseconds overflow.
+TEST(Rfc5322Date, AYearTheClockCannotHoldIsNotADate) {
+    EXPECT_EQ(parse_rfc5322_date("Mon, 1 Jan 2262 00:00:00 +0000"), utc(2262, 1, 1, 0, 0, 0));
+    EXPECT_FALSE(parse_rfc5322_date("Fri, 15 Feb 2387 10:00:00 -0800").has_value());
+    EXPECT_FALSE(parse_rfc5322_date("31 Dec 9999 23:59:60 -2359").has_value());
+}
+
 TEST(Rfc5322Date, WhatIsNotADate) {
     for (const char* text : {
              "",
