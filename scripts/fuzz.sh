@@ -32,7 +32,7 @@ dictionary_for() {
 }
 
 cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz -j "$(nproc)"
+cmake --build --preset fuzz -j "$(nproc)" --target "${targets[@]/#/fuzz_}"
 
 build=build/fuzz
 mkdir -p "$build/artifacts"

@@ -36,18 +36,23 @@ inline std::vector<std::string_view> chunks(std::string_view input) {
 // A dialog that needs more steps than this for a few kilobytes of input is looping.
 inline constexpr int kMaxSteps = 100'000;
 
-// The login the dialog targets use, and whether a transcript shows its secret in any form a
-// mechanism sends it: as is (LOGIN command), base64 alone (AUTH LOGIN) or in PLAIN's response.
+// The login the dialog targets use, and whether what the client sent, as the transcript shows
+// it, carries the secret in a form a mechanism sends it: as is (LOGIN command), base64 alone
+// (AUTH LOGIN) or in PLAIN's response. (What the server says is shown as said: a server that
+// echoes the secret is not the client's leak.)
 inline constexpr std::string_view kUsername = "probe@example.test";
 inline constexpr std::string_view kSecret = "Fuzz-s3cret!";
 
 inline bool reveals_secret(const Transcript& transcript) {
-    const std::string shown = transcript.to_text();
     const std::string plain =
         std::string(1, '\0') + std::string(kUsername) + '\0' + std::string(kSecret);
-    for (const std::string& form :
-         {std::string(kSecret), sasl::base64_encode(kSecret), sasl::base64_encode(plain)}) {
-        if (shown.find(form) != std::string::npos) return true;
+    const std::string forms[] = {std::string(kSecret), sasl::base64_encode(kSecret),
+                                 sasl::base64_encode(plain)};
+    for (const auto& entry : transcript.entries()) {
+        if (entry.direction != Transcript::Direction::client) continue;
+        for (const std::string& form : forms) {
+            if (entry.text.find(form) != std::string::npos) return true;
+        }
     }
     return false;
 }
