@@ -2,16 +2,17 @@
 # Sets up and runs every test: installs what is missing, builds, and runs the unit and
 # integration tests (the integration tests start and stop a real Postfix + Dovecot on loopback).
 # The whole suite runs twice: optimised, then under AddressSanitizer and UndefinedBehaviorSanitizer.
-# Then the tests labelled `threads` under ThreadSanitizer (tsan), every fuzzer for a bounded time
-# (fuzz: FUZZ_SECONDS each, default 10) and clang-tidy on every file (tidy, after release).
+# Then every fuzzer for a bounded time (fuzz: FUZZ_SECONDS each, default 10). Also available:
+# the tests labelled `threads` under ThreadSanitizer (tsan) and clang-tidy on every file (tidy,
+# after release), not yet default: neither has had a complete clean run (issue 14).
 #
-# Usage: bash scripts/test.sh [STEP...]   (a preset, or fuzz or tidy; default: all of
-#                                          release sanitize tsan fuzz tidy)
+# Usage: bash scripts/test.sh [STEP...]   (a preset, or fuzz or tidy; default: release sanitize
+#                                          fuzz; everything: release sanitize tsan fuzz tidy)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 steps=("$@")
-((${#steps[@]})) || steps=(release sanitize tsan fuzz tidy)
+((${#steps[@]})) || steps=(release sanitize fuzz)
 
 bash scripts/install-deps.sh
 
