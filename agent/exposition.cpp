@@ -15,7 +15,7 @@ using prometheus::MetricType;
 constexpr double kInfinity = std::numeric_limits<double>::infinity();
 
 void append_value(std::string& out, std::uint64_t value) {
-    std::array<char, 24> buffer;
+    std::array<char, 24> buffer{};
     const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
     out.append(buffer.data(), result.ptr);
 }
@@ -28,7 +28,7 @@ void append_value(std::string& out, double value) {
     } else if (std::isinf(value)) {
         out += value < 0 ? "-Inf" : "+Inf";
     } else {
-        std::array<char, 32> buffer;  // at most "-1.234567890123456e-308": 23
+        std::array<char, 32> buffer{};  // at most "-1.234567890123456e-308": 23
         const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value,
                                           std::chars_format::general, 16);
         out.append(buffer.data(), result.ptr);

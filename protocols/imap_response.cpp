@@ -276,6 +276,12 @@ std::optional<Response> ResponseReader::next() {
             return std::nullopt;
         }
     }
+    // An empty line (or spaces) is neither data, a continuation nor a completion: without this it
+    // would pass for a completion with an empty tag.
+    if (segments.front().line.find_first_not_of(' ') == std::string_view::npos) {
+        error_ = "a response line without a tag";
+        return std::nullopt;
+    }
     Response response = parse(segments);
     consumed_ = position;
     // Keep the buffer small: drop what has been parsed once it is a good share of it.

@@ -467,8 +467,15 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc5322_date(std::str
     const std::chrono::year_month_day date{std::chrono::year{*year}, std::chrono::month{*month},
                                            std::chrono::day{static_cast<unsigned>(*day)}};
     if (!date.ok()) return std::nullopt;
-    return std::chrono::sys_days(date) + std::chrono::hours(*hour) +
-           std::chrono::minutes(*minute - *offset) + std::chrono::seconds(*second_of_minute);
+    const std::chrono::sys_seconds at = std::chrono::sys_days(date) + std::chrono::hours(*hour) +
+                                        std::chrono::minutes(*minute - *offset) +
+                                        std::chrono::seconds(*second_of_minute);
+    // system_clock counts nanoseconds, which end in 2262: a later date would overflow.
+    using std::chrono::system_clock;
+    if (at > std::chrono::time_point_cast<std::chrono::seconds>(system_clock::time_point::max())) {
+        return std::nullopt;
+    }
+    return system_clock::time_point(at);
 }
 
 std::optional<std::chrono::seconds> received_span(const std::vector<HeaderField>& fields) {

@@ -85,7 +85,8 @@ AuthVerdicts message_verdicts(const std::vector<HeaderField>& fields,
 
 // An RFC 5322 3.3 date-time in UTC. Tolerates the obsolete forms (no day of the week, 2- and
 // 3-digit years, zone names such as GMT or PST, comments) and the month before the day ("Feb 15
-// 2002", as in RFC 8601's examples). nullopt if the text is not a date.
+// 2002", as in RFC 8601's examples). nullopt if the text is not a date, or one after 2262, which
+// the clock cannot hold.
 std::optional<std::chrono::system_clock::time_point> parse_rfc5322_date(std::string_view text);
 
 // How long delivery took by the servers' own clocks: the date of the topmost Received field (after

@@ -22,6 +22,8 @@ BUILD_PKGS=(
   libboost-dev libssl-dev libcurl4-openssl-dev
   prometheus-cpp-dev libtomlplusplus-dev libgtest-dev libgmock-dev
   libyaml-cpp-dev libcrypt-dev
+  # The fuzzers (libFuzzer is in clang's runtime libraries) and clang-tidy (scripts/test.sh).
+  clang-14 libclang-rt-14-dev clang-tidy-14
 )
 RUNTIME_PKGS=(
   openssl curl ca-certificates iproute2 procps util-linux

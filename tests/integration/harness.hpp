@@ -134,6 +134,7 @@ class AgentProcess {
         }
         for (std::string& flag : flags) args.push_back(std::move(flag));
         std::vector<char*> argv;
+        argv.reserve(args.size() + 1);
         for (auto& arg : args) argv.push_back(arg.data());
         argv.push_back(nullptr);
         posix_spawn_file_actions_t actions;
