@@ -107,7 +107,7 @@ std::vector<std::shared_ptr<const CompiledTarget>> attach_resources(
 
 Agent::Agent(asio::io_context& io, CliOptions options, Config config,
              std::vector<std::shared_ptr<CompiledTarget>> targets,
-             std::optional<WebConfig> web_config)
+             const std::optional<WebConfig>& web_config)
     : io_(io),
       options_(std::move(options)),
       config_(std::move(config)),

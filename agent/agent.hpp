@@ -47,7 +47,7 @@ class Agent {
     // name one.
     Agent(boost::asio::io_context& io, CliOptions options, Config config,
           std::vector<std::shared_ptr<CompiledTarget>> targets,
-          std::optional<WebConfig> web_config = std::nullopt);
+          const std::optional<WebConfig>& web_config = std::nullopt);
     ~Agent();
 
     // Serves and probes until SIGTERM or SIGINT; returns the process exit code.

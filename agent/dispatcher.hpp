@@ -42,8 +42,8 @@ class Dispatcher {
     static constexpr unsigned kMaxBackoffFactor = 4;
 
     struct JobSettings {
-        Clock::duration interval;
-        Clock::duration timeout;
+        Clock::duration interval{};
+        Clock::duration timeout{};
         std::size_t max_running = 1;  // runs of the job at once
     };
     enum class RunEnd { answered, timed_out, stopped };

@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
     if (!problem.empty()) log::warn("cannot raise the descriptor limit", {{"error", problem}});
 
     boost::asio::io_context io(1);
-    Agent agent(io, options, std::move(*loaded.config), std::move(targets), std::move(web_config));
+    Agent agent(io, options, std::move(*loaded.config), std::move(targets), web_config);
     const int exit_code = agent.run();
     stop_blocking_work();  // workers post results to `io`: stop them while `io` still exists
     return exit_code;

@@ -54,6 +54,7 @@ constexpr std::array<Named<std::string_view>, 9> kUnsupported{{
 template <typename Value, std::size_t N>
 std::vector<std::string_view> names_of(const std::array<Named<Value>, N>& table) {
     std::vector<std::string_view> names;
+    names.reserve(N);
     for (const auto& entry : table) names.push_back(entry.name);
     return names;
 }

@@ -128,7 +128,8 @@ int main(int argc, char** argv) {
             } else if (auto w = value("--password=")) {
                 options.password = std::string(*w);
             } else if (arg == "--help" || arg == "-h") {
-                return usage("help") == 2 ? 0 : 0;
+                usage("help");  // asked for: not an error
+                return 0;
             } else {
                 return usage(("unknown argument: " + std::string(arg)).c_str());
             }

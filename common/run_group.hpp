@@ -23,7 +23,7 @@ namespace mailcanary {
 
 class RunGroup {
   public:
-    explicit RunGroup(boost::asio::any_io_executor executor) : all_ended_(std::move(executor)) {}
+    explicit RunGroup(const boost::asio::any_io_executor& executor) : all_ended_(executor) {}
     RunGroup(const RunGroup&) = delete;
     RunGroup& operator=(const RunGroup&) = delete;
 

@@ -27,7 +27,7 @@ class Transcript {
 
     // Bounds keep a chatty or hostile server from growing the kept transcripts without limit.
     static constexpr std::size_t kMaxEntries = 200;
-    static constexpr std::size_t kMaxTextBytes = 32 * 1024;
+    static constexpr std::size_t kMaxTextBytes = std::size_t{32} * 1024;
 
     explicit Transcript(
         Clock::time_point started = Clock::now(),

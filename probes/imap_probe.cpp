@@ -68,9 +68,9 @@ struct ImapState {
     std::shared_ptr<ImapAccount> account;  // attached with the load
 };
 
-Outcome held_back(Transcript& transcript, std::string detail) {
+Outcome held_back(Transcript& transcript, const std::string& detail) {
     transcript.note("not connected: throttled: " + detail);
-    return Outcome::failed(FailureReason::throttled, std::move(detail));
+    return Outcome::failed(FailureReason::throttled, detail);
 }
 
 // Whether the run may open a session to the account now: not while the server throttles it,

@@ -177,8 +177,9 @@ boost::asio::awaitable<Outcome> run_roundtrip(ProbeRun run) {
 
     const auto accepted = *run.metrics.message_accepted_at;
     // The server's queue id stays with every verdict: it is what to look for in its logs.
-    const auto failed = [queue_id = outcome.queue_id](FailureReason reason, std::string detail) {
-        Outcome failure = Outcome::failed(reason, std::move(detail));
+    const auto failed = [queue_id = outcome.queue_id](FailureReason reason,
+                                                      const std::string& detail) {
+        Outcome failure = Outcome::failed(reason, detail);
         failure.queue_id = queue_id;
         return failure;
     };

@@ -33,7 +33,7 @@ FailureReason timeout_reason(std::optional<Phase> phase) {
 
 }  // namespace
 
-std::shared_ptr<Connection> Connection::create(asio::any_io_executor executor,
+std::shared_ptr<Connection> Connection::create(const asio::any_io_executor& executor,
                                                Transcript& transcript, RunMetrics* metrics) {
     return std::shared_ptr<Connection>(new Connection(executor, transcript, metrics));
 }

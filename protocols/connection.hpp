@@ -36,7 +36,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
     // `metrics` may be null: nothing is recorded then. The transcript and metrics must outlive
     // every operation.
-    static std::shared_ptr<Connection> create(boost::asio::any_io_executor executor,
+    static std::shared_ptr<Connection> create(const boost::asio::any_io_executor& executor,
                                               Transcript& transcript, RunMetrics* metrics);
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
@@ -98,7 +98,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // Set when verification refused the server's certificate: X509_V_ERR_*.
     std::optional<int> rejected_certificate_;
     Clock::time_point last_arrival_;
-    std::array<char, 16 * 1024> buffer_;
+    std::array<char, std::size_t{16} * 1024> buffer_{};
 };
 
 // Interrupts a connection when a stop is requested, for as long as the guard lives.

@@ -285,7 +285,7 @@ std::optional<Response> ResponseReader::next() {
     Response response = parse(segments);
     consumed_ = position;
     // Keep the buffer small: drop what has been parsed once it is a good share of it.
-    if (consumed_ > 64 * 1024 && consumed_ * 2 > buffer_.size()) {
+    if (consumed_ > std::size_t{64} * 1024 && consumed_ * 2 > buffer_.size()) {
         buffer_.erase(0, consumed_);
         consumed_ = 0;
     }

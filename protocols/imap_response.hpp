@@ -42,9 +42,9 @@ struct Response {
 // error, so a hostile or broken server cannot grow the agent's memory.
 class ResponseReader {
   public:
-    static constexpr std::size_t kMaxLineBytes = 64 * 1024;
-    static constexpr std::size_t kMaxLiteralBytes = 1024 * 1024;
-    static constexpr std::size_t kMaxResponseBytes = 4 * 1024 * 1024;
+    static constexpr std::size_t kMaxLineBytes = std::size_t{64} * 1024;
+    static constexpr std::size_t kMaxLiteralBytes = std::size_t{1024} * 1024;
+    static constexpr std::size_t kMaxResponseBytes = std::size_t{4} * 1024 * 1024;
 
     void feed(std::string_view bytes);
     // The next complete response; empty when more bytes are needed or after an error.

@@ -28,7 +28,7 @@ void Session::close() {
     if (connection_) connection_->close();
 }
 
-Action Session::broken(Failure failure) {
+Action Session::broken(const Failure& failure) {
     failure_ = {failure.reason, printable(failure.detail)};
     transcript_.note("failed: " + std::string(to_string(failure_.reason)) + ": " + failure_.detail);
     if (connection_) connection_->enter(std::nullopt);  // the failed phase ends here

@@ -83,7 +83,7 @@ class Session {
     // outside the login sequence are timed as `phase`.
     boost::asio::awaitable<Action> drive(Action action, Clock::time_point deadline,
                                          std::optional<Phase> phase);
-    Action broken(Failure failure);
+    Action broken(const Failure& failure);
     // Says DONE at `when` while idle() waits for the server.
     void send_done_at(Clock::time_point when);
 

@@ -115,7 +115,7 @@ std::optional<TokenResponse> request_token(const OAuthSettings& settings,
         handle, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t count, void* out) {
             auto& text = *static_cast<std::string*>(out);
             // A token answer is small; a server sending megabytes is not a token endpoint.
-            if (text.size() + size * count > 1024 * 1024) return size_t{0};
+            if (text.size() + size * count > size_t{1024} * 1024) return size_t{0};
             text.append(data, size * count);
             return size * count;
         });

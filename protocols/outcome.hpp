@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/transcript.hpp"
 #include "protocols/failure_reason.hpp"
@@ -15,7 +16,7 @@ struct Outcome {
     bool cancelled = false;                // stopped by shutdown or reload: not a result
     std::string queue_id;                  // the server's id of an accepted message, if it said
 
-    static Outcome failed(FailureReason reason, std::string detail) {
+    static Outcome failed(FailureReason reason, std::string_view detail) {
         Outcome outcome;
         outcome.failure = reason;
         outcome.detail = printable(detail);  // it may quote the server: keep it safe to show

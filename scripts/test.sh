@@ -5,16 +5,15 @@
 # Then the tests labelled `threads` under ThreadSanitizer (tsan), every fuzzer for a bounded time
 # (fuzz: FUZZ_SECONDS each, default 10), and once the container image and the sidecar with podman
 # (tests/container/container_test.py). After the release preset: the mutation pass over the safety
-# and secret promises and the Debian package. Also available: clang-tidy on every file (tidy,
-# after release).
+# and secret promises and the Debian package, then clang-tidy on every file (tidy).
 #
 # Usage: bash scripts/test.sh [STEP...]   (a preset, or fuzz, tidy or container; default:
-#                                          release sanitize tsan fuzz container)
+#                                          release tidy sanitize tsan fuzz container)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 steps=("$@")
-((${#steps[@]})) || steps=(release sanitize tsan fuzz container)
+((${#steps[@]})) || steps=(release tidy sanitize tsan fuzz container)
 
 bash scripts/install-deps.sh
 

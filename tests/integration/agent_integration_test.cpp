@@ -275,7 +275,8 @@ TEST_F(AgentIntegration, AuthSucceedsWithTheRightPasswordAndIsRejectedWithAWrong
     EXPECT_NE(transcript.find("C: AUTH PLAIN <redacted>"), std::string::npos) << transcript;
     EXPECT_NE(transcript.find("S: 535 5.7.8"), std::string::npos) << transcript;
 
-    // Neither password appears in any output: metrics, status page, transcripts, log, one-shot.
+    // Neither password appears anywhere: metrics, status page, transcripts, log, one-shot runs,
+    // the process title.
     std::string error;
     const std::string right_password = read_secret_file(right_file, error).value_or("");
     ASSERT_GE(right_password.size(), 8u) << error;
@@ -292,6 +293,15 @@ TEST_F(AgentIntegration, AuthSucceedsWithTheRightPasswordAndIsRejectedWithAWrong
                    dir_ / "ok.txt")
             .output;
     everything += agent.log();
+    // What every user of the machine sees of the running agent (ps, top): its command line and
+    // its threads' names. No flag takes a secret; this holds it to that.
+    const fs::path proc = "/proc/" + std::to_string(agent.pid());
+    std::string title = read_file(proc / "cmdline");
+    for (const auto& thread : fs::directory_iterator(proc / "task")) {
+        title += read_file(thread.path() / "comm");
+    }
+    EXPECT_NE(title.find("--config.file="), std::string::npos) << "the title was read";
+    everything += title;
     EXPECT_EQ(everything.find(wrong_password), std::string::npos);
     EXPECT_EQ(everything.find(right_password), std::string::npos);
     EXPECT_NE(everything.find("submission/auth: success"), std::string::npos)

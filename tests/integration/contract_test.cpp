@@ -169,6 +169,7 @@ std::string golden_text(const std::vector<Contract>& contracts) {
         }
     }
     std::vector<std::string> lines;
+    lines.reserve(seen_with.size());
     for (const auto& [line, variants] : seen_with) {
         lines.push_back(
             variants.size() == contracts.size() ? line : line + " only_with=" + variants.front());
@@ -211,6 +212,7 @@ std::string difference(const std::string& golden, const std::string& actual) {
     const auto family_of = [](const std::string& line) { return line.substr(0, line.find(' ')); };
     // By family, and within one the golden line (-) before the served one (+), as in a diff.
     std::vector<std::tuple<std::string, int, std::string>> merged;
+    merged.reserve(missing.size() + unexpected.size());
     for (const auto& line : missing) merged.emplace_back(family_of(line), 0, line);
     for (const auto& line : unexpected) merged.emplace_back(family_of(line), 1, line);
     std::sort(merged.begin(), merged.end());

@@ -11,6 +11,7 @@
 #include <ctime>
 #include <memory>
 #include <sstream>
+#include <stdexcept>
 
 #include "agent/descriptor_limit.hpp"
 #include "integration/harness.hpp"
@@ -46,9 +47,10 @@ std::uint16_t closed_port() {
     address.sin_family = AF_INET;
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t size = sizeof address;
-    bind(fd, reinterpret_cast<sockaddr*>(&address), size);
-    getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+    const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&address), size) == 0 &&
+                       getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) == 0;
     ::close(fd);
+    if (!bound) throw std::runtime_error("no loopback port to close");
     return ntohs(address.sin_port);
 }
 
@@ -253,7 +255,7 @@ class OverloadIntegration : public AgentIntegration {
     FakeSmtpServer silent_{{hang()}};
     std::vector<std::pair<std::string, std::unique_ptr<FakeSmtpServer>>> misbehaving_ = [] {
         std::vector<std::pair<std::string, std::unique_ptr<FakeSmtpServer>>> servers;
-        const auto add = [&](std::string name, std::vector<ScriptStep> script) {
+        const auto add = [&](std::string name, const std::vector<ScriptStep>& script) {
             servers.emplace_back(std::move(name), std::make_unique<FakeSmtpServer>(script));
         };
         add("garbage", {send("garbage\r\n"), hang()});

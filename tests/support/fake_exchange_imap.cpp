@@ -245,7 +245,7 @@ struct FakeExchangeImap::Impl {
     std::string answer(const std::string& tag, const std::string& command,
                        const std::vector<std::string>& args, std::string& selected,
                        std::string& idle_tag) {
-        const std::string bad = tag + " BAD Command Argument Error. 11\r\n";
+        std::string bad = tag + " BAD Command Argument Error. 11\r\n";
         if (command == "NOOP") return tag + " OK NOOP completed.\r\n";
         if (command == "LIST") {
             std::string out;
@@ -255,7 +255,7 @@ struct FakeExchangeImap::Impl {
             }
             return out + tag + " OK LIST completed.\r\n";
         }
-        if (command == "SELECT" && args.size() >= 1) {
+        if (command == "SELECT" && !args.empty()) {
             const auto found = folders.find(args[0]);
             if (found == folders.end()) {
                 return tag + " NO The requested item could not be found.\r\n";
@@ -334,7 +334,7 @@ struct FakeExchangeImap::Impl {
             if (command == "UID MOVE") out = expunge(folder, args[0], highest) + out;
             return out;
         }
-        if (command == "UID EXPUNGE" && args.size() >= 1) {
+        if (command == "UID EXPUNGE" && !args.empty()) {
             return expunge(folder, args[0], highest) + tag + " OK EXPUNGE completed.\r\n";
         }
         return bad;

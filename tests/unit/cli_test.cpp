@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <regex>
+#include <sstream>
+
 namespace mailcanary {
 namespace {
 
@@ -85,6 +88,33 @@ TEST(Cli, UsageNamesEveryFlag) {
           "--help"}) {
         EXPECT_NE(usage().find(flag), std::string::npos) << flag;
     }
+}
+
+// A command line is on every user's `ps`: a flag about a secret may say where the secret is
+// (a file, an environment variable), never hold it. Checked on the flags --help lists, which
+// UsageNamesEveryFlag and the man_page test hold to the parser.
+bool takes_a_secret_itself(const std::string& help) {
+    static const std::regex flag(R"(^\s+(--[a-z.-]+)(=([A-Z_]+))?)");
+    static const std::regex about_a_secret("password|secret|token|credential|key",
+                                           std::regex::icase);
+    std::istringstream lines(help);
+    for (std::string line; std::getline(lines, line);) {
+        std::smatch match;
+        if (!std::regex_search(line, match, flag) || !match[3].matched) continue;
+        const std::string value = match[3];
+        const bool names_a_place = value == "PATH" || value == "FILE" || value == "NAME";
+        if (std::regex_search(match[1].str() + value, about_a_secret) && !names_a_place) {
+            return true;
+        }
+    }
+    return false;
+}
+
+TEST(Cli, NoFlagTakesASecretItself) {
+    EXPECT_FALSE(takes_a_secret_itself(usage())) << usage();
+    EXPECT_TRUE(takes_a_secret_itself("  --auth.password=PASSWORD   the password\n"));
+    EXPECT_TRUE(takes_a_secret_itself("  --token=VALUE   a bearer token\n"));
+    EXPECT_FALSE(takes_a_secret_itself("  --auth.password-file=PATH   where it is\n"));
 }
 
 }  // namespace

@@ -320,6 +320,7 @@ TEST(Dispatcher, OneTimeoutWaitsAtMostOneIntervalMore) {
     Simulation sim(10);
     const Dispatcher::JobSettings settings{.interval = 10s, .timeout = 3s};
     std::vector<JobId> jobs;
+    jobs.reserve(4);
     for (int i = 0; i < 4; ++i) jobs.push_back(sim.add(settings, 0s, back_at_65s));
     sim.run_until(kStart + 5s);
     for (const JobId id : jobs) EXPECT_LE(sim.dispatcher().backoff(id), 10s) << id;
@@ -361,6 +362,7 @@ TEST(Dispatcher, JobsThatTimeOutTogetherTakeTurns) {
     const Dispatcher::JobSettings settings{.interval = 10s, .timeout = 3s};
     const auto offsets = even_offsets(8, settings.interval, 0s);
     std::vector<JobId> jobs;
+    jobs.reserve(offsets.size());
     for (const auto offset : offsets) jobs.push_back(sim.add(settings, offset, silent()));
     sim.run_until(kStart + 200s);
     std::map<long, int> starts_by_turn;  // interval number modulo 4 -> starts

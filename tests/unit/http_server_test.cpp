@@ -121,7 +121,7 @@ class HttpServerTest : public ::testing::Test {
                asio::any_io_executor render_executor = {}) {
         server_.emplace(context_.get_executor(), std::move(handler), limits,
                         std::move(render_executor));
-        ASSERT_TRUE(server_->listen({address}).empty());
+        ASSERT_TRUE(server_->listen({std::move(address)}).empty());
         ASSERT_EQ(server_->local_endpoints().size(), 1u);
         endpoint_ = server_->local_endpoints().front();
     }
@@ -295,7 +295,8 @@ TEST_F(HttpServerTest, OversizedHeaderIsRefusedWith431) {
     start();
     Client client = connect();
     const std::string request =
-        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(10 * 1024, 'a') + "\r\n\r\n";
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(std::size_t{10} * 1024, 'a') +
+        "\r\n\r\n";
     const auto response = client.request(request);
     ASSERT_FALSE(client.last_error()) << client.last_error().message();
     EXPECT_EQ(response.result_int(), 431u);
@@ -313,7 +314,7 @@ TEST_F(HttpServerTest, OversizedBodyIsRefusedWith413) {
     EXPECT_EQ(response.result_int(), 413u);
 
     Client chunked = connect();
-    const std::string chunk(40 * 1024, 'b');
+    const std::string chunk(std::size_t{40} * 1024, 'b');
     const std::string request = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
                                 std::string("a000\r\n") + chunk + "\r\na000\r\n" + chunk + "\r\n";
     EXPECT_EQ(chunked.request(request).result_int(), 413u);

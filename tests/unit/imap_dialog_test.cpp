@@ -95,6 +95,24 @@ TEST(ImapResponseReader, BoundsLinesAndLiterals) {
     EXPECT_NE(huge_literal.error(), "");
 }
 
+// Each literal within its cap, but together more than one response may hold: an error, so the
+// buffer stops growing there.
+TEST(ImapResponseReader, BoundsAResponseOfManyLiterals) {
+    const std::string literal = "{" + std::to_string(ResponseReader::kMaxLiteralBytes) + "}\r\n" +
+                                std::string(ResponseReader::kMaxLiteralBytes, 'x');
+    ResponseReader reader;
+    reader.feed("* 1 FETCH (BODY[1] ");
+    for (std::size_t part = 2; part * ResponseReader::kMaxLiteralBytes <=
+                               ResponseReader::kMaxResponseBytes + ResponseReader::kMaxLiteralBytes;
+         ++part) {
+        reader.feed(literal + " BODY[" + std::to_string(part) + "] ");
+    }
+    reader.feed(literal + ")\r\n");
+    EXPECT_FALSE(reader.next().has_value());
+    EXPECT_EQ(reader.error(), "a response larger than " +
+                                  std::to_string(ResponseReader::kMaxResponseBytes) + " bytes");
+}
+
 // Found by the imap_response fuzzer's properties (tests/fuzz/regressions/imap_response/).
 TEST(ImapResponseReader, AnEmptyLineIsAnErrorNotACompletionWithoutATag) {
     for (const std::string_view line : {"\r\n", "   \r\n"}) {

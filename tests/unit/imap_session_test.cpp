@@ -383,9 +383,9 @@ TEST_F(ImapSessionTls, CertificateFailuresAreClassifiedAndTheExpiryIsStillKnown)
 // with the server's alert, whether the certificate is verified or not.
 TEST_F(ImapSessionTls, AHandshakeTheServerAbortsIsTlsHandshakeVerifiedOrNot) {
     struct Case {
-        const char* name;
+        const char* name = nullptr;
         KeyPair key;
-        bool skip_verify;
+        bool skip_verify = false;
     };
     for (const Case& each : {Case{"trusted, verified", pki_.issue({}), false},
                              Case{"self-signed, not verified", TestPki::self_signed({}), true}}) {

@@ -132,7 +132,7 @@ RunResult open_select_logout(Endpoint endpoint, imap::ClientOptions options,
                 co_return;
             }
             const auto selected = co_await session.execute("SELECT INBOX", deadline, Phase::select);
-            if (!selected) {
+            if (!selected) {  // NOLINT(bugprone-branch-clone): as a failed LOGOUT, by its reason
                 failure = session.failure().reason;
             } else if (!selected->ok()) {
                 failure = FailureReason::select_rejected;

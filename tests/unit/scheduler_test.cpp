@@ -172,6 +172,7 @@ TEST_F(SchedulerTest, RunsEachTargetOnItsOwnInterval) {
 
 TEST_F(SchedulerTest, SpreadsFirstRunsEvenlyOverTheInterval) {
     std::vector<std::shared_ptr<const CompiledTarget>> targets;
+    targets.reserve(40);
     for (int i = 0; i < 40; ++i)
         targets.push_back(target("t" + std::to_string(i), "instant", 400ms));
     const auto applied = Clock::now();
@@ -181,6 +182,7 @@ TEST_F(SchedulerTest, SpreadsFirstRunsEvenlyOverTheInterval) {
     for (const auto& [name, at] : g_log.starts) first.emplace(name, at - applied);
     ASSERT_EQ(first.size(), 40u);
     std::vector<Clock::duration> offsets;
+    offsets.reserve(first.size());
     for (const auto& [name, offset] : first) offsets.push_back(offset);
     std::sort(offsets.begin(), offsets.end());
     EXPECT_LT(offsets.front(), 20ms);

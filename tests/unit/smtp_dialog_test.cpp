@@ -279,7 +279,7 @@ DialogOptions with_auth(std::optional<sasl::Mechanism> mechanism, bool token = f
             std::nullopt};
 }
 
-std::vector<Step> greeted(std::string capabilities) {
+std::vector<Step> greeted(const std::string& capabilities) {
     return {TLS(), S("220 mx\r\n"), C("EHLO probe.example\r\n"), S("250-mx\r\n" + capabilities)};
 }
 
@@ -498,7 +498,7 @@ DialogOptions with_transaction(std::vector<std::string> to = {"probe@example.tes
                                .rcpt_only = rcpt_only}};
 }
 
-std::vector<Step> ehlo_with(std::string capabilities) {
+std::vector<Step> ehlo_with(const std::string& capabilities) {
     return {S("220 mx\r\n"), C("EHLO probe.example\r\n"), S("250-mx\r\n" + capabilities)};
 }
 
