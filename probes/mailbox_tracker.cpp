@@ -300,12 +300,14 @@ asio::awaitable<WaitResult> MailboxTracker::wait(std::string token, Clock::time_
     waiters_.erase(token);
     excerpts_.end(token, &transcript);
     std::optional<std::string> target;
-    if (result.kind == WaitResult::Kind::lost) {
-        target = awaited_.give_up_as_lost(token);
-    } else if (result.kind == WaitResult::Kind::arrived) {
+    if (result.kind == WaitResult::Kind::arrived) {
         target = awaited_.finish(token);
-    } else {
+    } else if (result.kind == WaitResult::Kind::stopped) {
         target = awaited_.abandon(token);
+    } else {
+        // Lost, or not seen because the mailbox could not be read meanwhile: the message was
+        // sent, and should it arrive (found once a session is up again) it is counted late.
+        target = awaited_.give_up_as_lost(token);
     }
     if (target) report_pending(*target);
     co_return result;

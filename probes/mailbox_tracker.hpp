@@ -128,8 +128,8 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     // is cleaned up as a leftover.
     void abandon(const std::string& token);
     // Waits for the message until `deadline`, then writes the IMAP commands that looked for it
-    // or removed it into `transcript`. After a lost verdict the token is remembered, so a late
-    // arrival is counted and cleaned up.
+    // or removed it into `transcript`. After a lost or imap_failed verdict the token is
+    // remembered, so a late arrival is counted and cleaned up.
     boost::asio::awaitable<WaitResult> wait(std::string token, Clock::time_point deadline,
                                             StopSignal& stop, Transcript& transcript);
 

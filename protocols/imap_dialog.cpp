@@ -135,6 +135,7 @@ std::string Client::tagged(std::string_view command) {
     tag_ = "C" + std::to_string(++tag_counter_);
     command_name_ = command_name(command);
     completion_ = Completion{};
+    reader_.release();  // the last command's data went with its completion
     return tag_ + " " + std::string(command);
 }
 
@@ -142,8 +143,12 @@ Action Client::on_closed() {
     if (state_ == State::failed) return {Action::Kind::failed, {}};
     std::string detail = "the server closed the connection";
     if (bye_) detail += " after BYE " + *bye_;
-    if (bye_throttling_) return fail_throttled(*bye_throttling_, detail);
-    return fail(FailureReason::closed, detail);
+    return ended_by_server(std::move(detail));
+}
+
+Action Client::ended_by_server(std::string detail) {
+    if (bye_throttling_) return fail_throttled(*bye_throttling_, std::move(detail));
+    return fail(FailureReason::closed, std::move(detail));
 }
 
 Action Client::fail_throttled(const Throttling& throttling, std::string detail) {
@@ -171,6 +176,11 @@ Action Client::on_bytes(std::string_view received) {
         if (next.kind != Action::Kind::read && next.kind != Action::Kind::idling) return next;
     }
     if (!reader_.error().empty()) return fail(FailureReason::protocol, reader_.error());
+    // RFC 9051 7.1.5: after BYE the server closes the connection. Nothing is waited for from
+    // one that keeps it open, in IDLE or not; LOGOUT's BYE comes before its completion.
+    if (bye_ && !(state_ == State::command && iequals(command_name_, "LOGOUT"))) {
+        return ended_by_server("the server said BYE " + *bye_);
+    }
     return state_ == State::idling ? Action{Action::Kind::idling, {}} : read();
 }
 

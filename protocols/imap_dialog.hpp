@@ -125,6 +125,9 @@ class Client {
     Action start_authenticate();
     Action on_continuation(const Response& response);
     Action fail(FailureReason reason, std::string detail);
+    // The server ended the session (BYE, or a close): `closed`, or `throttled` when its BYE
+    // said so.
+    Action ended_by_server(std::string detail);
     // Fails as `throttled`, keeping the server's backoff hint.
     Action fail_throttled(const Throttling& throttling, std::string detail);
     // "C<n> command", making it the command in flight.

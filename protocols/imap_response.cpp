@@ -69,6 +69,7 @@ class Tokenizer {
     }
 
     std::optional<Value> value(int depth = 0) {
+        ++values_read_;
         skip_spaces();
         if (segment_ >= segments_.size()) return std::nullopt;
         const std::string_view text = line();
@@ -88,6 +89,9 @@ class Tokenizer {
         while (auto item = value()) out.push_back(std::move(*item));
         return out;
     }
+
+    // How many values were read (or tried), for what the response takes in memory.
+    std::size_t values_read() const { return values_read_; }
 
   private:
     static constexpr int kMaxDepth = 16;
@@ -163,6 +167,7 @@ class Tokenizer {
     const std::vector<Segment>& segments_;
     std::size_t segment_ = 0;
     std::size_t position_ = 0;
+    std::size_t values_read_ = 0;
 };
 
 bool is_status_name(std::string_view name) {
@@ -182,7 +187,8 @@ void read_response_text(std::string_view rest, Response& response) {
     response.text = std::string(rest);
 }
 
-Response parse(const std::vector<Segment>& segments) {
+// The response, and in `values` how many values it holds.
+Response parse(const std::vector<Segment>& segments, std::size_t& values) {
     Tokenizer tokens(segments);
     Response response;
     response.line = std::string(segments.front().line);
@@ -212,6 +218,7 @@ Response parse(const std::vector<Segment>& segments) {
     } else {
         response.data = tokens.values();
     }
+    values = tokens.values_read();
     return response;
 }
 
@@ -249,6 +256,8 @@ std::optional<Response> ResponseReader::next() {
         if (newline == std::string::npos) {
             if (buffer_.size() - position > kMaxLineBytes) {
                 error_ = "a response line longer than " + std::to_string(kMaxLineBytes) + " bytes";
+            } else {
+                over_cap();
             }
             return std::nullopt;
         }
@@ -268,7 +277,10 @@ std::optional<Response> ResponseReader::next() {
             error_ = "a literal of " + std::to_string(*literal) + " bytes";
             return std::nullopt;
         }
-        if (buffer_.size() - position < *literal) return std::nullopt;  // still arriving
+        if (buffer_.size() - position < *literal) {  // still arriving
+            over_cap();
+            return std::nullopt;
+        }
         segments.push_back({line, std::string_view(buffer_.data() + position, *literal)});
         position += *literal;
         if (position - consumed_ > kMaxResponseBytes) {
@@ -282,14 +294,29 @@ std::optional<Response> ResponseReader::next() {
         error_ = "a response line without a tag";
         return std::nullopt;
     }
-    Response response = parse(segments);
+    std::size_t values = 0;
+    Response response = parse(segments, values);
+    const std::size_t footprint =
+        (position - consumed_) + sizeof(Response) + values * sizeof(Value);
     consumed_ = position;
+    if (over_cap(footprint)) return std::nullopt;
+    handed_out_ += footprint;
     // Keep the buffer small: drop what has been parsed once it is a good share of it.
     if (consumed_ > std::size_t{64} * 1024 && consumed_ * 2 > buffer_.size()) {
         buffer_.erase(0, consumed_);
         consumed_ = 0;
     }
     return response;
+}
+
+bool ResponseReader::over_cap(std::size_t more) {
+    if (held() + more <= kMaxHeldBytes) return false;
+    error_ = "more than " + std::to_string(kMaxHeldBytes) +
+             " bytes of responses to one command (an untagged flood)";
+    // Nothing more is read from the stream: what it left unparsed is let go of now.
+    buffer_ = std::string();
+    consumed_ = 0;
+    return true;
 }
 
 std::optional<std::string> quoted(std::string_view text) {

@@ -38,13 +38,19 @@ struct Response {
     bool is_status() const;
 };
 
-// Cuts a byte stream into responses. Bounded: a line or literal beyond its limit is a protocol
-// error, so a hostile or broken server cannot grow the agent's memory.
+// Cuts a byte stream into responses. Bounded: a line, literal or response beyond its limit, and
+// more held at once than kMaxHeldBytes, is a protocol error, so a hostile or broken server
+// cannot grow the agent's memory. A literal is refused when announced, before its bytes come.
 class ResponseReader {
   public:
     static constexpr std::size_t kMaxLineBytes = std::size_t{64} * 1024;
     static constexpr std::size_t kMaxLiteralBytes = std::size_t{1024} * 1024;
     static constexpr std::size_t kMaxResponseBytes = std::size_t{4} * 1024 * 1024;
+    // What one session may hold of the server's words at once: the responses handed out since
+    // the last release() (a command's untagged data, kept until it completes) and the bytes not
+    // yet parsed. A response counts its bytes and the size of its parsed values, so a flood of
+    // tiny items counts for what it takes. The agent's own reads add at most 16 KiB.
+    static constexpr std::size_t kMaxHeldBytes = std::size_t{16} * 1024 * 1024;
 
     void feed(std::string_view bytes);
     // The next complete response; empty when more bytes are needed or after an error.
@@ -52,10 +58,20 @@ class ResponseReader {
     // Set once the stream could not be parsed; nothing more is read from it.
     const std::string& error() const { return error_; }
     bool has_partial() const { return consumed_ < buffer_.size(); }
+    // What counts against kMaxHeldBytes now; at most that whenever next() returned.
+    std::size_t held() const { return handed_out_ + (buffer_.size() - consumed_); }
+    // The responses handed out so far are let go of (their command completed): they no
+    // longer count.
+    void release() { handed_out_ = 0; }
 
   private:
+    // Sets the error when more than kMaxHeldBytes would be held with `more` bytes added; true
+    // then, and the unparsed bytes are dropped.
+    bool over_cap(std::size_t more = 0);
+
     std::string buffer_;
     std::size_t consumed_ = 0;
+    std::size_t handed_out_ = 0;
     std::string error_;
 };
 

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstddef>
 #include <ctime>
+#include <future>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -188,6 +189,9 @@ struct FakeGmailServer::Impl {
     std::map<int, Message> messages;
     int next_message = 1;
     std::vector<std::string> lines;
+    bool refusing = false;
+    int connections = 0;
+    int refused = 0;
 
     asio::io_context io_context;
     tcp::acceptor acceptor;
@@ -240,6 +244,18 @@ asio::awaitable<std::string> FakeGmailServer::Impl::Connection::read_line() {
 }
 
 asio::awaitable<void> FakeGmailServer::Impl::Connection::run() {
+    bool refuse = false;
+    {
+        std::lock_guard lock(server_.mutex);
+        ++server_.connections;
+        refuse = server_.refusing;
+        if (refuse) ++server_.refused;
+    }
+    if (refuse) {
+        co_await asio::async_write(socket_, asio::buffer(std::string_view("* BYE Restarting\r\n")),
+                                   asio::use_awaitable);
+        co_return;
+    }
     co_await asio::async_write(
         socket_,
         asio::buffer(std::string_view("* OK Gimap ready for requests from 127.0.0.1 fake\r\n")),
@@ -635,6 +651,32 @@ std::size_t FakeGmailServer::messages() const {
 std::vector<std::string> FakeGmailServer::received_lines() const {
     std::lock_guard lock(impl_->mutex);
     return impl_->lines;
+}
+
+void FakeGmailServer::drop_connections() {
+    std::promise<void> dropped;
+    asio::post(impl_->io_context, [this, &dropped] {
+        for (const auto& weak : impl_->live_connections) {
+            if (const auto connection = weak.lock()) connection->close();
+        }
+        dropped.set_value();
+    });
+    dropped.get_future().wait();
+}
+
+void FakeGmailServer::refuse_connections(bool refusing) {
+    std::lock_guard lock(impl_->mutex);
+    impl_->refusing = refusing;
+}
+
+int FakeGmailServer::connections() const {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->connections;
+}
+
+int FakeGmailServer::refused() const {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->refused;
 }
 
 }  // namespace mailcanary::test

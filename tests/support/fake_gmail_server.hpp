@@ -68,6 +68,14 @@ class FakeGmailServer {
     // The commands clients sent, without CRLF, in the order read.
     std::vector<std::string> received_lines() const;
 
+    // An outage, for tests of how clients come back: closes every connection open now (as a
+    // restart would), and while `refusing`, greets each new one with BYE and closes it.
+    void drop_connections();
+    void refuse_connections(bool refusing);
+    // The connections accepted, and of those the ones refused, so far.
+    int connections() const;
+    int refused() const;
+
   private:
     struct Impl;
     std::unique_ptr<Impl> impl_;

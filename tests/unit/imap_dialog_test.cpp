@@ -89,10 +89,61 @@ TEST(ImapResponseReader, BoundsLinesAndLiterals) {
     EXPECT_FALSE(endless.next().has_value());
     EXPECT_NE(endless.error(), "");
 
-    ResponseReader huge_literal;
-    huge_literal.feed("* 1 FETCH (BODY[] {999999999999}\r\n");
-    EXPECT_FALSE(huge_literal.next().has_value());
-    EXPECT_NE(huge_literal.error(), "");
+    // Refused when announced, synchronising or not (LITERAL+), before a byte of it comes.
+    for (const std::string_view size : {"999999999999", "5368709120", "5368709120+"}) {
+        ResponseReader huge_literal;
+        huge_literal.feed("* 1 FETCH (BODY[] {" + std::string(size) + "}\r\n");
+        EXPECT_FALSE(huge_literal.next().has_value());
+        EXPECT_EQ(huge_literal.error(),
+                  "a literal of " + std::string(size.substr(0, size.find('+'))) + " bytes");
+    }
+}
+
+// Feeds `chunk` again and again (as reads of a flood come in), taking every response, until the
+// reader refuses the stream or `limit` bytes went in, with release() every `release_every`
+// responses (0: never). Asserts after every read that the reader holds no more than its cap.
+// The bytes fed when it stopped.
+std::size_t flood(ResponseReader& reader, const std::string& chunk, std::size_t limit,
+                  std::size_t release_every = 0) {
+    std::size_t fed = 0;
+    std::size_t responses = 0;
+    while (fed < limit && reader.error().empty()) {
+        reader.feed(chunk);
+        fed += chunk.size();
+        while (reader.next()) {
+            if (release_every != 0 && ++responses % release_every == 0) reader.release();
+        }
+        EXPECT_LE(reader.held(), ResponseReader::kMaxHeldBytes);
+        if (reader.held() > ResponseReader::kMaxHeldBytes) break;
+    }
+    return fed;
+}
+
+std::string repeated(std::string_view line, std::size_t times) {
+    std::string out;
+    for (std::size_t i = 0; i < times; ++i) out += line;
+    return out;
+}
+
+// The cap on what one session holds (kMaxHeldBytes): a flood of responses nobody releases is
+// refused once it would hold more, whether of tiny responses (which count for what they take
+// parsed), many small items or long lines; the same stream is fine when its commands complete.
+TEST(ImapResponseReader, AnUntaggedFloodNeverHoldsMoreThanTheCap) {
+    const std::string floods[] = {repeated("* 1 EXISTS\r\n", 1365),
+                                  "* SEARCH " + repeated("1 ", 4000) + "1\r\n",
+                                  "* OK " + std::string(60 * 1024, 'x') + "\r\n"};
+    for (const std::string& chunk : floods) {
+        SCOPED_TRACE(chunk.substr(0, 12));
+        ResponseReader unreleased;
+        const std::size_t fed = flood(unreleased, chunk, 64 * ResponseReader::kMaxHeldBytes);
+        EXPECT_EQ(unreleased.error(),
+                  "more than 16777216 bytes of responses to one command (an untagged flood)");
+        EXPECT_LE(fed, ResponseReader::kMaxHeldBytes + chunk.size());
+
+        ResponseReader released;  // a command completes every 10 responses
+        flood(released, chunk, 2 * fed, 10);
+        EXPECT_EQ(released.error(), "");
+    }
 }
 
 // Each literal within its cap, but together more than one response may hold: an error, so the
@@ -495,15 +546,35 @@ TEST(ImapClient, IdleUntilNewMailThenDone) {
     EXPECT_TRUE(c.client().ready());
 }
 
-TEST(ImapClient, ByeThenCloseDuringIdleFailsWithTheServersWords) {
+// RFC 9051 7.1.5: BYE says the server is closing the connection; the session ends with it, in
+// IDLE or not, without waiting for a close that a hostile server never makes.
+TEST(ImapClient, ByeDuringIdleEndsTheSessionWithTheServersWords) {
     Conversation c = logged_in();
     c.idle();
     c.server("+ idling\r\n");
-    EXPECT_EQ(c.server("* BYE Server shutting down.\r\n").kind, Kind::idling);
+    EXPECT_EQ(c.server("* BYE Server shutting down.\r\n").kind, Kind::failed);
+    EXPECT_EQ(c.client().failure()->reason, FailureReason::closed);
+    EXPECT_EQ(c.client().failure()->detail, "the server said BYE Server shutting down.");
     EXPECT_EQ(c.closed().kind, Kind::failed);
     EXPECT_EQ(c.client().failure()->reason, FailureReason::closed);
-    EXPECT_EQ(c.client().failure()->detail,
-              "the server closed the connection after BYE Server shutting down.");
+}
+
+// LOGOUT's BYE comes before its completion, which is still waited for.
+TEST(ImapClient, LogoutsByeIsNotTheEndOfTheSession) {
+    Conversation c = logged_in();
+    c.command("LOGOUT");
+    EXPECT_EQ(c.server("* BYE Logging out\r\n").kind, Kind::read);
+    EXPECT_EQ(c.server("C2 OK Logout completed.\r\n").kind, Kind::completed);
+    EXPECT_TRUE(c.client().completion().ok());
+}
+
+// A BYE and a completion in one read: the completion is still the command's answer.
+TEST(ImapClient, ByeWithACompletionInTheSameReadKeepsTheCompletion) {
+    Conversation c = logged_in();
+    c.command("NOOP");
+    EXPECT_EQ(c.server("* BYE Autologout; idle for too long\r\nC2 OK NOOP completed.\r\n").kind,
+              Kind::completed);
+    EXPECT_TRUE(c.client().completion().ok());
 }
 
 TEST(ImapClient, DisconnectBeforeGreetingIsClosed) {

@@ -285,6 +285,168 @@ TEST(ImapSession, UnresolvableHostIsDns) {
     EXPECT_TRUE(has_phase(recorded.metrics, Phase::resolve));
 }
 
+// --- Hostile servers (docs/testing.md, "Hostile servers") ------------------------------------
+//
+// Each fault ends within the deadline the session was given, with a classified reason, and
+// nothing the server sends grows what the session holds beyond ResponseReader::kMaxHeldBytes.
+
+// How a session driven by `body` after its login ended: its failure and how long the body took.
+struct Ended {
+    Failure failure;
+    Clock::duration elapsed{};
+};
+
+// What a test does once logged in: true when it succeeded.
+using Body = std::function<asio::awaitable<bool>(Session&)>;
+
+Ended end_of(const FakeSmtpServer& server, Body body) {
+    Ended ended;
+    bool succeeded = true;
+    bool opened = false;
+    ended.elapsed = with_session(
+        server,
+        [&](Session& session) -> asio::awaitable<void> {
+            succeeded = co_await body(session);
+            ended.failure = session.failure();
+        },
+        2s, &opened);
+    EXPECT_TRUE(opened);
+    EXPECT_FALSE(succeeded) << "the session should have failed";
+    return ended;
+}
+
+Body command(std::string text, Clock::duration timeout) {
+    return [text = std::move(text), timeout](Session& session) -> asio::awaitable<bool> {
+        co_return (co_await session.execute(text, Clock::now() + timeout)).has_value();
+    };
+}
+
+Body idle_for(Clock::duration time) {
+    return [time](Session& session) -> asio::awaitable<bool> {
+        co_return co_await session.idle(Clock::now() + time);
+    };
+}
+
+// The server says BYE while the client idles and keeps the socket open: nothing more will come,
+// and the session ends at once, not when IDLE's time is up.
+TEST(ImapHostile, ByeInTheMiddleOfIdleEndsTheSessionAtOnce) {
+    FakeSmtpServer server(
+        logged_in_then({test::expect_line("C2 IDLE"), test::send("+ idling\r\n"), test::delay(50ms),
+                        test::send("* BYE Server shutting down.\r\n"), test::hang()}));
+    const Ended ended = end_of(server, idle_for(10s));
+    EXPECT_EQ(ended.failure.reason, FailureReason::closed);
+    EXPECT_EQ(ended.failure.detail, "the server said BYE Server shutting down.");
+    EXPECT_LT(ended.elapsed, 1s);
+}
+
+// Refused when announced: the client does not wait for (or hold) a byte of it.
+TEST(ImapHostile, ALiteralOfGigabytesIsRefusedWhenAnnounced) {
+    FakeSmtpServer server(logged_in_then({test::expect_line("C2 UID FETCH"),
+                                          test::send("* 1 FETCH (UID 7 BODY[] {5368709120}\r\n"),
+                                          test::send_forever(std::string(16 * 1024, 'x'))}));
+    const Ended ended = end_of(server, command("UID FETCH 7 BODY.PEEK[]", 2s));
+    EXPECT_EQ(ended.failure.reason, FailureReason::protocol);
+    EXPECT_EQ(ended.failure.detail, "a literal of 5368709120 bytes");
+    EXPECT_LT(ended.elapsed, 1s);
+}
+
+// The server keeps talking (untagged OKs) but never completes the command: the deadline bounds
+// the command as a whole, not each read.
+TEST(ImapHostile, ATagNeverAnsweredEndsAtTheDeadlineThoughTheServerKeepsTalking) {
+    std::vector<test::ScriptStep> chatter{test::expect_line("C2 NOOP")};
+    for (int i = 0; i < 20; ++i) {
+        chatter.push_back(test::send("* OK still working\r\n"));
+        chatter.push_back(test::delay(50ms));
+    }
+    chatter.push_back(test::hang());
+    FakeSmtpServer server(logged_in_then(chatter));
+    const Ended ended = end_of(server, command("NOOP", 400ms));
+    EXPECT_EQ(ended.failure.reason, FailureReason::timeout);
+    EXPECT_EQ(ended.failure.detail, "timed out");
+    EXPECT_GE(ended.elapsed, 400ms);
+    EXPECT_LT(ended.elapsed, 1500ms);
+}
+
+struct Flood {
+    const char* name;
+    std::string request;  // what the client sends: a command, or IDLE
+    std::string chunk;    // what the server then sends forever
+};
+
+void PrintTo(const Flood& flood, std::ostream* out) { *out << flood.name; }
+
+class ImapFlood : public testing::TestWithParam<Flood> {};
+
+// Tiny responses (which cost more parsed than on the wire) or long lines, to a command or in
+// IDLE: the reader refuses the stream once what it holds passes its cap, long before the
+// deadline; the cap itself is tested on the reader (imap_dialog_test.cpp).
+TEST_P(ImapFlood, IsRefusedAtTheCapLongBeforeTheDeadline) {
+    const Flood& flood = GetParam();
+    std::vector<test::ScriptStep> script{test::expect_line("C2 " + flood.request)};
+    if (flood.request == "IDLE") script.push_back(test::send("+ idling\r\n"));
+    script.push_back(test::send_forever(flood.chunk));
+    FakeSmtpServer server(logged_in_then(script));
+    const Ended ended =
+        end_of(server, flood.request == "IDLE" ? idle_for(20s) : command(flood.request, 20s));
+    EXPECT_EQ(ended.failure.reason, FailureReason::protocol) << ended.failure.detail;
+    EXPECT_NE(ended.failure.detail.find("untagged flood"), std::string::npos)
+        << ended.failure.detail;
+    EXPECT_LT(ended.elapsed, 10s);
+}
+
+std::string repeated(const std::string& line, int times) {
+    std::string out;
+    for (int i = 0; i < times; ++i) out += line;
+    return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Hostile, ImapFlood,
+    testing::Values(
+        Flood{"exists_to_a_command", "NOOP", repeated("* 1 EXISTS\r\n", 1000)},
+        Flood{"search_items", "UID SEARCH ALL", "* SEARCH " + repeated("1 ", 4000) + "1\r\n"},
+        Flood{"long_lines_in_idle", "IDLE", "* OK " + std::string(60 * 1024, 'x') + "\r\n"},
+        Flood{"recent_in_idle", "IDLE", repeated("* 2 RECENT\r\n", 1000)}),
+    [](const testing::TestParamInfo<Flood>& param_info) {
+        return std::string(param_info.param.name);
+    });
+
+TEST(ImapHostile, GarbageIsProtocol) {
+    struct Case {
+        const char* name;
+        std::vector<test::ScriptStep> reply;
+        const char* detail;
+    };
+    const std::vector<Case> cases{
+        {"an HTTP answer",
+         {test::send("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"), test::hang()},
+         "a completion for a command not sent: HTTP/1.1 400 Bad Request"},
+        {"endless bytes without a line end",
+         {test::send_forever(std::string(4096, '\x16'))},
+         "a response line longer than 65536 bytes"}};
+    for (const Case& each : cases) {
+        SCOPED_TRACE(each.name);
+        std::vector<test::ScriptStep> script{test::expect_line("C2 NOOP")};
+        script.insert(script.end(), each.reply.begin(), each.reply.end());
+        FakeSmtpServer server(logged_in_then(script));
+        const Ended ended = end_of(server, command("NOOP", 2s));
+        EXPECT_EQ(ended.failure.reason, FailureReason::protocol);
+        EXPECT_EQ(ended.failure.detail, each.detail);
+        EXPECT_LT(ended.elapsed, 1s);
+    }
+}
+
+// Half a FETCH response, then a TCP reset: the network failed, the command did not complete.
+TEST(ImapHostile, AConnectionResetDuringFetchIsNetwork) {
+    FakeSmtpServer server(logged_in_then({test::expect_line("C2 UID FETCH"),
+                                          test::send("* 1 FETCH (UID 7 BODY[] {100}\r\nhalf"),
+                                          test::delay(50ms), test::reset()}));
+    const Ended ended = end_of(server, command("UID FETCH 7 BODY.PEEK[]", 2s));
+    EXPECT_EQ(ended.failure.reason, FailureReason::network) << ended.failure.detail;
+    EXPECT_NE(ended.failure.detail.find("reset"), std::string::npos) << ended.failure.detail;
+    EXPECT_LT(ended.elapsed, 1s);
+}
+
 class ImapSessionTls : public testing::Test {
   protected:
     ImapSessionTls() {
@@ -414,6 +576,46 @@ TEST_F(ImapSessionTls, RefusedStartTlsIsStartTlsRejected) {
     EXPECT_FALSE(recorded.opened);
     EXPECT_EQ(recorded.failure.reason, FailureReason::starttls_rejected);
     EXPECT_TRUE(has_phase(recorded.metrics, Phase::starttls));
+}
+
+// A server that accepts the connection and then says nothing at the point TLS begins: after the
+// client's ClientHello (implicit TLS), after STARTTLS (no answer), or after its own OK to
+// STARTTLS (no handshake). Each is `timeout` at the deadline, in the phase it stalled in.
+TEST_F(ImapSessionTls, SilenceWhereTlsBeginsIsTimeoutAtTheDeadline) {
+    struct Case {
+        const char* name;
+        std::vector<test::ScriptStep> script;
+        TlsMode tls;
+        const char* detail;
+    };
+    const std::string greeting = "* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n";
+    const std::vector<Case> cases{
+        {"stalled after ClientHello",
+         {test::hang()},
+         TlsMode::implicit,
+         "timed out during tls_handshake"},
+        {"STARTTLS unanswered",
+         {test::send(greeting), test::expect_line("C1 STARTTLS"), test::hang()},
+         TlsMode::starttls,
+         "timed out during starttls"},
+        {"silent after STARTTLS OK",
+         {test::send(greeting), test::expect_line("C1 STARTTLS"),
+          test::send("C1 OK Begin TLS negotiation now.\r\n"), test::hang()},
+         TlsMode::starttls,
+         "timed out during tls_handshake"}};
+    for (const Case& each : cases) {
+        SCOPED_TRACE(each.name);
+        FakeSmtpServer server(each.script);
+        const auto started = Clock::now();
+        const auto recorded =
+            record_session(endpoint(server.port(), each.tls), login(each.tls), {}, 300ms);
+        const auto elapsed = Clock::now() - started;
+        EXPECT_FALSE(recorded.opened);
+        EXPECT_EQ(recorded.failure.reason, FailureReason::timeout) << recorded.failure.detail;
+        EXPECT_EQ(recorded.failure.detail, each.detail);
+        EXPECT_GE(elapsed, 300ms);
+        EXPECT_LT(elapsed, 1s);
+    }
 }
 
 }  // namespace

@@ -172,10 +172,11 @@ TEST(ImapRemoval, AnExpungeIsMappedToItsUidThroughEarlierExpunges) {
 // --- Trackers against scripted servers -------------------------------------------------------
 
 struct CountingEvents final : RoundtripEvents {
-    void message_late(const std::string& /*target*/) override {}
+    void message_late(const std::string& target) override { ++late[target]; }
     void leftover_removed(const std::string& mailbox) override { ++removed[mailbox]; }
     void pending_changed(const std::string& /*target*/, std::size_t /*pending*/) override {}
     std::map<std::string, int> removed;
+    std::map<std::string, int> late;
 };
 
 class TrackerTest : public testing::Test {
@@ -828,6 +829,78 @@ INSTANTIATE_TEST_SUITE_P(
         // Filed as spam: deleted from there through the trash too.
         GmailCase{"spam", {}, true}),
     [](const testing::TestParamInfo<GmailCase>& param_info) { return param_info.param.name; });
+
+// --- An outage of the mailbox's server (docs/testing.md, "Hostile servers") -------------------
+//
+// The server drops every session and refuses new ones for 1.5 s while two messages are delivered.
+// The tracker reconnects with backoff (1 s, then 2 s: a refused attempt or two per watched
+// folder, not a tight loop) and loses neither message's accounting: the one whose run still
+// waits is found and measured; the one whose run gave up meanwhile (imap_connect: the mailbox
+// could not be read) is counted late once found. Both are cleaned up.
+TEST_F(TrackerTest, MessagesDeliveredWhileTheSessionIsDownAreFoundOrCountedLate) {
+    test::FakeGmailServer gmail;
+    const auto watcher =
+        tracker(gmail.port(), "gmail", CleanupMode::delete_message, password_login());
+    const auto now = std::chrono::system_clock::now();
+    const std::string waited_for = make_token(kSecret, now + 1h);
+    const std::string given_up = make_token(kSecret, now + 1h);
+    bool logged_in = false;
+    std::optional<imap::Failure> first_login;
+    std::optional<WaitResult> found;
+    std::optional<WaitResult> failed;
+    int refused_while_down = 0;
+    StopSignal stop;
+    Transcript transcript;
+    const auto wait_for = [&](const std::string& token, std::chrono::milliseconds timeout,
+                              std::optional<WaitResult>& result) -> asio::awaitable<void> {
+        result = co_await watcher->wait(token, std::chrono::steady_clock::now() + timeout, stop,
+                                        transcript);
+    };
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> {
+            first_login =
+                co_await watcher->login_failure(std::chrono::steady_clock::now() + 2s, stop);
+            if (first_login) co_return;
+            logged_in = true;
+            gmail.refuse_connections(true);
+            gmail.drop_connections();
+            watcher->expect(waited_for, "waiting");
+            watcher->expect(given_up, "given up");
+            gmail.deliver(probe_message(waited_for));
+            gmail.deliver(probe_message(given_up));
+            asio::co_spawn(io_, wait_for(waited_for, 4s, found), asio::detached);
+            asio::co_spawn(io_, wait_for(given_up, 500ms, failed), asio::detached);
+            asio::steady_timer outage(io_, 1500ms);
+            co_await outage.async_wait(asio::use_awaitable);
+            refused_while_down = gmail.refused();
+            gmail.refuse_connections(false);
+        },
+        asio::detached);
+    const auto gone = [&](const std::string& token) {
+        return gmail.folders_holding(token).empty();
+    };
+    run_until(
+        [&] {
+            return first_login ||
+                   (found && failed && !events_.late.empty() && gone(waited_for) && gone(given_up));
+        },
+        {watcher});
+    ASSERT_FALSE(first_login) << first_login->detail;
+    ASSERT_TRUE(logged_in);
+    EXPECT_GE(refused_while_down, 1);
+    EXPECT_LE(refused_while_down, 4) << "reconnects without backoff";
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->kind, WaitResult::Kind::arrived) << transcript.to_text();
+    ASSERT_TRUE(failed);
+    EXPECT_EQ(failed->kind, WaitResult::Kind::imap_failed);
+    EXPECT_EQ(to_string(failed->failure.reason), "imap_connect") << failed->failure.detail;
+    EXPECT_EQ(events_.late, (std::map<std::string, int>{{"given up", 1}}));
+    EXPECT_TRUE(gone(waited_for));
+    EXPECT_TRUE(gone(given_up));
+    EXPECT_EQ(watcher->pending(), 0u);
+    EXPECT_EQ(events_.removed, (std::map<std::string, int>{}));
+}
 
 // Where the server does not say it is Gmail (no X-GM-EXT-1: Dovecot, Exchange, or Gmail behind
 // a proxy that hides it), "delete" expunges where the message arrived, as before: on such a

@@ -282,6 +282,40 @@ TEST_F(SessionTest, InjectedPlaintextAfterStartTlsIsRefused) {
     EXPECT_FALSE(phase(result, Phase::tls_handshake));
 }
 
+// A server that keeps the socket open and says nothing where TLS begins (docs/testing.md,
+// "Hostile servers"): STARTTLS unanswered, silence after its 220, a handshake stalled after the
+// ClientHello. Each is `timeout` at the deadline, in the phase it stalled in.
+TEST_F(SessionTest, SilenceWhereTlsBeginsIsTimeoutAtTheDeadline) {
+    struct Case {
+        const char* name;
+        std::vector<ScriptStep> script;
+        TlsMode tls;
+        const char* phase;
+    };
+    const std::vector<Case> cases{
+        {"STARTTLS unanswered",
+         {send("220 mx\r\n"), expect_line("EHLO"), send("250-mx\r\n250 STARTTLS\r\n"),
+          expect_line("STARTTLS"), hang()},
+         TlsMode::starttls,
+         "starttls"},
+        {"silent after 220 to STARTTLS",
+         {send("220 mx\r\n"), expect_line("EHLO"), send("250-mx\r\n250 STARTTLS\r\n"),
+          expect_line("STARTTLS"), send("220 2.0.0 Ready to start TLS\r\n"), hang()},
+         TlsMode::starttls,
+         "tls_handshake"},
+        {"stalled after ClientHello", {hang()}, TlsMode::implicit, "tls_handshake"}};
+    for (const Case& each : cases) {
+        SCOPED_TRACE(each.name);
+        FakeSmtpServer server(each.script);
+        const auto result = probe(target(server.port(), each.tls, 300ms));
+        expect_failure(result, FailureReason::timeout);
+        EXPECT_NE(result.outcome.detail.find(each.phase), std::string::npos)
+            << result.outcome.detail;
+        EXPECT_GE(result.elapsed, 300ms);
+        EXPECT_LT(result.elapsed, 1s);
+    }
+}
+
 struct CertificateCase {
     const char* name;
     FailureReason reason;
