@@ -58,6 +58,7 @@ constexpr std::array kReasons{
     FailureReason::oauth_token,
     FailureReason::select_rejected,
     FailureReason::throttled,
+    FailureReason::descriptors_exhausted,
 };
 
 // What a target's runs use, built at load.

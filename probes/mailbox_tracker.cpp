@@ -365,6 +365,8 @@ FailureReason roundtrip_reason(FailureReason session_reason) {
             return FailureReason::imap_auth;
         case FailureReason::throttled:
             return FailureReason::throttled;
+        case FailureReason::descriptors_exhausted:
+            return FailureReason::descriptors_exhausted;
         default:
             return FailureReason::imap_protocol;
     }

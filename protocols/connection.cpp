@@ -209,6 +209,13 @@ Failure Connection::failure(const error_code& ec) {
     if (phase == Phase::resolve) {
         return {FailureReason::dns, lookup_failure_};
     }
+    // The agent's own want, whatever the phase: never to be read as the server's or network's.
+    if (ec == asio::error::no_descriptors ||
+        ec == boost::system::errc::too_many_files_open_in_system) {
+        return {FailureReason::descriptors_exhausted, "the agent is out of file descriptors (" +
+                                                          ec.message() + ")" +
+                                                          (phase ? " during " + in_phase : "")};
+    }
     if (phase == Phase::tls_handshake) {
         if (rejected_certificate_) {
             return {tls::certificate_failure(*rejected_certificate_),

@@ -54,7 +54,8 @@ namespace mailcanary {
     X(imap_protocol) \
     X(greeting_rejected) \
     X(select_rejected) \
-    X(throttled)
+    X(throttled) \
+    X(descriptors_exhausted)
 
 enum class FailureReason {
 #define MAILCANARY_ENUMERATOR(name) name,

@@ -4,17 +4,15 @@
 // its schedule, and the agent's memory and descriptors must stay bounded. Once under this
 // machine's descriptor limit, once under a hard limit of 1,024 (a default cap of 352: overloaded
 // until the silent servers back off).
-#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <cstdio>
-#include <ctime>
 #include <memory>
-#include <sstream>
 #include <stdexcept>
 
 #include "agent/descriptor_limit.hpp"
 #include "integration/harness.hpp"
+#include "integration/load_checks.hpp"
 #include "support/fake_smtp_server.hpp"
 
 namespace mailcanary::test {
@@ -32,14 +30,6 @@ constexpr double kMostResidentBytes = 1e9;
 constexpr double kMostResidentBytes = 150e6;
 #endif
 
-// The test process holds the silent servers' end of every connection the agent makes.
-void raise_own_descriptor_limit() {
-    rlimit limit{};
-    ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
-    limit.rlim_cur = limit.rlim_max;
-    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &limit), 0);
-}
-
 // A loopback port nothing listens on: bound, then closed.
 std::uint16_t closed_port() {
     const int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -54,69 +44,9 @@ std::uint16_t closed_port() {
     return ntohs(address.sin_port);
 }
 
-// The samples of one family, by their labels (`{...}`).
-std::map<std::string, double> samples(const std::string& exposition, const std::string& family) {
-    std::map<std::string, double> found;
-    std::istringstream lines(exposition);
-    for (std::string line; std::getline(lines, line);) {
-        if (!line.starts_with(family + "{")) continue;
-        const auto space = line.rfind(' ');
-        found[line.substr(family.size(), space - family.size())] =
-            std::stod(line.substr(space + 1));
-    }
-    return found;
-}
-
 std::string labels_of(const std::string& target) {
     return R"({probe="connect",target=")" + target + "\"}";
 }
-
-// The 99th percentile of a histogram without labels of its own, as the bound of its bucket:
-// "<= 0.005 s", or "> 5 s" past the last finite bound.
-std::string p99(const std::string& exposition, const std::string& histogram) {
-    const double total = value_of(exposition, histogram + "_count");
-    std::vector<std::pair<double, double>> bounds;  // (le, cumulative count)
-    for (const auto& [labels, count] : samples(exposition, histogram + "_bucket")) {
-        const std::string le = labels.substr(5, labels.size() - 7);  // {le="..."}
-        if (le != "+Inf") bounds.emplace_back(std::stod(le), count);
-    }
-    std::sort(bounds.begin(), bounds.end());
-    for (const auto& [le, count] : bounds) {
-        if (count >= 0.99 * total) return "<= " + std::to_string(le) + " s";
-    }
-    return "> " + std::to_string(bounds.back().first) + " s";
-}
-
-// When the log says `target` finished a successful run, in milliseconds since the epoch.
-std::vector<double> successes_of(const std::string& log, const std::string& target) {
-    std::vector<double> times;
-    std::istringstream lines(log);
-    const std::string needle = "msg=\"probe succeeded\" target=" + target + " ";
-    for (std::string line; std::getline(lines, line);) {
-        if (line.find(needle) == std::string::npos) continue;
-        std::tm utc{};
-        int millis = 0;
-        if (std::sscanf(line.c_str(), "ts=%d-%d-%dT%d:%d:%d.%dZ", &utc.tm_year, &utc.tm_mon,
-                        &utc.tm_mday, &utc.tm_hour, &utc.tm_min, &utc.tm_sec, &millis) != 7) {
-            continue;
-        }
-        utc.tm_year -= 1900;
-        utc.tm_mon -= 1;
-        times.push_back(static_cast<double>(timegm(&utc)) * 1000 + millis);
-    }
-    return times;
-}
-
-// What the test saw of the agent while it watched.
-struct Watch {
-    std::string last;  // the last exposition
-    double most_in_flight = 0;
-    double most_queued = 0;
-    double most_descriptors = 0;
-    double most_resident_bytes = 0;
-    std::optional<Clock::duration> all_reported;  // since the agent was started
-    Clock::time_point queue_last_seen;
-};
 
 class OverloadIntegration : public AgentIntegration {
   protected:
@@ -150,34 +80,6 @@ class OverloadIntegration : public AgentIntegration {
         names.emplace_back("refused");
         names.emplace_back("postfix");
         return names;
-    }
-
-    // Scrapes the agent twice a second from `started` until `done` says so or `at_most` has
-    // passed, noting the peaks and when every target first had a result.
-    Watch watch(const AgentProcess& agent, Clock::time_point started, Clock::duration at_most,
-                const std::function<bool(const Watch&, Clock::time_point)>& done) const {
-        Watch seen;
-        const std::size_t expected = targets().size();
-        for (auto now = Clock::now(); now < started + at_most && !done(seen, now);
-             now = Clock::now()) {
-            seen.last = agent.metrics();
-            seen.most_in_flight =
-                std::max(seen.most_in_flight, value_of(seen.last, "mailcanary_probes_in_flight"));
-            const double queued = value_of(seen.last, "mailcanary_probes_queued");
-            seen.most_queued = std::max(seen.most_queued, queued);
-            if (queued > 0) seen.queue_last_seen = now;
-            seen.most_descriptors =
-                std::max(seen.most_descriptors, value_of(seen.last, "process_open_fds"));
-            seen.most_resident_bytes = std::max(
-                seen.most_resident_bytes, value_of(seen.last, "process_resident_memory_bytes"));
-            if (!seen.all_reported &&
-                samples(seen.last, "mailcanary_probe_last_run_timestamp_seconds").size() ==
-                    expected) {
-                seen.all_reported = now - started;
-            }
-            std::this_thread::sleep_for(500ms);
-        }
-        return seen;
     }
 
     // What both tests must show; `report` says what was measured. `backing_off_at_least`: silent
@@ -281,8 +183,8 @@ TEST_F(OverloadIntegration, WithTheDefaultCapEveryTargetHasAResultWithinThreeInt
     const auto started = Clock::now();
     AgentProcess agent(dir_, config());
     ASSERT_TRUE(agent.started()) << agent.log();
-    const Watch seen =
-        watch(agent, started, 3 * kInterval, [](const Watch&, auto) { return false; });
+    const Watch seen = watch(agent, targets().size(), started, 3 * kInterval,
+                             [](const Watch&, auto) { return false; });
     check_common(seen, agent, "this machine's descriptor limit", kSilentTargets / 4);
     check_schedule(agent, 0, 250);
     std::printf("schedule lateness p99 over all runs: %s\n",
@@ -301,9 +203,10 @@ TEST_F(OverloadIntegration, UnderALowDescriptorLimitTheCapFollowsAndEveryTargetS
     // Watched until nothing has waited for a slot for three intervals and more: the silent servers
     // back off (every 4 intervals after two timeouts, about 28 s here).
     const auto settled_for = 3 * kInterval + 1s;
-    const Watch seen = watch(agent, started, 9 * kInterval, [&](const Watch& so_far, auto now) {
-        return so_far.most_queued > 0 && now - so_far.queue_last_seen > settled_for;
-    });
+    const Watch seen =
+        watch(agent, targets().size(), started, 9 * kInterval, [&](const Watch& so_far, auto now) {
+            return so_far.most_queued > 0 && now - so_far.queue_last_seen > settled_for;
+        });
     EXPECT_EQ(value_of(seen.last, "process_max_fds"), 1024) << "raised to the hard limit";
     check_common(seen, agent, "a hard limit of 1,024 descriptors", kSilentTargets / 2);
     ASSERT_GT(seen.most_queued, 0) << "the cap was meant to be reached";

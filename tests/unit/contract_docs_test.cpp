@@ -95,8 +95,9 @@ TEST(ContractDocs, TheNamesAreTheEnumeratorsInOrder) {
     EXPECT_EQ(to_string(kAllPhases.front()), "resolve");
     EXPECT_EQ(to_string(Phase::logout), "logout");
     EXPECT_EQ(to_string(kAllFailureReasons.front()), "dns");
-    EXPECT_EQ(to_string(FailureReason::throttled), "throttled");
-    EXPECT_EQ(static_cast<std::size_t>(FailureReason::throttled), kAllFailureReasons.size() - 1);
+    EXPECT_EQ(to_string(FailureReason::descriptors_exhausted), "descriptors_exhausted");
+    EXPECT_EQ(static_cast<std::size_t>(FailureReason::descriptors_exhausted),
+              kAllFailureReasons.size() - 1);
 }
 
 }  // namespace

@@ -58,19 +58,22 @@ TEST(RoundtripReason, SessionReasonsMapToTheProbesContract) {
         {FailureReason::protocol, FailureReason::imap_protocol},
         {FailureReason::select_rejected, FailureReason::imap_protocol},
         {FailureReason::throttled, FailureReason::throttled},
+        {FailureReason::descriptors_exhausted, FailureReason::descriptors_exhausted},
     };
     for (const auto& [session, roundtrip] : expected) {
         EXPECT_EQ(to_string(roundtrip_reason(session)), to_string(roundtrip)) << to_string(session);
     }
 }
 
-// Throttling keeps its name: it is neither a mailbox that cannot be reached nor a refused login.
-TEST(RoundtripReason, EveryReasonEndsAsOneOfTheFourImapReasonsOrThrottled) {
+// Throttling and the agent's own want of descriptors keep their names: neither is a mailbox that
+// cannot be reached nor a refused login.
+TEST(RoundtripReason, EveryReasonEndsAsOneOfTheFourImapReasonsOrThrottledOrTheAgentsOwn) {
     for (const FailureReason reason : kAllFailureReasons) {
         const FailureReason mapped = roundtrip_reason(reason);
         EXPECT_TRUE(mapped == FailureReason::imap_connect || mapped == FailureReason::imap_tls ||
                     mapped == FailureReason::imap_auth || mapped == FailureReason::imap_protocol ||
-                    mapped == FailureReason::throttled)
+                    mapped == FailureReason::throttled ||
+                    mapped == FailureReason::descriptors_exhausted)
             << to_string(reason) << " -> " << to_string(mapped);
     }
 }
