@@ -34,6 +34,7 @@ inline constexpr std::array kConnectReasons{
     FailureReason::timeout,
     FailureReason::protocol,
     FailureReason::closed,
+    FailureReason::throttled,
 };
 // Logging in: what any kind that sends [targets.auth] credentials may fail for.
 inline constexpr auto kLoginReasons = joined(
