@@ -282,6 +282,21 @@ TEST(ConfigLoad, MinimalTargetGetsBuiltInDefaults) {
     EXPECT_EQ(result.config->targets, std::vector<TargetConfig>{expected});
 }
 
+TEST(ConfigLoad, ThrottlingAndBudgetsAreReadWithTheirDefaults) {
+    const ConfigResult result = load(
+        "[[targets]]\nname = \"a\"\nhost = \"mx\"\nmax_connections_per_minute = 6\n"
+        "throttle_backoff = \"2m\"\n[targets.message]\nfrom = \"c@example.org\"\n"
+        "to = [\"p@example.org\"]\nmax_messages_per_hour = 20\n"
+        "[[targets]]\nname = \"b\"\nhost = \"mx\"\n");
+    ASSERT_TRUE(result.config.has_value());
+    const auto& targets = result.config->targets;
+    EXPECT_EQ(targets[0].max_connections_per_minute, 6u);
+    EXPECT_EQ(targets[0].throttle_backoff, 2min);
+    EXPECT_EQ(targets[0].message->max_messages_per_hour, 20u);
+    EXPECT_EQ(targets[1].max_connections_per_minute, std::nullopt);
+    EXPECT_EQ(targets[1].throttle_backoff, 30s);
+}
+
 TEST(ConfigLoad, ImplicitTlsDefaultsToPort465) {
     const ConfigResult from_target = load(target_with("tls = \"implicit\"\n"));
     ASSERT_TRUE(from_target.config.has_value());
@@ -448,6 +463,12 @@ std::vector<ErrorCase> error_cases() {
          target_with("port = 65536\n"),
          {4, 8, "targets[1].port", "must be between 1 and 65535, got 65536"}},
         {"PortZero", target_with("port = 0\n"), {4, 8, "targets[1].port", "got 0"}},
+        {"ThrottleBackoffPastTheLongestStep",
+         target_with("throttle_backoff = \"1h\"\n"),
+         {4, 20, "targets[1].throttle_backoff", "must be between 1s and"}},
+        {"ConnectionBudgetZero",
+         target_with("max_connections_per_minute = 0\n"),
+         {4, 30, "targets[1].max_connections_per_minute", "must be between 1 and 10000, got 0"}},
         {"TargetTlsUnknown",
          target_with("tls = \"ssl\"\n"),
          {4, 7, "targets[1].tls", "unknown TLS mode \"ssl\""}},
