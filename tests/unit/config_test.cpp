@@ -215,6 +215,8 @@ interval = "1h"
                            .allow_plaintext_auth = false,
                            .expect = Expectation::success,
                            .message = std::nullopt,
+                           .max_connections_per_minute = std::nullopt,
+                           .throttle_backoff = 30s,
                            .probe_options = {}};
     const TargetConfig submissions{.name = "submissions",
                                    .host = "2001:db8::1",
@@ -232,6 +234,8 @@ interval = "1h"
                                    .allow_plaintext_auth = false,
                                    .expect = Expectation::success,
                                    .message = std::nullopt,
+                                   .max_connections_per_minute = std::nullopt,
+                                   .throttle_backoff = 30s,
                                    .probe_options = {}};
     const TargetConfig custom_port{.name = "custom-port",
                                    .host = "192.0.2.7",
@@ -246,6 +250,8 @@ interval = "1h"
                                    .allow_plaintext_auth = false,
                                    .expect = Expectation::success,
                                    .message = std::nullopt,
+                                   .max_connections_per_minute = std::nullopt,
+                                   .throttle_backoff = 30s,
                                    .probe_options = {}};
     EXPECT_EQ(config.targets, (std::vector<TargetConfig>{mx1, submissions, custom_port}));
 }
@@ -278,6 +284,8 @@ TEST(ConfigLoad, MinimalTargetGetsBuiltInDefaults) {
                                 .allow_plaintext_auth = false,
                                 .expect = Expectation::success,
                                 .message = std::nullopt,
+                                .max_connections_per_minute = std::nullopt,
+                                .throttle_backoff = 30s,
                                 .probe_options = {}};
     EXPECT_EQ(result.config->targets, std::vector<TargetConfig>{expected});
 }
@@ -1138,6 +1146,8 @@ token_file = "tokens/../tokens/mx4"
                            .allow_plaintext_auth = true,
                            .expect = Expectation::reject,
                            .message = std::nullopt,
+                           .max_connections_per_minute = std::nullopt,
+                           .throttle_backoff = 30s,
                            .probe_options = {}};
     const TargetConfig mx2{.name = "mx2",
                            .host = "mx2.example.net",
@@ -1162,6 +1172,8 @@ token_file = "tokens/../tokens/mx4"
                            .allow_plaintext_auth = false,
                            .expect = Expectation::success,
                            .message = std::nullopt,
+                           .max_connections_per_minute = std::nullopt,
+                           .throttle_backoff = 30s,
                            .probe_options = {}};
     const TargetConfig mx3{.name = "mx3",
                            .host = "mx3.example.net",
@@ -1186,6 +1198,8 @@ token_file = "tokens/../tokens/mx4"
                            .allow_plaintext_auth = false,
                            .expect = Expectation::success,
                            .message = std::nullopt,
+                           .max_connections_per_minute = std::nullopt,
+                           .throttle_backoff = 30s,
                            .probe_options = {}};
     // A token file need not exist at load; a relative one is resolved like any other path.
     const TargetConfig mx4{.name = "mx4",
@@ -1211,6 +1225,8 @@ token_file = "tokens/../tokens/mx4"
                            .allow_plaintext_auth = false,
                            .expect = Expectation::success,
                            .message = std::nullopt,
+                           .max_connections_per_minute = std::nullopt,
+                           .throttle_backoff = 30s,
                            .probe_options = {}};
     EXPECT_EQ(result.config->targets, (std::vector<TargetConfig>{mx1, mx2, mx3, mx4}));
 }
@@ -1697,7 +1713,8 @@ to = ["p@example.test"]
                                         {"Reply-To", "ops@example.org"},
                                         {"X-Team", "mail-ops"},
                                         {"x-a", ""}},
-                            .mode = AcceptMode::rcpt};
+                            .mode = AcceptMode::rcpt,
+                            .max_messages_per_hour = std::nullopt};
     EXPECT_EQ(targets[0].message, mx1);
     EXPECT_EQ(targets[0].probes, (std::vector<std::string>{"connect", "accept"}));
     EXPECT_FALSE(targets[0].auth.has_value());
@@ -1706,7 +1723,8 @@ to = ["p@example.test"]
                             .to = {"p@example.test"},
                             .subject = "mailcanary probe",
                             .headers = {},
-                            .mode = AcceptMode::data};
+                            .mode = AcceptMode::data,
+                            .max_messages_per_hour = std::nullopt};
     EXPECT_EQ(targets[1].message, mx2);
     // Like [targets.auth], a message table is allowed without the probe that uses it.
     EXPECT_EQ(targets[2].message, mx2);
