@@ -12,6 +12,7 @@ SmtpPoliteness politeness_of(const TargetConfig& target) {
     SmtpPoliteness politeness;
     politeness.max_connections_per_minute = target.max_connections_per_minute;
     politeness.first_backoff = target.throttle_backoff;
+    politeness.port = target.port;
     if (target.message && target.message->mode == AcceptMode::data) {
         politeness.max_messages_per_hour = target.message->max_messages_per_hour;
         politeness.account = target.auth ? target.auth->username : target.message->from;
@@ -19,12 +20,16 @@ SmtpPoliteness politeness_of(const TargetConfig& target) {
     return politeness;
 }
 
-SmtpHost::SmtpHost(std::string name)
-    : name_(std::move(name)), backoff_(std::chrono::seconds(30), kLongestThrottleBackoff) {}
+SmtpHost::SmtpHost(std::string name) : name_(std::move(name)) {}
+
+bool SmtpHost::backing_off(std::uint16_t port) const {
+    const auto found = backoffs_.find(port);
+    return found != backoffs_.end() && found->second.active;
+}
 
 std::optional<HeldBack> SmtpHost::admit(const SmtpHostLink& asking, bool sends_message,
                                         Clock::time_point now) {
-    if (backoff_.until(now)) return HeldBack::backoff;
+    if (backoffs_[asking.politeness().port].steps.until(now)) return HeldBack::backoff;
     // The smallest budget of the targets pointing here wins: it is the one someone asked for.
     std::optional<std::size_t> connections;
     std::optional<std::size_t> messages;
@@ -53,31 +58,38 @@ std::optional<HeldBack> SmtpHost::admit(const SmtpHostLink& asking, bool sends_m
     return std::nullopt;
 }
 
-void SmtpHost::session_ended(const Outcome& outcome, Clock::time_point now) {
+void SmtpHost::session_ended(std::uint16_t port, const Outcome& outcome, Clock::time_point now) {
     if (outcome.cancelled) return;
+    ServerBackoff& backoff = backoffs_[port];
+    const std::string server = name_ + ":" + std::to_string(port);
     if (outcome.failure != FailureReason::throttled) {
-        if (backing_off_) log::info("the SMTP server lets the agent in again", {{"host", name_}});
-        backoff_.cleared();
-        set_backing_off(false);
+        if (backoff.active)
+            log::info("the SMTP server lets the agent in again", {{"server", server}});
+        backoff.steps.cleared();
+        set_backing_off(port, false);
         return;
     }
-    // The most patient of the targets pointing here sets the first step.
+    // The most patient of the targets pointing at the server sets the first step.
     Duration first = Duration::zero();
     for (const SmtpHostLink* link : links_) {
-        first = std::max(first, link->politeness().first_backoff);
+        if (link->politeness().port == port) {
+            first = std::max(first, link->politeness().first_backoff);
+        }
     }
-    if (first > Duration::zero()) backoff_.set_first(first);
-    backoff_.throttled(now, std::nullopt);
-    set_backing_off(true);
+    if (first > Duration::zero()) backoff.steps.set_first(first);
+    backoff.steps.throttled(now, std::nullopt);
+    set_backing_off(port, true);
     log::warn("the SMTP server throttles the agent: no new connection before the backoff ends",
-              {{"host", name_},
-               {"backoff", format_duration(backoff_.last_wait())},
+              {{"server", server},
+               {"backoff", format_duration(backoff.steps.last_wait())},
                {"detail", outcome.detail}});
 }
 
-void SmtpHost::set_backing_off(bool backing_off) {
-    backing_off_ = backing_off;
-    for (const SmtpHostLink* link : links_) link->show_backoff(backing_off);
+void SmtpHost::set_backing_off(std::uint16_t port, bool backing_off) {
+    backoffs_[port].active = backing_off;
+    for (const SmtpHostLink* link : links_) {
+        if (link->politeness().port == port) link->show_backoff(backing_off);
+    }
 }
 
 prometheus::Gauge& BackoffGauges::acquire(const std::string& target) {
@@ -102,7 +114,7 @@ SmtpHostLink::SmtpHostLink(std::shared_ptr<SmtpHost> host, std::shared_ptr<Backo
       politeness_(std::move(politeness)),
       gauge_(gauges_->acquire(target_)) {
     host_->links_.push_back(this);
-    show_backoff(host_->backing_off());
+    show_backoff(host_->backing_off(politeness_.port));
 }
 
 SmtpHostLink::~SmtpHostLink() {
@@ -149,7 +161,8 @@ std::optional<HeldBack> SmtpProbeKind::hold_back(const CompiledTarget& target,
 boost::asio::awaitable<Outcome> run_smtp_session(const ProbeRun& run, smtp::Dialog& dialog) {
     Outcome outcome = co_await smtp::run_dialog(run.target.smtp, run.session(), dialog);
     if (run.target.smtp_host) {
-        run.target.smtp_host->host().session_ended(outcome, std::chrono::steady_clock::now());
+        run.target.smtp_host->host().session_ended(run.target.smtp.port, outcome,
+                                                   std::chrono::steady_clock::now());
     }
     co_return outcome;
 }

@@ -1,9 +1,9 @@
-// The SMTP servers the agent connects to, shared by every probe of every target pointing at one
-// (by host name, whatever the port). While a server throttles the agent (protocols/
-// smtp_throttling) no run connects to it before its backoff has passed; its connections a
-// minute and each account's messages an hour stay within the budgets the targets set, the
-// smallest winning (docs/configuration.md, "Throttling and budgets"). A run held back is not
-// started: the scheduler counts it as skipped (ProbeKind::hold_back).
+// The SMTP hosts the agent connects to, shared by every probe of every target pointing at one
+// (by host name). While a server (the host's port) throttles the agent (protocols/
+// smtp_throttling) no run connects to it before its backoff has passed; the host's connections
+// a minute (every port) and each account's messages an hour stay within the budgets the targets
+// set, the smallest winning (docs/configuration.md, "Throttling and budgets"). A run held back is
+// not started: the scheduler counts it as skipped (ProbeKind::hold_back).
 #pragma once
 
 #include <utility>
@@ -15,6 +15,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -38,7 +39,8 @@ inline constexpr Duration kLongestThrottleBackoff = std::chrono::minutes(15);
 struct SmtpPoliteness {
     std::optional<std::size_t> max_connections_per_minute;
     std::optional<std::size_t> max_messages_per_hour;
-    std::string account;  // whose messages count: the login, else the envelope sender
+    std::string account;      // whose messages count: the login, else the envelope sender
+    std::uint16_t port = 25;  // the server on the host: the backoff is its own
     Duration first_backoff = std::chrono::seconds(30);
 };
 
@@ -56,20 +58,23 @@ class SmtpHost {
     // its connection (and its message, if it sends one) is counted.
     std::optional<HeldBack> admit(const SmtpHostLink& asking, bool sends_message,
                                   Clock::time_point now);
-    // A run's session to the server ended as `outcome`: a throttled one starts or lengthens the
-    // backoff, any other answer ends it. A stopped run says nothing.
-    void session_ended(const Outcome& outcome, Clock::time_point now);
+    // A run's session to the server on `port` ended as `outcome`: a throttled one starts or
+    // lengthens its backoff, any other answer ends it. A stopped run says nothing.
+    void session_ended(std::uint16_t port, const Outcome& outcome, Clock::time_point now);
     // From a throttled reply until a run gets through again (mailcanary_backoff_active).
-    bool backing_off() const { return backing_off_; }
+    bool backing_off(std::uint16_t port) const;
 
   private:
     friend class SmtpHostLink;
-    void set_backing_off(bool backing_off);
+    struct ServerBackoff {
+        ThrottleBackoff steps{std::chrono::seconds(30), kLongestThrottleBackoff};
+        bool active = false;
+    };
+    void set_backing_off(std::uint16_t port, bool backing_off);
 
     std::string name_;
     std::vector<const SmtpHostLink*> links_;  // the targets pointing here, for their budgets
-    ThrottleBackoff backoff_;
-    bool backing_off_ = false;
+    std::map<std::uint16_t, ServerBackoff> backoffs_;  // by port
     WindowBudget connections_{std::chrono::minutes(1)};
     std::map<std::string, WindowBudget> messages_;  // by account
 };

@@ -104,7 +104,8 @@ struct TargetConfig {
     // (the smallest wins); none: no budget.
     std::optional<std::size_t> max_connections_per_minute;
     // How long to stay away first when the server throttles the agent (then twice as long each
-    // time in a row, up to 15 minutes); the longest of the targets sharing the host wins.
+    // time in a row, up to 15 minutes); the longest of the targets sharing the server (host and
+    // port) wins.
     Duration throttle_backoff = std::chrono::seconds(30);
     // The tables of the probe kinds that have one ([targets.roundtrip], [targets.imap]), each
     // read by its kind whenever it is present, even if the kind is not among `probes`.

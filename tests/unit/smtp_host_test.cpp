@@ -78,23 +78,23 @@ TEST_F(SmtpHostTest, ThrottledServerIsLeftAloneForTheBackoffThenTriedAgain) {
     ASSERT_EQ(host.admit(*link, false, kStart), std::nullopt);
     EXPECT_EQ(backoff_active(registry_, "mx"), 0);
 
-    host.session_ended(throttled(), kStart);
-    EXPECT_TRUE(host.backing_off());
+    host.session_ended(25, throttled(), kStart);
+    EXPECT_TRUE(host.backing_off(25));
     EXPECT_EQ(backoff_active(registry_, "mx"), 1);
     EXPECT_EQ(host.admit(*link, false, kStart + seconds(29)), HeldBack::backoff);
     ASSERT_EQ(host.admit(*link, false, kStart + seconds(30)), std::nullopt);
 
     // Throttled again in a row: twice as long; still shown as backing off in between.
-    host.session_ended(throttled(), kStart + seconds(30));
+    host.session_ended(25, throttled(), kStart + seconds(30));
     EXPECT_EQ(host.admit(*link, false, kStart + seconds(89)), HeldBack::backoff);
     EXPECT_EQ(backoff_active(registry_, "mx"), 1);
     ASSERT_EQ(host.admit(*link, false, kStart + seconds(90)), std::nullopt);
 
     // Let in: no backoff, and the next throttling starts over at the first step.
-    host.session_ended(Outcome{}, kStart + seconds(90));
-    EXPECT_FALSE(host.backing_off());
+    host.session_ended(25, Outcome{}, kStart + seconds(90));
+    EXPECT_FALSE(host.backing_off(25));
     EXPECT_EQ(backoff_active(registry_, "mx"), 0);
-    host.session_ended(throttled(), kStart + seconds(100));
+    host.session_ended(25, throttled(), kStart + seconds(100));
     EXPECT_EQ(host.admit(*link, false, kStart + seconds(129)), HeldBack::backoff);
     EXPECT_EQ(host.admit(*link, false, kStart + seconds(130)), std::nullopt);
 }
@@ -104,8 +104,8 @@ TEST_F(SmtpHostTest, BackoffIsCappedAtAQuarterOfAnHour) {
     config.throttle_backoff = minutes(10);
     const auto link = hosts_.link(config);
     SmtpHost& host = link->host();
-    host.session_ended(throttled(), kStart);
-    host.session_ended(throttled(), kStart + minutes(10));  // 20 minutes asked: 15
+    host.session_ended(25, throttled(), kStart);
+    host.session_ended(25, throttled(), kStart + minutes(10));  // 20 minutes asked: 15
     EXPECT_EQ(host.admit(*link, false, kStart + minutes(24)), HeldBack::backoff);
     EXPECT_EQ(host.admit(*link, false, kStart + minutes(25)), std::nullopt);
 }
@@ -113,13 +113,13 @@ TEST_F(SmtpHostTest, BackoffIsCappedAtAQuarterOfAnHour) {
 TEST_F(SmtpHostTest, OtherFailuresAndStoppedRunsAreNoThrottling) {
     const auto link = hosts_.link(target("mx", "mx.example.test"));
     SmtpHost& host = link->host();
-    host.session_ended(Outcome::failed(FailureReason::banner_rejected, "421 4.3.2 shutting down"),
-                       kStart);
-    EXPECT_FALSE(host.backing_off());
+    host.session_ended(
+        25, Outcome::failed(FailureReason::banner_rejected, "421 4.3.2 shutting down"), kStart);
+    EXPECT_FALSE(host.backing_off(25));
     EXPECT_EQ(host.admit(*link, false, kStart), std::nullopt);
-    host.session_ended(throttled(), kStart);
-    host.session_ended(Outcome::stopped(), kStart + seconds(1));  // a reload: says nothing
-    EXPECT_TRUE(host.backing_off());
+    host.session_ended(25, throttled(), kStart);
+    host.session_ended(25, Outcome::stopped(), kStart + seconds(1));  // a reload: says nothing
+    EXPECT_TRUE(host.backing_off(25));
 }
 
 TEST_F(SmtpHostTest, TargetsOnOneHostShareItsBackoffAndTheMostPatientSetsIt) {
@@ -132,12 +132,32 @@ TEST_F(SmtpHostTest, TargetsOnOneHostShareItsBackoffAndTheMostPatientSetsIt) {
     const auto elsewhere = hosts_.link(target("other", "mx2.example.test"));
     ASSERT_EQ(&first->host(), &second->host());
 
-    first->host().session_ended(throttled(), kStart);
+    first->host().session_ended(25, throttled(), kStart);
     EXPECT_EQ(second->host().admit(*second, false, kStart + seconds(39)), HeldBack::backoff);
     EXPECT_EQ(first->host().admit(*first, false, kStart + seconds(40)), std::nullopt);
     EXPECT_EQ(backoff_active(registry_, "patient"), 1);
     EXPECT_EQ(backoff_active(registry_, "other"), 0);
     EXPECT_EQ(elsewhere->host().admit(*elsewhere, false, kStart), std::nullopt);
+}
+
+TEST_F(SmtpHostTest, AnotherPortOfTheHostHasItsOwnBackoffButSharesTheBudget) {
+    TargetConfig mx = target("mx", "mx.example.test");
+    mx.max_connections_per_minute = 2;
+    TargetConfig submission = target("submission", "mx.example.test");
+    submission.port = 587;
+    const auto a = hosts_.link(mx);
+    const auto b = hosts_.link(submission);
+    SmtpHost& host = a->host();
+    host.session_ended(587, throttled(), kStart);
+    EXPECT_EQ(host.admit(*b, false, kStart + seconds(1)), HeldBack::backoff);
+    EXPECT_EQ(backoff_active(registry_, "submission"), 1);
+    EXPECT_EQ(backoff_active(registry_, "mx"), 0);
+    EXPECT_EQ(host.admit(*a, false, kStart + seconds(1)), std::nullopt);
+    // Port 25 letting the agent in says nothing about 587.
+    host.session_ended(25, Outcome{}, kStart + seconds(2));
+    EXPECT_TRUE(host.backing_off(587));
+    EXPECT_EQ(host.admit(*b, false, kStart + seconds(30)), std::nullopt);
+    EXPECT_EQ(host.admit(*a, false, kStart + seconds(31)), HeldBack::connection_budget);
 }
 
 TEST_F(SmtpHostTest, ConnectionBudgetIsSharedAndTheSmallestWins) {
