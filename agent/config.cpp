@@ -17,6 +17,7 @@
 #include "probes/probe_kind.hpp"
 #include "probes/registry.hpp"
 #include "probes/settings_reader.hpp"
+#include "probes/smtp_host.hpp"
 #include "probes/validators.hpp"
 
 namespace mailcanary {
@@ -43,7 +44,7 @@ constexpr std::array<std::string_view, 5> kDefaultsKeys{"interval", "timeout", "
                                                         "probes"};
 // A target's own keys; the tables of probe kinds that have one ([targets.roundtrip]) come from
 // the probe table (target_keys()).
-constexpr std::array<std::string_view, 13> kTargetKeys{"name",
+constexpr std::array<std::string_view, 15> kTargetKeys{"name",
                                                        "host",
                                                        "port",
                                                        "tls",
@@ -55,7 +56,14 @@ constexpr std::array<std::string_view, 13> kTargetKeys{"name",
                                                        "auth",
                                                        "allow_plaintext_auth",
                                                        "expect",
-                                                       "message"};
+                                                       "message",
+                                                       "max_connections_per_minute",
+                                                       "throttle_backoff"};
+// A budget beyond this is none: a minute has no room for more sessions to one host.
+constexpr std::int64_t kMostConnectionsPerMinute = 10000;
+// The first wait after a throttled reply is at least this, and at most the backoff's longest
+// step (docs/configuration.md, "Throttling and budgets").
+constexpr Duration kShortestThrottleBackoff = std::chrono::seconds(1);
 
 constexpr std::array<Choice<Expectation>, 2> kExpectations{{
     {"success", Expectation::success},
@@ -435,6 +443,24 @@ class ConfigReader : public SettingsReader {
         return false;
     }
 
+    // What the target asks of its SMTP server's budget and backoff (probes/smtp_host.hpp).
+    void read_politeness(const toml::table& table, const std::string& path, TargetConfig& target) {
+        if (const auto budget = read_integer(table, path, "max_connections_per_minute", 1,
+                                             kMostConnectionsPerMinute)
+                                    .value) {
+            target.max_connections_per_minute = static_cast<std::size_t>(*budget);
+        }
+        const Setting<Duration> backoff = checked(
+            read_duration(table, path, "throttle_backoff"), path, "throttle_backoff",
+            [](Duration first) -> std::optional<std::string> {
+                if (first >= kShortestThrottleBackoff && first <= kLongestThrottleBackoff)
+                    return std::nullopt;
+                return "must be between " + format_duration(kShortestThrottleBackoff) + " and " +
+                       format_duration(kLongestThrottleBackoff) + ", got " + format_duration(first);
+            });
+        if (backoff.value) target.throttle_backoff = *backoff.value;
+    }
+
     TargetConfig read_target(const toml::table& table, const std::string& path,
                              const TargetDefaults& defaults) {
         check_known_keys(table, path, target_keys());
@@ -472,6 +498,7 @@ class ConfigReader : public SettingsReader {
         if (const toml::table* message = find_section(table, path, "message")) {
             target.message = read_message(*message, child_key(path, "message"));
         }
+        read_politeness(table, path, target);
         for (const ProbeKind* kind : all_probes()) {
             if (!kind->has_own_table()) continue;
             if (const toml::table* own = find_section(table, path, kind->name())) {

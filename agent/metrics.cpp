@@ -61,8 +61,9 @@ constexpr std::array<FamilyText, 16> kProbeFamilies = {{
      "Runs of the probe that failed in a row, up to the last one; 0 after a success.", "gauge"},
     {"mailcanary_probe_skipped_total",
      "Scheduled runs not started: the previous run was still going (overlap), the global cap "
-     "on runs in flight was reached (concurrency), or the agent was stalled past the tick "
-     "(stalled).",
+     "on runs in flight was reached (concurrency), the agent was stalled past the tick "
+     "(stalled), the SMTP server throttles the agent (backoff), or a budget was spent "
+     "(connection_budget, message_budget).",
      "counter"},
     {"mailcanary_smtp_replies_total", "SMTP reply codes received, by the command they answered.",
      "counter"},
@@ -201,7 +202,7 @@ ProbeSeries::ProbeSeries(Metrics& metrics, std::string target, std::string probe
       labels_(labels_with({})),
       extra_(std::move(extra)),
       duration_(metrics.config_.duration_buckets.size()),
-      skipped_{0, 0, std::nullopt} {
+      skipped_{0, 0} {
     std::lock_guard lock(metrics_.series_mutex_);
     // One series per (target, probe) at a time: the scheduler's job for the pair owns it.
     metrics_.series_.insert(this);

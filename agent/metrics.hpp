@@ -85,7 +85,8 @@ class ProbeSeries {
     double last_run_ = 0;
     std::optional<double> last_success_;
     std::uint64_t consecutive_failures_ = 0;
-    std::array<std::optional<std::uint64_t>, 3> skipped_;  // stalled: absent until it happens
+    // overlap and concurrency from the start; the others absent until they happen.
+    std::array<std::optional<std::uint64_t>, kSkipReasonNames.size()> skipped_;
     // Seconds; absent until the scheduler sets them, so that no scrape sees a pair scheduled in
     // 1970 (stale for decades) between its creation and its scheduling.
     struct Schedule {

@@ -31,6 +31,18 @@ Dispatcher::RunEnd run_end(const Outcome& outcome) {
     }
 }
 
+SkipReason skip_reason(HeldBack held_back) {
+    switch (held_back) {
+        case HeldBack::backoff:
+            return SkipReason::backoff;
+        case HeldBack::connection_budget:
+            return SkipReason::connection_budget;
+        case HeldBack::message_budget:
+            return SkipReason::message_budget;
+    }
+    return SkipReason::backoff;
+}
+
 }  // namespace
 
 struct Scheduler::Job {
@@ -192,11 +204,19 @@ void Scheduler::stop() {
 }
 
 void Scheduler::dispatch() {
-    const auto decisions = dispatcher_.advance(Clock::now(), runs_->slots());
+    const auto now = Clock::now();
+    const auto decisions = dispatcher_.advance(now, runs_->slots());
     for (const auto& skip : decisions.skips) by_id_.at(skip.job)->series->record_skip(skip.reason);
     for (const auto& start : decisions.starts) {
+        const auto& job = by_id_.at(start.job);
+        // Its server throttles the agent or a budget is spent: the tick goes by without a run.
+        if (const auto held_back = job->probe.hold_back(*job->target, now)) {
+            job->series->record_skip(skip_reason(*held_back));
+            dispatcher_.ended(start.job, Dispatcher::RunEnd::stopped, now);
+            continue;
+        }
         metrics_.observe_lateness(start.lateness);
-        auto run = std::make_unique<ActiveRun>(*this, by_id_.at(start.job));
+        auto run = std::make_unique<ActiveRun>(*this, job);
         asio::co_spawn(executor_, run_once(std::move(run)), asio::detached);
     }
     metrics_.set_in_flight(runs_->slots());

@@ -25,6 +25,9 @@ class ThrottleBackoff {
     void cleared();
     // Until when to stay away, if that is after `now`.
     std::optional<Clock::time_point> until(Clock::time_point now) const;
+    // Without a hint, start over at `first` from now on (a new configuration); a backoff in
+    // force or in a row goes on as it was.
+    void set_first(Duration first) { first_ = first; }
     // How long the last throttling asked for (the hint, or the step reached), for logs.
     Duration last_wait() const { return last_wait_; }
 

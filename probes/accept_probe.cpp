@@ -4,6 +4,7 @@
 #include "probes/accept_probe.hpp"
 
 #include "probes/auth_probe.hpp"
+#include "probes/smtp_host.hpp"
 #include "probes/smtp_lists.hpp"
 #include "protocols/message.hpp"
 #include "protocols/smtp_session.hpp"
@@ -46,14 +47,14 @@ boost::asio::awaitable<Outcome> submit_probe_message(ProbeRun run, std::string t
 
     smtp::Dialog dialog({target.tls, target.helo, std::move(auth), std::move(transaction)},
                         run.transcript);
-    Outcome outcome = co_await smtp::run_dialog(run.target.smtp, run.session(), dialog);
+    Outcome outcome = co_await run_smtp_session(run, dialog);
     if (dialog.queue_id()) outcome.queue_id = *dialog.queue_id();
     co_return outcome;
 }
 
 namespace {
 
-class AcceptProbe final : public ProbeKind {
+class AcceptProbe final : public SmtpProbeKind {
   public:
     std::string_view name() const override { return "accept"; }
     std::span<const Phase> phases() const override { return smtp_lists::kAcceptPhases; }
@@ -64,6 +65,11 @@ class AcceptProbe final : public ProbeKind {
     }
     boost::asio::awaitable<Outcome> run(ProbeRun run) const override {
         return run_accept_probe(run);
+    }
+
+  protected:
+    bool sends_message(const CompiledTarget& target) const override {
+        return target.config.message && target.config.message->mode == AcceptMode::data;
     }
 
   private:

@@ -4,6 +4,7 @@
 // different reasons; with expect = "reject" the rejection is what success means.
 #include "probes/auth_probe.hpp"
 
+#include "probes/smtp_host.hpp"
 #include "probes/smtp_lists.hpp"
 #include "protocols/smtp_session.hpp"
 
@@ -78,7 +79,7 @@ boost::asio::awaitable<Outcome> run_auth_probe(ProbeRun run) {
     smtp::Dialog dialog(
         {target.tls, target.helo, std::get<smtp::AuthRequest>(std::move(request)), std::nullopt},
         run.transcript);
-    Outcome outcome = co_await smtp::run_dialog(run.target.smtp, run.session(), dialog);
+    Outcome outcome = co_await run_smtp_session(run, dialog);
     if (target.expect == Expectation::reject)
         outcome = expect_rejection(std::move(outcome), run.transcript);
     co_return outcome;
@@ -91,7 +92,7 @@ std::vector<std::string> smtp_login_hosts(const TargetConfig& target) {
 
 namespace {
 
-class AuthProbe final : public ProbeKind {
+class AuthProbe final : public SmtpProbeKind {
   public:
     std::string_view name() const override { return "auth"; }
     std::span<const Phase> phases() const override { return smtp_lists::kAuthPhases; }

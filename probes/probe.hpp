@@ -25,6 +25,8 @@
 
 namespace mailcanary {
 
+class SmtpHostLink;
+
 // A target as the probes use it: its configuration plus what was built from it at load time.
 struct CompiledTarget {
     explicit CompiledTarget(TargetConfig target_config) : config(std::move(target_config)) {}
@@ -33,6 +35,9 @@ struct CompiledTarget {
     Endpoint smtp;  // the target's host, port and TLS, with the TLS context built at load
     std::optional<CredentialSource> smtp_login;  // from [targets.auth], when given
     std::string token_secret;  // signs each probe message's token; set when a probe sends mail
+    // Its SMTP server's backoff and budgets, shared with every target pointing there; attached
+    // by the SMTP kinds (probes/smtp_host.hpp), null until then.
+    std::shared_ptr<SmtpHostLink> smtp_host;
 
     // What a kind built for this target at load (ProbeKind::compile), by kind name; a kind asks
     // only for its own, which its compile step made.

@@ -7,9 +7,11 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <cstddef>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -98,6 +100,11 @@ class ProbeExtraSeries {
     virtual void record(const Outcome& outcome, const RunMetrics& run) = 0;
 };
 
+// Why a due run is not started: its server throttles the agent and the backoff it asked for
+// lasts (backoff), or the run would spend more than the budget of connections a minute to the
+// server (connection_budget) or of messages an hour for the account (message_budget).
+enum class HeldBack { backoff, connection_budget, message_budget };
+
 class ProbeKind {
   public:
     virtual ~ProbeKind() = default;
@@ -142,6 +149,12 @@ class ProbeKind {
     // Once a whole load has compiled: takes the shared resources its runs use.
     virtual void attach(CompiledTarget& /*target*/, ProbeResources& /*resources*/) const {}
 
+    // Whether a run of the target due at `now` must not start (and why); when it may, what it
+    // spends of its server's budgets is counted. Every run may, unless the kind says otherwise.
+    virtual std::optional<HeldBack> hold_back(const CompiledTarget& /*target*/,
+                                              std::chrono::steady_clock::time_point /*now*/) const {
+        return std::nullopt;
+    }
     // How many runs of one target may be in flight at once: one, unless runs mostly wait.
     virtual std::size_t max_runs_in_flight(const CompiledTarget& /*target*/) const { return 1; }
     virtual boost::asio::awaitable<Outcome> run(ProbeRun run) const = 0;

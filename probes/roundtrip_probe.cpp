@@ -13,6 +13,7 @@
 #include "probes/imap_account.hpp"
 #include "probes/roundtrip_metrics.hpp"
 #include "probes/settings_reader.hpp"
+#include "probes/smtp_host.hpp"
 #include "probes/smtp_lists.hpp"
 #include "probes/validators.hpp"
 #include "protocols/tls_contexts.hpp"
@@ -37,11 +38,10 @@ constexpr std::array<std::string_view, 13> kOwnKeys{
 constexpr auto kKeys = joined(kOwnKeys, kAuthKeys);
 constexpr std::array<std::string_view, 2> kTables{"message", "roundtrip"};
 // The IMAP wait is no phase of its own: its time is the round trip's (mailcanary_roundtrip_*).
-constexpr auto kReasons =
-    joined(smtp_lists::kAcceptReasons,
-           std::array{FailureReason::junk, FailureReason::lost, FailureReason::imap_connect,
-                      FailureReason::imap_tls, FailureReason::imap_auth,
-                      FailureReason::imap_protocol, FailureReason::throttled});
+constexpr auto kReasons = joined(
+    smtp_lists::kAcceptReasons,
+    std::array{FailureReason::junk, FailureReason::lost, FailureReason::imap_connect,
+               FailureReason::imap_tls, FailureReason::imap_auth, FailureReason::imap_protocol});
 
 constexpr std::array<Choice<CleanupMode>, 3> kCleanupModes{{
     {"delete", CleanupMode::delete_message},
@@ -249,7 +249,7 @@ void check_poll_below_timeout(SettingsReader& reader, const Setting<Duration>& p
                      " must be shorter than timeout " + describe(timeout, roundtrip.timeout));
 }
 
-class RoundtripProbe final : public ProbeKind {
+class RoundtripProbe final : public SmtpProbeKind {
   public:
     std::string_view name() const override { return kName; }
     std::span<const Phase> phases() const override { return smtp_lists::kAcceptPhases; }
@@ -346,6 +346,7 @@ class RoundtripProbe final : public ProbeKind {
     }
 
     void attach(CompiledTarget& target, ProbeResources& resources) const override {
+        SmtpProbeKind::attach(target, resources);
         auto& state = target.state_of<RoundtripState>(kName);
         state.mailbox = roundtrip_resources(resources).mailboxes.attach(
             mailbox_settings_for(target, state, resources), state.options.timeout,
@@ -368,6 +369,9 @@ class RoundtripProbe final : public ProbeKind {
                                                    const std::string& target) const override {
         return std::make_unique<RoundtripSeries>(roundtrip_resources(resources).metrics, target);
     }
+
+  protected:
+    bool sends_message(const CompiledTarget& /*target*/) const override { return true; }
 };
 
 }  // namespace

@@ -19,7 +19,10 @@ constexpr std::array<std::string_view, 6> kRefreshFlowKeys{
     "token_url", "client_id", "refresh_token_file", "client_secret_file", "scope", "token_ca_file"};
 constexpr std::size_t kRequiredRefreshFlowKeys = 3;
 constexpr std::string_view kRefreshFlow = "the OAuth2 refresh flow";
-constexpr std::array<std::string_view, 5> kMessageKeys{"from", "to", "subject", "mode", "headers"};
+constexpr std::array<std::string_view, 6> kMessageKeys{"from", "to",      "subject",
+                                                       "mode", "headers", "max_messages_per_hour"};
+// A budget beyond this is none: no provider lets one account send more an hour.
+constexpr std::int64_t kMostMessagesPerHour = 100000;
 constexpr std::size_t kMaxHeaderValueLength = 900;  // with its name, well within a 998-octet line
 constexpr std::array<Choice<TlsVersion>, 4> kTlsVersions{{
     {"1.0", TlsVersion::v1_0},
@@ -214,6 +217,10 @@ MessageConfig SettingsReader::read_message(const toml::table& table, const std::
                        .value.value_or(AcceptMode::data);
     if (const toml::table* headers = find_section(table, path, "headers")) {
         message.headers = read_headers(*headers, child_key(path, "headers"));
+    }
+    if (const auto budget =
+            read_integer(table, path, "max_messages_per_hour", 1, kMostMessagesPerHour).value) {
+        message.max_messages_per_hour = static_cast<std::size_t>(*budget);
     }
     return message;
 }

@@ -34,6 +34,7 @@ inline constexpr std::array kConnectReasons{
     FailureReason::timeout,
     FailureReason::protocol,
     FailureReason::closed,
+    FailureReason::throttled,
     FailureReason::descriptors_exhausted,
 };
 // Logging in: what any kind that sends [targets.auth] credentials may fail for.

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -78,6 +79,9 @@ struct MessageConfig {
     std::string subject = "mailcanary probe";
     std::vector<std::pair<std::string, std::string>> headers;  // extra headers
     AcceptMode mode = AcceptMode::data;
+    // At most so many messages an hour from the account (the login, else the sender) to the
+    // server, the smallest of the targets sharing it winning; none: no budget.
+    std::optional<std::size_t> max_messages_per_hour;
 
     bool operator==(const MessageConfig&) const = default;
 };
@@ -96,6 +100,13 @@ struct TargetConfig {
     bool allow_plaintext_auth = false;  // false: credentials are never sent without TLS
     Expectation expect = Expectation::success;
     std::optional<MessageConfig> message;  // required when probes include "accept" or "roundtrip"
+    // At most so many connections a minute to the host, shared by every target pointing there
+    // (the smallest wins); none: no budget.
+    std::optional<std::size_t> max_connections_per_minute;
+    // How long to stay away first when the server throttles the agent (then twice as long each
+    // time in a row, up to 15 minutes); the longest of the targets sharing the server (host and
+    // port) wins.
+    Duration throttle_backoff = std::chrono::seconds(30);
     // The tables of the probe kinds that have one ([targets.roundtrip], [targets.imap]), each
     // read by its kind whenever it is present, even if the kind is not among `probes`.
     ProbeOptionsByKind probe_options;

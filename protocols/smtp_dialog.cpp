@@ -7,6 +7,7 @@
 #include "common/text.hpp"
 #include "protocols/auth_refusal.hpp"
 #include "protocols/smtp_queue_id.hpp"
+#include "protocols/smtp_throttling.hpp"
 
 namespace mailcanary::smtp {
 namespace {
@@ -364,6 +365,9 @@ Action Dialog::on_transaction_reply(const Reply& reply) {
     awaiting_.pop_front();
     const int klass = reply.klass();
     const bool rejected = klass == 4 || klass == 5;
+    if (throttles(reply)) {
+        record_failure(FailureReason::throttled, reply.summary());
+    }
     switch (command) {
         case Command::mail:
             if (reply.code == 552) {
@@ -460,6 +464,7 @@ Action Dialog::fail_and_close(FailureReason reason, std::string detail) {
 }
 
 Action Dialog::rejected_by(FailureReason reason, const Reply& reply) {
+    if (throttles(reply)) reason = FailureReason::throttled;
     if (reply.code == 421) return fail_and_close(reason, reply.summary());
     return fail_and_quit(reason, reply.summary());
 }

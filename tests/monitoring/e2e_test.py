@@ -18,7 +18,9 @@ receiver inside this test. Steps:
  3. Postfix is started again: the alert resolves and the resolved notification arrives;
  4. all along, a server that accepts connections and never speaks (e2e-silent): its runs time
     out and back off (the dashboard's backoff panel has data), and its connect alert, firing
-    since step 1, is still firing at the end with the same start: backoff resets no `for:`.
+    since step 1, is still firing at the end with the same start: backoff resets no `for:`;
+    and a Postfix whose anvil throttles the agent (e2e-throttled, 421 4.7.0): it backs off and
+    raises no alert before step 2 (the throttling panel has data).
 
 Only addresses, intervals and durations differ from the shipped files, and each difference is
 made by replacing one exact line, which must be found exactly once:
@@ -318,6 +320,14 @@ name = "e2e-silent"
 host = "{HOST}"
 port = {silent_port}
 tls = "none"
+
+# Postfix's anvil answers 421 4.7.0 past 2 connections in 10 s: throttled, never paged.
+[[targets]]
+name = "e2e-throttled"
+host = "{h}"
+port = {stack["MAILSTACK_SMTP_THROTTLED_PORT"]}
+tls = "none"
+throttle_backoff = "2s"
 """ + roundtrip_target(stack) + imap_targets(stack)
 
 
@@ -642,7 +652,7 @@ def main():
         wait_for("Prometheus to see Alertmanager",
                  lambda: http_get_json(f"{prom}/api/v1/alertmanagers")["data"]["activeAlertmanagers"], 30)
         targets = ["e2e-mx", "e2e-submission", "e2e-expired", "e2e-roundtrip", "e2e-imap",
-                   "e2e-imap-nomailbox", "e2e-silent"]
+                   "e2e-imap-nomailbox", "e2e-silent", "e2e-throttled"]
 
         def scraped():
             procs.check_alive()
@@ -656,6 +666,15 @@ def main():
 
         # 1. every dashboard query returns data
         ok = check_dashboard_queries(prom)
+        # The throttled server backed off (and came back) all along, and was never an outage.
+        throttled_pages = http_get_json(f"{prom}/api/v1/query?query=" + urllib.parse.quote(
+            'max_over_time(ALERTS{alertname=~"MailcanarySMTPConnectFailing|'
+            'MailcanaryProbeResultsStale",target="e2e-throttled"}[5m])'))["data"]["result"]
+        backed_off = http_get_json(f"{prom}/api/v1/query?query=" + urllib.parse.quote(
+            'max_over_time(mailcanary_backoff_active{target="e2e-throttled"}[5m])'))["data"]["result"]
+        if throttled_pages or not backed_off or backed_off[0]["value"][1] != "1":
+            raise Failure(f"the throttled server: alerts {throttled_pages}, backoff {backed_off}")
+        log("e2e-throttled backed off from Postfix's 421 4.7.0 and raised no alert")
 
         # The IMAP alert: fires and pages for the missing mailbox, with its reason and runbook;
         # silent for the healthy IMAP target.

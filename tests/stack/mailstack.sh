@@ -13,6 +13,7 @@
 # the system /etc/postfix and /etc/dovecot are never written. Runs as root,
 # without systemd. Ports start at MAILSTACK_PORT_BASE (default 20000):
 #   +25 SMTP (STARTTLS offered, no auth)   +26 SMTP with an EXPIRED certificate
+#   +421 SMTP that answers 421 4.7.0 past 2 connections in 10 s (Postfix anvil)
 #   +587 submission (STARTTLS required, AUTH PLAIN/LOGIN)   +465 implicit TLS + AUTH
 #   +143 IMAP (STARTTLS)   +993 IMAPS   +24 LMTP (Postfix -> Dovecot)
 # and on 127.0.0.2, without the IDLE capability: +144 IMAP (STARTTLS)  +994 IMAPS.
@@ -84,6 +85,7 @@ set_ports() {
   PORT_BASE=$base
   SMTP_PORT=$((base + 25))
   SMTP_EXPIRED_PORT=$((base + 26))
+  SMTP_THROTTLED_PORT=$((base + 421))  # anvil answers 421 4.7.0 past 2 connections
   SUBMISSION_PORT=$((base + 587))
   SMTPS_PORT=$((base + 465))
   IMAP_PORT=$((base + 143))
@@ -124,8 +126,8 @@ check_dir_traversable() {
 # Something already listening (another stack, a system daemon) would make the
 # start fail with a confusing log; say which port it is.
 check_ports_free() {
-  wait_ports_free 30 "$SMTP_PORT" "$SMTP_EXPIRED_PORT" "$SUBMISSION_PORT" "$SMTPS_PORT" \
-    "$IMAP_PORT" "$IMAPS_PORT" "$LMTP_PORT" "$IMAP_NOIDLE_PORT" "$IMAPS_NOIDLE_PORT"
+  wait_ports_free 30 "$SMTP_PORT" "$SMTP_EXPIRED_PORT" "$SMTP_THROTTLED_PORT" "$SUBMISSION_PORT" \
+    "$SMTPS_PORT" "$IMAP_PORT" "$IMAPS_PORT" "$LMTP_PORT" "$IMAP_NOIDLE_PORT" "$IMAPS_NOIDLE_PORT"
 }
 
 # ---------------------------------------------------------------- TLS material
@@ -292,6 +294,9 @@ smtpd_recipient_restrictions = check_recipient_access texthash:$PF_CONF/recipien
 # queue until released (mailstack.sh release-held DIR).
 header_checks = regexp:$PF_CONF/header_checks
 smtpd_client_event_limit_exceptions = 127.0.0.0/8
+# The throttled port's connection rate limit counts per 10 s, not per minute: a throttling
+# test sees the server let the agent in again within seconds.
+anvil_rate_time_unit = 10s
 smtpd_error_sleep_time = 0
 in_flow_delay = 0
 
@@ -319,6 +324,10 @@ $HOST:$SMTP_EXPIRED_PORT   inet  n       -      n      -      -       smtpd
   -o syslog_name=postfix/expired
   -o smtpd_tls_cert_file=$TLS/expired.pem
   -o smtpd_tls_key_file=$TLS/expired.key
+$HOST:$SMTP_THROTTLED_PORT inet  n       -      n      -      -       smtpd
+  -o syslog_name=postfix/throttled
+  -o smtpd_client_connection_rate_limit=2
+  -o smtpd_client_event_limit_exceptions=
 $HOST:$SUBMISSION_PORT     inet  n       -      n      -      -       smtpd
   -o syslog_name=postfix/submission
   -o smtpd_tls_security_level=encrypt
@@ -645,6 +654,7 @@ MAILSTACK_SMTP_PORT=$SMTP_PORT
 MAILSTACK_SUBMISSION_PORT=$SUBMISSION_PORT
 MAILSTACK_SMTPS_PORT=$SMTPS_PORT
 MAILSTACK_SMTP_EXPIRED_PORT=$SMTP_EXPIRED_PORT
+MAILSTACK_SMTP_THROTTLED_PORT=$SMTP_THROTTLED_PORT
 MAILSTACK_IMAP_PORT=$IMAP_PORT
 MAILSTACK_IMAPS_PORT=$IMAPS_PORT
 MAILSTACK_LMTP_PORT=$LMTP_PORT

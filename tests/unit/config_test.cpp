@@ -215,6 +215,8 @@ interval = "1h"
                            .allow_plaintext_auth = false,
                            .expect = Expectation::success,
                            .message = std::nullopt,
+                           .max_connections_per_minute = std::nullopt,
+                           .throttle_backoff = 30s,
                            .probe_options = {}};
     const TargetConfig submissions{.name = "submissions",
                                    .host = "2001:db8::1",
@@ -232,6 +234,8 @@ interval = "1h"
                                    .allow_plaintext_auth = false,
                                    .expect = Expectation::success,
                                    .message = std::nullopt,
+                                   .max_connections_per_minute = std::nullopt,
+                                   .throttle_backoff = 30s,
                                    .probe_options = {}};
     const TargetConfig custom_port{.name = "custom-port",
                                    .host = "192.0.2.7",
@@ -246,6 +250,8 @@ interval = "1h"
                                    .allow_plaintext_auth = false,
                                    .expect = Expectation::success,
                                    .message = std::nullopt,
+                                   .max_connections_per_minute = std::nullopt,
+                                   .throttle_backoff = 30s,
                                    .probe_options = {}};
     EXPECT_EQ(config.targets, (std::vector<TargetConfig>{mx1, submissions, custom_port}));
 }
@@ -278,8 +284,25 @@ TEST(ConfigLoad, MinimalTargetGetsBuiltInDefaults) {
                                 .allow_plaintext_auth = false,
                                 .expect = Expectation::success,
                                 .message = std::nullopt,
+                                .max_connections_per_minute = std::nullopt,
+                                .throttle_backoff = 30s,
                                 .probe_options = {}};
     EXPECT_EQ(result.config->targets, std::vector<TargetConfig>{expected});
+}
+
+TEST(ConfigLoad, ThrottlingAndBudgetsAreReadWithTheirDefaults) {
+    const ConfigResult result = load(
+        "[[targets]]\nname = \"a\"\nhost = \"mx\"\nmax_connections_per_minute = 6\n"
+        "throttle_backoff = \"2m\"\n[targets.message]\nfrom = \"c@example.org\"\n"
+        "to = [\"p@example.org\"]\nmax_messages_per_hour = 20\n"
+        "[[targets]]\nname = \"b\"\nhost = \"mx\"\n");
+    ASSERT_TRUE(result.config.has_value());
+    const auto& targets = result.config->targets;
+    EXPECT_EQ(targets[0].max_connections_per_minute, 6u);
+    EXPECT_EQ(targets[0].throttle_backoff, 2min);
+    EXPECT_EQ(targets[0].message->max_messages_per_hour, 20u);
+    EXPECT_EQ(targets[1].max_connections_per_minute, std::nullopt);
+    EXPECT_EQ(targets[1].throttle_backoff, 30s);
 }
 
 TEST(ConfigLoad, ImplicitTlsDefaultsToPort465) {
@@ -448,6 +471,12 @@ std::vector<ErrorCase> error_cases() {
          target_with("port = 65536\n"),
          {4, 8, "targets[1].port", "must be between 1 and 65535, got 65536"}},
         {"PortZero", target_with("port = 0\n"), {4, 8, "targets[1].port", "got 0"}},
+        {"ThrottleBackoffPastTheLongestStep",
+         target_with("throttle_backoff = \"1h\"\n"),
+         {4, 20, "targets[1].throttle_backoff", "must be between 1s and"}},
+        {"ConnectionBudgetZero",
+         target_with("max_connections_per_minute = 0\n"),
+         {4, 30, "targets[1].max_connections_per_minute", "must be between 1 and 10000, got 0"}},
         {"TargetTlsUnknown",
          target_with("tls = \"ssl\"\n"),
          {4, 7, "targets[1].tls", "unknown TLS mode \"ssl\""}},
@@ -1117,6 +1146,8 @@ token_file = "tokens/../tokens/mx4"
                            .allow_plaintext_auth = true,
                            .expect = Expectation::reject,
                            .message = std::nullopt,
+                           .max_connections_per_minute = std::nullopt,
+                           .throttle_backoff = 30s,
                            .probe_options = {}};
     const TargetConfig mx2{.name = "mx2",
                            .host = "mx2.example.net",
@@ -1141,6 +1172,8 @@ token_file = "tokens/../tokens/mx4"
                            .allow_plaintext_auth = false,
                            .expect = Expectation::success,
                            .message = std::nullopt,
+                           .max_connections_per_minute = std::nullopt,
+                           .throttle_backoff = 30s,
                            .probe_options = {}};
     const TargetConfig mx3{.name = "mx3",
                            .host = "mx3.example.net",
@@ -1165,6 +1198,8 @@ token_file = "tokens/../tokens/mx4"
                            .allow_plaintext_auth = false,
                            .expect = Expectation::success,
                            .message = std::nullopt,
+                           .max_connections_per_minute = std::nullopt,
+                           .throttle_backoff = 30s,
                            .probe_options = {}};
     // A token file need not exist at load; a relative one is resolved like any other path.
     const TargetConfig mx4{.name = "mx4",
@@ -1190,6 +1225,8 @@ token_file = "tokens/../tokens/mx4"
                            .allow_plaintext_auth = false,
                            .expect = Expectation::success,
                            .message = std::nullopt,
+                           .max_connections_per_minute = std::nullopt,
+                           .throttle_backoff = 30s,
                            .probe_options = {}};
     EXPECT_EQ(result.config->targets, (std::vector<TargetConfig>{mx1, mx2, mx3, mx4}));
 }
@@ -1676,7 +1713,8 @@ to = ["p@example.test"]
                                         {"Reply-To", "ops@example.org"},
                                         {"X-Team", "mail-ops"},
                                         {"x-a", ""}},
-                            .mode = AcceptMode::rcpt};
+                            .mode = AcceptMode::rcpt,
+                            .max_messages_per_hour = std::nullopt};
     EXPECT_EQ(targets[0].message, mx1);
     EXPECT_EQ(targets[0].probes, (std::vector<std::string>{"connect", "accept"}));
     EXPECT_FALSE(targets[0].auth.has_value());
@@ -1685,7 +1723,8 @@ to = ["p@example.test"]
                             .to = {"p@example.test"},
                             .subject = "mailcanary probe",
                             .headers = {},
-                            .mode = AcceptMode::data};
+                            .mode = AcceptMode::data,
+                            .max_messages_per_hour = std::nullopt};
     EXPECT_EQ(targets[1].message, mx2);
     // Like [targets.auth], a message table is allowed without the probe that uses it.
     EXPECT_EQ(targets[2].message, mx2);

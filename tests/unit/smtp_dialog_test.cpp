@@ -392,6 +392,15 @@ INSTANTIATE_TEST_SUITE_P(
                     S("454 4.7.0 Temporary authentication failure\r\n"), C("QUIT\r\n"),
                     S("221 bye\r\n")},
             FailureReason::auth_tempfail, "454 4.7.0"},
+        // Gmail's login rate limit: the same 454 4.7.0, but it names a rate.
+        AuthFailureCase{
+            "throttled_454", with_auth(sasl::Mechanism::plain),
+            greeted("250 AUTH PLAIN\r\n") +
+                std::vector{
+                    C("AUTH PLAIN " + sasl::plain_response("probe@example.test", kSecret) + "\r\n"),
+                    S("454 4.7.0 Too many login attempts, please try again later.\r\n"),
+                    C("QUIT\r\n"), S("221 bye\r\n")},
+            FailureReason::throttled, "Too many login attempts"},
         // Nothing is sent without TLS unless allowed: the run fails before AUTH.
         AuthFailureCase{"insecure",
                         with_auth(sasl::Mechanism::plain, false, TlsMode::none),
@@ -691,6 +700,58 @@ INSTANTIATE_TEST_SUITE_P(
                             S("553 5.1.8 bad sender\r\n503 5.5.1 need MAIL\r\n"), C("QUIT\r\n"),
                             S("221 bye\r\n")},
             FailureReason::mail_rejected, "553 5.1.8"}),
+    [](const auto& test_case) { return std::string(test_case.param.name); });
+
+// --- Throttling --------------------------------------------------------------------------------
+
+// A server that throttles the client fails the run as `throttled` whatever command it answered
+// (protocols/smtp_throttling; the sources in smtp_throttling_test.cpp); greylisting does not.
+INSTANTIATE_TEST_SUITE_P(
+    Throttling, DialogFailure,
+    testing::Values(
+        // Postfix's anvil past smtpd_client_connection_rate_limit: closes, so no QUIT.
+        FailureCase{"banner_421_anvil",
+                    kPlain,
+                    {S("421 4.7.0 mx.example.test Error: too many connections from 127.0.0.1\r\n")},
+                    FailureReason::throttled,
+                    "too many connections"},
+        FailureCase{"ehlo_421_gmail",
+                    kPlain,
+                    {S("220 mx.google.com ESMTP\r\n"), C("EHLO probe.example\r\n"),
+                     S("421-4.7.0 Try again later, closing connection. (EHLO)\r\n"
+                       "421 4.7.0  https://support.google.com/a/answer/3221692\r\n")},
+                    FailureReason::throttled,
+                    "421 4.7.0"},
+        FailureCase{"mail_451_microsoft", with_transaction(),
+                    ehlo_with("250 8BITMIME\r\n") +
+                        std::vector{C("MAIL FROM:<canary@example.org>\r\n"),
+                                    S("451 4.7.500 Server busy. Please try again later from "
+                                      "[192.0.2.1]. (S77719)\r\n"),
+                                    C("QUIT\r\n"), S("221 bye\r\n")},
+                    FailureReason::throttled, "4.7.500"},
+        FailureCase{"mail_450_postfix_message_rate", with_transaction(),
+                    ehlo_with("250 8BITMIME\r\n") +
+                        std::vector{C("MAIL FROM:<canary@example.org>\r\n"),
+                                    S("450 4.7.1 Error: too much mail from 127.0.0.1\r\n"),
+                                    C("QUIT\r\n"), S("221 bye\r\n")},
+                    FailureReason::throttled, "too much mail"},
+        FailureCase{
+            "rcpt_451_greylisting_is_not_throttling", with_transaction(),
+            ehlo_with("250 8BITMIME\r\n") +
+                std::vector{C("MAIL FROM:<canary@example.org>\r\n"), S("250 ok\r\n"),
+                            C("RCPT TO:<probe@example.test>\r\n"),
+                            S("451 4.7.1 Greylisting in action, please try again later\r\n"),
+                            C("QUIT\r\n"), S("221 bye\r\n")},
+            FailureReason::rcpt_tempfail, "Greylisting"},
+        // Gmail's flood limit as the final reply: the 421 closes, no QUIT.
+        FailureCase{
+            "message_421_gmail_flood", with_transaction(),
+            ehlo_with("250 PIPELINING\r\n") +
+                std::vector{C("MAIL FROM:<canary@example.org>\r\nRCPT TO:<probe@example.test>\r\n"),
+                            S("250 ok\r\n250 ok\r\n"), C("DATA\r\n"), S("354 go\r\n"), C(kMessage),
+                            S("421-4.7.28 Our system has detected an unusual rate of\r\n"
+                              "421 4.7.28 unsolicited mail originating from your IP address.\r\n")},
+            FailureReason::throttled, "4.7.28"}),
     [](const auto& test_case) { return std::string(test_case.param.name); });
 
 // --- Packet boundaries ---------------------------------------------------------------------
