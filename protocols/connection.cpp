@@ -154,8 +154,10 @@ asio::awaitable<void> Connection::start_tls(Endpoint endpoint, error_code& ec) {
             if (!metrics_->certificate)
                 metrics_->certificate = tls::certificate_facts(X509_STORE_CTX_get0_cert(store));
             metrics_->tls_version = SSL_get_version(ssl);
-            if (const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl))
-                metrics_->tls_cipher = SSL_CIPHER_get_name(cipher);
+            // Mid-handshake, the chosen suite may still be the pending one (TLS 1.2).
+            const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl);
+            if (cipher == nullptr) cipher = SSL_get_pending_cipher(ssl);
+            if (cipher != nullptr) metrics_->tls_cipher = SSL_CIPHER_get_name(cipher);
         }
         if (preverified || skip) return true;
         // Only this refusal makes a failed handshake the certificate's fault: OpenSSL's verify
