@@ -107,6 +107,17 @@ TEST_F(CheckCommand, NothingListeningIsConnectRefused) {
               "|connect to 127.0.0.1:1 failed: Connection refused\n");
 }
 
+// -4 and -6 keep to one address family: an address of the other family is never tried.
+TEST_F(CheckCommand, AddressFamilyFlagsKeepToTheirFamily) {
+    const test::Run v6_only = check({server("MAILSTACK_SMTP_PORT"), "-6", "--tls=none"});
+    EXPECT_EQ(v6_only.exit_code, 1) << v6_only.output;
+    EXPECT_NE(v6_only.output.find("reason        127.0.0.1 has no IPv6 address"), std::string::npos)
+        << v6_only.output;
+    EXPECT_EQ(v6_only.output.find("  connect "), std::string::npos) << v6_only.output;
+    const test::Run v4_only = check({server("MAILSTACK_SMTP_PORT"), "-4", "--tls=none"});
+    EXPECT_EQ(v4_only.exit_code, 0) << v4_only.output;
+}
+
 // The certificate's facts are shown though verification refused it: what the server presented
 // is what an operator needs to see then.
 TEST_F(CheckCommand, UntrustedOrWrongNameCertificateIsShownAnyway) {
