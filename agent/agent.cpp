@@ -70,7 +70,8 @@ std::vector<std::shared_ptr<CompiledTarget>> compile_targets(const Config& confi
                                .port = target.port,
                                .tls = target.tls,
                                .tls_options = target.tls_options,
-                               .tls_context = nullptr};
+                               .tls_context = nullptr,
+                               .family = target.ip_family};
         if (!load.add_tls_context(entry->smtp, path)) continue;
         if (target.auth) {
             entry->smtp_login = load.load_login(*target.auth, path + ".auth");

@@ -6,6 +6,7 @@ namespace mailcanary {
 
 std::string usage() {
     return R"(Usage: mailcanary [flags]
+       mailcanary check HOST[:PORT] [flags]   (try a server once by hand: check --help)
 
 Synthetic SMTP monitoring: probes mail servers on a schedule and serves Prometheus metrics.
 

@@ -30,7 +30,6 @@ constexpr std::array kDefaultDurationBuckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25
                                              0.5,   1.0,  2.5,   5.0,  10.0};
 constexpr size_t kMaxDurationBuckets = 50;
 constexpr Duration kDefaultInterval = std::chrono::seconds(30);
-constexpr Duration kDefaultTimeout = std::chrono::seconds(10);
 constexpr std::string_view kDefaultProbe = "connect";
 constexpr std::string_view kDefaultSecretFile = "mailcanary.secret";
 constexpr uint16_t kSmtpPort = 25;
@@ -134,12 +133,6 @@ std::optional<std::string> check_probe_name(const std::string& name) {
 // The agent creates the secret file on first start; what is there already must be a file.
 std::optional<std::string> check_secret_file(const std::string& file) {
     return check_regular_if_exists(file, "secret file");
-}
-
-std::string machine_host_name() {
-    std::array<char, 256> buffer{};
-    if (gethostname(buffer.data(), buffer.size() - 1) != 0 || buffer[0] == '\0') return "localhost";
-    return buffer.data();
 }
 
 class ConfigReader : public SettingsReader {
@@ -560,6 +553,12 @@ fs::path directory_of(const std::string& config_path) {
 }
 
 }  // namespace
+
+std::string machine_host_name() {
+    std::array<char, 256> buffer{};
+    if (gethostname(buffer.data(), buffer.size() - 1) != 0 || buffer[0] == '\0') return "localhost";
+    return buffer.data();
+}
 
 ConfigResult load_config_string(std::string_view text, const std::string& path_for_errors,
                                 const ShardFlags& shard_flags) {

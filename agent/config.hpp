@@ -15,6 +15,9 @@
 
 namespace mailcanary {
 
+// A target's timeout when neither it nor [defaults] sets one.
+inline constexpr Duration kDefaultTimeout = std::chrono::seconds(10);
+
 // The most `max_concurrent_probes` may be.
 inline constexpr unsigned kMaxConcurrentProbesLimit = 100'000;
 
@@ -54,6 +57,9 @@ struct ConfigResult {
 ConfigResult load_config_file(const std::string& path, const ShardFlags& shard_flags = {});
 ConfigResult load_config_string(std::string_view text, const std::string& path_for_errors,
                                 const ShardFlags& shard_flags = {});
+
+// This machine's host name, the default `helo`; "localhost" when it has none.
+std::string machine_host_name();
 
 // Keeps only the targets of this agent's shard (config.agent.shard).
 void keep_own_shard(Config& config);

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "agent/agent.hpp"
+#include "agent/check_command.hpp"
 #include "agent/cli.hpp"
 #include "agent/config.hpp"
 #include "agent/descriptor_limit.hpp"
@@ -18,7 +19,12 @@
 
 int main(int argc, char** argv) {
     using namespace mailcanary;
-    const auto parsed = parse_cli({argv + 1, static_cast<std::size_t>(argc > 0 ? argc - 1 : 0)});
+    const std::span<const char* const> args(argv + std::min(argc, 1),
+                                            static_cast<std::size_t>(std::max(argc - 1, 0)));
+    // `mailcanary check HOST[:PORT] ...`: a command of its own, with its own flags.
+    if (!args.empty() && std::string_view(args.front()) == "check")
+        return check_command(args.subspan(1));
+    const auto parsed = parse_cli(args);
     if (!parsed.options) {
         std::fprintf(stderr, "mailcanary: %s\n", parsed.error.c_str());
         return 2;

@@ -31,6 +31,7 @@ enum class ProbeFamily : std::size_t {
     smtp_replies,
     cert_expiry,
     tls_info,
+    cert_info,
     interval,
     backoff,
     scheduled,
@@ -42,7 +43,7 @@ struct FamilyText {
     std::string_view type;
 };
 
-constexpr std::array<FamilyText, 16> kProbeFamilies = {{
+constexpr std::array<FamilyText, 17> kProbeFamilies = {{
     {"mailcanary_probe_success", "1 if the last run of the probe succeeded, 0 if it failed.",
      "gauge"},
     {"mailcanary_probe_duration_seconds",
@@ -72,6 +73,10 @@ constexpr std::array<FamilyText, 16> kProbeFamilies = {{
      "(also when verification failed).",
      "gauge"},
     {"mailcanary_tls_info", "TLS version and cipher negotiated in the last run; always 1.",
+     "gauge"},
+    {"mailcanary_tls_cert_info",
+     "Subject, issuer and subject alternative names of the certificate the server presented in "
+     "the last run, verified or not; always 1.",
      "gauge"},
     {"mailcanary_probe_interval_seconds", "The configured interval between runs of the probe.",
      "gauge"},
@@ -291,6 +296,12 @@ void ProbeSeries::record_run(const Outcome& outcome, const RunMetrics& run,
 void ProbeSeries::record_tls(const RunMetrics& run) {
     if (run.cert_not_after) cert_expiry_ = unix_seconds(*run.cert_not_after);
     if (run.tls_version && run.tls_cipher) tls_info_.emplace(*run.tls_version, *run.tls_cipher);
+    if (run.certificate) {
+        std::string names;
+        for (const auto& name : run.certificate->alt_names)
+            names += (names.empty() ? "" : ",") + name;
+        cert_info_ = CertInfo{run.certificate->subject, run.certificate->issuer, std::move(names)};
+    }
 }
 
 void ProbeSeries::write(std::size_t family, std::string& out) const {
@@ -365,6 +376,15 @@ void ProbeSeries::write(std::size_t family, std::string& out) const {
                     out, name,
                     labels_with({{"cipher", tls_info_->second}, {"version", tls_info_->first}}),
                     1.0);
+            }
+            break;
+        case ProbeFamily::cert_info:
+            if (cert_info_) {
+                append_sample(out, name,
+                              labels_with({{"issuer", cert_info_->issuer},
+                                           {"sans", cert_info_->alt_names},
+                                           {"subject", cert_info_->subject}}),
+                              1.0);
             }
             break;
         case ProbeFamily::interval:

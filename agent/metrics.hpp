@@ -102,6 +102,12 @@ class ProbeSeries {
     std::map<std::pair<std::string_view, int>, std::uint64_t> replies_;
     std::optional<double> cert_expiry_;
     std::optional<std::pair<std::string, std::string>> tls_info_;  // version, cipher
+    struct CertInfo {
+        std::string subject;
+        std::string issuer;
+        std::string alt_names;  // comma-separated
+    };
+    std::optional<CertInfo> cert_info_;
 };
 
 // Owns the agent's series: the per-(target, probe) ones and a prometheus-cpp registry for the

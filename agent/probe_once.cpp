@@ -17,6 +17,39 @@ namespace mailcanary {
 
 namespace asio = boost::asio;
 
+std::vector<OneRun> run_probes_once(std::shared_ptr<CompiledTarget> compiled) {
+    asio::io_context io;
+    // One run has nowhere to keep series across runs: its kinds' own series go nowhere.
+    prometheus::Registry unexported;
+    ProbeResources resources(io.get_executor(), unexported, {});
+    const auto attached = attach_resources({std::move(compiled)}, resources);
+    const CompiledTarget& target = *attached.front();
+    std::vector<OneRun> runs;
+    runs.reserve(target.config.probes.size());
+    for (const auto& probe_name : target.config.probes) {
+        const auto started = std::chrono::steady_clock::now();
+        OneRun& run = runs.emplace_back(
+            OneRun{find_probe(probe_name), {}, {}, Transcript(started), started, {}});
+        StopSignal stop;
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+                const std::function<void()> no_cap;  // one run: nothing to count
+                run.outcome =
+                    co_await run.probe->run(ProbeRun{target, started + target.config.timeout,
+                                                     run.metrics, run.transcript, stop, no_cap});
+                // Shared resources (mailbox sessions) would go on forever: this was the last run.
+                if (&probe_name == &target.config.probes.back()) resources.stop();
+            },
+            asio::detached);
+        io.restart();
+        io.run();
+        run.elapsed = std::chrono::steady_clock::now() - started;
+    }
+    stop_blocking_work();  // before `io` goes: a worker may still post to it
+    return runs;
+}
+
 int probe_once(const Config& config, std::vector<std::shared_ptr<CompiledTarget>> targets,
                const std::string& target_name) {
     std::erase_if(targets, [&](const auto& target) { return target->config.name != target_name; });
@@ -25,46 +58,20 @@ int probe_once(const Config& config, std::vector<std::shared_ptr<CompiledTarget>
                      config.source_path.c_str());
         return 2;
     }
-    asio::io_context io;
-    // One run has nowhere to keep series across runs: its kinds' own series go nowhere.
-    prometheus::Registry unexported;
-    ProbeResources resources(io.get_executor(), unexported, {});
-    const auto attached = attach_resources(std::move(targets), resources);
-    const CompiledTarget& target = *attached.front();
     bool all_succeeded = true;
-    for (const auto& probe_name : target.config.probes) {
-        const ProbeKind* probe = find_probe(probe_name);
-        RunMetrics metrics;
-        Transcript transcript;
-        StopSignal stop;
-        Outcome outcome;
-        const auto started = std::chrono::steady_clock::now();
-        asio::co_spawn(
-            io,
-            [&]() -> asio::awaitable<void> {
-                const std::function<void()> no_cap;  // one run: nothing to count
-                outcome = co_await probe->run(ProbeRun{target, started + target.config.timeout,
-                                                       metrics, transcript, stop, no_cap});
-                // Shared resources (mailbox sessions) would go on forever: this was the last run.
-                if (&probe_name == &target.config.probes.back()) resources.stop();
-            },
-            asio::detached);
-        io.restart();
-        io.run();
-        const auto elapsed = std::chrono::steady_clock::now() - started;
-        all_succeeded = all_succeeded && outcome.success();
-        std::printf("%s/%s: %s in %s\n%s", target.config.name.c_str(), probe_name.c_str(),
-                    outcome_text(outcome).c_str(), format_milliseconds(elapsed).c_str(),
-                    transcript.to_text().c_str());
-        for (const Phase phase : probe->phases()) {
+    for (const OneRun& run : run_probes_once(targets.front())) {
+        all_succeeded = all_succeeded && run.outcome.success();
+        std::printf("%s/%s: %s in %s\n%s", target_name.c_str(),
+                    std::string(run.probe->name()).c_str(), outcome_text(run.outcome).c_str(),
+                    format_milliseconds(run.elapsed).c_str(), run.transcript.to_text().c_str());
+        for (const Phase phase : run.probe->phases()) {
             if (const auto& elapsed_phase =
-                    metrics.phase_durations[static_cast<std::size_t>(phase)]) {
+                    run.metrics.phase_durations[static_cast<std::size_t>(phase)]) {
                 std::printf("  phase %-13s %s\n", std::string(to_string(phase)).c_str(),
                             format_milliseconds(*elapsed_phase).c_str());
             }
         }
     }
-    stop_blocking_work();  // before `io` goes: a worker may still post to it
     return all_succeeded ? 0 : 1;
 }
 

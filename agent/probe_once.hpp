@@ -1,6 +1,8 @@
-// One-shot mode (--probe=TARGET): runs each probe of one target once and prints what happened.
+// One-shot runs: each probe of one target once, with what happened. `--probe=TARGET` prints them
+// as transcripts; `mailcanary check` as a waterfall (check_command.hpp).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -9,6 +11,21 @@
 #include "probes/probe.hpp"
 
 namespace mailcanary {
+
+class ProbeKind;
+
+struct OneRun {
+    const ProbeKind* probe;
+    Outcome outcome;
+    RunMetrics metrics;
+    Transcript transcript;
+    std::chrono::steady_clock::time_point started;  // also the transcript's start
+    std::chrono::nanoseconds elapsed{};
+};
+
+// Runs each of the target's probes once, in its order, and waits for them. Stops the blocking
+// work (name resolution) when done: call it once per process.
+std::vector<OneRun> run_probes_once(std::shared_ptr<CompiledTarget> target);
 
 // Exit code: 0 when every probe succeeded, 1 when one failed, 2 when there is no such target.
 int probe_once(const Config& config, std::vector<std::shared_ptr<CompiledTarget>> targets,

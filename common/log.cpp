@@ -5,6 +5,8 @@
 #include <ctime>
 #include <string>
 
+#include "common/text.hpp"
+
 namespace mailcanary::log {
 namespace {
 
@@ -40,36 +42,6 @@ std::string timestamp() {
     return text;
 }
 
-void append_escaped(std::string& out, std::string_view value) {
-    for (const char c : value) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    char escaped[8];
-                    std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
-                    out += escaped;
-                } else {
-                    out += c;
-                }
-        }
-    }
-}
-
 void append_logfmt(std::string& out, std::string_view key, std::string_view value) {
     if (!out.empty()) out += ' ';
     out += key;
@@ -80,16 +52,16 @@ void append_logfmt(std::string& out, std::string_view key, std::string_view valu
         out += value;
     } else {
         out += '"';
-        append_escaped(out, value);
+        append_json_escaped(out, value);
         out += '"';
     }
 }
 
 void append_json(std::string& out, std::string_view key, std::string_view value) {
     out += out.empty() ? "{\"" : ",\"";
-    append_escaped(out, key);
+    append_json_escaped(out, key);
     out += "\":\"";
-    append_escaped(out, value);
+    append_json_escaped(out, value);
     out += '"';
 }
 

@@ -251,7 +251,8 @@ class ImapProbe final : public ProbeKind {
                                    .port = options->port,
                                    .tls = options->tls,
                                    .tls_options = options->tls_options,
-                                   .tls_context = nullptr};
+                                   .tls_context = nullptr,
+                                   .family = target.config.ip_family};
         const std::string key = child_key(path, kName);
         if (!load.add_tls_context(state->endpoint, key)) return false;
         state->login = load.load_login(options->auth, key);

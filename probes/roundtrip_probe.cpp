@@ -335,7 +335,8 @@ class RoundtripProbe final : public SmtpProbeKind {
                                .port = options->imap_port,
                                .tls = options->imap_tls,
                                .tls_options = options->tls_options,
-                               .tls_context = nullptr};
+                               .tls_context = nullptr,
+                               .family = target.config.ip_family};
         const std::string key = child_key(path, kName);
         if (!load.add_tls_context(state->imap, key)) return false;
         auto login = load.load_login(options->auth, key);

@@ -16,6 +16,7 @@
 
 #include "common/duration.hpp"
 #include "protocols/auth_config.hpp"
+#include "protocols/ip_family.hpp"
 #include "protocols/tls_options.hpp"
 
 namespace mailcanary {
@@ -91,6 +92,7 @@ struct TargetConfig {
     std::string host;
     uint16_t port = 25;  // 465 when tls = "implicit" and no port is given
     TlsMode tls = TlsMode::starttls;
+    IpFamily ip_family = IpFamily::any;  // set by `mailcanary check -4/-6`; no config key yet
     std::string helo;
     Duration interval{};
     Duration timeout{};

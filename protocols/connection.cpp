@@ -103,9 +103,21 @@ asio::awaitable<void> Connection::connect(Endpoint endpoint, error_code& ec) {
         ec = asio::error::host_not_found;
         co_return;
     }
+    std::vector<asio::ip::tcp::endpoint> addresses = lookup.endpoints;
+    if (endpoint.family != IpFamily::any) {
+        const bool want_v4 = endpoint.family == IpFamily::v4;
+        std::erase_if(addresses,
+                      [&](const auto& address) { return address.address().is_v4() != want_v4; });
+        if (addresses.empty()) {
+            lookup_failure_ = endpoint.host + " has no IPv" + (want_v4 ? "4" : "6") + " address";
+            transcript_.note(lookup_failure_);
+            ec = asio::error::host_not_found;
+            co_return;
+        }
+    }
     enter(Phase::connect);
     if (refuse(ec)) co_return;
-    co_await connect_in_order(socket_, lookup.endpoints, transcript_, deadline_, ec);
+    co_await connect_in_order(socket_, std::move(addresses), transcript_, deadline_, ec);
     // A deadline that passed between tries (or a stop) ends them as a timeout (or a stop) too.
     refuse(ec);
     if (ec) co_return;
@@ -128,13 +140,24 @@ asio::awaitable<void> Connection::start_tls(Endpoint endpoint, error_code& ec) {
         co_return;
     }
     rejected_certificate_.reset();
-    tls_->set_verify_callback([this, skip = endpoint.tls_options.insecure_skip_verify](
+    // This handshake's certificate, not an earlier connection's of the same run.
+    if (metrics_ != nullptr) metrics_->certificate.reset();
+    tls_->set_verify_callback([this, ssl, skip = endpoint.tls_options.insecure_skip_verify](
                                   bool preverified, asio::ssl::verify_context& context) {
-        // Read here, during verification, so that it is known even when verification fails.
-        const auto not_after = tls::earliest_not_after(context.native_handle());
-        if (metrics_ != nullptr && not_after &&
-            (!metrics_->cert_not_after || *not_after < *metrics_->cert_not_after)) {
-            metrics_->cert_not_after = not_after;
+        // Read here, during verification, so that what the server presented and what was
+        // negotiated are known even when verification fails.
+        X509_STORE_CTX* store = context.native_handle();
+        const auto not_after = tls::earliest_not_after(store);
+        if (metrics_ != nullptr) {
+            if (not_after && (!metrics_->cert_not_after || *not_after < *metrics_->cert_not_after))
+                metrics_->cert_not_after = not_after;
+            if (!metrics_->certificate)
+                metrics_->certificate = tls::certificate_facts(X509_STORE_CTX_get0_cert(store));
+            metrics_->tls_version = SSL_get_version(ssl);
+            // Mid-handshake, the chosen suite may still be the pending one (TLS 1.2).
+            const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl);
+            if (cipher == nullptr) cipher = SSL_get_pending_cipher(ssl);
+            if (cipher != nullptr) metrics_->tls_cipher = SSL_CIPHER_get_name(cipher);
         }
         if (preverified || skip) return true;
         // Only this refusal makes a failed handshake the certificate's fault: OpenSSL's verify

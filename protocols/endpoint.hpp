@@ -9,6 +9,7 @@
 
 #include "common/stop_signal.hpp"
 #include "common/transcript.hpp"
+#include "protocols/ip_family.hpp"
 #include "protocols/run_metrics.hpp"
 #include "protocols/tls_options.hpp"
 
@@ -24,6 +25,7 @@ struct Endpoint {
     TlsMode tls = TlsMode::none;
     TlsOptions tls_options;
     std::shared_ptr<boost::asio::ssl::context> tls_context;  // null when tls = none
+    IpFamily family = IpFamily::any;
 };
 
 // One run's bounds and sinks, as a session driver needs them.

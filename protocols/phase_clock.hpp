@@ -34,6 +34,7 @@ class PhaseClock {
             // The arrival of the last read, if nothing happened since, within the phase.
             const auto end = arrival ? std::clamp(*arrival, since_, now) : now;
             metrics_->add_phase(*current_, end - since_);
+            metrics_->phase_spans.push_back({*current_, since_, end - since_});
         }
         since_ = now;
         current_ = phase;

@@ -1,11 +1,17 @@
 #include "protocols/tls_client.hpp"
 
+#include <openssl/bio.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
+#include <array>
 #include <boost/asio/ip/address.hpp>
 #include <ctime>
+#include <memory>
+
+#include "common/transcript.hpp"
 
 namespace mailcanary::tls {
 
@@ -31,10 +37,53 @@ bool is_ip_literal(const std::string& host) {
     return !ec;
 }
 
-std::optional<std::chrono::system_clock::time_point> not_after(const X509* cert) {
+std::optional<std::chrono::system_clock::time_point> time_of(const ASN1_TIME* time) {
     std::tm tm{};
-    if (cert == nullptr || ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1) return std::nullopt;
+    if (time == nullptr || ASN1_TIME_to_tm(time, &tm) != 1) return std::nullopt;
     return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+std::optional<std::chrono::system_clock::time_point> not_after(const X509* cert) {
+    if (cert == nullptr) return std::nullopt;
+    return time_of(X509_get0_notAfter(cert));
+}
+
+std::string one_line(const X509_NAME* name) {
+    const std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+    if (!bio || X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253) < 0) return {};
+    char* data = nullptr;
+    const long size = BIO_get_mem_data(bio.get(), &data);
+    return printable(std::string_view(data, static_cast<std::size_t>(size)));
+}
+
+std::vector<std::string> alt_names(const X509* cert) {
+    std::vector<std::string> names;
+    auto* general =
+        static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+    if (general == nullptr) return names;
+    for (int i = 0; i < sk_GENERAL_NAME_num(general); ++i) {
+        const GENERAL_NAME* name = sk_GENERAL_NAME_value(general, i);
+        if (name->type == GEN_DNS) {
+            const ASN1_STRING* text = name->d.dNSName;
+            names.push_back(printable(
+                std::string_view(reinterpret_cast<const char*>(ASN1_STRING_get0_data(text)),
+                                 static_cast<std::size_t>(ASN1_STRING_length(text)))));
+        } else if (name->type == GEN_IPADD) {
+            const ASN1_OCTET_STRING* bytes = name->d.iPAddress;
+            const unsigned char* data = ASN1_STRING_get0_data(bytes);
+            if (ASN1_STRING_length(bytes) == 4) {
+                std::array<unsigned char, 4> v4{};
+                std::copy_n(data, v4.size(), v4.begin());
+                names.push_back(boost::asio::ip::address_v4(v4).to_string());
+            } else if (ASN1_STRING_length(bytes) == 16) {
+                std::array<unsigned char, 16> v6{};
+                std::copy_n(data, v6.size(), v6.begin());
+                names.push_back(boost::asio::ip::address_v6(v6).to_string());
+            }
+        }
+    }
+    GENERAL_NAMES_free(general);
+    return names;
 }
 
 }  // namespace
@@ -88,6 +137,17 @@ FailureReason certificate_failure(int verify_error) {
 
 std::string describe_certificate_error(int verify_error) {
     return X509_verify_cert_error_string(verify_error);
+}
+
+CertificateFacts certificate_facts(const X509* cert) {
+    CertificateFacts facts;
+    if (cert == nullptr) return facts;
+    facts.subject = one_line(X509_get_subject_name(cert));
+    facts.issuer = one_line(X509_get_issuer_name(cert));
+    facts.alt_names = alt_names(cert);
+    facts.not_before = time_of(X509_get0_notBefore(cert)).value_or(facts.not_before);
+    facts.not_after = time_of(X509_get0_notAfter(cert)).value_or(facts.not_after);
+    return facts;
 }
 
 std::optional<std::chrono::system_clock::time_point> earliest_not_after_verified(SSL* ssl) {

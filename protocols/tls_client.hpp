@@ -11,9 +11,11 @@
 #include <string>
 
 #include "protocols/failure_reason.hpp"
+#include "protocols/run_metrics.hpp"
 #include "protocols/tls_options.hpp"
 
 using SSL = struct ssl_st;
+using X509 = struct x509_st;
 using X509_STORE_CTX = struct x509_store_ctx_st;
 
 namespace mailcanary::tls {
@@ -39,6 +41,10 @@ std::string describe_certificate_error(int verify_error);
 // The earliest notAfter among the certificates the peer presented, read during verification
 // so that it is known even when verification fails.
 std::optional<std::chrono::system_clock::time_point> earliest_not_after(X509_STORE_CTX* ctx);
+// What an operator checks first of a certificate: whose it is, who signed it, the names it is
+// valid for and when. Each text is made safe to show (printable()): it comes from the server.
+CertificateFacts certificate_facts(const X509* cert);
+
 // After a verified handshake: the earliest notAfter in the chain that was actually verified. A
 // server may still send an expired cross-signed intermediate that verification does not use.
 std::optional<std::chrono::system_clock::time_point> earliest_not_after_verified(SSL* ssl);

@@ -109,6 +109,17 @@ TEST_F(AgentIntegration, UntrustedCertificateStillExportsItsExpiry) {
             text,
             R"(mailcanary_tls_cert_expiry_timestamp_seconds{probe="connect",target="untrusted"})"),
         static_cast<double>(std::time(nullptr)));
+    // What was negotiated and what the server presented are exported for it too.
+    EXPECT_NE(text.find(R"(mailcanary_tls_info{cipher="TLS_)"), std::string::npos) << text;
+    EXPECT_NE(text.find(R"(probe="connect",target="untrusted",version="TLSv1.3"} 1)"),
+              std::string::npos)
+        << text;
+    EXPECT_EQ(
+        value_of(
+            text,
+            R"(mailcanary_tls_cert_info{issuer="CN=mailcanary test CA",probe="connect",sans="mail.example.test,localhost,127.0.0.1,127.0.0.2,::1",subject="CN=mail.example.test",target="untrusted"})"),
+        1)
+        << text;
 }
 
 TEST_F(AgentIntegration, ExpiredAndWrongNameCertificatesAreClassified) {

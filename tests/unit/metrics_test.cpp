@@ -146,6 +146,34 @@ TEST(Metrics, TlsInfoFollowsTheNegotiatedParameters) {
               std::string::npos);
 }
 
+// A certificate that verification refused is still what the server showed: its facts and the
+// negotiated parameters are exported as for a verified one.
+TEST(Metrics, TlsFactsOfARefusedCertificateAreExported) {
+    Metrics metrics(MetricsConfig{{0.01}, true});
+    auto series = metrics.series_for("mx", "connect");
+    RunMetrics run = tls_run("TLSv1.3", "TLS_AES_256_GCM_SHA384");
+    run.certificate = CertificateFacts{.subject = R"(CN=mx.example.com,O=Say \"hi\")",
+                                       .issuer = "CN=mx.example.com",
+                                       .alt_names = {"mx.example.com", "192.0.2.7"},
+                                       .not_before = {},
+                                       .not_after = {}};
+    series->record_run(Outcome::failed(FailureReason::tls_cert_untrusted, "self-signed"), run, 1ms,
+                       kFinished);
+    const auto text = metrics.serialize();
+    EXPECT_EQ(
+        value_of(
+            text,
+            R"(mailcanary_tls_info{cipher="TLS_AES_256_GCM_SHA384",probe="connect",target="mx",version="TLSv1.3"})"),
+        1)
+        << text;
+    EXPECT_EQ(
+        value_of(
+            text,
+            R"(mailcanary_tls_cert_info{issuer="CN=mx.example.com",probe="connect",sans="mx.example.com,192.0.2.7",subject="CN=mx.example.com,O=Say \\\"hi\\\"",target="mx"})"),
+        1)
+        << text;
+}
+
 TEST(Metrics, LastDurationGaugesInsteadOfPhaseHistograms) {
     Metrics metrics(MetricsConfig{{0.01}, false});
     auto series = metrics.series_for("mx", "connect");

@@ -352,6 +352,20 @@ TEST_P(SessionCertificates, FailureIsClassifiedAndExpiryStillKnown) {
         << "the expiry is exported even when verification fails";
     EXPECT_NE(result.outcome.detail.find("certificate"), std::string::npos)
         << result.outcome.detail;
+    // What was negotiated and what the server showed are known too.
+    EXPECT_EQ(result.metrics.tls_version, "TLSv1.3");
+    EXPECT_TRUE(result.metrics.tls_cipher && !result.metrics.tls_cipher->empty());
+    ASSERT_TRUE(result.metrics.certificate);
+    const CertificateFacts& certificate = *result.metrics.certificate;
+    EXPECT_NE(certificate.subject.find("CN="), std::string::npos) << certificate.subject;
+    EXPECT_EQ(certificate.issuer == certificate.subject, name == "untrusted")
+        << "self-signed: its own issuer; else the test CA's";
+    const std::vector<std::string> expected_names =
+        name == "wrong_address" ? std::vector<std::string>{"localhost", "127.0.0.2"}
+                                : std::vector<std::string>{"localhost", "127.0.0.1", "::1"};
+    EXPECT_EQ(certificate.alt_names, expected_names);
+    EXPECT_EQ(certificate.not_after < now, name == "expired");
+    EXPECT_LT(certificate.not_before, certificate.not_after);
 }
 
 INSTANTIATE_TEST_SUITE_P(
