@@ -22,6 +22,7 @@ struct RunMetrics {
     std::array<std::optional<std::chrono::nanoseconds>, kPhaseCount> phase_durations;
     std::vector<std::pair<std::string_view, int>> replies;                // (command, reply code)
     std::optional<std::chrono::system_clock::time_point> cert_not_after;  // earliest in chain
+    std::optional<unsigned> ip_version;  // 4 or 6: the address the run's first connection reached
     std::optional<std::string> tls_version;
     std::optional<std::string> tls_cipher;
     // A message was sent: when the server accepted it (the final 250), and how long that took
