@@ -60,8 +60,8 @@ constexpr std::array<std::string_view, 13> kTargetKeys{"name",
                                                        "message"};
 
 // A module is a target without host, port or schedule: the request names the host and port.
-constexpr std::array<std::string_view, 8> kModuleKeys{
-    "name", "probes", "tls", "helo", "timeout", "tls_options", "auth", "message"};
+constexpr std::array<std::string_view, 8> kModuleKeys{"name",    "probes",      "tls",  "helo",
+                                                      "timeout", "tls_options", "auth", "message"};
 constexpr std::array<std::string_view, 2> kProbeEndpointKeys{"allow", "min_interval_per_host"};
 constexpr std::string_view kDefaultModuleProbe = "connect";
 
@@ -627,7 +627,9 @@ fs::path directory_of(const std::string& config_path) {
 
 }  // namespace
 
-uint16_t default_port(TlsMode tls) { return tls == TlsMode::implicit ? kSubmissionsPort : kSmtpPort; }
+uint16_t default_port(TlsMode tls) {
+    return tls == TlsMode::implicit ? kSubmissionsPort : kSmtpPort;
+}
 
 ConfigResult load_config_string(std::string_view text, const std::string& path_for_errors,
                                 const ShardFlags& shard_flags) {

@@ -81,7 +81,8 @@ int main(int argc, char** argv) {
         return 0;
     }
     log_config_warnings(loaded.warnings);
-    if (options.probe_target) return probe_once(*loaded.config, compiled.targets, *options.probe_target);
+    if (options.probe_target)
+        return probe_once(*loaded.config, compiled.targets, *options.probe_target);
 
     // Every run in flight holds a socket, and the default cap on runs follows this limit.
     std::string problem;
@@ -89,8 +90,7 @@ int main(int argc, char** argv) {
     if (!problem.empty()) log::warn("cannot raise the descriptor limit", {{"error", problem}});
 
     boost::asio::io_context io(1);
-    Agent agent(io, options, std::move(*loaded.config), std::move(compiled),
-                std::move(web_config));
+    Agent agent(io, options, std::move(*loaded.config), std::move(compiled), std::move(web_config));
     const int exit_code = agent.run();
     stop_blocking_work();  // workers post results to `io`: stop them while `io` still exists
     return exit_code;

@@ -54,8 +54,7 @@ std::optional<std::string> split_target(std::string_view target, ProbeRequest& r
         host = target.substr(1, close - 1);
         boost::system::error_code ec;
         boost::asio::ip::make_address_v6(std::string(host), ec);
-        if (ec)
-            return "\"" + std::string(host) + "\" in brackets is not an IPv6 address";
+        if (ec) return "\"" + std::string(host) + "\" in brackets is not an IPv6 address";
         const std::string_view rest = target.substr(close + 1);
         if (!rest.empty()) {
             if (!rest.starts_with(':')) return "expected \":port\" after ']'";
@@ -119,7 +118,8 @@ asio::awaitable<http::Response> run_module(ProbeEndpoint::Runner run,
     const auto started = ProbeEndpoint::Clock::now();
     for (const std::string& name : target->config.probes) {
         Scheduler::AskedRun asked = co_await run(target, *find_probe(name), deadline);
-        if (asked.result.outcome.cancelled) co_return http::plain_text(503, "the agent is stopping\n");
+        if (asked.result.outcome.cancelled)
+            co_return http::plain_text(503, "the agent is stopping\n");
         const bool succeeded = asked.result.outcome.success();
         runs.runs.push_back({name, std::move(asked)});
         if (!succeeded) break;
@@ -235,8 +235,7 @@ std::string render_probe_metrics(const ProbeRuns& runs) {
         constexpr std::string_view failure_name = "mailcanary_probe_run_failure_info";
         gauge(out, failure_name,
               "Why the run failed (the reasons of mailcanary_probe_failures_total); always 1.",
-              labels_of({{"probe", probe}, {"reason", to_string(*run.result.outcome.failure)}}),
-              1);
+              labels_of({{"probe", probe}, {"reason", to_string(*run.result.outcome.failure)}}), 1);
     }
     return out;
 }
@@ -262,8 +261,8 @@ http::Response ProbeEndpoint::handle(const http::Request& request, Clock::time_p
     if (module == modules_.end()) {
         std::string known;
         for (const auto& [name, entry] : modules_) known += (known.empty() ? "" : ", ") + name;
-        return bad_request("unknown module \"" + asked.module + "\" (modules: " +
-                           (known.empty() ? "none configured" : known) + ")");
+        return bad_request("unknown module \"" + asked.module +
+                           "\" (modules: " + (known.empty() ? "none configured" : known) + ")");
     }
     if (!allow_.allows(asked.host)) {
         return bad_request("target \"" + asked.host +
@@ -280,11 +279,10 @@ http::Response ProbeEndpoint::handle(const http::Request& request, Clock::time_p
         rate_limit_.admit(asked.module + "@" + server + ":" + std::to_string(port), now);
     if (!decision.admitted) {
         const auto wait = std::chrono::ceil<std::chrono::seconds>(decision.retry_after);
-        auto response =
-            http::plain_text(429, "module \"" + asked.module + "\" ran on \"" + asked.host + ":" +
-                                      std::to_string(port) +
-                                      "\" less than min_interval_per_host ago; retry in " +
-                                      std::to_string(wait.count()) + "s\n");
+        auto response = http::plain_text(
+            429, "module \"" + asked.module + "\" ran on \"" + asked.host + ":" +
+                     std::to_string(port) + "\" less than min_interval_per_host ago; retry in " +
+                     std::to_string(wait.count()) + "s\n");
         response.headers.emplace_back("Retry-After", std::to_string(wait.count()));
         return response;
     }
@@ -298,9 +296,8 @@ http::Response ProbeEndpoint::handle(const http::Request& request, Clock::time_p
     const auto deadline = now + probe_timeout(asked, target->config.timeout);
     http::Response response;
     response.deferred = [run = run_, target = std::shared_ptr<const CompiledTarget>(target),
-                         deadline, debug = asked.debug] {
-        return run_module(run, target, deadline, debug);
-    };
+                         deadline,
+                         debug = asked.debug] { return run_module(run, target, deadline, debug); };
     return response;
 }
 

@@ -262,10 +262,9 @@ asio::awaitable<void> Scheduler::run_once(std::unique_ptr<ActiveRun> run) {
     const auto started = Clock::now();
     // The function captures one pointer, so every run's call gets it without allocating.
     const std::function<void()> waiting = [active = run.get()] { active->release_slot(); };
-    result.outcome = co_await run_guarded(job->probe, ProbeRun{*target,
-                                                               started + target->config.timeout,
-                                                               run_metrics, result.transcript,
-                                                               run->stop, waiting});
+    result.outcome = co_await run_guarded(
+        job->probe, ProbeRun{*target, started + target->config.timeout, run_metrics,
+                             result.transcript, run->stop, waiting});
     run.reset();  // its slot, if it still held one, comes free
     if (wakeup->stopped) co_return;
     if (!job->retired) {
@@ -312,9 +311,9 @@ asio::awaitable<Scheduler::AskedRun> Scheduler::run_now(
         dispatcher_.remove(id);
         asked_.erase(id);
         metrics_.set_queued(dispatcher_.queued());
-        asked_run.result.outcome = Outcome::failed(
-            FailureReason::timeout,
-            "no slot came free under max_concurrent_probes before the deadline");
+        asked_run.result.outcome =
+            Outcome::failed(FailureReason::timeout,
+                            "no slot came free under max_concurrent_probes before the deadline");
         co_return asked_run;
     }
     const auto started = Clock::now();

@@ -36,9 +36,9 @@ class ProbeEndpointIntegration : public AgentIntegration {
   protected:
     // A target on the stack (so that its host is allowed by default) and the modules.
     std::string config(const std::string& endpoint_table = "") const {
-        const std::string tls =
-            "[modules.tls_options]\nca_file = \"" + ca() + "\"\nserver_name = \"" +
-            env_.at("MAILSTACK_TLS_SERVER_NAME") + "\"\n";
+        const std::string tls = "[modules.tls_options]\nca_file = \"" + ca() +
+                                "\"\nserver_name = \"" + env_.at("MAILSTACK_TLS_SERVER_NAME") +
+                                "\"\n";
         return header() + endpoint_table + target("mx", port("MAILSTACK_SMTP_PORT"), "none") +
                "[[modules]]\nname = \"smtp_starttls\"\ntimeout = \"10s\"\n" + tls +
                "[[modules]]\nname = \"submission_auth\"\nprobes = [\"connect\", \"auth\"]\n" +
@@ -65,19 +65,20 @@ TEST_F(ProbeEndpointIntegration, ASuccessfulRunAnswersAsBlackboxDoes) {
     EXPECT_GT(value_of(text, "probe_duration_seconds"), 0);
     EXPECT_LT(value_of(text, "probe_duration_seconds"), 5);
     EXPECT_EQ(value_of(text, "probe_ip_protocol"), 4);
-    const double now = std::chrono::duration<double>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count();
+    const double now =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     EXPECT_GT(value_of(text, "probe_ssl_earliest_cert_expiry"), now);
     EXPECT_TRUE(value_of(text, R"(probe_tls_version_info{version="TLS 1.3"})") == 1 ||
                 value_of(text, R"(probe_tls_version_info{version="TLS 1.2"})") == 1)
         << text;
     EXPECT_EQ(value_of(text, R"(mailcanary_probe_run_success{probe="connect"})"), 1);
     for (const char* phase : {"connect", "banner", "ehlo", "tls_handshake"}) {
-        EXPECT_GT(value_of(text, std::string(R"(mailcanary_probe_run_phase_duration_seconds{phase=")") +
-                                     phase + R"(",probe="connect"})"),
-                  0)
-            << phase << "\n" << text;
+        EXPECT_GT(
+            value_of(text, std::string(R"(mailcanary_probe_run_phase_duration_seconds{phase=")") +
+                               phase + R"(",probe="connect"})"),
+            0)
+            << phase << "\n"
+            << text;
     }
     EXPECT_EQ(text.find("mailcanary_probe_run_failure_info"), std::string::npos);
     // The run leaves no series of its own in /metrics: a scheduled target is not a /probe.
@@ -91,13 +92,13 @@ TEST_F(ProbeEndpointIntegration, AFailedRunSaysWhyAndAModuleRunsItsProbesInOrder
         http("GET", agent.url(probe_path("smtp_starttls", at("MAILSTACK_SMTP_EXPIRED_PORT"))));
     ASSERT_EQ(expired.status, 200) << expired.body;
     EXPECT_EQ(value_of(expired.body, "probe_success"), 0) << expired.body;
-    EXPECT_EQ(value_of(expired.body,
-                       R"(mailcanary_probe_run_failure_info{probe="connect",reason="tls_cert_expired"})"),
-              1)
+    EXPECT_EQ(
+        value_of(expired.body,
+                 R"(mailcanary_probe_run_failure_info{probe="connect",reason="tls_cert_expired"})"),
+        1)
         << expired.body;
-    const double now = std::chrono::duration<double>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count();
+    const double now =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     EXPECT_LT(value_of(expired.body, "probe_ssl_earliest_cert_expiry"), now)
         << "the expired certificate's date, though verification failed";
 
@@ -118,14 +119,16 @@ TEST_F(ProbeEndpointIntegration, TheScrapeTimeoutBoundsTheRun) {
     AgentProcess agent(dir_, config("[probe_endpoint]\nallow = [\"127.0.0.0/8\"]\n"));
     ASSERT_TRUE(agent.started()) << agent.log();
     const auto started = Clock::now();
-    const auto reply = http("GET", agent.url(probe_path("smtp_starttls", "127.0.0.1:" + silent.port())),
-                            {"X-Prometheus-Scrape-Timeout-Seconds: 1.5"});
+    const auto reply =
+        http("GET", agent.url(probe_path("smtp_starttls", "127.0.0.1:" + silent.port())),
+             {"X-Prometheus-Scrape-Timeout-Seconds: 1.5"});
     const auto took = Clock::now() - started;
     ASSERT_EQ(reply.status, 200) << reply.body;
     EXPECT_EQ(value_of(reply.body, "probe_success"), 0);
-    EXPECT_EQ(value_of(reply.body,
-                       R"(mailcanary_probe_run_failure_info{probe="connect",reason="banner_timeout"})"),
-              1)
+    EXPECT_EQ(
+        value_of(reply.body,
+                 R"(mailcanary_probe_run_failure_info{probe="connect",reason="banner_timeout"})"),
+        1)
         << reply.body;
     EXPECT_GE(took, 900ms) << "1.5 s less the offset";
     EXPECT_LT(took, 1400ms) << "not the module's 10 s, and within the scrape's 1.5 s";
@@ -150,7 +153,8 @@ TEST_F(ProbeEndpointIntegration, RefusesHostsNotAllowedUnknownModulesAndRunsTooS
     AgentProcess agent(dir_, config("[probe_endpoint]\nmin_interval_per_host = \"1h\"\n"));
     ASSERT_TRUE(agent.started()) << agent.log();
     // By default only the configured targets' host: 127.0.0.1, not another loopback address.
-    auto reply = http("GET", agent.url(probe_path("smtp_starttls", "127.0.0.2:" + elsewhere.port())));
+    auto reply =
+        http("GET", agent.url(probe_path("smtp_starttls", "127.0.0.2:" + elsewhere.port())));
     EXPECT_EQ(reply.status, 400);
     EXPECT_NE(reply.body.find("target \"127.0.0.2\" is not allowed"), std::string::npos)
         << reply.body;

@@ -2564,16 +2564,18 @@ TEST(ConfigModules, MistakesAreLocated) {
                   {{3, 10, "modules[1].probes", "cannot run from a module"}});
     expect_errors(load("[[modules]]\nname = \"m\"\ntimout = \"3s\"\n"),
                   {{3, 1, "modules[1].timout", "did you mean \"timeout\""}});
-    expect_errors(load("[[modules]]\nname = \"m\"\n[[modules]]\nname = \"m\"\n"),
-                  {{4, 8, "modules[2].name", "duplicate module name \"m\" (first defined at line 2)"}});
+    expect_errors(
+        load("[[modules]]\nname = \"m\"\n[[modules]]\nname = \"m\"\n"),
+        {{4, 8, "modules[2].name", "duplicate module name \"m\" (first defined at line 2)"}});
     expect_errors(load("modules = 3\n"), {{1, 11, "modules", "an array of tables ([[modules]])"}});
 }
 
 TEST(ConfigProbeEndpoint, AllowsTheConfiguredTargetsHostsByDefault) {
-    const auto result = load(std::string(kTarget) + "[[targets]]\nname = \"mx2\"\nhost = "
-                                                    "\"mx1.example.net\"\nport = 587\n"
-                                                    "[[targets]]\nname = \"mx3\"\nhost = "
-                                                    "\"192.0.2.25\"\n");
+    const auto result = load(std::string(kTarget) +
+                             "[[targets]]\nname = \"mx2\"\nhost = "
+                             "\"mx1.example.net\"\nport = 587\n"
+                             "[[targets]]\nname = \"mx3\"\nhost = "
+                             "\"192.0.2.25\"\n");
     ASSERT_TRUE(result.config) << all_of(result.errors);
     EXPECT_EQ(result.config->probe_endpoint.allow,
               (std::vector<std::string>{"mx1.example.net", "192.0.2.25"}));

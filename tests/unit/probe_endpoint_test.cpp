@@ -161,8 +161,9 @@ TEST(ProbeRequest, SaysWhatIsWrong) {
               "invalid port \"//mx.example.net\"");
     for (const char* bad : {"mx example.net", "mx/1", "user@mx", "-mx", ".mx", "mx\r\n"}) {
         SCOPED_TRACE(bad);
-        EXPECT_NE(problem_of(probe_request({{"module", "m"}, {"target", bad}})).find("is not a host"),
-                  std::string::npos);
+        EXPECT_NE(
+            problem_of(probe_request({{"module", "m"}, {"target", bad}})).find("is not a host"),
+            std::string::npos);
     }
     EXPECT_NE(problem_of(probe_request({{"module", "m"}, {"target", "h"}, {"debug", "yes"}}))
                   .find("debug must be"),
@@ -210,13 +211,13 @@ TEST(ProbeMetrics, AFailedRunSaysWhichProbeFailedForWhatReason) {
     EXPECT_EQ(value_of(text, R"(probe_tls_version_info{version="TLS 1.3"})"), 1);
     EXPECT_EQ(value_of(text, R"(mailcanary_probe_run_success{probe="connect"})"), 1);
     EXPECT_EQ(value_of(text, R"(mailcanary_probe_run_success{probe="auth"})"), 0);
-    EXPECT_EQ(value_of(
-                  text,
-                  R"(mailcanary_probe_run_phase_duration_seconds{phase="banner",probe="connect"})"),
-              0.02);
-    EXPECT_EQ(value_of(text,
-                       R"(mailcanary_probe_run_failure_info{probe="auth",reason="auth_rejected"})"),
-              1);
+    EXPECT_EQ(
+        value_of(text,
+                 R"(mailcanary_probe_run_phase_duration_seconds{phase="banner",probe="connect"})"),
+        0.02);
+    EXPECT_EQ(
+        value_of(text, R"(mailcanary_probe_run_failure_info{probe="auth",reason="auth_rejected"})"),
+        1);
     EXPECT_NE(text.find("# TYPE probe_success gauge"), std::string::npos);
 }
 
@@ -291,8 +292,8 @@ TEST_F(ProbeEndpointTest, ASecondRunOnTheHostTooSoonIsA429) {
     EXPECT_FALSE(second.deferred);
     EXPECT_TRUE(
         get({{"module", "smtp_starttls"}, {"target", "mx2.example.net"}}, start_ + 4s).deferred);
-    EXPECT_TRUE(get({{"module", "smtp_starttls"}, {"target", "mx.example.net:587"}}, start_ + 4s)
-                    .deferred)
+    EXPECT_TRUE(
+        get({{"module", "smtp_starttls"}, {"target", "mx.example.net:587"}}, start_ + 4s).deferred)
         << "another port";
     EXPECT_TRUE(
         get({{"module", "smtp_starttls"}, {"target", "mx.example.net"}}, start_ + 10s).deferred);
