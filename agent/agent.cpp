@@ -40,18 +40,52 @@ void log_config_warnings(const std::vector<ConfigError>& warnings) {
         log::warn("configuration warning", {{"warning", warning.to_string()}});
 }
 
-std::vector<std::shared_ptr<CompiledTarget>> compile_targets(const Config& config,
-                                                             std::vector<ConfigError>& errors,
-                                                             SecretPolicy secret_policy) {
-    std::vector<std::shared_ptr<CompiledTarget>> compiled;
+namespace {
+
+// What every SMTP kind shares (the endpoint and its TLS context, the [auth] credential source,
+// the token secret), then each kind's own state; null when something could not be built.
+std::shared_ptr<CompiledTarget> compile_target(const TargetConfig& target, LoadContext& load,
+                                               const std::string& path,
+                                               const std::string& token_secret) {
+    auto entry = std::make_shared<CompiledTarget>(target);
+    entry->smtp = Endpoint{.host = target.host,
+                           .port = target.port,
+                           .tls = target.tls,
+                           .tls_options = target.tls_options,
+                           .tls_context = nullptr,
+                           .family = target.ip_family};
+    if (!load.add_tls_context(entry->smtp, path)) return nullptr;
+    if (target.auth) {
+        entry->smtp_login = load.load_login(*target.auth, path + ".auth");
+        if (!entry->smtp_login) return nullptr;
+    }
+    entry->token_secret = token_secret;
+    // A kind's own table is compiled (its secrets read) even while its probe is not listed,
+    // so that a mistake shows before the probe is turned on.
+    bool all_compiled = true;
+    for (const ProbeKind* kind : all_probes()) {
+        const bool listed = std::find(target.probes.begin(), target.probes.end(), kind->name()) !=
+                            target.probes.end();
+        const bool has_table = target.probe_options.contains(kind->name());
+        if (listed || has_table) all_compiled = kind->compile(*entry, load, path) && all_compiled;
+    }
+    return all_compiled ? entry : nullptr;
+}
+
+}  // namespace
+
+CompiledLoad compile_load(const Config& config, std::vector<ConfigError>& errors,
+                          SecretPolicy secret_policy) {
+    CompiledLoad compiled;
     // Only an agent that sends probe messages needs (and creates) the token secret.
-    const bool sends_mail =
-        std::any_of(config.targets.begin(), config.targets.end(),
-                    [](const TargetConfig& target) { return target.message.has_value(); });
+    const auto sends_mail = [](const std::vector<TargetConfig>& entries) {
+        return std::any_of(entries.begin(), entries.end(),
+                           [](const TargetConfig& entry) { return entry.message.has_value(); });
+    };
     std::string token_secret;
     const bool may_read_secret = secret_policy == SecretPolicy::load_or_create ||
                                  std::filesystem::exists(config.agent.secret_file);
-    if (sends_mail && may_read_secret) {
+    if ((sends_mail(config.targets) || sends_mail(config.modules)) && may_read_secret) {
         std::string problem;
         auto secret = load_or_create_secret(config.agent.secret_file, problem);
         if (!secret) {
@@ -63,34 +97,22 @@ std::vector<std::shared_ptr<CompiledTarget>> compile_targets(const Config& confi
     TlsContexts contexts;  // new ones at every load: a rotated CA file counts from the reload
     LoadContext load{contexts, config.source_path, errors};
     for (std::size_t index = 0; index < config.targets.size(); ++index) {
-        const TargetConfig& target = config.targets[index];
         const std::string path = "targets[" + std::to_string(index + 1) + "]";
-        auto entry = std::make_shared<CompiledTarget>(target);
-        entry->smtp = Endpoint{.host = target.host,
-                               .port = target.port,
-                               .tls = target.tls,
-                               .tls_options = target.tls_options,
-                               .tls_context = nullptr,
-                               .family = target.ip_family};
-        if (!load.add_tls_context(entry->smtp, path)) continue;
-        if (target.auth) {
-            entry->smtp_login = load.load_login(*target.auth, path + ".auth");
-            if (!entry->smtp_login) continue;
-        }
-        entry->token_secret = token_secret;
-        // A kind's own table is compiled (its secrets read) even while its probe is not listed,
-        // so that a mistake shows before the probe is turned on.
-        bool all_compiled = true;
-        for (const ProbeKind* kind : all_probes()) {
-            const bool listed = std::find(target.probes.begin(), target.probes.end(),
-                                          kind->name()) != target.probes.end();
-            const bool has_table = target.probe_options.contains(kind->name());
-            if (listed || has_table)
-                all_compiled = kind->compile(*entry, load, path) && all_compiled;
-        }
-        if (all_compiled) compiled.push_back(std::move(entry));
+        if (auto entry = compile_target(config.targets[index], load, path, token_secret))
+            compiled.targets.push_back(std::move(entry));
+    }
+    for (std::size_t index = 0; index < config.modules.size(); ++index) {
+        const std::string path = "modules[" + std::to_string(index + 1) + "]";
+        if (auto entry = compile_target(config.modules[index], load, path, token_secret))
+            compiled.modules.push_back(std::move(entry));
     }
     return compiled;
+}
+
+std::vector<std::shared_ptr<CompiledTarget>> compile_targets(const Config& config,
+                                                             std::vector<ConfigError>& errors,
+                                                             SecretPolicy secret_policy) {
+    return compile_load(config, errors, secret_policy).targets;
 }
 
 std::vector<std::shared_ptr<const CompiledTarget>> attach_resources(
@@ -106,8 +128,7 @@ std::vector<std::shared_ptr<const CompiledTarget>> attach_resources(
     return attached;
 }
 
-Agent::Agent(asio::io_context& io, CliOptions options, Config config,
-             std::vector<std::shared_ptr<CompiledTarget>> targets,
+Agent::Agent(asio::io_context& io, CliOptions options, Config config, CompiledLoad compiled,
              const std::optional<WebConfig>& web_config)
     : io_(io),
       options_(std::move(options)),
@@ -118,6 +139,10 @@ Agent::Agent(asio::io_context& io, CliOptions options, Config config,
       resources_(io.get_executor(), metrics_.registry(), config_.agent.metrics.duration_buckets),
       scheduler_(io.get_executor(), metrics_, results_, resources_,
                  Scheduler::Options{.max_in_flight = max_in_flight(config_.agent)}, find_probe),
+      probe_endpoint_([this](std::shared_ptr<const CompiledTarget> target, const ProbeKind& probe,
+                             std::chrono::steady_clock::time_point deadline) {
+          return scheduler_.run_now(std::move(target), probe, deadline);
+      }),
       http_(
           io.get_executor(), [this](const http::Request& request) { return handle(request); }, {},
           render_pool_.get_executor()) {
@@ -132,7 +157,8 @@ Agent::Agent(asio::io_context& io, CliOptions options, Config config,
                                            {"detail", result.outcome.detail}});
             }
         });
-    scheduler_.apply(attach_resources(std::move(targets), resources_));
+    scheduler_.apply(attach_resources(std::move(compiled.targets), resources_));
+    probe_endpoint_.configure(config_.probe_endpoint, std::move(compiled.modules));
     metrics_.set_shard(config_.agent.shard);
     metrics_.record_reload(true, std::chrono::system_clock::now());
     protect_endpoints(web_config);
@@ -236,10 +262,10 @@ bool Agent::reload(std::string& report) {
         return false;
     }
     auto loaded = load_config_file(options_.config_file, options_.shard);
-    std::vector<std::shared_ptr<CompiledTarget>> targets;
+    CompiledLoad compiled;
     if (loaded.config) {
         keep_own_shard(*loaded.config);
-        targets = compile_targets(*loaded.config, loaded.errors);
+        compiled = compile_load(*loaded.config, loaded.errors);
     }
     // The web configuration is read again too (new users, or TLS files elsewhere): all or nothing
     // with the rest.
@@ -264,8 +290,11 @@ bool Agent::reload(std::string& report) {
     }
     if (!options_.web_config_file.empty()) protect_endpoints(web_config);
     scheduler_.set_max_in_flight(max_in_flight(config.agent));
-    scheduler_.apply(attach_resources(std::move(targets), resources_));
+    scheduler_.apply(attach_resources(std::move(compiled.targets), resources_));
+    probe_endpoint_.configure(config.probe_endpoint, std::move(compiled.modules));
     config_.targets = std::move(config.targets);
+    config_.modules = std::move(config.modules);
+    config_.probe_endpoint = std::move(config.probe_endpoint);
     config_.agent.max_concurrent_probes = config.agent.max_concurrent_probes;
     config_.agent.shard = config.agent.shard;
     metrics_.set_shard(config_.agent.shard);
@@ -303,10 +332,15 @@ http::Response Agent::handle(const http::Request& request) {
         return response;
     }
     if (request.path == "/results" && read_only) return render_results(results_, request);
+    if (request.path == "/probe" && read_only) {
+        if (stopping_) return http::plain_text(503, "Stopping\n");
+        return probe_endpoint_.handle(request, std::chrono::steady_clock::now());
+    }
 
     const bool known = request.path == "/metrics" || request.path == "/-/healthy" ||
                        request.path == "/-/ready" || request.path == "/-/reload" ||
-                       request.path == "/" || request.path == "/results";
+                       request.path == "/" || request.path == "/results" ||
+                       request.path == "/probe";
     if (!known) return http::plain_text(404, "not found: " + request.path + "\n");
     auto response = http::plain_text(
         405, "method " + request.method + " not allowed for " + request.path + "\n");

@@ -16,6 +16,7 @@
 #include "agent/config.hpp"
 #include "agent/http_server.hpp"
 #include "agent/metrics.hpp"
+#include "agent/probe_endpoint.hpp"
 #include "agent/results.hpp"
 #include "agent/scheduler.hpp"
 #include "agent/web_config.hpp"
@@ -26,6 +27,17 @@ namespace mailcanary {
 // Whether compiling may create the installation's token secret (not for --config.check, which
 // must leave no trace).
 enum class SecretPolicy { load_or_create, load_if_present };
+
+// What a load compiled: the targets, and the modules /probe runs.
+struct CompiledLoad {
+    std::vector<std::shared_ptr<CompiledTarget>> targets;
+    std::vector<std::shared_ptr<CompiledTarget>> modules;
+};
+
+// Builds what probes need from each target and module (TLS contexts, credentials, the token
+// secret); problems are config errors.
+CompiledLoad compile_load(const Config& config, std::vector<ConfigError>& errors,
+                          SecretPolicy secret_policy = SecretPolicy::load_or_create);
 
 // Builds what probes need from each target (TLS contexts, credentials, the token secret);
 // problems are config errors.
@@ -45,8 +57,7 @@ class Agent {
   public:
     // `config` has been loaded and compiled successfully; `web_config` too, when the options
     // name one.
-    Agent(boost::asio::io_context& io, CliOptions options, Config config,
-          std::vector<std::shared_ptr<CompiledTarget>> targets,
+    Agent(boost::asio::io_context& io, CliOptions options, Config config, CompiledLoad compiled,
           const std::optional<WebConfig>& web_config = std::nullopt);
     ~Agent();
 
@@ -73,6 +84,7 @@ class Agent {
     ProbeResources resources_;  // before the scheduler: runs in flight use them
     ResultStore results_;
     Scheduler scheduler_;
+    ProbeEndpoint probe_endpoint_;  // runs through the scheduler
     // Renders /metrics off the loop (a large one takes long enough to make runs late); after
     // metrics_, so that it is joined before the metrics it reads are destroyed.
     boost::asio::thread_pool render_pool_{1};

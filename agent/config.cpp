@@ -13,6 +13,7 @@
 
 #include <toml++/toml.h>
 
+#include "agent/probe_allow.hpp"
 #include "common/text.hpp"
 #include "probes/probe_kind.hpp"
 #include "probes/registry.hpp"
@@ -35,7 +36,8 @@ constexpr std::string_view kDefaultSecretFile = "mailcanary.secret";
 constexpr uint16_t kSmtpPort = 25;
 constexpr uint16_t kSubmissionsPort = 465;  // SMTP over implicit TLS
 
-constexpr std::array<std::string_view, 4> kRootKeys{"agent", "metrics", "defaults", "targets"};
+constexpr std::array<std::string_view, 6> kRootKeys{"agent",   "metrics", "defaults",
+                                                    "targets", "modules", "probe_endpoint"};
 constexpr std::array<std::string_view, 5> kAgentKeys{"listen_addresses", "max_concurrent_probes",
                                                      "secret_file", "shard_index", "shard_count"};
 constexpr std::array<std::string_view, 2> kMetricsKeys{"duration_buckets", "phase_histograms"};
@@ -63,6 +65,12 @@ constexpr std::int64_t kMostConnectionsPerMinute = 10000;
 // The first wait after a throttled reply is at least this, and at most the backoff's longest
 // step (docs/configuration.md, "Throttling and budgets").
 constexpr Duration kShortestThrottleBackoff = std::chrono::seconds(1);
+
+// A module is a target without host, port or schedule: the request names the host and port.
+constexpr std::array<std::string_view, 8> kModuleKeys{"name",    "probes",      "tls",  "helo",
+                                                      "timeout", "tls_options", "auth", "message"};
+constexpr std::array<std::string_view, 2> kProbeEndpointKeys{"allow", "min_interval_per_host"};
+constexpr std::string_view kDefaultModuleProbe = "connect";
 
 constexpr std::array<Choice<Expectation>, 2> kExpectations{{
     {"success", Expectation::success},
@@ -148,6 +156,9 @@ class ConfigReader : public SettingsReader {
         config.agent.metrics = read_metrics(read_section(root, "", "metrics"));
         const TargetDefaults defaults = read_defaults(read_section(root, "", "defaults"));
         config.targets = read_targets(root, defaults);
+        config.modules = read_modules(root, defaults);
+        config.probe_endpoint =
+            read_probe_endpoint(read_section(root, "", "probe_endpoint"), config.targets);
         return config;
     }
 
@@ -355,41 +366,116 @@ class ConfigReader : public SettingsReader {
                   describe(interval, *interval_value));
     }
 
-    std::vector<TargetConfig> read_targets(const toml::table& root,
-                                           const TargetDefaults& defaults) {
-        const toml::node* node = root.get("targets");
-        if (node == nullptr) return {};  // an agent without targets still serves its own metrics
+    // The entries of an array of tables ([[targets]], [[modules]]), each read by `read_one`
+    // into a struct with a `name`, which must be unique. An absent array is empty.
+    template <typename ReadOne>
+    std::vector<TargetConfig> read_named_tables(const toml::table& root, std::string_view key,
+                                                std::string_view what, ReadOne read_one) {
+        const toml::node* node = root.get(key);
+        if (node == nullptr) return {};
         const toml::array* array = node->as_array();
         if (array == nullptr) {
-            report_type(*node, "targets", "an array of tables ([[targets]])");
+            report_type(*node, std::string(key),
+                        "an array of tables ([[" + std::string(key) + "]])");
             return {};
         }
-        std::vector<TargetConfig> targets;
-        std::vector<Placed> expects;  // each target's `expect`, where the file sets it
+        std::vector<TargetConfig> entries;
         std::map<std::string, unsigned, std::less<>> first_line_of_name;
         for (size_t i = 0; i < array->size(); ++i) {
             const toml::node& element = *array->get(i);
-            const std::string path = element_key("targets", i);
+            const std::string path = element_key(key, i);
             if (!element.is_table()) {
                 report_type(element, path, "a table");
                 continue;
             }
             const toml::table& table = *element.as_table();
-            targets.push_back(read_target(table, path, defaults));
-            expects.push_back({table.get("expect"), child_key(path, "expect")});
+            entries.push_back(read_one(table, path));
             const toml::node* name = table.get("name");
-            const std::string& name_text = targets.back().name;
+            const std::string& name_text = entries.back().name;
             if (name_text.empty()) continue;  // missing or invalid: already reported
             const auto [first, inserted] =
                 first_line_of_name.emplace(name_text, name->source().begin.line);
             if (!inserted) {
                 error(name->source(), child_key(path, "name"),
-                      "duplicate target name " + in_quotes(name_text) + " (first defined at line " +
-                          std::to_string(first->second) + ")");
+                      "duplicate " + std::string(what) + " name " + in_quotes(name_text) +
+                          " (first defined at line " + std::to_string(first->second) + ")");
             }
         }
+        return entries;
+    }
+
+    std::vector<TargetConfig> read_targets(const toml::table& root,
+                                           const TargetDefaults& defaults) {
+        std::vector<Placed> expects;  // each target's `expect`, where the file sets it
+        // An agent without targets still serves its own metrics.
+        auto targets = read_named_tables(
+            root, "targets", "target", [&](const toml::table& table, const std::string& path) {
+                expects.push_back({table.get("expect"), child_key(path, "expect")});
+                return read_target(table, path, defaults);
+            });
         warn_about_refused_logins(targets, expects);
         return targets;
+    }
+
+    std::vector<TargetConfig> read_modules(const toml::table& root,
+                                           const TargetDefaults& defaults) {
+        return read_named_tables(root, "modules", "module",
+                                 [&](const toml::table& table, const std::string& path) {
+                                     return read_module(table, path, defaults);
+                                 });
+    }
+
+    // A module: the settings of a target that say how to probe, not where or when.
+    TargetConfig read_module(const toml::table& table, const std::string& path,
+                             const TargetDefaults& defaults) {
+        check_known_keys(table, path, kModuleKeys);
+        TargetConfig module;
+        module.name =
+            checked(read_required_string(table, path, "name"), path, "name", check_no_control)
+                .value.value_or("");
+        module.port = 0;  // the request's, or the TLS mode's default
+        module.timeout = read_duration(table, path, "timeout")
+                             .value.value_or(defaults.timeout.value_or(kDefaultTimeout));
+        const Setting<std::vector<std::string>> probes =
+            checked(read_probes(table, path), path, "probes", check_module_probes);
+        module.probes = probes.value.value_or(std::vector{std::string(kDefaultModuleProbe)});
+        read_session_settings(table, path, defaults, module);
+        check_probe_requirements(table, path, "modules", probes, module, {});
+        return module;
+    }
+
+    // Probes of kinds with a table of their own ([targets.imap]) watch more than one server and
+    // are not for a module.
+    static std::optional<std::string> check_module_probes(const std::vector<std::string>& names) {
+        for (const std::string& name : names) {
+            if (find_probe(name)->has_own_table()) {
+                return "probe " + in_quotes(name) +
+                       " cannot run from a module (it needs its own table of a target)";
+            }
+        }
+        return std::nullopt;
+    }
+
+    ProbeEndpointConfig read_probe_endpoint(const toml::table& table,
+                                            const std::vector<TargetConfig>& targets) {
+        constexpr std::string_view path = "probe_endpoint";
+        check_known_keys(table, path, kProbeEndpointKeys);
+        ProbeEndpointConfig endpoint;
+        if (auto allow = read_string_list(table, path, "allow", "entries", check_allow_entry,
+                                          EmptyList::allowed)
+                             .value) {
+            endpoint.allow = std::move(*allow);
+        } else {
+            // By default only what the configuration probes anyway, whichever shard it is.
+            for (const TargetConfig& target : targets) {
+                if (!target.host.empty() && std::find(endpoint.allow.begin(), endpoint.allow.end(),
+                                                      target.host) == endpoint.allow.end())
+                    endpoint.allow.push_back(target.host);
+            }
+        }
+        if (auto interval = read_duration(table, path, "min_interval_per_host").value)
+            endpoint.min_interval_per_host = *interval;
+        return endpoint;
     }
 
     struct Placed {
@@ -463,13 +549,9 @@ class ConfigReader : public SettingsReader {
                 .value.value_or("");
         target.host = checked(read_required_string(table, path, "host"), path, "host", check_host)
                           .value.value_or("");
-        target.tls =
-            read_choice(table, path, "tls", kTlsModes, "TLS mode").value.value_or(defaults.tls);
+        read_session_settings(table, path, defaults, target);
         const Setting<int64_t> port = read_integer(table, path, "port", 1, 65535);
-        target.port = port.value ? static_cast<uint16_t>(*port.value)
-                                 : (target.tls == TlsMode::implicit ? kSubmissionsPort : kSmtpPort);
-        const std::string helo = read_helo(table, path).value.value_or("");
-        target.helo = helo.empty() ? defaults.helo : helo;
+        target.port = port.value ? static_cast<uint16_t>(*port.value) : default_port(target.tls);
         const Setting<Duration> interval = read_duration(table, path, "interval");
         const Setting<Duration> timeout = read_duration(table, path, "timeout");
         check_timeout_below_interval(interval, timeout, defaults, path, "from [defaults]");
@@ -477,20 +559,11 @@ class ConfigReader : public SettingsReader {
         target.timeout = timeout.value.value_or(defaults.timeout.value_or(kDefaultTimeout));
         const Setting<std::vector<std::string>> probes = read_probes(table, path);
         target.probes = probes.value.value_or(defaults.probes);
-        const std::string tls_options_path = child_key(path, "tls_options");
-        target.tls_options =
-            read_tls_options(read_section(table, path, "tls_options"), tls_options_path);
-        if (const toml::table* auth = find_section(table, path, "auth")) {
-            target.auth = read_auth(*auth, child_key(path, "auth"));
-        }
         target.allow_plaintext_auth =
             read<bool>(table, path, "allow_plaintext_auth").value.value_or(false);
         const Setting<Expectation> expect =
             read_choice(table, path, "expect", kExpectations, "expectation");
         target.expect = expect.value.value_or(Expectation::success);
-        if (const toml::table* message = find_section(table, path, "message")) {
-            target.message = read_message(*message, child_key(path, "message"));
-        }
         read_politeness(table, path, target);
         for (const ProbeKind* kind : all_probes()) {
             if (!kind->has_own_table()) continue;
@@ -501,8 +574,26 @@ class ConfigReader : public SettingsReader {
                 }
             }
         }
-        check_probe_requirements(table, path, probes, target, expect);
+        check_probe_requirements(table, path, "targets", probes, target, expect);
         return target;
+    }
+
+    // How a session with the server goes, the same in a target and a module: TLS mode, HELO
+    // name, TLS options, login and probe message.
+    void read_session_settings(const toml::table& table, const std::string& path,
+                               const TargetDefaults& defaults, TargetConfig& target) {
+        target.tls =
+            read_choice(table, path, "tls", kTlsModes, "TLS mode").value.value_or(defaults.tls);
+        const std::string helo = read_helo(table, path).value.value_or("");
+        target.helo = helo.empty() ? defaults.helo : helo;
+        target.tls_options = read_tls_options(read_section(table, path, "tls_options"),
+                                              child_key(path, "tls_options"));
+        if (const toml::table* auth = find_section(table, path, "auth")) {
+            target.auth = read_auth(*auth, child_key(path, "auth"));
+        }
+        if (const toml::table* message = find_section(table, path, "message")) {
+            target.message = read_message(*message, child_key(path, "message"));
+        }
     }
 
     // Each listed probe has the tables it needs and its own checks across the target's
@@ -510,6 +601,7 @@ class ConfigReader : public SettingsReader {
     // probes are invalid (already reported); a present but invalid table counts as present, so
     // it is reported once, not again here.
     void check_probe_requirements(const toml::table& table, const std::string& path,
+                                  std::string_view section,
                                   const Setting<std::vector<std::string>>& own_probes,
                                   const TargetConfig& target, const Setting<Expectation>& expect) {
         if (own_probes.present() && !own_probes.value) return;
@@ -519,8 +611,9 @@ class ConfigReader : public SettingsReader {
             expect_honoured = expect_honoured || kind.honours_expect();
             for (std::string_view needed : kind.required_tables()) {
                 if (table.contains(needed)) continue;
-                const std::string problem = "probe " + in_quotes(kind.name()) +
-                                            " needs a [targets." + std::string(needed) + "] table";
+                const std::string problem = "probe " + in_quotes(kind.name()) + " needs a [" +
+                                            std::string(section) + "." + std::string(needed) +
+                                            "] table";
                 if (own_probes.present()) {
                     error(own_probes.node->source(), child_key(path, "probes"), problem);
                 } else {
@@ -558,6 +651,10 @@ std::string machine_host_name() {
     std::array<char, 256> buffer{};
     if (gethostname(buffer.data(), buffer.size() - 1) != 0 || buffer[0] == '\0') return "localhost";
     return buffer.data();
+}
+
+uint16_t default_port(TlsMode tls) {
+    return tls == TlsMode::implicit ? kSubmissionsPort : kSmtpPort;
 }
 
 ConfigResult load_config_string(std::string_view text, const std::string& path_for_errors,

@@ -40,10 +40,25 @@ struct AgentConfig {
     Shard shard;
 };
 
+// [probe_endpoint]: what GET /probe may probe, and how often.
+struct ProbeEndpointConfig {
+    // Host names, domain wildcards ("*.example.com"), addresses and CIDRs (agent/probe_allow.hpp);
+    // by default the hosts of every configured target, whichever shard probes them.
+    std::vector<std::string> allow;
+    // The least time between two runs of one module on one server (host and port).
+    Duration min_interval_per_host = std::chrono::seconds(5);
+
+    bool operator==(const ProbeEndpointConfig&) const = default;
+};
+
 struct Config {
     std::string source_path;  // the file it was loaded from
     AgentConfig agent;
     std::vector<TargetConfig> targets;
+    // [[modules]], for /probe: each is read as a target without a host or port (name, probes,
+    // tls, helo, timeout, tls_options, auth, message); a request names the host and port.
+    std::vector<TargetConfig> modules;
+    ProbeEndpointConfig probe_endpoint;
 };
 
 struct ConfigResult {
@@ -60,6 +75,8 @@ ConfigResult load_config_string(std::string_view text, const std::string& path_f
 
 // This machine's host name, the default `helo`; "localhost" when it has none.
 std::string machine_host_name();
+// The port of a target or a /probe request that names none: 465 for implicit TLS, else 25.
+uint16_t default_port(TlsMode tls);
 
 // Keeps only the targets of this agent's shard (config.agent.shard).
 void keep_own_shard(Config& config);

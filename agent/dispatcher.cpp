@@ -25,7 +25,21 @@ Dispatcher::JobId Dispatcher::add(const JobSettings& settings, Clock::time_point
     return id;
 }
 
+Dispatcher::JobId Dispatcher::add_once(Clock::time_point now) {
+    const JobId id = next_id_++;
+    // Counted as a job that has run: it asks for one run, not for a first place in the queue.
+    const QueueKey key{true, now, arrivals_++, id};
+    once_.emplace(id, key);
+    queue_.insert(key);
+    return id;
+}
+
 void Dispatcher::remove(JobId id) {
+    if (const auto once = once_.find(id); once != once_.end()) {
+        queue_.erase(once->second);
+        once_.erase(once);
+        return;
+    }
     const auto found = jobs_.find(id);
     if (found == jobs_.end()) return;
     stop_waiting(found->second);
@@ -57,6 +71,12 @@ Dispatcher::Decisions Dispatcher::advance(Clock::time_point now, std::size_t in_
     }
     for (; in_use < max_in_flight_ && !queue_.empty(); ++in_use) {
         const JobId id = job_of(*queue_.begin());
+        if (const auto once = once_.find(id); once != once_.end()) {
+            decisions.starts.push_back({id, now - std::get<1>(once->second)});
+            queue_.erase(queue_.begin());
+            once_.erase(once);
+            continue;
+        }
         Job& job = jobs_.at(id);
         decisions.starts.push_back({id, now - job.waiting->planned});
         stop_waiting(job);

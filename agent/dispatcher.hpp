@@ -64,6 +64,10 @@ class Dispatcher {
     explicit Dispatcher(std::size_t max_in_flight) : max_in_flight_(max_in_flight) {}
 
     JobId add(const JobSettings& settings, Clock::time_point first_run);
+    // A single run asked for at `now`, outside any schedule (the /probe endpoint): it waits in
+    // the same queue as scheduled runs, behind those due before it, and is forgotten once
+    // advance() starts it; remove() takes it back while it waits. ended() is not called for it.
+    JobId add_once(Clock::time_point now);
     // Forgets the job: its waiting run goes uncounted, the end of its runs in flight is ignored.
     void remove(JobId job);
     void set_max_in_flight(std::size_t runs) { max_in_flight_ = runs; }
@@ -117,6 +121,7 @@ class Dispatcher {
     std::unordered_map<JobId, Job> jobs_;
     std::set<std::pair<Clock::time_point, JobId>> ticks_;  // each job's next tick
     std::set<QueueKey> queue_;                             // waiting runs, first served first
+    std::unordered_map<JobId, QueueKey> once_;             // single runs waiting (add_once)
 };
 
 }  // namespace mailcanary

@@ -3,6 +3,8 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <map>
 #include <string>
 #include <string_view>
@@ -79,6 +81,12 @@ Request to_handler_request(RequestMessage& message) {
     request.path = target.substr(0, question);
     if (question != std::string_view::npos) {
         request.query = parse_query(target.substr(question + 1));
+    }
+    for (const auto& field : message) {
+        std::string name(field.name_string());
+        std::transform(name.begin(), name.end(), name.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        request.headers.emplace(std::move(name), std::string(field.value()));
     }
     request.body = std::move(message.body());
     return request;

@@ -352,6 +352,14 @@ asio::awaitable<void> Server::State::accept(std::shared_ptr<State> state,
 
 asio::awaitable<std::optional<Response>> Server::State::respond(RequestMessage& request) {
     std::optional<Response> reply = call_handler(handler, request);
+    if (reply && reply->deferred) {
+        auto deferred = std::exchange(reply->deferred, nullptr);
+        try {
+            reply = co_await deferred();
+        } catch (...) {
+            co_return std::nullopt;
+        }
+    }
     if (!reply || !reply->render_body) co_return reply;
     auto render = std::exchange(reply->render_body, nullptr);
     try {

@@ -6,6 +6,7 @@
 #include <utility>  // before any Boost header: Boost 1.74 coroutines with g++ 12
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
@@ -29,8 +30,15 @@ struct Request {
     std::string path;    // the target up to '?', not decoded
     // Decoded (%XX, '+'); a repeated key keeps its first value.
     std::map<std::string, std::string> query;
+    // Header fields by name in lower case; a repeated field keeps its first value.
+    std::map<std::string, std::string> headers;
     std::string body;
 };
+
+struct Response;
+// Makes the response on the server's loop, later: a coroutine that waits (for a probe run)
+// without holding the loop up.
+using Deferred = std::function<boost::asio::awaitable<Response>()>;
 
 struct Response {
     unsigned status = 200;  // 200..599; anything else is answered with 500
@@ -41,6 +49,9 @@ struct Response {
     // costly body (a large /metrics) does not hold up everything else; it may only touch
     // thread-safe state. Throwing gives the client a 500.
     std::function<std::string()> render_body;
+    // When set, the response is what this coroutine gives (everything else here is ignored).
+    // It may outlive the handler's owner: it must hold what it uses. Throwing gives a 500.
+    Deferred deferred;
 };
 
 inline Response plain_text(unsigned status, std::string body) {

@@ -49,9 +49,9 @@ int main(int argc, char** argv) {
     // --config.check and --probe see every target; a running agent only its shard's.
     if (loaded.config && !options.config_check && !options.probe_target)
         keep_own_shard(*loaded.config);
-    std::vector<std::shared_ptr<CompiledTarget>> targets;
+    CompiledLoad compiled;
     if (loaded.config) {
-        targets = compile_targets(
+        compiled = compile_load(
             *loaded.config, loaded.errors,
             options.config_check ? SecretPolicy::load_if_present : SecretPolicy::load_or_create);
     }
@@ -87,7 +87,8 @@ int main(int argc, char** argv) {
         return 0;
     }
     log_config_warnings(loaded.warnings);
-    if (options.probe_target) return probe_once(*loaded.config, targets, *options.probe_target);
+    if (options.probe_target)
+        return probe_once(*loaded.config, compiled.targets, *options.probe_target);
 
     // Every run in flight holds a socket, and the default cap on runs follows this limit.
     std::string problem;
@@ -95,7 +96,7 @@ int main(int argc, char** argv) {
     if (!problem.empty()) log::warn("cannot raise the descriptor limit", {{"error", problem}});
 
     boost::asio::io_context io(1);
-    Agent agent(io, options, std::move(*loaded.config), std::move(targets), web_config);
+    Agent agent(io, options, std::move(*loaded.config), std::move(compiled), web_config);
     const int exit_code = agent.run();
     stop_blocking_work();  // workers post results to `io`: stop them while `io` still exists
     return exit_code;

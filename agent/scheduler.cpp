@@ -43,6 +43,22 @@ SkipReason skip_reason(HeldBack held_back) {
     return SkipReason::backoff;
 }
 
+// The probe's outcome; a bug in it (an exception) must not take the agent down: it shows up as a
+// failed run.
+asio::awaitable<Outcome> run_guarded(const ProbeKind& probe, ProbeRun run) {
+    try {
+        // A probe notices a stop only once it has registered for it: one asked to stop between
+        // its start and now (a reload or a shutdown right after) must not begin.
+        if (run.stop.requested()) co_return Outcome::stopped();
+        co_return co_await probe.run(run);
+    } catch (const std::exception& error) {
+        auto outcome = Outcome::failed(FailureReason::protocol,
+                                       std::string("internal error: ") + error.what());
+        run.transcript.note(outcome.detail);
+        co_return outcome;
+    }
+}
+
 }  // namespace
 
 struct Scheduler::Job {
@@ -87,6 +103,18 @@ struct Scheduler::ActiveRun {
     std::shared_ptr<RunGroup> group;
     StopSignal stop;
     RunGroup::Member member;
+};
+
+// A run asked for by run_now(): its slot (`member`) is taken by dispatch() when the dispatcher
+// starts it, so that it counts at once, and the asker is woken.
+struct Scheduler::Asked {
+    Asked(const asio::any_io_executor& executor, std::shared_ptr<RunGroup> runs)
+        : slot_given(executor), group(std::move(runs)) {}
+
+    asio::steady_timer slot_given;  // waited on until it has a slot, or until its deadline
+    std::shared_ptr<RunGroup> group;
+    StopSignal stop;
+    std::optional<RunGroup::Member> member;  // set while it holds a slot
 };
 
 Scheduler::Scheduler(asio::any_io_executor executor, Metrics& metrics, ResultStore& results,
@@ -201,6 +229,9 @@ void Scheduler::stop() {
     wakeup_->timer.cancel();
     for (auto& [key, job] : jobs_) retire(*job);
     jobs_.clear();
+    for (auto& [id, asked] : asked_) asked->slot_given.cancel();  // they will not get one
+    asked_.clear();
+    runs_->stop();  // the asked runs in flight too
 }
 
 void Scheduler::dispatch() {
@@ -208,6 +239,13 @@ void Scheduler::dispatch() {
     const auto decisions = dispatcher_.advance(now, runs_->slots());
     for (const auto& skip : decisions.skips) by_id_.at(skip.job)->series->record_skip(skip.reason);
     for (const auto& start : decisions.starts) {
+        if (const auto asked = asked_.find(start.job); asked != asked_.end()) {
+            metrics_.observe_lateness(start.lateness);
+            asked->second->member.emplace(*runs_, asked->second.get(), asked->second->stop);
+            asked->second->slot_given.cancel();
+            asked_.erase(asked);
+            continue;
+        }
         const auto& job = by_id_.at(start.job);
         // Its server throttles the agent or a budget is spent: the tick goes by without a run.
         if (const auto held_back = job->probe.hold_back(*job->target, now)) {
@@ -245,22 +283,9 @@ asio::awaitable<void> Scheduler::run_once(std::unique_ptr<ActiveRun> run) {
     const auto started = Clock::now();
     // The function captures one pointer, so every run's call gets it without allocating.
     const std::function<void()> waiting = [active = run.get()] { active->release_slot(); };
-    try {
-        // A probe notices a stop only once it has registered for it: one asked to stop between
-        // its start and now (a reload or a shutdown right after) must not begin.
-        if (run->stop.requested()) {
-            result.outcome = Outcome::stopped();
-        } else {
-            result.outcome = co_await job->probe.run(
-                ProbeRun{*target, started + target->config.timeout, run_metrics, result.transcript,
-                         run->stop, waiting});
-        }
-    } catch (const std::exception& error) {
-        // A bug must not take the agent down with it; it shows up as a failed run.
-        result.outcome = Outcome::failed(FailureReason::protocol,
-                                         std::string("internal error: ") + error.what());
-        result.transcript.note(result.outcome.detail);
-    }
+    result.outcome = co_await run_guarded(
+        job->probe, ProbeRun{*target, started + target->config.timeout, run_metrics,
+                             result.transcript, run->stop, waiting});
     run.reset();  // its slot, if it still held one, comes free
     if (wakeup->stopped) co_return;
     if (!job->retired) {
@@ -278,6 +303,53 @@ asio::awaitable<void> Scheduler::run_once(std::unique_ptr<ActiveRun> run) {
         }
     }
     dispatch();
+}
+
+asio::awaitable<Scheduler::AskedRun> Scheduler::run_now(
+    std::shared_ptr<const CompiledTarget> target, const ProbeKind& probe,
+    Clock::time_point deadline) {
+    AskedRun asked_run;
+    if (wakeup_->stopped) {
+        asked_run.result.outcome = Outcome::stopped();
+        co_return asked_run;
+    }
+    // As in run_once: once the wakeup is stopped, the scheduler may be gone.
+    const std::shared_ptr<Wakeup> wakeup = wakeup_;
+    const auto asked = std::make_shared<Asked>(executor_, runs_);
+    const auto id = dispatcher_.add_once(Clock::now());
+    asked_.emplace(id, asked);
+    dispatch();  // starts it at once while the cap allows
+    if (!asked->member) {
+        boost::system::error_code ignored;
+        asked->slot_given.expires_at(deadline);
+        co_await asked->slot_given.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    }
+    if (!asked->member) {
+        if (wakeup->stopped) {
+            asked_run.result.outcome = Outcome::stopped();
+            co_return asked_run;
+        }
+        dispatcher_.remove(id);
+        asked_.erase(id);
+        metrics_.set_queued(dispatcher_.queued());
+        asked_run.result.outcome =
+            Outcome::failed(FailureReason::timeout,
+                            "no slot came free under max_concurrent_probes before the deadline");
+        co_return asked_run;
+    }
+    const auto started = Clock::now();
+    const std::function<void()> waiting = [asked, wakeup, this] {
+        asked->member->release_slot();
+        if (!wakeup->stopped) dispatch();
+    };
+    asked_run.result.outcome =
+        co_await run_guarded(probe, ProbeRun{*target, deadline, asked_run.metrics,
+                                             asked_run.result.transcript, asked->stop, waiting});
+    asked_run.result.duration = Clock::now() - started;
+    asked_run.result.finished = std::chrono::system_clock::now();
+    asked->member.reset();  // its slot comes free
+    if (!wakeup->stopped) dispatch();
+    co_return asked_run;
 }
 
 }  // namespace mailcanary

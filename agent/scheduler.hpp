@@ -31,6 +31,7 @@ namespace mailcanary {
 
 class Scheduler {
   public:
+    using Clock = std::chrono::steady_clock;
     using ProbeLookup = std::function<const ProbeKind*(std::string_view)>;
     using RunObserver =
         std::function<void(const CompiledTarget&, std::string_view probe, const RunResult&)>;
@@ -55,6 +56,18 @@ class Scheduler {
     // Called after every completed run (logging).
     void on_run(RunObserver observer) { observer_ = std::move(observer); }
 
+    // What a run asked for by run_now() gives back: no series or result store keeps it.
+    struct AskedRun {
+        RunResult result;
+        RunMetrics metrics;
+    };
+    // One run of `probe` on `target` now, outside any schedule (the /probe endpoint): it waits
+    // for a slot under the same cap as scheduled runs, in the same queue, and ends by
+    // `deadline`. A run that got no slot by then fails with `timeout`; one stopped by a
+    // shutdown is `cancelled`.
+    boost::asio::awaitable<AskedRun> run_now(std::shared_ptr<const CompiledTarget> target,
+                                             const ProbeKind& probe, Clock::time_point deadline);
+
     // Stops every job for good and asks runs in flight to stop (they say QUIT where they can).
     void stop();
     // Runs in flight that hold a slot (use the network; the cap counts these).
@@ -67,8 +80,8 @@ class Scheduler {
   private:
     struct Job;
     struct ActiveRun;
+    struct Asked;
     struct Wakeup;
-    using Clock = std::chrono::steady_clock;
     using JobKey = std::pair<std::string, std::string>;  // (target, probe)
 
     struct Start {
@@ -95,6 +108,7 @@ class Scheduler {
     Dispatcher dispatcher_;
     std::map<JobKey, std::shared_ptr<Job>> jobs_;
     std::unordered_map<Dispatcher::JobId, std::shared_ptr<Job>> by_id_;
+    std::unordered_map<Dispatcher::JobId, std::shared_ptr<Asked>> asked_;  // waiting for a slot
     std::shared_ptr<RunGroup> runs_;  // shared with the runs, which may outlive the scheduler
     std::shared_ptr<Wakeup> wakeup_;  // shared with its loop and the runs, likewise
 };

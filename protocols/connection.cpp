@@ -121,6 +121,10 @@ asio::awaitable<void> Connection::connect(Endpoint endpoint, error_code& ec) {
     // A deadline that passed between tries (or a stop) ends them as a timeout (or a stop) too.
     refuse(ec);
     if (ec) co_return;
+    if (metrics_ != nullptr && !metrics_->ip_version) {
+        error_code ignored;
+        metrics_->ip_version = socket_.remote_endpoint(ignored).address().is_v6() ? 6 : 4;
+    }
     request_arrival_times(socket_);  // replies are timed by their arrival
 }
 

@@ -44,6 +44,7 @@ struct RunMetrics {
     std::vector<PhaseSpan> phase_spans;                     // the same time, as a waterfall
     std::optional<std::chrono::system_clock::time_point> cert_not_after;  // earliest in chain
     // Negotiated once the server's hello arrived: known when verification then failed, too.
+    std::optional<unsigned> ip_version;  // 4 or 6: the address the run's first connection reached
     std::optional<std::string> tls_version;
     std::optional<std::string> tls_cipher;
     std::optional<CertificateFacts> certificate;

@@ -33,8 +33,7 @@ Agent& agent() {
             require(loaded.config.has_value(), "an empty configuration loads");
             CliOptions options;
             options.config_file = "/nonexistent/mailcanary-fuzz.toml";
-            agent.emplace(io, std::move(options), std::move(*loaded.config),
-                          std::vector<std::shared_ptr<CompiledTarget>>{});
+            agent.emplace(io, std::move(options), std::move(*loaded.config), CompiledLoad{});
         }
         boost::asio::io_context io;
         std::optional<Agent> agent;

@@ -530,7 +530,7 @@ TEST_F(AgentIntegration, ShippedExampleConfigsAreValidAndCheckingLeavesNoTrace) 
         if (entry.path().extension() == ".toml") configs.push_back(entry.path());
     }
     fs::permissions(copy / "wrong-password.txt", fs::perms::owner_read | fs::perms::owner_write);
-    EXPECT_EQ(configs.size(), 7u);
+    EXPECT_EQ(configs.size(), 8u);
     for (const auto& config : configs) {
         const auto run =
             run_binary({"--config.file=" + config.string(), "--config.check"}, dir_ / "check.txt");

@@ -70,9 +70,15 @@ struct HttpReply {
     std::string content_type;
 };
 
-inline HttpReply http(const std::string& method, const std::string& url) {
+// `headers`: "Name: value" lines sent besides curl's own.
+inline HttpReply http(const std::string& method, const std::string& url,
+                      const std::vector<std::string>& headers = {}) {
     HttpReply reply;
     CURL* curl = curl_easy_init();
+    curl_slist* header_list = nullptr;
+    for (const std::string& header : headers)
+        header_list = curl_slist_append(header_list, header.c_str());
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, header_list);
     curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
@@ -85,6 +91,7 @@ inline HttpReply http(const std::string& method, const std::string& url) {
         if (type != nullptr) reply.content_type = type;
     }
     curl_easy_cleanup(curl);
+    curl_slist_free_all(header_list);
     return reply;
 }
 

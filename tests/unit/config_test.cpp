@@ -2563,5 +2563,87 @@ probes = ["connect"]
     }
 }
 
+// --- [[modules]] and [probe_endpoint]
+
+TEST(ConfigModules, AModuleIsReadAsATargetWithoutHostOrPort) {
+    const ScopedEnv password(kPasswordVariable, std::string(kEnvPassword).c_str());
+    const auto result = load(
+        "[defaults]\nhelo = \"canary.example.org\"\ntimeout = \"7s\"\n"
+        "[[modules]]\nname = \"submission\"\nprobes = [\"connect\", \"auth\"]\n"
+        "tls = \"implicit\"\ntimeout = \"3s\"\n"
+        "[modules.tls_options]\nserver_name = \"mail.example.org\"\n"
+        "[modules.auth]\nusername = \"u\"\npassword_env = \"MAILCANARY_TEST_PASSWORD\"\n"
+        "[[modules]]\nname = \"plain\"\n");
+    ASSERT_TRUE(result.config) << all_of(result.errors);
+    ASSERT_EQ(result.config->modules.size(), 2u);
+    const TargetConfig& submission = result.config->modules[0];
+    EXPECT_EQ(submission.name, "submission");
+    EXPECT_EQ(submission.probes, (std::vector<std::string>{"connect", "auth"}));
+    EXPECT_EQ(submission.tls, TlsMode::implicit);
+    EXPECT_EQ(submission.timeout, 3s);
+    EXPECT_EQ(submission.helo, "canary.example.org") << "from [defaults]";
+    EXPECT_EQ(submission.tls_options.server_name, "mail.example.org");
+    ASSERT_TRUE(submission.auth);
+    EXPECT_EQ(submission.auth->username, "u");
+    EXPECT_TRUE(submission.host.empty());
+    const TargetConfig& plain = result.config->modules[1];
+    EXPECT_EQ(plain.probes, (std::vector<std::string>{"connect"}));
+    EXPECT_EQ(plain.tls, TlsMode::starttls);
+    EXPECT_EQ(plain.timeout, 7s) << "from [defaults]";
+}
+
+TEST(ConfigModules, MistakesAreLocated) {
+    expect_errors(load("[[modules]]\nname = \"m\"\nhost = \"mx.example.net\"\n"),
+                  {{3, 1, "modules[1].host", "unknown key"}});
+    expect_errors(load("[[modules]]\nprobes = [\"connect\"]\n"),
+                  {{1, 1, "modules[1].name", "missing"}});
+    expect_errors(load("[[modules]]\nname = \"m\"\nprobes = [\"auth\"]\n"),
+                  {{3, 10, "modules[1].probes", "needs a [modules.auth] table"}});
+    expect_errors(load("[[modules]]\nname = \"m\"\nprobes = [\"imap\"]\n"),
+                  {{3, 10, "modules[1].probes", "cannot run from a module"}});
+    expect_errors(load("[[modules]]\nname = \"m\"\ntimout = \"3s\"\n"),
+                  {{3, 1, "modules[1].timout", "did you mean \"timeout\""}});
+    expect_errors(
+        load("[[modules]]\nname = \"m\"\n[[modules]]\nname = \"m\"\n"),
+        {{4, 8, "modules[2].name", "duplicate module name \"m\" (first defined at line 2)"}});
+    expect_errors(load("modules = 3\n"), {{1, 11, "modules", "an array of tables ([[modules]])"}});
+}
+
+TEST(ConfigProbeEndpoint, AllowsTheConfiguredTargetsHostsByDefault) {
+    const auto result = load(std::string(kTarget) +
+                             "[[targets]]\nname = \"mx2\"\nhost = "
+                             "\"mx1.example.net\"\nport = 587\n"
+                             "[[targets]]\nname = \"mx3\"\nhost = "
+                             "\"192.0.2.25\"\n");
+    ASSERT_TRUE(result.config) << all_of(result.errors);
+    EXPECT_EQ(result.config->probe_endpoint.allow,
+              (std::vector<std::string>{"mx1.example.net", "192.0.2.25"}));
+    EXPECT_EQ(result.config->probe_endpoint.min_interval_per_host, 5s);
+}
+
+TEST(ConfigProbeEndpoint, ReadsTheAllowListAndTheInterval) {
+    const auto result = load(std::string(kTarget) +
+                             "[probe_endpoint]\nallow = [\"*.example.com\", \"10.0.0.0/8\"]\n"
+                             "min_interval_per_host = \"30s\"\n");
+    ASSERT_TRUE(result.config) << all_of(result.errors);
+    EXPECT_EQ(result.config->probe_endpoint.allow,
+              (std::vector<std::string>{"*.example.com", "10.0.0.0/8"}));
+    EXPECT_EQ(result.config->probe_endpoint.min_interval_per_host, 30s);
+    const auto none = load(std::string(kTarget) + "[probe_endpoint]\nallow = []\n");
+    ASSERT_TRUE(none.config) << all_of(none.errors);
+    EXPECT_TRUE(none.config->probe_endpoint.allow.empty()) << "an empty list allows nothing";
+}
+
+TEST(ConfigProbeEndpoint, MistakesAreLocated) {
+    expect_errors(load("[probe_endpoint]\nallow = [\"mx.*.example.com\"]\n"),
+                  {{2, 10, "probe_endpoint.allow[1]", "leading \"*.\""}});
+    expect_errors(load("[probe_endpoint]\nallow = [\"10.0.0.0/40\"]\n"),
+                  {{2, 10, "probe_endpoint.allow[1]", "is not a CIDR"}});
+    expect_errors(load("[probe_endpoint]\nmin_interval = \"5s\"\n"),
+                  {{2, 1, "probe_endpoint.min_interval", "unknown key"}});
+    expect_errors(load("[probe_endpoint]\nmin_interval_per_host = \"soon\"\n"),
+                  {{2, 25, "probe_endpoint.min_interval_per_host", ""}});
+}
+
 }  // namespace
 }  // namespace mailcanary

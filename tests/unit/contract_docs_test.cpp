@@ -7,6 +7,7 @@
 #include <sstream>
 #include <string>
 
+#include "agent/probe_endpoint.hpp"
 #include "probes/probe_kind.hpp"
 #include "probes/registry.hpp"
 #include "protocols/failure_reason.hpp"
@@ -23,6 +24,9 @@ std::string source_file(const std::string& path) {
 }
 
 std::string metrics_doc() { return source_file("docs/metrics.md"); }
+
+// The section of the series /probe answers with, which /metrics does not serve.
+constexpr std::string_view kProbeEndpointHeading = "## /probe";
 
 // The names in the first column ("| `name` | ...") of the table that follows `heading`, up to
 // the next heading.
@@ -82,12 +86,31 @@ TEST(ContractDocs, EveryMetricFamilyIsDocumentedAndNoOther) {
     std::set<std::string> documented;
     std::istringstream doc(metrics_doc());
     for (std::string line; std::getline(doc, line);) {
+        if (line == kProbeEndpointHeading) break;  // not /metrics: the next test's
         if (!line.starts_with("| `")) continue;
         const std::string name = line.substr(3, line.find('`', 3) - 3);
         if (name.starts_with("mailcanary_") || name.starts_with("process_"))
             documented.insert(name);
     }
     EXPECT_EQ(documented, families);
+}
+
+// The families /probe can answer with (every one present: TLS, a phase, a failure) against the
+// first column of the "/probe" section.
+TEST(ContractDocs, EveryProbeEndpointFamilyIsDocumentedAndNoOther) {
+    ProbeRuns runs;
+    Scheduler::AskedRun run;
+    run.metrics.tls_version = "TLSv1.3";
+    run.metrics.cert_not_after = std::chrono::system_clock::now();
+    run.metrics.add_phase(Phase::banner, std::chrono::milliseconds(1));
+    run.result.outcome = Outcome::failed(FailureReason::tls_cert_expired, "expired");
+    runs.runs.push_back({"connect", std::move(run)});
+    std::set<std::string> families;
+    std::istringstream text(render_probe_metrics(runs));
+    for (std::string line; std::getline(text, line);) {
+        if (line.starts_with("# TYPE ")) families.insert(line.substr(7, line.find(' ', 7) - 7));
+    }
+    EXPECT_EQ(first_column(metrics_doc(), std::string(kProbeEndpointHeading)), families);
 }
 
 TEST(ContractDocs, TheNamesAreTheEnumeratorsInOrder) {

@@ -306,6 +306,45 @@ TEST(Dispatcher, ARemovedJobLeavesTheQueueUncounted) {
     dispatcher.ended(a, RunEnd::timed_out, kStart + 1h);  // a run that outlived its job
 }
 
+// --- Single runs asked for (/probe)
+// ------------------------------------------------------------------
+
+TEST(Dispatcher, AnAskedRunStartsAtOnceWhileTheCapAllows) {
+    Dispatcher dispatcher(2);
+    const JobId asked = dispatcher.add_once(kStart + 1s);
+    const auto decisions = dispatcher.advance(kStart + 1s, 1);
+    ASSERT_EQ(decisions.starts.size(), 1u);
+    EXPECT_EQ(decisions.starts[0].job, asked);
+    EXPECT_EQ(dispatcher.queued(), 0u);
+    EXPECT_EQ(dispatcher.next_wakeup(), std::nullopt) << "it has no schedule";
+    dispatcher.ended(asked, RunEnd::answered, kStart + 2s);  // unknown by then: nothing happens
+}
+
+TEST(Dispatcher, AnAskedRunWaitsAtTheCapBehindRunsDueBeforeIt) {
+    Dispatcher dispatcher(1);
+    dispatcher.add({.interval = 10s, .timeout = 3s}, kStart);
+    const JobId b = dispatcher.add({.interval = 10s, .timeout = 3s}, kStart);
+    ASSERT_EQ(dispatcher.advance(kStart, 0).starts.size(), 1u);
+    const JobId asked = dispatcher.add_once(kStart + 1s);
+    EXPECT_TRUE(dispatcher.advance(kStart + 1s, 1).starts.empty()) << "the cap is reached";
+    EXPECT_EQ(dispatcher.queued(), 2u);
+    const auto freed = dispatcher.advance(kStart + 2s, 0);
+    ASSERT_EQ(freed.starts.size(), 1u);
+    EXPECT_EQ(freed.starts[0].job, b) << "b was due first";
+    const auto next = dispatcher.advance(kStart + 3s, 0);
+    ASSERT_EQ(next.starts.size(), 1u);
+    EXPECT_EQ(next.starts[0].job, asked);
+    EXPECT_EQ(next.starts[0].lateness, 2s);
+}
+
+TEST(Dispatcher, AnAskedRunTakenBackLeavesTheQueue) {
+    Dispatcher dispatcher(1);
+    const JobId asked = dispatcher.add_once(kStart);
+    dispatcher.remove(asked);
+    EXPECT_EQ(dispatcher.queued(), 0u);
+    EXPECT_TRUE(dispatcher.advance(kStart + 1s, 0).starts.empty());
+}
+
 // --- Backoff
 // --------------------------------------------------------------------------------------
 

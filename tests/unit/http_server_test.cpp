@@ -11,7 +11,10 @@
 #include <gtest/gtest.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -263,6 +266,46 @@ TEST_F(HttpServerTest, BodiesToRenderAreMadeOffTheLoopWhileItServesOthers) {
     const auto head = slow.request("HEAD /slow HTTP/1.1\r\nHost: x\r\n\r\n", true);
     EXPECT_EQ(head[bhttp::field::content_length], "8");
     EXPECT_TRUE(head.body().empty());
+}
+
+TEST_F(HttpServerTest, DeferredResponsesWaitWithoutHoldingTheLoop) {
+    asio::steady_timer finish(context_);
+    finish.expires_at(asio::steady_timer::time_point::max());
+    start({}, "127.0.0.1:0", [&](const Request& request) {
+        if (request.path != "/later") return echo(request);
+        Response response;
+        response.deferred =
+            [&finish, header = request.headers.at("x-wait-for")]() -> asio::awaitable<Response> {
+            boost::system::error_code ignored;
+            co_await finish.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+            co_return plain_text(202, "waited for " + header);
+        };
+        return response;
+    });
+    Client later = connect();
+    EXPECT_FALSE(later.send("GET /later HTTP/1.1\r\nHost: x\r\nX-Wait-For: the timer\r\n\r\n"));
+    context_.run_for(50ms);
+    // The deferred response waits on the loop: another client is still answered.
+    Client other = connect();
+    EXPECT_EQ(other.request("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n").body(), "GET /fast");
+    finish.cancel();
+    const auto response = later.receive();
+    ASSERT_FALSE(later.last_error()) << later.last_error().message();
+    EXPECT_EQ(response.result_int(), 202u);
+    EXPECT_EQ(response.body(), "waited for the timer");
+}
+
+TEST_F(HttpServerTest, AFailedDeferredResponseBecomes500) {
+    start({}, "127.0.0.1:0", [](const Request&) {
+        Response response;
+        response.deferred = []() -> asio::awaitable<Response> {
+            throw std::runtime_error("deferred bug");
+            co_return Response();
+        };
+        return response;
+    });
+    Client client = connect();
+    EXPECT_EQ(client.request("GET / HTTP/1.1\r\nHost: x\r\n\r\n").result_int(), 500u);
 }
 
 TEST_F(HttpServerTest, BodiesToRenderAreMadeInlineWithoutARenderExecutor) {

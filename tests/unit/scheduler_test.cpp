@@ -7,6 +7,8 @@
 #include <map>
 
 #include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -372,6 +374,83 @@ TEST_F(SchedulerTest, StopCancelsRunsInFlight) {
     EXPECT_EQ(value_of(metrics_.serialize(),
                        R"(mailcanary_probe_runs_total{probe="slow",target="slow"})"),
               -1);
+}
+
+// --- Runs asked for now (/probe)
+
+// Runs `run_now` on the loop and keeps what it gave.
+struct AskedOnce {
+    std::optional<Scheduler::AskedRun> run;
+    Clock::time_point ended;
+};
+
+void ask(asio::io_context& io, Scheduler& scheduler, std::shared_ptr<const CompiledTarget> target,
+         const ProbeKind& probe, Clock::duration timeout, AskedOnce& into) {
+    asio::co_spawn(
+        io,
+        [&scheduler, target, &probe, timeout, &into]() -> asio::awaitable<void> {
+            into.run = co_await scheduler.run_now(target, probe, Clock::now() + timeout);
+            into.ended = Clock::now();
+        },
+        asio::detached);
+}
+
+TEST_F(SchedulerTest, AnAskedRunRunsTheProbeAndLeavesNoSeries) {
+    AskedOnce asked;
+    ask(io_, scheduler_, target("adhoc", "instant", 1s), kInstantProbe, 1s, asked);
+    io_.run_for(100ms);
+    ASSERT_TRUE(asked.run);
+    EXPECT_TRUE(asked.run->result.outcome.success());
+    ASSERT_EQ(g_log.starts.size(), 1u);
+    EXPECT_EQ(scheduler_.in_flight(), 0u) << "its slot was given back";
+    EXPECT_EQ(metrics_.serialize().find("adhoc"), std::string::npos);
+    EXPECT_TRUE(results_.all().empty());
+}
+
+TEST_F(SchedulerTest, AnAskedRunWaitsForASlotUnderTheCap) {
+    scheduler_.set_max_in_flight(1);
+    AskedOnce first;
+    AskedOnce second;
+    ask(io_, scheduler_, target("a", "slow", 1s), kSlowProbe, 1s, first);
+    ask(io_, scheduler_, target("b", "slow", 1s), kSlowProbe, 1s, second);
+    io_.run_for(60ms);
+    EXPECT_EQ(g_log.starts.size(), 1u) << "the second waits while the first holds the slot";
+    EXPECT_EQ(scheduler_.queued(), 1u);
+    io_.run_for(400ms);
+    ASSERT_TRUE(first.run && second.run);
+    EXPECT_TRUE(second.run->result.outcome.success());
+    ASSERT_EQ(g_log.starts.size(), 2u);
+    EXPECT_GE(g_log.starts[1].second - g_log.starts[0].second, 110ms);
+}
+
+TEST_F(SchedulerTest, AnAskedRunThatGetsNoSlotByItsDeadlineTimesOut) {
+    scheduler_.set_max_in_flight(1);
+    AskedOnce holder;
+    AskedOnce late;
+    ask(io_, scheduler_, target("a", "slow", 1s), kSlowProbe, 1s, holder);
+    ask(io_, scheduler_, target("b", "instant", 1s), kInstantProbe, 40ms, late);
+    io_.run_for(80ms);
+    ASSERT_TRUE(late.run);
+    ASSERT_TRUE(late.run->result.outcome.failure);
+    EXPECT_EQ(*late.run->result.outcome.failure, FailureReason::timeout);
+    EXPECT_EQ(scheduler_.queued(), 0u) << "taken back from the queue";
+    io_.run_for(200ms);
+    EXPECT_EQ(g_log.starts.size(), 1u) << "it never ran";
+}
+
+TEST_F(SchedulerTest, StopEndsAskedRunsRunningAndWaiting) {
+    scheduler_.set_max_in_flight(1);
+    AskedOnce running;
+    AskedOnce waiting;
+    ask(io_, scheduler_, target("a", "slow", 1s), kSlowProbe, 1s, running);
+    ask(io_, scheduler_, target("b", "slow", 1s), kSlowProbe, 1s, waiting);
+    io_.run_for(20ms);
+    scheduler_.stop();
+    io_.run_for(50ms);
+    ASSERT_TRUE(running.run && waiting.run);
+    EXPECT_TRUE(running.run->result.outcome.cancelled);
+    EXPECT_TRUE(waiting.run->result.outcome.cancelled);
+    EXPECT_EQ(g_log.cancelled, 1);
 }
 
 TEST(SchedulerLifetime, ARunInFlightOutlivesTheScheduler) {
