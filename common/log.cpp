@@ -1,8 +1,10 @@
 #include "common/log.hpp"
 
+#include "common/duration.hpp"
+#include "common/json_writer.hpp"
+
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <string>
 
 namespace mailcanary::log {
@@ -25,51 +27,6 @@ std::string_view level_name(Level level) {
     return "info";
 }
 
-std::string timestamp() {
-    const auto now = std::chrono::system_clock::now();
-    const auto time = std::chrono::system_clock::to_time_t(now);
-    const auto millis =
-        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
-        1000;
-    std::tm utc{};
-    gmtime_r(&time, &utc);
-    char text[96];
-    std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
-                  utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-                  static_cast<int>(millis));
-    return text;
-}
-
-void append_escaped(std::string& out, std::string_view value) {
-    for (const char c : value) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    char escaped[8];
-                    std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
-                    out += escaped;
-                } else {
-                    out += c;
-                }
-        }
-    }
-}
-
 void append_logfmt(std::string& out, std::string_view key, std::string_view value) {
     if (!out.empty()) out += ' ';
     out += key;
@@ -80,16 +37,16 @@ void append_logfmt(std::string& out, std::string_view key, std::string_view valu
         out += value;
     } else {
         out += '"';
-        append_escaped(out, value);
+        append_json_escaped(out, value);
         out += '"';
     }
 }
 
 void append_json(std::string& out, std::string_view key, std::string_view value) {
     out += out.empty() ? "{\"" : ",\"";
-    append_escaped(out, key);
+    append_json_escaped(out, key);
     out += "\":\"";
-    append_escaped(out, value);
+    append_json_escaped(out, value);
     out += '"';
 }
 
@@ -119,7 +76,7 @@ void write(Level level, std::string_view message, Fields fields) {
     if (!enabled(level)) return;
     const auto append = g_format == Format::json ? append_json : append_logfmt;
     std::string line;
-    append(line, "ts", timestamp());
+    append(line, "ts", utc_timestamp(std::chrono::system_clock::now()));
     append(line, "level", level_name(level));
     append(line, "msg", message);
     for (const auto& [key, value] : fields) append(line, key, value);
