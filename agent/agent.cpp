@@ -13,6 +13,7 @@
 
 #include "agent/basic_auth.hpp"
 #include "agent/descriptor_limit.hpp"
+#include "agent/status_api.hpp"
 #include "agent/status_page.hpp"
 #include "agent/version.hpp"
 #include "common/log.hpp"
@@ -324,14 +325,13 @@ http::Response Agent::handle(const http::Request& request) {
         const bool ok = reload(report);
         return http::plain_text(ok ? 200 : 500, report);
     }
-    if (request.path == "/" && read_only) {
+    if (request.path == "/" && read_only) return serve_status_page();
+    if (request.path == "/results" && read_only) return render_results(results_, request);
+    if (is_status_api_path(request.path) && read_only) {
         const RunSlots slots{scheduler_.in_flight(), scheduler_.queued(),
                              scheduler_.max_in_flight()};
-        auto response = http::plain_text(200, render_status_page(config_, results_, slots));
-        response.content_type = "text/html; charset=utf-8";
-        return response;
+        return serve_status_api({config_, results_, slots}, request);
     }
-    if (request.path == "/results" && read_only) return render_results(results_, request);
     if (request.path == "/probe" && read_only) {
         if (stopping_) return http::plain_text(503, "Stopping\n");
         return probe_endpoint_.handle(request, std::chrono::steady_clock::now());
@@ -340,7 +340,7 @@ http::Response Agent::handle(const http::Request& request) {
     const bool known = request.path == "/metrics" || request.path == "/-/healthy" ||
                        request.path == "/-/ready" || request.path == "/-/reload" ||
                        request.path == "/" || request.path == "/results" ||
-                       request.path == "/probe";
+                       request.path == "/probe" || is_status_api_path(request.path);
     if (!known) return http::plain_text(404, "not found: " + request.path + "\n");
     auto response = http::plain_text(
         405, "method " + request.method + " not allowed for " + request.path + "\n");

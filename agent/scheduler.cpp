@@ -293,6 +293,8 @@ asio::awaitable<void> Scheduler::run_once(std::unique_ptr<ActiveRun> run) {
         if (!result.outcome.cancelled) {
             result.duration = Clock::now() - started;
             result.finished = std::chrono::system_clock::now();
+            result.phase_durations = run_metrics.phase_durations;
+            if (run_metrics.delivery) result.delivery = run_metrics.delivery->after_acceptance;
             job->series->record_run(result.outcome, run_metrics, result.duration, result.finished);
             const auto backoff = dispatcher_.backoff(job->id);
             job->series->set_backoff(backoff);

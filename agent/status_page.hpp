@@ -1,11 +1,10 @@
-// What people read when something failed: the status page, one pair's transcripts, and the
-// one-line summary of an outcome.
+// What people read when something failed: the status page, one pair's transcripts as text, and
+// the one-line summary of an outcome. The page's data comes from the JSON API (status_api.hpp).
 #pragma once
 
-#include <chrono>
 #include <string>
+#include <string_view>
 
-#include "agent/config.hpp"
 #include "agent/http_server.hpp"
 #include "agent/results.hpp"
 #include "common/duration.hpp"
@@ -21,10 +20,9 @@ struct RunSlots {
     std::size_t limit = 0;
 };
 
-// GET /: the run slots, and every target and probe with its interval (and backoff), its last
-// result and last failure.
-std::string render_status_page(const Config& config, const ResultStore& results,
-                               const RunSlots& slots);
+// GET /: status_page.html, compiled in. It draws itself from /api/v1/status and refreshes.
+std::string_view status_page_html();
+http::Response serve_status_page();
 // GET /results?target=&probe=: the last run's transcript, and the last failure's if it differs.
 http::Response render_results(const ResultStore& results, const http::Request& request);
 

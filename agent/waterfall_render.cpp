@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "common/duration.hpp"
+#include "common/json_writer.hpp"
 #include "common/text.hpp"
 #include "probes/probe_kind.hpp"
 
@@ -153,94 +154,61 @@ void append_text_run(std::string& out, const OneRun& run, bool verbose) {
     }
 }
 
-void append_string(std::string& out, std::string_view value) {
-    out += '"';
-    append_json_escaped(out, value);
-    out += '"';
+double seconds(std::chrono::nanoseconds duration) {
+    return std::chrono::duration<double>(duration).count();
 }
 
-void append_seconds(std::string& out, std::chrono::nanoseconds duration) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%.6f", std::chrono::duration<double>(duration).count());
-    out += text;
-}
-
-void append_json_run(std::string& out, const OneRun& run, bool verbose) {
-    out += "{\"probe\":";
-    append_string(out, run.probe->name());
-    out += ",\"success\":";
-    out += run.outcome.success() ? "true" : "false";
-    out += ",\"reason\":";
+void write_json_run(JsonWriter& json, const OneRun& run, bool verbose) {
+    json.begin_object().key("probe").value(run.probe->name());
+    json.key("success").value(run.outcome.success());
+    json.key("reason");
     if (run.outcome.failure) {
-        append_string(out, to_string(*run.outcome.failure));
+        json.value(to_string(*run.outcome.failure));
     } else {
-        out += "null";
+        json.null();
     }
-    out += ",\"detail\":";
-    append_string(out, run.outcome.detail);
-    out += ",\"duration_seconds\":";
-    append_seconds(out, run.elapsed);
-    out += ",\"phases\":[";
+    json.key("detail").value(run.outcome.detail);
+    json.key("duration_seconds").value(seconds(run.elapsed));
+    json.key("phases").begin_array();
     const auto& spans = run.metrics.phase_spans;
     for (std::size_t index = 0; index < spans.size(); ++index) {
-        if (index > 0) out += ',';
-        out += "{\"phase\":";
-        append_string(out, to_string(spans[index].phase));
-        out += ",\"start_seconds\":";
-        append_seconds(out, spans[index].started - run.started);
-        out += ",\"duration_seconds\":";
-        append_seconds(out, spans[index].duration);
-        out += ",\"reply\":";
-        append_string(out, reply_between(run, spans[index].started, window_end(run, index)));
-        out += '}';
+        json.begin_object().key("phase").value(to_string(spans[index].phase));
+        json.key("start_seconds").value(seconds(spans[index].started - run.started));
+        json.key("duration_seconds").value(seconds(spans[index].duration));
+        json.key("reply").value(reply_between(run, spans[index].started, window_end(run, index)));
+        json.end_object();
     }
-    out += "],\"tls\":";
+    json.end_array().key("tls");
     if (run.metrics.tls_version) {
-        out += "{\"version\":";
-        append_string(out, *run.metrics.tls_version);
-        out += ",\"cipher\":";
-        append_string(out, run.metrics.tls_cipher.value_or(""));
-        out += '}';
+        json.begin_object().key("version").value(*run.metrics.tls_version);
+        json.key("cipher").value(run.metrics.tls_cipher.value_or("")).end_object();
     } else {
-        out += "null";
+        json.null();
     }
-    out += ",\"certificate\":";
+    json.key("certificate");
     if (const auto& certificate = run.metrics.certificate) {
-        out += "{\"subject\":";
-        append_string(out, certificate->subject);
-        out += ",\"issuer\":";
-        append_string(out, certificate->issuer);
-        out += ",\"alt_names\":[";
-        for (std::size_t index = 0; index < certificate->alt_names.size(); ++index) {
-            if (index > 0) out += ',';
-            append_string(out, certificate->alt_names[index]);
-        }
-        out += "],\"not_before\":";
-        append_string(out, utc_date(certificate->not_before, true));
-        out += ",\"not_after\":";
-        append_string(out, utc_date(certificate->not_after, true));
-        out += '}';
+        json.begin_object().key("subject").value(certificate->subject);
+        json.key("issuer").value(certificate->issuer);
+        json.key("alt_names").begin_array();
+        for (const auto& name : certificate->alt_names) json.value(name);
+        json.end_array();
+        json.key("not_before").value(utc_date(certificate->not_before, true));
+        json.key("not_after").value(utc_date(certificate->not_after, true));
+        json.end_object();
     } else {
-        out += "null";
+        json.null();
     }
-    out += ",\"queue_id\":";
-    append_string(out, run.outcome.queue_id);
+    json.key("queue_id").value(run.outcome.queue_id);
     if (verbose) {
-        out += ",\"transcript\":[";
-        const auto& entries = run.transcript.entries();
-        for (std::size_t index = 0; index < entries.size(); ++index) {
-            if (index > 0) out += ',';
-            out += "{\"at_seconds\":";
-            append_seconds(out, entries[index].at);
-            out += ",\"direction\":";
-            append_string(out, direction_name(entries[index].direction));
-            out += ",\"text\":";
-            append_string(out, entries[index].text);
-            out += '}';
+        json.key("transcript").begin_array();
+        for (const auto& entry : run.transcript.entries()) {
+            json.begin_object().key("at_seconds").value(seconds(entry.at));
+            json.key("direction").value(direction_name(entry.direction));
+            json.key("text").value(entry.text).end_object();
         }
-        out += ']';
+        json.end_array();
     }
-    out += '}';
+    json.end_object();
 }
 
 }  // namespace
@@ -282,21 +250,16 @@ std::string render_check_json(const TargetConfig& target, std::span<const OneRun
                               bool verbose) {
     const bool all_succeeded = std::all_of(runs.begin(), runs.end(),
                                            [](const OneRun& run) { return run.outcome.success(); });
-    std::string out = "{\"target\":";
-    append_string(out, target.name);
-    out += ",\"host\":";
-    append_string(out, target.host);
-    out += ",\"port\":" + std::to_string(target.port) + ",\"tls\":";
-    append_string(out, tls_name(target.tls));
-    out += ",\"success\":";
-    out += all_succeeded ? "true" : "false";
-    out += ",\"probes\":[";
-    for (std::size_t index = 0; index < runs.size(); ++index) {
-        if (index > 0) out += ',';
-        append_json_run(out, runs[index], verbose);
-    }
-    out += "]}\n";
-    return out;
+    JsonWriter json;
+    json.begin_object().key("target").value(target.name);
+    json.key("host").value(target.host);
+    json.key("port").value(std::int64_t{target.port});
+    json.key("tls").value(tls_name(target.tls));
+    json.key("success").value(all_succeeded);
+    json.key("probes").begin_array();
+    for (const OneRun& run : runs) write_json_run(json, run, verbose);
+    json.end_array().end_object();
+    return json.text() + "\n";
 }
 
 }  // namespace mailcanary

@@ -1,6 +1,7 @@
 #include "common/duration.hpp"
 
 #include <cstdio>
+#include <ctime>
 
 #include <array>
 #include <cstdint>
@@ -81,6 +82,20 @@ std::string format_milliseconds(std::chrono::nanoseconds duration) {
     char text[32];
     std::snprintf(text, sizeof text, "%.1f ms",
                   std::chrono::duration<double, std::milli>(duration).count());
+    return text;
+}
+
+std::string utc_timestamp(std::chrono::system_clock::time_point when) {
+    const auto time = std::chrono::system_clock::to_time_t(when);
+    const auto millis =
+        std::chrono::duration_cast<std::chrono::milliseconds>(when.time_since_epoch()).count() %
+        1000;
+    std::tm utc{};
+    gmtime_r(&time, &utc);
+    char text[96];
+    std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
+                  utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                  static_cast<int>(millis));
     return text;
 }
 

@@ -23,4 +23,7 @@ std::string format_duration(Duration duration);
 // For people reading a run: "12.3 ms".
 std::string format_milliseconds(std::chrono::nanoseconds duration);
 
+// RFC 3339 in UTC with milliseconds, as logs and JSON give times: "2026-12-03T22:41:21.123Z".
+std::string utc_timestamp(std::chrono::system_clock::time_point when);
+
 }  // namespace mailcanary

@@ -1,11 +1,11 @@
 #include "common/log.hpp"
 
+#include "common/duration.hpp"
+#include "common/json_writer.hpp"
+
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <string>
-
-#include "common/text.hpp"
 
 namespace mailcanary::log {
 namespace {
@@ -25,21 +25,6 @@ std::string_view level_name(Level level) {
             return "error";
     }
     return "info";
-}
-
-std::string timestamp() {
-    const auto now = std::chrono::system_clock::now();
-    const auto time = std::chrono::system_clock::to_time_t(now);
-    const auto millis =
-        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
-        1000;
-    std::tm utc{};
-    gmtime_r(&time, &utc);
-    char text[96];
-    std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
-                  utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-                  static_cast<int>(millis));
-    return text;
 }
 
 void append_logfmt(std::string& out, std::string_view key, std::string_view value) {
@@ -91,7 +76,7 @@ void write(Level level, std::string_view message, Fields fields) {
     if (!enabled(level)) return;
     const auto append = g_format == Format::json ? append_json : append_logfmt;
     std::string line;
-    append(line, "ts", timestamp());
+    append(line, "ts", utc_timestamp(std::chrono::system_clock::now()));
     append(line, "level", level_name(level));
     append(line, "msg", message);
     for (const auto& [key, value] : fields) append(line, key, value);

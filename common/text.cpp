@@ -1,7 +1,6 @@
 #include "common/text.hpp"
 
 #include <algorithm>
-#include <cstdio>
 
 namespace mailcanary {
 namespace {
@@ -35,36 +34,6 @@ std::string to_upper(std::string_view text) {
     std::string out(text);
     std::transform(out.begin(), out.end(), out.begin(), upper);
     return out;
-}
-
-void append_json_escaped(std::string& out, std::string_view value) {
-    for (const char c : value) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    char escaped[8];
-                    std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
-                    out += escaped;
-                } else {
-                    out += c;
-                }
-        }
-    }
 }
 
 }  // namespace mailcanary

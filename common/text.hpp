@@ -18,8 +18,4 @@ bool contains_ignoring_case(std::string_view text, std::string_view part);
 // Whether any of `parts` occurs in `text`, ignoring ASCII case.
 bool contains_any_ignoring_case(std::string_view text, std::span<const std::string_view> parts);
 
-// Appends `value` as the inside of a JSON string (quotes, backslashes and control characters
-// escaped); logfmt's quoted values use the same escapes.
-void append_json_escaped(std::string& out, std::string_view value);
-
 }  // namespace mailcanary

@@ -47,6 +47,9 @@ RUNTIME_PKGS+=(yamllint)
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   RUNTIME_PKGS+=(nodejs npm)
 fi
+# The status page's browser test (tests/browser): Debian's chromium, driven by puppeteer-core
+# from npm (node and npm as above).
+RUNTIME_PKGS+=(chromium)
 # The container test (tests/container): podman with runc (crun, its default, cannot run on hosts
 # like CI's) and catatonit (which makes a pod's infra image locally: no registry is reachable), and
 # mmdebstrap for a Debian base image.

@@ -56,7 +56,10 @@ TEST_F(AgentIntegration, HealthyStartTlsTargetSucceedsWithEveryPhaseTimed) {
     // The status page and the transcript of the last run.
     const auto page = http("GET", agent.url("/"));
     EXPECT_EQ(page.status, 200);
-    EXPECT_NE(page.body.find("postfix"), std::string::npos);
+    EXPECT_EQ(page.content_type, "text/html; charset=utf-8");
+    const auto status = http("GET", agent.url("/api/v1/status")).body;
+    EXPECT_NE(status.find(R"("target":"postfix","probe":"connect")"), std::string::npos) << status;
+    EXPECT_NE(status.find(R"("state":"ok")"), std::string::npos) << status;
     const auto transcript = http("GET", agent.url("/results?target=postfix&probe=connect"));
     EXPECT_EQ(transcript.status, 200);
     EXPECT_NE(transcript.body.find("C: STARTTLS"), std::string::npos) << transcript.body;
@@ -291,10 +294,11 @@ TEST_F(AgentIntegration, AuthSucceedsWithTheRightPasswordAndIsRejectedWithAWrong
     std::string error;
     const std::string right_password = read_secret_file(right_file, error).value_or("");
     ASSERT_GE(right_password.size(), 8u) << error;
-    std::string everything = agent.metrics() + http("GET", agent.url("/")).body;
+    std::string everything = agent.metrics() + http("GET", agent.url("/api/v1/status")).body;
     for (const char* name : {"submission", "smtps", "wrong", "refused-as-expected", "plaintext"}) {
         everything +=
             http("GET", agent.url(std::string("/results?target=") + name + "&probe=auth")).body;
+        everything += http("GET", agent.url(std::string("/api/v1/results?target=") + name)).body;
     }
     everything += run_binary({"--config.file=" + (dir_ / "agent.toml").string(), "--probe=wrong"},
                              dir_ / "wrong.txt")
@@ -394,7 +398,8 @@ TEST_F(AgentIntegration, AcceptSubmitsARealMessageAndReportsRefusals) {
     // The queue id is shown in the transcript and on the status page.
     const auto transcript = http("GET", agent.url("/results?target=mx&probe=accept")).body;
     EXPECT_NE(transcript.find("queued as "), std::string::npos) << transcript;
-    EXPECT_NE(http("GET", agent.url("/")).body.find("queued as "), std::string::npos);
+    const auto status = http("GET", agent.url("/api/v1/status")).body;
+    EXPECT_TRUE(std::regex_search(status, std::regex(R"("queue_id":"[0-9A-Za-z]+")"))) << status;
     const auto refused = http("GET", agent.url("/results?target=refused&probe=accept")).body;
     EXPECT_NE(refused.find("554 5.7.1"), std::string::npos) << refused;
 

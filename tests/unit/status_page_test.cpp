@@ -1,6 +1,7 @@
 // The status page quotes what servers said: a hostile server must not get markup or script into
 // the page an operator opens in a browser.
 #include "agent/status_page.hpp"
+#include "agent/status_api.hpp"
 
 #include <gtest/gtest.h>
 
@@ -31,19 +32,28 @@ RunResult hostile_failure() {
     return {outcome, transcript, 12ms, std::chrono::system_clock::now()};
 }
 
-TEST(StatusPage, ServerWordsAndConfiguredNamesAreEscaped) {
+TEST(StatusPage, ServerWordsAndConfiguredNamesReachThePageOnlyAsText) {
     const std::string name = "mx\"><img src=x onerror=alert(1)>";
     ResultStore results;
     results.record({name, "connect"}, hostile_failure());
+    http::Request request;
+    request.method = "GET";
+    request.path = "/api/v1/status";
 
-    const std::string page = render_status_page(one_target(name), results, {});
-    EXPECT_EQ(page.find("<script"), std::string::npos) << page;
-    EXPECT_EQ(page.find("<img"), std::string::npos) << page;
-    EXPECT_EQ(page.find("<b>"), std::string::npos) << page;
-    EXPECT_NE(page.find("554 &lt;script&gt;alert(1)&lt;/script&gt;"), std::string::npos) << page;
-    EXPECT_NE(page.find("mx&quot;&gt;&lt;img"), std::string::npos) << page;
-    // The link to the transcripts carries the name URL-encoded, so it cannot end the attribute.
-    EXPECT_NE(page.find("/results?target=mx%22%3E%3Cimg"), std::string::npos) << page;
+    // The page draws itself from JSON: a quote cannot end the string it is in...
+    const http::Response status = serve_status_api({one_target(name), results, {}}, request);
+    EXPECT_EQ(status.content_type, "application/json");
+    EXPECT_NE(status.body.find(R"("mx\"><img src=x onerror=alert(1)>")"), std::string::npos)
+        << status.body;
+    EXPECT_NE(status.body.find(std::string("\"554 ") + kScript + "\""), std::string::npos)
+        << status.body;
+    // ...and the page's script puts what it got into the document only as text, never as markup.
+    const std::string_view page = status_page_html();
+    for (const std::string_view markup_sink :
+         {"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("}) {
+        EXPECT_EQ(page.find(markup_sink), std::string_view::npos) << markup_sink;
+    }
+    EXPECT_NE(page.find("textContent"), std::string_view::npos);
 }
 
 TEST(StatusPage, TranscriptsAreServedAsPlainText) {
