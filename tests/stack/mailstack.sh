@@ -250,6 +250,10 @@ write_users() {
   done
   chown root:dovecot "$tmp"
   chmod 0640 "$tmp"
+  # Dovecot notices the change by the mtime, in whole seconds: never the old one.
+  local old_mtime
+  old_mtime=$(stat -c %Y "$DC_CONF/users" 2>/dev/null || echo 0)
+  ((old_mtime < $(date +%s))) || touch -d "@$((old_mtime + 1))" "$tmp"
   mv "$tmp" "$DC_CONF/users"
 }
 
