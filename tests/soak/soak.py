@@ -233,9 +233,12 @@ tls = "starttls"
 # ------------------------------------------------------------------ the soak
 
 
+@dataclasses.dataclass
 class Row:
-    def __init__(self, check, expected, measured, ok):
-        self.check, self.expected, self.measured, self.ok = check, expected, measured, ok
+    check: str
+    expected: str
+    measured: str
+    ok: bool
 
 
 class Soak:
@@ -247,7 +250,7 @@ class Soak:
         self.notes = notifications
         self.procs = procs
         self.rows = []
-        self.healthy = []   # (seconds, failed runs, incidents opened, [their summaries])
+        self.healthy = []   # (seconds, failed runs, [what was notified])
 
     def metrics(self):
         self.procs.check_alive()
