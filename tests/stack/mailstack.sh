@@ -627,16 +627,16 @@ stop_daemons() {
   fi
   # SIGTERM is what `dovecot stop` sends; it then polls with kill(pid, 0),
   # which a late-reaped zombie passes, so it would wait seconds for nothing.
-  # Its imap processes get one too: one in IDLE otherwise lingers about 7 s
-  # after the master's, and meanwhile the listeners accept and never answer.
-  # auth (and the log and stats it writes to) outlive the master while a
-  # Postfix smtpd holds a connection to auth: once the master is gone, they
-  # are told too.
+  # Its children get one too, but log, which records their going, only once
+  # the master is gone: told by the master alone, an imap process in IDLE, an
+  # lmtp one holding Postfix's cached connection or auth held by Postfix's
+  # smtpd outlive it by seconds, while the listeners accept and never answer.
   if [[ -n $dc ]]; then
     local dc_children
     dc_children=$(ps -o pid= --ppid "$dc" || true)
     # shellcheck disable=SC2046  # one word per pid
-    kill -TERM "$dc" $(pgrep -P "$dc" -x imap) 2>/dev/null || true
+    kill -TERM "$dc" $(ps -o pid=,comm= --ppid "$dc" | awk '$2 != "log" {print $1}') \
+      2>/dev/null || true
     wait_gone 3 "$dc" || true
     # shellcheck disable=SC2086
     kill -TERM $dc_children 2>/dev/null || true
