@@ -5,15 +5,16 @@
 # Then the tests labelled `threads` under ThreadSanitizer (tsan), every fuzzer for a bounded time
 # (fuzz: FUZZ_SECONDS each, default 10), and once the container image and the sidecar with podman
 # (tests/container/container_test.py). After the release preset: the mutation pass over the safety
-# and secret promises and the Debian package, then clang-tidy on every file (tidy).
+# and secret promises and the Debian package, then clang-tidy on every file (tidy) and a 5-minute
+# soak with faults (soak: scripts/soak.sh).
 #
-# Usage: bash scripts/test.sh [STEP...]   (a preset, or fuzz, tidy or container; default:
-#                                          release tidy sanitize tsan fuzz container)
+# Usage: bash scripts/test.sh [STEP...]   (a preset, or tidy, soak, fuzz or container; default:
+#                                          release tidy soak sanitize tsan fuzz container)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 steps=("$@")
-((${#steps[@]})) || steps=(release tidy sanitize tsan fuzz container)
+((${#steps[@]})) || steps=(release tidy soak sanitize tsan fuzz container)
 
 bash scripts/install-deps.sh
 
@@ -33,6 +34,12 @@ for step in "${steps[@]}"; do
     tidy)
       echo "== tidy: clang-tidy on every file"
       bash scripts/tidy.sh build/release
+      ;;
+    soak)
+      echo "== soak: faults against the real stack, Prometheus and Alertmanager (about 5 min)"
+      cmake --preset release >/dev/null
+      cmake --build --preset release -j "$jobs" --target mailcanary
+      bash scripts/soak.sh --duration="${SOAK_DURATION:-5m}"
       ;;
     container)
       echo "== container: image and sidecar"

@@ -37,8 +37,6 @@ process it starts is stopped on exit, even on failure; a stopped Postfix is star
 Usage: e2e_test.py --agent PATH --prometheus PATH --alertmanager PATH --stack-dir DIR
 """
 import argparse
-import ctypes
-import http.server
 import json
 import os
 import re
@@ -56,184 +54,16 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import monitoring_lib as lib  # noqa: E402
+from live_monitoring import (HOST, Failure, Procs, Receiver, T0, alertmanager_config,  # noqa: E402
+                             check_agent_config, firing, free_port, http_get_json, interrupted,
+                             log, prom_alerts, prom_alerts_for, prometheus_config, read_env,
+                             set_deadline, smtp_banner, wait_for)
 
 DEADLINE_S = 240           # the whole test; ctest's TIMEOUT is above it
-SCRAPE_S = 1
+SCRAPE_S = 1               # live_monitoring.prometheus_config's
 PROBE_INTERVAL = "2s"
 WARMUP_S = 20              # data before the dashboard check: several runs of every probe
-HOST = "127.0.0.1"
 PAGER_KEY = "e2e-routing-key-0123456789abcdef"
-
-T0 = time.monotonic()
-
-
-def log(msg):
-    print(f"[{time.monotonic() - T0:6.1f}s] {msg}", flush=True)
-
-
-class Failure(Exception):
-    pass
-
-
-def remaining():
-    return DEADLINE_S - (time.monotonic() - T0)
-
-
-def wait_for(what, predicate, timeout, interval=0.5):
-    end = time.monotonic() + min(timeout, max(0.0, remaining()))
-    last = None
-    while True:
-        try:
-            last = predicate()
-        except Exception as e:  # noqa: BLE001 - report the last error on timeout
-            last = e
-            if not isinstance(e, (OSError, urllib.error.URLError, ValueError, KeyError)):
-                raise
-        else:
-            if last:
-                return last
-        if time.monotonic() >= end:
-            raise Failure(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-        time.sleep(interval)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def http_get_json(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return json.loads(r.read().decode())
-
-
-def replace_once(text, old, new, what):
-    n = text.count(old)
-    if n != 1:
-        raise Failure(f"{what}: expected exactly one {old!r}, found {n}: the shipped file changed, "
-                      f"update tests/monitoring/e2e_test.py")
-    return text.replace(old, new)
-
-
-# ------------------------------------------------------------------ processes
-
-_libc = ctypes.CDLL(None, use_errno=True)
-PR_SET_PDEATHSIG = 1
-
-
-def _child_setup():
-    # Die with this test even if it is killed with SIGKILL, and keep signals to ourselves.
-    os.setsid()
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-class Procs:
-    def __init__(self, logdir):
-        self.logdir = logdir
-        self.procs = []
-
-    def start(self, name, argv, env=None):
-        out = open(os.path.join(self.logdir, f"{name}.log"), "wb")
-        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             preexec_fn=_child_setup, env=env, close_fds=True)
-        out.close()
-        self.procs.append((name, p))
-        log(f"started {name} (pid {p.pid}): {' '.join(argv)}")
-        return p
-
-    def check_alive(self):
-        for name, p in self.procs:
-            if p.poll() is not None:
-                raise Failure(f"{name} exited with {p.returncode}; log:\n{self.tail(name)}")
-
-    def tail(self, name, n=30):
-        try:
-            with open(os.path.join(self.logdir, f"{name}.log"), errors="replace") as f:
-                return "".join(f.readlines()[-n:])
-        except OSError:
-            return ""
-
-    def stop_all(self):
-        for name, p in reversed(self.procs):
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        end = time.monotonic() + 5
-        for name, p in reversed(self.procs):
-            try:
-                p.wait(timeout=max(0.1, end - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log(f"{name} did not stop on SIGTERM, killing it")
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                p.wait(timeout=5)
-
-
-# ------------------------------------------------------------------ webhook receiver
-
-
-class Receiver:
-    """Records what Alertmanager posts: PagerDuty Events API v2 requests on /pagerduty, and
-    chat (Slack-compatible) messages on /chat."""
-
-    def __init__(self):
-        self.events = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n)
-                try:
-                    doc = json.loads(body.decode())
-                except ValueError:
-                    doc = {"unparsed": body.decode(errors="replace")}
-                with receiver.lock:
-                    receiver.events.append((self.path, doc))
-                reply = json.dumps({"status": "success", "message": "Event processed",
-                                    "dedup_key": doc.get("dedup_key", "")}).encode()
-                self.send_response(202)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer((HOST, 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def pager_events(self):
-        with self.lock:
-            return [doc for path, doc in self.events if path == "/pagerduty"]
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-# ------------------------------------------------------------------ configuration
-
-
-def read_env(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                k, v = line.split("=", 1)
-                env[k] = v
-    return env
-
 
 class SilentServer:
     """Accepts connections on 127.0.0.1 and never says a word: a server whose greeting never
@@ -407,77 +237,6 @@ tls = "implicit"
 {tls}"""
 
 
-def check_agent_config(agent, path):
-    r = subprocess.run([agent, f"--config.file={path}", "--config.check"], capture_output=True,
-                       text=True, timeout=30)
-    if r.returncode != 0:
-        raise Failure("the agent rejects the test's configuration (a renamed key?):\n"
-                      + (r.stdout + r.stderr).strip())
-
-
-def shorten_for(text):
-    """Every `for:` (and `keep_firing_for:`) becomes a twentieth of itself, in seconds (3m becomes
-    9s, 15m becomes 45s), so the alerts keep their order relative to each other."""
-    unit_s = {"s": 1, "m": 60, "h": 3600}
-
-    def repl(m):
-        seconds = int(m.group(2)) * unit_s[m.group(3)]
-        return f"{m.group(1)}{max(1, seconds // 20)}s"
-    out, count = re.subn(r"^(\s+(?:keep_firing_)?for: )(\d+)([smh])\s*$", repl, text, flags=re.M)
-    left = re.findall(r"^\s+(?:keep_firing_)?for: .*$", out, flags=re.M)
-    if count != len(left):
-        raise Failure(f"could not shorten every for: duration: {left}")
-    return out, count
-
-
-def prometheus_config(tmp, prom_port, am_port, agent_port):
-    with open(os.path.join(lib.SOURCE_DIR, "config", "prometheus.yml")) as f:
-        text = f.read()
-    what = "config/prometheus.yml"
-    text = replace_once(text, "  scrape_interval: 15s\n", f"  scrape_interval: {SCRAPE_S}s\n", what)
-    text = replace_once(text, "  evaluation_interval: 30s\n", "  evaluation_interval: 1s\n", what)
-    text = replace_once(text, "- targets: ['127.0.0.1:9093']", f"- targets: ['{HOST}:{am_port}']", what)
-    text = replace_once(text, "- targets: ['127.0.0.1:9725']", f"- targets: ['{HOST}:{agent_port}']", what)
-    text = replace_once(text, "    scrape_timeout: 10s\n", "    scrape_timeout: 900ms\n", what)
-    os.makedirs(os.path.join(tmp, "rules"), exist_ok=True)
-    shortened = 0
-    for name in ("mailcanary-recording.yml", "mailcanary-alerts.yml"):
-        with open(os.path.join(lib.SOURCE_DIR, "config", "rules", name)) as f:
-            rules, n = shorten_for(f.read())
-        shortened += n
-        with open(os.path.join(tmp, "rules", name), "w") as f:
-            f.write(rules)
-    path = os.path.join(tmp, "prometheus.yml")
-    with open(path, "w") as f:
-        f.write(text)
-    log(f"prometheus.yml from config/, {shortened} `for:` durations shortened to 1/20")
-    return path
-
-
-def alertmanager_config(tmp, receiver_port):
-    with open(os.path.join(lib.SOURCE_DIR, "config", "alertmanager.yml")) as f:
-        text = f.read()
-    what = "config/alertmanager.yml"
-    key_file = os.path.join(tmp, "pagerduty-routing-key")
-    with open(key_file, "w") as f:
-        f.write(PAGER_KEY + "\n")
-    chat_file = os.path.join(tmp, "chat-webhook-url")
-    with open(chat_file, "w") as f:
-        f.write(f"http://{HOST}:{receiver_port}/chat\n")
-    text = replace_once(text, "pagerduty_url: https://events.pagerduty.com/v2/enqueue",
-                        f"pagerduty_url: http://{HOST}:{receiver_port}/pagerduty", what)
-    text = replace_once(text, "routing_key_file: /etc/alertmanager/secrets/pagerduty-routing-key",
-                        f"routing_key_file: {key_file}", what)
-    text = replace_once(text, "api_url_file: /etc/alertmanager/secrets/chat-webhook-url",
-                        f"api_url_file: {chat_file}", what)
-    text = replace_once(text, "  group_wait: 30s\n", "  group_wait: 1s\n", what)
-    text = replace_once(text, "  group_interval: 5m\n", "  group_interval: 2s\n", what)
-    path = os.path.join(tmp, "alertmanager.yml")
-    with open(path, "w") as f:
-        f.write(text)
-    return path
-
-
 # ------------------------------------------------------------------ checks
 
 
@@ -562,29 +321,6 @@ def check_inhibition(am):
     log(f"inhibit rules: {sum(expect.values())} of {len(expect)} posted alerts inhibited, as expected")
 
 
-def prom_alerts(prom):
-    return http_get_json(f"{prom}/api/v1/alerts")["data"]["alerts"]
-
-
-def prom_alerts_for(prom, target):
-    """Alerts of a target in Prometheus, pending or firing."""
-    return [a for a in prom_alerts(prom) if a["labels"].get("target") == target]
-
-
-def firing(prom, alertname, target):
-    return [a for a in prom_alerts(prom) if a["labels"].get("alertname") == alertname
-            and a["labels"].get("target") == target and a["state"] == "firing"]
-
-
-def smtp_banner(host, port):
-    try:
-        with socket.create_connection((host, port), timeout=1) as s:
-            s.settimeout(2)
-            return s.recv(512).startswith(b"220")
-    except OSError:
-        return False
-
-
 def postfix(stack_dir, action):
     exe = shutil.which("postfix") or "/usr/sbin/postfix"
     r = subprocess.run([exe, "-c", os.path.join(stack_dir, "postfix"), action],
@@ -596,11 +332,8 @@ def postfix(stack_dir, action):
 # ------------------------------------------------------------------ main
 
 
-def _interrupted(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main():
+    set_deadline(DEADLINE_S)
     ap = argparse.ArgumentParser()
     ap.add_argument("--agent", required=True)
     ap.add_argument("--prometheus", required=True)
@@ -622,7 +355,7 @@ def main():
     silent = SilentServer()
     postfix_stopped = False
     # SIGTERM (e.g. ctest giving up) must still run the cleanup below.
-    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
     try:
         agent_port, prom_port, am_port = free_port(), free_port(), free_port()
         prom = f"http://{HOST}:{prom_port}"
@@ -632,8 +365,8 @@ def main():
         with open(cfg, "w") as f:
             f.write(agent_config(stack, agent_port, silent.port))
         check_agent_config(args.agent, cfg)
-        am_cfg = alertmanager_config(tmp, receiver.port)
-        prom_cfg = prometheus_config(tmp, prom_port, am_port, agent_port)
+        am_cfg = alertmanager_config(tmp, receiver.port, PAGER_KEY)
+        prom_cfg = prometheus_config(tmp, prom_port, am_port, agent_port, divisor=20)
 
         procs.start("alertmanager", [
             args.alertmanager, f"--config.file={am_cfg}",

@@ -29,8 +29,8 @@ import urllib.parse
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_test import (HOST, Failure, Procs, _interrupted, free_port,  # noqa: E402
-                      http_get_json, log, wait_for)
+from live_monitoring import (HOST, Failure, Procs, free_port, http_get_json,  # noqa: E402
+                             interrupted, log, wait_for)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -255,8 +255,8 @@ def main():
     ap.add_argument("--prometheus", required=True)
     args = ap.parse_args()
     # SIGTERM (ctest giving up) and the deadline must still run the cleanup below.
-    signal.signal(signal.SIGTERM, _interrupted)
-    signal.signal(signal.SIGALRM, _interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGALRM, interrupted)
     signal.alarm(DEADLINE_S)
     tmp = tempfile.mkdtemp(prefix="mailcanary-web-config-")
     procs = Procs(tmp)

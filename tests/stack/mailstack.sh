@@ -8,6 +8,7 @@
 #   mailstack.sh flush  DIR   # deliver everything queued (postqueue -f)
 #   mailstack.sh queue  DIR   # list the queue, one JSON object per message (postqueue -j)
 #   mailstack.sh save   DIR USER [MAILBOX] <MESSAGE  # store directly (no Postfix, no Sieve)
+#   mailstack.sh fault  DIR FAULT on|off [USER]  # switch a fault on or off (below)
 #
 # Everything lives under DIR (configs, queue, data, maildirs, certs, logs, pids);
 # the system /etc/postfix and /etc/dovecot are never written. Runs as root,
@@ -20,6 +21,11 @@
 # Mail to @cyrus.test goes to +224, the LMTP port of Cyrus IMAP (tests/stack/cyrus.sh).
 # Faults on delivery: a header X-Mailcanary-Test-Hold puts the message on hold
 # in Postfix; X-Mailcanary-Test-Junk makes Sieve file it into Junk.
+# Faults for the whole stack (`fault`, for scripts/soak.sh): postfix-down, dovecot-down,
+# expired-cert (Postfix presents the expired certificate on every port), wrong-password (USER's
+# password, default every user's, is not the one in DIR/secrets), hold-all (Postfix holds every
+# message), junk-all (Sieve files every message into Junk). A fault is a file in DIR/faults that
+# the configuration writers read; `start` clears them.
 # See docs/testing.md.
 set -Eeuo pipefail
 # Say where an unexpected failure happened instead of exiting silently.
@@ -44,6 +50,7 @@ readonly USERS=(probe other exchange)
 # created at start. Its Sieve script files junk into "Junk Email".
 readonly EXCHANGE_FOLDERS=("Junk Email" "Deleted Items" "Корзина")
 readonly REQUIRED_PKGS=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve openssl)
+readonly FAULTS=(postfix-down dovecot-down expired-cert wrong-password hold-all junk-all)
 readonly START_TIMEOUT=60
 readonly STOP_TIMEOUT=10
 
@@ -58,6 +65,7 @@ usage() {
   echo "usage: $0 start|stop|status|flush|queue DIR   (env: MAILSTACK_PORT_BASE, default 20000)" >&2
   echo "       $0 release-held DIR [QUEUE_ID...]" >&2
   echo "       $0 save DIR USER [MAILBOX] <MESSAGE" >&2
+  echo "       $0 fault DIR FAULT on|off [USER]   (FAULT: ${FAULTS[*]})" >&2
   exit 2
 }
 
@@ -77,7 +85,11 @@ set_paths() {
   LOGS=$DIR/log
   PF_PID_FILE=$PF_QUEUE/pid/master.pid
   DC_PID_FILE=$DC_BASE/master.pid
+  FAULT_DIR=$DIR/faults
 }
+
+# 0 if the fault is switched on (cmd_fault).
+fault_on() { [[ -e $FAULT_DIR/$1 ]]; }
 
 set_ports() {
   local base
@@ -214,26 +226,44 @@ ensure_password() {
   PASSWORD=$(<"$SECRETS/probe.password")
 }
 
+# Dovecot reads the file again when it changes, so it is replaced whole (a login must never see
+# it half written). The wrong-password fault gives the users its file names (all when it names
+# none) the hash of another password.
 write_users() {
-  local hash u
+  local hash wrong_hash u tmp=$DC_CONF/users.tmp
   hash=$(openssl passwd -6 -stdin <<<"$PASSWORD")
+  wrong_hash=$(openssl passwd -6 -stdin <<<"not-$PASSWORD")
+  local -a wrong=()
+  if fault_on wrong-password; then
+    mapfile -t wrong <"$FAULT_DIR/wrong-password"
+    ((${#wrong[@]})) || wrong=("${USERS[@]}")
+  fi
   mkdir -p "$DC_CONF"
-  : >"$DC_CONF/users"
-  local extra
+  : >"$tmp"
+  local extra user_hash
   for u in "${USERS[@]}"; do
     # user:password:uid:gid:gecos:home:shell:extra  (uid/gid/home from default_fields);
     # a userdb_ field of the passdb reaches the userdb lookup too (LMTP, doveadm).
     extra=""
     [[ $u == exchange ]] && extra="userdb_namespace/inbox/mailbox/Junk/auto=no"
-    printf '%s@%s:{SHA512-CRYPT}%s::::::%s\n' "$u" "$DOMAIN" "$hash" "$extra" >>"$DC_CONF/users"
+    user_hash=$hash
+    [[ " ${wrong[*]} " == *" $u "* ]] && user_hash=$wrong_hash
+    printf '%s@%s:{SHA512-CRYPT}%s::::::%s\n' "$u" "$DOMAIN" "$user_hash" "$extra" >>"$tmp"
   done
-  chown root:dovecot "$DC_CONF/users"
-  chmod 0640 "$DC_CONF/users"
+  chown root:dovecot "$tmp"
+  chmod 0640 "$tmp"
+  # Dovecot notices the change by the mtime, in whole seconds: never the old one.
+  local old_mtime
+  old_mtime=$(stat -c %Y "$DC_CONF/users" 2>/dev/null || echo 0)
+  ((old_mtime < $(date +%s))) || touch -d "@$((old_mtime + 1))" "$tmp"
+  mv "$tmp" "$DC_CONF/users"
 }
 
 # ---------------------------------------------------------------- Postfix
 
 write_postfix_config() {
+  local server_cert=server
+  if fault_on expired-cert; then server_cert=expired; fi
   mkdir -p "$PF_CONF" "$PF_QUEUE" "$PF_DATA" "$LOGS"
   chown postfix:postfix "$PF_DATA"   # else "master.lock: Permission denied"
   local u
@@ -302,8 +332,8 @@ in_flow_delay = 0
 
 # TLS: offered on every port; submission ports override in master.cf.
 smtpd_tls_security_level = may
-smtpd_tls_cert_file = $TLS/server.pem
-smtpd_tls_key_file = $TLS/server.key
+smtpd_tls_cert_file = $TLS/$server_cert.pem
+smtpd_tls_key_file = $TLS/$server_cert.key
 smtpd_tls_loglevel = 1
 smtpd_tls_received_header = yes
 
@@ -371,6 +401,10 @@ EOF
   cat >"$PF_CONF/header_checks" <<EOF
 /^$HOLD_HEADER:/ HOLD held by mailcanary test stack ($HOLD_HEADER)
 EOF
+  # Every message has a From header, which the line above never matches.
+  if fault_on hold-all; then
+    echo "/^From:/ HOLD held by mailcanary test stack (fault hold-all)" >>"$PF_CONF/header_checks"
+  fi
   touch -d '-2 seconds' "$PF_CONF/main.cf" "$PF_CONF/master.cf" "$PF_CONF/vmailbox" \
     "$PF_CONF/transport" "$PF_CONF/recipient_access" "$PF_CONF/header_checks"
 }
@@ -519,14 +553,15 @@ EOF
 # filed into Junk. Compiled here, so that a broken script fails the start
 # instead of every delivery; rewritten and recompiled only when it changed.
 write_sieve_scripts() {
-  local u home script junk
+  local u home script junk condition="exists \"$JUNK_HEADER\""
+  if fault_on junk-all; then condition=true; fi
   for u in "${USERS[@]}"; do
     junk=Junk
     [[ $u == exchange ]] && junk="Junk Email"
     script=$(cat <<EOF
 # Generated by tests/stack/mailstack.sh -- private test instance, do not edit.
 require ["fileinto", "mailbox"];
-if exists "$JUNK_HEADER" {
+if $condition {
   fileinto :create "$junk";
   stop;
 }
@@ -580,10 +615,14 @@ create_exchange_folders() {
 
 # ---------------------------------------------------------------- stopping
 
-stop_stack() {
-  local pf dc pids=()
-  pf=$(live_pid "$PF_PID_FILE" || true)
-  dc=$(live_pid "$DC_PID_FILE" || true)
+stop_stack() { stop_daemons postfix dovecot; }
+
+# stop_daemons postfix|dovecot...: stop those of them that run, together, and wait until they
+# are gone.
+stop_daemons() {
+  local pf="" dc="" pids=()
+  [[ " $* " == *" postfix "* ]] && pf=$(live_pid "$PF_PID_FILE" || true)
+  [[ " $* " == *" dovecot "* ]] && dc=$(live_pid "$DC_PID_FILE" || true)
   if [[ -z $pf && -z $dc ]]; then
     log "nothing running in $DIR"
     return 0
@@ -597,7 +636,20 @@ stop_stack() {
   fi
   # SIGTERM is what `dovecot stop` sends; it then polls with kill(pid, 0),
   # which a late-reaped zombie passes, so it would wait seconds for nothing.
-  [[ -n $dc ]] && { kill -TERM "$dc" 2>/dev/null || true; }
+  # Its children get one too, but log, which records their going, only once
+  # the master is gone: told by the master alone, an imap process in IDLE, an
+  # lmtp one holding Postfix's cached connection or auth held by Postfix's
+  # smtpd outlive it by seconds, while the listeners accept and never answer.
+  if [[ -n $dc ]]; then
+    local dc_children
+    dc_children=$(ps -o pid= --ppid "$dc" || true)
+    # shellcheck disable=SC2046  # one word per pid
+    kill -TERM "$dc" $(ps -o pid=,comm= --ppid "$dc" | awk '$2 != "log" {print $1}') \
+      2>/dev/null || true
+    wait_gone 3 "$dc" || true
+    # shellcheck disable=SC2086
+    kill -TERM $dc_children 2>/dev/null || true
+  fi
   wait_gone_or_kill $((STOP_TIMEOUT - 2)) "${pids[@]}"
   log "stopped (postfix ${pf:-none}, dovecot ${dc:-none})"
 }
@@ -624,17 +676,26 @@ port_ready() {
   return 0
 }
 
-daemons_alive() {
+postfix_alive() {
   live_pid "$PF_PID_FILE" >/dev/null || fail_with_logs "postfix master died during start"
+}
+dovecot_alive() {
   live_pid "$DC_PID_FILE" >/dev/null || fail_with_logs "dovecot died during start"
+}
+daemons_alive() { postfix_alive; dovecot_alive; }
+
+postfix_listeners() {
+  echo "smtp=$HOST:$SMTP_PORT" "expired=$HOST:$SMTP_EXPIRED_PORT" \
+    "submission=$HOST:$SUBMISSION_PORT" "smtps=$HOST:$SMTPS_PORT"
+}
+dovecot_listeners() {
+  echo "imap=$HOST:$IMAP_PORT" "imaps=$HOST:$IMAPS_PORT" "lmtp=$HOST:$LMTP_PORT" \
+    "imap_noidle=$NOIDLE_HOST:$IMAP_NOIDLE_PORT" "imaps_noidle=$NOIDLE_HOST:$IMAPS_NOIDLE_PORT"
 }
 
 wait_ready() {
-  wait_listeners "$START_TIMEOUT" port_ready daemons_alive \
-    "smtp=$HOST:$SMTP_PORT" "expired=$HOST:$SMTP_EXPIRED_PORT" \
-    "submission=$HOST:$SUBMISSION_PORT" "smtps=$HOST:$SMTPS_PORT" "imap=$HOST:$IMAP_PORT" \
-    "imaps=$HOST:$IMAPS_PORT" "lmtp=$HOST:$LMTP_PORT" \
-    "imap_noidle=$NOIDLE_HOST:$IMAP_NOIDLE_PORT" "imaps_noidle=$NOIDLE_HOST:$IMAPS_NOIDLE_PORT"
+  # shellcheck disable=SC2046  # one word per listener
+  wait_listeners "$START_TIMEOUT" port_ready daemons_alive $(postfix_listeners) $(dovecot_listeners)
 }
 
 fail_with_logs() {
@@ -701,6 +762,7 @@ cmd_start() {
     stop_stack
   fi
   rm -f "$DIR/stack.env"
+  rm -rf "$FAULT_DIR"
   check_ports_free
 
   ensure_tls
@@ -814,6 +876,55 @@ cmd_save() {
   doveadm -c "$DC_CONF/dovecot.conf" save -u "$user" -m "$mailbox"
 }
 
+# Switch a fault on or off in the running stack: note it in DIR/faults, rewrite what reads it and
+# have the daemon take it; stopped daemons wait until they are gone, started ones until every
+# listener answers.
+cmd_fault() {
+  local fault=$1 state=$2 user=${3:-}
+  [[ $(id -u) -eq 0 ]] || die "must run as root"
+  [[ " ${FAULTS[*]} " == *" $fault "* ]] || die "unknown fault '$fault' (known: ${FAULTS[*]})"
+  [[ $state == on || $state == off ]] || die "fault $fault: on or off, not '$state'"
+  user=${user%@"$DOMAIN"}
+  if [[ -n $user ]]; then
+    [[ $fault == wrong-password ]] || die "only wrong-password takes a USER"
+    [[ " ${USERS[*]} " == *" $user "* ]] || die "unknown user '$user' (known: ${USERS[*]})"
+  fi
+  [[ -r $DIR/stack.env ]] || die "no stack started in $DIR"
+  DIR=$(cd "$DIR" && pwd -P)
+  set_paths "$DIR"
+  mkdir -p "$FAULT_DIR"
+  if [[ $state == on ]]; then
+    printf '%s' "${user:+$user$'\n'}" >"$FAULT_DIR/$fault"
+  else
+    rm -f "$FAULT_DIR/$fault"
+  fi
+  case $fault:$state in
+    postfix-down:on)  stop_daemons postfix ;;
+    postfix-down:off)
+      start_postfix
+      # shellcheck disable=SC2046
+      wait_listeners "$START_TIMEOUT" port_ready postfix_alive $(postfix_listeners) ;;
+    dovecot-down:on)  stop_daemons dovecot ;;
+    dovecot-down:off)
+      start_dovecot
+      # shellcheck disable=SC2046
+      wait_listeners "$START_TIMEOUT" port_ready dovecot_alive $(dovecot_listeners) ;;
+    expired-cert:*|hold-all:*)
+      write_postfix_config
+      # A stopped Postfix reads the configuration when it starts.
+      live_pid "$PF_PID_FILE" >/dev/null || return 0
+      postfix -c "$PF_CONF" reload </dev/null >>"$LOGS/postfix-start.log" 2>&1 ||
+        fail_with_logs "postfix reload failed"
+      if [[ $fault:$state == hold-all:off ]]; then
+        postsuper -c "$PF_CONF" -H ALL </dev/null
+        postqueue -c "$PF_CONF" -f </dev/null
+      fi ;;
+    wrong-password:*) ensure_password; write_users ;;
+    junk-all:*)       write_sieve_scripts ;;
+  esac
+  log "fault $fault ${user:+($user) }$state"
+}
+
 main() {
   [[ $# -ge 2 ]] || usage
   local cmd=$1
@@ -823,6 +934,7 @@ main() {
   case $cmd in
     release-held) ;;
     save)         [[ $# -eq 1 || $# -eq 2 ]] || usage ;;
+    fault)        [[ $# -eq 2 || $# -eq 3 ]] || usage ;;
     *)            [[ $# -eq 0 ]] || usage ;;
   esac
   set_ports
@@ -835,6 +947,7 @@ main() {
     release-held) cmd_release_held "$@" ;;
     queue)        cmd_queue ;;
     save)         cmd_save "$@" ;;
+    fault)        cmd_fault "$@" ;;
     *)            usage ;;
   esac
 }
