@@ -29,7 +29,12 @@ RunResult hostile_failure() {
     transcript.server(std::string("554 ") + kScript);
     Outcome outcome = Outcome::failed(FailureReason::protocol, std::string("554 ") + kScript);
     outcome.queue_id = kScript;
-    return {outcome, transcript, 12ms, std::chrono::system_clock::now()};
+    RunResult result;
+    result.outcome = outcome;
+    result.transcript = transcript;
+    result.duration = 12ms;
+    result.finished = std::chrono::system_clock::now();
+    return result;
 }
 
 TEST(StatusPage, ServerWordsAndConfiguredNamesReachThePageOnlyAsText) {
