@@ -16,12 +16,6 @@ bool is_ldh(char c) { return is_alpha(c) || is_digit(c) || c == '-'; }
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
-std::string_view trim(std::string_view text) {
-    while (!text.empty() && is_wsp(text.front())) text.remove_prefix(1);
-    while (!text.empty() && is_wsp(text.back())) text.remove_suffix(1);
-    return text;
-}
-
 // RFC 2045 token: what an authserv-id is when not quoted. Octets above 127 are let in for
 // internationalised names (RFC 8601 2.2 via RFC 6532).
 bool is_token_char(char c) {
@@ -271,6 +265,17 @@ std::vector<HeaderField> parse_header_block(std::string_view block) {
     }
     for (auto& field : fields) field.value = std::string(trim(field.value));
     return fields;
+}
+
+std::string_view message_body(std::string_view message) {
+    for (std::size_t at = 0; at < message.size();) {
+        const auto newline = message.find('\n', at);
+        if (newline == std::string_view::npos) break;
+        const std::string_view line = message.substr(at, newline - at);
+        at = newline + 1;
+        if (line.empty() || line == "\r") return message.substr(at);
+    }
+    return {};
 }
 
 std::vector<std::string> header_values(const std::vector<HeaderField>& fields,

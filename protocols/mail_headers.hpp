@@ -25,6 +25,10 @@ struct HeaderField {
 // the first empty line; lines that are not fields are skipped.
 std::vector<HeaderField> parse_header_block(std::string_view block);
 
+// What follows a message's header block: the text after its first empty line (CRLF or LF); empty
+// when there is none.
+std::string_view message_body(std::string_view message);
+
 // Values of every field with this name (case-insensitive), top to bottom.
 std::vector<std::string> header_values(const std::vector<HeaderField>& fields,
                                        std::string_view name);
