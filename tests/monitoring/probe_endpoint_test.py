@@ -28,8 +28,9 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_test import (HOST, Failure, Procs, SilentServer, _interrupted,  # noqa: E402
-                      free_port, http_get_json, log, read_env, wait_for)
+from e2e_test import SilentServer  # noqa: E402
+from live_monitoring import (HOST, Failure, Procs, free_port, http_get_json,  # noqa: E402
+                             interrupted, log, read_env, wait_for)
 
 DEADLINE_S = 100
 SHARDS = 2
@@ -112,8 +113,8 @@ def main():
     ap.add_argument("--prometheus", required=True)
     ap.add_argument("--stack-dir", required=True)
     args = ap.parse_args()
-    signal.signal(signal.SIGTERM, _interrupted)
-    signal.signal(signal.SIGALRM, _interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGALRM, interrupted)
     signal.alarm(DEADLINE_S)
     stack_env = os.path.join(args.stack_dir, "stack.env")
     if not os.path.exists(stack_env):
