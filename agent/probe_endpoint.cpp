@@ -98,7 +98,9 @@ std::string labels_of(std::initializer_list<std::pair<std::string_view, std::str
     return labels;
 }
 
-http::Response bad_request(std::string reason) { return http::plain_text(400, reason + "\n"); }
+http::Response bad_request(const std::string& reason) {
+    return http::plain_text(400, reason + "\n");
+}
 
 // The transcript of each run and the metrics, for a person (&debug=true).
 std::string debug_text(const ProbeRuns& runs, const std::string& metrics) {

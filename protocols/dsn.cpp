@@ -81,7 +81,9 @@ std::vector<std::string_view> multipart_parts(std::string_view body, std::string
             const std::string_view after = line.substr(delimiter.size());
             const bool close = after == "--";
             if (after.empty() || close) {
-                if (part_start) parts.push_back(without_last_line_break(body.substr(*part_start, at - *part_start)));
+                if (part_start)
+                    parts.push_back(
+                        without_last_line_break(body.substr(*part_start, at - *part_start)));
                 if (close) return parts;
                 part_start = next;
             }
@@ -96,7 +98,8 @@ std::vector<std::string_view> multipart_parts(std::string_view body, std::string
 // address-type, mta-name-type or diagnostic-type).
 std::string without_type(std::string_view value) {
     const auto semicolon = value.find(';');
-    return std::string(trim(semicolon == std::string_view::npos ? value : value.substr(semicolon + 1)));
+    return std::string(
+        trim(semicolon == std::string_view::npos ? value : value.substr(semicolon + 1)));
 }
 
 // An RFC 3463 status code: class.subject.detail, class 2, 4 or 5, then 1 to 3 digits each.
@@ -168,7 +171,8 @@ std::optional<DeliveryStatusNotification> find_report(const std::vector<HeaderFi
                            iequals(type.parameter("report-type"), "delivery-status");
     if (!is_report) {
         for (const auto part : parts) {
-            if (auto report = find_report(parse_header_block(part), message_body(part), depth + 1)) {
+            if (auto report =
+                    find_report(parse_header_block(part), message_body(part), depth + 1)) {
                 return report;
             }
         }

@@ -4,6 +4,8 @@
 
 #include <sys/socket.h>
 
+#include <stdexcept>
+
 #include "integration/harness.hpp"
 
 namespace mailcanary::test {
@@ -18,10 +20,11 @@ class SilentListener {
         sockaddr_in address{};
         address.sin_family = AF_INET;
         address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address);
-        listen(fd_, 8);
         socklen_t size = sizeof address;
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &size);
+        if (bind(fd_, reinterpret_cast<sockaddr*>(&address), size) != 0 || listen(fd_, 8) != 0 ||
+            getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
+            throw std::runtime_error("no loopback listener");
+        }
         port_ = ntohs(address.sin_port);
     }
     ~SilentListener() { close(fd_); }

@@ -70,7 +70,8 @@ TEST_F(ShardIntegration, ConfigCheckCountsTheShareAndNamesAWrongFlag) {
                           dir_ / "ok.txt");
     EXPECT_EQ(run.exit_code, 0) << run.output;
     const std::string share = std::to_string(owned(2, 3, 24).size()) + " in shard 2 of 3";
-    EXPECT_NE(run.output.find("(24 targets, " + share + ", 0 warnings)"), std::string::npos) << run.output;
+    EXPECT_NE(run.output.find("(24 targets, " + share + ", 0 warnings)"), std::string::npos)
+        << run.output;
 
     run = run_binary({"--config.file=" + file.string(), "--config.check", "--shard.index=3"},
                      dir_ / "bad.txt");

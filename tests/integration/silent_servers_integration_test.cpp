@@ -79,6 +79,7 @@ class SilentServersIntegration : public AgentIntegration {
 
     static std::vector<std::string> silent_addresses() {
         std::vector<std::string> addresses;
+        addresses.reserve(kSilentTargets / kTargetsPerAddress);
         for (int i = 0; i < kSilentTargets / kTargetsPerAddress; ++i)
             addresses.push_back("127.77.0." + std::to_string(i + 1));
         return addresses;
@@ -266,6 +267,7 @@ TEST_F(SilentServersIntegration, WhenDescriptorsRunOutRunsSaySoAndMetricsAreStil
         std::this_thread::sleep_for(100ms);
     }
     std::vector<std::string> healthy;
+    healthy.reserve(kHealthyTargets);
     for (int i = 0; i < kHealthyTargets; ++i) healthy.push_back(name_of("healthy", i));
     const std::string after = agent.wait_for(
         [&](const std::string& exposition) {

@@ -82,10 +82,9 @@ TEST(Cli, ShardFlags) {
 }
 
 TEST(Cli, UsageNamesEveryFlag) {
-    for (const char* flag :
-         {"--config.file", "--config.check", "--web.listen-address", "--web.config.file",
-          "--log.level", "--log.format", "--probe", "--shard.index", "--shard.count", "--version",
-          "--help"}) {
+    for (const char* flag : {"--config.file", "--config.check", "--web.listen-address",
+                             "--web.config.file", "--log.level", "--log.format", "--probe",
+                             "--shard.index", "--shard.count", "--version", "--help"}) {
         EXPECT_NE(usage().find(flag), std::string::npos) << flag;
     }
 }

@@ -161,7 +161,8 @@ TEST(Dsn, APartWithoutHeaderIsPlainTextNotTheReport) {
 
 // RFC 3464 10.2's kind: several recipients, a comment after the status, a remote MTA, one
 // recipient only delayed; and the header alone returned (text/rfc822-headers), as Gmail does.
-constexpr std::string_view kMultiRecipient = R"(Content-Type: multipart/report; report-type="Delivery-Status"; boundary=XYZ
+constexpr std::string_view kMultiRecipient =
+    R"(Content-Type: multipart/report; report-type="Delivery-Status"; boundary=XYZ
 Subject: Delivery Status Notification (Failure)
 
 preamble, ignored
@@ -236,16 +237,19 @@ TEST(Dsn, AStatusThatIsNotACodeIsLeftEmpty) {
 }
 
 TEST(Dsn, WhatIsNotADeliveryReportGivesNothing) {
-    const std::string not_reports[] = {
-        // A plain message, and one that merely talks about a bounce.
-        "Subject: hello\n\nAction: failed\nStatus: 5.1.1\n",
-        // A read receipt (RFC 8098) is a multipart/report of another type.
+    // A read receipt (RFC 8098) is a multipart/report of another type.
+    const std::string read_receipt =
         "Content-Type: multipart/report; report-type=disposition-notification; boundary=b\n\n"
         "--b\nContent-Type: message/disposition-notification\n\nFinal-Recipient: rfc822; a@b\n"
-        "--b--\n",
-        // A report without any recipient block.
+        "--b--\n";
+    const std::string without_recipient_block =
         "Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
-        "--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; x\n--b--\n",
+        "--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; x\n--b--\n";
+    const std::string not_reports[] = {
+        // A plain message that merely talks about a bounce.
+        "Subject: hello\n\nAction: failed\nStatus: 5.1.1\n",
+        read_receipt,
+        without_recipient_block,
         // No boundary, a boundary never used, no body.
         "Content-Type: multipart/report; report-type=delivery-status\n\n--b\n",
         "Content-Type: multipart/report; report-type=delivery-status; boundary=c\n\n--b\n",
@@ -258,7 +262,8 @@ TEST(Dsn, WhatIsNotADeliveryReportGivesNothing) {
 }
 
 TEST(Dsn, AReportCutBeforeItsCloseDelimiterGivesWhatItHas) {
-    const std::string message(kPostfixBounce.substr(0, kPostfixBounce.find("Content-Description: Undelivered")));
+    const std::string message(
+        kPostfixBounce.substr(0, kPostfixBounce.find("Content-Description: Undelivered")));
     const auto report = parse_delivery_status_notification(message);
     ASSERT_TRUE(report);
     EXPECT_EQ(report->recipients.size(), 1U);

@@ -131,7 +131,7 @@ std::string repeated(std::string_view line, std::size_t times) {
 TEST(ImapResponseReader, AnUntaggedFloodNeverHoldsMoreThanTheCap) {
     const std::string floods[] = {repeated("* 1 EXISTS\r\n", 1365),
                                   "* SEARCH " + repeated("1 ", 4000) + "1\r\n",
-                                  "* OK " + std::string(60 * 1024, 'x') + "\r\n"};
+                                  "* OK " + std::string(std::size_t{60} * 1024, 'x') + "\r\n"};
     for (const std::string& chunk : floods) {
         SCOPED_TRACE(chunk.substr(0, 12));
         ResponseReader unreleased;

@@ -341,9 +341,9 @@ TEST(ImapHostile, ByeInTheMiddleOfIdleEndsTheSessionAtOnce) {
 
 // Refused when announced: the client does not wait for (or hold) a byte of it.
 TEST(ImapHostile, ALiteralOfGigabytesIsRefusedWhenAnnounced) {
-    FakeSmtpServer server(logged_in_then({test::expect_line("C2 UID FETCH"),
-                                          test::send("* 1 FETCH (UID 7 BODY[] {5368709120}\r\n"),
-                                          test::send_forever(std::string(16 * 1024, 'x'))}));
+    FakeSmtpServer server(logged_in_then(
+        {test::expect_line("C2 UID FETCH"), test::send("* 1 FETCH (UID 7 BODY[] {5368709120}\r\n"),
+         test::send_forever(std::string(std::size_t{16} * 1024, 'x'))}));
     const Ended ended = end_of(server, command("UID FETCH 7 BODY.PEEK[]", 2s));
     EXPECT_EQ(ended.failure.reason, FailureReason::protocol);
     EXPECT_EQ(ended.failure.detail, "a literal of 5368709120 bytes");
@@ -402,11 +402,12 @@ std::string repeated(const std::string& line, int times) {
 
 INSTANTIATE_TEST_SUITE_P(
     Hostile, ImapFlood,
-    testing::Values(
-        Flood{"exists_to_a_command", "NOOP", repeated("* 1 EXISTS\r\n", 1000)},
-        Flood{"search_items", "UID SEARCH ALL", "* SEARCH " + repeated("1 ", 4000) + "1\r\n"},
-        Flood{"long_lines_in_idle", "IDLE", "* OK " + std::string(60 * 1024, 'x') + "\r\n"},
-        Flood{"recent_in_idle", "IDLE", repeated("* 2 RECENT\r\n", 1000)}),
+    testing::Values(Flood{"exists_to_a_command", "NOOP", repeated("* 1 EXISTS\r\n", 1000)},
+                    Flood{"search_items", "UID SEARCH ALL",
+                          "* SEARCH " + repeated("1 ", 4000) + "1\r\n"},
+                    Flood{"long_lines_in_idle", "IDLE",
+                          "* OK " + std::string(std::size_t{60} * 1024, 'x') + "\r\n"},
+                    Flood{"recent_in_idle", "IDLE", repeated("* 2 RECENT\r\n", 1000)}),
     [](const testing::TestParamInfo<Flood>& param_info) {
         return std::string(param_info.param.name);
     });

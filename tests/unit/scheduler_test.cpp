@@ -384,8 +384,9 @@ struct AskedOnce {
     Clock::time_point ended;
 };
 
-void ask(asio::io_context& io, Scheduler& scheduler, std::shared_ptr<const CompiledTarget> target,
-         const ProbeKind& probe, Clock::duration timeout, AskedOnce& into) {
+void ask(asio::io_context& io, Scheduler& scheduler,
+         const std::shared_ptr<const CompiledTarget>& target, const ProbeKind& probe,
+         Clock::duration timeout, AskedOnce& into) {
     asio::co_spawn(
         io,
         [&scheduler, target, &probe, timeout, &into]() -> asio::awaitable<void> {
