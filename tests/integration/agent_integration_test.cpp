@@ -580,6 +580,38 @@ ca_file = "/nonexistent/ca.pem"
     EXPECT_NE(run.output.find("10 errors"), std::string::npos) << run.output;
 }
 
+// What a careful operator would trip over, as --config.check prints it (issue 14, item 6): a
+// password file every user can read, and a negative test slowing the good logins of its server.
+TEST_F(AgentIntegration, ConfigCheckWarnsWithThePlaceOfEachRisk) {
+    const fs::path password = dir_ / "mx.pw";
+    std::ofstream(password) << "S3cret\n";
+    fs::permissions(password, fs::perms::owner_read | fs::perms::owner_write |
+                                  fs::perms::group_read | fs::perms::others_read);
+    const std::string auth =
+        "[targets.auth]\nusername = \"u\"\npassword_file = \"" + password.string() + "\"\n";
+    const fs::path config = dir_ / "risky.toml";
+    std::ofstream(config) << "[[targets]]\nname = \"good\"\nhost = \"mx.example.test\"\n"
+                             "probes = [\"auth\"]\n"
+                          << auth
+                          << "\n[[targets]]\nname = \"negative\"\nhost = \"mx.example.test\"\n"
+                             "probes = [\"auth\"]\nexpect = \"reject\"\n"
+                          << auth;
+    const auto run =
+        run_binary({"--config.file=" + config.string(), "--config.check"}, dir_ / "risky.txt");
+    EXPECT_EQ(run.exit_code, 0) << run.output;  // warnings, not errors
+    EXPECT_NE(
+        run.output.find("warning: " + config.string() + ":7:17: targets[1].auth.password_file"),
+        std::string::npos)
+        << run.output;
+    EXPECT_NE(run.output.find("can be read by every user (mode 0644)"), std::string::npos)
+        << run.output;
+    EXPECT_NE(run.output.find("warning: " + config.string() + ":13:10: targets[2].expect"),
+              std::string::npos)
+        << run.output;
+    EXPECT_NE(run.output.find("auth penalty"), std::string::npos) << run.output;
+    EXPECT_NE(run.output.find("(2 targets, 3 warnings)"), std::string::npos) << run.output;
+}
+
 TEST_F(AgentIntegration, OneShotProbePrintsTheTranscript) {
     const fs::path config = dir_ / "oneshot.toml";
     std::ofstream(config) << header()
