@@ -19,10 +19,12 @@ steps=("$@")
 bash scripts/install-deps.sh
 
 jobs=$(nproc)
-# ccache lets the mutation pass below take the release objects for its scratch copy.
+# ccache lets the mutation pass below take the release objects for its scratch copy, with paths
+# relative to the checkout (base_dir) in its keys: absolute ones would miss every object there.
 if command -v ccache >/dev/null; then
   export CMAKE_CXX_COMPILER_LAUNCHER=${CMAKE_CXX_COMPILER_LAUNCHER:-ccache}
   export CMAKE_C_COMPILER_LAUNCHER=${CMAKE_C_COMPILER_LAUNCHER:-ccache}
+  export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD} CCACHE_NOHASHDIR=1
 fi
 for step in "${steps[@]}"; do
   started=$SECONDS
