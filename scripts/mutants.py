@@ -28,7 +28,9 @@ SOURCE = SCRATCH / "src"
 # The release preset's directory inside the scratch copy: the same relative paths and flags as
 # build/release, so that ccache (base_dir) serves the unmutated objects from the release build.
 BUILD = SOURCE / "build" / "release"
-UNIT_TESTS = BUILD / "tests" / "mailcanary_unit_tests"
+# "unit" filters run in both gtest executables: the tests in which more than one thread runs are
+# their own executable (for the tsan preset), the rest are the unit tests.
+UNIT_TEST_BINARIES = ("mailcanary_unit_tests", "mailcanary_thread_tests")
 TEST_TIMEOUT = 300  # a mutant that hangs a test is caught by the timeout
 
 
@@ -178,7 +180,7 @@ def build(targets, log, jobs):
 def targets_for(tests):
     kind, _, argument = tests.partition(" ")
     if kind == "unit":
-        return ["mailcanary_unit_tests"]
+        return list(UNIT_TEST_BINARIES)
     # Monitoring tests need nothing built; integration tests need the agent and their binaries.
     return [] if argument.lstrip("^").startswith("monitoring_") else ["all"]
 
@@ -187,18 +189,21 @@ def run_tests(tests, log):
     """Returns None when every named test passes, else what failed (the first test's name)."""
     kind, _, argument = tests.partition(" ")
     if kind == "unit":
-        code, out = run([str(UNIT_TESTS), "--gtest_filter=" + argument], log, TEST_TIMEOUT)
-        if code == "timeout":
-            return "hung: " + (re.findall(r"\[ RUN      \] (\S+)", out) or ["?"])[-1]
-        if code == 0:
-            if "[  PASSED  ] 0 tests" in out:
-                return "NO TESTS"  # a filter matching nothing protects nothing
-            return None
-        failed = sorted(set(re.findall(r"^\[  FAILED  \] (\S+\.\S+)", out, re.M)))
-        if failed:
-            return failed[0] + (f" (+{len(failed) - 1})" if len(failed) > 1 else "")
-        ran = re.findall(r"\[ RUN      \] (\S+)", out)
-        return f"crash ({code}) in " + (ran[-1] if ran else "?")
+        ran_any = False
+        for binary in UNIT_TEST_BINARIES:
+            code, out = run([str(BUILD / "tests" / binary), "--gtest_filter=" + argument], log,
+                            TEST_TIMEOUT)
+            if code == "timeout":
+                return "hung: " + (re.findall(r"\[ RUN      \] (\S+)", out) or ["?"])[-1]
+            if code == 0:
+                ran_any = ran_any or "[  PASSED  ] 0 tests" not in out
+                continue
+            failed = sorted(set(re.findall(r"^\[  FAILED  \] (\S+\.\S+)", out, re.M)))
+            if failed:
+                return failed[0] + (f" (+{len(failed) - 1})" if len(failed) > 1 else "")
+            ran = re.findall(r"\[ RUN      \] (\S+)", out)
+            return f"crash ({code}) in " + (ran[-1] if ran else "?")
+        return None if ran_any else "NO TESTS"  # a filter matching nothing protects nothing
     code, out = run(["ctest", "--test-dir", str(BUILD), "-R", argument, "--output-on-failure"],
                     log, TEST_TIMEOUT * 3)
     if code == "timeout":
