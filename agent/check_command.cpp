@@ -374,7 +374,7 @@ int check_command(std::span<const char* const> args) {
     }
     if (request.target.message) compiled.front()->token_secret = one_time_secret();
 
-    const std::vector<OneRun> runs = run_probes_once(compiled.front());
+    const std::vector<OneRun> runs = run_probes_once(std::move(compiled.front()));
     const std::string rendered = request.output == CheckOutput::json
                                      ? render_check_json(request.target, runs, request.verbose)
                                      : render_check_text(request.target, runs, request.verbose);

@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
     }
     log_config_warnings(loaded.warnings);
     if (options.probe_target)
-        return probe_once(*loaded.config, compiled.targets, *options.probe_target);
+        return probe_once(*loaded.config, std::move(compiled.targets), *options.probe_target);
 
     // Every run in flight holds a socket, and the default cap on runs follows this limit.
     std::string problem;

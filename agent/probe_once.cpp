@@ -6,6 +6,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <cstdio>
+#include <stdexcept>
 
 #include "agent/agent.hpp"
 #include "agent/status_page.hpp"
@@ -18,6 +19,7 @@ namespace mailcanary {
 namespace asio = boost::asio;
 
 std::vector<OneRun> run_probes_once(std::shared_ptr<CompiledTarget> compiled) {
+    if (compiled.use_count() != 1) throw std::logic_error("run_probes_once: the target is shared");
     asio::io_context io;
     // One run has nowhere to keep series across runs: its kinds' own series go nowhere.
     prometheus::Registry unexported;
@@ -59,7 +61,7 @@ int probe_once(const Config& config, std::vector<std::shared_ptr<CompiledTarget>
         return 2;
     }
     bool all_succeeded = true;
-    for (const OneRun& run : run_probes_once(targets.front())) {
+    for (const OneRun& run : run_probes_once(std::move(targets.front()))) {
         all_succeeded = all_succeeded && run.outcome.success();
         std::printf("%s/%s: %s in %s\n%s", target_name.c_str(),
                     std::string(run.probe->name()).c_str(), outcome_text(run.outcome).c_str(),

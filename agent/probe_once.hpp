@@ -24,7 +24,9 @@ struct OneRun {
 };
 
 // Runs each of the target's probes once, in its order, and waits for them. Stops the blocking
-// work (name resolution) when done: call it once per process.
+// work (name resolution) when done: call it once per process. Takes the only reference to
+// `target`: what the runs attach to it (its server's backoff gauge, its mailbox) lives in series
+// and an event loop of this call, and must go before they do.
 std::vector<OneRun> run_probes_once(std::shared_ptr<CompiledTarget> target);
 
 // Exit code: 0 when every probe succeeded, 1 when one failed, 2 when there is no such target.
