@@ -185,13 +185,15 @@ def targets_for(tests):
     return [] if argument.lstrip("^").startswith("monitoring_") else ["all"]
 
 
-def run_tests(tests, log):
-    """Returns None when every named test passes, else what failed (the first test's name)."""
+def run_tests(tests, log, fail_fast=False):
+    """Returns None when every named test passes, else what failed (the first test's name).
+    With fail_fast, the tests stop at the first failure: "(+N)" is then not known."""
     kind, _, argument = tests.partition(" ")
     if kind == "unit":
         ran_any = False
         for binary in UNIT_TEST_BINARIES:
-            code, out = run([str(BUILD / "tests" / binary), "--gtest_filter=" + argument], log,
+            command = [str(BUILD / "tests" / binary), "--gtest_filter=" + argument]
+            code, out = run(command + (["--gtest_fail_fast"] if fail_fast else []), log,
                             TEST_TIMEOUT)
             if code == "timeout":
                 return "hung: " + (re.findall(r"\[ RUN      \] (\S+)", out) or ["?"])[-1]
@@ -204,8 +206,8 @@ def run_tests(tests, log):
             ran = re.findall(r"\[ RUN      \] (\S+)", out)
             return f"crash ({code}) in " + (ran[-1] if ran else "?")
         return None if ran_any else "NO TESTS"  # a filter matching nothing protects nothing
-    code, out = run(["ctest", "--test-dir", str(BUILD), "-R", argument, "--output-on-failure"],
-                    log, TEST_TIMEOUT * 3)
+    command = ["ctest", "--test-dir", str(BUILD), "-R", argument, "--output-on-failure"]
+    code, out = run(command + (["--stop-on-failure"] if fail_fast else []), log, TEST_TIMEOUT * 3)
     if code == "timeout":
         return "hung: ctest -R " + argument
     if code == 0:
@@ -245,6 +247,8 @@ def main():
     parser.add_argument("--list", type=Path, default=LIST)
     parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--markdown", type=Path, help="also write the table there (Markdown)")
+    parser.add_argument("--fail-fast", action="store_true",
+                        help="stop a mutant's tests at the first failure (quicker; no \"(+N)\")")
     parser.add_argument("--check", action="store_true",
                         help="only check that every original text is found once, build nothing")
     parser.add_argument("ids", nargs="*", help="only these mutations (ids or id prefixes)")
@@ -299,7 +303,7 @@ def main():
                 if not built:
                     verdict = "DOES NOT BUILD"
                 else:
-                    caught = run_tests(mutation.tests, log)
+                    caught = run_tests(mutation.tests, log, args.fail_fast)
                     verdict = "ESCAPED" if caught is None else caught
             finally:
                 restore(mutation)

@@ -75,7 +75,7 @@ for step in "${steps[@]}"; do
         # mutation tagged ci, applied alone to a scratch copy, must make a named test fail. The
         # whole list is `bash scripts/mutants.sh`.
         echo "== mutants: the safety and secret mutations"
-        bash scripts/mutants.sh --tag ci -j "$jobs"
+        bash scripts/mutants.sh --tag ci --fail-fast -j "$jobs"
         # The Debian package of the optimised build: lintian, an install into a fresh Debian 12
         # root, the systemd unit through systemd-analyze (packaging/test_package.sh).
         echo "== package: cpack, lintian, install into Debian 12, systemd-analyze"
