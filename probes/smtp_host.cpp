@@ -92,18 +92,28 @@ void SmtpHost::set_backing_off(std::uint16_t port, bool backing_off) {
     }
 }
 
-prometheus::Gauge& BackoffGauges::acquire(const std::string& target) {
+void BackoffGauges::acquire(const std::string& target) {
+    if (family_ == nullptr) return;
     auto& [gauge, users] = by_target_[target];
-    if (gauge == nullptr) gauge = &family_.Add({{"target", target}});
+    if (gauge == nullptr) gauge = &family_->Add({{"target", target}});
     ++users;
-    return *gauge;
 }
 
 void BackoffGauges::release(const std::string& target) {
     const auto found = by_target_.find(target);
     if (found == by_target_.end() || --found->second.second > 0) return;
-    family_.Remove(found->second.first);
+    family_->Remove(found->second.first);
     by_target_.erase(found);
+}
+
+void BackoffGauges::show(const std::string& target, bool active) {
+    if (const auto found = by_target_.find(target); found != by_target_.end())
+        found->second.first->Set(active ? 1 : 0);
+}
+
+void BackoffGauges::detach() {
+    family_ = nullptr;
+    by_target_.clear();
 }
 
 SmtpHostLink::SmtpHostLink(std::shared_ptr<SmtpHost> host, std::shared_ptr<BackoffGauges> gauges,
@@ -111,8 +121,8 @@ SmtpHostLink::SmtpHostLink(std::shared_ptr<SmtpHost> host, std::shared_ptr<Backo
     : host_(std::move(host)),
       gauges_(std::move(gauges)),
       target_(std::move(target)),
-      politeness_(std::move(politeness)),
-      gauge_(gauges_->acquire(target_)) {
+      politeness_(std::move(politeness)) {
+    gauges_->acquire(target_);
     host_->links_.push_back(this);
     show_backoff(host_->backing_off(politeness_.port));
 }
@@ -122,7 +132,7 @@ SmtpHostLink::~SmtpHostLink() {
     gauges_->release(target_);
 }
 
-void SmtpHostLink::show_backoff(bool active) const { gauge_.Set(active ? 1 : 0); }
+void SmtpHostLink::show_backoff(bool active) const { gauges_->show(target_, active); }
 
 SmtpHosts::SmtpHosts(prometheus::Registry& registry)
     : gauges_(std::make_shared<BackoffGauges>(
@@ -132,6 +142,8 @@ SmtpHosts::SmtpHosts(prometheus::Registry& registry)
                     "reply until a run gets through again; runs due meanwhile are skipped "
                     "(reason backoff).")
               .Register(registry))) {}
+
+SmtpHosts::~SmtpHosts() { gauges_->detach(); }
 
 std::shared_ptr<SmtpHostLink> SmtpHosts::link(const TargetConfig& target) {
     const std::string key = to_upper(target.host);  // host names ignore ASCII case

@@ -83,12 +83,16 @@ class SmtpHost {
 // links the new target before the old one goes).
 class BackoffGauges {
   public:
-    explicit BackoffGauges(prometheus::Family<prometheus::Gauge>& family) : family_(family) {}
-    prometheus::Gauge& acquire(const std::string& target);
+    explicit BackoffGauges(prometheus::Family<prometheus::Gauge>& family) : family_(&family) {}
+    void acquire(const std::string& target);
     void release(const std::string& target);
+    void show(const std::string& target, bool active);
+    // The family's registry is about to go (with the agent's resources). A link can outlive
+    // it, in a run's coroutine frame that its event loop destroys later: it then touches nothing.
+    void detach();
 
   private:
-    prometheus::Family<prometheus::Gauge>& family_;
+    prometheus::Family<prometheus::Gauge>* family_;  // null once detached
     std::map<std::string, std::pair<prometheus::Gauge*, std::size_t>> by_target_;
 };
 
@@ -110,13 +114,15 @@ class SmtpHostLink {
     std::shared_ptr<BackoffGauges> gauges_;
     std::string target_;
     SmtpPoliteness politeness_;
-    prometheus::Gauge& gauge_;
 };
 
 // The agent's SMTP servers, by host name, for the agent's life.
 class SmtpHosts final : public SharedResource {
   public:
     explicit SmtpHosts(prometheus::Registry& registry);
+    ~SmtpHosts() override;
+    SmtpHosts(const SmtpHosts&) = delete;
+    SmtpHosts& operator=(const SmtpHosts&) = delete;
     std::shared_ptr<SmtpHostLink> link(const TargetConfig& target);
 
   private:

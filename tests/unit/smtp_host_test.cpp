@@ -64,6 +64,22 @@ TEST(WindowBudget, AllowsTheLimitInAnyWindow) {
     EXPECT_TRUE(budget.allows(kStart + seconds(60), 4));
 }
 
+// A run's coroutine frame, holding its target and so its link, can be destroyed by its event
+// loop after the agent's resources and registry are gone (under ASan this was a use after free).
+TEST(SmtpHosts, ALinkMayOutliveTheHostsAndTheirRegistry) {
+    std::shared_ptr<SmtpHostLink> link;
+    {
+        auto registry = std::make_unique<prometheus::Registry>();
+        auto hosts = std::make_unique<SmtpHosts>(*registry);
+        link = hosts->link(target("mx", "mx.example.test"));
+        ASSERT_EQ(backoff_active(*registry, "mx"), 0);
+        hosts.reset();
+        EXPECT_EQ(backoff_active(*registry, "mx"), 0);  // the series stays while the agent does
+    }
+    link->show_backoff(true);
+    link.reset();
+}
+
 class SmtpHostTest : public testing::Test {
   protected:
     prometheus::Registry registry_;
