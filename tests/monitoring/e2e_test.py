@@ -57,7 +57,7 @@ import monitoring_lib as lib  # noqa: E402
 from live_monitoring import (HOST, Failure, Procs, Receiver, T0, alertmanager_config,  # noqa: E402
                              check_agent_config, firing, free_port, http_get_json, interrupted,
                              log, prom_alerts, prom_alerts_for, prometheus_config, read_env,
-                             set_deadline, smtp_banner, wait_for)
+                             set_deadline, smtp_banner, start_watched_agent, wait_for)
 
 DEADLINE_S = 240           # the whole test; ctest's TIMEOUT is above it
 SCRAPE_S = 1               # live_monitoring.prometheus_config's
@@ -368,19 +368,7 @@ def main():
         am_cfg = alertmanager_config(tmp, receiver.port, PAGER_KEY)
         prom_cfg = prometheus_config(tmp, prom_port, am_port, agent_port, divisor=20)
 
-        procs.start("alertmanager", [
-            args.alertmanager, f"--config.file={am_cfg}",
-            f"--storage.path={os.path.join(tmp, 'am-data')}",
-            f"--web.listen-address={HOST}:{am_port}", "--cluster.listen-address=",
-            "--log.level=info"])
-        procs.start("prometheus", [
-            args.prometheus, f"--config.file={prom_cfg}",
-            f"--storage.tsdb.path={os.path.join(tmp, 'prom-data')}",
-            f"--web.listen-address={HOST}:{prom_port}", "--log.level=info"])
-        procs.start("mailcanary", [args.agent, f"--config.file={cfg}", "--log.level=info"])
-
-        wait_for("Alertmanager ready", lambda: urllib.request.urlopen(f"{am}/-/ready", timeout=2).status == 200, 30)
-        wait_for("Prometheus ready", lambda: urllib.request.urlopen(f"{prom}/-/ready", timeout=2).status == 200, 30)
+        start_watched_agent(procs, args, tmp, cfg, am_cfg, prom_cfg, am_port, prom_port)
         check_inhibition(am)
         wait_for("Prometheus to see Alertmanager",
                  lambda: http_get_json(f"{prom}/api/v1/alertmanagers")["data"]["activeAlertmanagers"], 30)
@@ -525,8 +513,7 @@ def main():
         return 0
     except (Failure, KeyboardInterrupt) as e:
         print(f"FAIL: {e}", flush=True)
-        for name in ("mailcanary", "prometheus", "alertmanager"):
-            print(f"--- {name} log (tail) ---\n{procs.tail(name)}", flush=True)
+        procs.print_logs()
         with receiver.lock:
             print(f"--- {len(receiver.events)} notification(s) received ---", flush=True)
             for path, doc in receiver.events[-6:]:

@@ -120,6 +120,11 @@ class Procs:
             if p.poll() is not None:
                 raise Failure(f"{name} exited with {p.returncode}; log:\n{self.tail(name)}")
 
+    def print_logs(self):
+        """The end of every process's log, for a failure's report."""
+        for name, _ in self.procs:
+            print(f"--- {name} log (tail) ---\n{self.tail(name)}", flush=True)
+
     def tail(self, name, n=30):
         try:
             with open(os.path.join(self.logdir, f"{name}.log"), errors="replace") as f:
@@ -329,3 +334,22 @@ def smtp_banner(host, port):
         return False
 
 
+
+
+def start_watched_agent(procs, args, tmp, agent_cfg, am_cfg, prom_cfg, am_port, prom_port):
+    """Alertmanager, Prometheus and the agent, as the live tests run them (args.alertmanager,
+    args.prometheus, args.agent); returns once Alertmanager and Prometheus are ready."""
+    procs.start("alertmanager", [
+        args.alertmanager, f"--config.file={am_cfg}",
+        f"--storage.path={os.path.join(tmp, 'am-data')}",
+        f"--web.listen-address={HOST}:{am_port}", "--cluster.listen-address=",
+        "--log.level=info"])
+    procs.start("prometheus", [
+        args.prometheus, f"--config.file={prom_cfg}",
+        f"--storage.tsdb.path={os.path.join(tmp, 'prom-data')}",
+        f"--web.listen-address={HOST}:{prom_port}", "--log.level=info"])
+    procs.start("mailcanary", [args.agent, f"--config.file={agent_cfg}", "--log.level=info"])
+    for name, port in (("Alertmanager", am_port), ("Prometheus", prom_port)):
+        url = f"http://{HOST}:{port}/-/ready"
+        wait_for(f"{name} ready",
+                 lambda url=url: urllib.request.urlopen(url, timeout=2).status == 200, 30)

@@ -269,8 +269,7 @@ def main():
         return 0
     except (Failure, KeyboardInterrupt) as e:
         print(f"FAIL: {e!r}", flush=True)
-        for name, _ in procs.procs:
-            print(f"--- {name} log (tail) ---\n{procs.tail(name)}", flush=True)
+        procs.print_logs()
         return 1
     finally:
         procs.stop_all()

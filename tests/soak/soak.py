@@ -48,7 +48,8 @@ SOURCE_DIR = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "monitoring"))
 from live_monitoring import (HOST, Failure, Procs, Receiver, alertmanager_config,  # noqa: E402
                              check_agent_config, free_port, http_get_json, interrupted, log,
-                             prom_alerts_for, prometheus_config, read_env, wait_for)
+                             prom_alerts_for, prometheus_config, read_env, start_watched_agent,
+                             wait_for)
 
 MAILSTACK = os.path.join(SOURCE_DIR, "tests", "stack", "mailstack.sh")
 TARGET = "soak-mail"
@@ -408,27 +409,13 @@ def main():
     try:
         agent_port, prom_port, am_port = free_port(), free_port(), free_port()
         prom = f"http://{HOST}:{prom_port}"
-        am = f"http://{HOST}:{am_port}"
         cfg = os.path.join(tmp, "mailcanary.toml")
         with open(cfg, "w") as f:
             f.write(agent_config(stack, agent_port))
         check_agent_config(args.agent, cfg)
         am_cfg = alertmanager_config(tmp, receiver.port, PAGER_KEY)
         prom_cfg = prometheus_config(tmp, prom_port, am_port, agent_port, DIVISOR, windows=True)
-        procs.start("alertmanager", [
-            args.alertmanager, f"--config.file={am_cfg}",
-            f"--storage.path={os.path.join(tmp, 'am-data')}",
-            f"--web.listen-address={HOST}:{am_port}", "--cluster.listen-address=",
-            "--log.level=info"])
-        procs.start("prometheus", [
-            args.prometheus, f"--config.file={prom_cfg}",
-            f"--storage.tsdb.path={os.path.join(tmp, 'prom-data')}",
-            f"--web.listen-address={HOST}:{prom_port}", "--log.level=info"])
-        procs.start("mailcanary", [args.agent, f"--config.file={cfg}", "--log.level=info"])
-        wait_for("Alertmanager ready",
-                 lambda: urllib.request.urlopen(f"{am}/-/ready", timeout=2).status == 200, 30)
-        wait_for("Prometheus ready",
-                 lambda: urllib.request.urlopen(f"{prom}/-/ready", timeout=2).status == 200, 30)
+        start_watched_agent(procs, args, tmp, cfg, am_cfg, prom_cfg, am_port, prom_port)
         wait_for("Prometheus to see Alertmanager",
                  lambda: http_get_json(f"{prom}/api/v1/alertmanagers")["data"]["activeAlertmanagers"], 30)
         notes = Notifications(receiver)
@@ -453,8 +440,7 @@ def main():
         procs.check_alive()
     except (Failure, KeyboardInterrupt) as e:
         print(f"FAIL: {e}", flush=True)
-        for name in ("mailcanary", "prometheus", "alertmanager"):
-            print(f"--- {name} log (tail) ---\n{procs.tail(name)}", flush=True)
+        procs.print_logs()
         return 1
     finally:
         procs.stop_all()
