@@ -65,7 +65,10 @@ HELD_AFTER_NOTIFY_S = 3 * INTERVAL_S   # the fault stays on a little: notified o
 # lost and junk counts (30 s here) with room.
 RESOLVE_MAX_S = 60
 WARMUP_S = 8 * INTERVAL_S   # after the first successes, before the resources are first read
-MIN_HEALTHY_S = 5 * INTERVAL_S
+# The alerts name the reason that failed most over the last 15m (30 s here): a healthy window
+# shorter than that would let the next fault's alert name the previous fault's reason.
+REASON_WINDOW_S = 15 * 60 / DIVISOR
+MIN_HEALTHY_S = REASON_WINDOW_S + 2 * INTERVAL_S
 PAGER_KEY = "soak-routing-key-0123456789abcdef"
 FD_SLACK = 2                # a run or an IMAP session more or less when sampled
 RSS_SLACK = (0.10, 4 << 20)  # 10 % and 4 MiB
