@@ -285,7 +285,8 @@ void append(std::vector<ScriptStep>& script, const std::vector<Exchange>& exchan
 
 // How the tracker looks for new mail in `uids`: their token header only.
 std::string new_mail_fetch(const std::string& uids) {
-    return "UID FETCH " + uids + " (UID BODY.PEEK[HEADER.FIELDS (X-Mailcanary-Token)])";
+    return "UID FETCH " + uids +
+           " (UID BODY.PEEK[HEADER.FIELDS (X-Mailcanary-Token Content-Type)])";
 }
 
 // The server's answer to new_mail_fetch for one message.
