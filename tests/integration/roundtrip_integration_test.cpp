@@ -525,6 +525,66 @@ sys.exit(0 if status == "OK" else 1)
 // token (a past deadline written over the signed one), tokens signed by another installation's
 // secret (both versions), malformed ones (a valid token with a byte more, with a byte less). The
 // agent's own leftover stored with them is removed: the sweep ran and judged them all.
+// A bounce, as Postfix makes it: the stack accepts mail for bounce@ and its error transport
+// refuses it, so the bounce daemon returns a DSN to the envelope sender, the probe user, whose
+// mailbox the agent reads. The run fails with bounced long before its 60 s timeout, with the
+// DSN's status in its transcript; the DSN is removed, a foreign one beside it is not.
+TEST_F(RoundtripIntegration, ABounceFailsTheRunAtOnceAndOnlyItsOwnReportIsRemoved) {
+    const std::string marker = "foreign-report-" + std::to_string(getpid());
+    save_message(
+        "From: MAILER-DAEMON@example.test\r\nTo: probe@example.test\r\nSubject: Undelivered\r\n"
+        "Message-ID: <" +
+        marker +
+        "@example.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; "
+        "report-type=delivery-status; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\n"
+        "not yours\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; "
+        "mx.example.test\r\n\r\nFinal-Recipient: rfc822; bounce@example.test\r\nAction: failed\r\n"
+        "Status: 5.1.1\r\n\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: "
+        "<someone-else@example.test>\r\nX-Mailcanary-Token: " +
+        make_token("another installation", std::chrono::system_clock::now() - 1h) +
+        "\r\n\r\n--B--\r\n");
+    ASSERT_EQ(messages_containing(probe_maildir(), marker), 1);
+
+    const std::string user = env_.at("MAILSTACK_USER");
+    AgentProcess agent(
+        dir_,
+        "[defaults]\ninterval = \"2s\"\ntimeout = \"1500ms\"\nhelo = "
+        "\"bounce.mailcanary.test\"\n\n" +
+            target("bounced", port("MAILSTACK_SMTP_PORT"), "starttls",
+                   "probes = [\"roundtrip\"]\n" + tls_options() + "[targets.message]\nfrom = \"" +
+                       user + "\"\nto = [\"" + env_.at("MAILSTACK_BOUNCE_RCPT") +
+                       "\"]\n[targets.roundtrip]\nimap_host = \"" + host() + "\"\nimap_port = " +
+                       port("MAILSTACK_IMAPS_PORT") + "\nimap_tls = \"implicit\"\nusername = \"" +
+                       user + "\"\npassword_file = \"" + env_.at("MAILSTACK_PASSWORD_FILE") +
+                       "\"\ntimeout = \"60s\"\n[targets.roundtrip.tls_options]\nca_file = \"" +
+                       ca() + "\"\n"));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const auto bounced = series("mailcanary_roundtrip_bounced_total", "bounced");
+    const auto started = std::chrono::steady_clock::now();
+    auto text =
+        agent.wait_for([&](const std::string& t) { return value_of(t, bounced) >= 2; }, 30s);
+    const auto took = std::chrono::steady_clock::now() - started;
+    ASSERT_GE(value_of(text, bounced), 2) << text << agent.log();
+    // Each report is removed before its run ends: none is left between runs.
+    EXPECT_EQ(own_messages_between_runs(agent, {"bounced"}), 0);
+    const auto run = http("GET", agent.url("/results?target=bounced&probe=roundtrip")).body;
+    text = agent.metrics();
+    ASSERT_EQ(agent.stop(SIGTERM, 3s), 0);
+
+    EXPECT_LT(took, 30s) << "two bounced runs, each well before the 60 s timeout";
+    EXPECT_GE(value_of(text, probe_failures("bounced", "bounced")), 2) << text;
+    EXPECT_EQ(value_of(text, probe_failures("bounced", "lost")), -1) << "a bounce is not lost";
+    EXPECT_EQ(value_of(text, series("mailcanary_roundtrip_lost_total", "bounced")), 0) << text;
+    EXPECT_EQ(value_of(text, success_series("bounced", "roundtrip")), 0) << text;
+    for (const char* expected :
+         {"bounce from mail.example.test", "Status 5.1.1", "User doesn't exist", "failed: bounced",
+          "C: [INBOX] UID EXPUNGE "}) {
+        EXPECT_NE(run.find(expected), std::string::npos) << expected << "\n" << run;
+    }
+    EXPECT_EQ(messages_containing(probe_maildir(), marker), 1) << "the foreign report stays";
+    expunge_marked(marker);
+}
+
 TEST_F(RoundtripIntegration, TheSweepLeavesOldMessagesWhoseTokenDoesNotVerify) {
     const fs::path secret_file = dir_ / "own.secret";
     std::string problem;
