@@ -703,10 +703,8 @@ asio::awaitable<bool> MailboxTracker::examine(imap::Session& session, Folder& fo
                 case AwaitedMessages::Found::leftover:
                     break;
             }
-            Removal removal = Removal::stays;
-            if (settings_.cleanup != CleanupMode::keep) {
-                removal = co_await remove(session, folder, message->uid, message->modseq, token);
-            }
+            const Removal removal =
+                co_await remove(session, folder, message->uid, message->modseq, token);
             if (removal == Removal::left || removal == Removal::broken) {
                 folder.recheck.insert(message->uid);
             }
@@ -765,10 +763,8 @@ asio::awaitable<bool> MailboxTracker::examine_reports(imap::Session& session, Fo
                        {"folder", folder.name},
                        {"status", bounce->status},
                        {"reporting_mta", bounce->reporting_mta}});
-            Removal removal = Removal::stays;
-            if (settings_.cleanup != CleanupMode::keep) {
-                removal = co_await remove(session, folder, message->uid, message->modseq, token);
-            }
+            const Removal removal =
+                co_await remove(session, folder, message->uid, message->modseq, token);
             if (removal == Removal::left || removal == Removal::broken) {
                 folder.report_recheck.insert(message->uid);
             }
@@ -811,6 +807,7 @@ asio::awaitable<MailboxTracker::Removal> MailboxTracker::remove(imap::Session& s
                                                                 Folder& folder, std::uint32_t uid,
                                                                 const std::string& modseq,
                                                                 const std::string& token) {
+    if (settings_.cleanup == CleanupMode::keep) co_return Removal::stays;
     const bool via_trash = settings_.cleanup == CleanupMode::delete_message &&
                            deletes_via_trash(session.client()) && folder.name != trash_folder_;
     if (settings_.cleanup == CleanupMode::delete_message && !via_trash) {

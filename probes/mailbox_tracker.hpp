@@ -187,7 +187,8 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     // returned token verifies is removed like a probe message (AwaitedMessages::classify_report).
     boost::asio::awaitable<bool> examine_reports(imap::Session& session, Folder& folder,
                                                  const std::vector<std::uint32_t>& uids);
-    // `modseq`: the message's when it was fetched, to claim it with (empty: no CONDSTORE).
+    // Nothing with cleanup = "keep". `modseq`: the message's when it was fetched, to claim it
+    // with (empty: no CONDSTORE).
     boost::asio::awaitable<Removal> remove(imap::Session& session, Folder& folder,
                                            std::uint32_t uid, const std::string& modseq,
                                            const std::string& token);
