@@ -126,8 +126,10 @@ AwaitedMessages::ClassifiedReport AwaitedMessages::classify_report(
         } else {
             classified.found = Found::in_flight;
         }
-    } else if (!message_id.empty()) {
-        // Message-IDs are not secret: this ties the report to a run, but proves nothing.
+    } else if (token.empty() && !message_id.empty()) {
+        // A returned header without a token (cut short, or stripped): its Message-ID ties it
+        // to a run, but Message-IDs are not secret, so it proves nothing. A token that does not
+        // verify says the message was not this agent's, whatever its Message-ID.
         run = std::find_if(pending_.begin(), pending_.end(), [&](const auto& entry) {
             return entry.second.message_id == message_id;
         });

@@ -119,7 +119,8 @@ class AwaitedMessages {
     // What a delivery status notification found in a folder is, by the X-Mailcanary-Token and
     // Message-ID of the header it returns: `found` as classify() says it for a message with that
     // token (only a verified token makes it more than not_ours, so only then may it be removed),
-    // and `run` the awaited token it reports on (by that verified token, else by the Message-ID),
+    // and `run` the awaited token it reports on (by that verified token, or, when the header has
+    // no token at all, by the Message-ID),
     // whose run has `bounce` recorded now. Nothing is recorded for a token awaited elsewhere.
     struct ClassifiedReport {
         Found found = Found::not_ours;
