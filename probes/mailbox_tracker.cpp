@@ -727,6 +727,7 @@ asio::awaitable<bool> MailboxTracker::examine_reports(imap::Session& session, Fo
                               (folder.modseqs ? "MODSEQ " : "") + std::string(kReportBody) + ")";
     for (std::size_t from = 0; from < uids.size(); from += kReportBatch) {
         const std::size_t to = std::min(uids.size(), from + kReportBatch);
+        // Not kept for any run's transcript: a report returns the message, token and all.
         const auto fetched = co_await session.execute(
             "UID FETCH " + uid_set(uids, from, to) + " " + items, Clock::now() + kCommandTimeout);
         if (!fetched) co_return false;
