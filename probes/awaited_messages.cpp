@@ -22,8 +22,8 @@ AwaitedMessages::~AwaitedMessages() {
 }
 
 void AwaitedMessages::expect(const std::string& token, const std::string& target,
-                             Clock::time_point now) {
-    pending_[token] = Pending{target, std::nullopt, now};
+                             Clock::time_point now, std::string message_id) {
+    pending_[token] = Pending{target, std::nullopt, now, std::move(message_id), {}};
     agent_awaits_->add(token);
 }
 
@@ -58,6 +58,19 @@ const Arrival* AwaitedMessages::arrival(const std::string& token) const {
     return &*found->second.arrival;
 }
 
+std::vector<Bounce> AwaitedMessages::reports(const std::string& token) const {
+    const auto found = pending_.find(token);
+    if (found == pending_.end()) return {};
+    return found->second.reports;
+}
+
+bool AwaitedMessages::bounced(const std::string& token) const {
+    const auto found = pending_.find(token);
+    return found != pending_.end() &&
+           std::any_of(found->second.reports.begin(), found->second.reports.end(),
+                       [](const Bounce& report) { return report.failed; });
+}
+
 std::size_t AwaitedMessages::pending_for(const std::string& target) const {
     return static_cast<std::size_t>(
         std::count_if(pending_.begin(), pending_.end(),
@@ -76,14 +89,60 @@ AwaitedMessages::Classified AwaitedMessages::classify(
         return {Found::awaited, waiting->second.target};
     }
     if (auto late_for = lost_.take(token)) return {Found::late, std::move(*late_for)};
-    if (agent_awaits_->contains(token)) return {Found::in_flight, {}};
-    if (abandoned_.take(token)) return {Found::leftover, {}};
+    const bool leftover = unclaimed(token, *verified, internal_date, now, age_limit);
+    if (leftover) abandoned_.take(token);
+    return {leftover ? Found::leftover : Found::in_flight, {}};
+}
+
+bool AwaitedMessages::unclaimed(const std::string& token, const VerifiedToken& verified,
+                                std::optional<SystemClock::time_point> internal_date,
+                                SystemClock::time_point now, Duration age_limit) const {
+    if (agent_awaits_->contains(token)) return false;
+    if (abandoned_.contains(token)) return true;
     // Left by another agent sharing the secret, or by an earlier process of this one: its
     // sender may still wait for it until the deadline it signed. An mc1 token does not say,
     // so its age must tell.
-    const bool abandoned = verified->deadline ? now > *verified->deadline + kDeadlineGrace
-                                              : internal_date && now - *internal_date > age_limit;
-    return {abandoned ? Found::leftover : Found::in_flight, {}};
+    return verified.deadline ? now > *verified.deadline + kDeadlineGrace
+                             : internal_date && now - *internal_date > age_limit;
+}
+
+AwaitedMessages::ClassifiedReport AwaitedMessages::classify_report(
+    std::string_view token, std::string_view message_id, Bounce bounce,
+    std::optional<SystemClock::time_point> internal_date, SystemClock::time_point now,
+    Duration age_limit) {
+    const auto verified = verify_token(token, secret_);
+    bounce.verified = verified.has_value();
+    ClassifiedReport classified;
+    auto run = pending_.end();
+    if (verified) {
+        const std::string own(token);
+        run = pending_.find(own);
+        if (run != pending_.end()) {
+            classified.found = Found::awaited;
+        } else if (lost_.contains(own) ||
+                   unclaimed(own, *verified, internal_date, now, age_limit)) {
+            // Its run is over: a report about it is a leftover (a late bounce is no late arrival).
+            classified.found = Found::leftover;
+        } else {
+            classified.found = Found::in_flight;
+        }
+    } else if (token.empty() && !message_id.empty()) {
+        // A returned header without a token (cut short, or stripped): its Message-ID ties it
+        // to a run, but Message-IDs are not secret, so it proves nothing. A token that does not
+        // verify says the message was not this agent's, whatever its Message-ID.
+        run = std::find_if(pending_.begin(), pending_.end(), [&](const auto& entry) {
+            return entry.second.message_id == message_id;
+        });
+    }
+    if (run == pending_.end()) return classified;
+    classified.run = run->first;
+    auto& reports = run->second.reports;
+    // A sweep may look at the same report again while its removal is pending.
+    const bool seen = std::any_of(reports.begin(), reports.end(), [&](const Bounce& report) {
+        return report.folder == bounce.folder && report.uid == bounce.uid;
+    });
+    if (!seen) reports.push_back(std::move(bounce));
+    return classified;
 }
 
 std::optional<Duration> AwaitedMessages::prompt_check_interval(Clock::time_point now,

@@ -15,8 +15,10 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/duration.hpp"
+#include "protocols/token.hpp"
 
 namespace mailcanary {
 
@@ -27,6 +29,22 @@ struct Arrival {
     std::chrono::steady_clock::time_point seen;
     std::uint32_t uid = 0;
     std::string headers;  // the header fields fetched (token, Authentication-Results, Received)
+};
+
+// A delivery status notification (RFC 3464) about an awaited message, as the run reports it.
+struct Bounce {
+    bool failed = false;  // delivery failed for good (action "failed"); else it is delayed
+    std::string status;   // e.g. "5.1.1"
+    std::string diagnostic_code;
+    std::string reporting_mta;
+    std::string recipient;
+    std::string folder;
+    std::uint32_t uid = 0;
+    // Its returned X-Mailcanary-Token verified: it is removed like a probe message. Tied to the
+    // run by the returned Message-ID alone, it is reported but never touched.
+    bool verified = false;
+
+    bool operator==(const Bounce&) const = default;
 };
 
 // The tokens the runs of one agent await, whichever mailbox tracker they wait with: trackers
@@ -56,8 +74,10 @@ class AwaitedMessages {
     AwaitedMessages(const AwaitedMessages&) = delete;
     AwaitedMessages& operator=(const AwaitedMessages&) = delete;
 
-    // Before sending: from now on a message with `token` is recognised as this run's.
-    void expect(const std::string& token, const std::string& target, Clock::time_point now);
+    // Before sending: from now on a message with `token`, or a delivery status notification
+    // returning it or its `message_id` (without angle brackets), is recognised as this run's.
+    void expect(const std::string& token, const std::string& target, Clock::time_point now,
+                std::string message_id = {});
     // The message was not sent, or its run stopped: nobody waits for it now; if it arrives
     // anyway it is cleaned up as a leftover. The target it was for, if it was awaited.
     std::optional<std::string> abandon(const std::string& token);
@@ -69,6 +89,10 @@ class AwaitedMessages {
     bool awaited(const std::string& token) const { return pending_.contains(token); }
     // The arrival recorded for an awaited message; null until it is seen.
     const Arrival* arrival(const std::string& token) const;
+    // The delivery status notifications seen about an awaited message, in order; empty until one
+    // is. The run ends at once when one of them is a failure.
+    std::vector<Bounce> reports(const std::string& token) const;
+    bool bounced(const std::string& token) const;
     std::size_t pending_for(const std::string& target) const;
     std::size_t pending() const { return pending_.size(); }
 
@@ -92,6 +116,21 @@ class AwaitedMessages {
                         std::optional<SystemClock::time_point> internal_date,
                         SystemClock::time_point now, Duration age_limit);
 
+    // What a delivery status notification found in a folder is, by the X-Mailcanary-Token and
+    // Message-ID of the header it returns: `found` as classify() says it for a message with that
+    // token (only a verified token makes it more than not_ours, so only then may it be removed),
+    // and `run` the awaited token it reports on (by that verified token, or, when the header has
+    // no token at all, by the Message-ID),
+    // whose run has `bounce` recorded now. Nothing is recorded for a token awaited elsewhere.
+    struct ClassifiedReport {
+        Found found = Found::not_ours;
+        std::string run;  // empty: no run of this tracker awaits the message
+    };
+    ClassifiedReport classify_report(std::string_view token, std::string_view message_id,
+                                     Bounce bounce,
+                                     std::optional<SystemClock::time_point> internal_date,
+                                     SystemClock::time_point now, Duration age_limit);
+
     // While messages are awaited, how soon to look again: 1/20 of the oldest unseen message's
     // time in flight, 25 ms at least, `poll_interval` at most; none when nothing is awaited.
     std::optional<Duration> prompt_check_interval(Clock::time_point now,
@@ -106,11 +145,14 @@ class AwaitedMessages {
         std::string target;
         std::optional<Arrival> arrival;
         Clock::time_point since;  // registered (just before sending)
+        std::string message_id;
+        std::vector<Bounce> reports;
     };
     class RecentTokens {
       public:
         void add(const std::string& token, const std::string& target);
         std::optional<std::string> take(const std::string& token);  // the target, if known
+        bool contains(const std::string& token) const { return targets_.contains(token); }
 
       private:
         std::map<std::string, std::string> targets_;
@@ -118,6 +160,10 @@ class AwaitedMessages {
     };
 
     std::optional<std::string> forget(const std::string& token);
+    // Whether a verified token's message that no run of this tracker awaits may be removed yet.
+    bool unclaimed(const std::string& token, const VerifiedToken& verified,
+                   std::optional<SystemClock::time_point> internal_date,
+                   SystemClock::time_point now, Duration age_limit) const;
 
     std::string secret_;
     std::shared_ptr<AwaitedTokens> agent_awaits_;

@@ -14,6 +14,7 @@
 #include "probes/probe.hpp"
 #include "probes/well_known_folders.hpp"
 #include "protocols/credentials.hpp"
+#include "protocols/dsn.hpp"
 #include "protocols/imap_removal.hpp"
 #include "protocols/mail_headers.hpp"
 
@@ -44,7 +45,14 @@ constexpr std::string_view kTokenHeader = "X-Mailcanary-Token";
 // is X-GM-RAW, https://developers.google.com/gmail/imap/imap-extensions), Yahoo finds nothing
 // or answers "NO [UNAVAILABLE] Server error"
 // (https://github.com/MailCore/mailcore2/issues/823), Exchange departs from the RFC too.
-constexpr std::string_view kScannedHeader = "(UID BODY.PEEK[HEADER.FIELDS (X-Mailcanary-Token)])";
+// Content-Type tells delivery status notifications (multipart/report), whose token is in the
+// header they return, in their body.
+constexpr std::string_view kScannedHeader =
+    "(UID BODY.PEEK[HEADER.FIELDS (X-Mailcanary-Token Content-Type)])";
+// A report is read whole to find the header it returns, but only so far: Postfix returns the
+// whole message, and a probe message is a few kilobytes.
+constexpr std::string_view kReportBody = "BODY.PEEK[]<0.262144>";
+constexpr std::size_t kReportBatch = 20;
 constexpr std::string_view kFetchedHeaders =
     "BODY.PEEK[HEADER.FIELDS (X-Mailcanary-Token Authentication-Results Received)]";
 
@@ -122,6 +130,39 @@ std::optional<Fetched> read_fetch(const imap::Response& response) {
     return fetched;
 }
 
+// A multipart/report, which delivery status notifications are (RFC 6522); the parser decides.
+bool is_report(const std::vector<HeaderField>& fields) {
+    const auto types = header_values(fields, "Content-Type");
+    return !types.empty() && iequals(trim(types.front()).substr(0, 16), "multipart/report");
+}
+
+// What a report says about the first recipient it failed for, else the first it delayed;
+// nothing when it is not about a failure or a delay (a report of delivery, say).
+std::optional<Bounce> bounce_in(const DeliveryStatusNotification& report) {
+    const RecipientStatus* recipient = report.first_failure();
+    if (recipient == nullptr) {
+        const auto delayed =
+            std::find_if(report.recipients.begin(), report.recipients.end(),
+                         [](const RecipientStatus& each) { return each.action == "delayed"; });
+        if (delayed == report.recipients.end()) return std::nullopt;
+        recipient = &*delayed;
+    }
+    Bounce bounce;
+    bounce.failed = recipient->action == "failed";
+    bounce.status = recipient->status;
+    bounce.diagnostic_code = recipient->diagnostic_code;
+    bounce.reporting_mta = report.reporting_mta;
+    bounce.recipient = recipient->final_recipient;
+    return bounce;
+}
+
+// A Message-ID field's value without its angle brackets and spaces.
+std::string bare_message_id(std::string_view value) {
+    value = trim(value);
+    if (value.starts_with('<') && value.ends_with('>')) value = value.substr(1, value.size() - 2);
+    return std::string(value);
+}
+
 std::string uid_set(const std::vector<std::uint32_t>& uids, std::size_t from, std::size_t to) {
     std::string out;
     for (std::size_t i = from; i < to; ++i) {
@@ -157,7 +198,7 @@ std::string MailboxSettings::key() const {
                       '\n' + std::to_string(static_cast<int>(cleanup)) + '\n' +
                       std::to_string(static_cast<int>(delete_method)) + '\n' +
                       (use_idle ? "idle" : "poll") + '\n' + std::to_string(poll_interval.count()) +
-                      '\n' + (prompt_checks ? "prompt" : "") + '\n';
+                      '\n' + (prompt_checks ? "prompt" : "") + '\n' + bounce_folder + '\n';
     if (junk_folders) {
         key += "junk:";
         for (const auto& folder : *junk_folders) key += folder + '\t';
@@ -168,6 +209,7 @@ std::string MailboxSettings::key() const {
 struct MailboxTracker::Folder {
     std::string name;
     bool junk = false;
+    bool primary = false;  // the mailbox itself: its session speaks for the login
     bool modseqs = false;  // CONDSTORE: removals claim a message (UNCHANGEDSINCE) first
     std::uint32_t uid_validity = 0;
     std::uint32_t next_uid = 1;  // every message below was looked at once
@@ -175,7 +217,8 @@ struct MailboxTracker::Folder {
     // Messages with a token that are still to be removed (in flight for another run, someone
     // else's removal in progress): looked at again by each sweep, until gone or settled.
     std::set<std::uint32_t> recheck;
-    Clock::time_point next_sweep{};  // the next look at `recheck`
+    std::set<std::uint32_t> report_recheck;  // the same for delivery status notifications
+    Clock::time_point next_sweep{};          // the next look at `recheck`
 };
 
 MailboxTracker::MailboxTracker(asio::any_io_executor executor, MailboxSettings settings,
@@ -226,8 +269,9 @@ asio::awaitable<std::optional<imap::Failure>> MailboxTracker::login_failure(
                             "the first login to the mailbox has no answer yet"};
 }
 
-void MailboxTracker::expect(const std::string& token, const std::string& target) {
-    awaited_.expect(token, target, Clock::now());
+void MailboxTracker::expect(const std::string& token, const std::string& target,
+                            std::string message_id) {
+    awaited_.expect(token, target, Clock::now(), std::move(message_id));
     excerpts_.begin(token);
     report_pending(target);
     if (!settings_.prompt_checks) return;
@@ -268,6 +312,10 @@ asio::awaitable<WaitResult> MailboxTracker::wait(std::string token, Clock::time_
             result.kind = WaitResult::Kind::stopped;
             break;
         }
+        if (awaited_.bounced(token)) {
+            result.kind = WaitResult::Kind::bounced;
+            break;
+        }
         if (const Arrival* arrival = awaited_.arrival(token)) {
             result.kind = WaitResult::Kind::arrived;
             result.arrival = *arrival;
@@ -299,10 +347,13 @@ asio::awaitable<WaitResult> MailboxTracker::wait(std::string token, Clock::time_
     stop.clear();
     waiters_.erase(token);
     excerpts_.end(token, &transcript);
+    result.reports = awaited_.reports(token);
     std::optional<std::string> target;
     if (result.kind == WaitResult::Kind::arrived) {
         target = awaited_.finish(token);
-    } else if (result.kind == WaitResult::Kind::stopped) {
+    } else if (result.kind == WaitResult::Kind::stopped ||
+               result.kind == WaitResult::Kind::bounced) {
+        // Bounced, the message will not come; should a copy arrive anyway, it is a leftover.
         target = awaited_.abandon(token);
     } else {
         // Lost, or not seen because the mailbox could not be read meanwhile: the message was
@@ -372,10 +423,10 @@ FailureReason roundtrip_reason(FailureReason session_reason) {
     }
 }
 
-void MailboxTracker::session_failed(const imap::Failure& session_failure, bool junk) {
+void MailboxTracker::session_failed(const imap::Failure& session_failure, bool primary) {
     const imap::Failure failure{roundtrip_reason(session_failure.reason), session_failure.detail};
     last_failure_ = failure;
-    if (!junk) inbox_up_ = false;
+    if (primary) inbox_up_ = false;
     log::warn("mailbox session failed", {{"mailbox", settings_.label},
                                          {"reason", to_string(session_failure.reason)},
                                          {"detail", failure.detail}});
@@ -386,6 +437,7 @@ asio::awaitable<void> MailboxTracker::watch(std::string folder_name, bool junk) 
     Folder folder;
     folder.name = std::move(folder_name);
     folder.junk = junk;
+    folder.primary = !junk && folder.name == settings_.mailbox;
     Duration backoff = kFirstBackoff;
     while (!stopped_) {
         auto slot = co_await account_slot();
@@ -400,7 +452,7 @@ asio::awaitable<void> MailboxTracker::watch(std::string folder_name, bool junk) 
         if (stopped_) break;
         settings_.account->session_failed(failure);
         if (was_up) backoff = kFirstBackoff;
-        session_failed(failure, junk);
+        session_failed(failure, folder.primary);
         co_await pause(backoff);
         backoff = std::min<Duration>(backoff * 2, kMaxBackoff);
     }
@@ -442,7 +494,7 @@ asio::awaitable<imap::Failure> MailboxTracker::watch_session(imap::Session& sess
                                                              bool& was_up) {
     if (auto failure = co_await open_folder(session, folder)) co_return std::move(*failure);
     was_up = true;
-    if (!folder.junk) inbox_up_ = true;
+    if (folder.primary) inbox_up_ = true;
     co_return co_await follow_folder(session, folder);
 }
 
@@ -461,9 +513,9 @@ asio::awaitable<std::optional<imap::Failure>> MailboxTracker::open_folder(imap::
     if (!login) settings_.account->logged_in();
     // The mailbox's own session speaks for the login: a junk folder's may fail for its own
     // reasons (a limit on sessions, say) while mail can still be read.
-    if (!folder.junk && !stopped_) login_settled(login);
+    if (folder.primary && !stopped_) login_settled(login);
     if (login) co_return login;
-    if (!folder.junk && !junk_watchers_started_ && !co_await discover_folders(session)) {
+    if (folder.primary && !junk_watchers_started_ && !co_await discover_folders(session)) {
         co_return session.failure();
     }
     co_return co_await select(session, folder);
@@ -550,20 +602,28 @@ asio::awaitable<bool> MailboxTracker::discover_folders(imap::Session& session) {
     for (const auto& name : found.junk) {
         asio::co_spawn(executor_, watch(name, true), asio::detached);
     }
+    if (!settings_.bounce_folder.empty() && settings_.bounce_folder != settings_.mailbox) {
+        asio::co_spawn(executor_, watch(settings_.bounce_folder, false), asio::detached);
+    }
     co_return true;
 }
 
 asio::awaitable<bool> MailboxTracker::check(imap::Session& session, Folder& folder, bool sweep) {
     std::vector<std::uint32_t> uids;
-    if (!co_await scan_new(session, folder, uids)) co_return false;
+    std::vector<std::uint32_t> reports;
+    if (!co_await scan_new(session, folder, uids, reports)) co_return false;
     const auto seen = Clock::now();
-    if (sweep) uids.insert(uids.end(), folder.recheck.begin(), folder.recheck.end());
-    if (uids.empty()) co_return true;
-    co_return co_await examine(session, folder, uids, seen);
+    if (sweep) {
+        uids.insert(uids.end(), folder.recheck.begin(), folder.recheck.end());
+        reports.insert(reports.end(), folder.report_recheck.begin(), folder.report_recheck.end());
+    }
+    if (!uids.empty() && !co_await examine(session, folder, uids, seen)) co_return false;
+    co_return reports.empty() || co_await examine_reports(session, folder, reports);
 }
 
 asio::awaitable<bool> MailboxTracker::scan_new(imap::Session& session, Folder& folder,
-                                               std::vector<std::uint32_t>& uids) {
+                                               std::vector<std::uint32_t>& uids,
+                                               std::vector<std::uint32_t>& reports) {
     while (true) {
         const std::uint32_t from = folder.next_uid;
         // The last range is open ("n:*") so that it takes whatever arrived since SELECT.
@@ -589,8 +649,11 @@ asio::awaitable<bool> MailboxTracker::scan_new(imap::Session& session, Folder& f
             // "n:*" always includes the last message, even below n (RFC 9051 6.4.8).
             if (!message || message->uid < from) continue;
             folder.next_uid = std::max(folder.next_uid, message->uid + 1);
-            if (!header_values(parse_header_block(message->headers), kTokenHeader).empty()) {
+            const auto fields = parse_header_block(message->headers);
+            if (!header_values(fields, kTokenHeader).empty()) {
                 uids.push_back(message->uid);
+            } else if (is_report(fields)) {
+                reports.push_back(message->uid);
             }
         }
         if (last) co_return true;
@@ -640,10 +703,8 @@ asio::awaitable<bool> MailboxTracker::examine(imap::Session& session, Folder& fo
                 case AwaitedMessages::Found::leftover:
                     break;
             }
-            Removal removal = Removal::stays;
-            if (settings_.cleanup != CleanupMode::keep) {
-                removal = co_await remove(session, folder, message->uid, message->modseq, token);
-            }
+            const Removal removal =
+                co_await remove(session, folder, message->uid, message->modseq, token);
             if (removal == Removal::left || removal == Removal::broken) {
                 folder.recheck.insert(message->uid);
             }
@@ -654,6 +715,61 @@ asio::awaitable<bool> MailboxTracker::examine(imap::Session& session, Folder& fo
             // The run goes on once its message is gone (its time was taken when it was seen):
             // a one-shot run that ends the process leaves nothing behind.
             wake(token);
+            if (removal == Removal::broken) co_return false;
+        }
+    }
+    co_return true;
+}
+
+asio::awaitable<bool> MailboxTracker::examine_reports(imap::Session& session, Folder& folder,
+                                                      const std::vector<std::uint32_t>& uids) {
+    const std::string items = std::string("(UID INTERNALDATE ") +
+                              (folder.modseqs ? "MODSEQ " : "") + std::string(kReportBody) + ")";
+    for (std::size_t from = 0; from < uids.size(); from += kReportBatch) {
+        const std::size_t to = std::min(uids.size(), from + kReportBatch);
+        // Not kept for any run's transcript: a report returns the message, token and all.
+        const auto fetched = co_await session.execute(
+            "UID FETCH " + uid_set(uids, from, to) + " " + items, Clock::now() + kCommandTimeout);
+        if (!fetched) co_return false;
+        for (std::size_t i = from; i < to; ++i) folder.report_recheck.erase(uids[i]);
+        for (const auto& response : fetched->untagged) {
+            const auto message = read_fetch(response);
+            if (!message) continue;
+            const auto report = parse_delivery_status_notification(message->headers);
+            if (!report) continue;  // a multipart/report of another kind: not ours to judge
+            auto bounce = bounce_in(*report);
+            if (!bounce) continue;
+            bounce->folder = folder.name;
+            bounce->uid = message->uid;
+            const auto tokens = header_values(report->returned_header, kTokenHeader);
+            const auto message_ids = header_values(report->returned_header, "Message-ID");
+            const std::string token = tokens.empty() ? std::string() : tokens.front();
+            const auto classified = awaited_.classify_report(
+                token, message_ids.empty() ? std::string() : bare_message_id(message_ids.front()),
+                *bounce, message->internal_date, std::chrono::system_clock::now(), age_limit_);
+            switch (classified.found) {
+                case AwaitedMessages::Found::not_ours:  // never touched, even when tied to a run
+                    wake(classified.run);
+                    continue;
+                case AwaitedMessages::Found::in_flight:
+                    folder.report_recheck.insert(message->uid);
+                    continue;
+                case AwaitedMessages::Found::awaited:
+                case AwaitedMessages::Found::late:
+                case AwaitedMessages::Found::leftover:
+                    break;
+            }
+            log::info("a delivery status notification about a probe message",
+                      {{"mailbox", settings_.label},
+                       {"folder", folder.name},
+                       {"status", bounce->status},
+                       {"reporting_mta", bounce->reporting_mta}});
+            const Removal removal =
+                co_await remove(session, folder, message->uid, message->modseq, token);
+            if (removal == Removal::left || removal == Removal::broken) {
+                folder.report_recheck.insert(message->uid);
+            }
+            wake(classified.run);
             if (removal == Removal::broken) co_return false;
         }
     }
@@ -692,6 +808,7 @@ asio::awaitable<MailboxTracker::Removal> MailboxTracker::remove(imap::Session& s
                                                                 Folder& folder, std::uint32_t uid,
                                                                 const std::string& modseq,
                                                                 const std::string& token) {
+    if (settings_.cleanup == CleanupMode::keep) co_return Removal::stays;
     const bool via_trash = settings_.cleanup == CleanupMode::delete_message &&
                            deletes_via_trash(session.client()) && folder.name != trash_folder_;
     if (settings_.cleanup == CleanupMode::delete_message && !via_trash) {

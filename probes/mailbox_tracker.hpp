@@ -71,6 +71,9 @@ struct MailboxSettings {
     Duration poll_interval = std::chrono::seconds(1);
     bool prompt_checks = true;  // RoundtripConfig::prompt_checks
     std::string token_secret;
+    // A folder of the same account where delivery status notifications arrive, watched beside
+    // the mailbox (empty: none; reports are looked for in every watched folder).
+    std::string bounce_folder;
     // The account's sessions and backoff, shared with every other session to it (none: the
     // tracker's own).
     std::shared_ptr<ImapAccount> account;
@@ -89,10 +92,12 @@ struct MailboxSettings {
 FailureReason roundtrip_reason(FailureReason session_reason);
 
 struct WaitResult {
-    enum class Kind { arrived, lost, imap_failed, stopped };
+    // bounced: a delivery status notification said delivery failed for good.
+    enum class Kind { arrived, bounced, lost, imap_failed, stopped };
     Kind kind = Kind::lost;
     Arrival arrival;
     imap::Failure failure;
+    std::vector<Bounce> reports;  // every report seen about the message, failed or delayed
 };
 
 class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
@@ -121,9 +126,10 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     // now could not be found. Until the first login is tried, waits for it (until `deadline`).
     boost::asio::awaitable<std::optional<imap::Failure>> login_failure(Clock::time_point deadline,
                                                                        StopSignal& stop);
-    // Before sending: from now on a message with `token` is recognised as this run's, and the
-    // IMAP commands about it are kept for its transcript.
-    void expect(const std::string& token, const std::string& target);
+    // Before sending: from now on a message with `token` (or a report returning it or
+    // `message_id`) is recognised as this run's, and the IMAP commands about it are kept for its
+    // transcript.
+    void expect(const std::string& token, const std::string& target, std::string message_id = {});
     // The message was not sent (or not accepted): it is nobody's now; if it arrives anyway it
     // is cleaned up as a leftover.
     void abandon(const std::string& token);
@@ -170,12 +176,19 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     boost::asio::awaitable<bool> check(imap::Session& session, Folder& folder, bool sweep);
     // Appends to `uids` the messages from folder.next_uid on that carry a token header, and
     // moves next_uid past them all.
+    // Delivery status notifications (without a token header of their own) go to `reports`.
     boost::asio::awaitable<bool> scan_new(imap::Session& session, Folder& folder,
-                                          std::vector<std::uint32_t>& uids);
+                                          std::vector<std::uint32_t>& uids,
+                                          std::vector<std::uint32_t>& reports);
     boost::asio::awaitable<bool> examine(imap::Session& session, Folder& folder,
                                          const std::vector<std::uint32_t>& uids,
                                          Clock::time_point seen);
-    // `modseq`: the message's when it was fetched, to claim it with (empty: no CONDSTORE).
+    // Reads each report whole: one about an awaited message tells its run, and one whose
+    // returned token verifies is removed like a probe message (AwaitedMessages::classify_report).
+    boost::asio::awaitable<bool> examine_reports(imap::Session& session, Folder& folder,
+                                                 const std::vector<std::uint32_t>& uids);
+    // Nothing with cleanup = "keep". `modseq`: the message's when it was fetched, to claim it
+    // with (empty: no CONDSTORE).
     boost::asio::awaitable<Removal> remove(imap::Session& session, Folder& folder,
                                            std::uint32_t uid, const std::string& modseq,
                                            const std::string& token);
@@ -216,7 +229,8 @@ class MailboxTracker : public std::enable_shared_from_this<MailboxTracker> {
     // when none is, or while the server throttles the account.
     std::optional<Duration> prompt_check_interval() const;
     // Takes a session's failure, in the roundtrip probe's terms from here on.
-    void session_failed(const imap::Failure& session_failure, bool junk);
+    // `primary`: the mailbox's own session, whose state says whether mail can be watched.
+    void session_failed(const imap::Failure& session_failure, bool primary);
     // Wakes the run waiting for `token`, if any, to look at its message again.
     void wake(const std::string& token);
     void report_pending(const std::string& target);

@@ -24,6 +24,7 @@ struct RoundtripMetrics::TargetSeries {
     prometheus::Counter* delivered_inbox = nullptr;
     prometheus::Counter* delivered_junk = nullptr;
     prometheus::Counter* lost = nullptr;
+    prometheus::Counter* bounced = nullptr;
     prometheus::Counter* late = nullptr;
     prometheus::Gauge* pending = nullptr;
     prometheus::Gauge* server_clock = nullptr;  // once a message had two dated Received headers
@@ -52,6 +53,11 @@ RoundtripMetrics::RoundtripMetrics(prometheus::Registry& registry,
                 .Name("mailcanary_roundtrip_lost_total")
                 .Help("Probe messages not delivered within the roundtrip timeout.")
                 .Register(registry)),
+      bounced_(BuildCounter()
+                   .Name("mailcanary_roundtrip_bounced_total")
+                   .Help("Probe messages whose delivery a delivery status notification (a "
+                         "bounce) reported failed; each is also a run failed with bounced.")
+                   .Register(registry)),
       late_(BuildCounter()
                 .Name("mailcanary_roundtrip_late_total")
                 .Help("Probe messages counted lost that arrived later (then cleaned up).")
@@ -91,6 +97,7 @@ void RoundtripMetrics::add_target(const std::string& target) {
     series->delivered_inbox = &delivered_.Add({{"target", target}, {"folder", "inbox"}});
     series->delivered_junk = &delivered_.Add({{"target", target}, {"folder", "junk"}});
     series->lost = &lost_.Add(series->labels);
+    series->bounced = &bounced_.Add(series->labels);
     series->late = &late_.Add(series->labels);
     series->pending = &pending_.Add(series->labels);
     targets_[target] = std::move(series);
@@ -105,6 +112,7 @@ void RoundtripMetrics::remove_target(const std::string& target) {
     delivered_.Remove(series.delivered_inbox);
     delivered_.Remove(series.delivered_junk);
     lost_.Remove(series.lost);
+    bounced_.Remove(series.bounced);
     late_.Remove(series.late);
     pending_.Remove(series.pending);
     if (series.server_clock != nullptr) server_clock_seconds_.Remove(series.server_clock);
@@ -121,6 +129,7 @@ void RoundtripMetrics::record_run(const std::string& target, const Outcome& outc
     TargetSeries& series = *found->second;
     if (run.submission) series.submission->Observe(seconds(*run.submission));
     if (outcome.failure == FailureReason::lost) series.lost->Increment();
+    if (outcome.failure == FailureReason::bounced) series.bounced->Increment();
     if (!run.delivery) return;
 
     const auto& delivery = *run.delivery;

@@ -41,6 +41,7 @@ class RoundtripMetrics : public RoundtripEvents {
     prometheus::Family<prometheus::Histogram>& submission_seconds_;
     prometheus::Family<prometheus::Counter>& delivered_;
     prometheus::Family<prometheus::Counter>& lost_;
+    prometheus::Family<prometheus::Counter>& bounced_;
     prometheus::Family<prometheus::Counter>& late_;
     prometheus::Family<prometheus::Gauge>& pending_;
     prometheus::Family<prometheus::Gauge>& auth_result_;

@@ -16,6 +16,7 @@
 #include "probes/smtp_host.hpp"
 #include "probes/smtp_lists.hpp"
 #include "probes/validators.hpp"
+#include "protocols/message.hpp"
 #include "protocols/tls_contexts.hpp"
 #include "protocols/token.hpp"
 
@@ -31,17 +32,18 @@ constexpr Duration kShortestPollInterval = std::chrono::milliseconds(10);
 constexpr Duration kLongestPollInterval = std::chrono::hours(1);
 
 // [targets.roundtrip] holds its IMAP login's credentials itself, under the keys of [targets.auth].
-constexpr std::array<std::string_view, 13> kOwnKeys{
-    "imap_host",     "imap_port",   "imap_tls",     "tls_options", "mailbox",
-    "junk_folders",  "timeout",     "cleanup",      "idle",        "poll_interval",
-    "prompt_checks", "authserv_id", "delete_method"};
+constexpr std::array<std::string_view, 14> kOwnKeys{
+    "imap_host",     "imap_port",   "imap_tls",      "tls_options",   "mailbox",
+    "junk_folders",  "timeout",     "cleanup",       "idle",          "poll_interval",
+    "prompt_checks", "authserv_id", "delete_method", "bounce_mailbox"};
 constexpr auto kKeys = joined(kOwnKeys, kAuthKeys);
 constexpr std::array<std::string_view, 2> kTables{"message", "roundtrip"};
 // The IMAP wait is no phase of its own: its time is the round trip's (mailcanary_roundtrip_*).
-constexpr auto kReasons = joined(
-    smtp_lists::kAcceptReasons,
-    std::array{FailureReason::junk, FailureReason::lost, FailureReason::imap_connect,
-               FailureReason::imap_tls, FailureReason::imap_auth, FailureReason::imap_protocol});
+constexpr auto kReasons =
+    joined(smtp_lists::kAcceptReasons,
+           std::array{FailureReason::junk, FailureReason::lost, FailureReason::bounced,
+                      FailureReason::imap_connect, FailureReason::imap_tls,
+                      FailureReason::imap_auth, FailureReason::imap_protocol});
 
 constexpr std::array<Choice<CleanupMode>, 3> kCleanupModes{{
     {"delete", CleanupMode::delete_message},
@@ -139,11 +141,25 @@ MailboxSettings mailbox_settings_for(const CompiledTarget& target, const Roundtr
     settings.poll_interval = roundtrip.poll_interval;
     settings.prompt_checks = roundtrip.prompt_checks;
     settings.token_secret = target.token_secret;
+    settings.bounce_folder = roundtrip.bounce_mailbox;
     settings.account = imap_accounts(resources).account(roundtrip.imap_host, roundtrip.imap_port,
                                                         roundtrip.auth.username);
     settings.label = roundtrip.auth.username + "@" + roundtrip.imap_host + ":" +
                      std::to_string(roundtrip.imap_port) + "/" + roundtrip.mailbox;
     return settings;
+}
+
+// A delivery status notification about the run's message, in its transcript: what the
+// reporting MTA said, and whether it was cleaned up or left (tied by Message-ID alone).
+void note_report(const Bounce& report, Transcript& transcript) {
+    transcript.note(std::string(report.failed ? "bounce" : "delay notice (not a failure)") +
+                    " from " + report.reporting_mta + " in " + report.folder + " (UID " +
+                    std::to_string(report.uid) + "): Status " + report.status + ", recipient " +
+                    report.recipient + ", Diagnostic-Code: " + report.diagnostic_code);
+    if (!report.verified) {
+        transcript.note("the report returns this run's Message-ID but no verified token: left in " +
+                        report.folder);
+    }
 }
 
 boost::asio::awaitable<Outcome> run_roundtrip(ProbeRun run) {
@@ -168,7 +184,10 @@ boost::asio::awaitable<Outcome> run_roundtrip(ProbeRun run) {
         make_token(run.target.token_secret, run.wall_deadline() + options.timeout);
 
     // Known before it is sent: the message may arrive before this run hears the final 250.
-    mailbox.expect(token, target.name);
+    MessageSpec spec;
+    spec.token = token;
+    spec.message_id_domain = target.helo;
+    mailbox.expect(token, target.name, message_id(spec));
     Outcome outcome = co_await submit_probe_message(run, token, after_delivery(options.cleanup));
     if (!outcome.success() || !run.metrics.message_accepted_at) {
         mailbox.abandon(token);
@@ -188,6 +207,7 @@ boost::asio::awaitable<Outcome> run_roundtrip(ProbeRun run) {
     if (run.waiting) run.waiting();
     const WaitResult result =
         co_await mailbox.wait(token, accepted + options.timeout, run.stop, run.transcript);
+    for (const Bounce& report : result.reports) note_report(report, run.transcript);
     switch (result.kind) {
         case WaitResult::Kind::stopped:
             co_return Outcome::stopped();
@@ -202,6 +222,14 @@ boost::asio::awaitable<Outcome> run_roundtrip(ProbeRun run) {
                                        format_duration(options.timeout);
             run.transcript.note("failed: lost: " + detail);
             co_return failed(FailureReason::lost, detail);
+        }
+        case WaitResult::Kind::bounced: {
+            const auto failure = std::find_if(result.reports.begin(), result.reports.end(),
+                                              [](const Bounce& report) { return report.failed; });
+            const std::string detail = "bounced by " + failure->reporting_mta + ": " +
+                                       failure->status + " " + failure->diagnostic_code;
+            run.transcript.note("failed: bounced: " + detail);
+            co_return failed(FailureReason::bounced, detail);
         }
         case WaitResult::Kind::arrived:
             break;
@@ -276,6 +304,11 @@ class RoundtripProbe final : public SmtpProbeKind {
                                 .checked(reader.read<std::string>(table, path, "mailbox"), path,
                                          "mailbox", check_mailbox_name)
                                 .value.value_or(roundtrip.mailbox);
+        roundtrip.bounce_mailbox =
+            reader
+                .checked(reader.read<std::string>(table, path, "bounce_mailbox"), path,
+                         "bounce_mailbox", check_mailbox_name)
+                .value.value_or("");
         roundtrip.junk_folders = reader
                                      .read_string_list(table, path, "junk_folders", "folder names",
                                                        check_mailbox_name, EmptyList::allowed)

@@ -35,6 +35,10 @@ struct RoundtripConfig {
     // Trust only Authentication-Results headers from this authserv-id (RFC 8601 5); empty:
     // the topmost one, which the receiving server added last.
     std::string authserv_id;
+    // A folder of the same account where bounces (delivery status notifications to the
+    // envelope sender, [targets.message] from) are delivered, watched beside the mailbox; empty:
+    // they are looked for in the mailbox and junk folders only.
+    std::string bounce_mailbox;
 
     bool operator==(const RoundtripConfig&) const = default;
 };

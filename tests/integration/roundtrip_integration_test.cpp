@@ -395,8 +395,9 @@ TEST_F(RoundtripIntegration, TwoTargetsReadingOneMailboxNeverTakeEachOthersMessa
     // Its last run's transcript shows the IMAP side: the fetches of new mail's token header
     // that looked for its message and the removal, with the server's replies; never the token.
     for (const char* expected :
-         {":* (UID BODY.PEEK[HEADER.FIELDS (X-Mailcanary-Token)])", "C: [INBOX] UID FETCH ",
-          "C: [INBOX] UID STORE ", "C: [INBOX] UID EXPUNGE ", "S: OK Expunge completed"}) {
+         {":* (UID BODY.PEEK[HEADER.FIELDS (X-Mailcanary-Token Content-Type)])",
+          "C: [INBOX] UID FETCH ", "C: [INBOX] UID STORE ", "C: [INBOX] UID EXPUNGE ",
+          "S: OK Expunge completed"}) {
         EXPECT_NE(slow_run.find(expected), std::string::npos) << expected << "\n" << slow_run;
     }
     EXPECT_FALSE(std::regex_search(slow_run, std::regex(R"(mc2\.[0-9]+\.[0-9a-f]{32}\.)")))
@@ -518,6 +519,119 @@ status, _ = imap.append("INBOX", None, imaplib.Time2Internaldate(time.time() - 3
 imap.logout()
 sys.exit(0 if status == "OK" else 1)
 )py";
+
+// Bounces, as Postfix makes them: the stack accepts mail for bounce@, Dovecot's LMTP refuses it,
+// and Postfix's bounce daemon returns a DSN to the envelope sender, a user whose mailbox the
+// agent reads: probe@ (into INBOX) or other@ (whose Sieve script files reports into Bounces, the
+// target's bounce_mailbox). Each run fails with bounced long before its 60 s timeout, with the
+// DSN's status in its transcript; the DSN is removed, a foreign report beside it is not.
+struct BounceCase {
+    const char* user;            // the envelope sender and the IMAP login, @ the stack's domain
+    const char* bounce_mailbox;  // empty: not set
+    const char* folder;          // where the reports land, as the transcript names it
+    const char* maildir_folder;  // the same in the user's Maildir
+};
+
+class RoundtripBounces : public RoundtripIntegration,
+                         public testing::WithParamInterface<BounceCase> {};
+
+TEST_P(RoundtripBounces, ABounceFailsTheRunAtOnceAndOnlyItsOwnReportIsRemoved) {
+    const BounceCase& bounce = GetParam();
+    const std::string user = std::string(bounce.user) + "@" + env_.at("MAILSTACK_DOMAIN");
+    const fs::path maildir = fs::path(env_.at("MAILSTACK_MAIL_DIR")) / env_.at("MAILSTACK_DOMAIN") /
+                             bounce.user / "Maildir" / bounce.maildir_folder;
+    const std::string marker = "foreign-report-" + std::to_string(getpid());
+    const std::string foreign_report =
+        "From: MAILER-DAEMON@example.test\r\nTo: " + user +
+        "\r\nSubject: Undelivered\r\nMessage-ID: <" + marker +
+        "@example.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; "
+        "report-type=delivery-status; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\n"
+        "not yours\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; "
+        "mx.example.test\r\n\r\nFinal-Recipient: rfc822; bounce@example.test\r\nAction: failed\r\n"
+        "Status: 5.1.1\r\n\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: "
+        "<someone-else@example.test>\r\nX-Mailcanary-Token: " +
+        make_token("another installation", std::chrono::system_clock::now() - 1h) +
+        "\r\n\r\n--B--\r\n";
+    {
+        // Sieve's fileinto :create makes the folder with the first bounce; the foreign one is
+        // first.
+        const std::string create = "doveadm -c " + env_.at("MAILSTACK_DOVECOT_CONFIG") +
+                                   " mailbox create -u " + user + " " + bounce.folder +
+                                   " 2>/dev/null";
+        std::system(create.c_str());
+        const fs::path file = dir_ / "foreign-report.eml";
+        std::ofstream(file) << foreign_report;
+        const std::string command = mailstack(
+            "save", " " + std::string(bounce.user) + " " + bounce.folder + " < " + file.string());
+        ASSERT_EQ(std::system(command.c_str()), 0) << command;
+    }
+    ASSERT_EQ(messages_containing(maildir, marker), 1);
+
+    const std::string bounce_mailbox =
+        *bounce.bounce_mailbox ? "bounce_mailbox = \"" + std::string(bounce.bounce_mailbox) + "\"\n"
+                               : "";
+    AgentProcess agent(
+        dir_,
+        "[defaults]\ninterval = \"2s\"\ntimeout = \"1500ms\"\nhelo = "
+        "\"bounce.mailcanary.test\"\n\n" +
+            target("bounced", port("MAILSTACK_SMTP_PORT"), "starttls",
+                   "probes = [\"roundtrip\"]\n" + tls_options() + "[targets.message]\nfrom = \"" +
+                       user + "\"\nto = [\"" + env_.at("MAILSTACK_BOUNCE_RCPT") +
+                       "\"]\n[targets.roundtrip]\nimap_host = \"" + host() + "\"\nimap_port = " +
+                       port("MAILSTACK_IMAPS_PORT") + "\nimap_tls = \"implicit\"\nusername = \"" +
+                       user + "\"\npassword_file = \"" + env_.at("MAILSTACK_PASSWORD_FILE") +
+                       "\"\ntimeout = \"60s\"\n" + bounce_mailbox +
+                       "[targets.roundtrip.tls_options]\nca_file = \"" + ca() + "\"\n"));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const auto bounced = series("mailcanary_roundtrip_bounced_total", "bounced");
+    const auto started = std::chrono::steady_clock::now();
+    auto text =
+        agent.wait_for([&](const std::string& t) { return value_of(t, bounced) >= 2; }, 30s);
+    const auto took = std::chrono::steady_clock::now() - started;
+    ASSERT_GE(value_of(text, bounced), 2) << text << agent.log();
+    // Each report is removed before its run ends: none is left between runs.
+    const OwnTokens own(dir_);
+    const auto own_reports = [&] {
+        int found = 0;
+        for (const char* sub : {"new", "cur"}) {
+            std::error_code ec;
+            for (const auto& entry : fs::directory_iterator(maildir / sub, ec)) {
+                if (own.in(read_file(entry.path()))) ++found;
+            }
+        }
+        return own.known() ? found : -1;
+    };
+    EXPECT_EQ(count_between_runs(agent, {"bounced"}, own_reports), 0);
+    const auto run = http("GET", agent.url("/results?target=bounced&probe=roundtrip")).body;
+    text = agent.metrics();
+    ASSERT_EQ(agent.stop(SIGTERM, 3s), 0);
+
+    EXPECT_LT(took, 30s) << "two bounced runs, each well before the 60 s timeout";
+    EXPECT_GE(value_of(text, probe_failures("bounced", "bounced")), 2) << text;
+    EXPECT_EQ(value_of(text, probe_failures("bounced", "lost")), -1) << "a bounce is not lost";
+    EXPECT_EQ(value_of(text, series("mailcanary_roundtrip_lost_total", "bounced")), 0) << text;
+    EXPECT_EQ(value_of(text, success_series("bounced", "roundtrip")), 0) << text;
+    for (const std::string& expected :
+         {std::string("bounce from mail.example.test in ") + bounce.folder,
+          std::string("Status 5.1.1"), std::string("User doesn't exist"),
+          std::string("failed: bounced"), "C: [" + std::string(bounce.folder) + "] UID EXPUNGE "}) {
+        EXPECT_NE(run.find(expected), std::string::npos) << expected << "\n" << run;
+    }
+    EXPECT_EQ(messages_containing(maildir, marker), 1) << "the foreign report stays";
+    const std::string expunge = "doveadm -c " + env_.at("MAILSTACK_DOVECOT_CONFIG") +
+                                " expunge -u " + user + " mailbox " + bounce.folder +
+                                " header Message-ID " + marker;
+    EXPECT_EQ(std::system(expunge.c_str()), 0) << expunge;
+}
+
+INSTANTIATE_TEST_SUITE_P(Folders, RoundtripBounces,
+                         testing::Values(BounceCase{"probe", "", "INBOX", "."},
+                                         BounceCase{"other", "Bounces", "Bounces", ".Bounces"}),
+                         [](const testing::TestParamInfo<BounceCase>& param_info) {
+                             return std::string(*param_info.param.bounce_mailbox
+                                                    ? "BounceMailbox"
+                                                    : "TheMailboxItself");
+                         });
 
 // The README's promise against the real Dovecot (issue 18): messages a year old, far past any
 // sweep's age, whose token does not verify with the agent's secret stay in the mailbox: a forged

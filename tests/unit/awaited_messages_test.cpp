@@ -195,5 +195,117 @@ TEST(AwaitedMessages, PromptChecksFollowTheOldestUnseenMessage) {
     EXPECT_EQ(messages.prompt_check_interval(kStart + 19s, 1s), Duration(500ms));
 }
 
+// --- Delivery status notifications ------------------------------------------------------------
+
+Bounce failure_report(std::uint32_t uid, bool failed = true) {
+    Bounce bounce;
+    bounce.failed = failed;
+    bounce.status = failed ? "5.1.1" : "4.4.1";
+    bounce.diagnostic_code = "smtp; 550 5.1.1 <gone@example.test>: Recipient address rejected";
+    bounce.reporting_mta = "mx.example.test";
+    bounce.folder = "INBOX";
+    bounce.uid = uid;
+    return bounce;
+}
+
+using Report = AwaitedMessages::ClassifiedReport;
+
+Report report(AwaitedMessages& messages, std::string_view token, std::string_view message_id,
+              Bounce bounce) {
+    return messages.classify_report(token, message_id, std::move(bounce), kNow - 1s, kNow,
+                                    kAgeLimit);
+}
+
+TEST(AwaitedMessages, AReportReturningAVerifiedAwaitedTokenBouncesItsRunAndMayBeRemoved) {
+    Agent agent;
+    AwaitedMessages messages = agent.tracker();
+    const std::string token = token_until(kNow + 1min);
+    messages.expect(token, "mx", kStart, "run1.mailcanary@canary.test");
+    const Report classified = report(messages, token, "", failure_report(9));
+    EXPECT_EQ(classified.found, Found::awaited) << "removed like the probe message";
+    EXPECT_EQ(classified.run, token);
+    EXPECT_TRUE(messages.bounced(token));
+    ASSERT_EQ(messages.reports(token).size(), 1u);
+    EXPECT_TRUE(messages.reports(token).front().verified);
+    EXPECT_EQ(messages.reports(token).front().status, "5.1.1");
+
+    report(messages, token, "", failure_report(9));
+    EXPECT_EQ(messages.reports(token).size(), 1u) << "a sweep sees the same report again";
+    EXPECT_EQ(messages.arrival(token), nullptr) << "a bounce is no arrival";
+}
+
+TEST(AwaitedMessages, AReportWithAForgedOrForeignTokenNeitherBouncesNorMayBeRemoved) {
+    Agent agent;
+    AwaitedMessages messages = agent.tracker();
+    const std::string token = token_until(kNow + 1min);
+    messages.expect(token, "mx", kStart, "run1.mailcanary@canary.test");
+    std::string forged = token;
+    forged.back() = forged.back() == '0' ? '1' : '0';
+    const std::string foreign = make_token("another installation", kNow - 1h);
+    for (const std::string& returned : {forged, foreign, std::string("mc2.1.2.3")}) {
+        const Report classified = report(messages, returned, "", failure_report(3));
+        EXPECT_EQ(classified.found, Found::not_ours) << returned;
+        EXPECT_EQ(classified.run, "") << returned;
+    }
+    EXPECT_FALSE(messages.bounced(token));
+    EXPECT_TRUE(messages.reports(token).empty());
+}
+
+TEST(AwaitedMessages, AReportTiedByMessageIdAloneBouncesItsRunButIsNeverRemoved) {
+    Agent agent;
+    AwaitedMessages messages = agent.tracker();
+    const std::string token = token_until(kNow + 1min);
+    messages.expect(token, "mx", kStart, "run1.mailcanary@canary.test");
+    std::string forged = token;
+    forged.back() = forged.back() == '0' ? '1' : '0';
+    const Report forged_token =
+        report(messages, forged, "run1.mailcanary@canary.test", failure_report(3));
+    EXPECT_EQ(forged_token.run, "") << "a token that does not verify: not this agent's message";
+    EXPECT_FALSE(messages.bounced(token));
+    const Report classified =
+        report(messages, "", "run1.mailcanary@canary.test", failure_report(4));
+    EXPECT_EQ(classified.found, Found::not_ours) << "not removable";
+    EXPECT_EQ(classified.run, token);
+    EXPECT_TRUE(messages.bounced(token));
+    ASSERT_EQ(messages.reports(token).size(), 1u);
+    EXPECT_FALSE(messages.reports(token).front().verified);
+
+    EXPECT_EQ(report(messages, "", "other.mailcanary@canary.test", failure_report(5)).run, "")
+        << "another Message-ID";
+}
+
+TEST(AwaitedMessages, ADelayReportIsNotedButDoesNotBounce) {
+    Agent agent;
+    AwaitedMessages messages = agent.tracker();
+    const std::string token = token_until(kNow + 1min);
+    messages.expect(token, "mx", kStart);
+    EXPECT_EQ(report(messages, token, "", failure_report(6, false)).found, Found::awaited);
+    EXPECT_FALSE(messages.bounced(token));
+    ASSERT_EQ(messages.reports(token).size(), 1u);
+    EXPECT_FALSE(messages.reports(token).front().failed);
+}
+
+TEST(AwaitedMessages, AReportAboutAnotherTrackersMessageWaitsAndAboutAnEndedRunIsALeftover) {
+    Agent agent;
+    AwaitedMessages here = agent.tracker();
+    AwaitedMessages there = agent.tracker();
+    const std::string elsewhere = token_until(kNow + 1min);
+    there.expect(elsewhere, "other", kStart);
+    EXPECT_EQ(report(here, elsewhere, "", failure_report(1)).found, Found::in_flight);
+    EXPECT_TRUE(there.reports(elsewhere).empty()) << "that run is told by its own tracker";
+
+    const std::string ended = token_until(kNow + 1min);
+    here.expect(ended, "mx", kStart);
+    here.abandon(ended);
+    EXPECT_EQ(report(here, ended, "", failure_report(2)).found, Found::leftover);
+    const std::string lost = token_until(kNow + 1min);
+    here.expect(lost, "mx", kStart);
+    here.give_up_as_lost(lost);
+    EXPECT_EQ(report(here, lost, "", failure_report(3)).found, Found::leftover);
+    EXPECT_EQ(found(here, lost), Found::late) << "the message itself still counts as late";
+    EXPECT_EQ(report(here, token_until(kNow + 1min), "", failure_report(4)).found, Found::in_flight)
+        << "another agent's run may still wait for it";
+}
+
 }  // namespace
 }  // namespace mailcanary

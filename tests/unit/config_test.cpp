@@ -940,6 +940,9 @@ std::vector<ErrorCase> error_cases() {
         {"AuthservIdNotString",
          roundtrip_target_with("authserv_id = true\n"),
          {7, 15, "targets[1].roundtrip.authserv_id", "expected a string, got a boolean"}},
+        {"BounceMailboxWithLineBreak",
+         roundtrip_target_with("bounce_mailbox = \"Bounces\\r\\nX\"\n"),
+         {7, 18, "targets[1].roundtrip.bounce_mailbox", "must not contain CR, LF or NUL"}},
         {"RoundtripUsernameMissing",
          roundtrip_credentials_with("token_file = \"/t\"\n"),
          {4, 1, "targets[1].roundtrip.username", "required key is missing"}},
@@ -1817,7 +1820,8 @@ TEST(ConfigRoundtrip, MinimalTableGetsDefaults) {
                                    .delete_method = DeleteMethod::automatic,
                                    .idle = true,
                                    .poll_interval = 1s,
-                                   .authserv_id = ""};
+                                   .authserv_id = "",
+                                   .bounce_mailbox = ""};
     EXPECT_EQ(*roundtrip_of(result.config->targets.at(0)), expected);
 }
 
@@ -1889,6 +1893,7 @@ idle = false
 poll_interval = "250ms"
 prompt_checks = false
 authserv_id = "mx.example.net"
+bounce_mailbox = "Canary/Bounces"
 [targets.roundtrip.tls_options]
 ca_file = "../certs/./imap-ca.pem"
 server_name = "imap.internal.example.net"
@@ -1931,7 +1936,8 @@ roundtrip = { username = "u", mechanism = "xoauth2", token_url = "https://oauth2
         .idle = false,
         .poll_interval = 250ms,
         .prompt_checks = false,
-        .authserv_id = "mx.example.net"};
+        .authserv_id = "mx.example.net",
+        .bounce_mailbox = "Canary/Bounces"};
     EXPECT_EQ(*roundtrip_of(result.config->targets[0]), mx1);
     // Like [targets.auth] and [targets.message], parsed without the probe that uses it.
     EXPECT_EQ(result.config->targets[0].probes, std::vector<std::string>{"connect"});
@@ -1959,7 +1965,8 @@ roundtrip = { username = "u", mechanism = "xoauth2", token_url = "https://oauth2
                               .cleanup = CleanupMode::keep,
                               .idle = true,
                               .poll_interval = 1s,
-                              .authserv_id = ""};
+                              .authserv_id = "",
+                              .bounce_mailbox = ""};
     EXPECT_EQ(*roundtrip_of(result.config->targets[1]), mx2);
     EXPECT_FALSE(result.config->targets[1].auth.has_value());
 }

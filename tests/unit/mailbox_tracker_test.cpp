@@ -285,7 +285,8 @@ void append(std::vector<ScriptStep>& script, const std::vector<Exchange>& exchan
 
 // How the tracker looks for new mail in `uids`: their token header only.
 std::string new_mail_fetch(const std::string& uids) {
-    return "UID FETCH " + uids + " (UID BODY.PEEK[HEADER.FIELDS (X-Mailcanary-Token)])";
+    return "UID FETCH " + uids +
+           " (UID BODY.PEEK[HEADER.FIELDS (X-Mailcanary-Token Content-Type)])";
 }
 
 // The server's answer to new_mail_fetch for one message.
@@ -442,6 +443,118 @@ std::vector<ScriptStep> selected(int uid_next) {
         test::send("* OK [UIDVALIDITY 1] UIDs valid\r\n* OK [UIDNEXT " + std::to_string(uid_next) +
                    "] next\r\nC3 OK [READ-WRITE] Select completed\r\n"),
     };
+}
+
+// --- Bounces ---------------------------------------------------------------------------------
+
+// A delivery status notification as Postfix sends it (trimmed): `action` for the recipient, and
+// the returned header with `returned` (a Message-ID, a token) in it.
+std::string delivery_report(const std::string& action, const std::string& status,
+                            const std::string& returned) {
+    return "Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n"
+           "\r\n--B\r\nContent-Type: text/plain\r\n\r\nUndelivered\r\n"
+           "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; "
+           "mx.example.test\r\n\r\nFinal-Recipient: rfc822; gone@example.test\r\nAction: " +
+           action + "\r\nStatus: " + status +
+           "\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n"
+           "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n" +
+           returned + "\r\n--B--\r\n";
+}
+
+// The answer to the fetch of a whole report.
+std::string report_fetch(int sequence, int uid, const std::string& message) {
+    return "* " + std::to_string(sequence) + " FETCH (UID " + std::to_string(uid) +
+           " INTERNALDATE \"29-Nov-2026 09:00:01 +0000\" BODY[]<0> {" +
+           std::to_string(message.size()) + "}\r\n" + message + ")\r\n";
+}
+
+// Four reports in the mailbox: 5 returns run A's token (removed), 6 returns run B's Message-ID
+// but no token (B bounces, the report stays), 7 another installation's token (untouched), 8
+// only says that delivery to run C's recipient is delayed (C goes on waiting). Only 5 is
+// removed, by UID; A and B end bounced long before their deadline.
+TEST_F(TrackerTest, BouncesEndTheirRunsAndOnlyAReportWithAVerifiedTokenIsRemoved) {
+    const auto deadline = std::chrono::system_clock::now() + 1h;
+    const std::string run_a = make_token(kSecret, deadline);
+    const std::string run_b = make_token(kSecret, deadline);
+    const std::string run_c = make_token(kSecret, deadline);
+    const std::string report_type =
+        "Content-Type: multipart/report; report-type=delivery-status;"
+        " boundary=\"B\"\r\n\r\n";
+    const std::vector<std::string> reports{
+        delivery_report("failed", "5.1.1",
+                        "Message-ID: <a.mailcanary@canary.test>\r\n"
+                        "X-Mailcanary-Token: " +
+                            run_a + "\r\n"),
+        delivery_report("failed", "5.1.1", "Message-ID: <b.mailcanary@canary.test>\r\n"),
+        delivery_report("failed", "5.1.1",
+                        "Message-ID: <b.mailcanary@canary.test>\r\nX-Mailcanary-Token: " +
+                            make_token("another installation", deadline) + "\r\n"),
+        delivery_report("delayed", "4.4.1", "X-Mailcanary-Token: " + run_c + "\r\n")};
+    auto script = selected(9);
+    append(script, {{"C4 " + new_mail_fetch("1:*"),
+                     token_fetch(1, 5, report_type) + token_fetch(2, 6, report_type) +
+                         token_fetch(3, 7, report_type) + token_fetch(4, 8, report_type) +
+                         "C4 OK Fetch completed\r\n"},
+                    {"C5 UID FETCH 5,6,7,8 (UID INTERNALDATE BODY.PEEK[]<0.262144>)",
+                     report_fetch(1, 5, reports[0]) + report_fetch(2, 6, reports[1]) +
+                         report_fetch(3, 7, reports[2]) + report_fetch(4, 8, reports[3]) +
+                         "C5 OK Fetch completed\r\n"},
+                    {"C6 UID STORE 5 +FLAGS (\\Deleted)",
+                     "* 1 FETCH (UID 5 FLAGS (\\Deleted))\r\nC6 OK Store completed\r\n"},
+                    {"C7 UID EXPUNGE 5", "* 1 EXPUNGE\r\nC7 OK Expunge completed\r\n"},
+                    {"C8 UID STORE 8 +FLAGS (\\Deleted)",
+                     "* 3 FETCH (UID 8 FLAGS (\\Deleted))\r\nC8 OK Store completed\r\n"},
+                    {"C9 UID EXPUNGE 8", "* 3 EXPUNGE\r\nC9 OK Expunge completed\r\n"}});
+    script.push_back(test::expect_line("C10 IDLE"));
+    script.push_back(test::hang());
+    const FakeSmtpServer server(script);
+    const std::vector trackers{
+        tracker(server, "mailbox", CleanupMode::delete_message, password_login())};
+    trackers[0]->expect(run_a, "a", "a.mailcanary@canary.test");
+    trackers[0]->expect(run_b, "b", "b.mailcanary@canary.test");
+    trackers[0]->expect(run_c, "c", "c.mailcanary@canary.test");
+    std::map<std::string, WaitResult> results;
+    std::map<std::string, Transcript> transcripts;
+    StopSignal stop;
+    const auto started = std::chrono::steady_clock::now();
+    for (const auto& [name, token] : {std::pair{"a", run_a}, {"b", run_b}, {"c", run_c}}) {
+        asio::co_spawn(
+            io_,
+            [&, name = std::string(name), token = token]() -> asio::awaitable<void> {
+                const auto until = std::chrono::steady_clock::now() + (name == "c" ? 1s : 30s);
+                results[name] = co_await trackers[0]->wait(token, until, stop, transcripts[name]);
+            },
+            asio::detached);
+    }
+    run_until([&] { return results.size() == 3 && sent_line_starting(server, "C10 IDLE"); },
+              trackers);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+    ASSERT_EQ(results.size(), 3u);
+
+    EXPECT_EQ(results["a"].kind, WaitResult::Kind::bounced);
+    ASSERT_EQ(results["a"].reports.size(), 1u);
+    EXPECT_TRUE(results["a"].reports[0].verified);
+    EXPECT_EQ(results["a"].reports[0].status, "5.1.1");
+    EXPECT_EQ(results["a"].reports[0].reporting_mta, "mx.example.test");
+    EXPECT_EQ(results["a"].reports[0].diagnostic_code, "smtp; 550 5.1.1 User unknown");
+    EXPECT_NE(transcripts["a"].to_text().find("UID EXPUNGE 5"), std::string::npos)
+        << transcripts["a"].to_text();
+
+    EXPECT_EQ(results["b"].kind, WaitResult::Kind::bounced);
+    ASSERT_EQ(results["b"].reports.size(), 1u) << "the foreign token's report is not B's";
+    EXPECT_FALSE(results["b"].reports[0].verified);
+    EXPECT_EQ(results["b"].reports[0].uid, 6u);
+
+    EXPECT_EQ(results["c"].kind, WaitResult::Kind::lost) << "a delay is no failure";
+    ASSERT_EQ(results["c"].reports.size(), 1u);
+    EXPECT_FALSE(results["c"].reports[0].failed);
+
+    EXPECT_TRUE(sent_line_starting(server, "C10 IDLE")) << "the script did not run to the end";
+    for (const auto& line : server.received_lines()) {
+        for (const char* other : {"STORE 6", "STORE 7", "EXPUNGE 6", "EXPUNGE 7"}) {
+            EXPECT_EQ(line.find(other), std::string::npos) << line;
+        }
+    }
 }
 
 // How a provider answers `UID SEARCH HEADER X-Mailcanary-Token "mc"` (`tag` is the command's).
