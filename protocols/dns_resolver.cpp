@@ -314,12 +314,6 @@ bool DnsResolver::start(std::string& problem) {
     return true;
 }
 
-std::vector<std::string> DnsResolver::servers() const {
-    std::vector<std::string> names;
-    for (const auto& channel : channels_) names.push_back(channel->server());
-    return names;
-}
-
 void DnsResolver::ask(std::string name, int type, std::size_t server,
                       std::vector<std::string> trail, std::function<void(Answer)> done) {
     struct Question {
@@ -334,8 +328,8 @@ void DnsResolver::ask(std::string name, int type, std::size_t server,
     Channel& channel = *channels_[server];
     // Owned by c-ares until its callback, which always comes (at the latest as
     // ARES_EDESTRUCTION when the channel goes).
-    auto* asked = new Question{weak_from_this(), name,           type, server, channel.server(),
-                               std::move(trail), std::move(done)};
+    auto* asked = new Question{weak_from_this(), std::move(name),  type,           server,
+                               channel.server(), std::move(trail), std::move(done)};
     const auto answered = [](void* arg, int status, int /*timeouts*/, unsigned char* reply,
                              int length) {
         const std::unique_ptr<Question> question(static_cast<Question*>(arg));
@@ -382,7 +376,7 @@ void DnsResolver::ask(std::string name, int type, std::size_t server,
         answer.trail = std::move(question->trail);
         question->done(std::move(answer));
     };
-    ares_search(channel.get(), name.c_str(), ns_c_in, type, answered, asked);
+    ares_search(channel.get(), asked->name.c_str(), ns_c_in, type, answered, asked);
     channel.schedule();
 }
 

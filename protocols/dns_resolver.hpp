@@ -87,9 +87,6 @@ class DnsResolver : public std::enable_shared_from_this<DnsResolver> {
     DnsResolver(const DnsResolver&) = delete;
     DnsResolver& operator=(const DnsResolver&) = delete;
 
-    // The servers asked, in order, as the transcript names them.
-    std::vector<std::string> servers() const;
-
     // The addresses of `host` of `family` (A for v4, AAAA for v6, both for any: IPv6 first, as
     // getaddrinfo orders them on a dual-stack host). An IP literal needs no lookup. Answers come
     // from the cache while their TTL lasts; failures are never cached. The wait ends at

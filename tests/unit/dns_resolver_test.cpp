@@ -174,7 +174,7 @@ class DnsResolverTest : public testing::Test {
     template <typename T>
     T run(asio::awaitable<T> work) {
         std::optional<T> result;
-        asio::co_spawn(io_, std::move(work), [&](std::exception_ptr error, T value) {
+        asio::co_spawn(io_, std::move(work), [&](const std::exception_ptr& error, T value) {
             if (error) std::rethrow_exception(error);
             result = std::move(value);
             io_.stop();
@@ -193,6 +193,7 @@ class DnsResolverTest : public testing::Test {
 
     std::vector<std::string> strings(const std::vector<asio::ip::address>& addresses) {
         std::vector<std::string> out;
+        out.reserve(addresses.size());
         for (const auto& address : addresses) out.push_back(address.to_string());
         return out;
     }
