@@ -57,5 +57,25 @@ TEST_F(DnsIntegration, ResolvesThroughTheConfiguredServerAndTellsWhatFailed) {
         << servfail;
 }
 
+// The servers are the configuration's: a reload with other ones is used by the next runs.
+TEST_F(DnsIntegration, ReloadWithOtherServersTakesEffect) {
+    // Nothing listens on port 1: every lookup fails, and says where it went.
+    const std::string body = header() + named_target("mail", "mail.canary.test");
+    AgentProcess agent(dir_, "[agent]\ndns_servers = [\"127.0.0.1:1\"]\n\n" + body);
+    ASSERT_TRUE(agent.started()) << agent.log();
+    std::string text = agent.wait_for(
+        [](const std::string& t) { return value_of(t, failure_series("mail", "dns")) >= 1; }, 20s);
+    ASSERT_GE(value_of(text, failure_series("mail", "dns")), 1) << text;
+    const auto failed = http("GET", agent.url("/results?target=mail&probe=connect")).body;
+    EXPECT_NE(failed.find("from 127.0.0.1:1"), std::string::npos) << failed;
+
+    agent.write_config(agent_table() + body);
+    const auto reloaded = http("POST", agent.url("/-/reload"));
+    ASSERT_EQ(reloaded.status, 200) << reloaded.body;
+    text = agent.wait_for(
+        [](const std::string& t) { return value_of(t, success_series("mail")) == 1; }, 20s);
+    EXPECT_EQ(value_of(text, success_series("mail")), 1) << text;
+}
+
 }  // namespace
 }  // namespace mailcanary::test
