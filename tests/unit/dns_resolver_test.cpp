@@ -362,6 +362,28 @@ TEST_F(DnsResolverTest, ConnectionReportsTheLookupsFailureAsDns) {
         << transcript.to_text();
 }
 
+TEST_F(DnsResolverTest, ConnectionDeadlineDuringTheLookupIsDnsWithTheServer) {
+    FakeDns dns(io_, [](const Query&) { return std::nullopt; });
+    auto resolver = make({dns.server()}, 5000ms);
+    Transcript transcript(Clock::now());
+    const auto connection = Connection::create(io_.get_executor(), transcript, nullptr);
+    connection->set_deadline(Clock::now() + 100ms);
+    Endpoint endpoint;
+    endpoint.host = "a.test";
+    endpoint.port = 25;
+    endpoint.resolver = resolver;
+    const auto started = Clock::now();
+    const auto failure = run([&]() -> asio::awaitable<Failure> {
+        boost::system::error_code ec;
+        co_await connection->connect(endpoint, ec);
+        co_return connection->failure(ec);
+    }());
+    EXPECT_LT(Clock::now() - started, 1s);
+    EXPECT_EQ(failure.reason, FailureReason::dns);
+    EXPECT_EQ(failure.detail,
+              "resolving a.test: timeout: no answer from " + dns.name() + " by the run's deadline");
+}
+
 // --- MX -------------------------------------------------------------------------------------
 
 std::optional<std::string> mx_zone(const Query& query) {
