@@ -507,7 +507,10 @@ asio::awaitable<AddressLookup> DnsResolver::addresses(std::string host, IpFamily
             failed = &*answer;
     }
     if (!lookup.addresses.empty()) co_return lookup;
-    if (gather->unanswered > 0) {
+    // An NXDOMAIN settles it even while the other family's question is still out.
+    if (failed != nullptr && failed->status == ARES_ENOTFOUND) {
+        lookup.error = failed->said();
+    } else if (gather->unanswered > 0) {
         lookup.error = unanswered(deadline, cancel);
     } else if (failed != nullptr && failed->status == ARES_ENODATA) {
         const std::string which = family == IpFamily::v4   ? "no IPv4 address"

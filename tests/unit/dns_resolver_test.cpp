@@ -326,6 +326,16 @@ TEST_F(DnsResolverTest, DeadlineEndsTheWaitAndTheResolverMayGoWhileAsking) {
     io_.run_for(50ms);
 }
 
+TEST_F(DnsResolverTest, NxdomainSettlesTheLookupWhileTheOtherFamilyIsUnanswered) {
+    FakeDns dns(io_, [](const Query& query) -> std::optional<std::string> {
+        if (query.type == kA) return reply(query, kNxdomain);
+        return std::nullopt;  // AAAA: silence
+    });
+    auto resolver = make({dns.server()}, 5000ms);
+    const auto found = lookup(*resolver, "gone.test", IpFamily::any, 200ms);
+    EXPECT_EQ(found.error, "NXDOMAIN from " + dns.name());
+}
+
 TEST_F(DnsResolverTest, CancelEndsTheWait) {
     FakeDns dns(io_, [](const Query&) { return std::nullopt; });
     auto resolver = make({dns.server()}, 5000ms);
