@@ -87,17 +87,23 @@ struct DnsResolver::Answer {
     std::string said() const { return status_name(status) + " from " + server; }
 };
 
-// The questions of one lookup, answered by c-ares callbacks; the wait ends when none is left.
+// The questions of one lookup, answered by c-ares callbacks; the wait ends when none is left,
+// or at an NXDOMAIN: a name that does not exist has no records of another type either.
 struct DnsResolver::Gather {
     explicit Gather(const asio::any_io_executor& executor)
         : wakeup(std::make_shared<asio::steady_timer>(executor)) {}
     std::vector<std::optional<Answer>> answers;
     std::size_t unanswered = 0;
+    bool settled = false;
     std::shared_ptr<asio::steady_timer> wakeup;
 
     void answered(std::size_t index, Answer answer) {
+        const bool no_such_name = answer.status == ARES_ENOTFOUND;
         answers[index] = std::move(answer);
-        if (--unanswered == 0) wakeup->cancel();
+        if (--unanswered == 0 || no_such_name) {
+            settled = true;
+            wakeup->cancel();
+        }
     }
 };
 
@@ -382,7 +388,7 @@ void DnsResolver::ask(std::string name, int type, std::size_t server,
 
 asio::awaitable<void> DnsResolver::wait(std::shared_ptr<Gather> gather, Clock::time_point deadline,
                                         DnsCancel& cancel) {
-    if (gather->unanswered == 0 || cancel.cancelled()) co_return;
+    if (gather->settled || gather->unanswered == 0 || cancel.cancelled()) co_return;
     cancel.wait_ = gather->wakeup;
     gather->wakeup->expires_at(deadline);
     error_code ec;
