@@ -29,10 +29,11 @@ asio::awaitable<AddressLookup> resolve(const Endpoint& endpoint, Clock::time_poi
         const bool wanted = endpoint.family == IpFamily::any ||
                             literal.is_v4() == (endpoint.family == IpFamily::v4);
         if (wanted) co_return AddressLookup{{literal}, {}, {}};
-        co_return AddressLookup{
-            {},
-            endpoint.family == IpFamily::v4 ? "not an IPv4 address" : "not an IPv6 address",
-            {}};
+        co_return AddressLookup{{},
+                                endpoint.family == IpFamily::v4
+                                    ? "no IPv4 address (the host is an IPv6 address)"
+                                    : "no IPv6 address (the host is an IPv4 address)",
+                                {}};
     }
     if (!endpoint.resolver) co_return AddressLookup{{}, "no DNS resolver to look the name up", {}};
     // A named copy, not a temporary in the co_await expression: g++ 12 destroys such temporaries
