@@ -514,9 +514,8 @@ asio::awaitable<AddressLookup> DnsResolver::addresses(std::string host, IpFamily
     }
     if (!lookup.addresses.empty()) co_return lookup;
     // An NXDOMAIN settles it even while the other family's question is still out.
-    if (failed != nullptr && failed->status == ARES_ENOTFOUND) {
-        lookup.error = failed->said();
-    } else if (gather->unanswered > 0) {
+    const bool no_such_name = failed != nullptr && failed->status == ARES_ENOTFOUND;
+    if (gather->unanswered > 0 && !no_such_name) {
         lookup.error = unanswered(deadline, cancel);
     } else if (failed != nullptr && failed->status == ARES_ENODATA) {
         const std::string which = family == IpFamily::v4   ? "no IPv4 address"
