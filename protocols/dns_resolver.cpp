@@ -396,10 +396,15 @@ asio::awaitable<void> DnsResolver::wait(std::shared_ptr<Gather> gather, Clock::t
     cancel.wait_.reset();
 }
 
-std::string DnsResolver::unanswered(Clock::time_point deadline, const DnsCancel& cancel) const {
-    // Which of them was being asked is not known here: name them all, in the order asked.
+std::string DnsResolver::servers() const {
     std::string names;
     for (const auto& channel : channels_) names += (names.empty() ? "" : ", ") + channel->server();
+    return names;
+}
+
+std::string DnsResolver::unanswered(Clock::time_point deadline, const DnsCancel& cancel) const {
+    // Which of them was being asked is not known here: name them all, in the order asked.
+    const std::string names = servers();
     if (!cancel.cancelled() || Clock::now() >= deadline)
         return "timeout: no answer from " + names + " by the run's deadline";
     return "stopped while waiting for an answer from " + names;

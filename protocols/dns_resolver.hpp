@@ -87,6 +87,9 @@ class DnsResolver : public std::enable_shared_from_this<DnsResolver> {
     DnsResolver(const DnsResolver&) = delete;
     DnsResolver& operator=(const DnsResolver&) = delete;
 
+    // The servers it asks, in order: "192.0.2.53:53, [::1]:5353".
+    std::string servers() const;
+
     // The addresses of `host` of `family` (A for v4, AAAA for v6, both for any: IPv6 first, as
     // getaddrinfo orders them on a dual-stack host). An IP literal needs no lookup. Answers come
     // from the cache while their TTL lasts; failures are never cached. The wait ends at
