@@ -13,7 +13,7 @@ std::mutex g_mutex;
 bool g_stopping = false;  // guarded by g_mutex
 
 boost::asio::thread_pool& workers() {
-    // Never destroyed: a worker stuck in getaddrinfo must not hold up the process's exit.
+    // Never destroyed: a worker stuck in a blocking call must not hold up the process's exit.
     static auto* pool = new boost::asio::thread_pool(kWorkers);
     return *pool;
 }

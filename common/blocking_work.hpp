@@ -1,5 +1,5 @@
-// Blocking calls (getaddrinfo, libcurl) run on worker threads, never on the agent's event loop;
-// the caller awaits the result no later than its deadline.
+// Blocking calls (libcurl's token requests) run on worker threads, never on the agent's event
+// loop; the caller awaits the result no later than its deadline.
 #pragma once
 
 #include <utility>
@@ -25,7 +25,7 @@ bool deliver_on(const boost::asio::any_io_executor& executor, std::function<void
 }  // namespace blocking_work_detail
 
 // No result is delivered after this, and libcurl transfers abort: call before the io_context
-// that awaits results is destroyed. Workers still inside getaddrinfo are left to finish on
+// that awaits results is destroyed. Workers still inside a blocking call are left to finish on
 // their own; nothing waits for them.
 void stop_blocking_work();
 bool blocking_work_stopping();

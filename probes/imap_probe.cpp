@@ -254,7 +254,7 @@ class ImapProbe final : public ProbeKind {
                                    .tls_context = nullptr,
                                    .family = target.config.ip_family};
         const std::string key = child_key(path, kName);
-        if (!load.add_tls_context(state->endpoint, key)) return false;
+        if (!load.complete_endpoint(state->endpoint, key)) return false;
         state->login = load.load_login(options->auth, key);
         if (!state->login) return false;
         target.kind_states[std::string(kName)] = std::move(state);

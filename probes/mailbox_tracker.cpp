@@ -14,6 +14,7 @@
 #include "probes/probe.hpp"
 #include "probes/well_known_folders.hpp"
 #include "protocols/credentials.hpp"
+#include "protocols/dns_resolver.hpp"
 #include "protocols/dsn.hpp"
 #include "protocols/imap_removal.hpp"
 #include "protocols/mail_headers.hpp"
@@ -198,7 +199,9 @@ std::string MailboxSettings::key() const {
                       '\n' + std::to_string(static_cast<int>(cleanup)) + '\n' +
                       std::to_string(static_cast<int>(delete_method)) + '\n' +
                       (use_idle ? "idle" : "poll") + '\n' + std::to_string(poll_interval.count()) +
-                      '\n' + (prompt_checks ? "prompt" : "") + '\n' + bounce_folder + '\n';
+                      '\n' + (prompt_checks ? "prompt" : "") + '\n' + bounce_folder + '\n' +
+                      // Other DNS servers after a reload: a session of its own, resolved by them.
+                      (endpoint.resolver ? endpoint.resolver->servers() : "") + '\n';
     if (junk_folders) {
         key += "junk:";
         for (const auto& folder : *junk_folders) key += folder + '\t';

@@ -371,7 +371,7 @@ class RoundtripProbe final : public SmtpProbeKind {
                                .tls_context = nullptr,
                                .family = target.config.ip_family};
         const std::string key = child_key(path, kName);
-        if (!load.add_tls_context(state->imap, key)) return false;
+        if (!load.complete_endpoint(state->imap, key)) return false;
         auto login = load.load_login(options->auth, key);
         if (!login) return false;
         state->login = std::make_shared<const CredentialSource>(std::move(*login));

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "probes/mailbox_registry.hpp"
+#include "protocols/dns_resolver.hpp"
 
 namespace mailcanary {
 namespace {
@@ -61,6 +62,26 @@ TEST_F(MailboxRegistryTest, MailboxesOnOtherPortsAreToldApartByThePortAlone) {
     EXPECT_NE(implicit, starttls);
     EXPECT_EQ(implicit->settings().label, kLabel993);
     EXPECT_EQ(starttls->settings().label, "probe@example.test@imap.example.test:143/INBOX");
+}
+
+// A reload with other [agent] dns_servers gives the mailbox a session resolved by them; the same
+// servers (a reload that changed something else) keep the session.
+TEST_F(MailboxRegistryTest, OtherDnsServersMakeAnotherTracker) {
+    const auto with_servers = [this](uint16_t dns_port) {
+        DnsResolver::Options options;
+        options.servers = {{boost::asio::ip::make_address("127.0.0.1"), dns_port}};
+        std::string problem;
+        auto settings = mailbox(993);
+        settings.endpoint.resolver = DnsResolver::create(io_.get_executor(), options, problem);
+        EXPECT_TRUE(settings.endpoint.resolver) << problem;
+        return settings;
+    };
+    const auto first = attach(with_servers(5353), "rt");
+    registry_.commit();
+    EXPECT_EQ(attach(with_servers(5353), "rt"), first);
+    registry_.commit();
+    EXPECT_NE(attach(with_servers(5354), "rt"), first);
+    registry_.commit();
 }
 
 TEST_F(MailboxRegistryTest, TrackersThatWouldShareALabelEachNameTheirFirstTarget) {
