@@ -143,8 +143,8 @@ void write_probe_status(JsonWriter& json, const TargetConfig& target, const std:
                         const ProbeResults* found) {
     json.begin_object();
     json.key("target").value(target.name);
-    write_instance_labels(json, target);
     json.key("probe").value(probe);
+    write_instance_labels(json, target);
     json.key("host").value(target.host);
     json.key("port").value(static_cast<std::int64_t>(target.port));
     json.key("interval_seconds").value(seconds(target.interval));

@@ -34,11 +34,10 @@ std::string family_failures(const std::string& family, const std::string& target
 // same Postfix over IPv4 and IPv6; a pinned family is labelled, an address where nothing
 // listens fails on its family alone, and `both` on a literal has no address of the other family.
 TEST_F(DualStackIntegration, EachFamilyReachesPostfixAndIsLabelled) {
-    const std::string config =
-        header() + family_target("four", host(), "v4") +
-        family_target("six", env_.at("MAILSTACK_HOST6"), "v6") +
-        family_target("nothing", "127.0.0.2", "v4") +
-        family_target("literal", env_.at("MAILSTACK_HOST6"), "both");
+    const std::string config = header() + family_target("four", host(), "v4") +
+                               family_target("six", env_.at("MAILSTACK_HOST6"), "v6") +
+                               family_target("nothing", "127.0.0.2", "v4") +
+                               family_target("literal", env_.at("MAILSTACK_HOST6"), "both");
     AgentProcess agent(dir_, config);
     ASSERT_TRUE(agent.started()) << agent.log();
     const std::string text = agent.wait_for([](const std::string& metrics) {

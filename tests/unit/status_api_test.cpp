@@ -128,7 +128,7 @@ TEST_F(StatusApi, StatusHasEveryProbeWithItsStateSinceWhenAndLastRun) {
     // Failing since the first of the two failures, not the latest.
     EXPECT_NE(
         body.find(
-            R"("target":"mx <1>","labels":{},"probe":"connect","host":"127.0.0.1","port":2525,)"
+            R"("target":"mx <1>","probe":"connect","labels":{},"host":"127.0.0.1","port":2525,)"
             R"("interval_seconds":30,"backoff_seconds":0,"state":"failing",)"
             R"("reason":"auth_rejected","detail":"535 5.7.8 no",)"
             R"("since":"2027-01-15T08:00:30.000Z")"),
@@ -145,7 +145,8 @@ TEST_F(StatusApi, StatusHasEveryProbeWithItsStateSinceWhenAndLastRun) {
               std::string::npos)
         << body;
     // A probe that has not run yet is pending, with nothing to show.
-    EXPECT_NE(body.find(R"("probe":"accept","host":"127.0.0.1","port":2525,"interval_seconds":30,)"
+    EXPECT_NE(body.find(R"("probe":"accept","labels":{},"host":"127.0.0.1","port":2525,)"
+                        R"("interval_seconds":30,)"
                         R"("backoff_seconds":0,"state":"pending","reason":null,"detail":"",)"
                         R"("since":null,"last_run":null,"last_failure":null,"history":[]})"),
               std::string::npos)
@@ -207,12 +208,12 @@ TEST_F(StatusApi, ATargetOfTwoInstancesShowsBothAndALabelPicksOne) {
     results_.record({R"(dual{ip_family="v6"})", "connect"},
                     run(kStart, FailureReason::connect_refused));
     const auto status = get("/api/v1/status");
-    EXPECT_NE(status.body.find(R"("target":"dual","labels":{"ip_family":"v4"},"probe":"connect",)"
+    EXPECT_NE(status.body.find(R"("target":"dual","probe":"connect","labels":{"ip_family":"v4"},)"
                                R"("host":"127.0.0.1","port":2525,"interval_seconds":30,)"
                                R"("backoff_seconds":0,"state":"ok")"),
               std::string::npos)
         << status.body;
-    EXPECT_NE(status.body.find(R"("target":"dual","labels":{"ip_family":"v6"},"probe":"connect",)"
+    EXPECT_NE(status.body.find(R"("target":"dual","probe":"connect","labels":{"ip_family":"v6"},)"
                                R"("host":"127.0.0.1","port":2525,"interval_seconds":30,)"
                                R"("backoff_seconds":0,"state":"failing")"),
               std::string::npos)
