@@ -54,8 +54,9 @@ std::shared_ptr<CompiledTarget> compile_target(const TargetConfig& target, LoadC
                            .tls = target.tls,
                            .tls_options = target.tls_options,
                            .tls_context = nullptr,
-                           .family = target.ip_family};
-    if (!load.add_tls_context(entry->smtp, path)) return nullptr;
+                           .family = target.ip_family,
+                           .resolver = nullptr};
+    if (!load.complete_endpoint(entry->smtp, path)) return nullptr;
     if (target.auth) {
         entry->smtp_login = load.load_login(*target.auth, path + ".auth");
         if (!entry->smtp_login) return nullptr;
@@ -75,9 +76,20 @@ std::shared_ptr<CompiledTarget> compile_target(const TargetConfig& target, LoadC
 
 }  // namespace
 
+std::shared_ptr<DnsResolver> make_resolver(const asio::any_io_executor& executor,
+                                           const Config& config, std::vector<ConfigError>& errors) {
+    DnsResolver::Options options;
+    options.servers = config.agent.dns_servers;
+    std::string problem;
+    auto resolver = DnsResolver::create(executor, std::move(options), problem);
+    if (!resolver) errors.push_back({config.source_path, 0, 0, "agent.dns_servers", problem});
+    return resolver;
+}
+
 CompiledLoad compile_load(const Config& config, std::vector<ConfigError>& errors,
-                          SecretPolicy secret_policy) {
+                          SecretPolicy secret_policy, std::shared_ptr<DnsResolver> resolver) {
     CompiledLoad compiled;
+    compiled.resolver = resolver;
     // Only an agent that sends probe messages needs (and creates) the token secret.
     const auto sends_mail = [](const std::vector<TargetConfig>& entries) {
         return std::any_of(entries.begin(), entries.end(),
@@ -96,7 +108,7 @@ CompiledLoad compile_load(const Config& config, std::vector<ConfigError>& errors
         token_secret = std::move(*secret);
     }
     TlsContexts contexts;  // new ones at every load: a rotated CA file counts from the reload
-    LoadContext load{contexts, config.source_path, errors};
+    LoadContext load{contexts, config.source_path, errors, std::move(resolver)};
     for (std::size_t index = 0; index < config.targets.size(); ++index) {
         const std::string path = "targets[" + std::to_string(index + 1) + "]";
         if (auto entry = compile_target(config.targets[index], load, path, token_secret))
@@ -110,10 +122,10 @@ CompiledLoad compile_load(const Config& config, std::vector<ConfigError>& errors
     return compiled;
 }
 
-std::vector<std::shared_ptr<CompiledTarget>> compile_targets(const Config& config,
-                                                             std::vector<ConfigError>& errors,
-                                                             SecretPolicy secret_policy) {
-    return compile_load(config, errors, secret_policy).targets;
+std::vector<std::shared_ptr<CompiledTarget>> compile_targets(
+    const Config& config, std::vector<ConfigError>& errors, SecretPolicy secret_policy,
+    std::shared_ptr<DnsResolver> resolver) {
+    return compile_load(config, errors, secret_policy, std::move(resolver)).targets;
 }
 
 std::vector<std::shared_ptr<const CompiledTarget>> attach_resources(
@@ -138,6 +150,7 @@ Agent::Agent(asio::io_context& io, CliOptions options, Config config, CompiledLo
       default_max_in_flight_(default_max_concurrent_probes(descriptor_limit_)),
       metrics_(config_.agent.metrics),
       resources_(io.get_executor(), metrics_.registry(), config_.agent.metrics.duration_buckets),
+      resolver_(std::move(compiled.resolver)),
       scheduler_(io.get_executor(), metrics_, results_, resources_,
                  Scheduler::Options{.max_in_flight = max_in_flight(config_.agent)}, find_probe),
       probe_endpoint_([this](std::shared_ptr<const CompiledTarget> target, const ProbeKind& probe,
@@ -267,7 +280,14 @@ bool Agent::reload(std::string& report) {
     CompiledLoad compiled;
     if (loaded.config) {
         keep_own_shard(*loaded.config);
-        compiled = compile_load(*loaded.config, loaded.errors);
+        // The cache stays with the servers: only other servers need another resolver.
+        auto resolver = loaded.config->agent.dns_servers == config_.agent.dns_servers
+                            ? resolver_
+                            : make_resolver(io_.get_executor(), *loaded.config, loaded.errors);
+        if (resolver) {
+            compiled = compile_load(*loaded.config, loaded.errors, SecretPolicy::load_or_create,
+                                    std::move(resolver));
+        }
     }
     // The web configuration is read again too (new users, or TLS files elsewhere): all or nothing
     // with the rest.
@@ -299,6 +319,8 @@ bool Agent::reload(std::string& report) {
     config_.probe_endpoint = std::move(config.probe_endpoint);
     config_.agent.max_concurrent_probes = config.agent.max_concurrent_probes;
     config_.agent.shard = config.agent.shard;
+    config_.agent.dns_servers = config.agent.dns_servers;
+    resolver_ = std::move(compiled.resolver);
     metrics_.set_shard(config_.agent.shard);
     metrics_.record_reload(true, std::chrono::system_clock::now());
     log::info("configuration reloaded", {{"targets", std::to_string(config_.targets.size())},

@@ -21,6 +21,7 @@
 #include "agent/scheduler.hpp"
 #include "agent/web_config.hpp"
 #include "probes/probe_kind.hpp"
+#include "protocols/dns_resolver.hpp"
 
 namespace mailcanary {
 
@@ -32,18 +33,27 @@ enum class SecretPolicy { load_or_create, load_if_present };
 struct CompiledLoad {
     std::vector<std::shared_ptr<CompiledTarget>> targets;
     std::vector<std::shared_ptr<CompiledTarget>> modules;
+    std::shared_ptr<DnsResolver> resolver;  // the one their endpoints use
 };
 
+// The resolver for [agent] dns_servers (the system's servers when there are none), on
+// `executor`'s loop; null, with an error under agent.dns_servers, when it cannot be set up.
+std::shared_ptr<DnsResolver> make_resolver(const boost::asio::any_io_executor& executor,
+                                           const Config& config, std::vector<ConfigError>& errors);
+
 // Builds what probes need from each target and module (TLS contexts, credentials, the token
-// secret); problems are config errors.
+// secret, `resolver` in their endpoints); problems are config errors. Without a resolver only
+// IP literals can be connected to.
 CompiledLoad compile_load(const Config& config, std::vector<ConfigError>& errors,
-                          SecretPolicy secret_policy = SecretPolicy::load_or_create);
+                          SecretPolicy secret_policy = SecretPolicy::load_or_create,
+                          std::shared_ptr<DnsResolver> resolver = nullptr);
 
 // Builds what probes need from each target (TLS contexts, credentials, the token secret);
 // problems are config errors.
 std::vector<std::shared_ptr<CompiledTarget>> compile_targets(
     const Config& config, std::vector<ConfigError>& errors,
-    SecretPolicy secret_policy = SecretPolicy::load_or_create);
+    SecretPolicy secret_policy = SecretPolicy::load_or_create,
+    std::shared_ptr<DnsResolver> resolver = nullptr);
 
 // At start and at each reload: what works but should be fixed.
 void log_config_warnings(const std::vector<ConfigError>& warnings);
@@ -82,6 +92,9 @@ class Agent {
     unsigned default_max_in_flight_;
     Metrics metrics_;
     ProbeResources resources_;  // before the scheduler: runs in flight use them
+    // The resolver of the configuration in force; a reload with other dns_servers makes a new
+    // one, which the runs of the old configuration's targets do not use.
+    std::shared_ptr<DnsResolver> resolver_;
     ResultStore results_;
     Scheduler scheduler_;
     ProbeEndpoint probe_endpoint_;  // runs through the scheduler

@@ -365,8 +365,12 @@ int check_command(std::span<const char* const> args) {
     config.source_path = "mailcanary check";
     config.targets.push_back(request.target);
     std::vector<ConfigError> errors;
+    boost::asio::io_context io;
+    // Without a configuration file: the system's DNS servers.
+    auto resolver = make_resolver(io.get_executor(), config, errors);
     // The secret file is never read nor made: the one message sent gets a key of its own.
-    auto compiled = compile_targets(config, errors, SecretPolicy::load_if_present);
+    auto compiled = compile_targets(config, errors, SecretPolicy::load_if_present, resolver);
+    resolver.reset();  // the target's endpoints hold it: run_probes_once takes the only ones
     if (!errors.empty() || compiled.empty()) {
         for (const auto& error : errors)
             std::fprintf(stderr, "mailcanary check: %s\n", error.message.c_str());
@@ -374,7 +378,7 @@ int check_command(std::span<const char* const> args) {
     }
     if (request.target.message) compiled.front()->token_secret = one_time_secret();
 
-    const std::vector<OneRun> runs = run_probes_once(std::move(compiled.front()));
+    const std::vector<OneRun> runs = run_probes_once(io, std::move(compiled.front()));
     const std::string rendered = request.output == CheckOutput::json
                                      ? render_check_json(request.target, runs, request.verbose)
                                      : render_check_text(request.target, runs, request.verbose);

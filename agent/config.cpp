@@ -38,8 +38,9 @@ constexpr uint16_t kSubmissionsPort = 465;  // SMTP over implicit TLS
 
 constexpr std::array<std::string_view, 6> kRootKeys{"agent",   "metrics", "defaults",
                                                     "targets", "modules", "probe_endpoint"};
-constexpr std::array<std::string_view, 5> kAgentKeys{"listen_addresses", "max_concurrent_probes",
-                                                     "secret_file", "shard_index", "shard_count"};
+constexpr std::array<std::string_view, 6> kAgentKeys{"listen_addresses", "max_concurrent_probes",
+                                                     "secret_file",      "shard_index",
+                                                     "shard_count",      "dns_servers"};
 constexpr std::array<std::string_view, 2> kMetricsKeys{"duration_buckets", "phase_histograms"};
 constexpr std::array<std::string_view, 5> kDefaultsKeys{"interval", "timeout", "helo", "tls",
                                                         "probes"};
@@ -135,6 +136,12 @@ std::optional<std::string> check_listen_address(const std::string& address) {
     return check_port_text(port);
 }
 
+std::optional<std::string> check_dns_server(const std::string& text) {
+    std::string problem;
+    if (parse_dns_server(text, problem)) return std::nullopt;
+    return problem;
+}
+
 std::optional<std::string> check_probe_name(const std::string& name) {
     if (find_probe(name) != nullptr) return std::nullopt;
     std::vector<std::string_view> known;
@@ -205,6 +212,12 @@ class ConfigReader : public SettingsReader {
             warning(table.source(), child_key(path, "secret_file"), std::move(*problem));
         }
         agent.shard = read_shard(table, path, shard_flags);
+        const auto servers =
+            read_string_list(table, path, "dns_servers", "DNS server addresses", check_dns_server);
+        for (const std::string& text : servers.value.value_or(std::vector<std::string>{})) {
+            std::string problem;
+            if (auto server = parse_dns_server(text, problem)) agent.dns_servers.push_back(*server);
+        }
         return agent;
     }
 

@@ -12,6 +12,7 @@
 #include "common/config_error.hpp"
 #include "common/duration.hpp"
 #include "probes/target_config.hpp"
+#include "protocols/dns_server.hpp"
 
 namespace mailcanary {
 
@@ -38,6 +39,8 @@ struct AgentConfig {
     std::string secret_file;
     // This agent's share of the targets ([agent] shard_index and shard_count, or their flags).
     Shard shard;
+    // [agent] dns_servers, asked in order; empty: the system's resolv.conf.
+    std::vector<DnsServer> dns_servers;
 };
 
 // [probe_endpoint]: what GET /probe may probe, and how often.

@@ -49,11 +49,17 @@ int main(int argc, char** argv) {
     // --config.check and --probe see every target; a running agent only its shard's.
     if (loaded.config && !options.config_check && !options.probe_target)
         keep_own_shard(*loaded.config);
+    // The resolver's channels live on this loop, which outlives every target using them.
+    boost::asio::io_context io(1);
     CompiledLoad compiled;
     if (loaded.config) {
-        compiled = compile_load(
-            *loaded.config, loaded.errors,
-            options.config_check ? SecretPolicy::load_if_present : SecretPolicy::load_or_create);
+        auto resolver = make_resolver(io.get_executor(), *loaded.config, loaded.errors);
+        if (resolver) {
+            compiled = compile_load(
+                *loaded.config, loaded.errors,
+                options.config_check ? SecretPolicy::load_if_present : SecretPolicy::load_or_create,
+                std::move(resolver));
+        }
     }
     // The endpoints' protection: an agent whose file has errors does not start, rather than
     // serve unprotected.
@@ -88,14 +94,13 @@ int main(int argc, char** argv) {
     }
     log_config_warnings(loaded.warnings);
     if (options.probe_target)
-        return probe_once(*loaded.config, std::move(compiled.targets), *options.probe_target);
+        return probe_once(io, *loaded.config, std::move(compiled.targets), *options.probe_target);
 
     // Every run in flight holds a socket, and the default cap on runs follows this limit.
     std::string problem;
     raise_descriptor_limit(problem);
     if (!problem.empty()) log::warn("cannot raise the descriptor limit", {{"error", problem}});
 
-    boost::asio::io_context io(1);
     Agent agent(io, options, std::move(*loaded.config), std::move(compiled), web_config);
     const int exit_code = agent.run();
     stop_blocking_work();  // workers post results to `io`: stop them while `io` still exists

@@ -18,9 +18,9 @@ namespace mailcanary {
 
 namespace asio = boost::asio;
 
-std::vector<OneRun> run_probes_once(std::shared_ptr<CompiledTarget> compiled) {
+std::vector<OneRun> run_probes_once(asio::io_context& io,
+                                    std::shared_ptr<CompiledTarget> compiled) {
     if (compiled.use_count() != 1) throw std::logic_error("run_probes_once: the target is shared");
-    asio::io_context io;
     // One run has nowhere to keep series across runs: its kinds' own series go nowhere.
     prometheus::Registry unexported;
     ProbeResources resources(io.get_executor(), unexported, {});
@@ -52,7 +52,8 @@ std::vector<OneRun> run_probes_once(std::shared_ptr<CompiledTarget> compiled) {
     return runs;
 }
 
-int probe_once(const Config& config, std::vector<std::shared_ptr<CompiledTarget>> targets,
+int probe_once(asio::io_context& io, const Config& config,
+               std::vector<std::shared_ptr<CompiledTarget>> targets,
                const std::string& target_name) {
     std::erase_if(targets, [&](const auto& target) { return target->config.name != target_name; });
     if (targets.empty()) {
@@ -64,7 +65,7 @@ int probe_once(const Config& config, std::vector<std::shared_ptr<CompiledTarget>
     // Every instance of the target: both families of `ip = "both"`, one after the other.
     for (auto& instance : targets) {
         const std::string key = instance->config.instance_key();
-        for (const OneRun& run : run_probes_once(std::move(instance))) {
+        for (const OneRun& run : run_probes_once(io, std::move(instance))) {
             all_succeeded = all_succeeded && run.outcome.success();
             std::printf("%s/%s: %s in %s\n%s", key.c_str(), std::string(run.probe->name()).c_str(),
                         outcome_text(run.outcome).c_str(), format_milliseconds(run.elapsed).c_str(),

@@ -2,6 +2,7 @@
 // as transcripts; `mailcanary check` as a waterfall (check_command.hpp).
 #pragma once
 
+#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -23,14 +24,16 @@ struct OneRun {
     std::chrono::nanoseconds elapsed{};
 };
 
-// Runs each of the target's probes once, in its order, and waits for them. Stops the blocking
-// work (name resolution) when done: call it once per process. Takes the only reference to
-// `target`: what the runs attach to it (its server's backoff gauge, its mailbox) lives in series
-// and an event loop of this call, and must go before they do.
-std::vector<OneRun> run_probes_once(std::shared_ptr<CompiledTarget> target);
+// Runs each of the target's probes once, in its order, on `io` (the loop its resolver was made
+// on), and waits for them. Stops the blocking work when done: call it once per process. Takes
+// the only reference to `target`: what the runs attach to it (its server's backoff gauge, its
+// mailbox) lives in series of this call, and must go before they do.
+std::vector<OneRun> run_probes_once(boost::asio::io_context& io,
+                                    std::shared_ptr<CompiledTarget> target);
 
 // Exit code: 0 when every probe succeeded, 1 when one failed, 2 when there is no such target.
-int probe_once(const Config& config, std::vector<std::shared_ptr<CompiledTarget>> targets,
+int probe_once(boost::asio::io_context& io, const Config& config,
+               std::vector<std::shared_ptr<CompiledTarget>> targets,
                const std::string& target_name);
 
 }  // namespace mailcanary

@@ -252,9 +252,10 @@ class ImapProbe final : public ProbeKind {
                                    .tls = options->tls,
                                    .tls_options = options->tls_options,
                                    .tls_context = nullptr,
-                                   .family = target.config.ip_family};
+                                   .family = target.config.ip_family,
+                                   .resolver = nullptr};
         const std::string key = child_key(path, kName);
-        if (!load.add_tls_context(state->endpoint, key)) return false;
+        if (!load.complete_endpoint(state->endpoint, key)) return false;
         state->login = load.load_login(options->auth, key);
         if (!state->login) return false;
         target.kind_states[std::string(kName)] = std::move(state);

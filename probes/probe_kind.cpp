@@ -4,7 +4,8 @@
 
 namespace mailcanary {
 
-bool LoadContext::add_tls_context(Endpoint& endpoint, const std::string& key) {
+bool LoadContext::complete_endpoint(Endpoint& endpoint, const std::string& key) {
+    endpoint.resolver = resolver;
     if (endpoint.tls == TlsMode::none) return true;
     std::string problem;
     endpoint.tls_context = tls.get(endpoint.tls_options, problem);

@@ -29,6 +29,7 @@ class Registry;
 
 namespace mailcanary {
 
+class DnsResolver;
 class SettingsReader;
 class TlsContexts;
 
@@ -84,10 +85,12 @@ struct LoadContext {
     TlsContexts& tls;
     const std::string& file;  // for errors
     std::vector<ConfigError>& errors;
+    std::shared_ptr<DnsResolver> resolver;  // the agent's; null: IP literals only
 
-    // Gives `endpoint` this load's TLS context for its options (none with tls = "none"); false,
-    // with the error under `key`.tls_options.ca_file, when the trust store cannot be read.
-    bool add_tls_context(Endpoint& endpoint, const std::string& key);
+    // Gives `endpoint` the resolver and this load's TLS context for its options (none with
+    // tls = "none"); false, with the error under `key`.tls_options.ca_file, when the trust store
+    // cannot be read.
+    bool complete_endpoint(Endpoint& endpoint, const std::string& key);
     // The login's credential source; empty, with the error under `key`, when its secret (a
     // password from the environment or a file) cannot be read.
     std::optional<CredentialSource> load_login(const AuthConfig& auth, const std::string& key);

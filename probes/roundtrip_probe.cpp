@@ -337,9 +337,10 @@ class RoundtripProbe final : public SmtpProbeKind {
                                .tls = options->imap_tls,
                                .tls_options = options->tls_options,
                                .tls_context = nullptr,
-                               .family = target.config.ip_family};
+                               .family = target.config.ip_family,
+                               .resolver = nullptr};
         const std::string key = child_key(path, kName);
-        if (!load.add_tls_context(state->imap, key)) return false;
+        if (!load.complete_endpoint(state->imap, key)) return false;
         auto login = load.load_login(options->auth, key);
         if (!login) return false;
         state->login = std::make_shared<const CredentialSource>(std::move(*login));

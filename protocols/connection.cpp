@@ -68,6 +68,7 @@ void Connection::clear_deadline() {
 
 void Connection::interrupt() {
     interrupted_ = true;
+    lookup_cancel_.cancel();
     error_code ignored;
     socket_.cancel(ignored);
 }
@@ -96,25 +97,18 @@ bool Connection::refuse(error_code& ec) {
 
 asio::awaitable<void> Connection::connect(Endpoint endpoint, error_code& ec) {
     enter(Phase::resolve);
-    const Lookup lookup = co_await resolve(endpoint.host, endpoint.port, deadline_);
+    if (refuse(ec)) co_return;
+    lookup_cancel_ = DnsCancel();
+    const AddressLookup lookup = co_await resolve(endpoint, deadline_, lookup_cancel_);
+    for (const auto& note : lookup.notes) transcript_.note("dns: " + note);
     if (!lookup.error.empty()) {
         lookup_failure_ = "resolving " + endpoint.host + ": " + lookup.error;
         transcript_.note("cannot resolve " + endpoint.host + ": " + lookup.error);
         ec = asio::error::host_not_found;
         co_return;
     }
-    std::vector<asio::ip::tcp::endpoint> addresses = lookup.endpoints;
-    if (endpoint.family != IpFamily::any) {
-        const bool want_v4 = endpoint.family == IpFamily::v4;
-        std::erase_if(addresses,
-                      [&](const auto& address) { return address.address().is_v4() != want_v4; });
-        if (addresses.empty()) {
-            lookup_failure_ = endpoint.host + " has no IPv" + (want_v4 ? "4" : "6") + " address";
-            transcript_.note(lookup_failure_);
-            ec = asio::error::host_not_found;
-            co_return;
-        }
-    }
+    std::vector<asio::ip::tcp::endpoint> addresses;
+    for (const auto& address : lookup.addresses) addresses.emplace_back(address, endpoint.port);
     enter(Phase::connect);
     if (refuse(ec)) co_return;
     co_await connect_in_order(socket_, std::move(addresses), transcript_, deadline_, ec);
@@ -230,11 +224,12 @@ Failure Connection::failure(const error_code& ec) {
     const std::optional<Phase> phase = clock_.current();
     const std::string in_phase = phase ? std::string(to_string(*phase)) : "";
     if (closed_) return {FailureReason::closed, "the agent closed the connection"};
+    // What the lookup said (a timeout included, with the servers it waited for).
+    if (phase == Phase::resolve && !lookup_failure_.empty()) {
+        return {FailureReason::dns, lookup_failure_};
+    }
     if (timed_out_) {
         return {timeout_reason(phase), "timed out" + (phase ? " during " + in_phase : "")};
-    }
-    if (phase == Phase::resolve) {
-        return {FailureReason::dns, lookup_failure_};
     }
     // The agent's own want, whatever the phase: never to be read as the server's or network's.
     if (ec == asio::error::no_descriptors ||

@@ -1,9 +1,9 @@
 // The client end of one SMTP or IMAP connection, as both session drivers use it: the host name
-// resolved off the event loop, each address tried in order, STARTTLS or implicit TLS with SNI and
-// host-name verification, reads timed by their arrival, and one deadline bounding every
-// operation. A failed operation is classified into a reason of docs/metrics.md; phases and
-// certificate facts go into the run's metrics, when it has any. The protocol stays with the
-// drivers.
+// resolved by the agent's resolver (asynchronously, on the loop), each address tried in order,
+// STARTTLS or implicit TLS with SNI and host-name verification, reads timed by their arrival, and
+// one deadline bounding every operation. A failed operation is classified into a reason of
+// docs/metrics.md; phases and certificate facts go into the run's metrics, when it has any. The
+// protocol stays with the drivers.
 #pragma once
 
 #include <utility>
@@ -22,6 +22,7 @@
 
 #include "common/stop_signal.hpp"
 #include "common/transcript.hpp"
+#include "protocols/dns_resolver.hpp"
 #include "protocols/endpoint.hpp"
 #include "protocols/failure_reason.hpp"
 #include "protocols/phase_clock.hpp"
@@ -95,6 +96,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool interrupted_ = false;
     bool closed_ = false;
     std::string lookup_failure_;  // the detail of a dns failure
+    DnsCancel lookup_cancel_;     // the lookup in progress, cut short by interrupt()
     // Set when verification refused the server's certificate: X509_V_ERR_*.
     std::optional<int> rejected_certificate_;
     Clock::time_point last_arrival_;

@@ -19,6 +19,8 @@ class context;
 
 namespace mailcanary {
 
+class DnsResolver;
+
 struct Endpoint {
     std::string host;
     uint16_t port = 0;
@@ -26,6 +28,8 @@ struct Endpoint {
     TlsOptions tls_options;
     std::shared_ptr<boost::asio::ssl::context> tls_context;  // null when tls = none
     IpFamily family = IpFamily::any;
+    // The agent's resolver, given at load; null: only an IP literal can be connected to.
+    std::shared_ptr<DnsResolver> resolver;
 };
 
 // One run's bounds and sinks, as a session driver needs them.

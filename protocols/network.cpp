@@ -14,8 +14,6 @@
 #include <cstring>
 #include <functional>
 
-#include "common/blocking_work.hpp"
-
 namespace mailcanary {
 
 namespace asio = boost::asio;
@@ -23,45 +21,25 @@ using boost::system::error_code;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
-namespace {
-
-// getaddrinfo itself, on a worker thread: it cannot be cancelled, so the run stops waiting for it
-// at its deadline instead, and other targets' lookups do not queue behind a slow one.
-Lookup lookup(const std::string& host, uint16_t port) {
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV;
-    addrinfo* found = nullptr;
-    Lookup result;
-    if (const int code = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found);
-        code != 0) {
-        result.error = ::gai_strerror(code);
-        return result;
-    }
-    for (const addrinfo* entry = found; entry != nullptr; entry = entry->ai_next) {
-        tcp::endpoint endpoint;
-        if (entry->ai_addrlen > endpoint.capacity()) continue;
-        std::memcpy(endpoint.data(), entry->ai_addr, entry->ai_addrlen);
-        endpoint.resize(entry->ai_addrlen);
-        result.endpoints.push_back(endpoint);
-    }
-    ::freeaddrinfo(found);
-    if (result.endpoints.empty()) result.error = "no addresses";
-    return result;
-}
-
-}  // namespace
-
-asio::awaitable<Lookup> resolve(std::string host, uint16_t port, Clock::time_point deadline) {
+asio::awaitable<AddressLookup> resolve(const Endpoint& endpoint, Clock::time_point deadline,
+                                       DnsCancel& cancel) {
     error_code ec;
-    const auto literal = asio::ip::make_address(host, ec);
-    if (!ec) co_return Lookup{{tcp::endpoint(literal, port)}, {}};
-    // A named function, not a temporary in the co_await expression: g++ 12 destroys such
-    // temporaries twice.
-    std::function<Lookup()> work = [host, port] { return lookup(host, port); };
-    auto answer = co_await run_blocking<Lookup>(std::move(work), deadline);
-    if (!answer) co_return Lookup{{}, "timed out"};
-    co_return std::move(*answer);
+    const auto literal = asio::ip::make_address(endpoint.host, ec);
+    if (!ec) {
+        const bool wanted = endpoint.family == IpFamily::any ||
+                            literal.is_v4() == (endpoint.family == IpFamily::v4);
+        if (wanted) co_return AddressLookup{{literal}, {}, {}};
+        co_return AddressLookup{
+            {},
+            endpoint.family == IpFamily::v4 ? "not an IPv4 address" : "not an IPv6 address",
+            {}};
+    }
+    if (!endpoint.resolver) co_return AddressLookup{{}, "no DNS resolver to look the name up", {}};
+    // A named copy, not a temporary in the co_await expression: g++ 12 destroys such temporaries
+    // twice.
+    std::string host = endpoint.host;
+    co_return co_await endpoint.resolver->addresses(std::move(host), endpoint.family, deadline,
+                                                    cancel);
 }
 
 std::string to_string(const tcp::endpoint& endpoint) {

@@ -1,5 +1,6 @@
-// What every probe connection starts with: name resolution off the event loop, connecting to
-// each address in turn, and socket settings that keep small request/reply exchanges fast.
+// What every probe connection starts with: name resolution through the agent's resolver,
+// connecting to each address in turn, and socket settings that keep small request/reply
+// exchanges fast.
 #pragma once
 
 #include <utility>
@@ -12,18 +13,16 @@
 #include <vector>
 
 #include "common/transcript.hpp"
+#include "protocols/dns_resolver.hpp"
+#include "protocols/endpoint.hpp"
 
 namespace mailcanary {
 
-struct Lookup {
-    std::vector<boost::asio::ip::tcp::endpoint> endpoints;
-    std::string error;  // set when there are no endpoints
-};
-
-// An IP literal needs no lookup; a name is looked up on a worker thread (getaddrinfo cannot be
-// cancelled), waiting no later than `deadline`.
-boost::asio::awaitable<Lookup> resolve(std::string host, uint16_t port,
-                                       std::chrono::steady_clock::time_point deadline);
+// The endpoint's addresses of its family: an IP literal as it is, a name through the endpoint's
+// resolver, waiting no later than `deadline` or until `cancel` is used.
+boost::asio::awaitable<AddressLookup> resolve(const Endpoint& endpoint,
+                                              std::chrono::steady_clock::time_point deadline,
+                                              DnsCancel& cancel);
 
 // Connects to the first endpoint that accepts, trying them in order as an MTA does; an
 // interruption (operation_aborted: the deadline or a stop) or the deadline ends the tries. When

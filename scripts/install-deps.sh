@@ -22,12 +22,14 @@ BUILD_PKGS=(
   libboost-dev libssl-dev libcurl4-openssl-dev
   prometheus-cpp-dev libtomlplusplus-dev libgtest-dev libgmock-dev
   libyaml-cpp-dev libcrypt-dev
+  libc-ares-dev  # name resolution on the agent's loop (protocols/dns_resolver.cpp)
   # The fuzzers (libFuzzer is in clang's runtime libraries) and clang-tidy (scripts/test.sh).
   clang-14 libclang-rt-14-dev clang-tidy-14
 )
 RUNTIME_PKGS=(
   openssl curl ca-certificates iproute2 procps util-linux
   postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve
+  unbound  # the test stack's DNS server for the zone canary.test (tests/stack/mailstack.sh)
   prometheus prometheus-alertmanager
   # What the unpacked Cyrus links (cyrus-common's library Depends, less libclamav12 and
   # libzephyr4, which only the virus scanner and notifyd use) and the SASL plugins it checks

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Real Postfix + Dovecot test mail stack on 127.0.0.1, private to one directory.
+# Real Postfix + Dovecot test mail stack on 127.0.0.1, with an unbound DNS server for the test
+# zone canary.test, private to one directory.
 #
 #   mailstack.sh start  DIR   # (re)start; prints the ready state, writes DIR/stack.env
 #   mailstack.sh stop   DIR   # stop both daemons; exit 0 if nothing was running
@@ -19,6 +20,8 @@
 #   +587 submission (STARTTLS required, AUTH PLAIN/LOGIN)   +465 implicit TLS + AUTH
 #   +143 IMAP (STARTTLS)   +993 IMAPS   +24 LMTP (Postfix -> Dovecot)
 # and on 127.0.0.2, without the IDLE capability: +144 IMAP (STARTTLS)  +994 IMAPS.
+#   +53 DNS (unbound, UDP and TCP on 127.0.0.1 and ::1) for the zone canary.test
+#       (write_dns_config; docs/testing.md, "The stack's DNS server").
 # Mail to @cyrus.test goes to +224, the LMTP port of Cyrus IMAP (tests/stack/cyrus.sh).
 # Faults on delivery: a header X-Mailcanary-Test-Hold puts the message on hold
 # in Postfix; X-Mailcanary-Test-Junk makes Sieve file it into Junk.
@@ -51,7 +54,8 @@ readonly USERS=(probe other exchange)
 # through its userdb fields), and the folders named as Exchange names them,
 # created at start. Its Sieve script files junk into "Junk Email".
 readonly EXCHANGE_FOLDERS=("Junk Email" "Deleted Items" "Корзина")
-readonly REQUIRED_PKGS=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve openssl)
+readonly REQUIRED_PKGS=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve openssl
+  unbound)
 readonly FAULTS=(postfix-down dovecot-down expired-cert wrong-password hold-all junk-all)
 readonly START_TIMEOUT=60
 readonly STOP_TIMEOUT=10
@@ -88,6 +92,8 @@ set_paths() {
   PF_PID_FILE=$PF_QUEUE/pid/master.pid
   DC_PID_FILE=$DC_BASE/master.pid
   FAULT_DIR=$DIR/faults
+  DNS_CONF=$DIR/unbound         # unbound.conf
+  DNS_PID_FILE=$DNS_CONF/unbound.pid
 }
 
 # 0 if the fault is switched on (cmd_fault).
@@ -108,6 +114,7 @@ set_ports() {
   CYRUS_LMTP_PORT=$((base + 224))       # tests/stack/cyrus.sh listens there
   IMAP_NOIDLE_PORT=$((base + 144))     # on $NOIDLE_HOST
   IMAPS_NOIDLE_PORT=$((base + 994))    # on $NOIDLE_HOST
+  DNS_PORT=$((base + 53))
 }
 
 # ---------------------------------------------------------------- preconditions
@@ -141,7 +148,8 @@ check_dir_traversable() {
 # start fail with a confusing log; say which port it is.
 check_ports_free() {
   wait_ports_free 30 "$SMTP_PORT" "$SMTP_EXPIRED_PORT" "$SMTP_THROTTLED_PORT" "$SUBMISSION_PORT" \
-    "$SMTPS_PORT" "$IMAP_PORT" "$IMAPS_PORT" "$LMTP_PORT" "$IMAP_NOIDLE_PORT" "$IMAPS_NOIDLE_PORT"
+    "$SMTPS_PORT" "$IMAP_PORT" "$IMAPS_PORT" "$LMTP_PORT" "$IMAP_NOIDLE_PORT" "$IMAPS_NOIDLE_PORT" \
+    "$DNS_PORT"
 }
 
 # ---------------------------------------------------------------- TLS material
@@ -618,22 +626,87 @@ create_exchange_folders() {
   done
 }
 
+# ---------------------------------------------------------------- DNS
+
+# The test zone. Local data answers with its TTL; servfail.canary.test is delegated to a stub
+# server that unbound may not query (do-not-query-address), so that it answers SERVFAIL at once,
+# for any type.
+write_dns_config() {
+  mkdir -p "$DNS_CONF"
+  local interfaces="  interface: 127.0.0.1@$DNS_PORT"
+  [[ -e /proc/net/if_inet6 ]] && interfaces+=$'\n'"  interface: ::1@$DNS_PORT"
+  cat >"$DNS_CONF/unbound.conf" <<EOF
+server:
+$interfaces
+  port: $DNS_PORT
+  do-daemonize: no
+  username: ""
+  chroot: ""
+  directory: "$DNS_CONF"
+  pidfile: "$DNS_PID_FILE"
+  use-syslog: no
+  logfile: "$LOGS/unbound.log"
+  verbosity: 1
+  num-threads: 1
+  module-config: "iterator"
+  access-control: 127.0.0.0/8 allow
+  access-control: ::1/128 allow
+  do-not-query-localhost: no
+  do-not-query-address: 127.0.0.53
+  local-zone: "canary.test." static
+  local-data: "mail.canary.test. 300 IN A 127.0.0.1"
+  local-data: "mail.canary.test. 300 IN AAAA ::1"
+  local-data: "v4only.canary.test. 300 IN A 127.0.0.1"
+  local-data: "v6only.canary.test. 300 IN AAAA ::1"
+  local-data: "v4broken.canary.test. 300 IN A 127.0.0.2"
+  local-data: "v4broken.canary.test. 300 IN AAAA ::1"
+  local-data: "short.canary.test. 1 IN A 127.0.0.1"
+  local-data: "canary.test. 300 IN MX 10 mail.canary.test."
+  local-data: "canary.test. 300 IN MX 20 v4only.canary.test."
+  local-data: "tie.canary.test. 300 IN MX 10 mail.canary.test."
+  local-data: "tie.canary.test. 300 IN MX 10 v4only.canary.test."
+  local-data: "nomx.canary.test. 300 IN A 127.0.0.1"
+  local-data: "nullmx.canary.test. 300 IN MX 0 ."
+  local-zone: "servfail.canary.test." transparent
+stub-zone:
+  name: "servfail.canary.test."
+  stub-addr: 127.0.0.53@53
+remote-control:
+  control-enable: no
+EOF
+  unbound-checkconf "$DNS_CONF/unbound.conf" >>"$LOGS/unbound-start.log" 2>&1 ||
+    fail_with_logs "unbound-checkconf rejects $DNS_CONF/unbound.conf"
+}
+
+# In the foreground (no systemd, no daemonising), detached from the script's stdio; its own pid
+# file is written only once it serves, so the start's is kept beside it.
+start_dns() {
+  setsid unbound -d -c "$DNS_CONF/unbound.conf" </dev/null >>"$LOGS/unbound-start.log" 2>&1 &
+  echo $! >"$DNS_PID_FILE.start"
+}
+
+dns_alive() {
+  live_pid "$DNS_PID_FILE.start" >/dev/null || fail_with_logs "unbound died during start"
+}
+
 # ---------------------------------------------------------------- stopping
 
-stop_stack() { stop_daemons postfix dovecot; }
+stop_stack() { stop_daemons postfix dovecot dns; }
 
-# stop_daemons postfix|dovecot...: stop those of them that run, together, and wait until they
+# stop_daemons postfix|dovecot|dns...: stop those of them that run, together, and wait until they
 # are gone.
 stop_daemons() {
-  local pf="" dc="" pids=()
+  local pf="" dc="" dns="" pids=()
   [[ " $* " == *" postfix "* ]] && pf=$(live_pid "$PF_PID_FILE" || true)
   [[ " $* " == *" dovecot "* ]] && dc=$(live_pid "$DC_PID_FILE" || true)
-  if [[ -z $pf && -z $dc ]]; then
+  [[ " $* " == *" dns "* ]] && dns=$(live_pid "$DNS_PID_FILE.start" || true)
+  if [[ -z $pf && -z $dc && -z $dns ]]; then
     log "nothing running in $DIR"
     return 0
   fi
+  if [[ -n $dns ]]; then kill -TERM "$dns" 2>/dev/null || true; fi
   local pid_list
-  pid_list=$(with_children "$pf" "$dc")
+  pid_list=$(with_children "$pf" "$dc" "$dns")
   mapfile -t pids <<<"$pid_list"
 
   if [[ -n $pf ]]; then
@@ -656,7 +729,7 @@ stop_daemons() {
     kill -TERM $dc_children 2>/dev/null || true
   fi
   wait_gone_or_kill $((STOP_TIMEOUT - 2)) "${pids[@]}"
-  log "stopped (postfix ${pf:-none}, dovecot ${dc:-none})"
+  log "stopped (postfix ${pf:-none}, dovecot ${dc:-none}, unbound ${dns:-none})"
 }
 
 # ---------------------------------------------------------------- readiness
@@ -669,6 +742,7 @@ port_ready() {
     imap|imap_noidle)             banner=$(banner_plain "$host" "$port" "a LOGOUT") || return 1 ;;
     smtps)                        banner=$(banner_tls "$host" "$port" QUIT "$SERVER_NAME" "$TLS/ca.pem") ;;
     imaps|imaps_noidle)           banner=$(banner_tls "$host" "$port" "a LOGOUT" "$SERVER_NAME" "$TLS/ca.pem") ;;
+    dns)                          port_in_use "$host" "$port"; return ;;  # unbound serves TCP too
   esac
   case $name in
     imap*) [[ $banner == "* OK"* ]] || return 1 ;;
@@ -687,7 +761,7 @@ postfix_alive() {
 dovecot_alive() {
   live_pid "$DC_PID_FILE" >/dev/null || fail_with_logs "dovecot died during start"
 }
-daemons_alive() { postfix_alive; dovecot_alive; }
+daemons_alive() { postfix_alive; dovecot_alive; dns_alive; }
 
 postfix_listeners() {
   echo "smtp=$HOST:$SMTP_PORT" "smtp6=$HOST6:$SMTP_PORT" "expired=$HOST:$SMTP_EXPIRED_PORT" \
@@ -700,12 +774,13 @@ dovecot_listeners() {
 
 wait_ready() {
   # shellcheck disable=SC2046  # one word per listener
-  wait_listeners "$START_TIMEOUT" port_ready daemons_alive $(postfix_listeners) $(dovecot_listeners)
+  wait_listeners "$START_TIMEOUT" port_ready daemons_alive $(postfix_listeners) $(dovecot_listeners) \
+    "dns=$HOST:$DNS_PORT"
 }
 
 fail_with_logs() {
   log "error: $*"
-  show_log_tails "$LOGS"/{postfix-start,postfix,dovecot-start,dovecot}.log
+  show_log_tails "$LOGS"/{postfix-start,postfix,dovecot-start,dovecot,unbound-start,unbound}.log
   exit 1
 }
 
@@ -725,6 +800,7 @@ MAILSTACK_SMTP_THROTTLED_PORT=$SMTP_THROTTLED_PORT
 MAILSTACK_IMAP_PORT=$IMAP_PORT
 MAILSTACK_IMAPS_PORT=$IMAPS_PORT
 MAILSTACK_LMTP_PORT=$LMTP_PORT
+MAILSTACK_DNS_PORT=$DNS_PORT
 MAILSTACK_CA_FILE=$TLS/ca.pem
 MAILSTACK_TLS_SERVER_NAME=$SERVER_NAME
 MAILSTACK_DOMAIN=$DOMAIN
@@ -763,7 +839,8 @@ cmd_start() {
   chmod 0755 "$DIR"
   check_dir_traversable
   # Idempotent: a running stack is stopped and started with fresh config.
-  if live_pid "$PF_PID_FILE" >/dev/null || live_pid "$DC_PID_FILE" >/dev/null; then
+  if live_pid "$PF_PID_FILE" >/dev/null || live_pid "$DC_PID_FILE" >/dev/null ||
+    live_pid "$DNS_PID_FILE.start" >/dev/null; then
     log "already running, restarting"
     stop_stack
   fi
@@ -777,8 +854,10 @@ cmd_start() {
   write_postfix_config
   write_dovecot_config
   write_sieve_scripts
+  write_dns_config
   start_postfix
   start_dovecot
+  start_dns
   wait_ready
   create_exchange_folders
   write_env
@@ -786,7 +865,7 @@ cmd_start() {
   local ms=$((($(date +%s%N) - started_ns) / 1000000))
   echo "mailstack: ready in ${ms} ms: smtp=$HOST:$SMTP_PORT submission=$SUBMISSION_PORT smtps=$SMTPS_PORT" \
        "expired=$SMTP_EXPIRED_PORT imap=$IMAP_PORT imaps=$IMAPS_PORT lmtp=$LMTP_PORT" \
-       "noidle=$NOIDLE_HOST:$IMAP_NOIDLE_PORT,$IMAPS_NOIDLE_PORT env=$DIR/stack.env"
+       "noidle=$NOIDLE_HOST:$IMAP_NOIDLE_PORT,$IMAPS_NOIDLE_PORT dns=$DNS_PORT env=$DIR/stack.env"
 }
 
 cmd_stop() {
@@ -803,12 +882,14 @@ cmd_status() {
   [[ -d $DIR ]] || { echo "mailstack: not running ($DIR does not exist)"; return 1; }
   DIR=$(cd "$DIR" && pwd -P)
   set_paths "$DIR"
-  local pf dc rc=0
+  local pf dc dns rc=0
   pf=$(live_pid "$PF_PID_FILE" || true)
   dc=$(live_pid "$DC_PID_FILE" || true)
+  dns=$(live_pid "$DNS_PID_FILE.start" || true)
   if [[ -n $pf ]]; then echo "postfix: running (master pid $pf)"; else echo "postfix: stopped"; fi
   if [[ -n $dc ]]; then echo "dovecot: running (master pid $dc)"; else echo "dovecot: stopped"; fi
-  [[ -n $pf && -n $dc ]] || rc=1
+  if [[ -n $dns ]]; then echo "unbound: running (pid $dns)"; else echo "unbound: stopped"; fi
+  [[ -n $pf && -n $dc && -n $dns ]] || rc=1
   if [[ -r $DIR/stack.env ]]; then
     # X_PORT listens on X_HOST when stack.env has one, else on MAILSTACK_HOST.
     local line key host port
