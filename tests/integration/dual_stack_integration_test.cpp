@@ -30,9 +30,9 @@ std::string family_failures(const std::string& family, const std::string& target
            R"(",probe="connect",reason=")" + reason + R"(",target=")" + target + "\"}";
 }
 
-// Before name resolution by the test DNS server: address literals, one per family, reach the
-// same Postfix over IPv4 and IPv6; a pinned family is labelled, an address where nothing
-// listens fails on its family alone, and `both` on a literal has no address of the other family.
+// Address literals, one per family, reach the same Postfix over IPv4 and IPv6; a pinned family is
+// labelled, an address where nothing listens fails on its family alone, and `both` on a literal has
+// no address of the other family.
 TEST_F(DualStackIntegration, EachFamilyReachesPostfixAndIsLabelled) {
     const std::string config = header() + family_target("four", host(), "v4") +
                                family_target("six", env_.at("MAILSTACK_HOST6"), "v6") +
@@ -64,6 +64,47 @@ TEST_F(DualStackIntegration, EachFamilyReachesPostfixAndIsLabelled) {
     EXPECT_NE(status.body.find("connected to [::1]:" + port("MAILSTACK_SMTP_PORT")),
               std::string::npos)
         << status.body;
+}
+
+// By name through the stack's DNS server (tests/stack/mailstack.sh, zone canary.test):
+// mail.canary.test has A 127.0.0.1 and AAAA ::1, both served by Postfix; v4broken.canary.test
+// has A 127.0.0.2, where nothing listens, and AAAA ::1. `both` probes each name on both
+// families in the same round: two series each, and only the broken family fails.
+TEST_F(DualStackIntegration, BothFamiliesByNameShowABrokenIpv4BesideAWorkingIpv6) {
+    const std::string dns = "127.0.0.1:" + port("MAILSTACK_DNS_PORT");
+    const std::string config = "[agent]\ndns_servers = [\"" + dns + "\"]\n\n" + header() +
+                               family_target("mail", "mail.canary.test", "both") +
+                               family_target("broken", "v4broken.canary.test", "both");
+    AgentProcess agent(dir_, config);
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const std::string text = agent.wait_for(
+        [](const std::string& metrics) {
+            for (const char* target : {"mail", "broken"}) {
+                for (const char* family : {"v4", "v6"}) {
+                    if (value_of(metrics, family_success(family, target)) < 0) return false;
+                }
+            }
+            return true;
+        },
+        20s);
+    EXPECT_EQ(value_of(text, family_success("v4", "mail")), 1) << text;
+    EXPECT_EQ(value_of(text, family_success("v6", "mail")), 1) << text;
+    EXPECT_EQ(value_of(text, family_success("v4", "broken")), 0) << text;
+    EXPECT_GE(value_of(text, family_failures("v4", "broken", "connect_refused")), 1) << text;
+    EXPECT_EQ(value_of(text, family_success("v6", "broken")), 1) << text;
+    // Neither target has a series without the label.
+    EXPECT_EQ(value_of(text, success_series("mail")), -1) << text;
+    EXPECT_EQ(value_of(text, success_series("broken")), -1) << text;
+    // Each family connected to its own address of the name.
+    const std::string smtp_port = port("MAILSTACK_SMTP_PORT");
+    const auto v4 = http("GET", agent.url("/results?target=mail&probe=connect&ip_family=v4")).body;
+    EXPECT_NE(v4.find("connected to 127.0.0.1:" + smtp_port), std::string::npos) << v4;
+    EXPECT_EQ(v4.find("[::1]"), std::string::npos) << v4;
+    const auto v6 = http("GET", agent.url("/results?target=mail&probe=connect&ip_family=v6")).body;
+    EXPECT_NE(v6.find("connected to [::1]:" + smtp_port), std::string::npos) << v6;
+    const auto broken =
+        http("GET", agent.url("/results?target=broken&probe=connect&ip_family=v4")).body;
+    EXPECT_NE(broken.find("127.0.0.2"), std::string::npos) << broken;
 }
 
 }  // namespace
