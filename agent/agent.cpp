@@ -54,8 +54,7 @@ std::shared_ptr<CompiledTarget> compile_target(const TargetConfig& target, LoadC
                            .tls = target.tls,
                            .tls_options = target.tls_options,
                            .tls_context = nullptr,
-                           .family = target.ip_family,
-                           .resolver = nullptr};
+                           .family = target.ip_family};
     if (!load.complete_endpoint(entry->smtp, path)) return nullptr;
     if (target.auth) {
         entry->smtp_login = load.load_login(*target.auth, path + ".auth");
@@ -281,13 +280,11 @@ bool Agent::reload(std::string& report) {
     if (loaded.config) {
         keep_own_shard(*loaded.config);
         // The cache stays with the servers: only other servers need another resolver.
-        auto resolver = loaded.config->agent.dns_servers == config_.agent.dns_servers
+        auto resolver = loaded.config->agent.dns_servers == config_.agent.dns_servers && resolver_
                             ? resolver_
                             : make_resolver(io_.get_executor(), *loaded.config, loaded.errors);
-        if (resolver) {
-            compiled = compile_load(*loaded.config, loaded.errors, SecretPolicy::load_or_create,
-                                    std::move(resolver));
-        }
+        compiled = compile_load(*loaded.config, loaded.errors, SecretPolicy::load_or_create,
+                                std::move(resolver));
     }
     // The web configuration is read again too (new users, or TLS files elsewhere): all or nothing
     // with the rest.

@@ -53,13 +53,10 @@ int main(int argc, char** argv) {
     boost::asio::io_context io(1);
     CompiledLoad compiled;
     if (loaded.config) {
-        auto resolver = make_resolver(io.get_executor(), *loaded.config, loaded.errors);
-        if (resolver) {
-            compiled = compile_load(
-                *loaded.config, loaded.errors,
-                options.config_check ? SecretPolicy::load_if_present : SecretPolicy::load_or_create,
-                std::move(resolver));
-        }
+        compiled = compile_load(
+            *loaded.config, loaded.errors,
+            options.config_check ? SecretPolicy::load_if_present : SecretPolicy::load_or_create,
+            make_resolver(io.get_executor(), *loaded.config, loaded.errors));
     }
     // The endpoints' protection: an agent whose file has errors does not start, rather than
     // serve unprotected.

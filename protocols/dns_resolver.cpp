@@ -407,7 +407,7 @@ std::string DnsResolver::unanswered(Clock::time_point deadline, const DnsCancel&
 
 std::optional<AddressLookup> DnsResolver::from_hosts_file(const std::string& host,
                                                           IpFamily family) {
-    if (options_.hosts_file.empty() || channels_.empty()) return std::nullopt;
+    if (!options_.use_hosts_file || channels_.empty()) return std::nullopt;
     AddressLookup found;
     for (const int wanted : {AF_INET6, AF_INET}) {
         if ((wanted == AF_INET6 && family == IpFamily::v4) ||
@@ -431,7 +431,7 @@ std::optional<AddressLookup> DnsResolver::from_hosts_file(const std::string& hos
         ares_free_hostent(entry);
     }
     if (found.addresses.empty()) return std::nullopt;
-    found.notes.push_back(host + " found in " + options_.hosts_file);
+    found.notes.push_back(host + " found in /etc/hosts");
     return found;
 }
 

@@ -74,9 +74,9 @@ class DnsResolver : public std::enable_shared_from_this<DnsResolver> {
         int tries = 2;
         // When a cached answer expires; the steady clock unless a test injects its own.
         std::function<Clock::time_point()> now = [] { return Clock::now(); };
-        // Where host names are looked up before DNS, as getaddrinfo does ("files dns");
-        // empty: none.
-        std::string hosts_file = "/etc/hosts";
+        // Whether /etc/hosts is read before DNS is asked, as getaddrinfo does ("files dns"):
+        // `localhost` keeps working. A small local file, read as c-ares reads it.
+        bool use_hosts_file = true;
     };
 
     // The channels are made on `executor`'s loop, which must outlive the resolver; every call

@@ -29,7 +29,7 @@ struct Endpoint {
     std::shared_ptr<boost::asio::ssl::context> tls_context;  // null when tls = none
     IpFamily family = IpFamily::any;
     // The agent's resolver, given at load; null: only an IP literal can be connected to.
-    std::shared_ptr<DnsResolver> resolver;
+    std::shared_ptr<DnsResolver> resolver = nullptr;
 };
 
 // One run's bounds and sinks, as a session driver needs them.

@@ -39,7 +39,8 @@ TEST(AgentReload, ReloadsWhileMetricsAreRenderedOffTheLoop) {
     boost::asio::io_context io;
     CliOptions options;
     options.config_file = file.string();
-    Agent agent(io, options, std::move(*loaded.config), CompiledLoad{std::move(targets), {}});
+    Agent agent(io, options, std::move(*loaded.config),
+                CompiledLoad{std::move(targets), {}, nullptr});
 
     // What the HTTP server would run on its render executor for each scrape.
     http::Request scrape;

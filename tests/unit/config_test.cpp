@@ -153,6 +153,20 @@ void expect_no_secret_in(const ConfigResult& result) {
     }
 }
 
+TEST(ConfigLoad, DnsServersWithAndWithoutPorts) {
+    const ConfigResult result = load(
+        "[agent]\ndns_servers = [\"192.0.2.53\", \"127.0.0.1:5353\", \"::1\", \"[::1]:5353\"]\n");
+    ASSERT_TRUE(result.errors.empty()) << all_of(result.errors);
+    const auto address = [](const char* text) { return boost::asio::ip::make_address(text); };
+    EXPECT_EQ(result.config->agent.dns_servers,
+              (std::vector<DnsServer>{{address("192.0.2.53"), 53},
+                                      {address("127.0.0.1"), 5353},
+                                      {address("::1"), 53},
+                                      {address("::1"), 5353}}));
+    // None: the system's resolv.conf.
+    EXPECT_TRUE(load("[agent]\n").config->agent.dns_servers.empty());
+}
+
 TEST(ConfigLoad, FullConfigParsesToExpectedStructs) {
     const ConfigResult result = load(R"([agent]
 listen_addresses = ["127.0.0.1:9725", "[::1]:9725", ":9999"]
@@ -378,6 +392,18 @@ std::vector<ErrorCase> error_cases() {
         {"ListenAddressPortOutOfRange",
          "[agent]\nlisten_addresses = [\":9725\", \"[::1]:65536\"]\n",
          {2, 30, "agent.listen_addresses[2]", "port 1..65535"}},
+        {"DnsServerName",
+         "[agent]\ndns_servers = [\"192.0.2.53\", \"ns1.example.net\"]\n",
+         {2, 30, "agent.dns_servers[2]", "\"ns1.example.net\" is not an IP address"}},
+        {"DnsServerPortOutOfRange",
+         "[agent]\ndns_servers = [\"127.0.0.1:65536\"]\n",
+         {2, 16, "agent.dns_servers[1]", "port \"65536\" is not a number from 1 to 65535"}},
+        {"DnsServerEmptyPort",  // "::1:5353" is an IPv6 address itself
+         "[agent]\ndns_servers = [\"::1:5353\", \"[::1]:\"]\n",
+         {2, 28, "agent.dns_servers[2]", "empty port"}},
+        {"DnsServersNotStrings",
+         "[agent]\ndns_servers = [53]\n",
+         {2, 16, "agent.dns_servers[1]", "expected a string"}},
         {"ListenAddressIpv6WithoutBrackets",
          "[agent]\nlisten_addresses = [\"::1:9725\"]\n",
          {2, 21, "agent.listen_addresses[1]", "must be in brackets"}},
