@@ -221,10 +221,11 @@ http::Response results(const StatusView& view, const http::Request& request) {
         if (each.name == target_name->second) instances.push_back(&each);
     }
     for (const auto& [name, value] : request.query) {
-        const bool label = std::any_of(instances.begin(), instances.end(), [&](const auto* each) {
-            return std::any_of(each->instance_labels.begin(), each->instance_labels.end(),
-                               [&](const auto& pair) { return pair.first == name; });
-        });
+        const bool label =
+            std::any_of(instances.begin(), instances.end(), [&label_name = name](const auto* each) {
+                return std::any_of(each->instance_labels.begin(), each->instance_labels.end(),
+                                   [&](const auto& pair) { return pair.first == label_name; });
+            });
         if (name != "target" && name != "probe" && !label) {
             return json_error(400, "unknown parameter \"" + name +
                                        "\": expected target, probe or a label of the target's "

@@ -201,6 +201,7 @@ TEST_F(SchedulerTest, SpreadsFirstRunsEvenlyOverTheInterval) {
 // their own slots apart.
 TEST_F(SchedulerTest, BothFamiliesOfATargetRunInTheSameRound) {
     std::vector<TargetConfig> configs;
+    configs.reserve(10);
     for (int i = 0; i < 10; ++i)
         configs.push_back(target("t" + std::to_string(i), "instant", 400ms)->config);
     configs[4].ip = IpChoice::both;
