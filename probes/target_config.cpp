@@ -34,4 +34,13 @@ std::vector<TargetConfig> expand_instances(std::vector<TargetConfig> targets) {
     return instances;
 }
 
+std::size_t count_targets(const std::vector<TargetConfig>& instances) {
+    // The instances of one target are next to each other.
+    std::size_t count = 0;
+    for (std::size_t i = 0; i < instances.size(); ++i) {
+        if (i == 0 || instances[i].name != instances[i - 1].name) ++count;
+    }
+    return count;
+}
+
 }  // namespace mailcanary

@@ -141,5 +141,7 @@ struct TargetConfig {
 // The instances the targets stand for, in order: an `ip = "both"` target becomes two (v4, then
 // v6), a pinned family one with its label, `auto` itself.
 std::vector<TargetConfig> expand_instances(std::vector<TargetConfig> targets);
+// How many targets `instances` (as expand_instances gives them) stand for.
+std::size_t count_targets(const std::vector<TargetConfig>& instances);
 
 }  // namespace mailcanary

@@ -2704,6 +2704,7 @@ TEST(ConfigIp, ExpandsTargetsIntoInstancesWithTheirLabels) {
     EXPECT_EQ(targets[2].name, "six");
     EXPECT_EQ(targets[2].ip_family, IpFamily::v6);
     EXPECT_EQ(targets[2].instance_labels, v6);
+    EXPECT_EQ(count_targets(targets), 4u);  // dual counts once
     for (const auto& unpinned : {targets[3], targets[4]}) {
         EXPECT_EQ(unpinned.ip_family, IpFamily::any);
         EXPECT_TRUE(unpinned.instance_labels.empty());
