@@ -107,5 +107,39 @@ TEST_F(DualStackIntegration, BothFamiliesByNameShowABrokenIpv4BesideAWorkingIpv6
     EXPECT_NE(broken.find("127.0.0.2"), std::string::npos) << broken;
 }
 
+// Changing `ip` on a reload: v4 to both keeps the v4 series counting and adds the v6 ones;
+// both to auto removes the labelled series and starts the unlabelled one.
+TEST_F(DualStackIntegration, ReloadChangesTheFamiliesOfATarget) {
+    const std::string dns =
+        "[agent]\ndns_servers = [\"127.0.0.1:" + port("MAILSTACK_DNS_PORT") + "\"]\n\n" + header();
+    AgentProcess agent(dir_, dns + family_target("mail", "mail.canary.test", "v4"));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const std::string v4_runs = family_series("v4", "mailcanary_probe_runs_total", "mail");
+    std::string text =
+        agent.wait_for([&](const std::string& metrics) { return value_of(metrics, v4_runs) >= 2; });
+    ASSERT_GE(value_of(text, v4_runs), 2) << text;
+    EXPECT_EQ(value_of(text, family_success("v6", "mail")), -1) << text;
+
+    agent.write_config(dns + family_target("mail", "mail.canary.test", "both"));
+    ASSERT_EQ(http("POST", agent.url("/-/reload")).status, 200) << agent.log();
+    text = agent.metrics();
+    const double runs_at_reload = value_of(text, v4_runs);
+    EXPECT_GE(runs_at_reload, 2) << "the v4 series go on: " << text;
+    text = agent.wait_for([](const std::string& metrics) {
+        return value_of(metrics, family_success("v6", "mail")) == 1;
+    });
+    EXPECT_EQ(value_of(text, family_success("v6", "mail")), 1) << text;
+    EXPECT_GE(value_of(text, v4_runs), runs_at_reload) << text;
+
+    agent.write_config(dns + "[[targets]]\nname = \"mail\"\nhost = \"mail.canary.test\"\nport = " +
+                       port("MAILSTACK_SMTP_PORT") + "\ntls = \"none\"\n");
+    ASSERT_EQ(http("POST", agent.url("/-/reload")).status, 200) << agent.log();
+    text = agent.wait_for(
+        [](const std::string& metrics) { return value_of(metrics, success_series("mail")) == 1; });
+    EXPECT_EQ(value_of(text, success_series("mail")), 1) << text;
+    EXPECT_EQ(value_of(text, v4_runs), -1) << text;
+    EXPECT_EQ(value_of(text, family_success("v6", "mail")), -1) << text;
+}
+
 }  // namespace
 }  // namespace mailcanary::test
