@@ -162,9 +162,10 @@ Agent::Agent(asio::io_context& io, CliOptions options, Config config, CompiledLo
     scheduler_.on_run(
         [](const CompiledTarget& target, std::string_view probe, const RunResult& result) {
             if (result.outcome.success()) {
-                log::debug("probe succeeded", {{"target", target.config.name}, {"probe", probe}});
+                log::debug("probe succeeded",
+                           {{"target", target.config.instance_key()}, {"probe", probe}});
             } else {
-                log::info("probe failed", {{"target", target.config.name},
+                log::info("probe failed", {{"target", target.config.instance_key()},
                                            {"probe", probe},
                                            {"reason", to_string(*result.outcome.failure)},
                                            {"detail", result.outcome.detail}});

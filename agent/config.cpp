@@ -46,7 +46,7 @@ constexpr std::array<std::string_view, 5> kDefaultsKeys{"interval", "timeout", "
                                                         "probes"};
 // A target's own keys; the tables of probe kinds that have one ([targets.roundtrip]) come from
 // the probe table (target_keys()).
-constexpr std::array<std::string_view, 15> kTargetKeys{"name",
+constexpr std::array<std::string_view, 16> kTargetKeys{"name",
                                                        "host",
                                                        "port",
                                                        "tls",
@@ -60,7 +60,8 @@ constexpr std::array<std::string_view, 15> kTargetKeys{"name",
                                                        "expect",
                                                        "message",
                                                        "max_connections_per_minute",
-                                                       "throttle_backoff"};
+                                                       "throttle_backoff",
+                                                       "ip"};
 // A budget beyond this is none: a minute has no room for more sessions to one host.
 constexpr std::int64_t kMostConnectionsPerMinute = 10000;
 // The first wait after a throttled reply is at least this, and at most the backoff's longest
@@ -72,6 +73,13 @@ constexpr std::array<std::string_view, 8> kModuleKeys{"name",    "probes",      
                                                       "timeout", "tls_options", "auth", "message"};
 constexpr std::array<std::string_view, 2> kProbeEndpointKeys{"allow", "min_interval_per_host"};
 constexpr std::string_view kDefaultModuleProbe = "connect";
+
+constexpr std::array<Choice<IpChoice>, 4> kIpChoices{{
+    {"auto", IpChoice::automatic},
+    {"v4", IpChoice::v4},
+    {"v6", IpChoice::v6},
+    {"both", IpChoice::both},
+}};
 
 constexpr std::array<Choice<Expectation>, 2> kExpectations{{
     {"success", Expectation::success},
@@ -162,7 +170,8 @@ class ConfigReader : public SettingsReader {
         config.agent = read_agent(read_section(root, "", "agent"), shard_flags);
         config.agent.metrics = read_metrics(read_section(root, "", "metrics"));
         const TargetDefaults defaults = read_defaults(read_section(root, "", "defaults"));
-        config.targets = read_targets(root, defaults);
+        // From here on a target is one instance: an `ip = "both"` target is two.
+        config.targets = expand_instances(read_targets(root, defaults));
         config.modules = read_modules(root, defaults);
         config.probe_endpoint =
             read_probe_endpoint(read_section(root, "", "probe_endpoint"), config.targets);
@@ -577,6 +586,8 @@ class ConfigReader : public SettingsReader {
         const Setting<Expectation> expect =
             read_choice(table, path, "expect", kExpectations, "expectation");
         target.expect = expect.value.value_or(Expectation::success);
+        target.ip = read_choice(table, path, "ip", kIpChoices, "IP family choice")
+                        .value.value_or(IpChoice::automatic);
         read_politeness(table, path, target);
         for (const ProbeKind* kind : all_probes()) {
             if (!kind->has_own_table()) continue;

@@ -75,15 +75,17 @@ int main(int argc, char** argv) {
         const Shard& shard = loaded.config->agent.shard;
         std::string shard_part;
         if (shard.count > 1) {
-            const auto own = std::count_if(all.begin(), all.end(), [&](const TargetConfig& target) {
-                return owns(shard, target.name);
-            });
-            shard_part = ", " + std::to_string(own) + " in shard " + std::to_string(shard.index) +
-                         " of " + std::to_string(shard.count);
+            std::vector<TargetConfig> own = all;
+            std::erase_if(own,
+                          [&](const TargetConfig& target) { return !owns(shard, target.name); });
+            shard_part = ", " + std::to_string(count_targets(own)) + " in shard " +
+                         std::to_string(shard.index) + " of " + std::to_string(shard.count);
         }
+        // Targets, not instances: an `ip = "both"` target counts once.
+        const std::size_t targets = count_targets(all);
         const std::size_t warnings_count = loaded.warnings.size();
         std::printf("%s: configuration is valid (%zu target%s%s, %zu warning%s)\n",
-                    options.config_file.c_str(), all.size(), all.size() == 1 ? "" : "s",
+                    options.config_file.c_str(), targets, targets == 1 ? "" : "s",
                     shard_part.c_str(), warnings_count, warnings_count == 1 ? "" : "s");
         if (web_config)
             std::printf("%s: web configuration is valid\n", options.web_config_file.c_str());

@@ -200,10 +200,11 @@ void ProbeSeries::Histogram::observe(double value, const std::vector<double>& bo
 }
 
 ProbeSeries::ProbeSeries(Metrics& metrics, std::string target, std::string probe,
-                         std::unique_ptr<ProbeExtraSeries> extra)
+                         std::unique_ptr<ProbeExtraSeries> extra, InstanceLabels instance)
     : metrics_(metrics),
       target_(std::move(target)),
       probe_(std::move(probe)),
+      instance_(std::move(instance)),
       labels_(labels_with({})),
       extra_(std::move(extra)),
       duration_(metrics.config_.duration_buckets.size()),
@@ -225,18 +226,15 @@ ProbeSeries::~ProbeSeries() {
 
 std::string ProbeSeries::labels_with(
     std::initializer_list<std::pair<std::string_view, std::string_view>> extra) const {
+    std::vector<std::pair<std::string_view, std::string_view>> all{{"probe", probe_},
+                                                                   {"target", target_}};
+    all.reserve(2 + instance_.size() + extra.size());
+    for (const auto& [name, value] : instance_) all.emplace_back(name, value);
+    all.insert(all.end(), extra.begin(), extra.end());
+    std::sort(all.begin(), all.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
     std::string labels;
-    auto next = extra.begin();
-    const auto extra_before = [&](std::string_view name) {
-        for (; next != extra.end() && (name.empty() || next->first < name); ++next) {
-            append_label(labels, next->first, next->second);
-        }
-    };
-    extra_before("probe");
-    append_label(labels, "probe", probe_);
-    extra_before("target");
-    append_label(labels, "target", target_);
-    extra_before({});
+    for (const auto& [name, value] : all) append_label(labels, name, value);
     return labels;
 }
 

@@ -36,9 +36,10 @@ class Metrics;
 // copy of the bucket bounds per histogram made about 8 KB per target (docs/benchmarks.md).
 class ProbeSeries {
   public:
-    // `extra`: the probe kind's own series of the target, kept (and removed) with these.
+    // `extra`: the probe kind's own series of the target, kept (and removed) with these;
+    // `instance`: the labels of the target's instance (ip_family), on every series here.
     ProbeSeries(Metrics& metrics, std::string target, std::string probe,
-                std::unique_ptr<ProbeExtraSeries> extra = nullptr);
+                std::unique_ptr<ProbeExtraSeries> extra = nullptr, InstanceLabels instance = {});
     ~ProbeSeries();
     ProbeSeries(const ProbeSeries&) = delete;
     ProbeSeries& operator=(const ProbeSeries&) = delete;
@@ -65,7 +66,7 @@ class ProbeSeries {
 
     // This series' samples of one of the families in kProbeFamilies (metrics.cpp).
     void write(std::size_t family, std::string& out) const;
-    // The (target, probe) labels and `extra` (sorted by name), in alphabetical order as exposed.
+    // The (target, probe) labels, the instance's and `extra`, in alphabetical order as exposed.
     std::string labels_with(
         std::initializer_list<std::pair<std::string_view, std::string_view>> extra) const;
     void record_tls(const RunMetrics& run);
@@ -73,6 +74,7 @@ class ProbeSeries {
     Metrics& metrics_;
     const std::string target_;
     const std::string probe_;
+    const InstanceLabels instance_;
     const std::string labels_;  // labels_with({}): `probe="…",target="…"`, escaped once
     const std::unique_ptr<ProbeExtraSeries> extra_;
 
@@ -123,6 +125,12 @@ class Metrics {
                                             std::unique_ptr<ProbeExtraSeries> extra = nullptr) {
         return std::make_unique<ProbeSeries>(*this, target, std::string(probe), std::move(extra));
     }
+    // The series of one instance of a target: its name and instance labels.
+    std::unique_ptr<ProbeSeries> series_for(const TargetConfig& instance, std::string_view probe,
+                                            std::unique_ptr<ProbeExtraSeries> extra = nullptr) {
+        return std::make_unique<ProbeSeries>(*this, instance.name, std::string(probe),
+                                             std::move(extra), instance.instance_labels);
+    }
 
     void observe_lateness(std::chrono::nanoseconds lateness);
     void set_in_flight(std::size_t runs);
@@ -145,7 +153,8 @@ class Metrics {
 
     struct ByName {
         bool operator()(const ProbeSeries* a, const ProbeSeries* b) const {
-            return std::tie(a->target_, a->probe_) < std::tie(b->target_, b->probe_);
+            return std::tie(a->target_, a->instance_, a->probe_) <
+                   std::tie(b->target_, b->instance_, b->probe_);
         }
     };
 

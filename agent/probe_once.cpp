@@ -62,16 +62,20 @@ int probe_once(asio::io_context& io, const Config& config,
         return 2;
     }
     bool all_succeeded = true;
-    for (const OneRun& run : run_probes_once(io, std::move(targets.front()))) {
-        all_succeeded = all_succeeded && run.outcome.success();
-        std::printf("%s/%s: %s in %s\n%s", target_name.c_str(),
-                    std::string(run.probe->name()).c_str(), outcome_text(run.outcome).c_str(),
-                    format_milliseconds(run.elapsed).c_str(), run.transcript.to_text().c_str());
-        for (const Phase phase : run.probe->phases()) {
-            if (const auto& elapsed_phase =
-                    run.metrics.phase_durations[static_cast<std::size_t>(phase)]) {
-                std::printf("  phase %-13s %s\n", std::string(to_string(phase)).c_str(),
-                            format_milliseconds(*elapsed_phase).c_str());
+    // Every instance of the target: both families of `ip = "both"`, one after the other.
+    for (auto& instance : targets) {
+        const std::string key = instance->config.instance_key();
+        for (const OneRun& run : run_probes_once(io, std::move(instance))) {
+            all_succeeded = all_succeeded && run.outcome.success();
+            std::printf("%s/%s: %s in %s\n%s", key.c_str(), std::string(run.probe->name()).c_str(),
+                        outcome_text(run.outcome).c_str(), format_milliseconds(run.elapsed).c_str(),
+                        run.transcript.to_text().c_str());
+            for (const Phase phase : run.probe->phases()) {
+                if (const auto& elapsed_phase =
+                        run.metrics.phase_durations[static_cast<std::size_t>(phase)]) {
+                    std::printf("  phase %-13s %s\n", std::string(to_string(phase)).c_str(),
+                                format_milliseconds(*elapsed_phase).c_str());
+                }
             }
         }
     }

@@ -7,6 +7,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <exception>
+#include <set>
 #include <vector>
 
 namespace mailcanary {
@@ -139,7 +140,7 @@ void Scheduler::apply(const std::vector<std::shared_ptr<const CompiledTarget>>& 
     for (const auto& target : targets) {
         for (const auto& probe_name : target->config.probes) {
             if (const ProbeKind* entry = lookup_(probe_name)) {
-                wanted[{target->config.name, probe_name}] = {target, entry};
+                wanted[{target->config.instance_key(), probe_name}] = {target, entry};
             }
         }
     }
@@ -169,7 +170,10 @@ void Scheduler::apply(const std::vector<std::shared_ptr<const CompiledTarget>>& 
     }
     for (auto& [key, value] : wanted) starts.push_back({value.first, value.second, nullptr});
     start_jobs(std::move(starts));
-    metrics_.set_targets(targets.size());
+    // Targets, not instances: an `ip = "both"` target counts once.
+    std::set<std::string_view> names;
+    for (const auto& target : targets) names.insert(target->config.name);
+    metrics_.set_targets(names.size());
     dispatch();
 }
 
@@ -180,31 +184,35 @@ void Scheduler::set_max_in_flight(unsigned runs) {
 }
 
 void Scheduler::start_jobs(std::vector<Start> starts) {
-    // By interval, each group in (target, probe) order: a target's probes are due apart.
-    std::map<Clock::duration, std::vector<Start*>> by_interval;
-    for (auto& start : starts) by_interval[start.target->config.interval].push_back(&start);
-    for (auto& [interval, group] : by_interval) {
-        std::sort(group.begin(), group.end(), [](const Start* a, const Start* b) {
-            return std::pair<std::string_view, std::string_view>(a->target->config.name,
-                                                                 a->probe->name()) <
-                   std::pair<std::string_view, std::string_view>(b->target->config.name,
-                                                                 b->probe->name());
-        });
-        const auto gap = interval / static_cast<Clock::rep>(group.size());
+    // By interval, each group in (target, probe) order: a target's probes are due apart, and
+    // the instances of one (target, probe) (v4 and v6) share a slot, so they run in the same
+    // round and compare like for like.
+    using Slot = std::pair<std::string_view, std::string_view>;  // (target, probe)
+    std::map<Clock::duration, std::map<Slot, std::vector<Start*>>> by_interval;
+    for (auto& start : starts) {
+        by_interval[start.target->config.interval][{start.target->config.name, start.probe->name()}]
+            .push_back(&start);
+    }
+    for (auto& [interval, slots] : by_interval) {
+        const auto gap = interval / static_cast<Clock::rep>(slots.size());
         std::uniform_int_distribution<Clock::rep> phase(0,
                                                         std::max<Clock::rep>(gap.count(), 1) - 1);
-        const auto offsets = even_offsets(group.size(), interval, Clock::duration(phase(random_)));
-        for (std::size_t i = 0; i < group.size(); ++i) start_job(std::move(*group[i]), offsets[i]);
+        const auto offsets = even_offsets(slots.size(), interval, Clock::duration(phase(random_)));
+        std::size_t slot = 0;
+        for (auto& [names, instances] : slots) {
+            for (Start* start : instances) start_job(std::move(*start), offsets[slot]);
+            ++slot;
+        }
     }
 }
 
 void Scheduler::start_job(Start start, Clock::duration first_offset) {
-    const JobKey key{start.target->config.name, std::string(start.probe->name())};
-    if (!start.series) {
-        start.series = metrics_.series_for(key.first, key.second,
-                                           start.probe->extra_series(resources_, key.first));
-    }
     const TargetConfig& config = start.target->config;
+    const JobKey key{config.instance_key(), std::string(start.probe->name())};
+    if (!start.series) {
+        start.series =
+            metrics_.series_for(config, key.second, start.probe->extra_series(resources_, config));
+    }
     start.series->set_schedule(config.interval, std::chrono::system_clock::now());
     auto job =
         std::make_shared<Job>(std::move(start.target), *start.probe, std::move(start.series));
@@ -299,7 +307,7 @@ asio::awaitable<void> Scheduler::run_once(std::unique_ptr<ActiveRun> run) {
             const auto backoff = dispatcher_.backoff(job->id);
             job->series->set_backoff(backoff);
             if (observer_) observer_(*target, job->probe.name(), result);
-            const JobKey key{target->config.name, std::string(job->probe.name())};
+            const JobKey key{target->config.instance_key(), std::string(job->probe.name())};
             results_.record(key, std::move(result));
             results_.set_backoff(key, backoff);
         }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "common/duration.hpp"
 #include "common/json_writer.hpp"
@@ -131,11 +132,19 @@ void write_history(JsonWriter& json, const RunHistory& history) {
     json.end_array();
 }
 
+// The instance's labels (ip_family) as an object; {} for a target that is one instance.
+void write_instance_labels(JsonWriter& json, const TargetConfig& instance) {
+    json.key("labels").begin_object();
+    for (const auto& [name, value] : instance.instance_labels) json.key(name).value(value);
+    json.end_object();
+}
+
 void write_probe_status(JsonWriter& json, const TargetConfig& target, const std::string& probe,
                         const ProbeResults* found) {
     json.begin_object();
     json.key("target").value(target.name);
     json.key("probe").value(probe);
+    write_instance_labels(json, target);
     json.key("host").value(target.host);
     json.key("port").value(static_cast<std::int64_t>(target.port));
     json.key("interval_seconds").value(seconds(target.interval));
@@ -182,49 +191,78 @@ http::Response status(const StatusView& view) {
     json.key("probes").begin_array();
     for (const auto& target : view.config.targets) {
         for (const auto& probe : target.probes) {
-            write_probe_status(json, target, probe, view.results.find({target.name, probe}));
+            write_probe_status(json, target, probe,
+                               view.results.find({target.instance_key(), probe}));
         }
     }
     json.end_array().end_object();
     return json_response(200, json.text());
 }
 
+// Whether the instance has every label the request names besides target and probe (e.g.
+// ip_family=v6): a request without any gets all the target's instances.
+bool selected(const TargetConfig& instance, const http::Request& request) {
+    return std::all_of(request.query.begin(), request.query.end(), [&](const auto& parameter) {
+        const auto& [name, value] = parameter;
+        if (name == "target" || name == "probe") return true;
+        return std::find(instance.instance_labels.begin(), instance.instance_labels.end(),
+                         std::pair(name, value)) != instance.instance_labels.end();
+    });
+}
+
 http::Response results(const StatusView& view, const http::Request& request) {
-    for (const auto& [name, value] : request.query) {
-        if (name != "target" && name != "probe") {
-            return json_error(400, "unknown parameter \"" + name + "\": expected target and probe");
-        }
-        if (value.empty()) return json_error(400, "parameter \"" + name + "\" is empty");
-    }
     const auto target_name = request.query.find("target");
     if (target_name == request.query.end()) {
         return json_error(400, "parameter \"target\" is required");
     }
-    const auto& targets = view.config.targets;
-    const auto target = std::find_if(targets.begin(), targets.end(), [&](const auto& each) {
-        return each.name == target_name->second;
-    });
-    if (target == targets.end()) {
+    // Every instance of the target (both families of `ip = "both"`), in the config's order.
+    std::vector<const TargetConfig*> instances;
+    for (const auto& each : view.config.targets) {
+        if (each.name == target_name->second) instances.push_back(&each);
+    }
+    for (const auto& [name, value] : request.query) {
+        const bool label =
+            std::any_of(instances.begin(), instances.end(), [&label_name = name](const auto* each) {
+                return std::any_of(each->instance_labels.begin(), each->instance_labels.end(),
+                                   [&](const auto& pair) { return pair.first == label_name; });
+            });
+        if (name != "target" && name != "probe" && !label) {
+            return json_error(400, "unknown parameter \"" + name +
+                                       "\": expected target, probe or a label of the target's "
+                                       "instances (ip_family)");
+        }
+        if (value.empty()) return json_error(400, "parameter \"" + name + "\" is empty");
+    }
+    if (instances.empty()) {
         return json_error(404, "no target \"" + target_name->second + "\"");
     }
-    const auto probe_name = request.query.find("probe");
-    if (probe_name != request.query.end() &&
-        std::find(target->probes.begin(), target->probes.end(), probe_name->second) ==
-            target->probes.end()) {
+    std::erase_if(instances, [&](const auto* each) { return !selected(*each, request); });
+    if (instances.empty()) {
         return json_error(
-            404, "target \"" + target->name + "\" has no probe \"" + probe_name->second + "\"");
+            404, "target \"" + target_name->second + "\" has no instance with these labels");
+    }
+    const auto probe_name = request.query.find("probe");
+    const auto& probes = instances.front()->probes;  // the same in every instance
+    if (probe_name != request.query.end() &&
+        std::find(probes.begin(), probes.end(), probe_name->second) == probes.end()) {
+        return json_error(404, "target \"" + target_name->second + "\" has no probe \"" +
+                                   probe_name->second + "\"");
     }
     JsonWriter json;
-    json.begin_object().key("target").value(target->name).key("probes").begin_array();
-    for (const auto& probe : target->probes) {
-        if (probe_name != request.query.end() && probe != probe_name->second) continue;
-        const auto* found = view.results.find({target->name, probe});
-        const std::optional<RunResult> none;
-        json.begin_object().key("probe").value(probe).key("state").value(state_of(found));
-        write_optional_run(json, "last_run", found ? found->last : none, WithTranscript::yes);
-        write_optional_run(json, "last_failure", found ? found->last_failure : none,
-                           WithTranscript::yes);
-        json.end_object();
+    json.begin_object().key("target").value(target_name->second).key("probes").begin_array();
+    for (const TargetConfig* instance : instances) {
+        for (const auto& probe : probes) {
+            if (probe_name != request.query.end() && probe != probe_name->second) continue;
+            const auto* found = view.results.find({instance->instance_key(), probe});
+            const std::optional<RunResult> none;
+            json.begin_object().key("probe").value(probe);
+            write_instance_labels(json, *instance);
+            json.key("state").value(state_of(found));
+            write_optional_run(json, "last_run", found ? found->last : none, WithTranscript::yes);
+            write_optional_run(json, "last_failure", found ? found->last_failure : none,
+                               WithTranscript::yes);
+            json.end_object();
+        }
     }
     json.end_array().end_object();
     return json_response(200, json.text());

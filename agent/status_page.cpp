@@ -1,5 +1,7 @@
 #include "agent/status_page.hpp"
 
+#include <algorithm>
+
 namespace mailcanary {
 namespace {
 
@@ -40,15 +42,32 @@ http::Response render_results(const ResultStore& results, const http::Request& r
     if (target == request.query.end() || probe == request.query.end()) {
         return http::plain_text(400, "usage: /results?target=NAME&probe=PROBE\n");
     }
-    const auto* found = results.find({target->second, probe->second});
-    if (found == nullptr || !found->last) {
+    // The target's instances (NAME{ip_family="v4"}, ...), each after the other; other
+    // parameters are instance labels that pick some (ip_family=v6).
+    const auto has_labels = [&request](std::string_view instance) {
+        return std::all_of(request.query.begin(), request.query.end(), [&](const auto& parameter) {
+            const auto& [name, value] = parameter;
+            return name == "target" || name == "probe" ||
+                   instance.find(name + "=\"" + value + "\"") != std::string_view::npos;
+        });
+    };
+    std::string body;
+    for (const auto& [key, found] : results.all()) {
+        const auto& [instance, probe_name] = key;
+        const bool of_target =
+            instance == target->second || (instance.starts_with(target->second + "{") &&
+                                           instance.size() > target->second.size() + 1);
+        if (!of_target || !has_labels(instance) || probe_name != probe->second || !found.last)
+            continue;
+        body += (body.empty() ? "" : "\n") + std::string("target ") + instance + ", probe " +
+                probe_name + "\n\nLast run, " + describe_run(*found.last);
+        if (found.last_failure && found.last->outcome.success()) {
+            body += "\nLast failure, " + describe_run(*found.last_failure);
+        }
+    }
+    if (body.empty()) {
         return http::plain_text(404, "no result yet for target \"" + target->second +
                                          "\" probe \"" + probe->second + "\"\n");
-    }
-    std::string body = "target " + target->second + ", probe " + probe->second + "\n\nLast run, " +
-                       describe_run(*found->last);
-    if (found->last_failure && found->last->outcome.success()) {
-        body += "\nLast failure, " + describe_run(*found->last_failure);
     }
     return http::plain_text(200, std::move(body));
 }

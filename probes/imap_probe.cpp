@@ -110,8 +110,8 @@ struct ImapResources final : SharedResource {
 // Absent until the first successful SELECT; removed with the target.
 class ImapSeries final : public ProbeExtraSeries {
   public:
-    ImapSeries(prometheus::Family<prometheus::Gauge>& family, std::string target)
-        : family_(family), target_(std::move(target)) {}
+    ImapSeries(prometheus::Family<prometheus::Gauge>& family, prometheus::Labels labels)
+        : family_(family), labels_(std::move(labels)) {}
     ~ImapSeries() override {
         if (messages_ != nullptr) family_.Remove(messages_);
     }
@@ -121,14 +121,14 @@ class ImapSeries final : public ProbeExtraSeries {
     void record(const Outcome& /*outcome*/, const RunMetrics& run) override {
         for (const auto& [name, value] : run.kind_values) {
             if (name != kMailboxMessages) continue;
-            if (messages_ == nullptr) messages_ = &family_.Add({{"target", target_}});
+            if (messages_ == nullptr) messages_ = &family_.Add(labels_);
             messages_->Set(value);
         }
     }
 
   private:
     prometheus::Family<prometheus::Gauge>& family_;
-    std::string target_;
+    prometheus::Labels labels_;
     prometheus::Gauge* messages_ = nullptr;
 };
 
@@ -270,10 +270,10 @@ class ImapProbe final : public ProbeKind {
     }
 
     std::unique_ptr<ProbeExtraSeries> extra_series(ProbeResources& resources,
-                                                   const std::string& target) const override {
+                                                   const TargetConfig& instance) const override {
         auto& shared = resources.get<ImapResources>(
             [&] { return std::make_unique<ImapResources>(resources.registry()); });
-        return std::make_unique<ImapSeries>(shared.messages, target);
+        return std::make_unique<ImapSeries>(shared.messages, instance_series_labels(instance));
     }
 };
 

@@ -108,6 +108,14 @@ class ProbeExtraSeries {
 // server (connection_budget) or of messages an hour for the account (message_budget).
 enum class HeldBack { backoff, connection_budget, message_budget };
 
+// The labels of a kind's own series of one instance (prometheus::Labels): its target and its
+// instance labels.
+inline std::map<std::string, std::string> instance_series_labels(const TargetConfig& instance) {
+    std::map<std::string, std::string> labels{{"target", instance.name}};
+    for (const auto& [name, value] : instance.instance_labels) labels.emplace(name, value);
+    return labels;
+}
+
 class ProbeKind {
   public:
     virtual ~ProbeKind() = default;
@@ -162,9 +170,10 @@ class ProbeKind {
     virtual std::size_t max_runs_in_flight(const CompiledTarget& /*target*/) const { return 1; }
     virtual boost::asio::awaitable<Outcome> run(ProbeRun run) const = 0;
 
-    // Its own series for one target; null when it has none beyond the common ones.
+    // Its own series for one instance of a target (labelled with its name and instance
+    // labels); null when it has none beyond the common ones.
     virtual std::unique_ptr<ProbeExtraSeries> extra_series(ProbeResources& /*resources*/,
-                                                           const std::string& /*target*/) const {
+                                                           const TargetConfig& /*instance*/) const {
         return nullptr;
     }
 };

@@ -88,14 +88,19 @@ RoundtripMetrics::~RoundtripMetrics() {
     while (!targets_.empty()) remove_target(targets_.begin()->first);
 }
 
-void RoundtripMetrics::add_target(const std::string& target) {
+void RoundtripMetrics::add_target(const std::string& target, prometheus::Labels labels) {
     if (targets_.contains(target)) return;
     auto series = std::make_unique<TargetSeries>();
-    series->labels = {{"target", target}};
+    series->labels = std::move(labels);
+    const auto with = [&series](std::string name, std::string value) {
+        auto more = series->labels;
+        more.emplace(std::move(name), std::move(value));
+        return more;
+    };
     series->seconds = &seconds_.Add(series->labels, kDeliveryBuckets);
     series->submission = &submission_seconds_.Add(series->labels, submission_buckets_);
-    series->delivered_inbox = &delivered_.Add({{"target", target}, {"folder", "inbox"}});
-    series->delivered_junk = &delivered_.Add({{"target", target}, {"folder", "junk"}});
+    series->delivered_inbox = &delivered_.Add(with("folder", "inbox"));
+    series->delivered_junk = &delivered_.Add(with("folder", "junk"));
     series->lost = &lost_.Add(series->labels);
     series->bounced = &bounced_.Add(series->labels);
     series->late = &late_.Add(series->labels);
@@ -148,10 +153,10 @@ void RoundtripMetrics::record_run(const std::string& target, const Outcome& outc
         auto& gauges = series.auth_results[index];
         if (gauges.empty()) {
             for (const std::string_view result : results_for(method)) {
-                gauges.emplace_back(result,
-                                    &auth_result_.Add({{"target", target},
-                                                       {"method", std::string(to_string(method))},
-                                                       {"result", std::string(result)}}));
+                auto labels = series.labels;
+                labels.emplace("method", to_string(method));
+                labels.emplace("result", result);
+                gauges.emplace_back(result, &auth_result_.Add(labels));
             }
         }
         for (const auto& [result, gauge] : gauges) gauge->Set(result == *verdict ? 1 : 0);

@@ -26,7 +26,9 @@ class RoundtripMetrics : public RoundtripEvents {
 
     // The series of a target with the roundtrip probe exist from when it is scheduled (counters
     // at 0, so that increase() sees the first loss) until it is removed.
-    void add_target(const std::string& target);
+    // `target`: the instance's key (TargetConfig::instance_key), as the events name it;
+    // `labels`: those of its series (target and instance labels).
+    void add_target(const std::string& target, prometheus::Labels labels);
     void remove_target(const std::string& target);
     void record_run(const std::string& target, const Outcome& outcome, const RunMetrics& run);
 

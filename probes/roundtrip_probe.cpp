@@ -93,9 +93,9 @@ RoundtripResources& roundtrip_resources(ProbeResources& resources) {
 
 class RoundtripSeries final : public ProbeExtraSeries {
   public:
-    RoundtripSeries(RoundtripMetrics& metrics, std::string target)
-        : metrics_(metrics), target_(std::move(target)) {
-        metrics_.add_target(target_);
+    RoundtripSeries(RoundtripMetrics& metrics, const TargetConfig& instance)
+        : metrics_(metrics), target_(instance.instance_key()) {
+        metrics_.add_target(target_, instance_series_labels(instance));
     }
     ~RoundtripSeries() override { metrics_.remove_target(target_); }
     void record(const Outcome& outcome, const RunMetrics& run) override {
@@ -187,7 +187,8 @@ boost::asio::awaitable<Outcome> run_roundtrip(ProbeRun run) {
     MessageSpec spec;
     spec.token = token;
     spec.message_id_domain = target.helo;
-    mailbox.expect(token, target.name, message_id(spec));
+    // By instance: late messages, pending counts and bounces go to the instance's series.
+    mailbox.expect(token, target.instance_key(), message_id(spec));
     Outcome outcome = co_await submit_probe_message(run, token, after_delivery(options.cleanup));
     if (!outcome.success() || !run.metrics.message_accepted_at) {
         mailbox.abandon(token);
@@ -400,8 +401,8 @@ class RoundtripProbe final : public SmtpProbeKind {
     boost::asio::awaitable<Outcome> run(ProbeRun run) const override { return run_roundtrip(run); }
 
     std::unique_ptr<ProbeExtraSeries> extra_series(ProbeResources& resources,
-                                                   const std::string& target) const override {
-        return std::make_unique<RoundtripSeries>(roundtrip_resources(resources).metrics, target);
+                                                   const TargetConfig& instance) const override {
+        return std::make_unique<RoundtripSeries>(roundtrip_resources(resources).metrics, instance);
     }
 
   protected:

@@ -87,12 +87,23 @@ struct MessageConfig {
     bool operator==(const MessageConfig&) const = default;
 };
 
+// What `ip` asks of a target: any family (one instance, no label), one family (one instance with
+// an ip_family label), or both (two instances, one per family, probed in the same round).
+enum class IpChoice { automatic, v4, v6, both };
+
+// The labels that tell the instances of one target apart ((ip_family, v4)), carried into every
+// series, result and job of the instance, in this order; empty for an `ip = "auto"` target, so
+// that its series keep the identity they had before instances existed.
+using InstanceLabels = std::vector<std::pair<std::string, std::string>>;
+
 struct TargetConfig {
     std::string name;
     std::string host;
     uint16_t port = 25;  // 465 when tls = "implicit" and no port is given
     TlsMode tls = TlsMode::starttls;
-    IpFamily ip_family = IpFamily::any;  // set by `mailcanary check -4/-6`; no config key yet
+    IpChoice ip = IpChoice::automatic;   // as configured
+    IpFamily ip_family = IpFamily::any;  // this instance's: from `ip`, or `mailcanary check -4/-6`
+    InstanceLabels instance_labels{};    // set when `ip` pins the family (expand_instances)
     std::string helo;
     Duration interval{};
     Duration timeout{};
@@ -114,6 +125,23 @@ struct TargetConfig {
     ProbeOptionsByKind probe_options;
 
     bool operator==(const TargetConfig&) const = default;
+
+    // The instance's identity where the target's name was one (jobs, results): the name, then
+    // the labels as `name{label="value",...}`; the bare name without labels.
+    std::string instance_key() const {
+        std::string key = name;
+        for (std::size_t i = 0; i < instance_labels.size(); ++i) {
+            key += (i == 0 ? "{" : ",") + instance_labels[i].first + "=\"" +
+                   instance_labels[i].second + "\"";
+        }
+        return instance_labels.empty() ? key : key + "}";
+    }
 };
+
+// The instances the targets stand for, in order: an `ip = "both"` target becomes two (v4, then
+// v6), a pinned family one with its label, `auto` itself.
+std::vector<TargetConfig> expand_instances(std::vector<TargetConfig> targets);
+// How many targets `instances` (as expand_instances gives them) stand for.
+std::size_t count_targets(const std::vector<TargetConfig>& instances);
 
 }  // namespace mailcanary

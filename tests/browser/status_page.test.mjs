@@ -63,7 +63,10 @@ const config =
   tlsOptions + auth(stack.MAILSTACK_PASSWORD_FILE) + "\n" +
   target("wrong-password", stack.MAILSTACK_SUBMISSION_PORT, "starttls", `probes = ["auth"]\n`) +
   tlsOptions + auth(wrongPasswordFile) + "\n" +
-  target("nothing-listens", closedPort, "none") + "\n";
+  target("nothing-listens", closedPort, "none") + "\n" +
+  // Dual-stack on the IPv6 address alone: the v4 instance has no address (dns), v6 works.
+  `[[targets]]\nname = "dual"\nhost = "${stack.MAILSTACK_HOST6}"\n` +
+  `port = ${stack.MAILSTACK_SMTP_PORT}\ntls = "none"\nip = "both"\n`;
 fs.writeFileSync(path.join(dir, "agent.toml"), config);
 
 const expected = {
@@ -72,6 +75,8 @@ const expected = {
   "submission/auth": { state: "ok", reason: null },
   "wrong-password/auth": { state: "failing", reason: "auth_rejected" },
   "nothing-listens/connect": { state: "failing", reason: "connect_refused" },
+  "dual [ip_family=v4]/connect": { state: "failing", reason: "dns" },
+  "dual [ip_family=v6]/connect": { state: "ok", reason: null },
 };
 
 let agent;
@@ -169,8 +174,8 @@ test("desktop: rows, states, reasons, failing first, filter, transcript, refresh
   assert.match(rows.find((row) => row.key === "mx/accept").text, /queued as [0-9A-Za-z]+/);
   assert.equal(await page.$$eval("#rows .waterfall", (bars) => bars.length), rows.length);
   assert.equal(await page.$$eval("#rows svg.spark", (charts) => charts.length), rows.length);
-  assert.match(await page.$eval("#summary", (node) => node.textContent), /2 failing · 3 ok/);
-  assert.match(await page.title(), /^\(2 failing\) mailcanary$/);
+  assert.match(await page.$eval("#summary", (node) => node.textContent), /3 failing · 4 ok/);
+  assert.match(await page.title(), /^\(3 failing\) mailcanary$/);
   await page.screenshot({ path: path.join(artifacts, "status-desktop.png"), fullPage: true });
 
   // The filter: words match target, probe, host or reason; the buttons pick a state.
@@ -179,7 +184,7 @@ test("desktop: rows, states, reasons, failing first, filter, transcript, refresh
   await page.click("#filter", { clickCount: 3 });
   await page.keyboard.press("Backspace");
   await page.click('button[data-show="failing"]');
-  assert.deepEqual((await rowsOf(page)).map((row) => row.state), ["FAILING", "FAILING"]);
+  assert.deepEqual((await rowsOf(page)).map((row) => row.state), ["FAILING", "FAILING", "FAILING"]);
   assert.equal(await page.$eval('button[data-show="failing"]', (b) => b.getAttribute("aria-pressed")), "true");
   await page.click('button[data-show="all"]');
   assert.equal((await rowsOf(page)).length, rows.length);
@@ -205,6 +210,15 @@ test("desktop: rows, states, reasons, failing first, filter, transcript, refresh
   await page.screenshot({ path: path.join(artifacts, "status-transcript.png") });
   await page.keyboard.press("Escape");
   assert.ok(!(await page.$eval("#transcript", (dialog) => dialog.open)));
+
+  // A family's transcript is that family's: the v6 row's button shows the connection to [::1].
+  await page.click('button.show-transcript[aria-label="Transcript of dual [ip_family=v6] / connect"]');
+  await page.waitForFunction(() => document.querySelector("#transcript-body pre"));
+  const v6 = await page.$eval("#transcript-body", (node) => node.innerText);
+  assert.match(v6, /connected to \[::1\]/);
+  assert.match(await page.$eval("#transcript-title", (node) => node.textContent),
+               /Transcript: dual \[ip_family=v6\] \/ connect/);
+  await page.keyboard.press("Escape");
 
   // It refreshes itself without reloading: the page's own state survives a newer answer.
   await page.evaluate(() => { window.notReloaded = true; });

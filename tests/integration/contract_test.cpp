@@ -280,6 +280,9 @@ class MetricsContract : public AgentIntegration {
         return variant.metrics_toml + header() +
                target("healthy", port("MAILSTACK_SMTP_PORT"), "starttls", tls_options()) +
                target("closed", "1", "none") +
+               // Dual-stack (issue 15): each family its own series, labelled ip_family; the
+               // address has no IPv6 one, so the v6 instance fails (dns).
+               target("dual", port("MAILSTACK_SMTP_PORT"), "none", "ip = \"both\"\n") +
                target("auth", port("MAILSTACK_SUBMISSION_PORT"), "starttls",
                       "probes = [\"auth\"]\n" + tls_options() + "[targets.auth]\n" + credentials) +
                // To the other user: the round trip's mailbox sees only its own messages.
@@ -332,6 +335,14 @@ std::vector<Condition> conditions() {
     all.push_back({"the connect run of closed failed", [](const std::string& text) {
                        return value_of(text, success_series("closed")) == 0;
                    }});
+    all.push_back(
+        {"the v4 connect run of dual succeeded and its v6 one failed", [](const std::string& text) {
+             const std::string v4 =
+                 R"(mailcanary_probe_success{ip_family="v4",probe="connect",target="dual"})";
+             const std::string v6 =
+                 R"(mailcanary_probe_success{ip_family="v6",probe="connect",target="dual"})";
+             return value_of(text, v4) == 1 && value_of(text, v6) == 0;
+         }});
     for (const char* family :
          {"mailcanary_roundtrip_auth_result", "mailcanary_roundtrip_server_clock_delivery_seconds",
           "mailcanary_roundtrip_leftovers_removed_total"}) {

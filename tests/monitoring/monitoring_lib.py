@@ -111,7 +111,7 @@ def expand(expr, *, interval_s, rate_interval_s, range_s, variables=None):
                         ("__interval", f"{int(interval_s)}s"),
                         ("__range", f"{int(range_s)}s")):
         out = out.replace("${" + name + "}", value).replace("$" + name, value)
-    for name in ("job", "site", "instance", "target"):
+    for name in ("job", "site", "instance", "target", "ip_family"):
         value = variables.get(name, ".*")
         out = out.replace("${" + name + "}", value)
         out = re.sub(r"\$" + name + r"\b", value, out)

@@ -503,6 +503,13 @@ std::vector<ErrorCase> error_cases() {
         {"ConnectionBudgetZero",
          target_with("max_connections_per_minute = 0\n"),
          {4, 30, "targets[1].max_connections_per_minute", "must be between 1 and 10000, got 0"}},
+        {"IpUnknown",
+         target_with("ip = \"ipv6\"\n"),
+         {4, 6, "targets[1].ip",
+          "unknown IP family choice \"ipv6\"; expected \"auto\", \"v4\", \"v6\" or \"both\""}},
+        {"IpNotString",
+         target_with("ip = 6\n"),
+         {4, 6, "targets[1].ip", "expected a string, got an integer"}},
         {"TargetTlsUnknown",
          target_with("tls = \"ssl\"\n"),
          {4, 7, "targets[1].tls", "unknown TLS mode \"ssl\""}},
@@ -2676,6 +2683,57 @@ TEST(ConfigProbeEndpoint, MistakesAreLocated) {
                   {{2, 1, "probe_endpoint.min_interval", "unknown key"}});
     expect_errors(load("[probe_endpoint]\nmin_interval_per_host = \"soon\"\n"),
                   {{2, 25, "probe_endpoint.min_interval_per_host", ""}});
+}
+
+// `ip`: both is two instances of the target (v4 first), each pinned to its family and labelled;
+// v4 or v6 one labelled instance; auto (the default) one instance without a label, as before.
+TEST(ConfigIp, ExpandsTargetsIntoInstancesWithTheirLabels) {
+    const auto result = load(
+        "[[targets]]\nname = \"dual\"\nhost = \"mail.example.net\"\nip = \"both\"\n"
+        "[[targets]]\nname = \"six\"\nhost = \"mail.example.net\"\nip = \"v6\"\n"
+        "[[targets]]\nname = \"plain\"\nhost = \"mail.example.net\"\n"
+        "[[targets]]\nname = \"said\"\nhost = \"mail.example.net\"\nip = \"auto\"\n");
+    ASSERT_TRUE(result.config) << all_of(result.errors);
+    const auto& targets = result.config->targets;
+    ASSERT_EQ(targets.size(), 5u);
+    const InstanceLabels v4{{"ip_family", "v4"}};
+    const InstanceLabels v6{{"ip_family", "v6"}};
+    EXPECT_EQ(targets[0].name, "dual");
+    EXPECT_EQ(targets[0].ip_family, IpFamily::v4);
+    EXPECT_EQ(targets[0].instance_labels, v4);
+    EXPECT_EQ(targets[0].instance_key(), R"(dual{ip_family="v4"})");
+    EXPECT_EQ(targets[1].name, "dual");
+    EXPECT_EQ(targets[1].ip_family, IpFamily::v6);
+    EXPECT_EQ(targets[1].instance_labels, v6);
+    // The same target otherwise: one host, one schedule, one budget.
+    EXPECT_EQ(targets[1].host, targets[0].host);
+    EXPECT_EQ(targets[1].interval, targets[0].interval);
+    EXPECT_EQ(targets[2].name, "six");
+    EXPECT_EQ(targets[2].ip_family, IpFamily::v6);
+    EXPECT_EQ(targets[2].instance_labels, v6);
+    EXPECT_EQ(count_targets(targets), 4u);  // dual counts once
+    for (const auto& unpinned : {targets[3], targets[4]}) {
+        EXPECT_EQ(unpinned.ip_family, IpFamily::any);
+        EXPECT_TRUE(unpinned.instance_labels.empty());
+        EXPECT_EQ(unpinned.instance_key(), unpinned.name);
+    }
+}
+
+// A reload that changes `ip` changes the instances: the config compares unequal, and the keys
+// of the instances (what the scheduler keeps jobs and results by) follow.
+TEST(ConfigIp, ChangingIpChangesTheInstances) {
+    const auto load_with = [](std::string_view ip) {
+        return load("[[targets]]\nname = \"mx\"\nhost = \"mx.example.net\"\nip = \"" +
+                    std::string(ip) + "\"\n");
+    };
+    const auto before = load_with("v4");
+    const auto after = load_with("both");
+    ASSERT_TRUE(before.config && after.config);
+    ASSERT_EQ(before.config->targets.size(), 1u);
+    ASSERT_EQ(after.config->targets.size(), 2u);
+    // The v4 instance keeps its key, but not its settings (ip changed): it restarts.
+    EXPECT_EQ(before.config->targets[0].instance_key(), after.config->targets[0].instance_key());
+    EXPECT_NE(before.config->targets[0], after.config->targets[0]);
 }
 
 }  // namespace

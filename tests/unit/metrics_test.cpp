@@ -229,12 +229,69 @@ struct RoundtripFixture {
     explicit RoundtripFixture(Metrics& metrics)
         : resources(io.get_executor(), metrics.registry(), metrics.config().duration_buckets) {}
     std::unique_ptr<ProbeSeries> series_for(Metrics& metrics, const std::string& target) {
-        return metrics.series_for(target, "roundtrip",
-                                  roundtrip_probe().extra_series(resources, target));
+        TargetConfig instance;
+        instance.name = target;
+        return series_for(metrics, instance);
+    }
+    std::unique_ptr<ProbeSeries> series_for(Metrics& metrics, const TargetConfig& instance) {
+        return metrics.series_for(instance, "roundtrip",
+                                  roundtrip_probe().extra_series(resources, instance));
     }
     boost::asio::io_context io;
     ProbeResources resources;
 };
+
+// The two instances of an `ip = "both"` target: each family its own series, told apart by
+// ip_family, in the common series and in the kind's own; an `auto` target keeps its bare ones.
+TEST(DualStackMetrics, EachFamilyHasItsOwnSeriesWithAnIpFamilyLabel) {
+    Metrics metrics(MetricsConfig{{0.01, 0.1}, true});
+    RoundtripFixture roundtrip(metrics);
+    TargetConfig dual;
+    dual.name = "mx";
+    dual.ip = IpChoice::both;
+    TargetConfig plain;
+    plain.name = "plain";
+    const auto instances = expand_instances({dual, plain});
+    ASSERT_EQ(instances.size(), 3u);
+    auto v4 = roundtrip.series_for(metrics, instances[0]);
+    auto v6 = roundtrip.series_for(metrics, instances[1]);
+    auto bare = metrics.series_for(instances[2], "connect");
+    v4->record_run(Outcome{}, RunMetrics{}, 5ms, kFinished);
+    v6->record_run(Outcome::failed(FailureReason::connect_refused, "refused"), RunMetrics{}, 5ms,
+                   kFinished);
+    v6->record_run(Outcome::failed(FailureReason::lost, "not delivered"), RunMetrics{}, 5ms,
+                   kFinished);
+    const auto text = metrics.serialize();
+    EXPECT_EQ(value_of(text, R"(mailcanary_probe_success{ip_family="v4",probe="roundtrip",)"
+                             R"(target="mx"})"),
+              1)
+        << text;
+    EXPECT_EQ(value_of(text, R"(mailcanary_probe_success{ip_family="v6",probe="roundtrip",)"
+                             R"(target="mx"})"),
+              0);
+    EXPECT_EQ(value_of(text, R"(mailcanary_probe_failures_total{ip_family="v6",probe="roundtrip",)"
+                             R"(reason="connect_refused",target="mx"})"),
+              1);
+    EXPECT_EQ(value_of(text, R"(mailcanary_probe_consecutive_failures{ip_family="v6",)"
+                             R"(probe="roundtrip",target="mx"})"),
+              2);
+    // No series of the target without the label: it would be a third, stale identity.
+    EXPECT_EQ(value_of(text, R"(mailcanary_probe_runs_total{probe="roundtrip",target="mx"})"), -1);
+    EXPECT_EQ(value_of(text, R"(mailcanary_roundtrip_lost_total{ip_family="v6",target="mx"})"), 1);
+    EXPECT_EQ(value_of(text, R"(mailcanary_roundtrip_lost_total{ip_family="v4",target="mx"})"), 0);
+    EXPECT_EQ(value_of(text, R"(mailcanary_roundtrip_delivered_total{folder="inbox",)"
+                             R"(ip_family="v4",target="mx"})"),
+              0);
+    EXPECT_EQ(value_of(text, R"(mailcanary_probe_runs_total{probe="connect",target="plain"})"), 0);
+    // Removing one family's series leaves the other's.
+    v6.reset();
+    const auto after = metrics.serialize();
+    EXPECT_EQ(value_of(after, R"(mailcanary_roundtrip_lost_total{ip_family="v6",target="mx"})"),
+              -1);
+    EXPECT_EQ(value_of(after, R"(mailcanary_probe_runs_total{ip_family="v4",probe="roundtrip",)"
+                              R"(target="mx"})"),
+              1);
+}
 
 TEST(RoundtripMetrics, ExistAtZeroFromSchedulingSoTheFirstLossIsAnIncrease) {
     Metrics metrics(MetricsConfig{{0.01, 0.1}, true});

@@ -66,7 +66,7 @@ struct ProbeLog {
 ProbeLog g_log;
 
 asio::awaitable<Outcome> instant_probe(ProbeRun run) {
-    g_log.starts.emplace_back(run.target.config.name, Clock::now());
+    g_log.starts.emplace_back(run.target.config.instance_key(), Clock::now());
     co_return Outcome{};
 }
 
@@ -194,6 +194,55 @@ TEST_F(SchedulerTest, SpreadsFirstRunsEvenlyOverTheInterval) {
     for (std::size_t i = 1; i < offsets.size(); ++i) {
         EXPECT_LT(offsets[i] - offsets[i - 1], 30ms) << "between runs " << i - 1 << " and " << i;
     }
+}
+
+// The two instances of an `ip = "both"` target share one slot of the interval: each round
+// probes v4 and v6 together (a comparison of the same moment), while the other targets keep
+// their own slots apart.
+TEST_F(SchedulerTest, BothFamiliesOfATargetRunInTheSameRound) {
+    std::vector<TargetConfig> configs;
+    configs.reserve(10);
+    for (int i = 0; i < 10; ++i)
+        configs.push_back(target("t" + std::to_string(i), "instant", 400ms)->config);
+    configs[4].ip = IpChoice::both;
+    std::vector<std::shared_ptr<const CompiledTarget>> targets;
+    for (auto& instance : expand_instances(configs))
+        targets.push_back(std::make_shared<const CompiledTarget>(std::move(instance)));
+    ASSERT_EQ(targets.size(), 11u);
+    scheduler_.apply(targets);
+    io_.run_for(1000ms);  // two rounds and a half
+    std::map<std::string, std::vector<Clock::time_point>> runs;
+    for (const auto& [key, at] : g_log.starts) runs[key].push_back(at);
+    const auto& v4 = runs[R"(t4{ip_family="v4"})"];
+    const auto& v6 = runs[R"(t4{ip_family="v6"})"];
+    ASSERT_GE(v4.size(), 2u);
+    ASSERT_EQ(v4.size(), v6.size());
+    for (std::size_t round = 0; round < v4.size(); ++round) {
+        const auto apart = v4[round] > v6[round] ? v4[round] - v6[round] : v6[round] - v4[round];
+        // Started by the same dispatch: microseconds, where slots are 40 ms apart.
+        EXPECT_LT(apart, 5ms) << "round " << round;
+    }
+    const auto& neighbour = runs["t3"];
+    ASSERT_FALSE(neighbour.empty());
+    EXPECT_GT(v4.front() > neighbour.front() ? v4.front() - neighbour.front()
+                                             : neighbour.front() - v4.front(),
+              20ms);
+    // Ten slots for eleven instances: the target counts once.
+    EXPECT_EQ(value_of(metrics_.serialize(), "mailcanary_targets"), 10);
+    // A reload to `ip = "v6"` drops the v4 instance and its results.
+    configs[4].ip = IpChoice::v6;
+    targets.clear();
+    for (auto& instance : expand_instances(configs))
+        targets.push_back(std::make_shared<const CompiledTarget>(std::move(instance)));
+    scheduler_.apply(targets);
+    EXPECT_EQ(results_.find({R"(t4{ip_family="v4"})", "instant"}), nullptr);
+    const auto text = metrics_.serialize();
+    EXPECT_EQ(value_of(text, R"(mailcanary_probe_runs_total{ip_family="v4",probe="instant",)"
+                             R"(target="t4"})"),
+              -1);
+    EXPECT_GE(value_of(text, R"(mailcanary_probe_runs_total{ip_family="v6",probe="instant",)"
+                             R"(target="t4"})"),
+              2);
 }
 
 TEST(EvenOffsets, AreIntervalOverCountApartFromThePhase) {

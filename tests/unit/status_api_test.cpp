@@ -6,6 +6,7 @@
 
 #include "agent/run_history.hpp"
 #include "agent/status_api.hpp"
+#include "agent/status_page.hpp"
 #include "common/json_writer.hpp"
 
 namespace mailcanary {
@@ -125,11 +126,13 @@ TEST_F(StatusApi, StatusHasEveryProbeWithItsStateSinceWhenAndLastRun) {
     EXPECT_NE(body.find(R"("runs":{"in_flight":1,"queued":0,"limit":8})"), std::string::npos)
         << body;
     // Failing since the first of the two failures, not the latest.
-    EXPECT_NE(body.find(R"("target":"mx <1>","probe":"connect","host":"127.0.0.1","port":2525,)"
-                        R"("interval_seconds":30,"backoff_seconds":0,"state":"failing",)"
-                        R"("reason":"auth_rejected","detail":"535 5.7.8 no",)"
-                        R"("since":"2027-01-15T08:00:30.000Z")"),
-              std::string::npos)
+    EXPECT_NE(
+        body.find(
+            R"("target":"mx <1>","probe":"connect","labels":{},"host":"127.0.0.1","port":2525,)"
+            R"("interval_seconds":30,"backoff_seconds":0,"state":"failing",)"
+            R"("reason":"auth_rejected","detail":"535 5.7.8 no",)"
+            R"("since":"2027-01-15T08:00:30.000Z")"),
+        std::string::npos)
         << body;
     // The reply that ended it, not the goodbye's; the phases in protocol order.
     EXPECT_NE(body.find(R"("last_reply":"535 5.7.8 no")"), std::string::npos) << body;
@@ -142,7 +145,8 @@ TEST_F(StatusApi, StatusHasEveryProbeWithItsStateSinceWhenAndLastRun) {
               std::string::npos)
         << body;
     // A probe that has not run yet is pending, with nothing to show.
-    EXPECT_NE(body.find(R"("probe":"accept","host":"127.0.0.1","port":2525,"interval_seconds":30,)"
+    EXPECT_NE(body.find(R"("probe":"accept","labels":{},"host":"127.0.0.1","port":2525,)"
+                        R"("interval_seconds":30,)"
                         R"("backoff_seconds":0,"state":"pending","reason":null,"detail":"",)"
                         R"("since":null,"last_run":null,"last_failure":null,"history":[]})"),
               std::string::npos)
@@ -166,7 +170,7 @@ TEST_F(StatusApi, ResultsGiveTheTranscriptsOfOneProbeOrAll) {
     EXPECT_EQ(one.body.find(R"("probe":"accept")"), std::string::npos) << one.body;
     const auto all = get("/api/v1/results", {{"target", "mx <1>"}});
     ASSERT_EQ(all.status, 200);
-    EXPECT_NE(all.body.find(R"({"probe":"accept","state":"pending","last_run":null)"),
+    EXPECT_NE(all.body.find(R"({"probe":"accept","labels":{},"state":"pending","last_run":null)"),
               std::string::npos)
         << all.body;
 }
@@ -179,7 +183,8 @@ TEST_F(StatusApi, BadParametersAre400AndUnknownNames404WithTheReason) {
     EXPECT_EQ(status_of("/api/v1/results", {}),
               R"(400 {"error":"parameter \"target\" is required"})");
     EXPECT_EQ(status_of("/api/v1/results", {{"target", "mx <1>"}, {"colour", "red"}}),
-              R"(400 {"error":"unknown parameter \"colour\": expected target and probe"})");
+              R"(400 {"error":"unknown parameter \"colour\": expected target, probe or a label of )"
+              R"x(the target's instances (ip_family)"})x");
     EXPECT_EQ(status_of("/api/v1/results", {{"target", ""}}),
               R"(400 {"error":"parameter \"target\" is empty"})");
     EXPECT_EQ(status_of("/api/v1/results", {{"target", "mx"}}),
@@ -188,6 +193,63 @@ TEST_F(StatusApi, BadParametersAre400AndUnknownNames404WithTheReason) {
               R"(404 {"error":"target \"mx <1>\" has no probe \"imap\""})");
     EXPECT_EQ(status_of("/api/v1/status", {{"x", "1"}}),
               R"(400 {"error":"unknown parameter \"x\": /api/v1/status takes none"})");
+}
+
+// An `ip = "both"` target is two instances: the status lists both with their labels, the
+// results give both, and a label parameter picks one.
+TEST_F(StatusApi, ATargetOfTwoInstancesShowsBothAndALabelPicksOne) {
+    TargetConfig dual = config_.targets.front();
+    dual.name = "dual";
+    dual.probes = {"connect"};
+    dual.ip = IpChoice::both;
+    config_.targets = expand_instances({dual});
+    ASSERT_EQ(config_.targets.size(), 2u);
+    results_.record({R"(dual{ip_family="v4"})", "connect"}, run(kStart, std::nullopt));
+    results_.record({R"(dual{ip_family="v6"})", "connect"},
+                    run(kStart, FailureReason::connect_refused));
+    const auto status = get("/api/v1/status");
+    EXPECT_NE(status.body.find(R"("target":"dual","probe":"connect","labels":{"ip_family":"v4"},)"
+                               R"("host":"127.0.0.1","port":2525,"interval_seconds":30,)"
+                               R"("backoff_seconds":0,"state":"ok")"),
+              std::string::npos)
+        << status.body;
+    EXPECT_NE(status.body.find(R"("target":"dual","probe":"connect","labels":{"ip_family":"v6"},)"
+                               R"("host":"127.0.0.1","port":2525,"interval_seconds":30,)"
+                               R"("backoff_seconds":0,"state":"failing")"),
+              std::string::npos)
+        << status.body;
+    const auto both = get("/api/v1/results", {{"target", "dual"}});
+    ASSERT_EQ(both.status, 200) << both.body;
+    EXPECT_NE(both.body.find(R"({"probe":"connect","labels":{"ip_family":"v4"},"state":"ok")"),
+              std::string::npos)
+        << both.body;
+    EXPECT_NE(both.body.find(R"({"probe":"connect","labels":{"ip_family":"v6"},"state":"failing")"),
+              std::string::npos)
+        << both.body;
+    const auto v6 = get("/api/v1/results", {{"target", "dual"}, {"ip_family", "v6"}});
+    ASSERT_EQ(v6.status, 200) << v6.body;
+    EXPECT_EQ(v6.body.find(R"("ip_family":"v4")"), std::string::npos) << v6.body;
+    EXPECT_NE(v6.body.find(R"("labels":{"ip_family":"v6"},"state":"failing")"), std::string::npos)
+        << v6.body;
+    const auto none = get("/api/v1/results", {{"target", "dual"}, {"ip_family", "v5"}});
+    EXPECT_EQ(none.status, 404) << none.body;
+    // A label the target's instances do not have is a mistake, as any unknown parameter.
+    EXPECT_EQ(get("/api/v1/results", {{"target", "mx <1>"}, {"ip_family", "v4"}}).status, 400);
+    // The plain-text page: both instances, or the one a label picks.
+    http::Request page;
+    page.method = "GET";
+    page.path = "/results";
+    page.query = {{"target", "dual"}, {"probe", "connect"}};
+    const auto text = render_results(results_, page);
+    ASSERT_EQ(text.status, 200) << text.body;
+    EXPECT_NE(text.body.find(R"(target dual{ip_family="v4"}, probe connect)"), std::string::npos)
+        << text.body;
+    EXPECT_NE(text.body.find(R"(target dual{ip_family="v6"}, probe connect)"), std::string::npos)
+        << text.body;
+    page.query.emplace("ip_family", "v6");
+    const auto one = render_results(results_, page);
+    EXPECT_EQ(one.body.find(R"(ip_family="v4")"), std::string::npos) << one.body;
+    EXPECT_NE(one.body.find("connect_refused"), std::string::npos) << one.body;
 }
 
 TEST(StatusPage, IsOnePageWithNothingFromElsewhere) {
