@@ -46,8 +46,9 @@ constexpr std::array<std::string_view, 5> kDefaultsKeys{"interval", "timeout", "
                                                         "probes"};
 // A target's own keys; the tables of probe kinds that have one ([targets.roundtrip]) come from
 // the probe table (target_keys()).
-constexpr std::array<std::string_view, 16> kTargetKeys{"name",
+constexpr std::array<std::string_view, 17> kTargetKeys{"name",
                                                        "host",
+                                                       "mx",
                                                        "port",
                                                        "tls",
                                                        "helo",
@@ -562,6 +563,24 @@ class ConfigReader : public SettingsReader {
         if (backoff.value) target.throttle_backoff = *backoff.value;
     }
 
+    // Exactly one of `host` (one server) and `mx` (the MX hosts of a mail domain).
+    void read_host_or_mx(const toml::table& table, const std::string& path, TargetConfig& target) {
+        const toml::node* mx = table.get("mx");
+        if (mx == nullptr) {
+            target.host =
+                checked(read_required_string(table, path, "host"), path, "host", check_host)
+                    .value.value_or("");
+            return;
+        }
+        if (table.get("host") != nullptr) {
+            error(mx->source(), child_key(path, "mx"),
+                  "`mx` and `host` exclude each other: `mx` probes the domain's MX hosts");
+            return;
+        }
+        target.mx = checked(read_non_empty_string(table, path, "mx"), path, "mx", check_host)
+                        .value.value_or("");
+    }
+
     TargetConfig read_target(const toml::table& table, const std::string& path,
                              const TargetDefaults& defaults) {
         check_known_keys(table, path, target_keys());
@@ -569,8 +588,7 @@ class ConfigReader : public SettingsReader {
         target.name =
             checked(read_required_string(table, path, "name"), path, "name", check_no_control)
                 .value.value_or("");
-        target.host = checked(read_required_string(table, path, "host"), path, "host", check_host)
-                          .value.value_or("");
+        read_host_or_mx(table, path, target);
         read_session_settings(table, path, defaults, target);
         const Setting<int64_t> port = read_integer(table, path, "port", 1, 65535);
         target.port = port.value ? static_cast<uint16_t>(*port.value) : default_port(target.tls);
@@ -599,7 +617,25 @@ class ConfigReader : public SettingsReader {
             }
         }
         check_probe_requirements(table, path, "targets", probes, target, expect);
+        check_mx_probes(table, path, target);
         return target;
+    }
+
+    // The instances of an `mx` target are copies made at run time, which the state a kind
+    // builds for its target (a mailbox session) would be shared by: only the SMTP kinds that
+    // keep none go with `mx`.
+    void check_mx_probes(const toml::table& table, const std::string& path,
+                         const TargetConfig& target) {
+        if (target.mx.empty()) return;
+        for (const ProbeKind* kind : all_probes()) {
+            const bool listed = std::find(target.probes.begin(), target.probes.end(),
+                                          kind->name()) != target.probes.end();
+            if (!kind->has_own_table() || (!listed && !target.probe_options.contains(kind->name())))
+                continue;
+            error(table.get("mx")->source(), child_key(path, "mx"),
+                  "the " + std::string(kind->name()) +
+                      " probe does not go with `mx` (only connect, auth and accept do)");
+        }
     }
 
     // How a session with the server goes, the same in a target and a module: TLS mode, HELO

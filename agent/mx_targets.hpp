@@ -1,0 +1,77 @@
+// `mx` targets: the instances one MX lookup makes of a target (one per MX host, labelled
+// mx_host, in preference order), and whether the MX set changed. The agent looks the MX records
+// up on its loop and applies the instances to the scheduler as a reload would
+// (docs/configuration.md, "MX targets").
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "probes/target_config.hpp"
+#include "protocols/dns_resolver.hpp"
+#include "protocols/failure_reason.hpp"
+
+namespace mailcanary {
+
+// The most MX hosts of one target that are probed (the label's cardinality); those beyond it,
+// the least preferred, are logged and counted.
+inline constexpr std::size_t kMaxMxHosts = 10;
+
+struct MxInstances {
+    // As expand_instances gives them: per MX host (labelled mx_host) its `ip` instances; or, when
+    // no MX host can be probed, one instance without labels whose runs fail with `failure`.
+    std::vector<TargetConfig> instances;
+    std::vector<MxRecord> probed;    // the MX hosts probed, by preference
+    std::size_t dropped = 0;         // MX hosts beyond kMaxMxHosts
+    std::optional<Failure> failure;  // mx_none (no MX, a null MX) or dns (the lookup failed)
+};
+
+// What `lookup` of `target.mx` makes of `target` (an `mx` target as configured).
+MxInstances mx_instances(const TargetConfig& target, const MxLookup& lookup);
+
+// The MX set last answered for one target, to tell when it changes.
+class MxSetTracker {
+  public:
+    // Whether `lookup` answers another MX set than the last answer (records, null MX, no MX or
+    // no domain); the first answer is no change, and a failed lookup says nothing about the set.
+    bool observe(const MxLookup& lookup);
+
+  private:
+    struct Answer {
+        MxLookup::Result result;
+        std::vector<MxRecord> records;
+        bool operator==(const Answer&) const = default;
+    };
+    std::optional<Answer> last_;
+};
+
+// The series of the `mx` targets: changes of the MX set, the hosts probed with their
+// preference, and the hosts left out by kMaxMxHosts.
+class MxSeries {
+  public:
+    explicit MxSeries(prometheus::Registry& registry);
+
+    void count_change(const std::string& target);
+    // The MX hosts the last lookup of `target` gave (replacing what it gave before).
+    void set_hosts(const std::string& target, const std::vector<MxRecord>& probed,
+                   std::size_t dropped);
+    // `target` is no `mx` target any more: its series go.
+    void forget(const std::string& target);
+
+  private:
+    prometheus::Registry& registry_;
+    prometheus::Family<prometheus::Counter>& changes_;
+    prometheus::Family<prometheus::Gauge>& host_info_;
+    prometheus::Family<prometheus::Gauge>& dropped_;
+    std::map<std::string, std::vector<prometheus::Gauge*>> info_by_target_;
+};
+
+}  // namespace mailcanary
