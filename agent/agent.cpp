@@ -302,7 +302,9 @@ void Agent::apply_targets(std::vector<std::shared_ptr<CompiledTarget>> targets) 
         auto watch = std::make_shared<MxWatch>(io_.get_executor());
         watch->compiled = std::move(target);
         const auto previous = mx_watches_.find(watch->compiled->config.name);
-        if (previous != mx_watches_.end()) {
+        // Another domain is another MX set, not a change of this one.
+        if (previous != mx_watches_.end() &&
+            previous->second->compiled->config.mx == watch->compiled->config.mx) {
             // The instances that stay keep their series until the next lookup says otherwise.
             watch->tracker = previous->second->tracker;
             if (previous->second->last) take_mx_lookup(*watch, *previous->second->last);
@@ -338,6 +340,22 @@ asio::awaitable<void> Agent::watch_mx(std::shared_ptr<MxWatch> watch) {
         boost::system::error_code ignored;
         co_await watch->timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
     }
+}
+
+Config Agent::scheduled_config() const {
+    if (mx_watches_.empty()) return config_;
+    Config config = config_;
+    config.targets.clear();
+    for (const TargetConfig& target : config_.targets) {
+        const auto watch = mx_watches_.find(target.name);
+        if (target.mx.empty() || watch == mx_watches_.end() || watch->second->instances.empty()) {
+            config.targets.push_back(target);
+            continue;
+        }
+        for (const auto& instance : watch->second->instances)
+            config.targets.push_back(instance->config);
+    }
+    return config;
 }
 
 bool Agent::take_mx_lookup(MxWatch& watch, MxLookup lookup) {
@@ -456,7 +474,7 @@ http::Response Agent::handle(const http::Request& request) {
     if (is_status_api_path(request.path) && read_only) {
         const RunSlots slots{scheduler_.in_flight(), scheduler_.queued(),
                              scheduler_.max_in_flight()};
-        return serve_status_api({config_, results_, slots}, request);
+        return serve_status_api({scheduled_config(), results_, slots}, request);
     }
     if (request.path == "/probe" && read_only) {
         if (stopping_) return http::plain_text(503, "Stopping\n");

@@ -90,6 +90,8 @@ class Agent {
     // Schedules the fixed targets and the instances the watches hold now.
     void reschedule();
     boost::asio::awaitable<void> watch_mx(std::shared_ptr<MxWatch> watch);
+    // The configuration in force with the `mx` targets' instances in their place (status API).
+    Config scheduled_config() const;
     // Makes the watch's instances from `lookup`; true when they changed.
     bool take_mx_lookup(MxWatch& watch, MxLookup lookup);
     void protect_endpoints(const std::optional<WebConfig>& web_config);

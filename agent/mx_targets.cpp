@@ -90,6 +90,7 @@ void MxSeries::set_hosts(const std::string& target, const std::vector<MxRecord>&
         info.push_back(&gauge);
     }
     dropped_.Add({{"target", target}}).Set(static_cast<double>(dropped));
+    changes_.Add({{"target", target}});  // 0 from the first lookup, so that increase() sees 1
 }
 
 void MxSeries::forget(const std::string& target) {

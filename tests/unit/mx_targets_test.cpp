@@ -131,6 +131,9 @@ TEST(MxSeries, CountsChangesAndShowsTheHostsWithTheirPreference) {
     prometheus::Registry registry;
     MxSeries series(registry);
     series.set_hosts("domain", {{10, "a.example.net"}, {20, "b.example.net"}}, 0);
+    const std::string first = prometheus::TextSerializer().Serialize(registry.Collect());
+    EXPECT_NE(first.find(R"(mailcanary_mx_changes_total{target="domain"} 0)"), std::string::npos)
+        << first;
     series.count_change("domain");
     series.set_hosts("domain", {{10, "a.example.net"}}, 2);
     const std::string text = prometheus::TextSerializer().Serialize(registry.Collect());

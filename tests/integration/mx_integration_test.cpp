@@ -1,0 +1,146 @@
+// Issue 15, MX-aware targets, against the stack's unbound serving canary.test
+// (tests/stack/mailstack.sh): `mx = "canary.test"` probes both MX hosts (mail, preference 10, and
+// v4only, 20) on the real Postfix, each its own series labelled mx_host; a domain without MX,
+// with the null MX of RFC 7505 or that does not exist has one failing series (mx_none, dns).
+#include "integration/harness.hpp"
+
+namespace mailcanary::test {
+namespace {
+
+class MxIntegration : public AgentIntegration {
+  protected:
+    std::string dns_server() const { return "127.0.0.1:" + port("MAILSTACK_DNS_PORT"); }
+    std::string agent_table() const {
+        return "[agent]\ndns_servers = [\"" + dns_server() + "\"]\n\n";
+    }
+    // A connect target on the stack's plain SMTP port of every MX host of `domain`.
+    std::string mx_target(const std::string& name, const std::string& domain,
+                          const std::string& extra = "") const {
+        return "[[targets]]\nname = \"" + name + "\"\nmx = \"" + domain +
+               "\"\nport = " + port("MAILSTACK_SMTP_PORT") + "\ntls = \"none\"\n" + extra + "\n";
+    }
+};
+
+std::string mx_series(const std::string& metric, const std::string& target,
+                      const std::string& mx_host) {
+    return metric + R"({mx_host=")" + mx_host + R"(",probe="connect",target=")" + target + "\"}";
+}
+
+TEST_F(MxIntegration, ProbesEveryMxHostAsItsOwnSeries) {
+    AgentProcess agent(dir_, agent_table() + header() + mx_target("domain", "canary.test"));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const auto mail = mx_series("mailcanary_probe_success", "domain", "mail.canary.test");
+    const auto v4only = mx_series("mailcanary_probe_success", "domain", "v4only.canary.test");
+    const std::string text = agent.wait_for(
+        [&](const std::string& t) { return value_of(t, mail) >= 0 && value_of(t, v4only) >= 0; },
+        20s);
+    // Both MX hosts connect to the real Postfix, each under its own series.
+    EXPECT_EQ(value_of(text, mail), 1) << text;
+    EXPECT_EQ(value_of(text, v4only), 1) << text;
+    EXPECT_EQ(value_of(text, success_series("domain")), -1) << "no unlabelled series\n" << text;
+    EXPECT_EQ(
+        value_of(
+            text,
+            R"(mailcanary_mx_host_info{mx_host="mail.canary.test",preference="10",target="domain"})"),
+        1)
+        << text;
+    EXPECT_EQ(
+        value_of(
+            text,
+            R"(mailcanary_mx_host_info{mx_host="v4only.canary.test",preference="20",target="domain"})"),
+        1)
+        << text;
+    EXPECT_EQ(value_of(text, R"(mailcanary_mx_hosts_dropped{target="domain"})"), 0) << text;
+    EXPECT_EQ(value_of(text, R"(mailcanary_targets)"), 1) << text;
+
+    // The transcript of each names its host; the status API lists both instances, by preference.
+    const auto v4only_run =
+        http("GET", agent.url("/results?target=domain&probe=connect&mx_host=v4only.canary.test"))
+            .body;
+    EXPECT_NE(v4only_run.find("v4only.canary.test A 127.0.0.1 from " + dns_server()),
+              std::string::npos)
+        << v4only_run;
+    const auto status = http("GET", agent.url("/api/v1/results?target=domain")).body;
+    const auto first = status.find(R"("labels":{"mx_host":"mail.canary.test"})");
+    const auto second = status.find(R"("labels":{"mx_host":"v4only.canary.test"})");
+    EXPECT_NE(first, std::string::npos) << status;
+    EXPECT_NE(second, std::string::npos) << status;
+    EXPECT_LT(first, second) << status;
+}
+
+TEST_F(MxIntegration, IpBothLabelsEachHostAndFamily) {
+    AgentProcess agent(
+        dir_, agent_table() + header() + mx_target("domain", "canary.test", "ip = \"both\"\n"));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const auto series = [](const std::string& family, const std::string& host) {
+        return R"(mailcanary_probe_success{ip_family=")" + family + R"(",mx_host=")" + host +
+               R"(",probe="connect",target="domain"})";
+    };
+    const std::string text = agent.wait_for(
+        [&](const std::string& t) {
+            return value_of(t, series("v6", "v4only.canary.test")) >= 0 &&
+                   value_of(t, series("v6", "mail.canary.test")) >= 0;
+        },
+        20s);
+    EXPECT_EQ(value_of(text, series("v4", "mail.canary.test")), 1) << text;
+    EXPECT_EQ(value_of(text, series("v6", "mail.canary.test")), 1) << text;
+    EXPECT_EQ(value_of(text, series("v4", "v4only.canary.test")), 1) << text;
+    EXPECT_EQ(value_of(text, series("v6", "v4only.canary.test")), 0) << "no AAAA\n" << text;
+}
+
+TEST_F(MxIntegration, NoMxNullMxAndNoDomainFailOneSeriesEach) {
+    AgentProcess agent(dir_, agent_table() + header() + mx_target("nomx", "nomx.canary.test") +
+                                 mx_target("nullmx", "nullmx.canary.test") +
+                                 mx_target("nodomain", "nope.canary.test"));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const std::string text = agent.wait_for(each_reported({"nomx", "nullmx", "nodomain"}), 20s);
+    for (const std::string target : {"nomx", "nullmx", "nodomain"}) {
+        EXPECT_EQ(value_of(text, success_series(target)), 0) << target << "\n" << text;
+        EXPECT_EQ(text.find(R"(mailcanary_mx_host_info{mx_host=)"), std::string::npos) << text;
+    }
+    EXPECT_GE(value_of(text, failure_series("nomx", "mx_none")), 1) << text;
+    EXPECT_GE(value_of(text, failure_series("nullmx", "mx_none")), 1) << text;
+    EXPECT_GE(value_of(text, failure_series("nodomain", "dns")), 1) << text;
+    EXPECT_EQ(value_of(text, failure_series("nodomain", "mx_none")), -1) << text;
+
+    const auto nomx = http("GET", agent.url("/results?target=nomx&probe=connect")).body;
+    EXPECT_NE(nomx.find("nomx.canary.test has no MX records"), std::string::npos) << nomx;
+    const auto nullmx = http("GET", agent.url("/results?target=nullmx&probe=connect")).body;
+    EXPECT_NE(nullmx.find("nullmx.canary.test has a null MX (RFC 7505"), std::string::npos)
+        << nullmx;
+    const auto nodomain = http("GET", agent.url("/results?target=nodomain&probe=connect")).body;
+    EXPECT_NE(nodomain.find("looking up the MX records of nope.canary.test: NXDOMAIN from " +
+                            dns_server()),
+              std::string::npos)
+        << nodomain;
+}
+
+// A reload that keeps the domain keeps the MX hosts' series (their counters go on); one that
+// points `mx` at a domain without MX removes them for the one failing series.
+TEST_F(MxIntegration, ReloadKeepsStayingHostsAndRemovesGoneOnes) {
+    const std::string config = agent_table() + header() + mx_target("domain", "canary.test");
+    AgentProcess agent(dir_, config);
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const auto runs = mx_series("mailcanary_probe_runs_total", "domain", "mail.canary.test");
+    std::string text =
+        agent.wait_for([&](const std::string& t) { return value_of(t, runs) >= 2; }, 20s);
+    const double before = value_of(text, runs);
+    ASSERT_GE(before, 2) << text;
+
+    agent.write_config(config + "# touched\n");
+    ASSERT_EQ(http("POST", agent.url("/-/reload")).status, 200);
+    text = http("GET", agent.url("/metrics")).body;
+    EXPECT_GE(value_of(text, runs), before) << "the counter went on\n" << text;
+
+    agent.write_config(agent_table() + header() + mx_target("domain", "nomx.canary.test"));
+    ASSERT_EQ(http("POST", agent.url("/-/reload")).status, 200);
+    text = agent.wait_for(
+        [](const std::string& t) { return value_of(t, failure_series("domain", "mx_none")) >= 1; },
+        20s);
+    EXPECT_GE(value_of(text, failure_series("domain", "mx_none")), 1) << text;
+    EXPECT_EQ(value_of(text, runs), -1) << "gone with its host\n" << text;
+    EXPECT_EQ(text.find("mailcanary_mx_host_info{"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace mailcanary::test
