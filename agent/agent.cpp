@@ -372,15 +372,7 @@ bool Agent::take_mx_lookup(MxWatch& watch, MxLookup lookup) {
                    {"limit", std::to_string(kMaxMxHosts)},
                    {"dropped", std::to_string(made.dropped)}});
     }
-    std::vector<std::shared_ptr<CompiledTarget>> instances;
-    for (TargetConfig& config : made.instances) {
-        auto instance = std::make_shared<CompiledTarget>(*watch.compiled);
-        instance->smtp.host = config.host;
-        instance->smtp.family = config.ip_family;
-        instance->config = std::move(config);
-        instance->unresolved = made.failure;
-        instances.push_back(std::move(instance));
-    }
+    auto instances = compile_instances(*watch.compiled, std::move(made));
     const auto same = [](const auto& a, const auto& b) {
         return a->config == b->config && a->unresolved.has_value() == b->unresolved.has_value() &&
                (!a->unresolved || (a->unresolved->reason == b->unresolved->reason &&

@@ -49,6 +49,20 @@ MxInstances mx_instances(const TargetConfig& target, const MxLookup& lookup) {
     return made;
 }
 
+std::vector<std::shared_ptr<CompiledTarget>> compile_instances(const CompiledTarget& compiled,
+                                                               MxInstances made) {
+    std::vector<std::shared_ptr<CompiledTarget>> instances;
+    for (TargetConfig& config : made.instances) {
+        auto instance = std::make_shared<CompiledTarget>(compiled);
+        instance->smtp.host = config.host;
+        instance->smtp.family = config.ip_family;
+        instance->config = std::move(config);
+        instance->unresolved = made.failure;
+        instances.push_back(std::move(instance));
+    }
+    return instances;
+}
+
 bool MxSetTracker::observe(const MxLookup& lookup) {
     if (lookup.result == MxLookup::Result::failed) return false;
     Answer answer{lookup.result, lookup.records};

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "probes/probe.hpp"
 #include "probes/target_config.hpp"
 #include "protocols/dns_resolver.hpp"
 #include "protocols/failure_reason.hpp"
@@ -36,6 +37,11 @@ struct MxInstances {
 
 // What `lookup` of `target.mx` makes of `target` (an `mx` target as configured).
 MxInstances mx_instances(const TargetConfig& target, const MxLookup& lookup);
+
+// The instances `made` of `compiled` (an `mx` target as compiled at load, without a host): each
+// a copy pointed at its MX host, or the one failing instance carrying the failure.
+std::vector<std::shared_ptr<CompiledTarget>> compile_instances(const CompiledTarget& compiled,
+                                                               MxInstances made);
 
 // The MX set last answered for one target, to tell when it changes.
 class MxSetTracker {

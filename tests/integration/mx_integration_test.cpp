@@ -142,5 +142,23 @@ TEST_F(MxIntegration, ReloadKeepsStayingHostsAndRemovesGoneOnes) {
     EXPECT_EQ(text.find("mailcanary_mx_host_info{"), std::string::npos) << text;
 }
 
+// `mailcanary --probe`: every MX host, one after the other; a domain without MX fails at once.
+TEST_F(MxIntegration, OneShotProbeRunsEveryMxHost) {
+    const fs::path config = dir_ / "oneshot.toml";
+    std::ofstream(config) << agent_table() << header() << mx_target("domain", "canary.test")
+                          << mx_target("nullmx", "nullmx.canary.test");
+    auto run = run_binary({"--config.file=" + config.string(), "--probe=domain"}, dir_ / "ok.txt");
+    EXPECT_EQ(run.exit_code, 0) << run.output;
+    const auto mail = run.output.find(R"(domain{mx_host="mail.canary.test"}/connect: success)");
+    const auto v4only = run.output.find(R"(domain{mx_host="v4only.canary.test"}/connect: success)");
+    EXPECT_NE(mail, std::string::npos) << run.output;
+    EXPECT_NE(v4only, std::string::npos) << run.output;
+    EXPECT_LT(mail, v4only) << "by preference\n" << run.output;
+    run = run_binary({"--config.file=" + config.string(), "--probe=nullmx"}, dir_ / "null.txt");
+    EXPECT_EQ(run.exit_code, 1) << run.output;
+    EXPECT_NE(run.output.find("failed: mx_none"), std::string::npos) << run.output;
+    EXPECT_NE(run.output.find("null MX (RFC 7505"), std::string::npos) << run.output;
+}
+
 }  // namespace
 }  // namespace mailcanary::test
