@@ -72,8 +72,7 @@ bool MxSetTracker::observe(const MxLookup& lookup) {
 }
 
 MxSeries::MxSeries(prometheus::Registry& registry)
-    : registry_(registry),
-      changes_(prometheus::BuildCounter()
+    : changes_(prometheus::BuildCounter()
                    .Name("mailcanary_mx_changes_total")
                    .Help("Times the MX set of an mx target changed (hosts, preferences, or no "
                          "MX, a null MX, no domain); a failed lookup is no change.")

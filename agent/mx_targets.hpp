@@ -73,7 +73,6 @@ class MxSeries {
     void forget(const std::string& target);
 
   private:
-    prometheus::Registry& registry_;
     prometheus::Family<prometheus::Counter>& changes_;
     prometheus::Family<prometheus::Gauge>& host_info_;
     prometheus::Family<prometheus::Gauge>& dropped_;
