@@ -142,6 +142,99 @@ TEST_F(MxIntegration, ReloadKeepsStayingHostsAndRemovesGoneOnes) {
     EXPECT_EQ(text.find("mailcanary_mx_host_info{"), std::string::npos) << text;
 }
 
+// A zone whose MX set the test changes: an unbound of its own (the stack's zone is shared by
+// every test), on the port after the stack's DNS port, reloaded with SIGHUP.
+class MovingZone {
+  public:
+    MovingZone(fs::path dir, std::string port) : dir_(std::move(dir)), port_(std::move(port)) {}
+    ~MovingZone() {
+        if (pid_ <= 0) return;
+        kill(pid_, SIGTERM);
+        waitpid(pid_, nullptr, 0);
+    }
+    MovingZone(const MovingZone&) = delete;
+    MovingZone& operator=(const MovingZone&) = delete;
+
+    std::string server() const { return "127.0.0.1:" + port_; }
+
+    // Serves moving.test with these MX records ("10 a.moving.test."), whose hosts a and b are
+    // the stack on 127.0.0.1; started at the first call, reloaded at the next.
+    bool serve(const std::vector<std::string>& mx_records) {
+        const fs::path conf = dir_ / "moving-unbound.conf";
+        std::ofstream out(conf);
+        out << "server:\n  interface: 127.0.0.1@" << port_ << "\n  port: " << port_
+            << "\n  do-daemonize: no\n  username: \"\"\n  chroot: \"\"\n  directory: \""
+            << dir_.string() << "\"\n  pidfile: \"" << (dir_ / "moving-unbound.pid").string()
+            << "\"\n  use-syslog: no\n  logfile: \"" << (dir_ / "moving-unbound.log").string()
+            << "\"\n  num-threads: 1\n  module-config: \"iterator\"\n"
+               "  access-control: 127.0.0.0/8 allow\n"
+               "  local-zone: \"moving.test.\" static\n"
+               "  local-data: \"a.moving.test. 300 IN A 127.0.0.1\"\n"
+               "  local-data: \"b.moving.test. 300 IN A 127.0.0.1\"\n";
+        for (const std::string& record : mx_records)
+            out << "  local-data: \"moving.test. 300 IN MX " << record << "\"\n";
+        out << "remote-control:\n  control-enable: no\n";
+        out.close();
+        if (pid_ > 0) return kill(pid_, SIGHUP) == 0;
+        std::string conf_path = conf.string();
+        std::vector<char*> argv{const_cast<char*>("unbound"), const_cast<char*>("-d"),
+                                const_cast<char*>("-c"), conf_path.data(), nullptr};
+        if (posix_spawnp(&pid_, "unbound", nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
+        // Serving once it accepts on TCP (it serves both).
+        for (int attempt = 0; pid_ > 0 && attempt < 100; ++attempt) {
+            const int fd = socket(AF_INET, SOCK_STREAM, 0);
+            sockaddr_in address{};
+            address.sin_family = AF_INET;
+            address.sin_port = htons(static_cast<uint16_t>(std::stoi(port_)));
+            address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            const bool up = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+            close(fd);
+            if (up) return true;
+            std::this_thread::sleep_for(50ms);
+        }
+        return false;
+    }
+
+  private:
+    fs::path dir_;
+    std::string port_;
+    pid_t pid_ = -1;
+};
+
+// A change of the MX set in DNS: counted, the new host probed, the staying one's series go on.
+TEST_F(MxIntegration, AChangedMxSetIsCountedAndFollowed) {
+    MovingZone zone(dir_, std::to_string(std::stoi(port("MAILSTACK_DNS_PORT")) + 1));
+    ASSERT_TRUE(zone.serve({"10 a.moving.test."})) << read_file(dir_ / "moving-unbound.log");
+    AgentProcess agent(dir_, "[agent]\ndns_servers = [\"" + zone.server() + "\"]\n\n" + header() +
+                                 mx_target("moving", "moving.test"));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const auto changes = R"(mailcanary_mx_changes_total{target="moving"})";
+    const auto a_runs = mx_series("mailcanary_probe_runs_total", "moving", "a.moving.test");
+    const auto b_success = mx_series("mailcanary_probe_success", "moving", "b.moving.test");
+    std::string text =
+        agent.wait_for([&](const std::string& t) { return value_of(t, a_runs) >= 2; }, 20s);
+    ASSERT_GE(value_of(text, a_runs), 2) << text;
+    EXPECT_EQ(value_of(text, changes), 0) << text;
+    EXPECT_EQ(value_of(text, b_success), -1) << text;
+    const double a_before = value_of(text, a_runs);
+
+    ASSERT_TRUE(zone.serve({"10 a.moving.test.", "20 b.moving.test."}));
+    text = agent.wait_for(
+        [&](const std::string& t) {
+            return value_of(t, b_success) == 1 && value_of(t, a_runs) > a_before;
+        },
+        20s);
+    EXPECT_EQ(value_of(text, changes), 1) << text;
+    EXPECT_EQ(value_of(text, b_success), 1) << text;
+    EXPECT_GT(value_of(text, a_runs), a_before) << "a's counter went on\n" << text;
+    EXPECT_EQ(
+        value_of(
+            text,
+            R"(mailcanary_mx_host_info{mx_host="b.moving.test",preference="20",target="moving"})"),
+        1)
+        << text;
+}
+
 // `mailcanary --probe`: every MX host, one after the other; a domain without MX fails at once.
 TEST_F(MxIntegration, OneShotProbeRunsEveryMxHost) {
     const fs::path config = dir_ / "oneshot.toml";
