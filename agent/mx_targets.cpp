@@ -10,10 +10,10 @@ std::optional<Failure> unprobed(const TargetConfig& target, const MxLookup& look
         case MxLookup::Result::null_mx:
             return Failure(FailureReason::mx_none,
                            target.mx + " has a null MX (RFC 7505, \"MX 0 .\"): it accepts no mail");
-        case MxLookup::Result::no_mx:
-            return Failure(FailureReason::mx_none,
-                           target.mx + " has no MX records" +
-                               (lookup.error.empty() ? "" : " (" + lookup.error + ")"));
+        case MxLookup::Result::no_mx:  // the resolver says so: "no MX record (NODATA from ...)"
+            return Failure(
+                FailureReason::mx_none,
+                target.mx + ": " + (lookup.error.empty() ? "no MX record" : lookup.error));
         case MxLookup::Result::no_domain:
         case MxLookup::Result::failed:
             break;

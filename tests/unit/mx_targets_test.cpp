@@ -91,9 +91,10 @@ void expect_one_failing(const MxInstances& made, FailureReason reason, std::stri
 }
 
 TEST(MxInstances, NoMxIsMxNone) {
-    expect_one_failing(mx_instances(mx_target(IpChoice::both),
-                                    without_records(MxLookup::Result::no_mx, "NODATA from x")),
-                       FailureReason::mx_none, "example.net has no MX records (NODATA from x)");
+    expect_one_failing(
+        mx_instances(mx_target(IpChoice::both),
+                     without_records(MxLookup::Result::no_mx, "no MX record (NODATA from x)")),
+        FailureReason::mx_none, "example.net: no MX record (NODATA from x)");
 }
 
 TEST(MxInstances, NullMxIsMxNoneSayingRfc7505) {

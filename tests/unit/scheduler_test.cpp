@@ -384,7 +384,8 @@ TEST_F(SchedulerTest, AnUnresolvedInstanceFailsItsRunsWithItsReason) {
     config.host.clear();
     config.mx = "nomx.example.net";
     auto unresolved = std::make_shared<CompiledTarget>(config);
-    unresolved->unresolved = Failure(FailureReason::mx_none, "nomx.example.net has no MX records");
+    unresolved->unresolved = Failure(FailureReason::mx_none,
+                                     "nomx.example.net: no MX record (NODATA from 192.0.2.53:53)");
     scheduler_.apply({unresolved});
     io_.run_for(130ms);
     EXPECT_TRUE(g_log.starts.empty()) << "the probe ran";
@@ -398,7 +399,8 @@ TEST_F(SchedulerTest, AnUnresolvedInstanceFailsItsRunsWithItsReason) {
     const auto* result = results_.find({"nomx", "instant"});
     ASSERT_NE(result, nullptr);
     ASSERT_TRUE(result->last);
-    EXPECT_EQ(result->last->outcome.detail, "nomx.example.net has no MX records");
+    EXPECT_EQ(result->last->outcome.detail,
+              "nomx.example.net: no MX record (NODATA from 192.0.2.53:53)");
 }
 
 TEST_F(SchedulerTest, RemovingOneProbeKeepsTheOtherProbesResults) {
