@@ -142,7 +142,7 @@ std::vector<std::shared_ptr<const CompiledTarget>> attach_resources(
     return attached;
 }
 
-// An `mx` target's MX set, looked up every interval on the agent's loop.
+// An `mx` target's MX set, looked up on the agent's loop as its TTL and interval say.
 struct Agent::MxWatch {
     explicit MxWatch(const asio::any_io_executor& executor) : timer(executor) {}
     void stop() {
@@ -334,9 +334,10 @@ asio::awaitable<void> Agent::watch_mx(std::shared_ptr<MxWatch> watch) {
         auto lookup = co_await resolver->mx(
             target.mx, std::chrono::steady_clock::now() + target.timeout, watch->cancel);
         if (watch->stopped) break;
+        // Not cached: looked up again when the answer expires, or after an interval at the
+        // latest, so that a change shows within one.
+        watch->timer.expires_after(next_mx_lookup(target.interval, lookup));
         if (take_mx_lookup(*watch, std::move(lookup))) reschedule();
-        // Not cached: looked up again every interval, so that a change shows within one.
-        watch->timer.expires_after(target.interval);
         boost::system::error_code ignored;
         co_await watch->timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
     }

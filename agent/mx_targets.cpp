@@ -1,5 +1,7 @@
 #include "agent/mx_targets.hpp"
 
+#include <algorithm>
+
 namespace mailcanary {
 namespace {
 
@@ -23,6 +25,11 @@ std::optional<Failure> unprobed(const TargetConfig& target, const MxLookup& look
 }
 
 }  // namespace
+
+Duration next_mx_lookup(Duration interval, const MxLookup& lookup) {
+    if (lookup.ttl <= Duration::zero()) return interval;
+    return std::min<Duration>(interval, std::max<Duration>(lookup.ttl, kMxLookupFloor));
+}
 
 MxInstances mx_instances(const TargetConfig& target, const MxLookup& lookup) {
     MxInstances made;

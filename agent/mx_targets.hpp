@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "common/duration.hpp"
 #include "probes/probe.hpp"
 #include "probes/target_config.hpp"
 #include "protocols/dns_resolver.hpp"
@@ -25,6 +26,14 @@ namespace mailcanary {
 // The most MX hosts of one target that are probed (the label's cardinality); those beyond it,
 // the least preferred, are logged and counted.
 inline constexpr std::size_t kMaxMxHosts = 10;
+
+// The least time between two lookups of one domain's MX records that a short TTL may ask for.
+inline constexpr Duration kMxLookupFloor = std::chrono::seconds(10);
+
+// When to look the MX records up again after `lookup`: when its TTL runs out, not sooner than
+// kMxLookupFloor, and at the latest after one interval (also when the TTL is unknown, as after a
+// failure).
+Duration next_mx_lookup(Duration interval, const MxLookup& lookup);
 
 struct MxInstances {
     // As expand_instances gives them: per MX host (labelled mx_host) its `ip` instances; or, when

@@ -9,6 +9,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cctype>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 
@@ -66,6 +67,39 @@ bool try_next_server(int status) {
 void initialise_library() {
     static std::once_flag once;
     std::call_once(once, [] { ares_library_init(ARES_LIB_INIT_ALL); });
+}
+
+// The least TTL of the answer section's records of `type` in a DNS message (0 when it has none
+// or is cut short): c-ares 1.18's MX parser drops the TTLs.
+int least_ttl(const unsigned char* reply, int length, int type) {
+    constexpr int kHeader = 12;
+    constexpr int kRecordFixed = 10;  // type, class, TTL, data length
+    if (length < kHeader) return 0;
+    const auto u16 = [reply](int at) { return (reply[at] << 8) | reply[at + 1]; };
+    int at = kHeader;
+    const auto skip_name = [&] {
+        char* name = nullptr;
+        long used = 0;
+        if (ares_expand_name(reply + at, reply, length, &name, &used) != ARES_SUCCESS) return false;
+        ares_free_string(name);
+        at += static_cast<int>(used);
+        return true;
+    };
+    for (int question = u16(4); question > 0; --question) {
+        if (!skip_name() || at + 4 > length) return 0;
+        at += 4;  // type, class
+    }
+    std::optional<std::uint32_t> least;
+    for (int record = u16(6); record > 0; --record) {
+        if (!skip_name() || at + kRecordFixed > length) break;
+        const std::uint32_t ttl = (std::uint32_t{reply[at + 4]} << 24) |
+                                  (std::uint32_t{reply[at + 5]} << 16) |
+                                  (std::uint32_t{reply[at + 6]} << 8) | reply[at + 7];
+        if (u16(at) == type) least = std::min(least.value_or(ttl), ttl);
+        at += kRecordFixed + u16(at + 8);
+    }
+    // RFC 2181 8: a TTL with the top bit set counts as 0.
+    return least && *least <= 0x7fffffffU ? static_cast<int>(*least) : 0;
 }
 
 }  // namespace
@@ -367,6 +401,7 @@ void DnsResolver::ask(std::string name, int type, std::size_t server,
             answer.status = ares_parse_mx_reply(reply, length, &records);
             for (const ares_mx_reply* record = records; record != nullptr; record = record->next)
                 answer.mx.push_back({record->priority, lower(record->host)});
+            answer.ttl = least_ttl(reply, length, ns_t_mx);
             if (records != nullptr) ares_free_data(records);
         }
         if (answer.status == ARES_SUCCESS && answer.addresses.empty() && answer.mx.empty())
@@ -566,6 +601,7 @@ asio::awaitable<MxLookup> DnsResolver::mx(std::string domain, Clock::time_point 
         return std::tie(a.preference, a.exchange) < std::tie(b.preference, b.exchange);
     });
     lookup.records = std::move(answer.mx);
+    lookup.ttl = std::chrono::seconds(answer.ttl);
     // RFC 7505: a single record with the root as exchange says the domain takes no mail.
     const bool null_mx = lookup.records.size() == 1 && lookup.records.front().exchange.empty();
     lookup.result = null_mx ? MxLookup::Result::null_mx : MxLookup::Result::records;

@@ -47,6 +47,8 @@ struct MxLookup {
     // so that a server's shuffling of equal records does not look like a change.
     std::vector<MxRecord> records;
     std::string error;  // what happened and which server said it, unless records
+    // The least TTL of the records (records, null_mx); 0 when not known.
+    std::chrono::seconds ttl{0};
 };
 
 // Cuts a lookup short (a stop request). Safe before, during and after the lookup.

@@ -403,9 +403,9 @@ std::optional<std::string> mx_zone(const Query& query) {
     if (query.name == "mx.test") {
         // Out of order, with a tie at 10: sorted by preference, then by name.
         return reply(query, kNoError,
-                     {{kMx, 300, mx_data(20, "backup.mx.test")},
+                     {{kMx, 3600, mx_data(20, "backup.mx.test")},
                       {kMx, 300, mx_data(10, "zulu.mx.test")},
-                      {kMx, 300, mx_data(10, "Alpha.mx.test")}});
+                      {kMx, 120, mx_data(10, "Alpha.mx.test")}});
     }
     if (query.name == "null.test") return reply(query, kNoError, {{kMx, 300, mx_data(0, "")}});
     if (query.name == "nomx.test") return reply(query, kNoError);
@@ -429,12 +429,14 @@ TEST_F(DnsMxTest, RecordsByPreferenceTiesByName) {
     EXPECT_EQ(found.records,
               (std::vector<MxRecord>{
                   {10, "alpha.mx.test"}, {10, "zulu.mx.test"}, {20, "backup.mx.test"}}));
+    EXPECT_EQ(found.ttl, 120s);  // the least of the records' TTLs: when the set may change
 }
 
 TEST_F(DnsMxTest, NullMxIsRecognised) {
     const auto found = mx("null.test");
     EXPECT_EQ(found.result, MxLookup::Result::null_mx);
     EXPECT_EQ(found.records, (std::vector<MxRecord>{{0, ""}}));
+    EXPECT_EQ(found.ttl, 300s);
 }
 
 TEST_F(DnsMxTest, NoMxIsToldFromNoDomain) {

@@ -113,6 +113,18 @@ TEST(MxInstances, NoDomainAndFailedLookupsAreDns) {
         FailureReason::dns, "SERVFAIL from y");
 }
 
+TEST(MxInstances, LookedUpAgainWhenTheTtlRunsOutWithinTheIntervalNotTooOften) {
+    using std::chrono::seconds;
+    auto lookup = answered({{10, "a.example.net"}});
+    lookup.ttl = seconds(60);
+    EXPECT_EQ(next_mx_lookup(seconds(300), lookup), seconds(60));
+    EXPECT_EQ(next_mx_lookup(seconds(30), lookup), seconds(30));  // at least every interval
+    lookup.ttl = seconds(1);
+    EXPECT_EQ(next_mx_lookup(seconds(300), lookup), kMxLookupFloor);
+    lookup.ttl = seconds(0);  // not known (a failure): the interval
+    EXPECT_EQ(next_mx_lookup(seconds(300), lookup), seconds(300));
+}
+
 TEST(MxSetTracker, CountsChangesOfTheAnsweredSetNotTheFirstNorFailures) {
     MxSetTracker tracker;
     const auto two = answered({{10, "a.example.net"}, {20, "b.example.net"}});
