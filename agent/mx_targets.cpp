@@ -42,6 +42,8 @@ MxInstances mx_instances(const TargetConfig& target, const MxLookup& lookup) {
     }
     std::vector<TargetConfig> hosts;
     for (const MxRecord& record : lookup.records) {
+        // A null MX beside other records (against RFC 7505) names no host to probe.
+        if (record.exchange.empty()) continue;
         if (made.probed.size() == kMaxMxHosts) {
             ++made.dropped;
             continue;

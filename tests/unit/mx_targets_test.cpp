@@ -68,6 +68,14 @@ TEST(MxInstances, IpBothMakesTwoPerHostMxHostFirst) {
               R"(domain{mx_host="b.example.net",ip_family="v4"})");
 }
 
+TEST(MxInstances, ANullMxBesideOtherRecordsIsNoHost) {
+    const auto made = mx_instances(mx_target(), answered({{0, ""}, {10, "a.example.net"}}));
+    EXPECT_FALSE(made.failure);
+    ASSERT_EQ(made.instances.size(), 1u);
+    EXPECT_EQ(made.instances[0].host, "a.example.net");
+    EXPECT_EQ(made.probed, (std::vector<MxRecord>{{10, "a.example.net"}}));
+}
+
 TEST(MxInstances, AtMostTenHostsTheLeastPreferredDropped) {
     std::vector<MxRecord> records;
     for (uint16_t i = 0; i < 13; ++i)
