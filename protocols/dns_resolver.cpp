@@ -175,7 +175,7 @@ class DnsResolver::Channel : public std::enable_shared_from_this<Channel> {
 
   private:
     struct Watch {
-        explicit Watch(const asio::any_io_executor& executor, int fd) : descriptor(executor, fd) {}
+        explicit Watch(const asio::any_io_executor& executor) : descriptor(executor) {}
         asio::posix::stream_descriptor descriptor;
         bool want_read = false;
         bool want_write = false;
@@ -202,7 +202,12 @@ class DnsResolver::Channel : public std::enable_shared_from_this<Channel> {
         if (found != watches_.end()) {
             entry = found->second;
         } else {
-            entry = std::make_shared<Watch>(executor_, fd);
+            entry = std::make_shared<Watch>(executor_);
+            // Not the throwing constructor: this runs inside a c-ares callback. Unwatched, the
+            // socket's query still ends by c-ares's own timeout.
+            error_code ec;
+            entry->descriptor.assign(fd, ec);
+            if (ec) return;
             watches_.emplace(fd, entry);
         }
         entry->want_read = readable;
