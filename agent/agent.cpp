@@ -396,8 +396,10 @@ bool Agent::reload(std::string& report) {
     CompiledLoad compiled;
     if (loaded.config) {
         keep_own_shard(*loaded.config);
-        // The cache stays with the servers: only other servers need another resolver.
-        auto resolver = loaded.config->agent.dns_servers == config_.agent.dns_servers && resolver_
+        // The cache stays with configured servers that stay. Without dns_servers, resolv.conf is
+        // read again, as getaddrinfo would: a fixed nameserver must not need a restart.
+        const auto& servers = loaded.config->agent.dns_servers;
+        auto resolver = !servers.empty() && servers == config_.agent.dns_servers && resolver_
                             ? resolver_
                             : make_resolver(io_.get_executor(), *loaded.config, loaded.errors);
         compiled = compile_load(*loaded.config, loaded.errors, SecretPolicy::load_or_create,

@@ -13,6 +13,7 @@
 #include "agent/config.hpp"
 #include "agent/probe_once.hpp"
 #include "agent/waterfall_render.hpp"
+#include "common/blocking_work.hpp"
 #include "probes/imap_probe.hpp"
 #include "probes/validators.hpp"
 
@@ -379,6 +380,7 @@ int check_command(std::span<const char* const> args) {
     if (request.target.message) compiled.front()->token_secret = one_time_secret();
 
     const std::vector<OneRun> runs = run_probes_once(io, std::move(compiled.front()));
+    stop_blocking_work();  // before `io` goes: a worker may still post to it
     const std::string rendered = request.output == CheckOutput::json
                                      ? render_check_json(request.target, runs, request.verbose)
                                      : render_check_text(request.target, runs, request.verbose);

@@ -49,7 +49,6 @@ std::vector<OneRun> run_probes_once(asio::io_context& io,
         io.run();
         run.elapsed = std::chrono::steady_clock::now() - started;
     }
-    stop_blocking_work();  // before `io` goes: a worker may still post to it
     return runs;
 }
 
@@ -104,6 +103,7 @@ int probe_once(asio::io_context& io, const Config& config,
             }
         }
     }
+    stop_blocking_work();  // after the last instance, before `io` goes
     return all_succeeded ? 0 : 1;
 }
 

@@ -25,7 +25,8 @@ struct OneRun {
 };
 
 // Runs each of the target's probes once, in its order, on `io` (the loop its resolver was made
-// on), and waits for them. Stops the blocking work when done: call it once per process. Takes
+// on), and waits for them. The caller stops the blocking work (stop_blocking_work) after the
+// last call, before `io` goes: a worker may still post to it. Takes
 // the only reference to `target`: what the runs attach to it (its server's backoff gauge, its
 // mailbox) lives in series of this call, and must go before they do.
 std::vector<OneRun> run_probes_once(boost::asio::io_context& io,

@@ -252,7 +252,7 @@ class ImapProbe final : public ProbeKind {
                                    .tls = options->tls,
                                    .tls_options = options->tls_options,
                                    .tls_context = nullptr,
-                                   .family = target.config.ip_family};
+                                   .family = target.config.other_server_family()};
         const std::string key = child_key(path, kName);
         if (!load.complete_endpoint(state->endpoint, key)) return false;
         state->login = load.load_login(options->auth, key);

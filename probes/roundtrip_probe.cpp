@@ -370,7 +370,7 @@ class RoundtripProbe final : public SmtpProbeKind {
                                .tls = options->imap_tls,
                                .tls_options = options->tls_options,
                                .tls_context = nullptr,
-                               .family = target.config.ip_family};
+                               .family = target.config.other_server_family()};
         const std::string key = child_key(path, kName);
         if (!load.complete_endpoint(state->imap, key)) return false;
         auto login = load.load_login(options->auth, key);

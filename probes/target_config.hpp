@@ -129,6 +129,12 @@ struct TargetConfig {
 
     bool operator==(const TargetConfig&) const = default;
 
+    // The family of a connection to the target's other servers (its IMAP server): `ip` is about
+    // the SMTP host's addresses, so only `mailcanary check -4/-6`, which names one server, pins it.
+    IpFamily other_server_family() const {
+        return ip == IpChoice::automatic ? ip_family : IpFamily::any;
+    }
+
     // The instance's identity where the target's name was one (jobs, results): the name, then
     // the labels as `name{label="value",...}`; the bare name without labels.
     std::string instance_key() const {

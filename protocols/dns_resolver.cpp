@@ -121,8 +121,9 @@ struct DnsResolver::Answer {
     std::string said() const { return status_name(status) + " from " + server; }
 };
 
-// The questions of one lookup, answered by c-ares callbacks; the wait ends when none is left,
-// or at an NXDOMAIN: a name that does not exist has no records of another type either.
+// The questions of one lookup, answered by c-ares callbacks; the wait ends when none is left.
+// Not at a first NXDOMAIN: some servers answer NXDOMAIN for AAAA of a name that has an A record
+// (RFC 4074 4.2), and the other question is already on its way.
 struct DnsResolver::Gather {
     explicit Gather(const asio::any_io_executor& executor)
         : wakeup(std::make_shared<asio::steady_timer>(executor)) {}
@@ -132,9 +133,8 @@ struct DnsResolver::Gather {
     std::shared_ptr<asio::steady_timer> wakeup;
 
     void answered(std::size_t index, Answer answer) {
-        const bool no_such_name = answer.status == ARES_ENOTFOUND;
         answers[index] = std::move(answer);
-        if (--unanswered == 0 || no_such_name) {
+        if (--unanswered == 0) {
             settled = true;
             wakeup->cancel();
         }
@@ -209,7 +209,7 @@ class DnsResolver::Channel : public std::enable_shared_from_this<Channel> {
 
   private:
     struct Watch {
-        explicit Watch(const asio::any_io_executor& executor, int fd) : descriptor(executor, fd) {}
+        explicit Watch(const asio::any_io_executor& executor) : descriptor(executor) {}
         asio::posix::stream_descriptor descriptor;
         bool want_read = false;
         bool want_write = false;
@@ -236,7 +236,12 @@ class DnsResolver::Channel : public std::enable_shared_from_this<Channel> {
         if (found != watches_.end()) {
             entry = found->second;
         } else {
-            entry = std::make_shared<Watch>(executor_, fd);
+            entry = std::make_shared<Watch>(executor_);
+            // Not the throwing constructor: this runs inside a c-ares callback. Unwatched, the
+            // socket's query still ends by c-ares's own timeout.
+            error_code ec;
+            entry->descriptor.assign(fd, ec);
+            if (ec) return;
             watches_.emplace(fd, entry);
         }
         entry->want_read = readable;
@@ -510,9 +515,13 @@ asio::awaitable<AddressLookup> DnsResolver::addresses(std::string host, IpFamily
                                std::to_string(left.count()) + " s left");
         gather->answers[index] = std::move(answer);
     }
+    // Every question counted before any is asked: c-ares may answer one at once (a bad name),
+    // which must not settle the lookup while the others are still to be asked.
+    gather->unanswered = static_cast<std::size_t>(
+        std::count_if(gather->answers.begin(), gather->answers.end(),
+                      [](const auto& answer) { return !answer.has_value(); }));
     for (std::size_t index = 0; index < types.size(); ++index) {
         if (gather->answers[index]) continue;
-        ++gather->unanswered;
         ask(host, types[index], 0, {},
             [gather, index, key, type = types[index], weak = weak_from_this()](Answer answer) {
                 // Only an answer with addresses is cached: a failure or "no such name" shows
@@ -553,7 +562,7 @@ asio::awaitable<AddressLookup> DnsResolver::addresses(std::string host, IpFamily
             failed = &*answer;
     }
     if (!lookup.addresses.empty()) co_return lookup;
-    // An NXDOMAIN settles it even while the other family's question is still out.
+    // An NXDOMAIN says what happened even when the other family's question went unanswered.
     const bool no_such_name = failed != nullptr && failed->status == ARES_ENOTFOUND;
     if (gather->unanswered > 0 && !no_such_name) {
         lookup.error = unanswered(deadline, cancel);

@@ -107,6 +107,27 @@ TEST_F(DualStackIntegration, BothFamiliesByNameShowABrokenIpv4BesideAWorkingIpv6
     EXPECT_NE(broken.find("127.0.0.2"), std::string::npos) << broken;
 }
 
+// `ip` pins the SMTP host's family only: the IMAP server (Dovecot, on 127.0.0.1 alone) of a target
+// pinned to IPv6 is still reached over IPv4, as docs/configuration.md says.
+TEST_F(DualStackIntegration, TheImapServerOfAPinnedTargetIsReachedOnAnyFamily) {
+    const std::string config = header() + family_target("six", env_.at("MAILSTACK_HOST6"), "v6") +
+                               "probes = [\"connect\", \"imap\"]\n[targets.imap]\nhost = \"" +
+                               host() + "\"\nport = " + port("MAILSTACK_IMAPS_PORT") +
+                               "\ntls = \"implicit\"\nusername = \"" + env_.at("MAILSTACK_USER") +
+                               "\"\npassword_file = \"" + env_.at("MAILSTACK_PASSWORD_FILE") +
+                               "\"\n[targets.imap.tls_options]\nca_file = \"" + ca() + "\"\n";
+    AgentProcess agent(dir_, config);
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const std::string imap_success =
+        R"(mailcanary_probe_success{ip_family="v6",probe="imap",target="six"})";
+    const std::string text = agent.wait_for([&](const std::string& metrics) {
+        return value_of(metrics, family_success("v6", "six")) >= 0 &&
+               value_of(metrics, imap_success) >= 0;
+    });
+    EXPECT_EQ(value_of(text, family_success("v6", "six")), 1) << text;
+    EXPECT_EQ(value_of(text, imap_success), 1) << text;
+}
+
 // Changing `ip` on a reload: v4 to both keeps the v4 series counting and adds the v6 ones;
 // both to auto removes the labelled series and starts the unlabelled one.
 TEST_F(DualStackIntegration, ReloadChangesTheFamiliesOfATarget) {
