@@ -184,11 +184,8 @@ boost::asio::awaitable<Outcome> run_roundtrip(ProbeRun run) {
         make_token(run.target.token_secret, run.wall_deadline() + options.timeout);
 
     // Known before it is sent: the message may arrive before this run hears the final 250.
-    MessageSpec spec;
-    spec.token = token;
-    spec.message_id_domain = target.helo;
     // By instance: late messages, pending counts and bounces go to the instance's series.
-    mailbox.expect(token, target.instance_key(), message_id(spec));
+    mailbox.expect(token, target.instance_key(), message_id(token, target.helo));
     Outcome outcome = co_await submit_probe_message(run, token, after_delivery(options.cleanup));
     if (!outcome.success() || !run.metrics.message_accepted_at) {
         mailbox.abandon(token);

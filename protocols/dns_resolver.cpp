@@ -250,35 +250,30 @@ class DnsResolver::Channel : public std::enable_shared_from_this<Channel> {
     }
 
     void arm(const std::shared_ptr<Watch>& entry) {
+        if (entry->want_read && !entry->reading) wait_for(entry, Direction::read);
+        if (entry->want_write && !entry->writing) wait_for(entry, Direction::write);
+    }
+
+    enum class Direction { read, write };
+
+    // One readiness wait on the socket, handed to c-ares as it asked (the other side as none).
+    void wait_for(const std::shared_ptr<Watch>& entry, Direction direction) {
+        const bool read = direction == Direction::read;
+        (read ? entry->reading : entry->writing) = true;
         const int fd = entry->descriptor.native_handle();
-        if (entry->want_read && !entry->reading) {
-            entry->reading = true;
-            entry->descriptor.async_wait(
-                asio::posix::stream_descriptor::wait_read,
-                [weak = weak_from_this(), watch = std::weak_ptr(entry), fd](error_code ec) {
-                    const auto self = weak.lock();
-                    const auto watched = watch.lock();
-                    if (!self || !watched) return;
-                    watched->reading = false;
-                    if (ec) return;
-                    ares_process_fd(self->channel_, fd, ARES_SOCKET_BAD);
-                    self->rearm(fd, watched);
-                });
-        }
-        if (entry->want_write && !entry->writing) {
-            entry->writing = true;
-            entry->descriptor.async_wait(
-                asio::posix::stream_descriptor::wait_write,
-                [weak = weak_from_this(), watch = std::weak_ptr(entry), fd](error_code ec) {
-                    const auto self = weak.lock();
-                    const auto watched = watch.lock();
-                    if (!self || !watched) return;
-                    watched->writing = false;
-                    if (ec) return;
-                    ares_process_fd(self->channel_, ARES_SOCKET_BAD, fd);
-                    self->rearm(fd, watched);
-                });
-        }
+        entry->descriptor.async_wait(
+            read ? asio::posix::stream_descriptor::wait_read
+                 : asio::posix::stream_descriptor::wait_write,
+            [weak = weak_from_this(), watch = std::weak_ptr(entry), fd, read](error_code ec) {
+                const auto self = weak.lock();
+                const auto watched = watch.lock();
+                if (!self || !watched) return;
+                (read ? watched->reading : watched->writing) = false;
+                if (ec) return;
+                ares_process_fd(self->channel_, read ? fd : ARES_SOCKET_BAD,
+                                read ? ARES_SOCKET_BAD : fd);
+                self->rearm(fd, watched);
+            });
     }
 
     // c-ares says nothing when it still wants the socket watched: watch it again, unless it let

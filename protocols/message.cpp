@@ -73,7 +73,11 @@ std::string dot_stuff(std::string_view text) {
 }
 
 std::string message_id(const MessageSpec& spec) {
-    return std::string(token_run_id(spec.token)) + ".mailcanary@" + spec.message_id_domain;
+    return message_id(spec.token, spec.message_id_domain);
+}
+
+std::string message_id(std::string_view token, std::string_view domain) {
+    return std::string(token_run_id(token)) + ".mailcanary@" + std::string(domain);
 }
 
 std::string compose_message(const MessageSpec& spec, std::chrono::system_clock::time_point now) {

@@ -29,6 +29,8 @@ struct MessageSpec {
 
 // "<run id>.mailcanary@<domain>": traceable in server logs without revealing the token.
 std::string message_id(const MessageSpec& spec);
+// The same, from what it is made of: known before the message is (a run awaits it by it).
+std::string message_id(std::string_view token, std::string_view domain);
 
 // The message as it goes on the wire after DATA: CRLF line ends, no line longer than 998
 // octets, dot-stuffed (RFC 5321 4.5.2), ending with the terminating "CRLF.CRLF".

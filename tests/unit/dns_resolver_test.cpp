@@ -191,6 +191,21 @@ class DnsResolverTest : public testing::Test {
         return run(resolver.addresses(host, family, Clock::now() + within, cancel));
     }
 
+    // How a connection to `host` through `resolver` fails, with `deadline` as its run's.
+    Failure connect_failure(std::shared_ptr<DnsResolver> resolver, const std::string& host,
+                            Clock::duration deadline, Transcript& transcript) {
+        const auto connection = Connection::create(io_.get_executor(), transcript, nullptr);
+        connection->set_deadline(Clock::now() + deadline);
+        Endpoint endpoint;
+        endpoint.host = host;
+        endpoint.port = 25;
+        endpoint.resolver = std::move(resolver);
+        return run([&]() -> asio::awaitable<Failure> {
+            boost::system::error_code ec;
+            co_await connection->connect(endpoint, ec);
+            co_return connection->failure(ec);
+        }());
+    }
     std::vector<std::string> strings(const std::vector<asio::ip::address>& addresses) {
         std::vector<std::string> out;
         out.reserve(addresses.size());
@@ -372,17 +387,7 @@ TEST_F(DnsResolverTest, ConnectionReportsTheLookupsFailureAsDns) {
     FakeDns dns(io_, zone);
     auto resolver = make({dns.server()});
     Transcript transcript(Clock::now());
-    const auto connection = Connection::create(io_.get_executor(), transcript, nullptr);
-    connection->set_deadline(Clock::now() + 5s);
-    Endpoint endpoint;
-    endpoint.host = "gone.test";
-    endpoint.port = 25;
-    endpoint.resolver = resolver;
-    const auto failure = run([&]() -> asio::awaitable<Failure> {
-        boost::system::error_code ec;
-        co_await connection->connect(endpoint, ec);
-        co_return connection->failure(ec);
-    }());
+    const auto failure = connect_failure(resolver, "gone.test", 5s, transcript);
     EXPECT_EQ(failure.reason, FailureReason::dns);
     EXPECT_EQ(failure.detail, "resolving gone.test: NXDOMAIN from " + dns.name());
     EXPECT_NE(transcript.to_text().find("gone.test A: NXDOMAIN from " + dns.name()),
@@ -394,18 +399,8 @@ TEST_F(DnsResolverTest, ConnectionDeadlineDuringTheLookupIsDnsWithTheServer) {
     FakeDns dns(io_, [](const Query&) { return std::nullopt; });
     auto resolver = make({dns.server()}, 5000ms);
     Transcript transcript(Clock::now());
-    const auto connection = Connection::create(io_.get_executor(), transcript, nullptr);
-    connection->set_deadline(Clock::now() + 100ms);
-    Endpoint endpoint;
-    endpoint.host = "a.test";
-    endpoint.port = 25;
-    endpoint.resolver = resolver;
     const auto started = Clock::now();
-    const auto failure = run([&]() -> asio::awaitable<Failure> {
-        boost::system::error_code ec;
-        co_await connection->connect(endpoint, ec);
-        co_return connection->failure(ec);
-    }());
+    const auto failure = connect_failure(resolver, "a.test", 100ms, transcript);
     EXPECT_LT(Clock::now() - started, 1s);
     EXPECT_EQ(failure.reason, FailureReason::dns);
     EXPECT_EQ(failure.detail,
