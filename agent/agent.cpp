@@ -153,7 +153,8 @@ struct Agent::MxWatch {
 
     std::shared_ptr<CompiledTarget> compiled;  // as loaded: no host yet
     MxSetTracker tracker;
-    std::optional<MxLookup> last;  // what the instances were made from
+    // The last lookup that was answered (not a SERVFAIL or a timeout): the instances' hosts.
+    std::optional<MxLookup> last_answer;
     std::vector<std::shared_ptr<CompiledTarget>> instances;
     asio::steady_timer timer;  // until the next lookup
     DnsCancel cancel;
@@ -307,7 +308,8 @@ void Agent::apply_targets(std::vector<std::shared_ptr<CompiledTarget>> targets) 
             previous->second->compiled->config.mx == watch->compiled->config.mx) {
             // The instances that stay keep their series until the next lookup says otherwise.
             watch->tracker = previous->second->tracker;
-            if (previous->second->last) take_mx_lookup(*watch, *previous->second->last);
+            if (previous->second->last_answer)
+                take_mx_lookup(*watch, *previous->second->last_answer);
         }
         watches.emplace(watch->compiled->config.name, std::move(watch));
     }
@@ -361,7 +363,7 @@ Config Agent::scheduled_config() const {
 
 bool Agent::take_mx_lookup(MxWatch& watch, MxLookup lookup) {
     const std::string& name = watch.compiled->config.name;
-    MxInstances made = mx_instances(watch.compiled->config, lookup);
+    MxInstances made = mx_instances(watch.compiled->config, lookup, watch.last_answer);
     if (watch.tracker.observe(lookup)) {
         mx_series_.count_change(name);
         log::info("MX set changed", {{"target", name}, {"mx", watch.compiled->config.mx}});
@@ -381,7 +383,7 @@ bool Agent::take_mx_lookup(MxWatch& watch, MxLookup lookup) {
     };
     const bool changed = !std::equal(instances.begin(), instances.end(), watch.instances.begin(),
                                      watch.instances.end(), same);
-    watch.last = std::move(lookup);
+    if (lookup.result != MxLookup::Result::failed) watch.last_answer = std::move(lookup);
     if (changed) watch.instances = std::move(instances);
     return changed;
 }

@@ -24,22 +24,9 @@ std::optional<Failure> unprobed(const TargetConfig& target, const MxLookup& look
                                            (lookup.error.empty() ? "failed" : lookup.error));
 }
 
-}  // namespace
-
-Duration next_mx_lookup(Duration interval, const MxLookup& lookup) {
-    if (lookup.ttl <= Duration::zero()) return interval;
-    return std::min<Duration>(interval, std::max<Duration>(lookup.ttl, kMxLookupFloor));
-}
-
-MxInstances mx_instances(const TargetConfig& target, const MxLookup& lookup) {
+// An instance per MX host of `lookup` (records), in its order, up to kMaxMxHosts.
+MxInstances host_instances(const TargetConfig& target, const MxLookup& lookup) {
     MxInstances made;
-    made.failure = unprobed(target, lookup);
-    if (made.failure) {
-        TargetConfig failing = target;
-        failing.ip = IpChoice::automatic;  // one series for the outage, whatever `ip` says
-        made.instances.push_back(std::move(failing));
-        return made;
-    }
     std::vector<TargetConfig> hosts;
     for (const MxRecord& record : lookup.records) {
         // A null MX beside other records (against RFC 7505) names no host to probe.
@@ -55,6 +42,30 @@ MxInstances mx_instances(const TargetConfig& target, const MxLookup& lookup) {
         hosts.push_back(std::move(instance));
     }
     made.instances = expand_instances(std::move(hosts));
+    return made;
+}
+
+}  // namespace
+
+Duration next_mx_lookup(Duration interval, const MxLookup& lookup) {
+    if (lookup.ttl <= Duration::zero()) return interval;
+    return std::min<Duration>(interval, std::max<Duration>(lookup.ttl, kMxLookupFloor));
+}
+
+MxInstances mx_instances(const TargetConfig& target, const MxLookup& lookup,
+                         const std::optional<MxLookup>& last_answer) {
+    std::optional<Failure> failure = unprobed(target, lookup);
+    if (!failure) return host_instances(target, lookup);
+    MxInstances made;
+    if (lookup.result == MxLookup::Result::failed && last_answer &&
+        last_answer->result == MxLookup::Result::records) {
+        made = host_instances(target, *last_answer);
+    } else {
+        TargetConfig failing = target;
+        failing.ip = IpChoice::automatic;  // one series for the outage, whatever `ip` says
+        made.instances.push_back(std::move(failing));
+    }
+    made.failure = std::move(failure);
     return made;
 }
 

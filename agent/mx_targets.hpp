@@ -39,13 +39,18 @@ struct MxInstances {
     // As expand_instances gives them: per MX host (labelled mx_host) its `ip` instances; or, when
     // no MX host can be probed, one instance without labels whose runs fail with `failure`.
     std::vector<TargetConfig> instances;
-    std::vector<MxRecord> probed;    // the MX hosts probed, by preference
-    std::size_t dropped = 0;         // MX hosts beyond kMaxMxHosts
-    std::optional<Failure> failure;  // mx_none (no MX, a null MX) or dns (the lookup failed)
+    std::vector<MxRecord> probed;  // the MX hosts probed, by preference
+    std::size_t dropped = 0;       // MX hosts beyond kMaxMxHosts
+    // mx_none (no MX, a null MX) or dns (the lookup failed); set on every instance
+    std::optional<Failure> failure;
 };
 
-// What `lookup` of `target.mx` makes of `target` (an `mx` target as configured).
-MxInstances mx_instances(const TargetConfig& target, const MxLookup& lookup);
+// What `lookup` of `target.mx` makes of `target` (an `mx` target as configured). A failed lookup
+// (SERVFAIL, a timeout) says nothing about the set: the hosts of `last_answer` (the last lookup
+// that was answered), if it named any, stay, each failing with `dns`, so that their series go
+// on through a resolver's outage rather than start over after it.
+MxInstances mx_instances(const TargetConfig& target, const MxLookup& lookup,
+                         const std::optional<MxLookup>& last_answer);
 
 // The instances `made` of `compiled` (an `mx` target as compiled at load, without a host): each
 // a copy pointed at its MX host, or the one failing instance carrying the failure.

@@ -76,7 +76,7 @@ int probe_once(asio::io_context& io, const Config& config,
             asio::detached);
         io.restart();
         io.run();
-        auto made = mx_instances(compiled.config, lookup);
+        auto made = mx_instances(compiled.config, lookup, std::nullopt);
         if (made.failure) {
             const auto outcome = Outcome::failed(made.failure->reason, made.failure->detail);
             std::printf("%s: %s\n", target_name.c_str(), outcome_text(outcome).c_str());

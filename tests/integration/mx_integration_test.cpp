@@ -149,15 +149,19 @@ TEST_F(MxIntegration, ReloadKeepsStayingHostsAndRemovesGoneOnes) {
 class MovingZone {
   public:
     MovingZone(fs::path dir, std::string port) : dir_(std::move(dir)), port_(std::move(port)) {}
-    ~MovingZone() {
-        if (pid_ <= 0) return;
-        kill(pid_, SIGTERM);
-        waitpid(pid_, nullptr, 0);
-    }
+    ~MovingZone() { stop(); }
     MovingZone(const MovingZone&) = delete;
     MovingZone& operator=(const MovingZone&) = delete;
 
     std::string server() const { return "127.0.0.1:" + port_; }
+
+    // No server on the port any more: every lookup fails (refused) until `serve` starts one.
+    void stop() {
+        if (pid_ <= 0) return;
+        kill(pid_, SIGTERM);
+        waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+    }
 
     // Serves moving.test with these MX records ("10 a.moving.test."), whose hosts a and b are
     // the stack on 127.0.0.1; started at the first call, reloaded at the next.
@@ -235,6 +239,42 @@ TEST_F(MxIntegration, AChangedMxSetIsCountedAndFollowed) {
             R"(mailcanary_mx_host_info{mx_host="b.moving.test",preference="20",target="moving"})"),
         1)
         << text;
+}
+
+// A DNS server out for a while says nothing about the MX set: the hosts last answered stay, each
+// failing with dns (the outage shows), and their counters go on when it is back; no change.
+TEST_F(MxIntegration, AResolverOutageFailsTheKnownHostsWithDnsAndKeepsTheirSeries) {
+    MovingZone zone(dir_, std::to_string(std::stoi(port("MAILSTACK_DNS_PORT")) + 1));
+    const std::vector<std::string> records{"10 a.moving.test."};
+    ASSERT_TRUE(zone.serve(records)) << read_file(dir_ / "moving-unbound.log");
+    AgentProcess agent(dir_, "[agent]\ndns_servers = [\"" + zone.server() + "\"]\n\n" + header() +
+                                 mx_target("moving", "moving.test"));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const auto runs = mx_series("mailcanary_probe_runs_total", "moving", "a.moving.test");
+    const auto success = mx_series("mailcanary_probe_success", "moving", "a.moving.test");
+    const auto dns_failures =
+        R"(mailcanary_probe_failures_total{mx_host="a.moving.test",probe="connect",reason="dns",target="moving"})";
+    std::string text =
+        agent.wait_for([&](const std::string& t) { return value_of(t, runs) >= 2; }, 20s);
+    ASSERT_EQ(value_of(text, success), 1) << text;
+
+    zone.stop();
+    text =
+        agent.wait_for([&](const std::string& t) { return value_of(t, dns_failures) >= 1; }, 20s);
+    EXPECT_GE(value_of(text, dns_failures), 1) << text;
+    EXPECT_EQ(value_of(text, success), 0) << text;
+    EXPECT_EQ(value_of(text, success_series("moving")), -1) << "no unlabelled series\n" << text;
+    const double during = value_of(text, runs);
+    const auto transcript =
+        http("GET", agent.url("/results?target=moving&probe=connect&mx_host=a.moving.test")).body;
+    EXPECT_NE(transcript.find("looking up the MX records of moving.test"), std::string::npos)
+        << transcript;
+
+    ASSERT_TRUE(zone.serve(records)) << read_file(dir_ / "moving-unbound.log");
+    text = agent.wait_for([&](const std::string& t) { return value_of(t, success) == 1; }, 20s);
+    EXPECT_EQ(value_of(text, success), 1) << text;
+    EXPECT_GT(value_of(text, runs), during) << "the counter went on\n" << text;
+    EXPECT_EQ(value_of(text, R"(mailcanary_mx_changes_total{target="moving"})"), 0) << text;
 }
 
 // `mailcanary --probe`: every MX host, one after the other; a domain without MX fails at once.

@@ -37,7 +37,8 @@ TEST(MxInstances, OnePerHostInTheOrderOfTheLookupLabelledByHost) {
     // The resolver sorts by preference, ties by name; the instances keep that order.
     const auto made = mx_instances(
         mx_target(),
-        answered({{10, "a.example.net"}, {10, "b.example.net"}, {20, "backup.example.net"}}));
+        answered({{10, "a.example.net"}, {10, "b.example.net"}, {20, "backup.example.net"}}),
+        std::nullopt);
     EXPECT_FALSE(made.failure);
     ASSERT_EQ(made.instances.size(), 3u);
     const std::vector<std::string> hosts{"a.example.net", "b.example.net", "backup.example.net"};
@@ -55,8 +56,9 @@ TEST(MxInstances, OnePerHostInTheOrderOfTheLookupLabelledByHost) {
 }
 
 TEST(MxInstances, IpBothMakesTwoPerHostMxHostFirst) {
-    const auto made = mx_instances(mx_target(IpChoice::both),
-                                   answered({{10, "a.example.net"}, {20, "b.example.net"}}));
+    const auto made =
+        mx_instances(mx_target(IpChoice::both),
+                     answered({{10, "a.example.net"}, {20, "b.example.net"}}), std::nullopt);
     ASSERT_EQ(made.instances.size(), 4u);
     EXPECT_EQ(made.instances[0].instance_key(),
               R"(domain{mx_host="a.example.net",ip_family="v4"})");
@@ -69,7 +71,8 @@ TEST(MxInstances, IpBothMakesTwoPerHostMxHostFirst) {
 }
 
 TEST(MxInstances, ANullMxBesideOtherRecordsIsNoHost) {
-    const auto made = mx_instances(mx_target(), answered({{0, ""}, {10, "a.example.net"}}));
+    const auto made =
+        mx_instances(mx_target(), answered({{0, ""}, {10, "a.example.net"}}), std::nullopt);
     EXPECT_FALSE(made.failure);
     ASSERT_EQ(made.instances.size(), 1u);
     EXPECT_EQ(made.instances[0].host, "a.example.net");
@@ -80,7 +83,7 @@ TEST(MxInstances, AtMostTenHostsTheLeastPreferredDropped) {
     std::vector<MxRecord> records;
     for (uint16_t i = 0; i < 13; ++i)
         records.push_back({i, "mx" + std::to_string(i) + ".example.net"});
-    const auto made = mx_instances(mx_target(), answered(records));
+    const auto made = mx_instances(mx_target(), answered(records), std::nullopt);
     ASSERT_EQ(made.instances.size(), kMaxMxHosts);
     EXPECT_EQ(made.probed.size(), kMaxMxHosts);
     EXPECT_EQ(made.dropped, 3u);
@@ -101,24 +104,51 @@ void expect_one_failing(const MxInstances& made, FailureReason reason, std::stri
 TEST(MxInstances, NoMxIsMxNone) {
     expect_one_failing(
         mx_instances(mx_target(IpChoice::both),
-                     without_records(MxLookup::Result::no_mx, "no MX record (NODATA from x)")),
+                     without_records(MxLookup::Result::no_mx, "no MX record (NODATA from x)"),
+                     std::nullopt),
         FailureReason::mx_none, "example.net: no MX record (NODATA from x)");
 }
 
 TEST(MxInstances, NullMxIsMxNoneSayingRfc7505) {
     auto lookup = without_records(MxLookup::Result::null_mx);
     lookup.records = {{0, ""}};
-    expect_one_failing(mx_instances(mx_target(), lookup), FailureReason::mx_none,
+    expect_one_failing(mx_instances(mx_target(), lookup, std::nullopt), FailureReason::mx_none,
                        "null MX (RFC 7505");
 }
 
 TEST(MxInstances, NoDomainAndFailedLookupsAreDns) {
-    expect_one_failing(mx_instances(mx_target(), without_records(MxLookup::Result::no_domain,
-                                                                 "NXDOMAIN from 127.0.0.1:53")),
-                       FailureReason::dns, "MX records of example.net: NXDOMAIN from 127.0.0.1:53");
     expect_one_failing(
-        mx_instances(mx_target(), without_records(MxLookup::Result::failed, "SERVFAIL from y")),
+        mx_instances(mx_target(),
+                     without_records(MxLookup::Result::no_domain, "NXDOMAIN from 127.0.0.1:53"),
+                     std::nullopt),
+        FailureReason::dns, "MX records of example.net: NXDOMAIN from 127.0.0.1:53");
+    expect_one_failing(
+        mx_instances(mx_target(), without_records(MxLookup::Result::failed, "SERVFAIL from y"),
+                     std::nullopt),
         FailureReason::dns, "SERVFAIL from y");
+}
+
+// A SERVFAIL or a timeout says nothing about the set: the hosts last answered stay (their series
+// go on), each failing with dns; an answer that the domain has no host to probe does not keep
+// them.
+TEST(MxInstances, AFailedLookupKeepsTheHostsLastAnsweredFailingWithDns) {
+    const auto two = answered({{10, "a.example.net"}, {20, "b.example.net"}});
+    const auto failed = without_records(MxLookup::Result::failed, "SERVFAIL from y");
+    const auto kept = mx_instances(mx_target(IpChoice::both), failed, two);
+    ASSERT_EQ(kept.instances.size(), 4u);
+    EXPECT_EQ(kept.instances[3].instance_key(),
+              R"(domain{mx_host="b.example.net",ip_family="v6"})");
+    EXPECT_EQ(kept.probed, two.records);
+    ASSERT_TRUE(kept.failure);
+    EXPECT_EQ(to_string(kept.failure->reason), "dns");
+    EXPECT_NE(kept.failure->detail.find("SERVFAIL from y"), std::string::npos);
+
+    expect_one_failing(
+        mx_instances(mx_target(), without_records(MxLookup::Result::no_domain, "NXDOMAIN from z"),
+                     two),
+        FailureReason::dns, "NXDOMAIN from z");
+    expect_one_failing(mx_instances(mx_target(), failed, without_records(MxLookup::Result::no_mx)),
+                       FailureReason::dns, "SERVFAIL from y");
 }
 
 TEST(MxInstances, LookedUpAgainWhenTheTtlRunsOutWithinTheIntervalNotTooOften) {
