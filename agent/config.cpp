@@ -33,8 +33,6 @@ constexpr size_t kMaxDurationBuckets = 50;
 constexpr Duration kDefaultInterval = std::chrono::seconds(30);
 constexpr std::string_view kDefaultProbe = "connect";
 constexpr std::string_view kDefaultSecretFile = "mailcanary.secret";
-constexpr uint16_t kSmtpPort = 25;
-constexpr uint16_t kSubmissionsPort = 465;  // SMTP over implicit TLS
 
 constexpr std::array<std::string_view, 6> kRootKeys{"agent",   "metrics", "defaults",
                                                     "targets", "modules", "probe_endpoint"};
@@ -591,7 +589,8 @@ class ConfigReader : public SettingsReader {
         read_host_or_mx(table, path, target);
         read_session_settings(table, path, defaults, target);
         const Setting<int64_t> port = read_integer(table, path, "port", 1, 65535);
-        target.port = port.value ? static_cast<uint16_t>(*port.value) : default_port(target.tls);
+        target.port =
+            port.value ? static_cast<uint16_t>(*port.value) : default_smtp_port(target.tls);
         const Setting<Duration> interval = read_duration(table, path, "interval");
         const Setting<Duration> timeout = read_duration(table, path, "timeout");
         check_timeout_below_interval(interval, timeout, defaults, path, "from [defaults]");
@@ -711,10 +710,6 @@ std::string machine_host_name() {
     std::array<char, 256> buffer{};
     if (gethostname(buffer.data(), buffer.size() - 1) != 0 || buffer[0] == '\0') return "localhost";
     return buffer.data();
-}
-
-uint16_t default_port(TlsMode tls) {
-    return tls == TlsMode::implicit ? kSubmissionsPort : kSmtpPort;
 }
 
 ConfigResult load_config_string(std::string_view text, const std::string& path_for_errors,
