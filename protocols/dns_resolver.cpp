@@ -13,6 +13,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "common/duration.hpp"
+
 namespace mailcanary {
 
 namespace asio = boost::asio;
@@ -124,19 +126,28 @@ struct DnsResolver::Answer {
 // The questions of one lookup, answered by c-ares callbacks; the wait ends when none is left.
 // Not at a first NXDOMAIN: some servers answer NXDOMAIN for AAAA of a name that has an A record
 // (RFC 4074 4.2), and the other question is already on its way.
+// Once one question has addresses, the others get `grace` more, not the rest of the deadline: a
+// server or middlebox that drops AAAA questions would otherwise eat the run's time, and the run
+// would fail connecting though the A answer came at once (getaddrinfo gives what it has, too).
 struct DnsResolver::Gather {
     explicit Gather(const asio::any_io_executor& executor)
         : wakeup(std::make_shared<asio::steady_timer>(executor)) {}
     std::vector<std::optional<Answer>> answers;
     std::size_t unanswered = 0;
     bool settled = false;
+    std::optional<Clock::duration> grace;                // none: every question is waited for
+    Clock::time_point until = Clock::time_point::max();  // when the wait ends
     std::shared_ptr<asio::steady_timer> wakeup;
 
     void answered(std::size_t index, Answer answer) {
+        const bool has_addresses = answer.status == ARES_SUCCESS && !answer.addresses.empty();
         answers[index] = std::move(answer);
         if (--unanswered == 0) {
             settled = true;
             wakeup->cancel();
+        } else if (has_addresses && grace && Clock::now() + *grace < until) {
+            until = Clock::now() + *grace;
+            wakeup->cancel();  // the wait takes the nearer end
         }
     }
 };
@@ -425,9 +436,12 @@ asio::awaitable<void> DnsResolver::wait(std::shared_ptr<Gather> gather, Clock::t
                                         DnsCancel& cancel) {
     if (gather->settled || gather->unanswered == 0 || cancel.cancelled()) co_return;
     cancel.wait_ = gather->wakeup;
-    gather->wakeup->expires_at(deadline);
-    error_code ec;
-    co_await gather->wakeup->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    gather->until = std::min(gather->until, deadline);
+    while (!gather->settled && !cancel.cancelled() && Clock::now() < gather->until) {
+        gather->wakeup->expires_at(gather->until);
+        error_code ec;
+        co_await gather->wakeup->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
     cancel.wait_.reset();
 }
 
@@ -489,6 +503,7 @@ asio::awaitable<AddressLookup> DnsResolver::addresses(std::string host, IpFamily
     const std::string key = lower(host);
     auto gather = std::make_shared<Gather>(executor_);
     gather->answers.resize(types.size());
+    gather->grace = options_.other_family_grace;
     AddressLookup lookup;
     const auto now = options_.now();
     for (std::size_t index = 0; index < types.size(); ++index) {
@@ -556,7 +571,16 @@ asio::awaitable<AddressLookup> DnsResolver::addresses(std::string host, IpFamily
         if (failed == nullptr || answer->status == ARES_ENOTFOUND || failed->status == ARES_ENODATA)
             failed = &*answer;
     }
-    if (!lookup.addresses.empty()) co_return lookup;
+    if (!lookup.addresses.empty()) {
+        for (std::size_t index = 0; index < types.size(); ++index) {
+            if (gather->answers[index]) continue;
+            lookup.notes.push_back(host + " " + std::string(type_name(types[index])) +
+                                   ": no answer within " +
+                                   format_duration(options_.other_family_grace) +
+                                   " of the other family's addresses; going on without it");
+        }
+        co_return lookup;
+    }
     // An NXDOMAIN says what happened even when the other family's question went unanswered.
     const bool no_such_name = failed != nullptr && failed->status == ARES_ENOTFOUND;
     if (gather->unanswered > 0 && !no_such_name) {

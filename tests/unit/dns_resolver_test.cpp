@@ -358,6 +358,34 @@ TEST_F(DnsResolverTest, AnNxdomainForOneFamilyDoesNotHideTheOthersAddresses) {
     EXPECT_EQ(strings(found.addresses), std::vector<std::string>{"192.0.2.7"});
 }
 
+// A server (or a middlebox) that drops AAAA questions: the A answer is used after a short grace,
+// not at the run's deadline, which would leave the run no time to connect.
+TEST_F(DnsResolverTest, AFamilyLeftUnansweredIsNotWaitedForPastTheGrace) {
+    FakeDns dns(io_, [](const Query& query) -> std::optional<std::string> {
+        if (query.type == kAaaa) return std::nullopt;
+        return reply(query, kNoError, {{kA, 60, a_data("192.0.2.8")}});
+    });
+    DnsResolver::Options options;
+    options.servers = {dns.server()};
+    options.attempt_timeout = 5000ms;
+    options.tries = 1;
+    options.use_hosts_file = false;
+    options.other_family_grace = 100ms;
+    std::string problem;
+    const auto resolver = DnsResolver::create(io_.get_executor(), std::move(options), problem);
+    ASSERT_TRUE(resolver) << problem;
+    const auto started = Clock::now();
+    const auto found = lookup(*resolver, "a.test", IpFamily::any, 5s);
+    EXPECT_LT(Clock::now() - started, 1s);
+    EXPECT_EQ(found.error, "");
+    EXPECT_EQ(strings(found.addresses), std::vector<std::string>{"192.0.2.8"});
+    EXPECT_NE(std::find(found.notes.begin(), found.notes.end(),
+                        "a.test AAAA: no answer within 100ms of the other family's addresses; "
+                        "going on without it"),
+              found.notes.end())
+        << testing::PrintToString(found.notes);
+}
+
 // The other family's question unanswered by the deadline: the NXDOMAIN is what the run reports.
 TEST_F(DnsResolverTest, AnNxdomainIsReportedWhenTheOtherFamilyIsUnanswered) {
     FakeDns dns(io_, [](const Query& query) -> std::optional<std::string> {
