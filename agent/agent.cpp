@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -140,6 +142,25 @@ std::vector<std::shared_ptr<const CompiledTarget>> attach_resources(
     return attached;
 }
 
+// An `mx` target's MX set, looked up on the agent's loop as its TTL and interval say.
+struct Agent::MxWatch {
+    explicit MxWatch(const asio::any_io_executor& executor) : timer(executor) {}
+    void stop() {
+        stopped = true;
+        cancel.cancel();
+        timer.cancel();
+    }
+
+    std::shared_ptr<CompiledTarget> compiled;  // as loaded: no host yet
+    MxSetTracker tracker;
+    // The last lookup that was answered (not a SERVFAIL or a timeout): the instances' hosts.
+    std::optional<MxLookup> last_answer;
+    std::vector<std::shared_ptr<CompiledTarget>> instances;
+    asio::steady_timer timer;  // until the next lookup
+    DnsCancel cancel;
+    bool stopped = false;
+};
+
 Agent::Agent(asio::io_context& io, CliOptions options, Config config, CompiledLoad compiled,
              const std::optional<WebConfig>& web_config)
     : io_(io),
@@ -150,6 +171,7 @@ Agent::Agent(asio::io_context& io, CliOptions options, Config config, CompiledLo
       metrics_(config_.agent.metrics),
       resources_(io.get_executor(), metrics_.registry(), config_.agent.metrics.duration_buckets),
       resolver_(std::move(compiled.resolver)),
+      mx_series_(metrics_.registry()),
       scheduler_(io.get_executor(), metrics_, results_, resources_,
                  Scheduler::Options{.max_in_flight = max_in_flight(config_.agent)}, find_probe),
       probe_endpoint_([this](std::shared_ptr<const CompiledTarget> target, const ProbeKind& probe,
@@ -171,7 +193,7 @@ Agent::Agent(asio::io_context& io, CliOptions options, Config config, CompiledLo
                                            {"detail", result.outcome.detail}});
             }
         });
-    scheduler_.apply(attach_resources(std::move(compiled.targets), resources_));
+    apply_targets(std::move(compiled.targets));
     probe_endpoint_.configure(config_.probe_endpoint, std::move(compiled.modules));
     metrics_.set_shard(config_.agent.shard);
     metrics_.record_reload(true, std::chrono::system_clock::now());
@@ -252,6 +274,7 @@ int Agent::run() {
 void Agent::shutdown() {
     if (stopping_) return;
     stopping_ = true;
+    for (auto& [name, watch] : mx_watches_) watch->stop();
     scheduler_.stop();
     resources_.stop();
     http_.stop(kHttpGrace);
@@ -267,6 +290,102 @@ void Agent::shutdown() {
             io_.stop();
         },
         asio::detached);
+}
+
+void Agent::apply_targets(std::vector<std::shared_ptr<CompiledTarget>> targets) {
+    std::map<std::string, std::shared_ptr<MxWatch>, std::less<>> watches;
+    fixed_targets_.clear();
+    for (auto& target : targets) {
+        if (target->config.mx.empty()) {
+            fixed_targets_.push_back(std::move(target));
+            continue;
+        }
+        auto watch = std::make_shared<MxWatch>(io_.get_executor());
+        watch->compiled = std::move(target);
+        const auto previous = mx_watches_.find(watch->compiled->config.name);
+        // Another domain is another MX set, not a change of this one.
+        if (previous != mx_watches_.end() &&
+            previous->second->compiled->config.mx == watch->compiled->config.mx) {
+            // The instances that stay keep their series until the next lookup says otherwise.
+            watch->tracker = previous->second->tracker;
+            if (previous->second->last_answer)
+                take_mx_lookup(*watch, *previous->second->last_answer);
+        }
+        watches.emplace(watch->compiled->config.name, std::move(watch));
+    }
+    for (auto& [name, watch] : mx_watches_) {
+        watch->stop();
+        if (!watches.contains(name)) mx_series_.forget(name);
+    }
+    mx_watches_ = std::move(watches);
+    reschedule();
+    for (auto& [name, watch] : mx_watches_) asio::co_spawn(io_, watch_mx(watch), asio::detached);
+}
+
+void Agent::reschedule() {
+    auto targets = fixed_targets_;
+    for (auto& [name, watch] : mx_watches_)
+        targets.insert(targets.end(), watch->instances.begin(), watch->instances.end());
+    scheduler_.apply(attach_resources(std::move(targets), resources_));
+}
+
+asio::awaitable<void> Agent::watch_mx(std::shared_ptr<MxWatch> watch) {
+    const TargetConfig& target = watch->compiled->config;
+    while (!watch->stopped) {
+        const auto resolver = resolver_;  // a reload may replace it during the lookup
+        auto lookup = co_await resolver->mx(
+            target.mx, std::chrono::steady_clock::now() + target.timeout, watch->cancel);
+        if (watch->stopped) break;
+        // Not cached: looked up again when the answer expires, or after an interval at the
+        // latest, so that a change shows within one.
+        watch->timer.expires_after(next_mx_lookup(target.interval, lookup));
+        if (take_mx_lookup(*watch, std::move(lookup))) reschedule();
+        boost::system::error_code ignored;
+        co_await watch->timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    }
+}
+
+Config Agent::scheduled_config() const {
+    if (mx_watches_.empty()) return config_;
+    Config config = config_;
+    config.targets.clear();
+    for (const TargetConfig& target : config_.targets) {
+        const auto watch = mx_watches_.find(target.name);
+        if (target.mx.empty() || watch == mx_watches_.end() || watch->second->instances.empty()) {
+            config.targets.push_back(target);
+            continue;
+        }
+        for (const auto& instance : watch->second->instances)
+            config.targets.push_back(instance->config);
+    }
+    return config;
+}
+
+bool Agent::take_mx_lookup(MxWatch& watch, MxLookup lookup) {
+    const std::string& name = watch.compiled->config.name;
+    MxInstances made = mx_instances(watch.compiled->config, lookup, watch.last_answer);
+    if (watch.tracker.observe(lookup)) {
+        mx_series_.count_change(name);
+        log::info("MX set changed", {{"target", name}, {"mx", watch.compiled->config.mx}});
+    }
+    mx_series_.set_hosts(name, made.probed, made.dropped);
+    if (made.dropped > 0) {
+        log::warn("MX hosts beyond the limit are not probed",
+                  {{"target", name},
+                   {"limit", std::to_string(kMaxMxHosts)},
+                   {"dropped", std::to_string(made.dropped)}});
+    }
+    auto instances = compile_instances(*watch.compiled, std::move(made));
+    const auto same = [](const auto& a, const auto& b) {
+        return a->config == b->config && a->unresolved.has_value() == b->unresolved.has_value() &&
+               (!a->unresolved || (a->unresolved->reason == b->unresolved->reason &&
+                                   a->unresolved->detail == b->unresolved->detail));
+    };
+    const bool changed = !std::equal(instances.begin(), instances.end(), watch.instances.begin(),
+                                     watch.instances.end(), same);
+    if (lookup.result != MxLookup::Result::failed) watch.last_answer = std::move(lookup);
+    if (changed) watch.instances = std::move(instances);
+    return changed;
 }
 
 bool Agent::reload(std::string& report) {
@@ -311,7 +430,8 @@ bool Agent::reload(std::string& report) {
     }
     if (!options_.web_config_file.empty()) protect_endpoints(web_config);
     scheduler_.set_max_in_flight(max_in_flight(config.agent));
-    scheduler_.apply(attach_resources(std::move(compiled.targets), resources_));
+    resolver_ = std::move(compiled.resolver);  // before the MX watches look up with it
+    apply_targets(std::move(compiled.targets));
     probe_endpoint_.configure(config.probe_endpoint, std::move(compiled.modules));
     config_.targets = std::move(config.targets);
     config_.modules = std::move(config.modules);
@@ -319,7 +439,6 @@ bool Agent::reload(std::string& report) {
     config_.agent.max_concurrent_probes = config.agent.max_concurrent_probes;
     config_.agent.shard = config.agent.shard;
     config_.agent.dns_servers = config.agent.dns_servers;
-    resolver_ = std::move(compiled.resolver);
     metrics_.set_shard(config_.agent.shard);
     metrics_.record_reload(true, std::chrono::system_clock::now());
     log::info("configuration reloaded", {{"targets", std::to_string(config_.targets.size())},
@@ -352,7 +471,7 @@ http::Response Agent::handle(const http::Request& request) {
     if (is_status_api_path(request.path) && read_only) {
         const RunSlots slots{scheduler_.in_flight(), scheduler_.queued(),
                              scheduler_.max_in_flight()};
-        return serve_status_api({config_, results_, slots}, request);
+        return serve_status_api({scheduled_config(), results_, slots}, request);
     }
     if (request.path == "/probe" && read_only) {
         if (stopping_) return http::plain_text(503, "Stopping\n");

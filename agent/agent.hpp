@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +17,7 @@
 #include "agent/config.hpp"
 #include "agent/http_server.hpp"
 #include "agent/metrics.hpp"
+#include "agent/mx_targets.hpp"
 #include "agent/probe_endpoint.hpp"
 #include "agent/results.hpp"
 #include "agent/scheduler.hpp"
@@ -79,7 +81,19 @@ class Agent {
     http::Response handle(const http::Request& request);
 
   private:
+    struct MxWatch;
+
     void shutdown();
+    // Schedules `targets` (a load's): the `mx` ones through a watch of their MX set each, which
+    // takes over what the watch of the same target in the previous load knew.
+    void apply_targets(std::vector<std::shared_ptr<CompiledTarget>> targets);
+    // Schedules the fixed targets and the instances the watches hold now.
+    void reschedule();
+    boost::asio::awaitable<void> watch_mx(std::shared_ptr<MxWatch> watch);
+    // The configuration in force with the `mx` targets' instances in their place (status API).
+    Config scheduled_config() const;
+    // Makes the watch's instances from `lookup`; true when they changed.
+    bool take_mx_lookup(MxWatch& watch, MxLookup lookup);
     void protect_endpoints(const std::optional<WebConfig>& web_config);
     // The cap on runs in flight: the configured one, else the default for the descriptor limit.
     // A configured one that the limit cannot carry is logged.
@@ -96,6 +110,11 @@ class Agent {
     // one, which the runs of the old configuration's targets do not use.
     std::shared_ptr<DnsResolver> resolver_;
     ResultStore results_;
+    MxSeries mx_series_;
+    // The targets of the configuration in force without the `mx` ones, whose instances their
+    // watches hold (by target name).
+    std::vector<std::shared_ptr<CompiledTarget>> fixed_targets_;
+    std::map<std::string, std::shared_ptr<MxWatch>, std::less<>> mx_watches_;
     Scheduler scheduler_;
     ProbeEndpoint probe_endpoint_;  // runs through the scheduler
     // Renders /metrics off the loop (a large one takes long enough to make runs late); after

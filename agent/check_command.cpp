@@ -21,10 +21,6 @@ namespace mailcanary {
 namespace {
 
 constexpr std::array<std::string_view, 4> kCheckProbes{"connect", "auth", "accept", "imap"};
-constexpr uint16_t kSmtpPort = 25;
-constexpr uint16_t kSmtpsPort = 465;
-constexpr uint16_t kImapPort = 143;
-constexpr uint16_t kImapsPort = 993;
 
 // A flag's problem, ending the parse.
 struct UsageError {
@@ -245,15 +241,16 @@ void check_combination(const Flags& flags) {
 }
 
 // Without --tls, the port says: 465 and 993 are implicit TLS, every other port STARTTLS. Without
-// a port, the TLS mode says: 465 (993 for IMAP) for implicit TLS, else 25 (143).
+// a port, the TLS mode says: 465 (993 for IMAP) for implicit TLS, else 25 (143). With neither,
+// SMTP is 25 with STARTTLS and IMAP 993.
 std::pair<uint16_t, TlsMode> port_and_tls(const Flags& flags, bool imap) {
-    const uint16_t implicit_port = imap ? kImapsPort : kSmtpsPort;
-    const uint16_t plain_port = imap ? kImapPort : kSmtpPort;
+    const auto default_port = imap ? default_imap_port : default_smtp_port;
     const std::optional<uint16_t> port = flags.server->port;
+    const uint16_t port_or_usual = port.value_or(imap ? default_imap_port(TlsMode::implicit)
+                                                      : default_smtp_port(TlsMode::starttls));
     const TlsMode tls = flags.tls.value_or(
-        port.value_or(imap ? kImapsPort : kSmtpPort) == implicit_port ? TlsMode::implicit
-                                                                      : TlsMode::starttls);
-    return {port.value_or(tls == TlsMode::implicit ? implicit_port : plain_port), tls};
+        port_or_usual == default_port(TlsMode::implicit) ? TlsMode::implicit : TlsMode::starttls);
+    return {port.value_or(default_port(tls)), tls};
 }
 
 // The target the loader would build from the same settings in a [[targets]] table.
@@ -283,7 +280,7 @@ TargetConfig make_target(const Flags& flags) {
         // IMAP port, 993 with implicit TLS.
         ImapOptions imap;
         imap.host = target.host;
-        imap.port = imap_only ? target.port : kImapsPort;
+        imap.port = imap_only ? target.port : default_imap_port(TlsMode::implicit);
         imap.tls = imap_only ? target.tls : TlsMode::implicit;
         imap.tls_options = flags.tls_options;
         imap.auth = flags.auth;

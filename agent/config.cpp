@@ -33,8 +33,6 @@ constexpr size_t kMaxDurationBuckets = 50;
 constexpr Duration kDefaultInterval = std::chrono::seconds(30);
 constexpr std::string_view kDefaultProbe = "connect";
 constexpr std::string_view kDefaultSecretFile = "mailcanary.secret";
-constexpr uint16_t kSmtpPort = 25;
-constexpr uint16_t kSubmissionsPort = 465;  // SMTP over implicit TLS
 
 constexpr std::array<std::string_view, 6> kRootKeys{"agent",   "metrics", "defaults",
                                                     "targets", "modules", "probe_endpoint"};
@@ -46,8 +44,9 @@ constexpr std::array<std::string_view, 5> kDefaultsKeys{"interval", "timeout", "
                                                         "probes"};
 // A target's own keys; the tables of probe kinds that have one ([targets.roundtrip]) come from
 // the probe table (target_keys()).
-constexpr std::array<std::string_view, 16> kTargetKeys{"name",
+constexpr std::array<std::string_view, 17> kTargetKeys{"name",
                                                        "host",
+                                                       "mx",
                                                        "port",
                                                        "tls",
                                                        "helo",
@@ -562,6 +561,24 @@ class ConfigReader : public SettingsReader {
         if (backoff.value) target.throttle_backoff = *backoff.value;
     }
 
+    // Exactly one of `host` (one server) and `mx` (the MX hosts of a mail domain).
+    void read_host_or_mx(const toml::table& table, const std::string& path, TargetConfig& target) {
+        const toml::node* mx = table.get("mx");
+        if (mx == nullptr) {
+            target.host =
+                checked(read_required_string(table, path, "host"), path, "host", check_host)
+                    .value.value_or("");
+            return;
+        }
+        if (table.get("host") != nullptr) {
+            error(mx->source(), child_key(path, "mx"),
+                  "`mx` and `host` exclude each other: `mx` probes the domain's MX hosts");
+            return;
+        }
+        target.mx = checked(read_non_empty_string(table, path, "mx"), path, "mx", check_host)
+                        .value.value_or("");
+    }
+
     TargetConfig read_target(const toml::table& table, const std::string& path,
                              const TargetDefaults& defaults) {
         check_known_keys(table, path, target_keys());
@@ -569,11 +586,11 @@ class ConfigReader : public SettingsReader {
         target.name =
             checked(read_required_string(table, path, "name"), path, "name", check_no_control)
                 .value.value_or("");
-        target.host = checked(read_required_string(table, path, "host"), path, "host", check_host)
-                          .value.value_or("");
+        read_host_or_mx(table, path, target);
         read_session_settings(table, path, defaults, target);
         const Setting<int64_t> port = read_integer(table, path, "port", 1, 65535);
-        target.port = port.value ? static_cast<uint16_t>(*port.value) : default_port(target.tls);
+        target.port =
+            port.value ? static_cast<uint16_t>(*port.value) : default_smtp_port(target.tls);
         const Setting<Duration> interval = read_duration(table, path, "interval");
         const Setting<Duration> timeout = read_duration(table, path, "timeout");
         check_timeout_below_interval(interval, timeout, defaults, path, "from [defaults]");
@@ -599,7 +616,25 @@ class ConfigReader : public SettingsReader {
             }
         }
         check_probe_requirements(table, path, "targets", probes, target, expect);
+        check_mx_probes(table, path, target);
         return target;
+    }
+
+    // The instances of an `mx` target are copies made at run time, which the state a kind
+    // builds for its target (a mailbox session) would be shared by: only the SMTP kinds that
+    // keep none go with `mx`.
+    void check_mx_probes(const toml::table& table, const std::string& path,
+                         const TargetConfig& target) {
+        if (target.mx.empty()) return;
+        for (const ProbeKind* kind : all_probes()) {
+            const bool listed = std::find(target.probes.begin(), target.probes.end(),
+                                          kind->name()) != target.probes.end();
+            if (!kind->has_own_table() || (!listed && !target.probe_options.contains(kind->name())))
+                continue;
+            error(table.get("mx")->source(), child_key(path, "mx"),
+                  "the " + std::string(kind->name()) +
+                      " probe does not go with `mx` (only connect, auth and accept do)");
+        }
     }
 
     // How a session with the server goes, the same in a target and a module: TLS mode, HELO
@@ -675,10 +710,6 @@ std::string machine_host_name() {
     std::array<char, 256> buffer{};
     if (gethostname(buffer.data(), buffer.size() - 1) != 0 || buffer[0] == '\0') return "localhost";
     return buffer.data();
-}
-
-uint16_t default_port(TlsMode tls) {
-    return tls == TlsMode::implicit ? kSubmissionsPort : kSmtpPort;
 }
 
 ConfigResult load_config_string(std::string_view text, const std::string& path_for_errors,

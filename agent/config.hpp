@@ -78,8 +78,6 @@ ConfigResult load_config_string(std::string_view text, const std::string& path_f
 
 // This machine's host name, the default `helo`; "localhost" when it has none.
 std::string machine_host_name();
-// The port of a target or a /probe request that names none: 465 for implicit TLS, else 25.
-uint16_t default_port(TlsMode tls);
 
 // Keeps only the targets of this agent's shard (config.agent.shard).
 void keep_own_shard(Config& config);

@@ -273,7 +273,7 @@ http::Response ProbeEndpoint::handle(const http::Request& request, Clock::time_p
     }
     // Per module and server (host and port): a scrape config listing mx:25 and mx:587 with one
     // module gets both.
-    const std::uint16_t port = asked.port.value_or(default_port(module->second->config.tls));
+    const std::uint16_t port = asked.port.value_or(default_smtp_port(module->second->config.tls));
     std::string server = asked.host;
     std::transform(server.begin(), server.end(), server.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });

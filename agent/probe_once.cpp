@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "agent/agent.hpp"
+#include "agent/mx_targets.hpp"
 #include "agent/status_page.hpp"
 #include "common/blocking_work.hpp"
 #include "probes/probe_kind.hpp"
@@ -60,8 +61,32 @@ int probe_once(asio::io_context& io, const Config& config,
                      config.source_path.c_str());
         return 2;
     }
+    if (!targets.front()->config.mx.empty()) {
+        // An `mx` target's instances are its MX hosts now.
+        const CompiledTarget& compiled = *targets.front();
+        MxLookup lookup;
+        DnsCancel cancel;
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+                lookup = co_await compiled.smtp.resolver->mx(
+                    compiled.config.mx, std::chrono::steady_clock::now() + compiled.config.timeout,
+                    cancel);
+            },
+            asio::detached);
+        io.restart();
+        io.run();
+        auto made = mx_instances(compiled.config, lookup, std::nullopt);
+        if (made.failure) {
+            const auto outcome = Outcome::failed(made.failure->reason, made.failure->detail);
+            std::printf("%s: %s\n", target_name.c_str(), outcome_text(outcome).c_str());
+            return 1;
+        }
+        targets = compile_instances(compiled, std::move(made));
+    }
     bool all_succeeded = true;
-    // Every instance of the target: both families of `ip = "both"`, one after the other.
+    // Every instance of the target: both families of `ip = "both"` (and every MX host of `mx`),
+    // one after the other.
     for (auto& instance : targets) {
         const std::string key = instance->config.instance_key();
         for (const OneRun& run : run_probes_once(io, std::move(instance))) {

@@ -51,6 +51,10 @@ asio::awaitable<Outcome> run_guarded(const ProbeKind& probe, ProbeRun run) {
         // A probe notices a stop only once it has registered for it: one asked to stop between
         // its start and now (a reload or a shutdown right after) must not begin.
         if (run.stop.requested()) co_return Outcome::stopped();
+        if (const auto& unresolved = run.target.unresolved) {
+            run.transcript.note(unresolved->detail);
+            co_return Outcome::failed(unresolved->reason, unresolved->detail);
+        }
         co_return co_await probe.run(run);
     } catch (const std::exception& error) {
         auto outcome = Outcome::failed(FailureReason::protocol,

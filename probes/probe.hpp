@@ -20,6 +20,7 @@
 #include "probes/target_config.hpp"
 #include "protocols/credential_source.hpp"
 #include "protocols/endpoint.hpp"
+#include "protocols/failure_reason.hpp"
 #include "protocols/outcome.hpp"
 #include "protocols/run_metrics.hpp"
 
@@ -38,6 +39,9 @@ struct CompiledTarget {
     // Its SMTP server's backoff and budgets, shared with every target pointing there; attached
     // by the SMTP kinds (probes/smtp_host.hpp), null until then.
     std::shared_ptr<SmtpHostLink> smtp_host;
+    // Set for the one instance of an `mx` target whose MX lookup gave no host to probe (no MX,
+    // a null MX, a failed lookup): each run fails with it, so that the outage has a series.
+    std::optional<Failure> unresolved;
 
     // What a kind built for this target at load (ProbeKind::compile), by kind name; a kind asks
     // only for its own, which its compile step made.

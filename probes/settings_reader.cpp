@@ -247,8 +247,6 @@ std::vector<std::pair<std::string, std::string>> SettingsReader::read_headers(
 ImapServer SettingsReader::read_imap_server(const toml::table& table, const std::string& path,
                                             const ImapServerKeys& keys,
                                             const std::string& default_host) {
-    constexpr uint16_t kImapPort = 143;
-    constexpr uint16_t kImapsPort = 993;  // IMAP over implicit TLS
     ImapServer server;
     server.host =
         checked(read_non_empty_string(table, path, keys.host), path, keys.host, check_host)
@@ -256,8 +254,7 @@ ImapServer SettingsReader::read_imap_server(const toml::table& table, const std:
     server.tls =
         read_choice(table, path, keys.tls, kTlsModes, "TLS mode").value.value_or(TlsMode::implicit);
     const Setting<int64_t> port = read_integer(table, path, keys.port, 1, 65535);
-    server.port = port.value ? static_cast<uint16_t>(*port.value)
-                             : (server.tls == TlsMode::implicit ? kImapsPort : kImapPort);
+    server.port = port.value ? static_cast<uint16_t>(*port.value) : default_imap_port(server.tls);
     server.tls_options =
         read_tls_options(read_section(table, path, "tls_options"), child_key(path, "tls_options"));
     server.auth = read_credentials(table, path, kImapSasl);

@@ -20,6 +20,20 @@ SmtpPoliteness politeness_of(const TargetConfig& target) {
     return politeness;
 }
 
+namespace {
+
+// The backoff is its server's: each MX host of an `mx` target is a server of its own (mx_host),
+// while the families of one host (ip_family) share their server's.
+prometheus::Labels backoff_labels(const TargetConfig& target) {
+    prometheus::Labels labels{{"target", target.name}};
+    for (const auto& [name, value] : target.instance_labels) {
+        if (name == "mx_host") labels.emplace(name, value);
+    }
+    return labels;
+}
+
+}  // namespace
+
 SmtpHost::SmtpHost(std::string name) : name_(std::move(name)) {}
 
 bool SmtpHost::backing_off(std::uint16_t port) const {
@@ -92,55 +106,55 @@ void SmtpHost::set_backing_off(std::uint16_t port, bool backing_off) {
     }
 }
 
-void BackoffGauges::acquire(const std::string& target) {
+void BackoffGauges::acquire(const prometheus::Labels& labels) {
     if (family_ == nullptr) return;
-    auto& [gauge, users] = by_target_[target];
-    if (gauge == nullptr) gauge = &family_->Add({{"target", target}});
+    auto& [gauge, users] = by_labels_[labels];
+    if (gauge == nullptr) gauge = &family_->Add(labels);
     ++users;
 }
 
-void BackoffGauges::release(const std::string& target) {
-    const auto found = by_target_.find(target);
-    if (found == by_target_.end() || --found->second.second > 0) return;
+void BackoffGauges::release(const prometheus::Labels& labels) {
+    const auto found = by_labels_.find(labels);
+    if (found == by_labels_.end() || --found->second.second > 0) return;
     family_->Remove(found->second.first);
-    by_target_.erase(found);
+    by_labels_.erase(found);
 }
 
-void BackoffGauges::show(const std::string& target, bool active) {
-    if (const auto found = by_target_.find(target); found != by_target_.end())
+void BackoffGauges::show(const prometheus::Labels& labels, bool active) {
+    if (const auto found = by_labels_.find(labels); found != by_labels_.end())
         found->second.first->Set(active ? 1 : 0);
 }
 
 void BackoffGauges::detach() {
     family_ = nullptr;
-    by_target_.clear();
+    by_labels_.clear();
 }
 
 SmtpHostLink::SmtpHostLink(std::shared_ptr<SmtpHost> host, std::shared_ptr<BackoffGauges> gauges,
-                           std::string target, SmtpPoliteness politeness)
+                           prometheus::Labels labels, SmtpPoliteness politeness)
     : host_(std::move(host)),
       gauges_(std::move(gauges)),
-      target_(std::move(target)),
+      labels_(std::move(labels)),
       politeness_(std::move(politeness)) {
-    gauges_->acquire(target_);
+    gauges_->acquire(labels_);
     host_->links_.push_back(this);
     show_backoff(host_->backing_off(politeness_.port));
 }
 
 SmtpHostLink::~SmtpHostLink() {
     std::erase(host_->links_, this);
-    gauges_->release(target_);
+    gauges_->release(labels_);
 }
 
-void SmtpHostLink::show_backoff(bool active) const { gauges_->show(target_, active); }
+void SmtpHostLink::show_backoff(bool active) const { gauges_->show(labels_, active); }
 
 SmtpHosts::SmtpHosts(prometheus::Registry& registry)
     : gauges_(std::make_shared<BackoffGauges>(
           prometheus::BuildGauge()
               .Name("mailcanary_backoff_active")
-              .Help("1 while the SMTP server of the target throttles the agent: from a throttled "
-                    "reply until a run gets through again; runs due meanwhile are skipped "
-                    "(reason backoff).")
+              .Help("1 while the SMTP server of the target (each MX host of an mx target) "
+                    "throttles the agent: from a throttled reply until a run gets through "
+                    "again; runs due meanwhile are skipped (reason backoff).")
               .Register(registry))) {}
 
 SmtpHosts::~SmtpHosts() { gauges_->detach(); }
@@ -153,7 +167,7 @@ std::shared_ptr<SmtpHostLink> SmtpHosts::link(const TargetConfig& target) {
         host = std::make_shared<SmtpHost>(target.host);
         hosts_[key] = host;
     }
-    return std::make_shared<SmtpHostLink>(std::move(host), gauges_, target.name,
+    return std::make_shared<SmtpHostLink>(std::move(host), gauges_, backoff_labels(target),
                                           politeness_of(target));
 }
 

@@ -79,28 +79,28 @@ class SmtpHost {
     std::map<std::string, WindowBudget> messages_;  // by account
 };
 
-// mailcanary_backoff_active, one series per target name however many links it has (a reload
+// mailcanary_backoff_active, one series per label set however many links have it (a reload
 // links the new target before the old one goes).
 class BackoffGauges {
   public:
     explicit BackoffGauges(prometheus::Family<prometheus::Gauge>& family) : family_(&family) {}
-    void acquire(const std::string& target);
-    void release(const std::string& target);
-    void show(const std::string& target, bool active);
+    void acquire(const prometheus::Labels& labels);
+    void release(const prometheus::Labels& labels);
+    void show(const prometheus::Labels& labels, bool active);
     // The family's registry is about to go (with the agent's resources). A link can outlive
     // it, in a run's coroutine frame that its event loop destroys later: it then touches nothing.
     void detach();
 
   private:
     prometheus::Family<prometheus::Gauge>* family_;  // null once detached
-    std::map<std::string, std::pair<prometheus::Gauge*, std::size_t>> by_target_;
+    std::map<prometheus::Labels, std::pair<prometheus::Gauge*, std::size_t>> by_labels_;
 };
 
 // A target's tie to its server, made when a load is attached and kept in its CompiledTarget.
 class SmtpHostLink {
   public:
     SmtpHostLink(std::shared_ptr<SmtpHost> host, std::shared_ptr<BackoffGauges> gauges,
-                 std::string target, SmtpPoliteness politeness);
+                 prometheus::Labels labels, SmtpPoliteness politeness);
     ~SmtpHostLink();
     SmtpHostLink(const SmtpHostLink&) = delete;
     SmtpHostLink& operator=(const SmtpHostLink&) = delete;
@@ -112,7 +112,7 @@ class SmtpHostLink {
   private:
     std::shared_ptr<SmtpHost> host_;
     std::shared_ptr<BackoffGauges> gauges_;
-    std::string target_;
+    prometheus::Labels labels_;  // of its mailcanary_backoff_active series
     SmtpPoliteness politeness_;
 };
 

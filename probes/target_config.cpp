@@ -15,6 +15,12 @@ std::vector<TargetConfig> expand_instances(std::vector<TargetConfig> targets) {
     std::vector<TargetConfig> instances;
     instances.reserve(targets.size());
     for (TargetConfig& target : targets) {
+        // An `mx` target's hosts come from DNS at run time: its instances are made then, per
+        // MX host (agent/mx_targets.hpp), and this expands each of those.
+        if (!target.mx.empty() && target.host.empty()) {
+            instances.push_back(std::move(target));
+            continue;
+        }
         switch (target.ip) {
             case IpChoice::automatic:
                 instances.push_back(std::move(target));

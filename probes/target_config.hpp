@@ -98,7 +98,10 @@ using InstanceLabels = std::vector<std::pair<std::string, std::string>>;
 
 struct TargetConfig {
     std::string name;
-    std::string host;
+    std::string host;  // an `mx` target's instance: the MX host it probes; else as configured
+    // `mx`: the mail domain whose MX hosts are probed (each one an instance labelled mx_host,
+    // found at run time: agent/mx_targets.hpp); empty for a target with a `host`.
+    std::string mx{};
     uint16_t port = 25;  // 465 when tls = "implicit" and no port is given
     TlsMode tls = TlsMode::starttls;
     IpChoice ip = IpChoice::automatic;   // as configured
@@ -145,7 +148,8 @@ struct TargetConfig {
 };
 
 // The instances the targets stand for, in order: an `ip = "both"` target becomes two (v4, then
-// v6), a pinned family one with its label, `auto` itself.
+// v6), a pinned family one with its label, `auto` itself; an `mx` target not yet given its MX
+// host stays one.
 std::vector<TargetConfig> expand_instances(std::vector<TargetConfig> targets);
 // How many targets `instances` (as expand_instances gives them) stand for.
 std::size_t count_targets(const std::vector<TargetConfig>& instances);

@@ -9,8 +9,11 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cctype>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
+
+#include "common/duration.hpp"
 
 namespace mailcanary {
 
@@ -68,6 +71,39 @@ void initialise_library() {
     std::call_once(once, [] { ares_library_init(ARES_LIB_INIT_ALL); });
 }
 
+// The least TTL of the answer section's records of `type` in a DNS message (0 when it has none
+// or is cut short): c-ares 1.18's MX parser drops the TTLs.
+int least_ttl(const unsigned char* reply, int length, int type) {
+    constexpr int kHeader = 12;
+    constexpr int kRecordFixed = 10;  // type, class, TTL, data length
+    if (length < kHeader) return 0;
+    const auto u16 = [reply](int at) { return (reply[at] << 8) | reply[at + 1]; };
+    int at = kHeader;
+    const auto skip_name = [&] {
+        char* name = nullptr;
+        long used = 0;
+        if (ares_expand_name(reply + at, reply, length, &name, &used) != ARES_SUCCESS) return false;
+        ares_free_string(name);
+        at += static_cast<int>(used);
+        return true;
+    };
+    for (int question = u16(4); question > 0; --question) {
+        if (!skip_name() || at + 4 > length) return 0;
+        at += 4;  // type, class
+    }
+    std::optional<std::uint32_t> least;
+    for (int record = u16(6); record > 0; --record) {
+        if (!skip_name() || at + kRecordFixed > length) break;
+        const std::uint32_t ttl = (std::uint32_t{reply[at + 4]} << 24) |
+                                  (std::uint32_t{reply[at + 5]} << 16) |
+                                  (std::uint32_t{reply[at + 6]} << 8) | reply[at + 7];
+        if (u16(at) == type) least = std::min(least.value_or(ttl), ttl);
+        at += kRecordFixed + u16(at + 8);
+    }
+    // RFC 2181 8: a TTL with the top bit set counts as 0.
+    return least && *least <= 0x7fffffffU ? static_cast<int>(*least) : 0;
+}
+
 }  // namespace
 
 void DnsCancel::cancel() {
@@ -90,19 +126,28 @@ struct DnsResolver::Answer {
 // The questions of one lookup, answered by c-ares callbacks; the wait ends when none is left.
 // Not at a first NXDOMAIN: some servers answer NXDOMAIN for AAAA of a name that has an A record
 // (RFC 4074 4.2), and the other question is already on its way.
+// Once one question has addresses, the others get `grace` more, not the rest of the deadline: a
+// server or middlebox that drops AAAA questions would otherwise eat the run's time, and the run
+// would fail connecting though the A answer came at once (getaddrinfo gives what it has, too).
 struct DnsResolver::Gather {
     explicit Gather(const asio::any_io_executor& executor)
         : wakeup(std::make_shared<asio::steady_timer>(executor)) {}
     std::vector<std::optional<Answer>> answers;
     std::size_t unanswered = 0;
     bool settled = false;
+    std::optional<Clock::duration> grace;                // none: every question is waited for
+    Clock::time_point until = Clock::time_point::max();  // when the wait ends
     std::shared_ptr<asio::steady_timer> wakeup;
 
     void answered(std::size_t index, Answer answer) {
+        const bool has_addresses = answer.status == ARES_SUCCESS && !answer.addresses.empty();
         answers[index] = std::move(answer);
         if (--unanswered == 0) {
             settled = true;
             wakeup->cancel();
+        } else if (has_addresses && grace && Clock::now() + *grace < until) {
+            until = Clock::now() + *grace;
+            wakeup->cancel();  // the wait takes the nearer end
         }
     }
 };
@@ -367,6 +412,7 @@ void DnsResolver::ask(std::string name, int type, std::size_t server,
             answer.status = ares_parse_mx_reply(reply, length, &records);
             for (const ares_mx_reply* record = records; record != nullptr; record = record->next)
                 answer.mx.push_back({record->priority, lower(record->host)});
+            answer.ttl = least_ttl(reply, length, ns_t_mx);
             if (records != nullptr) ares_free_data(records);
         }
         if (answer.status == ARES_SUCCESS && answer.addresses.empty() && answer.mx.empty())
@@ -390,9 +436,12 @@ asio::awaitable<void> DnsResolver::wait(std::shared_ptr<Gather> gather, Clock::t
                                         DnsCancel& cancel) {
     if (gather->settled || gather->unanswered == 0 || cancel.cancelled()) co_return;
     cancel.wait_ = gather->wakeup;
-    gather->wakeup->expires_at(deadline);
-    error_code ec;
-    co_await gather->wakeup->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    gather->until = std::min(gather->until, deadline);
+    while (!gather->settled && !cancel.cancelled() && Clock::now() < gather->until) {
+        gather->wakeup->expires_at(gather->until);
+        error_code ec;
+        co_await gather->wakeup->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
     cancel.wait_.reset();
 }
 
@@ -454,6 +503,7 @@ asio::awaitable<AddressLookup> DnsResolver::addresses(std::string host, IpFamily
     const std::string key = lower(host);
     auto gather = std::make_shared<Gather>(executor_);
     gather->answers.resize(types.size());
+    gather->grace = options_.other_family_grace;
     AddressLookup lookup;
     const auto now = options_.now();
     for (std::size_t index = 0; index < types.size(); ++index) {
@@ -521,7 +571,16 @@ asio::awaitable<AddressLookup> DnsResolver::addresses(std::string host, IpFamily
         if (failed == nullptr || answer->status == ARES_ENOTFOUND || failed->status == ARES_ENODATA)
             failed = &*answer;
     }
-    if (!lookup.addresses.empty()) co_return lookup;
+    if (!lookup.addresses.empty()) {
+        for (std::size_t index = 0; index < types.size(); ++index) {
+            if (gather->answers[index]) continue;
+            lookup.notes.push_back(host + " " + std::string(type_name(types[index])) +
+                                   ": no answer within " +
+                                   format_duration(options_.other_family_grace) +
+                                   " of the other family's addresses; going on without it");
+        }
+        co_return lookup;
+    }
     // An NXDOMAIN says what happened even when the other family's question went unanswered.
     const bool no_such_name = failed != nullptr && failed->status == ARES_ENOTFOUND;
     if (gather->unanswered > 0 && !no_such_name) {
@@ -570,6 +629,7 @@ asio::awaitable<MxLookup> DnsResolver::mx(std::string domain, Clock::time_point 
         return std::tie(a.preference, a.exchange) < std::tie(b.preference, b.exchange);
     });
     lookup.records = std::move(answer.mx);
+    lookup.ttl = std::chrono::seconds(answer.ttl);
     // RFC 7505: a single record with the root as exchange says the domain takes no mail.
     const bool null_mx = lookup.records.size() == 1 && lookup.records.front().exchange.empty();
     lookup.result = null_mx ? MxLookup::Result::null_mx : MxLookup::Result::records;

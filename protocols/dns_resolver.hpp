@@ -47,6 +47,8 @@ struct MxLookup {
     // so that a server's shuffling of equal records does not look like a change.
     std::vector<MxRecord> records;
     std::string error;  // what happened and which server said it, unless records
+    // The least TTL of the records (records, null_mx); 0 when not known.
+    std::chrono::seconds ttl{0};
 };
 
 // Cuts a lookup short (a stop request). Safe before, during and after the lookup.
@@ -72,6 +74,9 @@ class DnsResolver : public std::enable_shared_from_this<DnsResolver> {
         // How long one server has for one try, and how many tries it gets.
         std::chrono::milliseconds attempt_timeout{2000};
         int tries = 2;
+        // How long a lookup of both families waits for the second once the first gave
+        // addresses: both are asked at once, so a later answer means a question lost.
+        std::chrono::milliseconds other_family_grace{1000};
         // When a cached answer expires; the steady clock unless a test injects its own.
         std::function<Clock::time_point()> now = [] { return Clock::now(); };
         // Whether /etc/hosts is read before DNS is asked, as getaddrinfo does ("files dns"):
@@ -93,7 +98,8 @@ class DnsResolver : public std::enable_shared_from_this<DnsResolver> {
     // The addresses of `host` of `family` (A for v4, AAAA for v6, both for any: IPv6 first, as
     // getaddrinfo orders them on a dual-stack host). An IP literal needs no lookup. Answers come
     // from the cache while their TTL lasts; failures are never cached. The wait ends at
-    // `deadline` or when `cancel` is used; the queries then go on unobserved.
+    // `deadline`, when `cancel` is used, or other_family_grace after one family's addresses came
+    // (the transcript notes the family left out); the queries then go on unobserved.
     boost::asio::awaitable<AddressLookup> addresses(std::string host, IpFamily family,
                                                     Clock::time_point deadline, DnsCancel& cancel);
 

@@ -15,6 +15,7 @@ namespace mailcanary {
 
 #define MAILCANARY_FAILURE_REASONS(X) \
     X(dns)                            \
+    X(mx_none)                        \
     X(connect_refused)                \
     X(connect_timeout)                \
     X(network)                        \

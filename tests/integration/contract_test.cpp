@@ -277,12 +277,17 @@ class MetricsContract : public AgentIntegration {
         const std::string password_file = env_.at("MAILSTACK_PASSWORD_FILE");
         const std::string credentials =
             "username = \"" + user + "\"\npassword_file = \"" + password_file + "\"\n";
-        return variant.metrics_toml + header() +
+        // The stack's DNS server, for the mx target.
+        return "[agent]\ndns_servers = [\"127.0.0.1:" + port("MAILSTACK_DNS_PORT") + "\"]\n\n" +
+               variant.metrics_toml + header() +
                target("healthy", port("MAILSTACK_SMTP_PORT"), "starttls", tls_options()) +
                target("closed", "1", "none") +
                // Dual-stack (issue 15): each family its own series, labelled ip_family; the
                // address has no IPv6 one, so the v6 instance fails (dns).
                target("dual", port("MAILSTACK_SMTP_PORT"), "none", "ip = \"both\"\n") +
+               // MX-aware (issue 15): each MX host of canary.test its own series, mx_host.
+               "[[targets]]\nname = \"mx\"\nmx = \"canary.test\"\nport = " +
+               port("MAILSTACK_SMTP_PORT") + "\ntls = \"none\"\n\n" +
                target("auth", port("MAILSTACK_SUBMISSION_PORT"), "starttls",
                       "probes = [\"auth\"]\n" + tls_options() + "[targets.auth]\n" + credentials) +
                // To the other user: the round trip's mailbox sees only its own messages.
@@ -342,6 +347,14 @@ std::vector<Condition> conditions() {
              const std::string v6 =
                  R"(mailcanary_probe_success{ip_family="v6",probe="connect",target="dual"})";
              return value_of(text, v4) == 1 && value_of(text, v6) == 0;
+         }});
+    all.push_back(
+        {"the connect runs of both MX hosts of mx succeeded", [](const std::string& text) {
+             const auto success = [&](const std::string& host) {
+                 return value_of(text, R"(mailcanary_probe_success{mx_host=")" + host +
+                                           R"(",probe="connect",target="mx"})") == 1;
+             };
+             return success("mail.canary.test") && success("v4only.canary.test");
          }});
     for (const char* family :
          {"mailcanary_roundtrip_auth_result", "mailcanary_roundtrip_server_clock_delivery_seconds",

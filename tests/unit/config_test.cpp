@@ -2736,5 +2736,37 @@ TEST(ConfigIp, ChangingIpChangesTheInstances) {
     EXPECT_NE(before.config->targets[0], after.config->targets[0]);
 }
 
+// `mx` instead of `host`: the target stays one until its MX hosts are known (at run time), and
+// takes `ip` along for them.
+TEST(ConfigMx, ReadsTheDomainAndKeepsTheTargetWhole) {
+    const auto result = load(
+        "[[targets]]\nname = \"domain\"\nmx = \"example.net\"\nip = \"both\"\n"
+        "probes = [\"connect\", \"auth\"]\n[targets.auth]\nusername = \"u\"\npassword_env = "
+        "\"HOME\"\n");
+    ASSERT_TRUE(result.config) << all_of(result.errors);
+    ASSERT_EQ(result.config->targets.size(), 1u);
+    const TargetConfig& target = result.config->targets[0];
+    EXPECT_EQ(target.mx, "example.net");
+    EXPECT_EQ(target.host, "");
+    EXPECT_EQ(target.ip, IpChoice::both);
+    EXPECT_TRUE(target.instance_labels.empty());
+}
+
+TEST(ConfigMx, ErrorsSayWhere) {
+    expect_errors(
+        load("[[targets]]\nname = \"d\"\nhost = \"mail.example.net\"\nmx = \"example.net\"\n"),
+        {{4, 6, "targets[1].mx", "exclude each other"}});
+    expect_errors(load("[[targets]]\nname = \"d\"\nmx = \"\"\n"), {{3, 6, "targets[1].mx", ""}});
+    expect_errors(load("[[targets]]\nname = \"d\"\nmx = \"bad host!\"\n"),
+                  {{3, 6, "targets[1].mx", ""}});
+    expect_errors(load("[[targets]]\nname = \"d\"\n"), {{1, 1, "targets[1].host", "missing"}});
+    expect_errors(load("[[targets]]\nname = \"d\"\nmx = \"example.net\"\nprobes = [\"imap\"]\n"
+                       "[targets.imap]\nhost = \"imap.example.net\"\nusername = "
+                       "\"u\"\npassword_env = \"HOME\"\n"),
+                  {{3, 6, "targets[1].mx", "imap probe does not go with `mx`"}});
+    expect_errors(load("[[modules]]\nname = \"m\"\nmx = \"example.net\"\n"),
+                  {{3, 1, "modules[1].mx", "unknown key"}});
+}
+
 }  // namespace
 }  // namespace mailcanary

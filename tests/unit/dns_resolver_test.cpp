@@ -358,6 +358,34 @@ TEST_F(DnsResolverTest, AnNxdomainForOneFamilyDoesNotHideTheOthersAddresses) {
     EXPECT_EQ(strings(found.addresses), std::vector<std::string>{"192.0.2.7"});
 }
 
+// A server (or a middlebox) that drops AAAA questions: the A answer is used after a short grace,
+// not at the run's deadline, which would leave the run no time to connect.
+TEST_F(DnsResolverTest, AFamilyLeftUnansweredIsNotWaitedForPastTheGrace) {
+    FakeDns dns(io_, [](const Query& query) -> std::optional<std::string> {
+        if (query.type == kAaaa) return std::nullopt;
+        return reply(query, kNoError, {{kA, 60, a_data("192.0.2.8")}});
+    });
+    DnsResolver::Options options;
+    options.servers = {dns.server()};
+    options.attempt_timeout = 5000ms;
+    options.tries = 1;
+    options.use_hosts_file = false;
+    options.other_family_grace = 100ms;
+    std::string problem;
+    const auto resolver = DnsResolver::create(io_.get_executor(), std::move(options), problem);
+    ASSERT_TRUE(resolver) << problem;
+    const auto started = Clock::now();
+    const auto found = lookup(*resolver, "a.test", IpFamily::any, 5s);
+    EXPECT_LT(Clock::now() - started, 1s);
+    EXPECT_EQ(found.error, "");
+    EXPECT_EQ(strings(found.addresses), std::vector<std::string>{"192.0.2.8"});
+    EXPECT_NE(std::find(found.notes.begin(), found.notes.end(),
+                        "a.test AAAA: no answer within 100ms of the other family's addresses; "
+                        "going on without it"),
+              found.notes.end())
+        << testing::PrintToString(found.notes);
+}
+
 // The other family's question unanswered by the deadline: the NXDOMAIN is what the run reports.
 TEST_F(DnsResolverTest, AnNxdomainIsReportedWhenTheOtherFamilyIsUnanswered) {
     FakeDns dns(io_, [](const Query& query) -> std::optional<std::string> {
@@ -414,9 +442,9 @@ std::optional<std::string> mx_zone(const Query& query) {
     if (query.name == "mx.test") {
         // Out of order, with a tie at 10: sorted by preference, then by name.
         return reply(query, kNoError,
-                     {{kMx, 300, mx_data(20, "backup.mx.test")},
+                     {{kMx, 3600, mx_data(20, "backup.mx.test")},
                       {kMx, 300, mx_data(10, "zulu.mx.test")},
-                      {kMx, 300, mx_data(10, "Alpha.mx.test")}});
+                      {kMx, 120, mx_data(10, "Alpha.mx.test")}});
     }
     if (query.name == "null.test") return reply(query, kNoError, {{kMx, 300, mx_data(0, "")}});
     if (query.name == "nomx.test") return reply(query, kNoError);
@@ -440,12 +468,14 @@ TEST_F(DnsMxTest, RecordsByPreferenceTiesByName) {
     EXPECT_EQ(found.records,
               (std::vector<MxRecord>{
                   {10, "alpha.mx.test"}, {10, "zulu.mx.test"}, {20, "backup.mx.test"}}));
+    EXPECT_EQ(found.ttl, 120s);  // the least of the records' TTLs: when the set may change
 }
 
 TEST_F(DnsMxTest, NullMxIsRecognised) {
     const auto found = mx("null.test");
     EXPECT_EQ(found.result, MxLookup::Result::null_mx);
     EXPECT_EQ(found.records, (std::vector<MxRecord>{{0, ""}}));
+    EXPECT_EQ(found.ttl, 300s);
 }
 
 TEST_F(DnsMxTest, NoMxIsToldFromNoDomain) {

@@ -377,6 +377,32 @@ TEST_F(SchedulerTest, ReloadKeepsUnchangedTargetsAndDropsRemovedOnes) {
               runs_a);
 }
 
+// The one instance of an `mx` target without MX host: every run fails with the instance's
+// failure (mx_none, dns), without running the probe.
+TEST_F(SchedulerTest, AnUnresolvedInstanceFailsItsRunsWithItsReason) {
+    TargetConfig config = target("nomx", "instant", 50ms)->config;
+    config.host.clear();
+    config.mx = "nomx.example.net";
+    auto unresolved = std::make_shared<CompiledTarget>(config);
+    unresolved->unresolved = Failure(FailureReason::mx_none,
+                                     "nomx.example.net: no MX record (NODATA from 192.0.2.53:53)");
+    scheduler_.apply({unresolved});
+    io_.run_for(130ms);
+    EXPECT_TRUE(g_log.starts.empty()) << "the probe ran";
+    const auto text = metrics_.serialize();
+    EXPECT_EQ(value_of(text, R"(mailcanary_probe_success{probe="instant",target="nomx"})"), 0);
+    EXPECT_GE(
+        value_of(
+            text,
+            R"(mailcanary_probe_failures_total{probe="instant",reason="mx_none",target="nomx"})"),
+        2);
+    const auto* result = results_.find({"nomx", "instant"});
+    ASSERT_NE(result, nullptr);
+    ASSERT_TRUE(result->last);
+    EXPECT_EQ(result->last->outcome.detail,
+              "nomx.example.net: no MX record (NODATA from 192.0.2.53:53)");
+}
+
 TEST_F(SchedulerTest, RemovingOneProbeKeepsTheOtherProbesResults) {
     TargetConfig both;
     both.name = "mx";

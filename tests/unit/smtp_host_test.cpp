@@ -36,14 +36,18 @@ Outcome throttled() {
     return Outcome::failed(FailureReason::throttled, "421 4.7.0 too many connections");
 }
 
-// mailcanary_backoff_active of `name`, or nothing when it has no series.
-std::optional<double> backoff_active(prometheus::Registry& registry, const std::string& name) {
+// mailcanary_backoff_active of target `name` (of its MX host `mx_host`, when given), or nothing
+// when it has no series.
+std::optional<double> backoff_active(prometheus::Registry& registry, const std::string& name,
+                                     const std::string& mx_host = "") {
+    prometheus::Labels wanted{{"target", name}};
+    if (!mx_host.empty()) wanted.emplace("mx_host", mx_host);
     for (const auto& family : registry.Collect()) {
         if (family.name != "mailcanary_backoff_active") continue;
         for (const auto& metric : family.metric) {
-            if (metric.label.size() == 1 && metric.label[0].value == name) {
-                return metric.gauge.value;
-            }
+            prometheus::Labels labels;
+            for (const auto& label : metric.label) labels.emplace(label.name, label.value);
+            if (labels == wanted) return metric.gauge.value;
         }
     }
     return std::nullopt;
@@ -154,6 +158,37 @@ TEST_F(SmtpHostTest, TargetsOnOneHostShareItsBackoffAndTheMostPatientSetsIt) {
     EXPECT_EQ(backoff_active(registry_, "patient"), 1);
     EXPECT_EQ(backoff_active(registry_, "other"), 0);
     EXPECT_EQ(elsewhere->host().admit(*elsewhere, false, kStart), std::nullopt);
+}
+
+// Each MX host of an `mx` target is a server of its own: one throttling the agent is shown on its
+// own series, and another letting the agent in does not clear it.
+TEST_F(SmtpHostTest, EachMxHostOfATargetShowsItsOwnBackoff) {
+    const auto mx_instance = [](std::string host) {
+        TargetConfig config = target("domain", host);
+        config.mx = "example.test";
+        config.instance_labels = {{"mx_host", host}};
+        return config;
+    };
+    const auto first = hosts_.link(mx_instance("a.example.test"));
+    const auto second = hosts_.link(mx_instance("b.example.test"));
+    ASSERT_NE(&first->host(), &second->host());
+    EXPECT_EQ(backoff_active(registry_, "domain"), std::nullopt);  // no series without mx_host
+
+    first->host().session_ended(25, throttled(), kStart);
+    second->host().session_ended(25, Outcome{}, kStart + seconds(1));
+    EXPECT_EQ(backoff_active(registry_, "domain", "a.example.test"), 1);
+    EXPECT_EQ(backoff_active(registry_, "domain", "b.example.test"), 0);
+}
+
+TEST_F(SmtpHostTest, TheFamiliesOfOneHostShareItsBackoffSeries) {
+    TargetConfig v4 = target("dual", "mx.example.test");
+    v4.instance_labels = {{"ip_family", "v4"}};
+    TargetConfig v6 = target("dual", "mx.example.test");
+    v6.instance_labels = {{"ip_family", "v6"}};
+    const auto first = hosts_.link(v4);
+    const auto second = hosts_.link(v6);
+    second->host().session_ended(25, throttled(), kStart);
+    EXPECT_EQ(backoff_active(registry_, "dual"), 1);
 }
 
 TEST_F(SmtpHostTest, AnotherPortOfTheHostHasItsOwnBackoffButSharesTheBudget) {
