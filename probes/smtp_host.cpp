@@ -77,9 +77,10 @@ void SmtpHost::session_ended(std::uint16_t port, const Outcome& outcome, Clock::
     ServerBackoff& backoff = backoffs_[port];
     const std::string server = name_ + ":" + std::to_string(port);
     if (outcome.failure != FailureReason::throttled) {
-        if (backoff.active)
-            log::info("the SMTP server lets the agent in again", {{"server", server}});
         backoff.steps.cleared();
+        // Only a change is shown: every target on the host has its series, set at its link.
+        if (!backoff.active) return;
+        log::info("the SMTP server lets the agent in again", {{"server", server}});
         set_backing_off(port, false);
         return;
     }
