@@ -145,10 +145,15 @@ struct DnsResolver::Gather {
         if (--unanswered == 0) {
             settled = true;
             wakeup->cancel();
-        } else if (has_addresses && grace && Clock::now() + *grace < until) {
-            until = Clock::now() + *grace;
-            wakeup->cancel();  // the wait takes the nearer end
+        } else if (has_addresses) {
+            start_grace();
         }
+    }
+    // Addresses are at hand (answered, or from the cache): the other questions get the grace.
+    void start_grace() {
+        if (!grace || Clock::now() + *grace >= until) return;
+        until = Clock::now() + *grace;
+        wakeup->cancel();  // the wait takes the nearer end
     }
 };
 
@@ -530,6 +535,7 @@ asio::awaitable<AddressLookup> DnsResolver::addresses(std::string host, IpFamily
     gather->unanswered = static_cast<std::size_t>(
         std::count_if(gather->answers.begin(), gather->answers.end(),
                       [](const auto& answer) { return !answer.has_value(); }));
+    if (gather->unanswered < types.size()) gather->start_grace();  // a family from the cache
     for (std::size_t index = 0; index < types.size(); ++index) {
         if (gather->answers[index]) continue;
         ask(host, types[index], 0, {},
@@ -574,10 +580,14 @@ asio::awaitable<AddressLookup> DnsResolver::addresses(std::string host, IpFamily
     if (!lookup.addresses.empty()) {
         for (std::size_t index = 0; index < types.size(); ++index) {
             if (gather->answers[index]) continue;
-            lookup.notes.push_back(host + " " + std::string(type_name(types[index])) +
-                                   ": no answer within " +
-                                   format_duration(options_.other_family_grace) +
-                                   " of the other family's addresses; going on without it");
+            const std::string why = cancel.cancelled() ? "stopped before it was answered"
+                                    : Clock::now() >= deadline
+                                        ? "no answer by the run's deadline"
+                                        : "no answer within " +
+                                              format_duration(options_.other_family_grace) +
+                                              " of the other family's addresses";
+            lookup.notes.push_back(host + " " + std::string(type_name(types[index])) + ": " + why +
+                                   "; going on without it");
         }
         co_return lookup;
     }
