@@ -605,7 +605,13 @@ asio::awaitable<bool> MailboxTracker::discover_folders(imap::Session& session) {
     for (const auto& name : found.junk) {
         asio::co_spawn(executor_, watch(name, true), asio::detached);
     }
-    if (!settings_.bounce_folder.empty() && settings_.bounce_folder != settings_.mailbox) {
+    // Every watched folder reads the bounces in it: a bounce folder that is the mailbox or a
+    // junk folder (where a provider may file bounces) needs no second session.
+    const bool bounces_watched = settings_.bounce_folder.empty() ||
+                                 settings_.bounce_folder == settings_.mailbox ||
+                                 std::find(found.junk.begin(), found.junk.end(),
+                                           settings_.bounce_folder) != found.junk.end();
+    if (!bounces_watched) {
         asio::co_spawn(executor_, watch(settings_.bounce_folder, false), asio::detached);
     }
     co_return true;

@@ -217,8 +217,10 @@ class TrackerTest : public testing::Test {
     std::shared_ptr<MailboxTracker> tracker(std::uint16_t port, const std::string& label,
                                             CleanupMode cleanup,
                                             std::shared_ptr<const CredentialSource> source,
-                                            DeleteMethod delete_method = DeleteMethod::automatic) {
+                                            DeleteMethod delete_method = DeleteMethod::automatic,
+                                            std::string bounce_folder = "") {
         MailboxSettings settings;
+        settings.bounce_folder = std::move(bounce_folder);
         settings.endpoint = Endpoint{"127.0.0.1", port, TlsMode::none, {}, nullptr};
         settings.client.tls = TlsMode::none;
         settings.client.allow_plaintext = true;
@@ -945,6 +947,46 @@ INSTANTIATE_TEST_SUITE_P(
         // Filed as spam: deleted from there through the trash too.
         GmailCase{"spam", {}, true}),
     [](const testing::TestParamInfo<GmailCase>& param_info) { return param_info.param.name; });
+
+// A bounce folder that is the junk folder (a provider filing bounces as spam) is watched once:
+// the junk folder's session reads the bounces in it too.
+TEST_F(TrackerTest, ABounceFolderThatIsTheJunkFolderIsWatchedOnce) {
+    test::FakeGmailServer gmail;
+    const auto watcher = tracker(gmail.port(), "gmail", CleanupMode::delete_message,
+                                 password_login(), DeleteMethod::automatic, gmail.spam());
+    const std::string token = make_token(kSecret, std::chrono::system_clock::now() + 1h);
+    watcher->expect(token, "gmail target");
+    gmail.deliver(probe_message(token), gmail.spam());
+    WaitResult result;
+    bool waited = false;
+    StopSignal stop;
+    Transcript transcript;
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> {
+            result = co_await watcher->wait(token, std::chrono::steady_clock::now() + 5s, stop,
+                                            transcript);
+            waited = true;
+        },
+        asio::detached);
+    // Both sessions would start together, when the mailbox's session has listed the folders;
+    // the second would have selected the folder well within the grace after the arrival.
+    std::optional<std::chrono::steady_clock::time_point> grace_end;
+    run_until(
+        [&] {
+            if (!waited) return false;
+            if (!grace_end) grace_end = std::chrono::steady_clock::now() + 300ms;
+            return std::chrono::steady_clock::now() >= *grace_end;
+        },
+        {watcher});
+    EXPECT_EQ(result.kind, WaitResult::Kind::arrived);
+    EXPECT_TRUE(result.arrival.junk);
+    const auto lines = gmail.received_lines();
+    const auto spam_selects = std::count_if(lines.begin(), lines.end(), [&](const auto& line) {
+        return line.find("SELECT \"" + gmail.spam() + "\"") != std::string::npos;
+    });
+    EXPECT_EQ(spam_selects, 1) << testing::PrintToString(lines);
+}
 
 // --- An outage of the mailbox's server (docs/testing.md, "Hostile servers") -------------------
 //
