@@ -14,7 +14,9 @@ receiver inside this test. Steps:
     not for the healthy IMAP target;
  2. Postfix of the stack is stopped: MailcanarySMTPConnectFailing fires in Prometheus for the
     targets on it, Alertmanager delivers it to the pager receiver, and the AUTH and accept alerts
-    of those targets neither fire nor page; IMAP (Dovecot, still running) does not alert;
+    of those targets neither fire nor page; IMAP (Dovecot, still running) does not alert; the mx
+    target (e2e-mx-domain, whose two MX hosts are that Postfix) fires once, without mx_host
+    (MailcanaryMXHostDown, one host down while another works, is promtool's to test);
  3. Postfix is started again: the alert resolves and the resolved notification arrives;
  4. all along, a server that accepts connections and never speaks (e2e-silent): its runs time
     out and back off (the dashboard's backoff panel has data), and its connect alert, firing
@@ -98,6 +100,8 @@ def agent_config(stack, port, silent_port):
     text = f"""# written by tests/monitoring/e2e_test.py
 [agent]
 listen_addresses = ["{HOST}:{port}"]
+# The stack's unbound: zone canary.test, whose MX hosts are the stack (the mx target below).
+dns_servers = ["{HOST}:{stack["MAILSTACK_DNS_PORT"]}"]
 
 [defaults]
 interval = "{PROBE_INTERVAL}"
@@ -118,6 +122,14 @@ server_name = "{name}"
 from = "canary@mailcanary.e2e.test"
 to = ["other@{domain}"]
 mode = "rcpt"
+
+# The MX hosts of a domain (the stack's canary.test: mail and v4only, both the stack's
+# Postfix), each its own series (mx_host): the MX panels.
+[[targets]]
+name = "e2e-mx-domain"
+mx = "canary.test"
+port = {stack["MAILSTACK_SMTP_PORT"]}
+tls = "none"
 
 # Submission: connect and AUTH.
 [[targets]]
@@ -372,8 +384,8 @@ def main():
         check_inhibition(am)
         wait_for("Prometheus to see Alertmanager",
                  lambda: http_get_json(f"{prom}/api/v1/alertmanagers")["data"]["activeAlertmanagers"], 30)
-        targets = ["e2e-mx", "e2e-submission", "e2e-expired", "e2e-roundtrip", "e2e-imap",
-                   "e2e-imap-nomailbox", "e2e-silent", "e2e-throttled"]
+        targets = ["e2e-mx", "e2e-mx-domain", "e2e-submission", "e2e-expired", "e2e-roundtrip",
+                   "e2e-imap", "e2e-imap-nomailbox", "e2e-silent", "e2e-throttled"]
 
         def scraped():
             procs.check_alive()
@@ -427,9 +439,10 @@ def main():
             raise Failure(f"the silent server's alert does not name the reason: {silent_alert}")
 
         # Nothing about e2e-mx may be firing yet.
-        early = [a for a in prom_alerts(prom) if a["labels"].get("target") == "e2e-mx"]
+        early = [a for a in prom_alerts(prom)
+                 if a["labels"].get("target") in ("e2e-mx", "e2e-mx-domain")]
         if early:
-            raise Failure(f"alerts for e2e-mx before the outage: {early}")
+            raise Failure(f"alerts for e2e-mx or e2e-mx-domain before the outage: {early}")
 
         # 2. outage: stop Postfix only
         log("stopping Postfix of the test stack")
@@ -460,11 +473,19 @@ def main():
             raise Failure(f"no runbook link in the page: {trigger.get('links')}")
         dedup = trigger["dedup_key"]
 
+        # Every MX host of the mx target is down: one page for the target, not one per host.
+        mx_alerts = wait_for("MailcanarySMTPConnectFailing for e2e-mx-domain firing in Prometheus",
+                             lambda: firing(prom, "MailcanarySMTPConnectFailing", "e2e-mx-domain"),
+                             60)
+        if len(mx_alerts) != 1 or "mx_host" in mx_alerts[0]["labels"]:
+            raise Failure(f"the mx target's outage is not one alert for the target: {mx_alerts}")
+        log("e2e-mx-domain: every MX host down, one connect alert for the target")
+
         # The symptom alerts of the same targets stay silent: the rules leave them to the connect
         # alert (and Alertmanager would inhibit them); give them their `for:` to prove it.
         time.sleep(12)
         symptoms = [a for a in prom_alerts(prom) if a["state"] == "firing"
-                    and a["labels"].get("target") in ("e2e-mx", "e2e-submission")
+                    and a["labels"].get("target") in ("e2e-mx", "e2e-mx-domain", "e2e-submission")
                     and a["labels"].get("alertname") != "MailcanarySMTPConnectFailing"]
         if symptoms:
             raise Failure(f"symptom alerts fire while connect fails: {symptoms}")
