@@ -153,8 +153,7 @@ struct Agent::MxWatch {
 
     std::shared_ptr<CompiledTarget> compiled;  // as loaded: no host yet
     MxSetTracker tracker;
-    // The last lookup that was answered (not a SERVFAIL or a timeout): the instances' hosts.
-    std::optional<MxLookup> last_answer;
+    MxKnowledge known;
     std::vector<std::shared_ptr<CompiledTarget>> instances;
     asio::steady_timer timer;  // until the next lookup
     DnsCancel cancel;
@@ -200,7 +199,10 @@ Agent::Agent(asio::io_context& io, CliOptions options, Config config, CompiledLo
     protect_endpoints(web_config);
 }
 
-Agent::~Agent() = default;
+Agent::~Agent() {
+    // A watch's coroutine resumes into the agent: none may outlive it, shut down or not.
+    for (auto& [name, watch] : mx_watches_) watch->stop();
+}
 
 void Agent::protect_endpoints(const std::optional<WebConfig>& web_config) {
     http::Protection protection;
@@ -306,10 +308,11 @@ void Agent::apply_targets(std::vector<std::shared_ptr<CompiledTarget>> targets) 
         // Another domain is another MX set, not a change of this one.
         if (previous != mx_watches_.end() &&
             previous->second->compiled->config.mx == watch->compiled->config.mx) {
-            // The instances that stay keep their series until the next lookup says otherwise.
+            // The instances (the failing one too) stay, with their series, until the next lookup
+            // says otherwise; made anew from what the agent knew, with this load's settings.
             watch->tracker = previous->second->tracker;
-            if (previous->second->last_answer)
-                take_mx_lookup(*watch, *previous->second->last_answer);
+            watch->known = previous->second->known;
+            make_mx_instances(*watch);
         }
         watches.emplace(watch->compiled->config.name, std::move(watch));
     }
@@ -337,7 +340,7 @@ asio::awaitable<void> Agent::watch_mx(std::shared_ptr<MxWatch> watch) {
             target.mx, std::chrono::steady_clock::now() + target.timeout, watch->cancel);
         if (watch->stopped) break;
         // Not cached: looked up again when the answer expires, or after an interval at the
-        // latest, so that a change shows within one.
+        // latest, so that a change shows within one; a failure soon.
         watch->timer.expires_after(next_mx_lookup(target.interval, lookup));
         if (take_mx_lookup(*watch, std::move(lookup))) reschedule();
         boost::system::error_code ignored;
@@ -363,11 +366,24 @@ Config Agent::scheduled_config() const {
 
 bool Agent::take_mx_lookup(MxWatch& watch, MxLookup lookup) {
     const std::string& name = watch.compiled->config.name;
-    MxInstances made = mx_instances(watch.compiled->config, lookup, watch.last_answer);
+    const auto now = std::chrono::steady_clock::now();
     if (watch.tracker.observe(lookup)) {
         mx_series_.count_change(name);
         log::info("MX set changed", {{"target", name}, {"mx", watch.compiled->config.mx}});
     }
+    if (lookup.result == MxLookup::Result::failed && watch.known.answer_lasts(now)) {
+        log::warn("MX lookup failed: the hosts of the last answer are probed until its TTL ends",
+                  {{"target", name}, {"detail", lookup.error}});
+    }
+    watch.known.take(std::move(lookup), now);
+    return make_mx_instances(watch);
+}
+
+bool Agent::make_mx_instances(MxWatch& watch) {
+    const MxLookup* basis = watch.known.basis(std::chrono::steady_clock::now());
+    if (basis == nullptr) return false;  // not looked up yet
+    const std::string& name = watch.compiled->config.name;
+    MxInstances made = mx_instances(watch.compiled->config, *basis, watch.known.last_answer());
     mx_series_.set_hosts(name, made.probed, made.dropped);
     if (made.dropped > 0) {
         log::warn("MX hosts beyond the limit are not probed",
@@ -383,7 +399,6 @@ bool Agent::take_mx_lookup(MxWatch& watch, MxLookup lookup) {
     };
     const bool changed = !std::equal(instances.begin(), instances.end(), watch.instances.begin(),
                                      watch.instances.end(), same);
-    if (lookup.result != MxLookup::Result::failed) watch.last_answer = std::move(lookup);
     if (changed) watch.instances = std::move(instances);
     return changed;
 }

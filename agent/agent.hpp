@@ -92,8 +92,10 @@ class Agent {
     boost::asio::awaitable<void> watch_mx(std::shared_ptr<MxWatch> watch);
     // The configuration in force with the `mx` targets' instances in their place (status API).
     Config scheduled_config() const;
-    // Makes the watch's instances from `lookup`; true when they changed.
+    // Takes `lookup` into what the watch knows and makes its instances; true when they changed.
     bool take_mx_lookup(MxWatch& watch, MxLookup lookup);
+    // Makes the watch's instances from what it knows now; true when they changed.
+    bool make_mx_instances(MxWatch& watch);
     void protect_endpoints(const std::optional<WebConfig>& web_config);
     // The cap on runs in flight: the configured one, else the default for the descriptor limit.
     // A configured one that the limit cannot carry is logged.

@@ -8,7 +8,12 @@ namespace {
 std::optional<Failure> unprobed(const TargetConfig& target, const MxLookup& lookup) {
     switch (lookup.result) {
         case MxLookup::Result::records:
-            return std::nullopt;
+            // Only root exchanges (null MX records beside each other, against RFC 7505) name
+            // no host to probe either.
+            if (std::any_of(lookup.records.begin(), lookup.records.end(),
+                            [](const MxRecord& record) { return !record.exchange.empty(); }))
+                return std::nullopt;
+            [[fallthrough]];
         case MxLookup::Result::null_mx:
             return Failure(FailureReason::mx_none,
                            target.mx + " has a null MX (RFC 7505, \"MX 0 .\"): it accepts no mail");
@@ -48,8 +53,23 @@ MxInstances host_instances(const TargetConfig& target, const MxLookup& lookup) {
 }  // namespace
 
 Duration next_mx_lookup(Duration interval, const MxLookup& lookup) {
+    if (lookup.result == MxLookup::Result::failed) return std::min(interval, kMxLookupFloor);
     if (lookup.ttl <= Duration::zero()) return interval;
     return std::min<Duration>(interval, std::max<Duration>(lookup.ttl, kMxLookupFloor));
+}
+
+void MxKnowledge::take(MxLookup lookup, Clock::time_point now) {
+    if (lookup.result != MxLookup::Result::failed) {
+        answer_expires_ = now + lookup.ttl;
+        last_answer_ = lookup;
+    }
+    last_ = std::move(lookup);
+}
+
+const MxLookup* MxKnowledge::basis(Clock::time_point now) const {
+    if (!last_) return nullptr;
+    if (last_->result == MxLookup::Result::failed && answer_lasts(now)) return &*last_answer_;
+    return &*last_;
 }
 
 MxInstances mx_instances(const TargetConfig& target, const MxLookup& lookup,
@@ -112,16 +132,22 @@ void MxSeries::count_change(const std::string& target) {
 
 void MxSeries::set_hosts(const std::string& target, const std::vector<MxRecord>& probed,
                          std::size_t dropped) {
-    auto& info = info_by_target_[target];
-    for (prometheus::Gauge* gauge : info) host_info_.Remove(gauge);
-    info.clear();
+    // The hosts that stay keep their series (Add finds it): removed and added again, a scrape
+    // rendered in between would miss them.
+    std::vector<prometheus::Gauge*> now_shown;
     for (const MxRecord& record : probed) {
         auto& gauge = host_info_.Add({{"target", target},
                                       {"mx_host", record.exchange},
                                       {"preference", std::to_string(record.preference)}});
         gauge.Set(1);
-        info.push_back(&gauge);
+        now_shown.push_back(&gauge);
     }
+    auto& info = info_by_target_[target];
+    for (prometheus::Gauge* gauge : info) {
+        if (std::find(now_shown.begin(), now_shown.end(), gauge) == now_shown.end())
+            host_info_.Remove(gauge);
+    }
+    info = std::move(now_shown);
     dropped_.Add({{"target", target}}).Set(static_cast<double>(dropped));
     changes_.Add({{"target", target}});  // 0 from the first lookup, so that increase() sees 1
 }

@@ -27,13 +27,36 @@ namespace mailcanary {
 // the least preferred, are logged and counted.
 inline constexpr std::size_t kMaxMxHosts = 10;
 
-// The least time between two lookups of one domain's MX records that a short TTL may ask for.
+// The least time between two lookups of one domain's MX records that a short TTL may ask for;
+// also when a failed lookup is tried again.
 inline constexpr Duration kMxLookupFloor = std::chrono::seconds(10);
 
-// When to look the MX records up again after `lookup`: when its TTL runs out, not sooner than
-// kMxLookupFloor, and at the latest after one interval (also when the TTL is unknown, as after a
-// failure).
+// When to look the MX records up again after `lookup`: when its TTL runs out (kMxLookupFloor
+// at the soonest), and at the latest after one interval (also when the TTL is unknown); after a
+// failure, kMxLookupFloor or one interval, whichever is sooner.
 Duration next_mx_lookup(Duration interval, const MxLookup& lookup);
+
+// What the agent knows of one target's MX set from its lookups.
+class MxKnowledge {
+  public:
+    using Clock = std::chrono::steady_clock;
+
+    void take(MxLookup lookup, Clock::time_point now);
+    // What the instances are made of at `now`: the last lookup; but after a failed one, the
+    // last answer while its TTL lasts, as a resolver (a sending MTA's too) answers from its
+    // cache then. Null before any lookup.
+    const MxLookup* basis(Clock::time_point now) const;
+    // The last lookup that was answered (not a SERVFAIL or a timeout).
+    const std::optional<MxLookup>& last_answer() const { return last_answer_; }
+    bool answer_lasts(Clock::time_point now) const {
+        return last_answer_.has_value() && now < answer_expires_;
+    }
+
+  private:
+    std::optional<MxLookup> last_;
+    std::optional<MxLookup> last_answer_;
+    Clock::time_point answer_expires_{};
+};
 
 struct MxInstances {
     // As expand_instances gives them: per MX host (labelled mx_host) its `ip` instances; or, when

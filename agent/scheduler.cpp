@@ -204,7 +204,14 @@ void Scheduler::start_jobs(std::vector<Start> starts) {
         const auto offsets = even_offsets(slots.size(), interval, Clock::duration(phase(random_)));
         std::size_t slot = 0;
         for (auto& [names, instances] : slots) {
-            for (Start* start : instances) start_job(std::move(*start), offsets[slot]);
+            for (Start* start : instances) {
+                // The failing stand-in for an `mx` target's hosts (no MX host to probe) runs at
+                // once: it takes over their series' outage, and an alert's `for:` must not start
+                // over for want of a value meanwhile.
+                const auto offset =
+                    start->target->unresolved ? Clock::duration::zero() : offsets[slot];
+                start_job(std::move(*start), offset);
+            }
             ++slot;
         }
     }

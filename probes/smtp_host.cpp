@@ -173,7 +173,9 @@ std::shared_ptr<SmtpHostLink> SmtpHosts::link(const TargetConfig& target) {
 }
 
 void SmtpProbeKind::attach(CompiledTarget& target, ProbeResources& resources) const {
-    if (target.smtp_host) return;
+    // An instance with no server to reach (an `mx` target's domain without MX host) spends no
+    // budget: its runs fail at once with their reason, never held back.
+    if (target.smtp_host || target.unresolved) return;
     auto& hosts = resources.get<SmtpHosts>(
         [&resources] { return std::make_unique<SmtpHosts>(resources.registry()); });
     target.smtp_host = hosts.link(target.config);

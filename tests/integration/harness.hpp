@@ -192,6 +192,16 @@ class AgentProcess {
         return text;
     }
 
+    // Polls the agent's log until it has `needle` or `limit` passes; whether it has.
+    bool wait_for_log(const std::string& needle, std::chrono::milliseconds limit = 10s) const {
+        const auto deadline = Clock::now() + limit;
+        while (log().find(needle) == std::string::npos) {
+            if (Clock::now() >= deadline) return false;
+            std::this_thread::sleep_for(50ms);
+        }
+        return true;
+    }
+
     // Sends the signal and returns the exit code, or -1 if the agent did not exit within `limit`.
     int stop(int signal_number, std::chrono::milliseconds limit) {
         kill(pid_, signal_number);

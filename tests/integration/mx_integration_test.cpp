@@ -117,6 +117,23 @@ TEST_F(MxIntegration, NoMxNullMxAndNoDomainFailOneSeriesEach) {
         << nodomain;
 }
 
+// Runs that cannot connect (no MX host) spend no connection budget, so none is held back: each
+// fails with mx_none, also past a budget of one connection a minute.
+TEST_F(MxIntegration, ADomainWithoutMxHostIsNeverHeldBackByABudget) {
+    AgentProcess agent(
+        dir_, agent_table() + header() +
+                  mx_target("nomx", "nomx.canary.test", "max_connections_per_minute = 1\n"));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const std::string text = agent.wait_for(
+        [](const std::string& t) { return value_of(t, failure_series("nomx", "mx_none")) >= 3; },
+        20s);
+    EXPECT_GE(value_of(text, failure_series("nomx", "mx_none")), 3) << text;
+    EXPECT_EQ(
+        text.find(R"(mailcanary_probe_skipped_total{probe="connect",reason="connection_budget")"),
+        std::string::npos)
+        << text;
+}
+
 // A reload that keeps the domain keeps the MX hosts' series (their counters go on); one that
 // points `mx` at a domain without MX removes them for the one failing series.
 TEST_F(MxIntegration, ReloadKeepsStayingHostsAndRemovesGoneOnes) {
@@ -163,9 +180,9 @@ class MovingZone {
         pid_ = -1;
     }
 
-    // Serves moving.test with these MX records ("10 a.moving.test."), whose hosts a and b are
-    // the stack on 127.0.0.1; started at the first call, reloaded at the next.
-    bool serve(const std::vector<std::string>& mx_records) {
+    // Serves moving.test with these MX records ("10 a.moving.test.", with this TTL), whose
+    // hosts a and b are the stack on 127.0.0.1; started at the first call, reloaded at the next.
+    bool serve(const std::vector<std::string>& mx_records, int mx_ttl = 300) {
         const fs::path conf = dir_ / "moving-unbound.conf";
         std::ofstream out(conf);
         out << "server:\n  interface: 127.0.0.1@" << port_ << "\n  port: " << port_
@@ -178,7 +195,7 @@ class MovingZone {
                "  local-data: \"a.moving.test. 300 IN A 127.0.0.1\"\n"
                "  local-data: \"b.moving.test. 300 IN A 127.0.0.1\"\n";
         for (const std::string& record : mx_records)
-            out << "  local-data: \"moving.test. 300 IN MX " << record << "\"\n";
+            out << "  local-data: \"moving.test. " << mx_ttl << " IN MX " << record << "\"\n";
         out << "remote-control:\n  control-enable: no\n";
         out.close();
         if (pid_ > 0) return kill(pid_, SIGHUP) == 0;
@@ -241,12 +258,13 @@ TEST_F(MxIntegration, AChangedMxSetIsCountedAndFollowed) {
         << text;
 }
 
-// A DNS server out for a while says nothing about the MX set: the hosts last answered stay, each
-// failing with dns (the outage shows), and their counters go on when it is back; no change.
+// A DNS server out past the MX answer's TTL (1 s) says nothing about the MX set: the hosts last
+// answered stay, each failing with dns (a sending MTA could not find them either), and their
+// counters go on when it is back; no change.
 TEST_F(MxIntegration, AResolverOutageFailsTheKnownHostsWithDnsAndKeepsTheirSeries) {
     MovingZone zone(dir_, std::to_string(std::stoi(port("MAILSTACK_DNS_PORT")) + 1));
     const std::vector<std::string> records{"10 a.moving.test."};
-    ASSERT_TRUE(zone.serve(records)) << read_file(dir_ / "moving-unbound.log");
+    ASSERT_TRUE(zone.serve(records, 1)) << read_file(dir_ / "moving-unbound.log");
     AgentProcess agent(dir_, "[agent]\ndns_servers = [\"" + zone.server() + "\"]\n\n" + header() +
                                  mx_target("moving", "moving.test"));
     ASSERT_TRUE(agent.started()) << agent.log();
@@ -270,11 +288,34 @@ TEST_F(MxIntegration, AResolverOutageFailsTheKnownHostsWithDnsAndKeepsTheirSerie
     EXPECT_NE(transcript.find("looking up the MX records of moving.test"), std::string::npos)
         << transcript;
 
-    ASSERT_TRUE(zone.serve(records)) << read_file(dir_ / "moving-unbound.log");
+    ASSERT_TRUE(zone.serve(records, 1)) << read_file(dir_ / "moving-unbound.log");
     text = agent.wait_for([&](const std::string& t) { return value_of(t, success) == 1; }, 20s);
     EXPECT_EQ(value_of(text, success), 1) << text;
     EXPECT_GT(value_of(text, runs), during) << "the counter went on\n" << text;
     EXPECT_EQ(value_of(text, R"(mailcanary_mx_changes_total{target="moving"})"), 0) << text;
+}
+
+// A DNS server out while the MX answer's TTL (300 s) lasts: a resolver would answer from its
+// cache, so the hosts are probed as before, and the failed lookups are only logged.
+TEST_F(MxIntegration, AResolverOutageWithinTheTtlKeepsProbingTheHosts) {
+    MovingZone zone(dir_, std::to_string(std::stoi(port("MAILSTACK_DNS_PORT")) + 1));
+    ASSERT_TRUE(zone.serve({"10 a.moving.test."})) << read_file(dir_ / "moving-unbound.log");
+    AgentProcess agent(dir_, "[agent]\ndns_servers = [\"" + zone.server() + "\"]\n\n" + header() +
+                                 mx_target("moving", "moving.test"));
+    ASSERT_TRUE(agent.started()) << agent.log();
+    const auto runs = mx_series("mailcanary_probe_runs_total", "moving", "a.moving.test");
+    const auto success = mx_series("mailcanary_probe_success", "moving", "a.moving.test");
+    std::string text =
+        agent.wait_for([&](const std::string& t) { return value_of(t, runs) >= 2; }, 20s);
+    ASSERT_EQ(value_of(text, success), 1) << text;
+
+    zone.stop();
+    ASSERT_TRUE(agent.wait_for_log("MX lookup failed", 20s)) << agent.log();
+    const double after_failure = value_of(http("GET", agent.url("/metrics")).body, runs);
+    text = agent.wait_for(
+        [&](const std::string& t) { return value_of(t, runs) >= after_failure + 2; }, 20s);
+    EXPECT_EQ(value_of(text, success), 1) << text;
+    EXPECT_EQ(text.find(R"(reason="dns")"), std::string::npos) << text;
 }
 
 // `mailcanary --probe`: every MX host, one after the other; a domain without MX fails at once.

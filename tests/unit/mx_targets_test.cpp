@@ -159,8 +159,43 @@ TEST(MxInstances, LookedUpAgainWhenTheTtlRunsOutWithinTheIntervalNotTooOften) {
     EXPECT_EQ(next_mx_lookup(seconds(30), lookup), seconds(30));  // at least every interval
     lookup.ttl = seconds(1);
     EXPECT_EQ(next_mx_lookup(seconds(300), lookup), kMxLookupFloor);
-    lookup.ttl = seconds(0);  // not known (a failure): the interval
+    lookup.ttl = seconds(0);  // not known: the interval
     EXPECT_EQ(next_mx_lookup(seconds(300), lookup), seconds(300));
+    // A failure is tried again soon, not an interval later.
+    EXPECT_EQ(next_mx_lookup(seconds(300), without_records(MxLookup::Result::failed)),
+              kMxLookupFloor);
+    EXPECT_EQ(next_mx_lookup(seconds(2), without_records(MxLookup::Result::failed)), seconds(2));
+}
+
+TEST(MxInstances, OnlyRootExchangesAreANullMx) {
+    expect_one_failing(mx_instances(mx_target(), answered({{0, ""}, {10, ""}}), std::nullopt),
+                       FailureReason::mx_none, "null MX (RFC 7505");
+}
+
+// A failed lookup while the last answer's TTL lasts: the instances are made of that answer (a
+// resolver answers from its cache then, a sending MTA's too); once it has run out, of the
+// failure. An answer of no MX is taken as it comes.
+TEST(MxKnowledge, AFailureLeavesTheLastAnswerStandingUntilItsTtlEnds) {
+    using std::chrono::seconds;
+    const auto t0 = MxKnowledge::Clock::time_point() + std::chrono::hours(1000);
+    MxKnowledge known;
+    EXPECT_EQ(known.basis(t0), nullptr);
+    auto two = answered({{10, "a.example.net"}, {20, "b.example.net"}});
+    two.ttl = seconds(60);
+    known.take(two, t0);
+    const auto failed = without_records(MxLookup::Result::failed, "SERVFAIL from y");
+    known.take(failed, t0 + seconds(30));
+    ASSERT_NE(known.basis(t0 + seconds(59)), nullptr);
+    EXPECT_EQ(known.basis(t0 + seconds(59))->records, two.records);
+    EXPECT_EQ(known.basis(t0 + seconds(60))->result, MxLookup::Result::failed);
+    const auto kept =
+        mx_instances(mx_target(), *known.basis(t0 + seconds(60)), known.last_answer());
+    EXPECT_EQ(kept.instances.size(), 2u);
+    ASSERT_TRUE(kept.failure);
+    EXPECT_EQ(to_string(kept.failure->reason), "dns");
+
+    known.take(without_records(MxLookup::Result::no_mx), t0 + seconds(61));
+    EXPECT_EQ(known.basis(t0 + seconds(61))->result, MxLookup::Result::no_mx);
 }
 
 TEST(MxSetTracker, CountsChangesOfTheAnsweredSetNotTheFirstNorFailures) {

@@ -403,6 +403,21 @@ TEST_F(SchedulerTest, AnUnresolvedInstanceFailsItsRunsWithItsReason) {
               "nomx.example.net: no MX record (NODATA from 192.0.2.53:53)");
 }
 
+// It stands in for an `mx` target's hosts when the domain has none to probe: its first run does
+// not wait for a random point of the interval, which would leave the outage without a value.
+TEST_F(SchedulerTest, AnUnresolvedInstanceRunsAtOnce) {
+    TargetConfig config = target("nomx", "instant", 100s)->config;
+    config.host.clear();
+    config.mx = "nomx.example.net";
+    auto unresolved = std::make_shared<CompiledTarget>(config);
+    unresolved->unresolved = Failure(FailureReason::dns, "NXDOMAIN from 192.0.2.53:53");
+    scheduler_.apply({unresolved});
+    io_.run_for(50ms);
+    EXPECT_EQ(value_of(metrics_.serialize(),
+                       R"(mailcanary_probe_success{probe="instant",target="nomx"})"),
+              0);
+}
+
 TEST_F(SchedulerTest, RemovingOneProbeKeepsTheOtherProbesResults) {
     TargetConfig both;
     both.name = "mx";
