@@ -371,11 +371,13 @@ bool Agent::take_mx_lookup(MxWatch& watch, MxLookup lookup) {
         mx_series_.count_change(name);
         log::info("MX set changed", {{"target", name}, {"mx", watch.compiled->config.mx}});
     }
-    if (lookup.result == MxLookup::Result::failed && watch.known.answer_lasts(now)) {
+    // Once per outage: it is looked up again every 10 s meanwhile.
+    if (lookup.result == MxLookup::Result::failed && !watch.known.last_failed() &&
+        watch.known.answer_lasts(now)) {
         log::warn("MX lookup failed: the hosts of the last answer are probed until its TTL ends",
                   {{"target", name}, {"detail", lookup.error}});
     }
-    watch.known.take(std::move(lookup), now);
+    watch.known.take(std::move(lookup), now, watch.compiled->config.interval);
     return make_mx_instances(watch);
 }
 

@@ -58,9 +58,9 @@ Duration next_mx_lookup(Duration interval, const MxLookup& lookup) {
     return std::min<Duration>(interval, std::max<Duration>(lookup.ttl, kMxLookupFloor));
 }
 
-void MxKnowledge::take(MxLookup lookup, Clock::time_point now) {
+void MxKnowledge::take(MxLookup lookup, Clock::time_point now, Duration unknown_ttl) {
     if (lookup.result != MxLookup::Result::failed) {
-        answer_expires_ = now + lookup.ttl;
+        answer_expires_ = now + (lookup.ttl > Duration::zero() ? lookup.ttl : unknown_ttl);
         last_answer_ = lookup;
     }
     last_ = std::move(lookup);
@@ -77,8 +77,9 @@ MxInstances mx_instances(const TargetConfig& target, const MxLookup& lookup,
     std::optional<Failure> failure = unprobed(target, lookup);
     if (!failure) return host_instances(target, lookup);
     MxInstances made;
+    // The last answer's hosts, if it named any (only root exchanges name none).
     if (lookup.result == MxLookup::Result::failed && last_answer &&
-        last_answer->result == MxLookup::Result::records) {
+        !unprobed(target, *last_answer)) {
         made = host_instances(target, *last_answer);
     } else {
         TargetConfig failing = target;

@@ -41,7 +41,9 @@ class MxKnowledge {
   public:
     using Clock = std::chrono::steady_clock;
 
-    void take(MxLookup lookup, Clock::time_point now);
+    // `unknown_ttl`: how long an answer whose TTL is not known lasts (the target's interval,
+    // after which it is looked up again anyway).
+    void take(MxLookup lookup, Clock::time_point now, Duration unknown_ttl);
     // What the instances are made of at `now`: the last lookup; but after a failed one, the
     // last answer while its TTL lasts, as a resolver (a sending MTA's too) answers from its
     // cache then. Null before any lookup.
@@ -51,6 +53,7 @@ class MxKnowledge {
     bool answer_lasts(Clock::time_point now) const {
         return last_answer_.has_value() && now < answer_expires_;
     }
+    bool last_failed() const { return last_ && last_->result == MxLookup::Result::failed; }
 
   private:
     std::optional<MxLookup> last_;

@@ -150,10 +150,18 @@ void Scheduler::apply(const std::vector<std::shared_ptr<const CompiledTarget>>& 
     }
 
     std::vector<Start> starts;
+    // The (target, probe) pairs that lose a failing instance: an mx target's hosts replaced by
+    // the stand-in of a domain without MX host, or the other way round. The instances that
+    // take over run at once, so that the outage has a value all along and an alert's `for:`
+    // does not start over.
+    std::set<std::pair<std::string, std::string>> failing_replaced;
     for (auto it = jobs_.begin(); it != jobs_.end();) {
         const auto found = wanted.find(it->first);
         Job& job = *it->second;
         if (found == wanted.end()) {
+            const ProbeResults* results = results_.find(it->first);
+            if (results != nullptr && results->last && !results->last->outcome.success())
+                failing_replaced.emplace(job.target->config.name, it->first.second);
             retire(job);
             results_.erase(it->first);  // only this pair: the target's other probes keep theirs
             it = jobs_.erase(it);
@@ -172,7 +180,10 @@ void Scheduler::apply(const std::vector<std::shared_ptr<const CompiledTarget>>& 
         wanted.erase(found);
         ++it;
     }
-    for (auto& [key, value] : wanted) starts.push_back({value.first, value.second, nullptr});
+    for (auto& [key, value] : wanted) {
+        const bool at_once = failing_replaced.contains({value.first->config.name, key.second});
+        starts.push_back({value.first, value.second, nullptr, at_once});
+    }
     start_jobs(std::move(starts));
     // Targets, not instances: an `ip = "both"` target counts once.
     std::set<std::string_view> names;
@@ -205,12 +216,10 @@ void Scheduler::start_jobs(std::vector<Start> starts) {
         std::size_t slot = 0;
         for (auto& [names, instances] : slots) {
             for (Start* start : instances) {
-                // The failing stand-in for an `mx` target's hosts (no MX host to probe) runs at
-                // once: it takes over their series' outage, and an alert's `for:` must not start
-                // over for want of a value meanwhile.
-                const auto offset =
-                    start->target->unresolved ? Clock::duration::zero() : offsets[slot];
-                start_job(std::move(*start), offset);
+                // The stand-in of an `mx` target's domain without MX host fails at once: its
+                // outage needs no place in the interval to show.
+                const bool now = start->at_once || start->target->unresolved;
+                start_job(std::move(*start), now ? Clock::duration::zero() : offsets[slot]);
             }
             ++slot;
         }

@@ -88,6 +88,9 @@ class Scheduler {
         std::shared_ptr<const CompiledTarget> target;
         const ProbeKind* probe;
         std::shared_ptr<ProbeSeries> series;  // null: new series
+        // Due at once rather than at its place in the interval: it takes over from a failing
+        // instance of the same (target, probe) that this load removed.
+        bool at_once = false;
     };
     // Starts the jobs, those of one interval evenly spread over it.
     void start_jobs(std::vector<Start> starts);

@@ -182,9 +182,9 @@ TEST(MxKnowledge, AFailureLeavesTheLastAnswerStandingUntilItsTtlEnds) {
     EXPECT_EQ(known.basis(t0), nullptr);
     auto two = answered({{10, "a.example.net"}, {20, "b.example.net"}});
     two.ttl = seconds(60);
-    known.take(two, t0);
+    known.take(two, t0, seconds(300));
     const auto failed = without_records(MxLookup::Result::failed, "SERVFAIL from y");
-    known.take(failed, t0 + seconds(30));
+    known.take(failed, t0 + seconds(30), seconds(300));
     ASSERT_NE(known.basis(t0 + seconds(59)), nullptr);
     EXPECT_EQ(known.basis(t0 + seconds(59))->records, two.records);
     EXPECT_EQ(known.basis(t0 + seconds(60))->result, MxLookup::Result::failed);
@@ -194,8 +194,30 @@ TEST(MxKnowledge, AFailureLeavesTheLastAnswerStandingUntilItsTtlEnds) {
     ASSERT_TRUE(kept.failure);
     EXPECT_EQ(to_string(kept.failure->reason), "dns");
 
-    known.take(without_records(MxLookup::Result::no_mx), t0 + seconds(61));
+    known.take(without_records(MxLookup::Result::no_mx), t0 + seconds(61), seconds(300));
     EXPECT_EQ(known.basis(t0 + seconds(61))->result, MxLookup::Result::no_mx);
+}
+
+// An answer whose TTL is not known lasts one interval (it is looked up again by then anyway),
+// not no time at all: one SERVFAIL right after it must not fail every host.
+TEST(MxKnowledge, AnAnswerWithoutAKnownTtlLastsOneInterval) {
+    using std::chrono::seconds;
+    const auto t0 = MxKnowledge::Clock::time_point() + std::chrono::hours(1000);
+    MxKnowledge known;
+    known.take(answered({{10, "a.example.net"}}), t0, seconds(30));
+    known.take(without_records(MxLookup::Result::failed), t0 + seconds(1), seconds(30));
+    EXPECT_TRUE(known.last_failed());
+    EXPECT_EQ(known.basis(t0 + seconds(29))->result, MxLookup::Result::records);
+    EXPECT_EQ(known.basis(t0 + seconds(30))->result, MxLookup::Result::failed);
+}
+
+// A last answer that named no host (only root exchanges) leaves nothing to keep: a failure
+// after it is the one failing stand-in, not a target without instances.
+TEST(MxInstances, AFailureAfterAnAnswerWithoutHostsIsTheStandIn) {
+    expect_one_failing(
+        mx_instances(mx_target(), without_records(MxLookup::Result::failed, "SERVFAIL from y"),
+                     answered({{0, ""}, {10, ""}})),
+        FailureReason::dns, "SERVFAIL from y");
 }
 
 TEST(MxSetTracker, CountsChangesOfTheAnsweredSetNotTheFirstNorFailures) {

@@ -418,6 +418,44 @@ TEST_F(SchedulerTest, AnUnresolvedInstanceRunsAtOnce) {
               0);
 }
 
+// An mx target's hosts taking over from its failing stand-in (the domain has MX hosts again)
+// run at once too: the target's outage keeps a value, so a firing alert neither resolves nor
+// starts its `for:` over. A host that replaces no failing instance keeps its place.
+TEST_F(SchedulerTest, AnInstanceTakingOverFromAFailingOneRunsAtOnce) {
+    TargetConfig config = target("domain", "instant", 100s)->config;
+    config.host.clear();
+    config.mx = "example.net";
+    auto stand_in = std::make_shared<CompiledTarget>(config);
+    stand_in->unresolved = Failure(FailureReason::dns, "SERVFAIL from 192.0.2.53:53");
+    scheduler_.apply({stand_in});
+    io_.run_for(50ms);
+    ASSERT_EQ(value_of(metrics_.serialize(),
+                       R"(mailcanary_probe_success{probe="instant",target="domain"})"),
+              0);
+
+    config.host = "127.0.0.1";
+    config.instance_labels = {{"mx_host", "mx1.example.net"}};
+    scheduler_.apply({std::make_shared<CompiledTarget>(config)});
+    io_.run_for(50ms);
+    EXPECT_EQ(
+        value_of(
+            metrics_.serialize(),
+            R"(mailcanary_probe_success{mx_host="mx1.example.net",probe="instant",target="domain"})"),
+        1);
+
+    // Another host joining while the first works: its place in the interval, not now.
+    auto second = config;
+    second.instance_labels = {{"mx_host", "mx2.example.net"}};
+    scheduler_.apply(
+        {std::make_shared<CompiledTarget>(config), std::make_shared<CompiledTarget>(second)});
+    io_.run_for(50ms);
+    EXPECT_EQ(
+        value_of(
+            metrics_.serialize(),
+            R"(mailcanary_probe_success{mx_host="mx2.example.net",probe="instant",target="domain"})"),
+        -1);
+}
+
 TEST_F(SchedulerTest, RemovingOneProbeKeepsTheOtherProbesResults) {
     TargetConfig both;
     both.name = "mx";
