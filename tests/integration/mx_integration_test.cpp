@@ -19,6 +19,15 @@ class MxIntegration : public AgentIntegration {
         return "[[targets]]\nname = \"" + name + "\"\nmx = \"" + domain +
                "\"\nport = " + port("MAILSTACK_SMTP_PORT") + "\ntls = \"none\"\n" + extra + "\n";
     }
+    // The MovingZone's port (after the stack's DNS port), and an agent asking it for the MX
+    // hosts of moving.test.
+    std::string moving_zone_port() const {
+        return std::to_string(std::stoi(port("MAILSTACK_DNS_PORT")) + 1);
+    }
+    std::string moving_config(const std::string& dns_server) const {
+        return "[agent]\ndns_servers = [\"" + dns_server + "\"]\n\n" + header() +
+               mx_target("moving", "moving.test");
+    }
 };
 
 std::string mx_series(const std::string& metric, const std::string& target,
@@ -231,10 +240,9 @@ class MovingZone {
 
 // A change of the MX set in DNS: counted, the new host probed, the staying one's series go on.
 TEST_F(MxIntegration, AChangedMxSetIsCountedAndFollowed) {
-    MovingZone zone(dir_, std::to_string(std::stoi(port("MAILSTACK_DNS_PORT")) + 1));
+    MovingZone zone(dir_, moving_zone_port());
     ASSERT_TRUE(zone.serve({"10 a.moving.test."})) << read_file(dir_ / "moving-unbound.log");
-    AgentProcess agent(dir_, "[agent]\ndns_servers = [\"" + zone.server() + "\"]\n\n" + header() +
-                                 mx_target("moving", "moving.test"));
+    AgentProcess agent(dir_, moving_config(zone.server()));
     ASSERT_TRUE(agent.started()) << agent.log();
     const auto changes = R"(mailcanary_mx_changes_total{target="moving"})";
     const auto a_runs = mx_series("mailcanary_probe_runs_total", "moving", "a.moving.test");
@@ -267,11 +275,10 @@ TEST_F(MxIntegration, AChangedMxSetIsCountedAndFollowed) {
 // answered stay, each failing with dns (a sending MTA could not find them either), and their
 // counters go on when it is back; no change.
 TEST_F(MxIntegration, AResolverOutageFailsTheKnownHostsWithDnsAndKeepsTheirSeries) {
-    MovingZone zone(dir_, std::to_string(std::stoi(port("MAILSTACK_DNS_PORT")) + 1));
+    MovingZone zone(dir_, moving_zone_port());
     const std::vector<std::string> records{"10 a.moving.test."};
     ASSERT_TRUE(zone.serve(records, 1)) << read_file(dir_ / "moving-unbound.log");
-    AgentProcess agent(dir_, "[agent]\ndns_servers = [\"" + zone.server() + "\"]\n\n" + header() +
-                                 mx_target("moving", "moving.test"));
+    AgentProcess agent(dir_, moving_config(zone.server()));
     ASSERT_TRUE(agent.started()) << agent.log();
     const auto runs = mx_series("mailcanary_probe_runs_total", "moving", "a.moving.test");
     const auto success = mx_series("mailcanary_probe_success", "moving", "a.moving.test");
@@ -303,10 +310,9 @@ TEST_F(MxIntegration, AResolverOutageFailsTheKnownHostsWithDnsAndKeepsTheirSerie
 // A DNS server out while the MX answer's TTL (300 s) lasts: a resolver would answer from its
 // cache, so the hosts are probed as before, and the failed lookups are only logged.
 TEST_F(MxIntegration, AResolverOutageWithinTheTtlKeepsProbingTheHosts) {
-    MovingZone zone(dir_, std::to_string(std::stoi(port("MAILSTACK_DNS_PORT")) + 1));
+    MovingZone zone(dir_, moving_zone_port());
     ASSERT_TRUE(zone.serve({"10 a.moving.test."})) << read_file(dir_ / "moving-unbound.log");
-    AgentProcess agent(dir_, "[agent]\ndns_servers = [\"" + zone.server() + "\"]\n\n" + header() +
-                                 mx_target("moving", "moving.test"));
+    AgentProcess agent(dir_, moving_config(zone.server()));
     ASSERT_TRUE(agent.started()) << agent.log();
     const auto runs = mx_series("mailcanary_probe_runs_total", "moving", "a.moving.test");
     const auto success = mx_series("mailcanary_probe_success", "moving", "a.moving.test");

@@ -254,6 +254,25 @@ class TrackerTest : public testing::Test {
         io_.run();
     }
 
+    // A wait for `token` of up to 5 s, on the loop, whose outcome lands in `into`.
+    struct Waiting {
+        WaitResult result;
+        bool done = false;
+        StopSignal stop;
+        Transcript transcript;
+    };
+    void wait_in_background(const std::shared_ptr<MailboxTracker>& watcher,
+                            const std::string& token, Waiting& into) {
+        asio::co_spawn(
+            io_,
+            [&into, watcher, token]() -> asio::awaitable<void> {
+                into.result = co_await watcher->wait(token, std::chrono::steady_clock::now() + 5s,
+                                                     into.stop, into.transcript);
+                into.done = true;
+            },
+            asio::detached);
+    }
+
     static constexpr const char* kSecret = "installation secret";
     asio::io_context io_;
     CountingEvents events_;
@@ -900,25 +919,15 @@ TEST_P(GmailCleanup, NothingIsLeftInAnyFolderAndNothingElseIsTouched) {
                   (std::vector<std::string>{"INBOX", gmail.all_mail(), gmail.sent()}));
     }
 
-    WaitResult result;
-    bool waited = false;
-    StopSignal stop;
-    Transcript transcript;
-    asio::co_spawn(
-        io_,
-        [&]() -> asio::awaitable<void> {
-            result = co_await watcher->wait(token, std::chrono::steady_clock::now() + 5s, stop,
-                                            transcript);
-            waited = true;
-        },
-        asio::detached);
+    Waiting waiting;
+    wait_in_background(watcher, token, waiting);
     const auto gone = [&](const std::string& text) { return gmail.folders_holding(text).empty(); };
-    run_until([&] { return waited && gone(token) && gone(leftover); }, {watcher});
-    EXPECT_EQ(result.kind, WaitResult::Kind::arrived);
-    EXPECT_EQ(result.arrival.junk, GetParam().spam);
+    run_until([&] { return waiting.done && gone(token) && gone(leftover); }, {watcher});
+    EXPECT_EQ(waiting.result.kind, WaitResult::Kind::arrived);
+    EXPECT_EQ(waiting.result.arrival.junk, GetParam().spam);
     EXPECT_EQ(gmail.folders_holding(token), std::vector<std::string>{})
         << "the probe message is left somewhere; transcript:\n"
-        << transcript.to_text();
+        << waiting.transcript.to_text();
     EXPECT_EQ(gmail.folders_holding(leftover), std::vector<std::string>{});
     EXPECT_EQ(events_.removed, (std::map<std::string, int>{{"gmail", 1}}));
     EXPECT_EQ(gmail.folders_holding(theirs + "\r\n"),
@@ -928,7 +937,8 @@ TEST_P(GmailCleanup, NothingIsLeftInAnyFolderAndNothingElseIsTouched) {
     EXPECT_EQ(gmail.folders_holding(archived), std::vector<std::string>{gmail.all_mail()});
     EXPECT_EQ(gmail.messages(), 4u) << testing::PrintToString(gmail.received_lines());
     // The run's transcript shows the removal, the trash part included.
-    EXPECT_NE(transcript.to_text().find("UID EXPUNGE"), std::string::npos) << transcript.to_text();
+    EXPECT_NE(waiting.transcript.to_text().find("UID EXPUNGE"), std::string::npos)
+        << waiting.transcript.to_text();
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -958,30 +968,20 @@ TEST_F(TrackerTest, ABounceFolderThatIsTheJunkFolderIsWatchedOnce) {
     const std::string token = make_token(kSecret, std::chrono::system_clock::now() + 1h);
     watcher->expect(token, "gmail target");
     gmail.deliver(probe_message(token), gmail.spam());
-    WaitResult result;
-    bool waited = false;
-    StopSignal stop;
-    Transcript transcript;
-    asio::co_spawn(
-        io_,
-        [&]() -> asio::awaitable<void> {
-            result = co_await watcher->wait(token, std::chrono::steady_clock::now() + 5s, stop,
-                                            transcript);
-            waited = true;
-        },
-        asio::detached);
+    Waiting waiting;
+    wait_in_background(watcher, token, waiting);
     // Both sessions would start together, when the mailbox's session has listed the folders;
     // the second would have selected the folder well within the grace after the arrival.
     std::optional<std::chrono::steady_clock::time_point> grace_end;
     run_until(
         [&] {
-            if (!waited) return false;
+            if (!waiting.done) return false;
             if (!grace_end) grace_end = std::chrono::steady_clock::now() + 300ms;
             return std::chrono::steady_clock::now() >= *grace_end;
         },
         {watcher});
-    EXPECT_EQ(result.kind, WaitResult::Kind::arrived);
-    EXPECT_TRUE(result.arrival.junk);
+    EXPECT_EQ(waiting.result.kind, WaitResult::Kind::arrived);
+    EXPECT_TRUE(waiting.result.arrival.junk);
     const auto lines = gmail.received_lines();
     const auto spam_selects = std::count_if(lines.begin(), lines.end(), [&](const auto& line) {
         return line.find("SELECT \"" + gmail.spam() + "\"") != std::string::npos;

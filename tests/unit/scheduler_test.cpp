@@ -403,15 +403,21 @@ TEST_F(SchedulerTest, AnUnresolvedInstanceFailsItsRunsWithItsReason) {
               "nomx.example.net: no MX record (NODATA from 192.0.2.53:53)");
 }
 
+// The instance of an `mx` target (interval 100 s) whose domain has no MX host to probe: each
+// run fails with `dns` and `detail`.
+std::shared_ptr<CompiledTarget> stand_in(const std::string& name, const std::string& detail) {
+    TargetConfig config = target(name, "instant", 100s)->config;
+    config.host.clear();
+    config.mx = "example.net";
+    auto made = std::make_shared<CompiledTarget>(config);
+    made->unresolved = Failure(FailureReason::dns, detail);
+    return made;
+}
+
 // It stands in for an `mx` target's hosts when the domain has none to probe: its first run does
 // not wait for a random point of the interval, which would leave the outage without a value.
 TEST_F(SchedulerTest, AnUnresolvedInstanceRunsAtOnce) {
-    TargetConfig config = target("nomx", "instant", 100s)->config;
-    config.host.clear();
-    config.mx = "nomx.example.net";
-    auto unresolved = std::make_shared<CompiledTarget>(config);
-    unresolved->unresolved = Failure(FailureReason::dns, "NXDOMAIN from 192.0.2.53:53");
-    scheduler_.apply({unresolved});
+    scheduler_.apply({stand_in("nomx", "NXDOMAIN from 192.0.2.53:53")});
     io_.run_for(50ms);
     EXPECT_EQ(value_of(metrics_.serialize(),
                        R"(mailcanary_probe_success{probe="instant",target="nomx"})"),
@@ -422,17 +428,14 @@ TEST_F(SchedulerTest, AnUnresolvedInstanceRunsAtOnce) {
 // run at once too: the target's outage keeps a value, so a firing alert neither resolves nor
 // starts its `for:` over. A host that replaces no failing instance keeps its place.
 TEST_F(SchedulerTest, AnInstanceTakingOverFromAFailingOneRunsAtOnce) {
-    TargetConfig config = target("domain", "instant", 100s)->config;
-    config.host.clear();
-    config.mx = "example.net";
-    auto stand_in = std::make_shared<CompiledTarget>(config);
-    stand_in->unresolved = Failure(FailureReason::dns, "SERVFAIL from 192.0.2.53:53");
-    scheduler_.apply({stand_in});
+    const auto failing = stand_in("domain", "SERVFAIL from 192.0.2.53:53");
+    scheduler_.apply({failing});
     io_.run_for(50ms);
     ASSERT_EQ(value_of(metrics_.serialize(),
                        R"(mailcanary_probe_success{probe="instant",target="domain"})"),
               0);
 
+    TargetConfig config = failing->config;
     config.host = "127.0.0.1";
     config.instance_labels = {{"mx_host", "mx1.example.net"}};
     scheduler_.apply({std::make_shared<CompiledTarget>(config)});
